@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* Every map of the data path: what it holds and who writes it. All are
+ * pinned by name under the agent's --pin-dir with BTF, so bpftool decodes
+ * them. Layouts live in include/aether/abi.h. */
+#ifndef AETHER_BPF_MAPS_H
+#define AETHER_BPF_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "aether/abi.h"
+
+/* Schema version, generation, config hash, attach status. Agent writes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct aeth_meta);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aeth_meta SEC(".maps");
+
+/* Node addresses, MTU, insert budget, hash seed. Agent writes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct aeth_node);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aeth_node SEC(".maps");
+
+/* VIP address -> number of services on it. Agent writes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, AETH_MAX_SERVICES);
+	__type(key, struct aeth_vip_key);
+	__type(value, __u32);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aeth_vip SEC(".maps");
+
+/* (VIP, port, proto) -> service. Agent writes; one update publishes a
+ * service's new table and ACL slots together. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, AETH_MAX_SERVICES);
+	__type(key, struct aeth_svc_key);
+	__type(value, struct aeth_svc);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aeth_svc SEC(".maps");
+
+/* Service id -> names and settings for people. Agent writes; the data path
+ * never reads it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, AETH_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct aeth_svcinfo);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aeth_svcinfo SEC(".maps");
+
+/* Backend id -> address and state. Agent writes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, AETH_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct aeth_backend);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aeth_backend SEC(".maps");
+
+/* Inner Maglev table: slot -> backend id. Sized per service by the agent
+ * (BPF_F_INNER_MAP lets inner arrays differ in size). */
+struct aeth_maglev_inner {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_INNER_MAP);
+	__type(key, __u32);
+	__type(value, __u32);
+};
+
+/* Slot (svc.maglev_slot) -> Maglev table. Agent writes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, AETH_MAX_SLOTS);
+	__type(key, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, struct aeth_maglev_inner);
+} aeth_maglev SEC(".maps");
+
+/* Inner authorized-networks trie of one service (both families). */
+struct aeth_acl_inner {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, AETH_MAX_ACL_CIDRS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	/* sizes, not BTF types: clang emits only a forward declaration for a
+	 * struct reached through the outer map's inner pointer */
+	__uint(key_size, sizeof(struct aeth_acl_key));
+	__uint(value_size, sizeof(__u32));
+};
+
+/* Slot (svc.acl_slot) -> authorized networks. Agent writes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, AETH_MAX_SLOTS);
+	__type(key, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, struct aeth_acl_inner);
+} aeth_acl SEC(".maps");
+
+/* Connection table: flow -> backend. Data path writes; the agent sizes it
+ * (conntrack.max_entries) and may delete entries. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, AETH_DEFAULT_CT_ENTRIES);
+	__type(key, struct aeth_flow);
+	__type(value, struct aeth_ct_entry);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aeth_ct SEC(".maps");
+
+/* Per-CPU conntrack insert budget window. Data path writes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct aeth_ct_budget);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aeth_ct_budget SEC(".maps");
+
+/* Per-source new-connection limiter, shared by all CPUs. Data path writes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct aeth_rl_src_key);
+	__type(value, struct aeth_rl_src_state);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aeth_rl_src SEC(".maps");
+
+/* Per-service new-connection cap. Data path writes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, AETH_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct aeth_rl_svc_state);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aeth_rl_svc SEC(".maps");
+
+/* Counters. Data path writes, everyone sums over CPUs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, AETH_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct aeth_svc_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aeth_svc_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, AETH_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct aeth_be_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aeth_be_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct aeth_global_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aeth_global SEC(".maps");
+
+#endif /* AETHER_BPF_MAPS_H */

@@ -1,0 +1,290 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* What crosses between the XDP data path and userspace: map keys and values,
+ * reason codes, limits and the schema version. Fixed-width kernel types only,
+ * no libc, so the BPF object and the agent/CLI compile the same layout. */
+#ifndef AETHER_ABI_H
+#define AETHER_ABI_H
+
+#include <linux/types.h>
+
+/* Bump on any change to a pinned struct or map definition. The agent refuses
+ * (or migrates) pinned maps whose aeth_meta.schema_version differs. */
+#define AETH_SCHEMA_VERSION 1
+
+/* Limits. Outer map sizes are fixed at load; inner maps are sized per use. */
+#define AETH_MAX_SERVICES 4096
+#define AETH_MAX_BACKENDS 16384
+#define AETH_MAX_TABLE_SIZE 65537	/* largest supported Maglev table */
+#define AETH_MAX_ACL_CIDRS 65536	/* per service */
+#define AETH_MAX_INTERFACES 8
+#define AETH_NAME_LEN 64
+#define AETH_IFNAME_LEN 16
+#define AETH_DEFAULT_CT_ENTRIES 1048576
+#define AETH_DEFAULT_CT_INSERT_RATE 50000 /* per CPU per second */
+
+/* Two outer slots per service for the Maglev table and the ACL: the agent
+ * fills the inactive slot, then flips the service entry to it in one update. */
+#define AETH_SLOTS_PER_SERVICE 2
+#define AETH_MAX_SLOTS (AETH_MAX_SERVICES * AETH_SLOTS_PER_SERVICE)
+
+/* A Maglev slot naming no backend. */
+#define AETH_NO_BACKEND 0xffffffffu
+
+/* Pinned map names (also the BPF map names: at most 15 characters). */
+#define AETH_MAP_META "aeth_meta"
+#define AETH_MAP_NODE "aeth_node"
+#define AETH_MAP_VIP "aeth_vip"
+#define AETH_MAP_SVC "aeth_svc"
+#define AETH_MAP_SVCINFO "aeth_svcinfo"
+#define AETH_MAP_BACKEND "aeth_backend"
+#define AETH_MAP_MAGLEV "aeth_maglev"
+#define AETH_MAP_ACL "aeth_acl"
+#define AETH_MAP_CT "aeth_ct"
+#define AETH_MAP_CT_BUDGET "aeth_ct_budget"
+#define AETH_MAP_RL_SRC "aeth_rl_src"
+#define AETH_MAP_RL_SVC "aeth_rl_svc"
+#define AETH_MAP_SVC_STATS "aeth_svc_stats"
+#define AETH_MAP_BE_STATS "aeth_be_stats"
+#define AETH_MAP_GLOBAL "aeth_global"
+
+#define AETH_PROG_NAME "aether_lb"	/* SEC("xdp") entry point */
+
+/* Drop and pass reasons (SPEC.md section 6). Order is ABI. */
+enum aeth_reason {
+	AETH_R_NOT_AUTHORIZED = 0,
+	AETH_R_RATE_LIMITED,
+	AETH_R_SERVICE_RATE_LIMITED,
+	AETH_R_NO_BACKEND,
+	AETH_R_UNCONFIGURED_PORT,
+	AETH_R_MALFORMED,
+	AETH_R_FRAGMENT,
+	AETH_R_DECAP_INVALID,
+	AETH_R_MTU_EXCEEDED,
+	AETH_R_NO_ROUTE,
+	AETH_R_MAX,
+};
+
+/* Things that happen without a drop, counted globally. Order is ABI. */
+enum aeth_event {
+	AETH_EV_PASS_NOT_SERVICE = 0, /* not a VIP and not for decap: XDP_PASS */
+	AETH_EV_TX,		/* encapsulated, XDP_TX */
+	AETH_EV_REDIRECT,	/* encapsulated, redirected to another NIC */
+	AETH_EV_TO_STACK_NO_NEIGH, /* encapsulated, no neighbour: XDP_PASS */
+	AETH_EV_TO_STACK_FRAG,	/* encapsulated, too big without DF: the stack fragments */
+	AETH_EV_DECAP,		/* valid tunnel packet stripped, XDP_PASS */
+	AETH_EV_CT_HIT,
+	AETH_EV_CT_MISS,
+	AETH_EV_CT_INSERT,
+	AETH_EV_CT_INSERT_SKIPPED, /* new flow not recorded: insert budget spent */
+	AETH_EV_CT_RESELECT,	/* entry named a removed backend: re-selected */
+	AETH_EV_ICMP_TOO_BIG_SENT, /* frag-needed / packet-too-big answered */
+	AETH_EV_ICMP_STEERED,	/* ICMP error forwarded to its flow's backend */
+	AETH_EV_MAX,
+};
+
+#define AETH_AF_INET 2
+#define AETH_AF_INET6 10
+
+/* An address of either family; IPv4 lives in v4 with the rest zero. */
+union aeth_addr {
+	__be32 v4;
+	__be32 v6[4];
+	__u8 bytes[16];
+};
+
+/* aeth_meta[0]: written by the agent only. */
+struct aeth_iface_status {
+	__u32 ifindex;
+	__u32 mode;		/* enum aeth_xdp_mode obtained */
+	__u32 prog_id;
+	__u32 pad;
+	char name[AETH_IFNAME_LEN];
+};
+
+enum aeth_xdp_mode {
+	AETH_XDP_MODE_NONE = 0,
+	AETH_XDP_MODE_NATIVE,
+	AETH_XDP_MODE_GENERIC,
+	AETH_XDP_MODE_AUTO,	/* requested only */
+};
+
+struct aeth_meta {
+	__u32 schema_version;
+	__u32 n_interfaces;
+	__u64 generation;	/* applied config generation */
+	__u64 applied_unix_ns;	/* wall clock of the last successful apply */
+	__u8 config_hash[32];	/* SHA-256 of the applied document text */
+	struct aeth_iface_status ifaces[AETH_MAX_INTERFACES];
+};
+
+/* aeth_node[0]: node settings the data path reads. Written by the agent. */
+#define AETH_NODE_F_V4 (1u << 0)	/* v4 is set */
+#define AETH_NODE_F_V6 (1u << 1)	/* v6 is set */
+struct aeth_node {
+	__be32 v4;
+	__be32 v6[4];
+	__u32 flags;
+	__u32 mtu;		/* largest encapsulated packet, L3 bytes */
+	__u32 ct_insert_rate;	/* conntrack inserts per second per CPU; 0 = no cap */
+	__u32 hash_seed[4];	/* maglev.seed, the flow hash key */
+};
+
+/* aeth_vip: every address that is some service's VIP -> number of services
+ * on it. A miss means "not ours": XDP_PASS untouched. */
+struct aeth_vip_key {
+	union aeth_addr addr;
+	__u8 family;
+	__u8 pad[3];
+};
+
+/* aeth_svc: (vip, port, proto) -> service. port 0 is the wildcard. */
+struct aeth_svc_key {
+	union aeth_addr vip;
+	__be16 port;
+	__u8 proto;		/* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 family;
+};
+
+#define AETH_SVC_F_ACL (1u << 0)	/* authorized networks enforced */
+
+struct aeth_svc {
+	__u32 id;		/* index into aeth_svcinfo, stats, rl_svc */
+	__u32 flags;
+	__u32 maglev_slot;	/* index into aeth_maglev */
+	__u32 table_size;	/* entries in that table; 0 = no backend */
+	__u32 acl_slot;		/* index into aeth_acl (when AETH_SVC_F_ACL) */
+	__u8 src_prefix_v4;	/* per-source limiter granularity */
+	__u8 src_prefix_v6;
+	__u16 pad;
+	/* GCRA parameters; interval 0 disables that limiter. */
+	__u64 src_interval_ns;	/* 1e9 / new_connections_per_second */
+	__u64 src_tolerance_ns;	/* (burst - 1) * src_interval_ns */
+	__u64 svc_interval_ns;	/* 1e9 / service_new_connections_per_second */
+	__u64 svc_tolerance_ns;
+};
+
+/* aeth_svcinfo[id]: what people and aetherctl read. Written by the agent. */
+#define AETH_SVCINFO_F_IN_USE (1u << 0)
+struct aeth_svcinfo {
+	char name[AETH_NAME_LEN];
+	union aeth_addr vip;
+	__u8 family;
+	__u8 proto;
+	__be16 port;
+	__u32 flags;
+	__u32 table_size;
+	__u32 acl_enabled;
+	__u32 acl_cidrs;
+	__u32 n_backends;
+	__u32 rl_per_source;	/* new connections per second, 0 = off */
+	__u32 rl_burst;
+	__u32 rl_per_service;	/* 0 = off */
+	__u8 rl_prefix_v4;
+	__u8 rl_prefix_v6;
+	__u16 pad;
+};
+
+/* aeth_backend[id]: backend ids are stable across updates. */
+#define AETH_BE_F_IN_USE (1u << 0)	/* clear: removed, re-select its flows */
+#define AETH_BE_F_DRAINING (1u << 1)	/* not in tables; keeps its flows */
+#define AETH_BE_F_UNHEALTHY (1u << 2)	/* health check failing; not in tables */
+struct aeth_backend {
+	union aeth_addr addr;
+	__u8 family;
+	__u8 pad;
+	__u16 weight;
+	__u32 flags;
+	__u32 svc_id;
+};
+
+/* aeth_ct: flow -> backend (LRU). Written by the data path. */
+struct aeth_flow {
+	union aeth_addr src;
+	union aeth_addr dst;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 family;
+	__u8 pad[2];
+};
+
+struct aeth_ct_entry {
+	__u32 backend_id;
+	__u32 svc_id;
+	__u64 created_ns;	/* bpf_ktime_get_coarse_ns() at insert */
+};
+
+/* aeth_ct_budget[0] (per CPU): inserts in the current one-second window. */
+struct aeth_ct_budget {
+	__u64 window_start_ns;
+	__u64 inserts;
+};
+
+/* aeth_acl inner LPM trie key: IPv4 is stored as ::ffff:a.b.c.d with
+ * prefixlen + 96, so both families share one trie and one lookup. */
+struct aeth_acl_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+/* aeth_rl_src: (service, source prefix) -> GCRA state (LRU, shared). */
+struct aeth_rl_src_key {
+	__u32 svc_id;
+	__u8 family;
+	__u8 pad[3];
+	union aeth_addr prefix;	/* source masked to the service's prefix */
+};
+
+struct aeth_rl_src_state {
+	__u64 tat_ns;		/* theoretical arrival time (GCRA), CAS-updated */
+	__u64 admitted;
+	__u64 dropped;
+};
+
+/* aeth_rl_svc[id]: per-service cap state. */
+struct aeth_rl_svc_state {
+	__u64 tat_ns;
+	__u64 dropped;
+};
+
+/* aeth_svc_stats[id] (per CPU). */
+struct aeth_svc_stats {
+	__u64 packets;		/* forwarded to a backend */
+	__u64 bytes;
+	__u64 new_flows;
+	__u64 drops[AETH_R_MAX];
+};
+
+/* aeth_be_stats[id] (per CPU). */
+struct aeth_be_stats {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* aeth_global[0] (per CPU). */
+struct aeth_global_stats {
+	__u64 reasons[AETH_R_MAX];
+	__u64 events[AETH_EV_MAX];
+};
+
+_Static_assert(sizeof(union aeth_addr) == 16, "aeth_addr");
+_Static_assert(sizeof(struct aeth_iface_status) == 32, "aeth_iface_status");
+_Static_assert(sizeof(struct aeth_meta) == 56 + 32 * AETH_MAX_INTERFACES, "aeth_meta");
+_Static_assert(sizeof(struct aeth_node) == 48, "aeth_node");
+_Static_assert(sizeof(struct aeth_vip_key) == 20, "aeth_vip_key");
+_Static_assert(sizeof(struct aeth_svc_key) == 20, "aeth_svc_key");
+_Static_assert(sizeof(struct aeth_svc) == 56, "aeth_svc");
+_Static_assert(sizeof(struct aeth_svcinfo) == 120, "aeth_svcinfo");
+_Static_assert(sizeof(struct aeth_backend) == 28, "aeth_backend");
+_Static_assert(sizeof(struct aeth_flow) == 40, "aeth_flow");
+_Static_assert(sizeof(struct aeth_ct_entry) == 16, "aeth_ct_entry");
+_Static_assert(sizeof(struct aeth_ct_budget) == 16, "aeth_ct_budget");
+_Static_assert(sizeof(struct aeth_acl_key) == 20, "aeth_acl_key");
+_Static_assert(sizeof(struct aeth_rl_src_key) == 24, "aeth_rl_src_key");
+_Static_assert(sizeof(struct aeth_rl_src_state) == 24, "aeth_rl_src_state");
+_Static_assert(sizeof(struct aeth_rl_svc_state) == 16, "aeth_rl_svc_state");
+_Static_assert(sizeof(struct aeth_svc_stats) == 8 * (3 + AETH_R_MAX), "aeth_svc_stats");
+_Static_assert(sizeof(struct aeth_be_stats) == 16, "aeth_be_stats");
+_Static_assert(sizeof(struct aeth_global_stats) == 8 * (AETH_R_MAX + AETH_EV_MAX), "aeth_global_stats");
+
+#endif /* AETHER_ABI_H */

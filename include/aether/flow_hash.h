@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* The seeded flow hash that indexes Maglev tables. Shared verbatim by the data
+ * path and by aetherctl explain, so both pick the same backend. */
+#ifndef AETHER_FLOW_HASH_H
+#define AETHER_FLOW_HASH_H
+
+#include "abi.h"
+
+static inline __u32 aeth_rotl32(__u32 x, int r)
+{
+	return (x << r) | (x >> (32 - r));
+}
+
+/* One murmur3 mixing round. */
+static inline __u32 aeth_hash_round(__u32 h, __u32 k)
+{
+	k *= 0xcc9e2d51u;
+	k = aeth_rotl32(k, 15);
+	k *= 0x1b873593u;
+	h ^= k;
+	h = aeth_rotl32(h, 13);
+	return h * 5 + 0xe6546b64u;
+}
+
+static inline __u32 aeth_hash_final(__u32 h)
+{
+	h ^= h >> 16;
+	h *= 0x85ebca6bu;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35u;
+	h ^= h >> 16;
+	return h;
+}
+
+/* Hash of (src, dst, sport, dport, proto) keyed by the cluster seed. The
+ * words are read in network byte order as stored, so the result does not
+ * depend on the host's endianness beyond the load itself (x86 and BPF on x86
+ * agree). */
+static inline __u32 aeth_flow_hash(const struct aeth_flow *f, const __u32 seed[4])
+{
+	__u32 h = seed[0] ^ seed[2];
+
+	h = aeth_hash_round(h, f->src.v6[0] ^ seed[1]);
+	h = aeth_hash_round(h, f->src.v6[1]);
+	h = aeth_hash_round(h, f->src.v6[2]);
+	h = aeth_hash_round(h, f->src.v6[3] ^ seed[3]);
+	h = aeth_hash_round(h, f->dst.v6[0]);
+	h = aeth_hash_round(h, f->dst.v6[1]);
+	h = aeth_hash_round(h, f->dst.v6[2]);
+	h = aeth_hash_round(h, f->dst.v6[3]);
+	h = aeth_hash_round(h, ((__u32)f->sport << 16) | f->dport);
+	h = aeth_hash_round(h, ((__u32)f->proto << 8) | f->family);
+	return aeth_hash_final(h ^ 40);
+}
+
+#endif /* AETHER_FLOW_HASH_H */
