@@ -1,0 +1,33 @@
+/* The operators' HTTP listener: /metrics (Prometheus text), /healthz, /readyz. */
+#ifndef AETHER_METRICS_H
+#define AETHER_METRICS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct event_base;
+struct aeth_map_fds;
+
+/* What the metrics listener reads of the agent besides the maps. The agent
+ * owns it and updates the fields in place (single-threaded event loop). */
+struct aeth_agent_status {
+	uint64_t generation;		/* aether_config_generation */
+	uint64_t apply_ok;		/* aether_config_apply_total{result="ok"} */
+	uint64_t apply_rejected;	/* {result="rejected"}: invalid document */
+	uint64_t apply_failed;		/* {result="failed"}: valid, but the maps refused */
+	bool config_applied;		/* a first document is live */
+	bool attached;			/* the program is on every interface */
+};
+
+struct aeth_metrics;
+
+/* Listen on addr ("HOST:PORT", IPv6 as "[::1]:9464"). Counters and labels
+ * come from the maps (service names from aeth_svcinfo, backend addresses and
+ * health from aeth_backend) summed over CPUs at each scrape. NULL with errno
+ * set on failure. */
+struct aeth_metrics *aeth_metrics_start(struct event_base *base, const char *addr,
+					const struct aeth_map_fds *maps,
+					const struct aeth_agent_status *status);
+void aeth_metrics_stop(struct aeth_metrics *m);
+
+#endif /* AETHER_METRICS_H */

@@ -1,0 +1,31 @@
+/* Opening the pinned maps of one pin directory, as the agent and aetherctl
+ * both do, with the schema version checked. */
+#ifndef AETHER_PINNED_H
+#define AETHER_PINNED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One fd per pinned map (-1 when not open). Names: include/aether/abi.h. */
+struct aeth_map_fds {
+	int meta, node, vip, svc, svcinfo, backend, maglev, acl, ct, ct_budget,
+	    rl_src, rl_svc, svc_stats, be_stats, global;
+};
+
+/* Open every map pinned under pin_dir read-write and check that aeth_meta's
+ * schema_version is AETH_SCHEMA_VERSION. On failure returns a negative errno,
+ * closes what it opened, and writes one clear line into err ("no aether-lb
+ * state under /x: ...", "schema version 3 is not supported (this build
+ * knows 1)"). */
+int aeth_pinned_open(const char *pin_dir, struct aeth_map_fds *fds, char *err,
+		     size_t errlen);
+void aeth_pinned_close(struct aeth_map_fds *fds);
+
+/* Number of possible CPUs, the per-CPU value stride is round_up(size, 8). */
+int aeth_ncpus(void);
+
+/* Sum a per-CPU array value made of u64 counters (size a multiple of 8) into
+ * out. Returns 0 or a negative errno. */
+int aeth_percpu_sum_u64(int map_fd, uint32_t key, void *out, size_t size);
+
+#endif /* AETHER_PINNED_H */
