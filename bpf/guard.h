@@ -5,26 +5,212 @@
 #ifndef AETHER_BPF_GUARD_H
 #define AETHER_BPF_GUARD_H
 
+#include <stdbool.h>
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
 #include "aether/abi.h"
 #include "maps.h"
+
+/* Attempts at a contended compare-and-swap before giving up. Losing every
+ * attempt means other CPUs are admitting connections from the same bucket
+ * right now, so refusing is the conservative answer. */
+#define GUARD_CAS_TRIES 8
+
+/* The trie key of a host address: IPv4 as ::ffff:a.b.c.d (prefix 128 either
+ * way, the agent stores IPv4 prefixes as prefixlen + 96). */
+static __always_inline void guard_acl_host_key(struct aeth_acl_key *key,
+					       const struct aeth_flow *flow)
+{
+	__be32 *w = (__be32 *)key->addr;
+
+	key->prefixlen = 128;
+	if (flow->family == AETH_AF_INET) {
+		w[0] = 0;
+		w[1] = 0;
+		w[2] = bpf_htonl(0x0000ffff);
+		w[3] = flow->src.v4;
+	} else {
+		w[0] = flow->src.v6[0];
+		w[1] = flow->src.v6[1];
+		w[2] = flow->src.v6[2];
+		w[3] = flow->src.v6[3];
+	}
+}
 
 /* True when flow->src may reach svc (always when the ACL is off). */
 static __always_inline bool guard_source_authorized(const struct aeth_svc *svc,
 						    const struct aeth_flow *flow)
 {
-	return true;
+	struct aeth_acl_key key;
+	__u32 slot;
+	void *trie;
+
+	if (!(svc->flags & AETH_SVC_F_ACL))
+		return true;
+	/* svc is this packet's snapshot of the service entry: the agent
+	 * replaces the whole entry to flip slots, so the slot read here and
+	 * the trie behind it belong to one list, old or new, never a mix. */
+	slot = svc->acl_slot;
+	trie = bpf_map_lookup_elem(&aeth_acl, &slot);
+	if (!trie)
+		return false;	/* enabled without a list: fail closed */
+	guard_acl_host_key(&key, flow);
+	return bpf_map_lookup_elem(trie, &key) != NULL;
+}
+
+/* Top `bits` bits of a 32-bit word, in network order (bits 0..32). */
+static __always_inline __be32 guard_mask32(__u32 bits)
+{
+	if (bits > 32)
+		bits = 32;
+	return bpf_htonl((__u32)(0xffffffff00000000ULL >> bits));
+}
+
+/* bits of word i (0..3) of a 128-bit prefix of length plen. */
+static __always_inline __u32 guard_word_bits(__u32 plen, __u32 i)
+{
+	if (plen <= 32 * i)
+		return 0;
+	return plen - 32 * i;
+}
+
+static __always_inline void guard_src_key(struct aeth_rl_src_key *key,
+					  const struct aeth_svc *svc,
+					  const struct aeth_flow *flow)
+{
+	__u32 p;
+
+	__builtin_memset(key, 0, sizeof(*key));
+	key->svc_id = svc->id;
+	key->family = flow->family;
+	if (flow->family == AETH_AF_INET) {
+		key->prefix.v4 = flow->src.v4 & guard_mask32(svc->src_prefix_v4);
+		return;
+	}
+	p = svc->src_prefix_v6;
+	key->prefix.v6[0] = flow->src.v6[0] & guard_mask32(guard_word_bits(p, 0));
+	key->prefix.v6[1] = flow->src.v6[1] & guard_mask32(guard_word_bits(p, 1));
+	key->prefix.v6[2] = flow->src.v6[2] & guard_mask32(guard_word_bits(p, 2));
+	key->prefix.v6[3] = flow->src.v6[3] & guard_mask32(guard_word_bits(p, 3));
+}
+
+/* GCRA: a request at now conforms when tat <= now + tolerance; it then moves
+ * tat to max(tat, now) + interval. A fresh bucket (tat <= now) therefore
+ * admits tolerance / interval + 1 = burst requests back to back, then one
+ * per interval. */
+static __always_inline bool guard_gcra_conforms(__u64 tat, __u64 now,
+						__u64 tolerance)
+{
+	return tat <= now + tolerance;
+}
+
+/* Charge one request to the bucket at *tat. True when it conformed and was
+ * charged. Shared by all CPUs, so the update is a compare-and-swap. */
+static __always_inline bool guard_gcra_charge(__u64 *tat, __u64 now,
+					      __u64 interval, __u64 tolerance)
+{
+	__u64 old, base;
+	int i;
+
+	for (i = 0; i < GUARD_CAS_TRIES; i++) {
+		old = *(volatile __u64 *)tat;
+		if (!guard_gcra_conforms(old, now, tolerance))
+			return false;
+		base = old > now ? old : now;
+		if (__sync_val_compare_and_swap(tat, old, base + interval) == old)
+			return true;
+	}
+	return false;
+}
+
+/* The per-source bucket: charge it, creating it on a source's first new
+ * connection. Returns true when the source may open this connection. */
+static __always_inline bool guard_charge_source(const struct aeth_rl_src_key *key,
+						const struct aeth_svc *svc,
+						__u64 now)
+{
+	struct aeth_rl_src_state *st, init = {};
+
+	st = bpf_map_lookup_elem(&aeth_rl_src, key);
+	if (!st) {
+		/* A new bucket holds this connection's charge from birth. */
+		init.tat_ns = now + svc->src_interval_ns;
+		init.admitted = 1;
+		if (bpf_map_update_elem(&aeth_rl_src, key, &init, BPF_NOEXIST) == 0)
+			return true;
+		/* another CPU created it meanwhile: charge that one */
+		st = bpf_map_lookup_elem(&aeth_rl_src, key);
+		if (!st)
+			return true;	/* evicted at once: nothing to hold */
+	}
+	if (guard_gcra_charge(&st->tat_ns, now, svc->src_interval_ns,
+			      svc->src_tolerance_ns)) {
+		__sync_fetch_and_add(&st->admitted, 1);
+		return true;
+	}
+	__sync_fetch_and_add(&st->dropped, 1);
+	return false;
+}
+
+/* Give back a per-source charge whose connection the service cap refused
+ * after all (another CPU took the service's last token meanwhile). */
+static __always_inline void guard_refund_source(const struct aeth_rl_src_key *key,
+						const struct aeth_svc *svc)
+{
+	struct aeth_rl_src_state *st;
+
+	st = bpf_map_lookup_elem(&aeth_rl_src, key);
+	if (!st)
+		return;
+	__sync_fetch_and_add(&st->tat_ns, -svc->src_interval_ns);
+	__sync_fetch_and_add(&st->admitted, -1ULL);
 }
 
 /* Charge a new connection (TCP SYN without ACK, or a UDP packet with no
  * connection entry) against the service's limiters. Returns -1 when admitted,
  * else the aeth_reason to drop with (AETH_R_RATE_LIMITED or
- * AETH_R_SERVICE_RATE_LIMITED). now_ns is bpf_ktime_get_ns(). */
+ * AETH_R_SERVICE_RATE_LIMITED). now_ns is bpf_ktime_get_ns().
+ *
+ * Order: (1) peek the service bucket and drop if it is exhausted, so a
+ * spoofed flood costs one array read per packet and never inserts a
+ * per-source entry; (2) charge the source's bucket, so an abusive source is
+ * refused by its own limit without spending the service's budget; (3) charge
+ * the service bucket, giving the source's charge back if another CPU took
+ * the last of the budget between (1) and (3). */
 static __always_inline int guard_admit_new_connection(const struct aeth_svc *svc,
 						      const struct aeth_flow *flow,
 						      __u64 now_ns)
 {
+	struct aeth_rl_svc_state *svc_st = NULL;
+	struct aeth_rl_src_key key;
+	bool src_limited = svc->src_interval_ns != 0;
+	__u32 id = svc->id;
+
+	if (svc->svc_interval_ns) {
+		svc_st = bpf_map_lookup_elem(&aeth_rl_svc, &id);
+		if (svc_st &&
+		    !guard_gcra_conforms(*(volatile __u64 *)&svc_st->tat_ns,
+					 now_ns, svc->svc_tolerance_ns)) {
+			__sync_fetch_and_add(&svc_st->dropped, 1);
+			return AETH_R_SERVICE_RATE_LIMITED;
+		}
+	}
+
+	if (src_limited) {
+		guard_src_key(&key, svc, flow);
+		if (!guard_charge_source(&key, svc, now_ns))
+			return AETH_R_RATE_LIMITED;
+	}
+
+	if (svc_st && !guard_gcra_charge(&svc_st->tat_ns, now_ns,
+					 svc->svc_interval_ns,
+					 svc->svc_tolerance_ns)) {
+		__sync_fetch_and_add(&svc_st->dropped, 1);
+		if (src_limited)
+			guard_refund_source(&key, svc);
+		return AETH_R_SERVICE_RATE_LIMITED;
+	}
 	return -1;
 }
 
