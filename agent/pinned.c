@@ -1,1 +1,219 @@
-/* placeholder: pinned */
+/* Opening the pinned maps of one pin directory, with the schema version and
+ * every map's shape checked before anyone reads or writes them. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/bpf.h>
+
+#include "aether/abi.h"
+#include "pinned.h"
+
+/* What each pinned map must look like: libbpf reuses a pinned map whose
+ * sizes match, so a map of another layout must be caught here. */
+struct pinned_map_spec {
+	const char *name;
+	size_t fd_offset;
+	__u32 type;
+	__u32 key_size;
+	__u32 value_size;
+};
+
+#define PINNED_MAP(fld, nm, t, k, v)                                         \
+	{ .name = nm, .fd_offset = offsetof(struct aeth_map_fds, fld),       \
+	  .type = t, .key_size = k, .value_size = v }
+
+static const struct pinned_map_spec pinned_maps[] = {
+	PINNED_MAP(meta, AETH_MAP_META, BPF_MAP_TYPE_ARRAY, 4,
+		   sizeof(struct aeth_meta)),
+	PINNED_MAP(node, AETH_MAP_NODE, BPF_MAP_TYPE_ARRAY, 4,
+		   sizeof(struct aeth_node)),
+	PINNED_MAP(vip, AETH_MAP_VIP, BPF_MAP_TYPE_HASH,
+		   sizeof(struct aeth_vip_key), 4),
+	PINNED_MAP(svc, AETH_MAP_SVC, BPF_MAP_TYPE_HASH,
+		   sizeof(struct aeth_svc_key), sizeof(struct aeth_svc)),
+	PINNED_MAP(svcinfo, AETH_MAP_SVCINFO, BPF_MAP_TYPE_ARRAY, 4,
+		   sizeof(struct aeth_svcinfo)),
+	PINNED_MAP(backend, AETH_MAP_BACKEND, BPF_MAP_TYPE_ARRAY, 4,
+		   sizeof(struct aeth_backend)),
+	PINNED_MAP(maglev, AETH_MAP_MAGLEV, BPF_MAP_TYPE_ARRAY_OF_MAPS, 4, 4),
+	PINNED_MAP(acl, AETH_MAP_ACL, BPF_MAP_TYPE_ARRAY_OF_MAPS, 4, 4),
+	PINNED_MAP(ct, AETH_MAP_CT, BPF_MAP_TYPE_LRU_HASH,
+		   sizeof(struct aeth_flow), sizeof(struct aeth_ct_entry)),
+	PINNED_MAP(ct_budget, AETH_MAP_CT_BUDGET, BPF_MAP_TYPE_PERCPU_ARRAY, 4,
+		   sizeof(struct aeth_ct_budget)),
+	PINNED_MAP(rl_src, AETH_MAP_RL_SRC, BPF_MAP_TYPE_LRU_HASH,
+		   sizeof(struct aeth_rl_src_key),
+		   sizeof(struct aeth_rl_src_state)),
+	PINNED_MAP(rl_svc, AETH_MAP_RL_SVC, BPF_MAP_TYPE_ARRAY, 4,
+		   sizeof(struct aeth_rl_svc_state)),
+	PINNED_MAP(svc_stats, AETH_MAP_SVC_STATS, BPF_MAP_TYPE_PERCPU_ARRAY, 4,
+		   sizeof(struct aeth_svc_stats)),
+	PINNED_MAP(be_stats, AETH_MAP_BE_STATS, BPF_MAP_TYPE_PERCPU_ARRAY, 4,
+		   sizeof(struct aeth_be_stats)),
+	PINNED_MAP(global, AETH_MAP_GLOBAL, BPF_MAP_TYPE_PERCPU_ARRAY, 4,
+		   sizeof(struct aeth_global_stats)),
+};
+
+#define N_PINNED_MAPS (sizeof(pinned_maps) / sizeof(pinned_maps[0]))
+
+static int *fd_slot(struct aeth_map_fds *fds, const struct pinned_map_spec *s)
+{
+	return (int *)((char *)fds + s->fd_offset);
+}
+
+static void fds_reset(struct aeth_map_fds *fds)
+{
+	for (size_t i = 0; i < N_PINNED_MAPS; i++)
+		*fd_slot(fds, &pinned_maps[i]) = -1;
+}
+
+void aeth_pinned_close(struct aeth_map_fds *fds)
+{
+	for (size_t i = 0; i < N_PINNED_MAPS; i++) {
+		int *fd = fd_slot(fds, &pinned_maps[i]);
+
+		if (*fd >= 0)
+			close(*fd);
+		*fd = -1;
+	}
+}
+
+static int check_shape(int fd, const struct pinned_map_spec *s, char *err,
+		       size_t errlen, const char *pin_dir)
+{
+	struct bpf_map_info info;
+	__u32 len = sizeof(info);
+
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
+		int e = errno;
+
+		snprintf(err, errlen, "%s/%s: cannot read map info: %s", pin_dir,
+			 s->name, strerror(e));
+		return -e;
+	}
+	if (info.type != s->type || info.key_size != s->key_size ||
+	    info.value_size != s->value_size) {
+		snprintf(err, errlen,
+			 "%s/%s has another layout (type %u, key %u, value %u "
+			 "bytes; this build expects type %u, key %u, value %u)",
+			 pin_dir, s->name, info.type, info.key_size,
+			 info.value_size, s->type, s->key_size, s->value_size);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+int aeth_pinned_open(const char *pin_dir, struct aeth_map_fds *fds, char *err,
+		     size_t errlen)
+{
+	struct aeth_meta meta;
+	char path[4096];
+	struct stat st;
+	__u32 key = 0;
+	int ret;
+
+	fds_reset(fds);
+	if (stat(pin_dir, &st)) {
+		ret = -errno;
+		snprintf(err, errlen, "no aether-lb state under %s: %s", pin_dir,
+			 strerror(-ret));
+		return ret;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "no aether-lb state under %s: not a directory",
+			 pin_dir);
+		return -ENOTDIR;
+	}
+
+	for (size_t i = 0; i < N_PINNED_MAPS; i++) {
+		const struct pinned_map_spec *s = &pinned_maps[i];
+		int fd;
+
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", pin_dir,
+				     s->name) >= sizeof(path)) {
+			snprintf(err, errlen, "pin directory path too long: %s",
+				 pin_dir);
+			ret = -ENAMETOOLONG;
+			goto fail;
+		}
+		fd = bpf_obj_get(path);
+		if (fd < 0) {
+			ret = -errno;
+			snprintf(err, errlen, "no aether-lb state under %s: %s: %s",
+				 pin_dir, s->name, strerror(-ret));
+			goto fail;
+		}
+		*fd_slot(fds, s) = fd;
+		ret = check_shape(fd, s, err, errlen, pin_dir);
+		if (ret)
+			goto fail;
+	}
+
+	memset(&meta, 0, sizeof(meta));
+	if (bpf_map_lookup_elem(fds->meta, &key, &meta)) {
+		ret = -errno;
+		snprintf(err, errlen, "%s/%s: cannot read: %s", pin_dir,
+			 AETH_MAP_META, strerror(-ret));
+		goto fail;
+	}
+	if (meta.schema_version != AETH_SCHEMA_VERSION) {
+		snprintf(err, errlen,
+			 "schema version %u under %s is not supported (this build "
+			 "knows %u)",
+			 meta.schema_version, pin_dir, AETH_SCHEMA_VERSION);
+		ret = -EPROTO;
+		goto fail;
+	}
+	return 0;
+
+fail:
+	aeth_pinned_close(fds);
+	return ret;
+}
+
+int aeth_ncpus(void)
+{
+	static int ncpus;
+
+	if (!ncpus)
+		ncpus = libbpf_num_possible_cpus();
+	return ncpus;
+}
+
+int aeth_percpu_sum_u64(int map_fd, uint32_t key, void *out, size_t size)
+{
+	size_t stride = (size + 7) & ~(size_t)7;
+	int ncpus = aeth_ncpus();
+	uint64_t *sum = out;
+	char *buf;
+	int ret = 0;
+
+	if (ncpus <= 0)
+		return ncpus ? ncpus : -EINVAL;
+	if (size % 8)
+		return -EINVAL;
+	buf = calloc(ncpus, stride);
+	if (!buf)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(map_fd, &key, buf)) {
+		ret = -errno;
+		goto out;
+	}
+	memset(out, 0, size);
+	for (int cpu = 0; cpu < ncpus; cpu++) {
+		const uint64_t *v = (const uint64_t *)(buf + (size_t)cpu * stride);
+
+		for (size_t i = 0; i < size / 8; i++)
+			sum[i] += v[i];
+	}
+out:
+	free(buf);
+	return ret;
+}
