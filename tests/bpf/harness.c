@@ -1,0 +1,400 @@
+/* Test harness for the XDP data path: load, fill maps, run, read counters. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "aether_lb.skel.h"
+#include "harness.h"
+
+static int quiet_print(enum libbpf_print_level level, const char *fmt,
+		       va_list args)
+{
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	return vfprintf(stderr, fmt, args);
+}
+
+int dp_open(struct dp_h *h)
+{
+	struct aether_lb *skel;
+	struct bpf_map *map;
+	int err;
+
+	memset(h, 0, sizeof(*h));
+	libbpf_set_print(quiet_print);
+	skel = aether_lb__open();
+	if (!skel)
+		return -errno;
+	bpf_object__for_each_map(map, skel->obj) {
+		err = bpf_map__set_pin_path(map, NULL);
+		if (err)
+			goto fail;
+	}
+	bpf_map__set_max_entries(skel->maps.aeth_ct, DP_CT_ENTRIES);
+	bpf_map__set_max_entries(skel->maps.aeth_rl_src, DP_RL_ENTRIES);
+	err = aether_lb__load(skel);
+	if (err)
+		goto fail;
+	h->skel = skel;
+	h->prog_fd = bpf_program__fd(skel->progs.aether_lb);
+	h->meta = bpf_map__fd(skel->maps.aeth_meta);
+	h->node = bpf_map__fd(skel->maps.aeth_node);
+	h->vip = bpf_map__fd(skel->maps.aeth_vip);
+	h->svc = bpf_map__fd(skel->maps.aeth_svc);
+	h->svcinfo = bpf_map__fd(skel->maps.aeth_svcinfo);
+	h->backend = bpf_map__fd(skel->maps.aeth_backend);
+	h->maglev = bpf_map__fd(skel->maps.aeth_maglev);
+	h->acl = bpf_map__fd(skel->maps.aeth_acl);
+	h->ct = bpf_map__fd(skel->maps.aeth_ct);
+	h->ct_budget = bpf_map__fd(skel->maps.aeth_ct_budget);
+	h->rl_src = bpf_map__fd(skel->maps.aeth_rl_src);
+	h->rl_svc = bpf_map__fd(skel->maps.aeth_rl_svc);
+	h->svc_stats = bpf_map__fd(skel->maps.aeth_svc_stats);
+	h->be_stats = bpf_map__fd(skel->maps.aeth_be_stats);
+	h->global = bpf_map__fd(skel->maps.aeth_global);
+	h->ncpus = libbpf_num_possible_cpus();
+	if (h->ncpus <= 0) {
+		err = h->ncpus ? h->ncpus : -EINVAL;
+		aether_lb__destroy(skel);
+		h->skel = NULL;
+		return err;
+	}
+	return 0;
+fail:
+	fprintf(stderr, "harness: loading aether_lb failed: %s\n",
+		strerror(-err));
+	aether_lb__destroy(skel);
+	return err;
+}
+
+void dp_close(struct dp_h *h)
+{
+	if (h->skel)
+		aether_lb__destroy(h->skel);
+	h->skel = NULL;
+}
+
+int dp_addr(const char *text, union aeth_addr *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (inet_pton(AF_INET, text, &out->v4) == 1)
+		return AETH_AF_INET;
+	if (inet_pton(AF_INET6, text, out->bytes) == 1)
+		return AETH_AF_INET6;
+	fprintf(stderr, "harness: bad address %s\n", text);
+	abort();
+}
+
+void dp_node_default(struct aeth_node *node)
+{
+	const uint32_t seed[4] = DP_SEED;
+	union aeth_addr a;
+
+	memset(node, 0, sizeof(*node));
+	dp_addr(DP_NODE_V4, &a);
+	node->v4 = a.v4;
+	dp_addr(DP_NODE_V6, &a);
+	memcpy(node->v6, a.v6, 16);
+	node->flags = AETH_NODE_F_V4 | AETH_NODE_F_V6;
+	node->mtu = 1500;
+	node->ct_insert_rate = 0;
+	memcpy(node->hash_seed, seed, sizeof(seed));
+}
+
+int dp_set_node(struct dp_h *h, const struct aeth_node *node)
+{
+	__u32 k = 0;
+
+	return bpf_map_update_elem(h->node, &k, node, BPF_ANY) ? -errno : 0;
+}
+
+struct aeth_svc_key dp_svc_key(const char *vip, uint16_t port, uint8_t proto)
+{
+	struct aeth_svc_key k;
+
+	memset(&k, 0, sizeof(k));
+	k.family = dp_addr(vip, &k.vip);
+	k.port = htons(port);
+	k.proto = proto;
+	return k;
+}
+
+struct aeth_svc dp_svc(uint32_t id, uint32_t maglev_slot, uint32_t table_size)
+{
+	struct aeth_svc s;
+
+	memset(&s, 0, sizeof(s));
+	s.id = id;
+	s.maglev_slot = maglev_slot;
+	s.table_size = table_size;
+	return s;
+}
+
+int dp_add_service(struct dp_h *h, const struct aeth_svc_key *key,
+		   const struct aeth_svc *svc)
+{
+	struct aeth_vip_key vk;
+	__u32 n = 0;
+
+	memset(&vk, 0, sizeof(vk));
+	vk.addr = key->vip;
+	vk.family = key->family;
+	if (bpf_map_lookup_elem(h->svc, key, &(struct aeth_svc){ 0 }) != 0) {
+		/* a new (vip, port, proto): count it on the VIP */
+		bpf_map_lookup_elem(h->vip, &vk, &n);
+		n++;
+		if (bpf_map_update_elem(h->vip, &vk, &n, BPF_ANY))
+			return -errno;
+	}
+	return bpf_map_update_elem(h->svc, key, svc, BPF_ANY) ? -errno : 0;
+}
+
+struct aeth_backend dp_backend(const char *addr, uint32_t flags,
+			       uint32_t svc_id)
+{
+	struct aeth_backend b;
+
+	memset(&b, 0, sizeof(b));
+	b.family = dp_addr(addr, &b.addr);
+	b.weight = 1;
+	b.flags = flags;
+	b.svc_id = svc_id;
+	return b;
+}
+
+int dp_set_backend(struct dp_h *h, uint32_t id, const struct aeth_backend *be)
+{
+	return bpf_map_update_elem(h->backend, &id, be, BPF_ANY) ? -errno : 0;
+}
+
+int dp_set_maglev(struct dp_h *h, uint32_t slot, const uint32_t *table,
+		  uint32_t size)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_INNER_MAP);
+	int fd, err = 0;
+	__u32 i;
+
+	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "aeth_mg_test", 4, 4,
+			    size ? size : 1, &opts);
+	if (fd < 0)
+		return -errno;
+	for (i = 0; i < size; i++) {
+		if (bpf_map_update_elem(fd, &i, &table[i], BPF_ANY)) {
+			err = -errno;
+			goto out;
+		}
+	}
+	if (bpf_map_update_elem(h->maglev, &slot, &fd, BPF_ANY))
+		err = -errno;
+out:
+	close(fd);	/* the outer map holds the reference */
+	return err;
+}
+
+void dp_table_round_robin(uint32_t *table, uint32_t size, const uint32_t *ids,
+			  size_t n)
+{
+	uint32_t i;
+
+	for (i = 0; i < size; i++)
+		table[i] = n ? ids[i % n] : AETH_NO_BACKEND;
+}
+
+int dp_acl_create(struct dp_h *h, uint32_t slot)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
+	int fd;
+
+	fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "aeth_acl_test",
+			    sizeof(struct aeth_acl_key), sizeof(__u32),
+			    AETH_MAX_ACL_CIDRS, &opts);
+	if (fd < 0)
+		return -errno;
+	if (bpf_map_update_elem(h->acl, &slot, &fd, BPF_ANY)) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+int dp_acl_add(int acl_fd, const char *addr, uint32_t prefixlen)
+{
+	struct aeth_acl_key k;
+	union aeth_addr a;
+	__u32 v = 1;
+
+	memset(&k, 0, sizeof(k));
+	if (dp_addr(addr, &a) == AETH_AF_INET) {
+		k.addr[10] = 0xff;
+		k.addr[11] = 0xff;
+		memcpy(k.addr + 12, &a.v4, 4);
+		k.prefixlen = prefixlen + 96;
+	} else {
+		memcpy(k.addr, a.bytes, 16);
+		k.prefixlen = prefixlen;
+	}
+	return bpf_map_update_elem(acl_fd, &k, &v, BPF_ANY) ? -errno : 0;
+}
+
+int dp_run(struct dp_h *h, const void *in, size_t in_len, void *out,
+	   size_t *out_len, uint32_t ifindex, uint32_t *verdict)
+{
+	struct xdp_md ctx = { 0 };
+	LIBBPF_OPTS(bpf_test_run_opts, opts,
+		    .data_in = in,
+		    .data_size_in = in_len,
+		    .data_out = out,
+		    .data_size_out = out ? *out_len : 0,
+		    .repeat = 1);
+	int err;
+
+	if (ifindex) {
+		ctx.data_end = in_len;
+		ctx.ingress_ifindex = ifindex;
+		opts.ctx_in = &ctx;
+		opts.ctx_size_in = sizeof(ctx);
+	}
+	err = bpf_prog_test_run_opts(h->prog_fd, &opts);
+	if (err)
+		return -errno;
+	if (out_len)
+		*out_len = opts.data_size_out;
+	*verdict = opts.retval;
+	return 0;
+}
+
+static int percpu_sum(struct dp_h *h, int fd, uint32_t key, void *out,
+		      size_t size)
+{
+	size_t stride = (size + 7) & ~(size_t)7;
+	uint64_t *all, *sum = out;
+	int cpu;
+	size_t i;
+
+	all = calloc(h->ncpus, stride);
+	if (!all)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(fd, &key, all)) {
+		int err = -errno;
+
+		free(all);
+		return err;
+	}
+	memset(out, 0, size);
+	for (cpu = 0; cpu < h->ncpus; cpu++)
+		for (i = 0; i < size / 8; i++)
+			sum[i] += all[cpu * stride / 8 + i];
+	free(all);
+	return 0;
+}
+
+int dp_global(struct dp_h *h, struct aeth_global_stats *out)
+{
+	return percpu_sum(h, h->global, 0, out, sizeof(*out));
+}
+
+int dp_svc_stats(struct dp_h *h, uint32_t id, struct aeth_svc_stats *out)
+{
+	return percpu_sum(h, h->svc_stats, id, out, sizeof(*out));
+}
+
+int dp_be_stats(struct dp_h *h, uint32_t id, struct aeth_be_stats *out)
+{
+	return percpu_sum(h, h->be_stats, id, out, sizeof(*out));
+}
+
+static int sh(const char *cmd)
+{
+	int rc = system(cmd);
+
+	if (rc != 0) {
+		fprintf(stderr, "harness: '%s' failed (%d)\n", cmd, rc);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Through an ioctl: /sys/class/net shows the namespace sysfs was mounted in,
+ * not ours. */
+static int read_mac(const char *ifname, uint8_t mac[6])
+{
+	struct ifreq ifr;
+	int fd, err = 0;
+
+	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	if (fd < 0)
+		return -errno;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	if (ioctl(fd, SIOCGIFHWADDR, &ifr))
+		err = -errno;
+	else
+		memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
+	close(fd);
+	return err;
+}
+
+int dp_netns_setup(struct dp_net *net)
+{
+	static const char *const cmds[] = {
+		"ip link set lo up",
+		"ip link add aeth-dp0 type veth peer name aeth-dp1",
+		"ip link add aeth-dp2 type veth peer name aeth-dp3",
+		"sysctl -qw net.ipv6.conf.all.disable_ipv6=0",
+		"sysctl -qw net.ipv6.conf.default.accept_dad=0",
+		"sysctl -qw net.ipv6.conf.all.accept_dad=0",
+		"sysctl -qw net.ipv4.ip_forward=1",
+		"sysctl -qw net.ipv6.conf.all.forwarding=1",
+		"ip link set aeth-dp0 up",
+		"ip link set aeth-dp1 up",
+		"ip link set aeth-dp2 up",
+		"ip link set aeth-dp3 up",
+		"ip addr add 192.0.2.1/25 dev aeth-dp0",
+		"ip addr add 2001:db8::1/64 dev aeth-dp0 nodad",
+		"ip addr add 192.0.2.129/25 dev aeth-dp2",
+		"ip addr add 2001:db8:2::1/64 dev aeth-dp2 nodad",
+		"ip neigh replace 192.0.2.21 lladdr 02:00:00:00:00:21 nud permanent dev aeth-dp0",
+		"ip neigh replace 192.0.2.22 lladdr 02:00:00:00:00:21 nud permanent dev aeth-dp0",
+		"ip neigh replace 192.0.2.23 lladdr 02:00:00:00:00:21 nud permanent dev aeth-dp0",
+		"ip neigh replace 2001:db8::21 lladdr 02:00:00:00:00:21 nud permanent dev aeth-dp0",
+		"ip neigh replace 2001:db8::22 lladdr 02:00:00:00:00:21 nud permanent dev aeth-dp0",
+		"ip neigh replace 2001:db8::23 lladdr 02:00:00:00:00:21 nud permanent dev aeth-dp0",
+		"ip neigh replace 192.0.2.150 lladdr 02:00:00:00:00:21 nud permanent dev aeth-dp2",
+		"ip neigh replace 2001:db8:2::150 lladdr 02:00:00:00:00:21 nud permanent dev aeth-dp2",
+	};
+	size_t i;
+	int err;
+
+	memset(net, 0, sizeof(*net));
+	if (unshare(CLONE_NEWNET)) {
+		err = -errno;
+		fprintf(stderr, "harness: unshare(CLONE_NEWNET): %s\n",
+			strerror(errno));
+		return err;
+	}
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		err = sh(cmds[i]);
+		if (err)
+			return err;
+	}
+	net->if0 = if_nametoindex("aeth-dp0");
+	net->if2 = if_nametoindex("aeth-dp2");
+	if (!net->if0 || !net->if2)
+		return -ENODEV;
+	err = read_mac("aeth-dp0", net->mac_if0);
+	if (!err)
+		err = read_mac("aeth-dp2", net->mac_if2);
+	return err;
+}

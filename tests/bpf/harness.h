@@ -1,0 +1,127 @@
+/* Test harness for the XDP data path: load the real program unpinned, fill
+ * its maps, run packets through BPF_PROG_TEST_RUN, read counters.
+ *
+ * How to use it (every function returns 0 or a negative errno):
+ *
+ *   struct dp_h h;
+ *   dp_open(&h);                   skeleton opened, every map's pin path set
+ *                                  to NULL (bpf_map__set_pin_path(map, NULL))
+ *                                  so nothing under /sys/fs/bpf is touched;
+ *                                  aeth_ct / aeth_rl_src shrunk to
+ *                                  DP_CT_ENTRIES / DP_RL_ENTRIES for speed
+ *   dp_set_node(&h, &node);        aeth_node[0]; dp_node_default() gives
+ *                                  DP_NODE_V4 / DP_NODE_V6, mtu 1500, no
+ *                                  insert cap and DP_SEED
+ *   dp_add_service(&h, &key, &svc) aeth_svc[key] = svc and the VIP counted
+ *                                  in aeth_vip (dp_svc_key() builds the key)
+ *   dp_set_backend(&h, id, &be)    aeth_backend[id] (dp_backend() builds one)
+ *   dp_set_maglev(&h, slot, table, size)
+ *                                  creates a fresh BPF_F_INNER_MAP array of
+ *                                  `size` u32 backend ids and stores it in
+ *                                  aeth_maglev[slot] (one atomic swap)
+ *   dp_acl_create(&h, slot)        creates an LPM trie (BPF_F_NO_PREALLOC,
+ *                                  key struct aeth_acl_key) and stores it in
+ *                                  aeth_acl[slot]; returns its fd (>= 0)
+ *   dp_acl_add(fd, &ip, prefixlen) adds a CIDR; IPv4 goes in as
+ *                                  ::ffff:a.b.c.d with prefixlen + 96
+ *   dp_run(&h, in, len, out, &out_len, ifindex, &verdict)
+ *                                  BPF_PROG_TEST_RUN once with
+ *                                  ctx_in.ingress_ifindex = ifindex (0: none;
+ *                                  a non-zero ifindex must exist in the
+ *                                  caller's network namespace)
+ *   dp_global(&h, &g), dp_svc_stats(&h, id, &s), dp_be_stats(&h, id, &b)
+ *                                  counters summed over every CPU
+ *   dp_close(&h)
+ *
+ * bpf_fib_lookup needs a deterministic routing table: dp_netns_setup() moves
+ * the calling process into a fresh network namespace (unshare(CLONE_NEWNET),
+ * removed by the kernel when the process exits, so nothing leaks on
+ * failure) with two veth pairs, addresses and permanent neighbours; see
+ * struct dp_net for what it creates. Criterion runs each test in its own
+ * process, so call it from the test's init.
+ */
+#ifndef AETHER_TESTS_HARNESS_H
+#define AETHER_TESTS_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <linux/bpf.h>	/* XDP_PASS and the other verdicts */
+
+#include "aether/abi.h"
+
+#define DP_CT_ENTRIES 16384
+#define DP_RL_ENTRIES 16384
+
+/* Node addresses used by dp_node_default(). */
+#define DP_NODE_V4 "192.0.2.11"
+#define DP_NODE_V6 "2001:db8::11"
+/* The seed used by dp_node_default() (as four host-order u32 words). */
+#define DP_SEED { 0x1e0a3c5fu, 0x442c7d9bu, 0xd4c3b2a1u, 0x1807f6e5u }
+
+struct dp_h {
+	void *skel;		/* struct aether_lb (skeleton), opaque here */
+	int prog_fd;
+	int meta, node, vip, svc, svcinfo, backend, maglev, acl, ct, ct_budget,
+	    rl_src, rl_svc, svc_stats, be_stats, global;
+	int ncpus;		/* possible CPUs: stride of per-CPU values */
+};
+
+int dp_open(struct dp_h *h);
+void dp_close(struct dp_h *h);
+
+/* Addresses: parse text ("192.0.2.1" or "2001:db8::1") into an aeth_addr;
+ * returns the AETH_AF_* family, aborts the test process on a typo. */
+int dp_addr(const char *text, union aeth_addr *out);
+
+void dp_node_default(struct aeth_node *node);
+int dp_set_node(struct dp_h *h, const struct aeth_node *node);
+
+/* Key for (vip, port in host order, IPPROTO_TCP/UDP), padding zeroed. */
+struct aeth_svc_key dp_svc_key(const char *vip, uint16_t port, uint8_t proto);
+/* A service with id, maglev_slot and table_size set, everything else 0
+ * (no ACL, no limits). */
+struct aeth_svc dp_svc(uint32_t id, uint32_t maglev_slot, uint32_t table_size);
+int dp_add_service(struct dp_h *h, const struct aeth_svc_key *key,
+		   const struct aeth_svc *svc);
+
+/* A backend of address text, flags (AETH_BE_F_*), service id, weight 1. */
+struct aeth_backend dp_backend(const char *addr, uint32_t flags,
+			       uint32_t svc_id);
+int dp_set_backend(struct dp_h *h, uint32_t id, const struct aeth_backend *be);
+
+int dp_set_maglev(struct dp_h *h, uint32_t slot, const uint32_t *table,
+		  uint32_t size);
+/* Fill table[0..size) round robin over ids[0..n). */
+void dp_table_round_robin(uint32_t *table, uint32_t size, const uint32_t *ids,
+			  size_t n);
+
+int dp_acl_create(struct dp_h *h, uint32_t slot);
+int dp_acl_add(int acl_fd, const char *addr, uint32_t prefixlen);
+
+int dp_run(struct dp_h *h, const void *in, size_t in_len, void *out,
+	   size_t *out_len, uint32_t ifindex, uint32_t *verdict);
+
+int dp_global(struct dp_h *h, struct aeth_global_stats *out);
+int dp_svc_stats(struct dp_h *h, uint32_t id, struct aeth_svc_stats *out);
+int dp_be_stats(struct dp_h *h, uint32_t id, struct aeth_be_stats *out);
+
+/* The network namespace of dp_netns_setup():
+ *   veth "aeth-dp0" (ifindex if0) up with 192.0.2.1/25 and 2001:db8::1/64,
+ *   peer "aeth-dp1" up;
+ *   veth "aeth-dp2" (ifindex if2) up with 192.0.2.129/25 and
+ *   2001:db8:2::1/64, peer "aeth-dp3" up;
+ *   permanent neighbours 192.0.2.21-23 and 2001:db8::21-23 on aeth-dp0 and
+ *   192.0.2.150 and 2001:db8:2::150 on aeth-dp2, all with lladdr
+ *   DP_MAC_NEIGH; 192.0.2.24 and 2001:db8::24 have no neighbour (NO_NEIGH);
+ *   IPv4 and IPv6 forwarding enabled. Clients in tests use 198.51.100.0/24
+ *   and 2001:db8:100::/48, VIPs 203.0.113.0/24 and 2001:db8:f::/48.
+ */
+#define DP_MAC_NEIGH "\x02\x00\x00\x00\x00\x21"
+struct dp_net {
+	int if0, if2;
+	uint8_t mac_if0[6], mac_if2[6];
+};
+int dp_netns_setup(struct dp_net *net);
+
+#endif /* AETHER_TESTS_HARNESS_H */
