@@ -1,1 +1,554 @@
-/* placeholder: health */
+/* Backend health checks: non-blocking tcp connect or http GET on libevent,
+ * counted against rise/fall, with a callback and a log line on each flip. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "health.h"
+#include "log.h"
+
+#define HC_BUCKETS 4096
+#define HC_STATUS_MAX 256	/* we read the status line only */
+#define HC_REQ_MAX 512
+
+enum hc_phase { HC_IDLE = 0, HC_CONNECTING, HC_SENDING, HC_READING };
+
+struct hc_check {
+	struct hc_check *next;		/* hash bucket chain */
+	struct aeth_health *h;
+	char service[AETH_NAME_LEN];
+	struct aeth_ip ip;
+	char addr_text[48];
+	struct aeth_cfg_health cfg;	/* port resolved to the service port */
+	bool up;
+	bool seen;			/* named by the update in progress */
+	uint32_t successes, failures;	/* consecutive */
+	enum hc_phase phase;
+	int fd;
+	struct event *timer;		/* next probe */
+	struct event *io;		/* fd readiness; its timeout is the deadline */
+	uint64_t started_ms;		/* CLOCK_MONOTONIC at probe start */
+	char req[HC_REQ_MAX];
+	size_t req_len, req_sent;
+	char status[HC_STATUS_MAX];
+	size_t status_len;
+};
+
+struct aeth_health {
+	struct event_base *base;
+	aeth_health_cb cb;
+	void *arg;
+	uint64_t rng;
+	size_t n_checks;
+	struct hc_check *buckets[HC_BUCKETS];
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t hc_random(struct aeth_health *h)
+{
+	/* xorshift64: only spreads probe times, nothing depends on quality */
+	h->rng ^= h->rng << 13;
+	h->rng ^= h->rng >> 7;
+	h->rng ^= h->rng << 17;
+	return h->rng;
+}
+
+static uint32_t hc_hash(const char *service, const struct aeth_ip *ip)
+{
+	uint32_t x = 2166136261u;	/* FNV-1a */
+
+	for (const char *p = service; *p; p++)
+		x = (x ^ (uint8_t)*p) * 16777619u;
+	for (int i = 0; i < 16; i++)
+		x = (x ^ ip->addr.bytes[i]) * 16777619u;
+	x = (x ^ ip->family) * 16777619u;
+	return x % HC_BUCKETS;
+}
+
+static bool ip_equal(const struct aeth_ip *a, const struct aeth_ip *b)
+{
+	return a->family == b->family &&
+	       memcmp(a->addr.bytes, b->addr.bytes, sizeof(a->addr.bytes)) == 0;
+}
+
+static struct hc_check **hc_find(const struct aeth_health *h, const char *service,
+				 const struct aeth_ip *ip)
+{
+	struct hc_check **pp = (struct hc_check **)&h->buckets[hc_hash(service, ip)];
+
+	for (; *pp; pp = &(*pp)->next)
+		if (ip_equal(&(*pp)->ip, ip) && strcmp((*pp)->service, service) == 0)
+			return pp;
+	return pp;
+}
+
+static bool settings_equal(const struct aeth_cfg_health *a,
+			   const struct aeth_cfg_health *b)
+{
+	return a->type == b->type && a->port == b->port &&
+	       a->interval_ms == b->interval_ms && a->timeout_ms == b->timeout_ms &&
+	       a->rise == b->rise && a->fall == b->fall &&
+	       (a->type != AETH_HC_HTTP || strcmp(a->path, b->path) == 0);
+}
+
+/* The settings a check runs with: port 0 is the service port, and values a
+ * validated document never holds are clamped rather than trusted. */
+static void effective_settings(const struct aeth_cfg_service *svc,
+			       struct aeth_cfg_health *out)
+{
+	*out = svc->health;
+	if (!out->port)
+		out->port = svc->port;
+	if (!out->interval_ms)
+		out->interval_ms = 1000;
+	if (!out->timeout_ms)
+		out->timeout_ms = 1000;
+	if (!out->rise)
+		out->rise = 1;
+	if (!out->fall)
+		out->fall = 1;
+	if (out->type == AETH_HC_HTTP && !out->path[0])
+		strcpy(out->path, "/");
+	out->path[sizeof(out->path) - 1] = '\0';
+}
+
+static void hc_close_probe(struct hc_check *c)
+{
+	if (c->io) {
+		event_free(c->io);
+		c->io = NULL;
+	}
+	if (c->fd >= 0) {
+		close(c->fd);
+		c->fd = -1;
+	}
+	c->phase = HC_IDLE;
+}
+
+static void hc_schedule(struct hc_check *c, uint64_t delay_ms)
+{
+	struct timeval tv = {
+		.tv_sec = delay_ms / 1000,
+		.tv_usec = (delay_ms % 1000) * 1000,
+	};
+
+	evtimer_add(c->timer, &tv);
+}
+
+/* End of one probe: count it, schedule the next, and report a flip. The
+ * callback comes last: it may reconcile the checks and free this one. */
+__attribute__((format(printf, 3, 4)))
+static void hc_probe_done(struct hc_check *c, bool ok, const char *fmt, ...)
+{
+	struct aeth_health *h = c->h;
+	uint64_t elapsed = now_ms() - c->started_ms;
+	char reason[256] = "";
+	bool flipped = false;
+	struct aeth_ip ip;
+	char service[AETH_NAME_LEN];
+	va_list ap;
+
+	if (fmt) {
+		va_start(ap, fmt);
+		vsnprintf(reason, sizeof(reason), fmt, ap);
+		va_end(ap);
+	}
+	hc_close_probe(c);
+
+	if (ok) {
+		c->failures = 0;
+		c->successes++;
+		if (!c->up && c->successes >= c->cfg.rise) {
+			c->up = true;
+			flipped = true;
+			log_info("backend %s of %s is up (%u successes)",
+				 c->addr_text, c->service, c->successes);
+		}
+	} else {
+		c->successes = 0;
+		c->failures++;
+		log_debug("health check of backend %s of %s failed: %s",
+			  c->addr_text, c->service, reason);
+		if (c->up && c->failures >= c->cfg.fall) {
+			c->up = false;
+			flipped = true;
+			log_info("backend %s of %s is down: %s (%u failures)",
+				 c->addr_text, c->service, reason, c->failures);
+		}
+	}
+
+	hc_schedule(c, elapsed >= c->cfg.interval_ms ? 0 :
+			       c->cfg.interval_ms - elapsed);
+
+	if (flipped && h->cb) {
+		memcpy(service, c->service, sizeof(service));
+		ip = c->ip;
+		h->cb(h->arg, service, &ip, c->up);
+	}
+}
+
+static const char *phase_name(enum hc_phase phase)
+{
+	switch (phase) {
+	case HC_CONNECTING:
+		return "connect";
+	case HC_SENDING:
+		return "http send";
+	default:
+		return "http response";
+	}
+}
+
+static void hc_io_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Wait for fd readiness until the probe's deadline. Returns false (and ends
+ * the probe as failed) when the deadline has passed. */
+static bool hc_wait(struct hc_check *c, short events)
+{
+	uint64_t elapsed = now_ms() - c->started_ms;
+	uint64_t left;
+	struct timeval tv;
+
+	if (elapsed >= c->cfg.timeout_ms) {
+		hc_probe_done(c, false, "%s: timed out after %u ms",
+			      phase_name(c->phase), c->cfg.timeout_ms);
+		return false;
+	}
+	left = c->cfg.timeout_ms - elapsed;
+	tv.tv_sec = left / 1000;
+	tv.tv_usec = (left % 1000) * 1000;
+	if (c->io)
+		event_free(c->io);
+	c->io = event_new(c->h->base, c->fd, events, hc_io_cb, c);
+	if (!c->io || event_add(c->io, &tv) < 0) {
+		hc_probe_done(c, false, "cannot wait for the socket");
+		return false;
+	}
+	return true;
+}
+
+/* 2xx and 3xx pass, as load balancers usually count them. */
+static void hc_check_status(struct hc_check *c, bool eof)
+{
+	unsigned code;
+	char *sp;
+
+	c->status[c->status_len] = '\0';
+	if (!memchr(c->status, '\n', c->status_len) && !eof &&
+	    c->status_len < sizeof(c->status) - 1) {
+		hc_wait(c, EV_READ);
+		return;
+	}
+	if (c->status_len == 0) {
+		hc_probe_done(c, false, "http: connection closed without a response");
+		return;
+	}
+	sp = strchr(c->status, ' ');
+	if (strncmp(c->status, "HTTP/", 5) != 0 || !sp ||
+	    sscanf(sp + 1, "%3u", &code) != 1 || code < 100 || code > 999) {
+		hc_probe_done(c, false, "http: malformed status line");
+		return;
+	}
+	if (code >= 200 && code < 400)
+		hc_probe_done(c, true, NULL);
+	else
+		hc_probe_done(c, false, "http: status %u", code);
+}
+
+static void hc_send(struct hc_check *c)
+{
+	ssize_t n;
+
+	while (c->req_sent < c->req_len) {
+		n = send(c->fd, c->req + c->req_sent, c->req_len - c->req_sent,
+			 MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			hc_wait(c, EV_WRITE);
+			return;
+		}
+		if (n < 0) {
+			hc_probe_done(c, false, "http send: %s", strerror(errno));
+			return;
+		}
+		c->req_sent += (size_t)n;
+	}
+	c->phase = HC_READING;
+	hc_wait(c, EV_READ);
+}
+
+static void hc_connected(struct hc_check *c)
+{
+	if (c->cfg.type != AETH_HC_HTTP) {
+		hc_probe_done(c, true, NULL);
+		return;
+	}
+	c->phase = HC_SENDING;
+	c->req_sent = 0;
+	c->status_len = 0;
+	hc_send(c);
+}
+
+static void hc_io_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct hc_check *c = arg;
+	socklen_t len = sizeof(int);
+	int err = 0;
+	ssize_t n;
+
+	if (what & EV_TIMEOUT) {
+		hc_probe_done(c, false, "%s: timed out after %u ms",
+			      phase_name(c->phase), c->cfg.timeout_ms);
+		return;
+	}
+	switch (c->phase) {
+	case HC_CONNECTING:
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+			err = errno;
+		if (err) {
+			hc_probe_done(c, false, "connect: %s", strerror(err));
+			return;
+		}
+		hc_connected(c);
+		break;
+	case HC_SENDING:
+		hc_send(c);
+		break;
+	case HC_READING:
+		n = recv(fd, c->status + c->status_len,
+			 sizeof(c->status) - 1 - c->status_len, 0);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+			hc_wait(c, EV_READ);
+			return;
+		}
+		if (n < 0) {
+			hc_probe_done(c, false, "http response: %s", strerror(errno));
+			return;
+		}
+		c->status_len += (size_t)n;
+		hc_check_status(c, n == 0);
+		break;
+	default:
+		break;
+	}
+}
+
+static socklen_t hc_sockaddr(const struct hc_check *c, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (c->ip.family == AETH_AF_INET6) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(c->cfg.port);
+		memcpy(&sin6->sin6_addr, c->ip.addr.bytes, 16);
+		return sizeof(*sin6);
+	} else {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(c->cfg.port);
+		sin->sin_addr.s_addr = c->ip.addr.v4;
+		return sizeof(*sin);
+	}
+}
+
+static void hc_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct hc_check *c = arg;
+	struct sockaddr_storage ss;
+	socklen_t sl = hc_sockaddr(c, &ss);
+
+	c->started_ms = now_ms();
+	c->phase = HC_CONNECTING;
+	c->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->fd < 0) {
+		hc_probe_done(c, false, "socket: %s", strerror(errno));
+		return;
+	}
+	if (connect(c->fd, (struct sockaddr *)&ss, sl) == 0) {
+		hc_connected(c);
+		return;
+	}
+	if (errno != EINPROGRESS) {
+		hc_probe_done(c, false, "connect: %s", strerror(errno));
+		return;
+	}
+	hc_wait(c, EV_WRITE);
+}
+
+static void hc_free(struct hc_check *c)
+{
+	hc_close_probe(c);
+	if (c->timer)
+		event_free(c->timer);
+	free(c);
+}
+
+/* (Re)arm a check: counters from zero and a first probe at a random point of
+ * the first interval, so N backends are not all probed in the same tick. */
+static void hc_restart(struct hc_check *c)
+{
+	hc_close_probe(c);
+	evtimer_del(c->timer);
+	c->successes = 0;
+	c->failures = 0;
+	if (c->cfg.type == AETH_HC_HTTP) {
+		bool v6 = c->ip.family == AETH_AF_INET6;
+		int n = snprintf(c->req, sizeof(c->req),
+				 "GET %s HTTP/1.0\r\nHost: %s%s%s\r\n\r\n",
+				 c->cfg.path, v6 ? "[" : "", c->addr_text,
+				 v6 ? "]" : "");
+
+		c->req_len = n > 0 && (size_t)n < sizeof(c->req) ? (size_t)n : 0;
+	}
+	hc_schedule(c, hc_random(c->h) % c->cfg.interval_ms);
+}
+
+static struct hc_check *hc_new(struct aeth_health *h, const char *service,
+			       const struct aeth_cfg_backend *be,
+			       const struct aeth_cfg_health *cfg)
+{
+	struct hc_check *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->h = h;
+	c->fd = -1;
+	c->up = true;	/* never empty a table before the checks have run */
+	snprintf(c->service, sizeof(c->service), "%s", service);
+	c->ip = be->ip;
+	if (!inet_ntop(be->ip.family == AETH_AF_INET6 ? AF_INET6 : AF_INET,
+		       be->ip.addr.bytes, c->addr_text, sizeof(c->addr_text)))
+		snprintf(c->addr_text, sizeof(c->addr_text), "%s", be->address_text);
+	c->cfg = *cfg;
+	c->timer = evtimer_new(h->base, hc_timer_cb, c);
+	if (!c->timer) {
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+struct aeth_health *aeth_health_start(struct event_base *base, aeth_health_cb cb,
+				      void *arg)
+{
+	struct aeth_health *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return NULL;
+	h->base = base;
+	h->cb = cb;
+	h->arg = arg;
+	h->rng = ((uint64_t)getpid() << 32) ^ now_ms() ^ (uintptr_t)h;
+	if (!h->rng)
+		h->rng = 0x9e3779b97f4a7c15ull;
+	return h;
+}
+
+int aeth_health_update(struct aeth_health *h, const struct aeth_config *cfg)
+{
+	struct aeth_cfg_health want;
+	struct hc_check **pp, *c;
+
+	/* Create or refresh everything first, so an allocation failure leaves
+	 * the previous set running. */
+	for (size_t i = 0; cfg && i < cfg->n_services; i++) {
+		const struct aeth_cfg_service *svc = &cfg->services[i];
+
+		if (svc->health.type == AETH_HC_NONE)
+			continue;
+		effective_settings(svc, &want);
+		for (size_t j = 0; j < svc->n_backends; j++) {
+			const struct aeth_cfg_backend *be = &svc->backends[j];
+
+			pp = hc_find(h, svc->name, &be->ip);
+			c = *pp;
+			if (c && settings_equal(&c->cfg, &want)) {
+				c->seen = true;
+				continue;
+			}
+			if (c) {
+				/* same backend, new settings: keep whether it
+				 * is up, count afresh with the new settings */
+				c->cfg = want;
+				c->seen = true;
+				hc_restart(c);
+				continue;
+			}
+			c = hc_new(h, svc->name, be, &want);
+			if (!c) {
+				log_err("health checks: %s", strerror(ENOMEM));
+				return -ENOMEM;
+			}
+			c->seen = true;
+			*pp = c;
+			h->n_checks++;
+			hc_restart(c);
+		}
+	}
+
+	for (int b = 0; b < HC_BUCKETS; b++) {
+		for (pp = &h->buckets[b]; *pp;) {
+			c = *pp;
+			if (c->seen) {
+				c->seen = false;
+				pp = &c->next;
+				continue;
+			}
+			*pp = c->next;
+			h->n_checks--;
+			hc_free(c);
+		}
+	}
+	return 0;
+}
+
+bool aeth_health_is_up(const struct aeth_health *h, const char *service,
+		       const struct aeth_ip *backend)
+{
+	const struct hc_check *c;
+
+	if (!h)
+		return true;
+	c = *hc_find(h, service, backend);
+	return c ? c->up : true;
+}
+
+size_t aeth_health_count(const struct aeth_health *h)
+{
+	return h ? h->n_checks : 0;
+}
+
+void aeth_health_stop(struct aeth_health *h)
+{
+	struct hc_check *c, *next;
+
+	if (!h)
+		return;
+	for (int b = 0; b < HC_BUCKETS; b++) {
+		for (c = h->buckets[b]; c; c = next) {
+			next = c->next;
+			hc_free(c);
+		}
+	}
+	free(h);
+}
