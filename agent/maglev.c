@@ -1,1 +1,291 @@
-/* placeholder: maglev */
+/* Weighted Maglev table building (Eisenbud et al., NSDI 2016). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "maglev.h"
+
+/* Backends take turns by stride scheduling: a backend of weight w advances
+ * its pass by STRIDE_ONE / w per slot it claims, and the lowest pass claims
+ * next, ties going to the earlier backend in canonical order. Shares come
+ * out proportional to weight whatever the weights are, and with equal
+ * weights the turns are plain round robin, the paper's algorithm. The heap
+ * orders one integer, pass << RANK_BITS | rank: pass stays below 2^49
+ * (65538 claims of at most 2^32), rank below 2^14 (AETH_MAX_BACKENDS). */
+#define STRIDE_ONE (1ull << 32)
+#define RANK_BITS 14
+/* Walking costs about twice as much per probe as inverting costs per free
+ * slot (measured), so they break even near sqrt(size / 2) free slots. */
+#define LATE_RATIO 2
+
+struct mg_state {
+	const struct aeth_maglev_backend *be;
+	uint64_t stride;
+	uint32_t offset;
+	uint32_t skip;
+	uint32_t inv;		/* skip^-1 mod size; 0 until needed */
+	uint32_t next;		/* next permutation position to try */
+};
+
+static inline uint64_t load_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* The murmur3 64-bit finaliser: every input bit reaches every output bit. */
+static inline uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ull;
+	x ^= x >> 33;
+	return x;
+}
+
+/* Keyed hash of a backend address. Bytes are read little-endian explicitly
+ * so every node computes the same value whatever its byte order. */
+static uint64_t addr_hash(const uint8_t seed[16], const struct aeth_ip *ip,
+			  uint64_t domain)
+{
+	uint64_t k0 = load_le64(seed), k1 = load_le64(seed + 8);
+	uint64_t h;
+
+	h = mix64(k0 ^ domain ^ 0x9e3779b97f4a7c15ull);
+	h = mix64(h ^ load_le64(ip->addr.bytes));
+	h = mix64(h ^ k1 ^ load_le64(ip->addr.bytes + 8));
+	h = mix64(h ^ ((uint64_t)ip->family << 56 | domain));
+	return h;
+}
+
+static int ip_cmp(const struct aeth_ip *a, const struct aeth_ip *b)
+{
+	if (a->family != b->family)
+		return a->family < b->family ? -1 : 1;
+	return memcmp(a->addr.bytes, b->addr.bytes, sizeof(a->addr.bytes));
+}
+
+static int backend_cmp(const void *pa, const void *pb)
+{
+	const struct aeth_maglev_backend *const *a = pa, *const *b = pb;
+
+	return ip_cmp(&(*a)->ip, &(*b)->ip);
+}
+
+static bool is_prime(uint32_t n)
+{
+	if (n < 2)
+		return false;
+	for (uint32_t d = 2; d * d <= n; d++)
+		if (n % d == 0)
+			return false;
+	return true;
+}
+
+static void heap_sift_down(uint64_t *heap, size_t n, size_t i)
+{
+	uint64_t item = heap[i];
+
+	for (;;) {
+		size_t c = 2 * i + 1;
+
+		if (c >= n)
+			break;
+		if (c + 1 < n && heap[c + 1] < heap[c])
+			c++;
+		if (heap[c] >= item)
+			break;
+		heap[i] = heap[c];
+		i = c;
+	}
+	heap[i] = item;
+}
+
+/* The table being filled. Early on, a backend walks its permutation
+ * (offset + j * skip) % size lazily, only as far as its claims need, probing
+ * a bitmap (8 KiB at most, stays in L1) instead of the table. Once few slots
+ * are left, walking costs about size / free probes per claim, so each claim
+ * instead inverts the permutation for every free slot (j = (slot - offset) *
+ * skip^-1 mod size) and takes the smallest j: the same slot the walk would
+ * reach, since every slot before it in the permutation is already taken. */
+struct mg_fill {
+	uint32_t *table;
+	uint32_t size;
+	uint32_t left;		/* free slots */
+	uint32_t late_at;	/* switch to inversion at this many free slots */
+	uint64_t *used;		/* bitmap, walking phase */
+	uint32_t *free;		/* free slots, inversion phase */
+	uint64_t barrett;	/* floor(2^64 / size): x % size without a divide */
+};
+
+/* x % size for x < 2^40 (Barrett reduction). */
+static inline uint32_t mod_reduce(const struct mg_fill *f, uint64_t x)
+{
+	uint64_t q = (uint64_t)(((unsigned __int128)x * f->barrett) >> 64);
+	uint64_t r = x - q * f->size;
+
+	return (uint32_t)(r >= f->size ? r - f->size : r);
+}
+
+static uint32_t mod_inverse(uint32_t a, uint32_t m)
+{
+	int64_t t = 0, new_t = 1, r = m, new_r = a;
+
+	while (new_r) {
+		int64_t q = r / new_r, tmp;
+
+		tmp = t - q * new_t; t = new_t; new_t = tmp;
+		tmp = r - q * new_r; r = new_r; new_r = tmp;
+	}
+	return (uint32_t)(t < 0 ? t + m : t);
+}
+
+static void enter_late_phase(struct mg_fill *f)
+{
+	uint32_t slot, n = 0;
+
+	for (slot = 0; slot < f->size; slot++)
+		if (!(f->used[slot >> 6] & (1ull << (slot & 63))))
+			f->free[n++] = slot;
+}
+
+static void claim_slot(struct mg_fill *f, struct mg_state *s)
+{
+	uint32_t size = f->size, slot;
+
+	if (f->left <= f->late_at) {
+		uint32_t k, best = 0, best_j = UINT32_MAX;
+
+		if (!s->inv)
+			s->inv = mod_inverse(s->skip, size);
+		for (k = 0; k < f->left; k++) {
+			uint32_t d = f->free[k] >= s->offset ?
+				f->free[k] - s->offset :
+				f->free[k] + size - s->offset;
+			uint32_t j = mod_reduce(f, (uint64_t)d * s->inv);
+
+			if (j < best_j) {
+				best_j = j;
+				best = k;
+			}
+		}
+		slot = f->free[best];
+		f->free[best] = f->free[f->left - 1];
+	} else {
+		slot = s->next;
+		while (f->used[slot >> 6] & (1ull << (slot & 63))) {
+			slot += s->skip;
+			if (slot >= size)
+				slot -= size;
+		}
+		f->used[slot >> 6] |= 1ull << (slot & 63);
+		s->next = slot + s->skip >= size ? slot + s->skip - size :
+						   slot + s->skip;
+	}
+	f->table[slot] = s->be->id;
+	if (--f->left == f->late_at && f->left)
+		enter_late_phase(f);
+}
+
+int aeth_maglev_build(const struct aeth_maglev_backend *backends, size_t n,
+		      const uint8_t seed[16], uint32_t size, uint32_t *table)
+{
+	const struct aeth_maglev_backend **order = NULL;
+	struct mg_state *st = NULL;
+	uint64_t *heap = NULL;
+	struct mg_fill fill = { .table = table, .size = size, .left = size };
+	size_t i, live = 0;
+	int err = 0;
+
+	if (!table || (n && !backends) || !seed || size > AETH_MAX_TABLE_SIZE ||
+	    !is_prime(size))
+		return -EINVAL;
+
+	for (i = 0; i < size; i++)
+		table[i] = AETH_NO_BACKEND;
+	if (n == 0)
+		return 0;
+	if (n > AETH_MAX_BACKENDS)
+		return -E2BIG;
+
+	order = calloc(n, sizeof(*order));
+	st = calloc(n, sizeof(*st));
+	heap = calloc(n, sizeof(*heap));
+	fill.used = calloc(size / 64 + 1, sizeof(*fill.used));
+	fill.free = calloc(size, sizeof(*fill.free));
+	if (!order || !st || !heap || !fill.used || !fill.free) {
+		err = -ENOMEM;
+		goto out;
+	}
+
+	/* The canonical order makes the table independent of input order. */
+	for (i = 0; i < n; i++)
+		order[i] = &backends[i];
+	qsort(order, n, sizeof(*order), backend_cmp);
+	for (i = 0; i < n; i++) {
+		if (order[i]->id == AETH_NO_BACKEND ||
+		    (i && ip_cmp(&order[i - 1]->ip, &order[i]->ip) == 0)) {
+			err = -EINVAL;
+			goto out;
+		}
+	}
+
+	for (i = 0; i < n; i++) {
+		const struct aeth_maglev_backend *be = order[i];
+		struct mg_state *s = &st[live];
+
+		if (be->weight == 0)
+			continue;
+		s->be = be;
+		s->stride = STRIDE_ONE / be->weight;
+		s->offset = (uint32_t)(addr_hash(seed, &be->ip, 1) % size);
+		s->skip = (uint32_t)(addr_hash(seed, &be->ip, 2) % (size - 1)) + 1;
+		s->next = s->offset;
+		heap[live] = s->stride << RANK_BITS | live;
+		live++;
+	}
+	if (live == 0)
+		goto out;
+
+	while ((uint64_t)fill.late_at * fill.late_at * LATE_RATIO < size)
+		fill.late_at++;
+	fill.barrett = UINT64_MAX / size;
+	if (fill.left <= fill.late_at)
+		enter_late_phase(&fill);
+
+	/* Equal weights: the turns are round robin in canonical order, which
+	 * is what the heap yields too (equal passes, ties by rank), minus the
+	 * cost of the heap. */
+	for (i = 1; i < live; i++)
+		if (st[i].stride != st[0].stride)
+			break;
+	if (i == live) {
+		while (fill.left)
+			for (i = 0; i < live && fill.left; i++)
+				claim_slot(&fill, &st[i]);
+		goto out;
+	}
+
+	for (i = live / 2; i-- > 0;)
+		heap_sift_down(heap, live, i);
+	while (fill.left) {
+		struct mg_state *s = &st[heap[0] & ((1u << RANK_BITS) - 1)];
+
+		claim_slot(&fill, s);
+		heap[0] += s->stride << RANK_BITS;
+		heap_sift_down(heap, live, 0);
+	}
+
+out:
+	free(fill.free);
+	free(fill.used);
+	free(heap);
+	free(st);
+	free(order);
+	return err;
+}
