@@ -1,1 +1,626 @@
-/* placeholder: loader */
+/* Loading the skeleton over pinned maps, attaching it to the interfaces
+ * (replacing a running program in place), and removing it all (--detach). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+#include <net/if.h>
+#include <xdp/libxdp.h>
+
+#include "aether/names.h"
+#include "aether_lb.skel.h"
+#include "apply.h"
+#include "loader.h"
+#include "log.h"
+
+#ifndef BPF_FS_MAGIC
+#define BPF_FS_MAGIC 0xcafe4a11
+#endif
+
+static const char *const pinned_names[] = {
+	AETH_MAP_META, AETH_MAP_NODE, AETH_MAP_VIP, AETH_MAP_SVC,
+	AETH_MAP_SVCINFO, AETH_MAP_BACKEND, AETH_MAP_MAGLEV, AETH_MAP_ACL,
+	AETH_MAP_CT, AETH_MAP_CT_BUDGET, AETH_MAP_RL_SRC, AETH_MAP_RL_SVC,
+	AETH_MAP_SVC_STATS, AETH_MAP_BE_STATS, AETH_MAP_GLOBAL,
+};
+
+#define N_PINNED (sizeof(pinned_names) / sizeof(pinned_names[0]))
+
+static int mkdir_p(const char *dir, mode_t mode)
+{
+	char buf[PATH_MAX];
+	size_t len = strlen(dir);
+
+	if (len == 0 || len >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, dir, len + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, mode) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, mode) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int pinned_map_path(char *buf, size_t len, const char *dir,
+			   const char *name)
+{
+	if ((size_t)snprintf(buf, len, "%s/%s", dir, name) >= len)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+int aeth_loader_pinned_schema(const char *pin_dir, uint32_t *version)
+{
+	struct bpf_map_info info;
+	__u32 info_len = sizeof(info);
+	struct aeth_meta meta;
+	char path[PATH_MAX];
+	uint32_t zero = 0;
+	int fd, err;
+
+	*version = 0;
+	err = pinned_map_path(path, sizeof(path), pin_dir, AETH_MAP_META);
+	if (err)
+		return err;
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	memset(&info, 0, sizeof(info));
+	err = bpf_obj_get_info_by_fd(fd, &info, &info_len);
+	if (err) {
+		err = -errno;
+		goto out;
+	}
+	if (info.value_size < sizeof(uint32_t)) {
+		err = -EPROTO;
+		goto out;
+	}
+	memset(&meta, 0, sizeof(meta));
+	if (info.value_size != sizeof(meta)) {
+		/* another layout: the leading schema version still tells */
+		uint8_t *buf = calloc(1, info.value_size);
+
+		if (!buf) {
+			err = -ENOMEM;
+			goto out;
+		}
+		if (bpf_map_lookup_elem(fd, &zero, buf) == 0)
+			memcpy(version, buf, sizeof(*version));
+		else
+			err = -errno;
+		free(buf);
+		if (!err && *version == AETH_SCHEMA_VERSION)
+			err = -EPROTO;	/* same number, other size: refuse */
+		goto out;
+	}
+	if (bpf_map_lookup_elem(fd, &zero, &meta))
+		err = -errno;
+	else
+		*version = meta.schema_version;
+out:
+	close(fd);
+	return err;
+}
+
+static uint32_t pinned_ct_size(const char *pin_dir)
+{
+	struct bpf_map_info info;
+	__u32 len = sizeof(info);
+	char path[PATH_MAX];
+	uint32_t size = 0;
+	int fd;
+
+	if (pinned_map_path(path, sizeof(path), pin_dir, AETH_MAP_CT))
+		return 0;
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return 0;
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0)
+		size = info.max_entries;
+	close(fd);
+	return size;
+}
+
+static void fds_from_skel(struct aeth_agent *a)
+{
+	struct aether_lb *s = a->skel;
+
+	a->fds.meta = bpf_map__fd(s->maps.aeth_meta);
+	a->fds.node = bpf_map__fd(s->maps.aeth_node);
+	a->fds.vip = bpf_map__fd(s->maps.aeth_vip);
+	a->fds.svc = bpf_map__fd(s->maps.aeth_svc);
+	a->fds.svcinfo = bpf_map__fd(s->maps.aeth_svcinfo);
+	a->fds.backend = bpf_map__fd(s->maps.aeth_backend);
+	a->fds.maglev = bpf_map__fd(s->maps.aeth_maglev);
+	a->fds.acl = bpf_map__fd(s->maps.aeth_acl);
+	a->fds.ct = bpf_map__fd(s->maps.aeth_ct);
+	a->fds.ct_budget = bpf_map__fd(s->maps.aeth_ct_budget);
+	a->fds.rl_src = bpf_map__fd(s->maps.aeth_rl_src);
+	a->fds.rl_svc = bpf_map__fd(s->maps.aeth_rl_svc);
+	a->fds.svc_stats = bpf_map__fd(s->maps.aeth_svc_stats);
+	a->fds.be_stats = bpf_map__fd(s->maps.aeth_be_stats);
+	a->fds.global = bpf_map__fd(s->maps.aeth_global);
+}
+
+int aeth_loader_open(struct aeth_agent *a, const char *pin_dir,
+		     uint32_t ct_max_entries, char *errbuf, size_t errlen)
+{
+	struct bpf_map *map;
+	char path[PATH_MAX];
+	uint32_t version, pinned_ct, zero = 0;
+	struct statfs sfs;
+	int err;
+
+	snprintf(a->pin_dir, sizeof(a->pin_dir), "%s", pin_dir);
+	err = mkdir_p(pin_dir, 0700);
+	if (err) {
+		snprintf(errbuf, errlen, "cannot create pin directory %s: %s",
+			 pin_dir, strerror(-err));
+		return err;
+	}
+	if (statfs(pin_dir, &sfs) == 0 && sfs.f_type != BPF_FS_MAGIC) {
+		snprintf(errbuf, errlen, "pin directory %s is not on a bpffs "
+			 "(mount -t bpf bpf /sys/fs/bpf)", pin_dir);
+		return -EINVAL;
+	}
+	err = aeth_loader_pinned_schema(pin_dir, &version);
+	if (err || (version && version != AETH_SCHEMA_VERSION)) {
+		snprintf(errbuf, errlen,
+			 "maps pinned under %s have schema version %u, this "
+			 "build uses %u: refusing to reuse them (run "
+			 "aether-agent --detach --pin-dir %s to start afresh; "
+			 "that drops the connection table)",
+			 pin_dir, version, AETH_SCHEMA_VERSION, pin_dir);
+		return err ? err : -EPROTO;
+	}
+
+	a->skel = aether_lb__open();
+	if (!a->skel) {
+		err = -errno;
+		snprintf(errbuf, errlen, "opening the BPF object: %s",
+			 strerror(-err));
+		return err;
+	}
+	bpf_object__for_each_map(map, a->skel->obj) {
+		const char *name = bpf_map__name(map);
+
+		if (strncmp(name, "aeth_", 5))
+			continue;	/* .rodata and friends stay private */
+		err = pinned_map_path(path, sizeof(path), pin_dir, name);
+		if (!err)
+			err = bpf_map__set_pin_path(map, path);
+		if (err) {
+			snprintf(errbuf, errlen, "pin path for %s: %s", name,
+				 strerror(-err));
+			goto fail;
+		}
+	}
+	pinned_ct = pinned_ct_size(pin_dir);
+	if (pinned_ct && ct_max_entries && pinned_ct != ct_max_entries)
+		log_warn("%s/%s keeps its %u entries (conntrack.max_entries "
+			 "%u takes effect after --detach)", pin_dir, AETH_MAP_CT,
+			 pinned_ct, ct_max_entries);
+	if (pinned_ct)
+		ct_max_entries = pinned_ct;
+	if (ct_max_entries) {
+		err = bpf_map__set_max_entries(a->skel->maps.aeth_ct,
+					       ct_max_entries);
+		if (err) {
+			snprintf(errbuf, errlen, "sizing %s: %s", AETH_MAP_CT,
+				 strerror(-err));
+			goto fail;
+		}
+	}
+	err = aether_lb__load(a->skel);
+	if (err) {
+		snprintf(errbuf, errlen, "loading the BPF object with maps "
+			 "under %s: %s", pin_dir, strerror(-err));
+		goto fail;
+	}
+	fds_from_skel(a);
+
+	memset(&a->meta, 0, sizeof(a->meta));
+	bpf_map_lookup_elem(a->fds.meta, &zero, &a->meta);
+	if (a->meta.schema_version == 0) {
+		err = aeth_meta_write(a);
+		if (err) {
+			snprintf(errbuf, errlen, "writing %s: %s", AETH_MAP_META,
+				 strerror(-err));
+			goto fail;
+		}
+	}
+	err = aeth_state_recover(a);
+	if (err) {
+		snprintf(errbuf, errlen, "reading the pinned state: %s",
+			 strerror(-err));
+		goto fail;
+	}
+	return 0;
+fail:
+	aether_lb__destroy(a->skel);
+	a->skel = NULL;
+	return err;
+}
+
+void aeth_loader_close(struct aeth_agent *a)
+{
+	/* libxdp's handles refer to the skeleton's object: drop them
+	 * first. Neither detaches anything. */
+	for (int i = 0; i < AETH_MAX_INTERFACES; i++) {
+		if (a->xdp_progs[i])
+			xdp_program__close(a->xdp_progs[i]);
+		a->xdp_progs[i] = NULL;
+	}
+	if (a->skel)
+		aether_lb__destroy(a->skel);
+	a->skel = NULL;
+	aeth_state_free(a->state);
+	a->state = NULL;
+	aeth_config_free(a->cfg);
+	a->cfg = NULL;
+}
+
+/* ---- sysctls ----------------------------------------------------------- */
+
+static int write_sysctl(const char *path, const char *value)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, value, strlen(value));
+	close(fd);
+	return n < 0 ? -errno : 0;
+}
+
+/* Packets the data path hands to the stack after encapsulating them (no
+ * neighbour yet, or too big without DF) carry the node's own address as
+ * source and must be forwarded: forwarding on, accept_local so a local
+ * source is not dropped as martian, and rp_filter off on the interface.
+ * (rp_filter takes the larger of conf.all and the interface, so a non-zero
+ * conf.all is reported rather than changed behind the operator's back.) */
+static void set_sysctls(const char *ifname)
+{
+	static const struct {
+		const char *fmt, *value;
+		bool required;
+	} knobs[] = {
+		{ "/proc/sys/net/ipv4/ip_forward", "1", true },
+		{ "/proc/sys/net/ipv4/conf/%s/forwarding", "1", true },
+		{ "/proc/sys/net/ipv4/conf/%s/accept_local", "1", true },
+		{ "/proc/sys/net/ipv4/conf/%s/rp_filter", "0", true },
+		{ "/proc/sys/net/ipv6/conf/%s/forwarding", "1", false },
+	};
+	char path[256], buf[8] = "";
+	int fd;
+
+	for (size_t i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++) {
+		int err;
+
+		snprintf(path, sizeof(path), knobs[i].fmt, ifname);
+		err = write_sysctl(path, knobs[i].value);
+		if (err && knobs[i].required)
+			log_warn("%s: setting %s: %s", ifname, path,
+				 strerror(-err));
+	}
+	fd = open("/proc/sys/net/ipv4/conf/all/rp_filter", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (read(fd, buf, sizeof(buf) - 1) > 0 && buf[0] != '0')
+			log_warn("net.ipv4.conf.all.rp_filter is %c: packets "
+				 "handed to the stack with the node's source may "
+				 "be dropped", buf[0]);
+		close(fd);
+	}
+}
+
+/* ---- attaching --------------------------------------------------------- */
+
+static __u32 mode_flags(enum aeth_xdp_mode mode)
+{
+	return mode == AETH_XDP_MODE_GENERIC ? XDP_FLAGS_SKB_MODE :
+					       XDP_FLAGS_DRV_MODE;
+}
+
+static int quiet_libbpf(enum libbpf_print_level level, const char *fmt,
+			va_list ap)
+{
+	char msg[1024];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	log_debug("%s", msg);
+	return 0;
+}
+
+static int quiet_libxdp(enum libxdp_print_level level, const char *fmt,
+			va_list ap)
+{
+	return quiet_libbpf(LIBBPF_DEBUG, fmt, ap);
+}
+
+/* Fresh attach through libxdp. This kernel refuses the dispatcher, so libxdp
+ * falls back to a single program; its chatter about that goes to debug. */
+static int attach_fresh(struct aeth_agent *a, int slot, int ifindex,
+			enum aeth_xdp_mode want, enum aeth_xdp_mode *got)
+{
+	DECLARE_LIBXDP_OPTS(xdp_program_opts, opts, .obj = a->skel->obj,
+			    .prog_name = AETH_PROG_NAME);
+	libbpf_print_fn_t old_bpf;
+	libxdp_print_fn_t old_xdp;
+	struct xdp_program *prog = a->xdp_progs[slot];
+	int err;
+
+	if (!prog) {
+		prog = xdp_program__create(&opts);
+		err = libxdp_get_error(prog);
+		if (err)
+			return err;
+		a->xdp_progs[slot] = prog;
+	}
+	old_bpf = libbpf_set_print(quiet_libbpf);
+	old_xdp = libxdp_set_print(quiet_libxdp);
+	err = -EINVAL;
+	if (want == AETH_XDP_MODE_NATIVE || want == AETH_XDP_MODE_AUTO) {
+		err = xdp_program__attach(prog, ifindex, XDP_MODE_NATIVE, 0);
+		if (!err)
+			*got = AETH_XDP_MODE_NATIVE;
+	}
+	if (err && (want == AETH_XDP_MODE_GENERIC || want == AETH_XDP_MODE_AUTO)) {
+		err = xdp_program__attach(prog, ifindex, XDP_MODE_SKB, 0);
+		if (!err)
+			*got = AETH_XDP_MODE_GENERIC;
+	}
+	libbpf_set_print(old_bpf);
+	libxdp_set_print(old_xdp);
+	return err;
+}
+
+/* Is the attached program ours already: same code, same maps? */
+static bool same_program(int fd_a, int fd_b)
+{
+	struct bpf_prog_info ia, ib;
+	__u32 maps_a[32], maps_b[32];
+	__u32 la = sizeof(ia), lb = sizeof(ib);
+
+	memset(&ia, 0, sizeof(ia));
+	memset(&ib, 0, sizeof(ib));
+	ia.nr_map_ids = ib.nr_map_ids = 32;
+	ia.map_ids = (__u64)(unsigned long)maps_a;
+	ib.map_ids = (__u64)(unsigned long)maps_b;
+	if (bpf_obj_get_info_by_fd(fd_a, &ia, &la) ||
+	    bpf_obj_get_info_by_fd(fd_b, &ib, &lb))
+		return false;
+	if (memcmp(ia.tag, ib.tag, sizeof(ia.tag)) || ia.nr_map_ids != ib.nr_map_ids ||
+	    ia.nr_map_ids > 32)
+		return false;
+	return memcmp(maps_a, maps_b, ia.nr_map_ids * sizeof(__u32)) == 0;
+}
+
+static int attach_one(struct aeth_agent *a, int slot, const char *ifname,
+		      enum aeth_xdp_mode want, struct aeth_iface_status *st)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+	int new_fd = bpf_program__fd(a->skel->progs.aether_lb);
+	enum aeth_xdp_mode got = AETH_XDP_MODE_NONE;
+	int ifindex, err;
+	__u32 old_id = 0;
+
+	ifindex = if_nametoindex(ifname);
+	if (!ifindex) {
+		log_err("node.interfaces: %s: no such interface", ifname);
+		return -ENODEV;
+	}
+	set_sysctls(ifname);
+	err = bpf_xdp_query(ifindex, 0, &q);
+	if (err) {
+		log_err("%s: querying XDP state: %s", ifname, strerror(-err));
+		return err;
+	}
+	if (q.drv_prog_id) {
+		old_id = q.drv_prog_id;
+		got = AETH_XDP_MODE_NATIVE;
+	} else if (q.skb_prog_id) {
+		old_id = q.skb_prog_id;
+		got = AETH_XDP_MODE_GENERIC;
+	}
+	if (old_id) {
+		LIBBPF_OPTS(bpf_xdp_attach_opts, ao);
+		int old_fd = bpf_prog_get_fd_by_id(old_id);
+
+		if (old_fd < 0) {
+			err = -errno;
+			log_err("%s: opening attached program %u: %s", ifname,
+				old_id, strerror(-err));
+			return err;
+		}
+		if (same_program(old_fd, new_fd)) {
+			/* restarted over the same program: leave it be */
+			close(old_fd);
+			log_info("%s: program %u already attached (%s)", ifname,
+				 old_id, aeth_xdp_mode_names[got]);
+			goto record;
+		}
+		if (want != AETH_XDP_MODE_AUTO && want != got)
+			log_warn("%s: keeping the %s mode of the running program "
+				 "(--detach first to change it)", ifname,
+				 aeth_xdp_mode_names[got]);
+		/* one atomic swap: no packet sees an interface without XDP */
+		ao.old_prog_fd = old_fd;
+		err = bpf_xdp_attach(ifindex, new_fd,
+				     XDP_FLAGS_REPLACE | mode_flags(got), &ao);
+		close(old_fd);
+		if (err) {
+			log_err("%s: replacing program %u: %s", ifname, old_id,
+				strerror(-err));
+			return err;
+		}
+		log_info("%s: replaced program %u in place (%s)", ifname,
+			 old_id, aeth_xdp_mode_names[got]);
+	} else {
+		err = attach_fresh(a, slot, ifindex, want, &got);
+		if (err) {
+			log_err("%s: attaching in %s mode: %s", ifname,
+				aeth_xdp_mode_names[want], strerror(-err));
+			return err;
+		}
+		log_info("%s: attached (%s mode, single program)", ifname,
+			 aeth_xdp_mode_names[got]);
+	}
+record:
+	memset(&q, 0, sizeof(q));
+	q.sz = sizeof(q);
+	bpf_xdp_query(ifindex, 0, &q);
+	memset(st, 0, sizeof(*st));
+	st->ifindex = ifindex;
+	st->mode = got;
+	st->prog_id = got == AETH_XDP_MODE_GENERIC ? q.skb_prog_id :
+						   q.drv_prog_id;
+	snprintf(st->name, sizeof(st->name), "%s", ifname);
+	return 0;
+}
+
+/* Take the program off an interface, only if it is still the one we put
+ * there. */
+static int detach_one(const struct aeth_iface_status *st)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+	LIBBPF_OPTS(bpf_xdp_attach_opts, ao);
+	__u32 flags = st->mode == AETH_XDP_MODE_GENERIC ? XDP_FLAGS_SKB_MODE :
+							XDP_FLAGS_DRV_MODE;
+	__u32 cur;
+	int fd, err;
+
+	if (bpf_xdp_query(st->ifindex, 0, &q))
+		return 0;	/* interface gone */
+	cur = flags == XDP_FLAGS_SKB_MODE ? q.skb_prog_id : q.drv_prog_id;
+	if (!cur || cur != st->prog_id)
+		return 0;
+	fd = bpf_prog_get_fd_by_id(cur);
+	if (fd < 0)
+		return -errno;
+	ao.old_prog_fd = fd;
+	err = bpf_xdp_detach(st->ifindex, flags | XDP_FLAGS_REPLACE, &ao);
+	close(fd);
+	return err;
+}
+
+int aeth_loader_attach(struct aeth_agent *a, const struct aeth_config *cfg)
+{
+	struct aeth_iface_status ifs[AETH_MAX_INTERFACES];
+	size_t n = cfg->n_interfaces;
+	int first_err = 0;
+
+	if (n > AETH_MAX_INTERFACES)
+		n = AETH_MAX_INTERFACES;
+	memset(ifs, 0, sizeof(ifs));
+	for (size_t i = 0; i < n; i++) {
+		int err = attach_one(a, i, cfg->interfaces[i], cfg->xdp_mode,
+				     &ifs[i]);
+
+		if (err && !first_err)
+			first_err = err;
+		if (err)
+			snprintf(ifs[i].name, sizeof(ifs[i].name), "%s",
+				 cfg->interfaces[i]);
+	}
+	/* interfaces the document dropped */
+	for (uint32_t j = 0; j < a->meta.n_interfaces &&
+			     j < AETH_MAX_INTERFACES; j++) {
+		const struct aeth_iface_status *old = &a->meta.ifaces[j];
+		bool kept = false;
+
+		for (size_t i = 0; i < n; i++)
+			if (ifs[i].ifindex == old->ifindex)
+				kept = true;
+		if (kept || !old->ifindex)
+			continue;
+		if (detach_one(old))
+			log_warn("%s: detaching: %s", old->name, strerror(errno));
+		else
+			log_info("%s: detached (no longer in node.interfaces)",
+				 old->name);
+	}
+	memcpy(a->meta.ifaces, ifs, sizeof(ifs));
+	a->meta.n_interfaces = n;
+	if (aeth_meta_write(a))
+		log_warn("writing %s: %s", AETH_MAP_META, strerror(errno));
+	a->status.attached = first_err == 0;
+	return first_err;
+}
+
+/* ---- --detach ---------------------------------------------------------- */
+
+int aeth_loader_detach(const char *pin_dir, char *errbuf, size_t errlen)
+{
+	struct aeth_meta meta;
+	char path[PATH_MAX];
+	uint32_t zero = 0, version;
+	int fd, err, ret = 0;
+
+	err = pinned_map_path(path, sizeof(path), pin_dir, AETH_MAP_META);
+	if (err)
+		return err;
+	fd = bpf_obj_get(path);
+	if (fd < 0) {
+		err = -errno;
+		snprintf(errbuf, errlen, "no aether-lb state under %s: %s",
+			 pin_dir, strerror(-err));
+		return err;
+	}
+	err = aeth_loader_pinned_schema(pin_dir, &version);
+	memset(&meta, 0, sizeof(meta));
+	if (!err && version == AETH_SCHEMA_VERSION &&
+	    bpf_map_lookup_elem(fd, &zero, &meta) == 0) {
+		for (uint32_t i = 0; i < meta.n_interfaces &&
+				     i < AETH_MAX_INTERFACES; i++) {
+			if (!meta.ifaces[i].ifindex)
+				continue;
+			err = detach_one(&meta.ifaces[i]);
+			if (err) {
+				log_err("%s: detaching: %s", meta.ifaces[i].name,
+					strerror(-err));
+				ret = err;
+			} else {
+				log_info("%s: detached", meta.ifaces[i].name);
+			}
+		}
+	} else {
+		log_warn("%s: unknown schema, unpinning without detaching",
+			 pin_dir);
+	}
+	close(fd);
+	for (size_t i = 0; i < N_PINNED; i++) {
+		if (pinned_map_path(path, sizeof(path), pin_dir,
+				    pinned_names[i]))
+			continue;
+		if (unlink(path) && errno != ENOENT) {
+			err = -errno;
+			log_err("unpinning %s: %s", path, strerror(-err));
+			ret = err;
+		}
+	}
+	if (rmdir(pin_dir) && errno != ENOENT) {
+		err = -errno;
+		log_warn("removing %s: %s", pin_dir, strerror(-err));
+	}
+	if (ret)
+		snprintf(errbuf, errlen, "detach under %s was incomplete",
+			 pin_dir);
+	return ret;
+}

@@ -1,0 +1,74 @@
+/* The daemon's state: loaded maps, what is applied, and the last apply. */
+#ifndef AETHER_AGENT_H
+#define AETHER_AGENT_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aether/abi.h"
+#include "config.h"
+#include "maglev.h"
+#include "metrics.h"
+#include "pinned.h"
+
+struct aether_lb;
+struct xdp_program;
+
+/* One service as it is in the maps, indexed by service id. */
+struct aeth_applied_svc {
+	bool in_use;
+	struct aeth_svc_key key;
+	struct aeth_svc value;		/* as published in aeth_svc */
+	struct aeth_svcinfo info;	/* as written in aeth_svcinfo */
+	/* What the current tables were built from. After a restart the
+	 * inputs are unknown (inner maps are not pinned): built is false and
+	 * the next apply rebuilds the tables into the inactive slots. */
+	bool built;
+	struct aeth_maglev_backend *mg;	/* eligible backends, sorted by id */
+	size_t n_mg;
+	bool acl_enabled;
+	struct aeth_cfg_cidr *cidrs;
+	size_t n_cidrs;
+	uint32_t *be_ids;		/* every backend of the service */
+	size_t n_be;
+};
+
+/* What is applied to the maps. */
+struct aeth_state {
+	struct aeth_applied_svc *svcs;	/* [AETH_MAX_SERVICES] */
+	struct aeth_backend *backends;	/* [AETH_MAX_BACKENDS], mirror of the map */
+	/* Allocation cursors: ids are taken from here on, so a freed id is
+	 * reused only after every other id was handed out. */
+	uint32_t svc_cursor, be_cursor;
+	struct aeth_node node;
+	bool node_known;
+};
+
+/* Asks whether a backend passes its health check (true without a check). */
+typedef bool (*aeth_backend_up_fn)(void *arg, const char *service,
+				   const struct aeth_ip *backend);
+
+struct aeth_agent {
+	char pin_dir[PATH_MAX];
+	struct aether_lb *skel;
+	struct aeth_map_fds fds;
+	struct aeth_state *state;
+	struct aeth_config *cfg;	/* last applied document, NULL before */
+	struct aeth_meta meta;		/* as last written */
+	struct aeth_agent_status status;
+
+	/* last apply, for GET /v1/status */
+	bool last_ok;
+	char last_error[600];
+	char last_source[16];
+	uint64_t last_apply_unix_ns;
+
+	aeth_backend_up_fn backend_up;
+	void *backend_up_arg;
+
+	struct xdp_program *xdp_progs[AETH_MAX_INTERFACES];
+};
+
+#endif /* AETHER_AGENT_H */
