@@ -1,0 +1,184 @@
+/* aetherctl conntrack list: the connection table, filtered by service and
+ * limited, in a stable order. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+
+#define CT_DEFAULT_LIMIT 1000
+
+struct ct_row {
+	struct aeth_flow flow;
+	struct aeth_ct_entry e;
+};
+
+struct ct_collect {
+	struct ct_row *rows;
+	size_t n, cap;
+	bool filter;
+	uint32_t svc_id;
+};
+
+static int ct_collect_one(const void *key, const void *value, void *arg)
+{
+	struct ct_collect *c = arg;
+	const struct aeth_ct_entry *e = value;
+
+	if (c->filter && e->svc_id != c->svc_id)
+		return 0;
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 256;
+		struct ct_row *r = realloc(c->rows, cap * sizeof(*r));
+
+		if (!r)
+			return -ENOMEM;
+		c->rows = r;
+		c->cap = cap;
+	}
+	memcpy(&c->rows[c->n].flow, key, sizeof(struct aeth_flow));
+	c->rows[c->n].e = *e;
+	c->n++;
+	return 0;
+}
+
+static int ct_row_cmp(const void *pa, const void *pb)
+{
+	const struct ct_row *a = pa, *b = pb;
+	int c;
+
+	if (a->e.svc_id != b->e.svc_id)
+		return a->e.svc_id < b->e.svc_id ? -1 : 1;
+	c = ctl_addr_cmp(&a->flow.src, a->flow.family, &b->flow.src,
+			 b->flow.family);
+	if (c)
+		return c;
+	if (a->flow.sport != b->flow.sport)
+		return ntohs(a->flow.sport) < ntohs(b->flow.sport) ? -1 : 1;
+	c = ctl_addr_cmp(&a->flow.dst, a->flow.family, &b->flow.dst,
+			 b->flow.family);
+	if (c)
+		return c;
+	if (a->flow.dport != b->flow.dport)
+		return ntohs(a->flow.dport) < ntohs(b->flow.dport) ? -1 : 1;
+	return (int)a->flow.proto - (int)b->flow.proto;
+}
+
+static int conntrack_list(struct ctl_ctx *ctx, int argc, char **argv)
+{
+	static const struct ctl_opt opts[] = { { "service", true },
+					       { "limit", true } };
+	static const char *const hdr[] = { "SERVICE", "PROTO", "SOURCE",
+					   "DESTINATION", "BACKEND", "AGE" };
+	struct ct_collect c = { 0 };
+	struct ctl_service *svcs = NULL, s;
+	struct ctl_backend *bes = NULL;
+	uint32_t limit = CT_DEFAULT_LIMIT;
+	const char *val[2];
+	size_t ns, nb, shown;
+	uint64_t now;
+	int ret;
+
+	ret = ctl_parse_args(ctx, argv[0], argc, argv, opts, 2, val, NULL, 0, 0);
+	if (ret)
+		return ret;
+	if (val[1] && ctl_parse_u32(val[1], &limit))
+		return ctl_usage_error(ctx, "%s: --limit: not a count: %s",
+				       argv[0], val[1]);
+	if (val[0]) {
+		ret = ctl_service_resolve(ctx, val[0], &s);
+		if (ret)
+			return ret;
+		c.filter = true;
+		c.svc_id = s.id;
+	}
+	ret = ctl_services_load(ctx, &svcs, &ns);
+	if (ret)
+		return ret;
+	ret = ctl_backends_load(ctx, &bes, &nb);
+	if (ret)
+		goto out;
+	ret = ctl_map_foreach(ctx, ctx->fds.ct, AETH_MAP_CT,
+			      sizeof(struct aeth_flow),
+			      sizeof(struct aeth_ct_entry), ct_collect_one, &c);
+	if (ret == -ENOMEM)
+		ctl_error(ctx, "out of memory");
+	if (ret)
+		goto out;
+	if (c.n)
+		qsort(c.rows, c.n, sizeof(*c.rows), ct_row_cmp);
+	shown = limit && limit < c.n ? limit : c.n;
+	now = ctl_now_coarse_ns();
+
+	json_t *arr = ctx->json ? json_array() : NULL;
+	struct ctl_table *t = ctx->json ? NULL : ctl_table_new(6, hdr);
+
+	if (t)
+		ctl_table_align_right(t, 5);
+	for (size_t i = 0; i < shown; i++) {
+		const struct aeth_flow *f = &c.rows[i].flow;
+		const struct aeth_ct_entry *e = &c.rows[i].e;
+		const struct ctl_backend *b = ctl_backend_find(bes, nb,
+							       e->backend_id);
+		char src[CTL_ADDR_LEN], dst[CTL_ADDR_LEN], be[CTL_ADDR_LEN];
+		char lbl[24], age[32];
+		const char *svc = ctl_service_label(svcs, ns, e->svc_id, lbl,
+						    sizeof(lbl));
+		double age_s = now > e->created_ns
+				       ? (now - e->created_ns) / 1e9 : 0.0;
+
+		if (b)
+			ctl_addr_str(&b->be.addr, b->be.family, be);
+		else
+			snprintf(be, sizeof(be), "#%u", e->backend_id);
+		if (arr) {
+			char sa[CTL_ADDR_LEN], da[CTL_ADDR_LEN];
+
+			json_array_append_new(arr, json_pack(
+				"{s:s, s:s, s:s, s:i, s:s, s:i, s:s, s:I, s:f}",
+				"service", svc,
+				"protocol", ctl_proto_str(f->proto),
+				"src", ctl_addr_str(&f->src, f->family, sa),
+				"sport", ntohs(f->sport),
+				"dst", ctl_addr_str(&f->dst, f->family, da),
+				"dport", ntohs(f->dport),
+				"backend", be,
+				"backend_id", (json_int_t)e->backend_id,
+				"age_s", age_s));
+			continue;
+		}
+		ctl_endpoint_str(&f->src, f->family, ntohs(f->sport), src);
+		ctl_endpoint_str(&f->dst, f->family, ntohs(f->dport), dst);
+		snprintf(age, sizeof(age), "%.1fs", age_s);
+		ctl_table_add(t, svc, ctl_proto_str(f->proto), src, dst, be, age);
+	}
+	if (arr) {
+		ret = ctl_json_print(ctx, arr);
+	} else {
+		ctl_table_print(t);
+		ctl_table_free(t);
+		if (shown < c.n)
+			fprintf(stderr, "(%zu of %zu entries shown; --limit 0 "
+				"shows all)\n", shown, c.n);
+	}
+out:
+	free(c.rows);
+	free(bes);
+	free(svcs);
+	return ret;
+}
+
+static const struct ctl_cmd conntrack_verbs[] = {
+	{ "list", conntrack_list,
+	  "list [--service SERVICE] [--limit N]   (N default 1000, 0 = all)" },
+};
+
+const struct ctl_object ctl_obj_conntrack = {
+	.name = "conntrack",
+	.verbs = conntrack_verbs,
+	.n_verbs = sizeof(conntrack_verbs) / sizeof(conntrack_verbs[0]),
+	.summary = "The connection table: flow -> backend, with the age of "
+		   "each entry.",
+};

@@ -1,0 +1,303 @@
+/* aetherctl explain: what the data path would do with one TCP/UDP packet,
+ * from the live maps, the data path's own flow hash, and its rules in its
+ * order (bpf/aether_lb.bpf.c, bpf/guard.h). Reads only: no limiter is
+ * charged, no connection recorded. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+
+#include "aether/flow_hash.h"
+#include "aether/names.h"
+#include "ctl.h"
+
+struct verdict {
+	const char *verdict;	/* tx, pass, drop */
+	const char *reason;	/* a drop reason, or why it passes/goes */
+	bool have_svc;
+	struct aeth_svc svc;
+	bool have_backend;
+	uint32_t backend_id;
+	struct aeth_backend be;
+	bool have_hash;
+	uint32_t hash, slot;
+};
+
+/* IPv4 as ::ffff:a.b.c.d/128, as bpf/guard.h looks it up. */
+static bool source_authorized(struct ctl_ctx *ctx, const struct aeth_svc *svc,
+			      const struct aeth_flow *f)
+{
+	struct aeth_acl_key key;
+	__u32 value;
+	bool ok;
+	int fd;
+
+	if (!(svc->flags & AETH_SVC_F_ACL))
+		return true;
+	fd = ctl_inner_map_fd(ctx->fds.acl, svc->acl_slot);
+	if (fd < 0)
+		return false;	/* enabled without a list: closed */
+	memset(&key, 0, sizeof(key));
+	key.prefixlen = 128;
+	if (f->family == AETH_AF_INET) {
+		key.addr[10] = 0xff;
+		key.addr[11] = 0xff;
+		memcpy(key.addr + 12, &f->src.v4, 4);
+	} else {
+		memcpy(key.addr, f->src.bytes, 16);
+	}
+	ok = bpf_map_lookup_elem(fd, &key, &value) == 0;
+	close(fd);
+	return ok;
+}
+
+static __be32 mask32(uint32_t bits)
+{
+	if (bits > 32)
+		bits = 32;
+	return htonl((uint32_t)(0xffffffff00000000ull >> bits));
+}
+
+/* The per-source limiter key: the source masked to the service's prefix. */
+static void rl_src_key(struct aeth_rl_src_key *key, const struct aeth_svc *svc,
+		       const struct aeth_flow *f)
+{
+	memset(key, 0, sizeof(*key));
+	key->svc_id = svc->id;
+	key->family = f->family;
+	if (f->family == AETH_AF_INET) {
+		key->prefix.v4 = f->src.v4 & mask32(svc->src_prefix_v4);
+		return;
+	}
+	for (uint32_t i = 0; i < 4; i++) {
+		uint32_t p = svc->src_prefix_v6;
+
+		key->prefix.v6[i] = f->src.v6[i] &
+				    mask32(p > 32 * i ? p - 32 * i : 0);
+	}
+}
+
+/* Which limiter would refuse a new connection now (-1: none). The service
+ * cap is looked at first, as the data path does. */
+static int limiter_refusal(struct ctl_ctx *ctx, const struct aeth_svc *svc,
+			   const struct aeth_flow *f)
+{
+	uint64_t now = ctl_now_ns();
+	__u32 id = svc->id;
+
+	if (svc->svc_interval_ns) {
+		struct aeth_rl_svc_state st;
+
+		if (!bpf_map_lookup_elem(ctx->fds.rl_svc, &id, &st) &&
+		    st.tat_ns > now + svc->svc_tolerance_ns)
+			return AETH_R_SERVICE_RATE_LIMITED;
+	}
+	if (svc->src_interval_ns) {
+		struct aeth_rl_src_key key;
+		struct aeth_rl_src_state st;
+
+		rl_src_key(&key, svc, f);
+		if (!bpf_map_lookup_elem(ctx->fds.rl_src, &key, &st) &&
+		    st.tat_ns > now + svc->src_tolerance_ns)
+			return AETH_R_RATE_LIMITED;
+	}
+	return -1;
+}
+
+static bool backend_usable_for_new(const struct aeth_backend *be)
+{
+	return (be->flags & AETH_BE_F_IN_USE) &&
+	       !(be->flags & (AETH_BE_F_DRAINING | AETH_BE_F_UNHEALTHY));
+}
+
+static int decide(struct ctl_ctx *ctx, const struct aeth_flow *f, bool syn,
+		  struct verdict *v)
+{
+	struct aeth_vip_key vk;
+	struct aeth_svc_key sk;
+	struct aeth_ct_entry ce;
+	struct aeth_node node;
+	__u32 count, zero = 0, id;
+	int fd, r;
+
+	memset(v, 0, sizeof(*v));
+	memset(&vk, 0, sizeof(vk));
+	vk.addr = f->dst;
+	vk.family = f->family;
+	if (bpf_map_lookup_elem(ctx->fds.vip, &vk, &count)) {
+		v->verdict = "pass";
+		v->reason = "not_service";
+		return 0;
+	}
+
+	memset(&sk, 0, sizeof(sk));
+	sk.vip = f->dst;
+	sk.port = f->dport;
+	sk.proto = f->proto;
+	sk.family = f->family;
+	if (bpf_map_lookup_elem(ctx->fds.svc, &sk, &v->svc)) {
+		sk.port = 0;	/* the every-port service of this VIP */
+		if (bpf_map_lookup_elem(ctx->fds.svc, &sk, &v->svc)) {
+			v->verdict = "drop";
+			v->reason = aeth_reason_names[AETH_R_UNCONFIGURED_PORT];
+			return 0;
+		}
+	}
+	v->have_svc = true;
+
+	if (!source_authorized(ctx, &v->svc, f)) {
+		v->verdict = "drop";
+		v->reason = aeth_reason_names[AETH_R_NOT_AUTHORIZED];
+		return 0;
+	}
+
+	if (!bpf_map_lookup_elem(ctx->fds.ct, f, &ce) &&
+	    !bpf_map_lookup_elem(ctx->fds.backend, &ce.backend_id, &v->be) &&
+	    (v->be.flags & AETH_BE_F_IN_USE)) {
+		v->verdict = "tx";
+		v->reason = "conntrack";
+		v->have_backend = true;
+		v->backend_id = ce.backend_id;
+		return 0;
+	}
+
+	/* a new connection: TCP SYN, or any UDP packet without an entry */
+	if (f->proto == IPPROTO_UDP || syn) {
+		r = limiter_refusal(ctx, &v->svc, f);
+		if (r >= 0) {
+			v->verdict = "drop";
+			v->reason = aeth_reason_names[r];
+			return 0;
+		}
+	}
+
+	v->verdict = "drop";
+	v->reason = aeth_reason_names[AETH_R_NO_BACKEND];
+	if (!v->svc.table_size)
+		return 0;
+	if (bpf_map_lookup_elem(ctx->fds.node, &zero, &node)) {
+		r = -errno;
+		ctl_error(ctx, "reading %s: %s", AETH_MAP_NODE, strerror(errno));
+		return r;
+	}
+	v->have_hash = true;
+	v->hash = aeth_flow_hash(f, node.hash_seed);
+	v->slot = v->hash % v->svc.table_size;
+	fd = ctl_inner_map_fd(ctx->fds.maglev, v->svc.maglev_slot);
+	if (fd < 0)
+		return 0;
+	r = bpf_map_lookup_elem(fd, &v->slot, &id);
+	close(fd);
+	if (r || id == AETH_NO_BACKEND)
+		return 0;
+	v->backend_id = id;
+	if (bpf_map_lookup_elem(ctx->fds.backend, &id, &v->be) ||
+	    !backend_usable_for_new(&v->be))
+		return 0;
+	v->verdict = "tx";
+	v->reason = "maglev";
+	v->have_backend = true;
+	return 0;
+}
+
+static int explain_run(struct ctl_ctx *ctx, int argc, char **argv)
+{
+	static const struct ctl_opt opts[] = { { "src", true }, { "dst", true },
+					       { "proto", true },
+					       { "syn", false } };
+	const char *val[4];
+	struct aeth_flow f;
+	uint8_t sfam, dfam, proto;
+	uint16_t sport, dport;
+	struct ctl_service *svcs = NULL;
+	char svc_lbl[AETH_NAME_LEN + 64] = "", be[CTL_ADDR_LEN] = "";
+	struct verdict v;
+	size_t ns = 0;
+	int ret;
+
+	ret = ctl_parse_args(ctx, "explain", argc, argv, opts, 4, val, NULL, 0, 0);
+	if (ret)
+		return ret;
+	if (!val[0] || !val[1] || !val[2])
+		return ctl_usage_error(ctx, "explain: --src, --dst and --proto "
+				       "are required (see explain --help)");
+	memset(&f, 0, sizeof(f));
+	if (ctl_parse_endpoint(val[0], &f.src, &sfam, &sport))
+		return ctl_usage_error(ctx, "explain: --src: not IP:PORT or "
+				       "[IPv6]:PORT: %s", val[0]);
+	if (ctl_parse_endpoint(val[1], &f.dst, &dfam, &dport))
+		return ctl_usage_error(ctx, "explain: --dst: not IP:PORT or "
+				       "[IPv6]:PORT: %s", val[1]);
+	if (sfam != dfam)
+		return ctl_usage_error(ctx, "explain: --src and --dst are of "
+				       "different address families");
+	if (ctl_parse_proto(val[2], &proto))
+		return ctl_usage_error(ctx, "explain: --proto: tcp or udp: %s",
+				       val[2]);
+	if (val[3] && proto != IPPROTO_TCP)
+		return ctl_usage_error(ctx, "explain: --syn is for tcp");
+	f.sport = htons(sport);
+	f.dport = htons(dport);
+	f.proto = proto;
+	f.family = sfam;
+
+	ret = ctl_open(ctx);
+	if (ret)
+		return ret;
+	ret = decide(ctx, &f, val[3] != NULL, &v);
+	if (ret)
+		return ret;
+	if (v.have_svc) {
+		char tmp[24];
+
+		ret = ctl_services_load(ctx, &svcs, &ns);
+		if (ret)
+			return ret;
+		snprintf(svc_lbl, sizeof(svc_lbl), "%s",
+			 ctl_service_label(svcs, ns, v.svc.id, tmp, sizeof(tmp)));
+		free(svcs);
+	}
+	if (v.have_backend)
+		ctl_addr_str(&v.be.addr, v.be.family, be);
+
+	if (ctx->json) {
+		json_t *doc = json_pack("{s:s, s:s, s:s?}", "verdict", v.verdict,
+					"reason", v.reason, "backend",
+					v.have_backend ? be : NULL);
+
+		if (v.have_svc)
+			json_object_set_new(doc, "service", json_string(svc_lbl));
+		if (v.have_backend)
+			json_object_set_new(doc, "backend_id",
+					    json_integer(v.backend_id));
+		if (v.have_hash) {
+			json_object_set_new(doc, "hash", json_integer(v.hash));
+			json_object_set_new(doc, "slot", json_integer(v.slot));
+		}
+		return ctl_json_print(ctx, doc);
+	}
+	printf("verdict  %s\nreason   %s\n", v.verdict, v.reason);
+	if (v.have_svc)
+		printf("service  %s\n", svc_lbl);
+	if (v.have_hash)
+		printf("hash     0x%08x  slot %u of %u\n", v.hash, v.slot,
+		       v.svc.table_size);
+	if (v.have_backend)
+		printf("backend  %s\n", be);
+	return 0;
+}
+
+const struct ctl_object ctl_obj_explain = {
+	.name = "explain",
+	.handler = explain_run,
+	.usage = "--src IP:PORT --dst VIP:PORT --proto tcp|udp [--syn]",
+	.summary = "What the data path would do with such a packet: verdict "
+		   "(tx, pass, drop),\nreason and backend, from the live maps "
+		   "and the data path's own flow hash.\n--syn: a TCP SYN (a new "
+		   "connection, subject to rate limits).\nIPv6: --src "
+		   "[2001:db8::1]:40000.",
+};
