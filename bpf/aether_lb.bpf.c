@@ -1,12 +1,251 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* The XDP entry point: guard, balance, encapsulate, decapsulate. */
+/* The XDP entry point: guard, balance, encapsulate, decapsulate.
+ *
+ * Per packet: parse; not a VIP and not a tunnel to this node -> XDP_PASS
+ * untouched. Tunnel to this node -> decap (decap.h). To a VIP: fragments
+ * dropped, ICMP errors about a service flow steered to its backend, other
+ * ICMP and unconfigured ports/protocols dropped (unconfigured_port: a VIP
+ * only accepts what was configured), then guard, conntrack, Maglev,
+ * MTU check and encapsulation towards the backend. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include "maps.h"
+#include "parse.h"
+#include "stats.h"
+#include "service.h"
+#include "guard.h"
+#include "conntrack.h"
+#include "maglev.h"
+#include "encap.h"
+#include "icmp.h"
+#include "decap.h"
+
+/* The backend of a flow: its recorded one when still in use for this
+ * service, else a fresh Maglev pick (recorded when record is set). */
+static __always_inline struct aeth_backend *
+lb_backend(struct lb_pkt *p, const struct aeth_node *node,
+	   const struct aeth_svc *svc, __u32 *be_id, bool record, int *drop)
+{
+	struct aeth_ct_entry *e = ct_lookup(&p->flow);
+	struct aeth_backend *be;
+	bool reselect = false;
+	int r;
+
+	*drop = -1;
+	if (e) {
+		__u32 id = e->backend_id;
+
+		be = bpf_map_lookup_elem(&aeth_backend, &id);
+		if (be && (be->flags & AETH_BE_F_IN_USE) &&
+		    be->svc_id == svc->id && e->svc_id == svc->id) {
+			stats_event(AETH_EV_CT_HIT);
+			*be_id = id;
+			return be;
+		}
+		reselect = true;
+		stats_event(AETH_EV_CT_RESELECT);
+	} else {
+		stats_event(AETH_EV_CT_MISS);
+		/* only a connection's first packet is charged; a mid-flow
+		 * packet without entry (moved here by ECMP) is not */
+		if (record && (p->flow.proto == IPPROTO_UDP ||
+			       (p->tcp_flags & 0x12) == 0x02)) {
+			r = guard_admit_new_connection(svc, &p->flow,
+						       bpf_ktime_get_ns());
+			if (r >= 0) {
+				*drop = r;
+				return NULL;
+			}
+		}
+	}
+	be = mg_select(svc, &p->flow, node, be_id);
+	if (!be) {
+		*drop = AETH_R_NO_BACKEND;
+		return NULL;
+	}
+	if (!record)
+		return be;
+	if (reselect) {
+		struct aeth_ct_entry ne = {
+			.backend_id = *be_id,
+			.svc_id = svc->id,
+			.created_ns = bpf_ktime_get_coarse_ns(),
+		};
+
+		bpf_map_update_elem(&aeth_ct, &p->flow, &ne, BPF_ANY);
+	} else {
+		stats_new_flow(svc->id);
+		ct_record(node, &p->flow, *be_id, svc->id);
+	}
+	return be;
+}
+
+/* Encapsulate towards the backend and send it on its way. steer: an ICMP
+ * error being forwarded (never answered with another ICMP). */
+static __always_inline int lb_forward(struct xdp_md *ctx, struct lb_pkt *p,
+				      const struct aeth_node *node,
+				      const struct aeth_svc *svc,
+				      const struct aeth_backend *be,
+				      __u32 be_id, bool steer)
+{
+	__u32 hlen = encap_overhead(be), svc_id = svc->id, bytes = p->l3_len;
+	struct bpf_fib_lookup fib;
+	bool to_stack_frag = false;
+	__u32 ingress = ctx->ingress_ifindex;
+	int rc = BPF_FIB_LKUP_RET_SUCCESS;
+
+	if (!(node->flags & (be->family == AETH_AF_INET ? AETH_NODE_F_V4 :
+							   AETH_NODE_F_V6)))
+		return stats_drop(AETH_R_NO_ROUTE, svc_id);
+
+	if (node->mtu && p->l3_len + hlen > node->mtu) {
+		__u32 mtu = node->mtu > hlen ? node->mtu - hlen : 0;
+
+		if (!steer && p->flow.family == AETH_AF_INET && !p->df) {
+			to_stack_frag = true;
+		} else if (steer) {
+			return stats_drop(AETH_R_MTU_EXCEEDED, svc_id);
+		} else {
+			if (p->flow.family == AETH_AF_INET)
+				rc = icmp_frag_needed_v4(ctx, p,
+							 mtu < 68 ? 68 : mtu);
+			else
+				rc = icmp_too_big_v6(ctx, p,
+						     mtu < 1280 ? 1280 : mtu);
+			stats_drop(AETH_R_MTU_EXCEEDED, svc_id);
+			if (rc)
+				return XDP_DROP;
+			stats_event(AETH_EV_ICMP_TOO_BIG_SENT);
+			return XDP_TX;
+		}
+	}
+
+	if (!to_stack_frag) {
+		rc = encap_fib(ctx, p, node, be, &fib);
+		if (rc != BPF_FIB_LKUP_RET_SUCCESS &&
+		    rc != BPF_FIB_LKUP_RET_NO_NEIGH)
+			return stats_drop(AETH_R_NO_ROUTE, svc_id);
+	}
+	if (encap_push(ctx, p, node, be))
+		return stats_drop(AETH_R_NO_ROUTE, svc_id);
+	stats_forward(svc_id, be_id, bytes);
+
+	if (to_stack_frag) {
+		stats_event(AETH_EV_TO_STACK_FRAG);
+		return XDP_PASS;
+	}
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+		/* the stack forwards it and resolves the neighbour */
+		stats_event(AETH_EV_TO_STACK_NO_NEIGH);
+		return XDP_PASS;
+	}
+	if (encap_set_macs(ctx, &fib))
+		return stats_drop(AETH_R_NO_ROUTE, svc_id);
+	if (fib.ifindex == ingress) {
+		stats_event(AETH_EV_TX);
+		return XDP_TX;
+	}
+	stats_event(AETH_EV_REDIRECT);
+	return bpf_redirect(fib.ifindex, 0);
+}
+
+/* ICMP to a VIP: errors about a service flow follow the flow; anything else
+ * is not something a VIP was configured for. */
+static __always_inline int lb_icmp(struct xdp_md *ctx, struct lb_pkt *p,
+				   const struct aeth_node *node)
+{
+	struct aeth_backend *be;
+	struct aeth_svc *svc;
+	__u32 be_id = 0;
+	int drop;
+
+	if (icmp_error_flow(ctx, p))
+		return stats_drop(AETH_R_UNCONFIGURED_PORT, STATS_NO_SVC);
+	svc = svc_lookup(&p->flow.dst, p->flow.family, p->flow.dport,
+			 p->flow.proto);
+	if (!svc)
+		return stats_drop(AETH_R_UNCONFIGURED_PORT, STATS_NO_SVC);
+	if (!guard_source_authorized(svc, &p->flow))
+		return stats_drop(AETH_R_NOT_AUTHORIZED, svc->id);
+	be = lb_backend(p, node, svc, &be_id, false, &drop);
+	if (!be)
+		return stats_drop(AETH_R_NO_BACKEND, svc->id);
+	stats_event(AETH_EV_ICMP_STEERED);
+	return lb_forward(ctx, p, node, svc, be, be_id, true);
+}
+
+static __always_inline int lb_service(struct xdp_md *ctx, struct lb_pkt *p,
+				      const struct aeth_node *node)
+{
+	struct aeth_backend *be;
+	struct aeth_svc *svc;
+	__u32 be_id = 0;
+	int drop;
+
+	if (parse_l3_rest(ctx, p))
+		return stats_drop(AETH_R_MALFORMED, STATS_NO_SVC);
+	if (p->frag)
+		return stats_drop(AETH_R_FRAGMENT, STATS_NO_SVC);
+	if (p->proto == IPPROTO_ICMP || p->proto == IPPROTO_ICMPV6)
+		return lb_icmp(ctx, p, node);
+	if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP)
+		return stats_drop(AETH_R_UNCONFIGURED_PORT, STATS_NO_SVC);
+	if (parse_l4(ctx, p))
+		return stats_drop(AETH_R_MALFORMED, STATS_NO_SVC);
+
+	svc = svc_lookup(&p->flow.dst, p->flow.family, p->flow.dport,
+			 p->flow.proto);
+	if (!svc)
+		return stats_drop(AETH_R_UNCONFIGURED_PORT, STATS_NO_SVC);
+	if (!guard_source_authorized(svc, &p->flow))
+		return stats_drop(AETH_R_NOT_AUTHORIZED, svc->id);
+	be = lb_backend(p, node, svc, &be_id, true, &drop);
+	if (!be)
+		return stats_drop(drop, svc->id);
+	return lb_forward(ctx, p, node, svc, be, be_id, false);
+}
+
+static __always_inline int lb_decap(struct xdp_md *ctx, struct lb_pkt *p)
+{
+	int r;
+
+	if (parse_l3_rest(ctx, p))
+		return stats_drop(AETH_R_MALFORMED, STATS_NO_SVC);
+	r = decap_strip(ctx, p);
+	if (r == DECAP_DONE) {
+		stats_event(AETH_EV_DECAP);
+		return XDP_PASS;
+	}
+	if (r == DECAP_PASS) {
+		stats_event(AETH_EV_PASS_NOT_SERVICE);
+		return XDP_PASS;
+	}
+	return stats_drop(r == DECAP_MALFORMED ? AETH_R_MALFORMED :
+						 AETH_R_DECAP_INVALID,
+			  STATS_NO_SVC);
+}
 
 SEC("xdp")
 int aether_lb(struct xdp_md *ctx)
 {
+	struct aeth_node *node;
+	struct lb_pkt p;
+	__u32 zero = 0;
+	int r;
+
+	__builtin_memset(&p, 0, sizeof(p));
+	r = parse_front(ctx, &p);
+	if (r == PARSE_MALFORMED)
+		return stats_drop(AETH_R_MALFORMED, STATS_NO_SVC);
+	node = bpf_map_lookup_elem(&aeth_node, &zero);
+	if (r == PARSE_NOT_IP || !node)
+		goto pass;
+	if (svc_is_vip(&p.flow.dst, p.flow.family))
+		return lb_service(ctx, &p, node);
+	if (decap_for_node(&p, node))
+		return lb_decap(ctx, &p);
+pass:
+	stats_event(AETH_EV_PASS_NOT_SERVICE);
 	return XDP_PASS;
 }
 

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* Connection table: flow -> backend, with a per-CPU insert budget so a
+ * flood of new flows cannot evict established entries from the LRU. */
+#ifndef AETHER_BPF_CONNTRACK_H
+#define AETHER_BPF_CONNTRACK_H
+
+#include <stdbool.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "aether/abi.h"
+#include "maps.h"
+#include "stats.h"
+
+#define CT_WINDOW_NS 1000000000ull
+
+static __always_inline struct aeth_ct_entry *
+ct_lookup(const struct aeth_flow *flow)
+{
+	return bpf_map_lookup_elem(&aeth_ct, flow);
+}
+
+/* Take one insert from this CPU's budget for the current second. */
+static __always_inline bool ct_budget_take(const struct aeth_node *node,
+					   __u64 now)
+{
+	struct aeth_ct_budget *b;
+	__u32 zero = 0;
+
+	if (!node->ct_insert_rate)
+		return true;
+	b = bpf_map_lookup_elem(&aeth_ct_budget, &zero);
+	if (!b)
+		return true;
+	if (now - b->window_start_ns >= CT_WINDOW_NS) {
+		b->window_start_ns = now;
+		b->inserts = 0;
+	}
+	if (b->inserts >= node->ct_insert_rate)
+		return false;
+	b->inserts++;
+	return true;
+}
+
+/* Record a new flow unless the budget is spent (then it is still
+ * forwarded, just not remembered). */
+static __always_inline void ct_record(const struct aeth_node *node,
+				      const struct aeth_flow *flow,
+				      __u32 be_id, __u32 svc_id)
+{
+	__u64 now = bpf_ktime_get_coarse_ns();
+	struct aeth_ct_entry e = {
+		.backend_id = be_id,
+		.svc_id = svc_id,
+		.created_ns = now,
+	};
+
+	if (!ct_budget_take(node, now)) {
+		stats_event(AETH_EV_CT_INSERT_SKIPPED);
+		return;
+	}
+	if (bpf_map_update_elem(&aeth_ct, flow, &e, BPF_ANY) == 0)
+		stats_event(AETH_EV_CT_INSERT);
+}
+
+#endif /* AETHER_BPF_CONNTRACK_H */

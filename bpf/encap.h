@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* IPIP encapsulation towards a backend (4in4, 6in6, 6in4, 4in6) and the
+ * next hop from the kernel's FIB. The L2 header and its VLAN tags stay at
+ * the front; the outer header carries the inner TTL/hop limit, TOS/traffic
+ * class and DF (always DF for an IPv6 inner packet). */
+#ifndef AETHER_BPF_ENCAP_H
+#define AETHER_BPF_ENCAP_H
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "aether/abi.h"
+#include "csum.h"
+#include "parse.h"
+
+static __always_inline __u32 encap_overhead(const struct aeth_backend *be)
+{
+	return be->family == AETH_AF_INET ? sizeof(struct iphdr) :
+					    sizeof(struct ipv6hdr);
+}
+
+/* Next hop for the outer packet. Returns the bpf_fib_lookup result. */
+static __always_inline int encap_fib(struct xdp_md *ctx,
+				     const struct lb_pkt *p,
+				     const struct aeth_node *node,
+				     const struct aeth_backend *be,
+				     struct bpf_fib_lookup *fib)
+{
+	__builtin_memset(fib, 0, sizeof(*fib));
+	fib->ifindex = ctx->ingress_ifindex;
+	fib->l4_protocol = p->flow.family == AETH_AF_INET ? IPPROTO_IPIP :
+							    IPPROTO_IPV6;
+	if (be->family == AETH_AF_INET) {
+		fib->family = AETH_AF_INET;
+		fib->tos = p->tos;
+		fib->ipv4_src = node->v4;
+		fib->ipv4_dst = be->addr.v4;
+	} else {
+		fib->family = AETH_AF_INET6;
+		__builtin_memcpy(fib->ipv6_src, node->v6, 16);
+		__builtin_memcpy(fib->ipv6_dst, be->addr.v6, 16);
+	}
+	return bpf_fib_lookup(ctx, fib, sizeof(*fib), BPF_FIB_LOOKUP_OUTPUT);
+}
+
+/* Put the outer header in front of the client's IP packet (Ethernet
+ * padding trimmed first). Returns 0 or -1 (no headroom). */
+static __always_inline int encap_push(struct xdp_md *ctx,
+				      const struct lb_pkt *p,
+				      const struct aeth_node *node,
+				      const struct aeth_backend *be)
+{
+	__u8 inner_proto = p->flow.family == AETH_AF_INET ? IPPROTO_IPIP :
+							    IPPROTO_IPV6;
+	int hlen = encap_overhead(be);
+	__u32 l3_off = p->l3_off, want, frame_len;
+	struct l2_save l2;
+	void *data, *end;
+
+	if (l2_save(ctx, p, &l2))
+		return -1;
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	frame_len = end - data;
+	want = l3_off + p->l3_len;
+	if (frame_len > want && bpf_xdp_adjust_tail(ctx, (int)want - (int)frame_len))
+		return -1;
+	if (bpf_xdp_adjust_head(ctx, -hlen))
+		return -1;
+	if (l2_restore(ctx, &l2, be->family == AETH_AF_INET ?
+				       bpf_htons(ETH_P_IP) :
+				       bpf_htons(ETH_P_IPV6)))
+		return -1;
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	if (l3_off > PARSE_L2_MAX)
+		return -1;
+
+	if (be->family == AETH_AF_INET) {
+		struct iphdr *ip = data + l3_off;
+		__u16 frag = 0;
+
+		if ((void *)(ip + 1) > end)
+			return -1;
+		if (p->flow.family == AETH_AF_INET6 || p->df)
+			frag = IP_DF;
+		*(__u8 *)ip = 0x45;
+		ip->tos = p->tos;
+		ip->tot_len = bpf_htons(p->l3_len + hlen);
+		ip->id = p->flow.family == AETH_AF_INET ? p->ip_id : 0;
+		ip->frag_off = bpf_htons(frag);
+		ip->ttl = p->ttl;
+		ip->protocol = inner_proto;
+		ip->saddr = node->v4;
+		ip->daddr = be->addr.v4;
+		csum_ipv4_hdr(ip);
+	} else {
+		struct ipv6hdr *ip6 = data + l3_off;
+		__u32 label = 0;
+
+		if ((void *)(ip6 + 1) > end)
+			return -1;
+		if (p->flow.family == AETH_AF_INET6)
+			label = bpf_ntohl(p->v6_word0) & 0xfffff;
+		*(__be32 *)ip6 = bpf_htonl(6u << 28 | (__u32)p->tos << 20 | label);
+		ip6->payload_len = bpf_htons(p->l3_len);
+		ip6->nexthdr = inner_proto;
+		ip6->hop_limit = p->ttl;
+		__builtin_memcpy(&ip6->saddr, node->v6, 16);
+		__builtin_memcpy(&ip6->daddr, be->addr.v6, 16);
+	}
+	return 0;
+}
+
+/* Rewrite the MACs for the next hop. */
+static __always_inline int encap_set_macs(struct xdp_md *ctx,
+					  const struct bpf_fib_lookup *fib)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+
+	if ((void *)(eth + 1) > end)
+		return -1;
+	__builtin_memcpy(eth->h_dest, fib->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib->smac, ETH_ALEN);
+	return 0;
+}
+
+#endif /* AETHER_BPF_ENCAP_H */

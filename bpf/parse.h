@@ -1,0 +1,258 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* Packet parsing: Ethernet with up to two VLAN tags, IPv4 (options), IPv6
+ * (hop-by-hop, routing and destination-options headers skipped), TCP, UDP.
+ * Nothing is read past data_end; every offset is bounded for the verifier.
+ *
+ * Policy on broken packets: a frame too short for its Ethernet, VLAN or
+ * fixed IP header is dropped as malformed whatever its destination (the
+ * kernel would drop it too). An IP header that is complete but inconsistent
+ * (length fields, options, extension headers, L4 header) is only judged when
+ * the packet is for a VIP or the node's decap address; traffic for anyone
+ * else passes untouched and the stack decides. */
+#ifndef AETHER_BPF_PARSE_H
+#define AETHER_BPF_PARSE_H
+
+#include <stdbool.h>
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "aether/abi.h"
+
+#define PARSE_OK 0
+#define PARSE_NOT_IP 1
+#define PARSE_MALFORMED (-1)
+
+#define PARSE_MAX_VLAN 2
+#define PARSE_MAX_EXT 4		/* IPv6 extension headers skipped */
+#define PARSE_MAX_OFF 4096	/* largest L4 offset accepted */
+#define PARSE_L2_MAX (ETH_HLEN + 4 * PARSE_MAX_VLAN)
+
+#define IP_DF 0x4000
+#define IP_MF 0x2000
+#define IP_OFFMASK 0x1fff
+
+#define NEXTHDR_HOP 0
+#define NEXTHDR_ROUTING 43
+#define NEXTHDR_FRAGMENT 44
+#define NEXTHDR_DEST 60
+
+struct parse_vlan {
+	__be16 tci;
+	__be16 proto;
+};
+
+/* What the data path knows about one packet. */
+struct lb_pkt {
+	struct aeth_flow flow;	/* as seen from the client; padding zero */
+	__u32 l3_off;		/* Ethernet header and VLAN tags */
+	__u32 l4_off;		/* after IPv4 options / IPv6 extensions */
+	__u32 l3_len;		/* IP packet length from its header */
+	__u32 n_vlan;
+	__be32 v6_word0;	/* version, traffic class, flow label */
+	__be16 ip_id;
+	__u8 proto;		/* L4 protocol after extension headers */
+	__u8 tos;		/* IPv4 TOS or IPv6 traffic class */
+	__u8 ttl;		/* TTL or hop limit */
+	__u8 df;
+	__u8 frag;
+	__u8 tcp_flags;
+};
+
+/* Ethernet, VLAN tags and the fixed IP header: enough to know where the
+ * packet goes. Cheap on purpose: this is all non-service traffic pays. */
+static __always_inline int parse_front(struct xdp_md *ctx, struct lb_pkt *p)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	__u32 off = ETH_HLEN;
+	__be16 proto;
+	int i;
+
+	if (data + ETH_HLEN > end)
+		return PARSE_MALFORMED;
+	proto = eth->h_proto;
+#pragma unroll
+	for (i = 0; i < PARSE_MAX_VLAN; i++) {
+		struct parse_vlan *v = data + off;
+
+		if (proto != bpf_htons(ETH_P_8021Q) &&
+		    proto != bpf_htons(ETH_P_8021AD))
+			break;
+		if ((void *)(v + 1) > end)
+			return PARSE_MALFORMED;
+		proto = v->proto;
+		off += sizeof(*v);
+		p->n_vlan++;
+	}
+	p->l3_off = off;
+
+	if (proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = data + off;
+
+		if ((void *)(ip + 1) > end)
+			return PARSE_MALFORMED;
+		if (ip->version != 4 || ip->ihl < 5)
+			return PARSE_MALFORMED;
+		p->flow.family = AETH_AF_INET;
+		p->flow.src.v4 = ip->saddr;
+		p->flow.dst.v4 = ip->daddr;
+		p->proto = ip->protocol;
+		p->l3_len = bpf_ntohs(ip->tot_len);
+		p->l4_off = off + ip->ihl * 4;
+		p->tos = ip->tos;
+		p->ttl = ip->ttl;
+		p->ip_id = ip->id;
+		p->df = !!(ip->frag_off & bpf_htons(IP_DF));
+		p->frag = !!(ip->frag_off & bpf_htons(IP_MF | IP_OFFMASK));
+		return PARSE_OK;
+	}
+	if (proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = data + off;
+
+		if ((void *)(ip6 + 1) > end)
+			return PARSE_MALFORMED;
+		if (ip6->version != 6)
+			return PARSE_MALFORMED;
+		p->flow.family = AETH_AF_INET6;
+		__builtin_memcpy(p->flow.src.bytes, &ip6->saddr, 16);
+		__builtin_memcpy(p->flow.dst.bytes, &ip6->daddr, 16);
+		p->proto = ip6->nexthdr;
+		p->l3_len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+		p->l4_off = off + sizeof(*ip6);
+		p->v6_word0 = *(__be32 *)ip6;
+		p->tos = (bpf_ntohl(p->v6_word0) >> 20) & 0xff;
+		p->ttl = ip6->hop_limit;
+		return PARSE_OK;
+	}
+	return PARSE_NOT_IP;
+}
+
+/* The rest of the IP layer, for packets that are ours: lengths consistent
+ * with the frame, IPv6 extension headers skipped, fragments flagged. */
+static __always_inline int parse_l3_rest(struct xdp_md *ctx, struct lb_pkt *p)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u32 frame_len = end - data;
+	__u32 off, l3_end;
+	__u8 nh;
+	int i;
+
+	if (p->l3_len > frame_len - p->l3_off)
+		return PARSE_MALFORMED;
+	l3_end = p->l3_off + p->l3_len;
+	if (p->flow.family == AETH_AF_INET)
+		return p->l4_off > l3_end ? PARSE_MALFORMED : PARSE_OK;
+
+	off = p->l4_off;
+	nh = p->proto;
+	for (i = 0; i < PARSE_MAX_EXT; i++) {
+		__u8 *h;
+
+		if (nh != NEXTHDR_HOP && nh != NEXTHDR_ROUTING &&
+		    nh != NEXTHDR_DEST && nh != NEXTHDR_FRAGMENT)
+			break;
+		if (off > PARSE_MAX_OFF || off + 8 > l3_end)
+			return PARSE_MALFORMED;
+		h = data + off;
+		if ((void *)(h + 8) > end)
+			return PARSE_MALFORMED;
+		if (nh == NEXTHDR_FRAGMENT) {
+			p->frag = 1;
+			nh = h[0];
+			off += 8;
+			break;
+		}
+		nh = h[0];
+		off += (h[1] + 1) * 8;
+	}
+	if (!p->frag && (nh == NEXTHDR_HOP || nh == NEXTHDR_ROUTING ||
+			 nh == NEXTHDR_DEST || nh == NEXTHDR_FRAGMENT))
+		return PARSE_MALFORMED;	/* more than we walk */
+	if (off > l3_end)
+		return PARSE_MALFORMED;
+	p->proto = nh;
+	p->l4_off = off;
+	return PARSE_OK;
+}
+
+/* TCP or UDP ports (and TCP flags) into the flow. */
+static __always_inline int parse_l4(struct xdp_md *ctx, struct lb_pkt *p)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u32 off = p->l4_off, l3_end = p->l3_off + p->l3_len;
+
+	if (off > PARSE_MAX_OFF)
+		return PARSE_MALFORMED;
+	if (p->proto == IPPROTO_TCP) {
+		struct tcphdr *t = data + off;
+
+		if ((void *)(t + 1) > end || off + sizeof(*t) > l3_end)
+			return PARSE_MALFORMED;
+		if (t->doff < 5 || off + t->doff * 4 > l3_end)
+			return PARSE_MALFORMED;
+		p->flow.sport = t->source;
+		p->flow.dport = t->dest;
+		p->tcp_flags = ((__u8 *)t)[13];
+	} else {
+		struct udphdr *u = data + off;
+
+		if ((void *)(u + 1) > end || off + sizeof(*u) > l3_end)
+			return PARSE_MALFORMED;
+		p->flow.sport = u->source;
+		p->flow.dport = u->dest;
+	}
+	p->flow.proto = p->proto;
+	return PARSE_OK;
+}
+
+/* The L2 header (with its tags) saved across a head adjustment. */
+struct l2_save {
+	__u8 b[PARSE_L2_MAX];
+	__u32 n_vlan;
+};
+
+static __always_inline int l2_save(struct xdp_md *ctx, const struct lb_pkt *p,
+				   struct l2_save *s)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+
+	s->n_vlan = p->n_vlan;
+	if (data + PARSE_L2_MAX > end)
+		return -1;	/* callers only save frames longer than this */
+	__builtin_memcpy(s->b, data, PARSE_L2_MAX);
+	return 0;
+}
+
+/* Write the saved L2 header at the (new) front with ethertype proto. */
+static __always_inline int l2_restore(struct xdp_md *ctx,
+				      const struct l2_save *s, __be16 proto)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+
+	if (data + PARSE_L2_MAX > end)
+		return -1;
+	if (s->n_vlan == 0) {
+		__builtin_memcpy(data, s->b, 12);
+		*(__be16 *)(data + 12) = proto;
+	} else if (s->n_vlan == 1) {
+		__builtin_memcpy(data, s->b, 16);
+		*(__be16 *)(data + 16) = proto;
+	} else {
+		__builtin_memcpy(data, s->b, 20);
+		*(__be16 *)(data + 20) = proto;
+	}
+	return 0;
+}
+
+#endif /* AETHER_BPF_PARSE_H */
