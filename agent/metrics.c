@@ -1,1 +1,659 @@
-/* placeholder: metrics */
+/* The operators' HTTP listener (evhttp): /metrics reads the maps at each
+ * scrape and prints Prometheus text, /healthz and /readyz report the agent. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/util.h>
+
+#include "aether/abi.h"
+#include "aether/names.h"
+#include "log.h"
+#include "metrics.h"
+#include "pinned.h"
+
+#define MAX_HEADERS_SIZE 8192	/* a scraper's request is a few hundred bytes */
+#define MAX_BODY_SIZE 4096
+#define CONN_TIMEOUT_S 10
+#define BATCH_KEYS 1024		/* keys per BPF_MAP_LOOKUP_BATCH call */
+
+struct aeth_metrics {
+	struct evhttp *http;
+	struct evhttp_bound_socket *bound;
+	const struct aeth_map_fds *maps;
+	const struct aeth_agent_status *status;
+	uint16_t port;
+	int ncpus;
+};
+
+/* One array map read whole: values[key * stride], per-CPU ones summed. */
+struct array_read {
+	void *values;
+	uint32_t n;		/* max_entries */
+	size_t stride;		/* value size */
+};
+
+static int map_shape(int fd, uint32_t value_size, bool percpu, uint32_t *max_entries)
+{
+	struct bpf_map_info info = { 0 };
+	uint32_t len = sizeof(info);
+	int err;
+
+	err = bpf_obj_get_info_by_fd(fd, &info, &len);
+	if (err)
+		return -errno;
+	if (info.value_size != value_size || info.key_size != sizeof(uint32_t))
+		return -EPROTO;	/* layout other than this build's */
+	if (percpu != (info.type == BPF_MAP_TYPE_PERCPU_ARRAY))
+		return -EPROTO;
+	*max_entries = info.max_entries;
+	return 0;
+}
+
+/* Per-CPU values are ncpus slots of round_up(size, 8) per key; fold them
+ * into a compact array of one value per key (u64 counters only). */
+static void percpu_fold(const uint8_t *raw, uint8_t *out, uint32_t n,
+			size_t size, int ncpus)
+{
+	size_t slot = (size + 7) & ~(size_t)7;
+
+	for (uint32_t k = 0; k < n; k++) {
+		uint64_t *dst = (uint64_t *)(out + (size_t)k * size);
+		const uint8_t *src = raw + (size_t)k * slot * ncpus;
+
+		memset(dst, 0, size);
+		for (int c = 0; c < ncpus; c++) {
+			const uint64_t *v = (const uint64_t *)(src + (size_t)c * slot);
+
+			for (size_t i = 0; i < size / 8; i++)
+				dst[i] += v[i];
+		}
+	}
+}
+
+/* Read every key of an array map: batched (one syscall per BATCH_KEYS keys
+ * instead of one per key), falling back to lookups where batching is not
+ * supported. */
+static int read_array(int fd, size_t value_size, bool percpu, int ncpus,
+		      struct array_read *out)
+{
+	size_t slot = percpu ? ((value_size + 7) & ~(size_t)7) * ncpus : value_size;
+	uint32_t n = 0, done = 0, count, out_batch = 0, *keys = NULL;
+	uint8_t *raw = NULL;
+	bool batch = true;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	err = map_shape(fd, (uint32_t)value_size, percpu, &n);
+	if (err)
+		return err;
+	raw = calloc(n ? n : 1, slot);
+	keys = calloc(n ? n : 1, sizeof(*keys));
+	if (!raw || !keys) {
+		err = -ENOMEM;
+		goto out;
+	}
+	while (done < n) {
+		DECLARE_LIBBPF_OPTS(bpf_map_batch_opts, opts);
+
+		count = n - done < BATCH_KEYS ? n - done : BATCH_KEYS;
+		err = bpf_map_lookup_batch(fd, done ? &out_batch : NULL, &out_batch,
+					   keys + done, raw + (size_t)done * slot,
+					   &count, &opts);
+		if (err && errno != ENOENT) {
+			if (done == 0 && (errno == EINVAL || errno == ENOTSUP ||
+					  errno == EOPNOTSUPP)) {
+				batch = false;
+				break;
+			}
+			err = -errno;
+			goto out;
+		}
+		done += count;
+		if (err)	/* ENOENT: that was the last batch */
+			break;
+	}
+	err = 0;
+	if (batch) {
+		/* arrays come back in key order; trust but verify */
+		for (uint32_t i = 0; i < done; i++) {
+			if (keys[i] != i) {
+				err = -EPROTO;
+				goto out;
+			}
+		}
+		if (done != n) {
+			err = -EPROTO;
+			goto out;
+		}
+	} else {
+		for (uint32_t k = 0; k < n; k++) {
+			if (bpf_map_lookup_elem(fd, &k, raw + (size_t)k * slot)) {
+				err = -errno;
+				goto out;
+			}
+		}
+	}
+	if (percpu) {
+		uint8_t *sum = malloc((size_t)(n ? n : 1) * value_size);
+
+		if (!sum) {
+			err = -ENOMEM;
+			goto out;
+		}
+		percpu_fold(raw, sum, n, value_size, ncpus);
+		free(raw);
+		raw = sum;
+	}
+	out->values = raw;
+	out->n = n;
+	out->stride = value_size;
+	raw = NULL;
+out:
+	free(raw);
+	free(keys);
+	return err;
+}
+
+static void *array_at(const struct array_read *a, uint32_t key)
+{
+	return key < a->n ? (uint8_t *)a->values + (size_t)key * a->stride : NULL;
+}
+
+/* Prometheus label values: backslash, double quote and newline escaped. */
+static void add_label(struct evbuffer *b, const char *s, size_t max)
+{
+	for (size_t i = 0; i < max && s[i]; i++) {
+		switch (s[i]) {
+		case '\\':
+			evbuffer_add(b, "\\\\", 2);
+			break;
+		case '"':
+			evbuffer_add(b, "\\\"", 2);
+			break;
+		case '\n':
+			evbuffer_add(b, "\\n", 2);
+			break;
+		default:
+			evbuffer_add(b, &s[i], 1);
+		}
+	}
+}
+
+static void add_family(struct evbuffer *b, const char *name, const char *type,
+		       const char *help)
+{
+	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* name{service="S"[,KEY="VALUE"]} N */
+static void add_svc_sample(struct evbuffer *b, const char *name,
+			   const struct aeth_svcinfo *info, const char *key,
+			   const char *value, uint64_t n)
+{
+	evbuffer_add_printf(b, "%s{service=\"", name);
+	add_label(b, info->name, sizeof(info->name));
+	if (key) {
+		evbuffer_add_printf(b, "\",%s=\"", key);
+		add_label(b, value, SIZE_MAX);
+	}
+	evbuffer_add_printf(b, "\"} %llu\n", (unsigned long long)n);
+}
+
+static bool svc_in_use(const struct array_read *svcinfo, uint32_t id)
+{
+	const struct aeth_svcinfo *info = array_at(svcinfo, id);
+
+	return info && (info->flags & AETH_SVCINFO_F_IN_USE);
+}
+
+static void scrape_services(struct evbuffer *b, const struct array_read *svcinfo,
+			    const struct array_read *stats)
+{
+	static const struct {
+		const char *name, *help;
+	} fam[] = {
+		{ "aether_packets_total",
+		  "Packets per service: tx forwarded to a backend, drop dropped for any reason." },
+		{ "aether_bytes_total", "Bytes forwarded to a backend per service." },
+		{ "aether_new_flows_total", "New connections per service." },
+		{ "aether_drops_total", "Packets dropped per service and reason." },
+	};
+
+	/* Prometheus wants each family's samples together: one pass each */
+	for (size_t f = 0; f < sizeof(fam) / sizeof(fam[0]); f++) {
+		add_family(b, fam[f].name, "counter", fam[f].help);
+		for (uint32_t id = 0; id < svcinfo->n; id++) {
+			const struct aeth_svcinfo *info = array_at(svcinfo, id);
+			const struct aeth_svc_stats *s = array_at(stats, id);
+			uint64_t drops = 0;
+
+			if (!svc_in_use(svcinfo, id) || !s)
+				continue;
+			for (int r = 0; r < AETH_R_MAX; r++)
+				drops += s->drops[r];
+			switch (f) {
+			case 0:
+				add_svc_sample(b, fam[f].name, info, "verdict", "tx",
+					       s->packets);
+				add_svc_sample(b, fam[f].name, info, "verdict",
+					       "drop", drops);
+				break;
+			case 1:
+				add_svc_sample(b, fam[f].name, info, NULL, NULL,
+					       s->bytes);
+				break;
+			case 2:
+				add_svc_sample(b, fam[f].name, info, NULL, NULL,
+					       s->new_flows);
+				break;
+			default:
+				for (int r = 0; r < AETH_R_MAX; r++)
+					add_svc_sample(b, fam[f].name, info, "reason",
+						       aeth_reason_names[r],
+						       s->drops[r]);
+			}
+		}
+	}
+}
+
+static void scrape_global(struct evbuffer *b, const struct aeth_global_stats *g)
+{
+	add_family(b, "aether_reason_total", "counter",
+		   "Packets dropped per reason, all services and unmatched traffic.");
+	for (int r = 0; r < AETH_R_MAX; r++)
+		evbuffer_add_printf(b, "aether_reason_total{reason=\"%s\"} %llu\n",
+				    aeth_reason_names[r],
+				    (unsigned long long)g->reasons[r]);
+	add_family(b, "aether_events_total", "counter",
+		   "Data path events that are not drops.");
+	for (int e = 0; e < AETH_EV_MAX; e++)
+		evbuffer_add_printf(b, "aether_events_total{event=\"%s\"} %llu\n",
+				    aeth_event_names[e],
+				    (unsigned long long)g->events[e]);
+}
+
+static void scrape_backends(struct evbuffer *b, const struct array_read *svcinfo,
+			    const struct array_read *backends,
+			    const struct array_read *stats)
+{
+	static const struct {
+		const char *name, *type, *help;
+	} fam[] = {
+		{ "aether_backend_packets_total", "counter",
+		  "Packets forwarded to a backend." },
+		{ "aether_backend_bytes_total", "counter",
+		  "Bytes forwarded to a backend." },
+		{ "aether_backend_up", "gauge",
+		  "1 when the backend passes its health check (or has none)." },
+		{ "aether_backend_draining", "gauge",
+		  "1 when the backend takes no new connections." },
+	};
+	static const struct aeth_svcinfo no_service;
+
+	for (size_t f = 0; f < sizeof(fam) / sizeof(fam[0]); f++) {
+		add_family(b, fam[f].name, fam[f].type, fam[f].help);
+		for (uint32_t id = 0; id < backends->n; id++) {
+			const struct aeth_backend *be = array_at(backends, id);
+			const struct aeth_be_stats *s = array_at(stats, id);
+			const struct aeth_svcinfo *info = &no_service;
+			char addr[INET6_ADDRSTRLEN] = "";
+			uint64_t v;
+
+			if (!(be->flags & AETH_BE_F_IN_USE))
+				continue;
+			if (svc_in_use(svcinfo, be->svc_id))
+				info = array_at(svcinfo, be->svc_id);
+			inet_ntop(be->family == AETH_AF_INET6 ? AF_INET6 : AF_INET,
+				  be->addr.bytes, addr, sizeof(addr));
+			switch (f) {
+			case 0:
+				v = s ? s->packets : 0;
+				break;
+			case 1:
+				v = s ? s->bytes : 0;
+				break;
+			case 2:
+				v = !(be->flags & AETH_BE_F_UNHEALTHY);
+				break;
+			default:
+				v = !!(be->flags & AETH_BE_F_DRAINING);
+			}
+			add_svc_sample(b, fam[f].name, info, "backend", addr, v);
+		}
+	}
+}
+
+static void scrape_agent(struct evbuffer *b, const struct aeth_agent_status *st)
+{
+	add_family(b, "aether_config_generation", "gauge",
+		   "Generation of the applied configuration document.");
+	evbuffer_add_printf(b, "aether_config_generation %llu\n",
+			    (unsigned long long)st->generation);
+	add_family(b, "aether_config_apply_total", "counter",
+		   "Configuration documents by outcome: ok applied, rejected invalid, failed refused by the maps.");
+	evbuffer_add_printf(b, "aether_config_apply_total{result=\"ok\"} %llu\n",
+			    (unsigned long long)st->apply_ok);
+	evbuffer_add_printf(b, "aether_config_apply_total{result=\"rejected\"} %llu\n",
+			    (unsigned long long)st->apply_rejected);
+	evbuffer_add_printf(b, "aether_config_apply_total{result=\"failed\"} %llu\n",
+			    (unsigned long long)st->apply_failed);
+	add_family(b, "aether_ready", "gauge",
+		   "1 once a configuration is applied and the program is attached.");
+	evbuffer_add_printf(b, "aether_ready %d\n",
+			    st->config_applied && st->attached);
+}
+
+/* The connection table can hold millions of entries: counting them at every
+ * scrape would walk the whole map, so only its capacity is exported. */
+static void scrape_conntrack(struct evbuffer *b, int fd)
+{
+	struct bpf_map_info info = { 0 };
+	uint32_t len = sizeof(info);
+
+	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len))
+		return;
+	add_family(b, "aether_conntrack_max_entries", "gauge",
+		   "Capacity of the connection table.");
+	evbuffer_add_printf(b, "aether_conntrack_max_entries %u\n", info.max_entries);
+}
+
+/* Build the whole page; on error *what names the map that failed. */
+static int scrape(struct aeth_metrics *m, struct evbuffer *b, const char **what)
+{
+	const struct aeth_map_fds *fds = m->maps;
+	struct array_read svcinfo = { 0 }, svc_stats = { 0 }, backends = { 0 },
+			  be_stats = { 0 }, global = { 0 };
+	int err = 0;
+
+	if (fds && fds->svcinfo >= 0 && fds->svc_stats >= 0) {
+		*what = AETH_MAP_SVCINFO;
+		err = read_array(fds->svcinfo, sizeof(struct aeth_svcinfo), false,
+				 m->ncpus, &svcinfo);
+		if (err)
+			goto out;
+		*what = AETH_MAP_SVC_STATS;
+		err = read_array(fds->svc_stats, sizeof(struct aeth_svc_stats), true,
+				 m->ncpus, &svc_stats);
+		if (err)
+			goto out;
+		scrape_services(b, &svcinfo, &svc_stats);
+	}
+	if (fds && fds->global >= 0) {
+		*what = AETH_MAP_GLOBAL;
+		err = read_array(fds->global, sizeof(struct aeth_global_stats), true,
+				 m->ncpus, &global);
+		if (err)
+			goto out;
+		if (global.n)
+			scrape_global(b, global.values);
+	}
+	if (fds && fds->backend >= 0 && fds->be_stats >= 0) {
+		*what = AETH_MAP_BACKEND;
+		err = read_array(fds->backend, sizeof(struct aeth_backend), false,
+				 m->ncpus, &backends);
+		if (err)
+			goto out;
+		*what = AETH_MAP_BE_STATS;
+		err = read_array(fds->be_stats, sizeof(struct aeth_be_stats), true,
+				 m->ncpus, &be_stats);
+		if (err)
+			goto out;
+		scrape_backends(b, &svcinfo, &backends, &be_stats);
+	}
+	if (fds)
+		scrape_conntrack(b, fds->ct);
+	if (m->status)
+		scrape_agent(b, m->status);
+out:
+	free(svcinfo.values);
+	free(svc_stats.values);
+	free(backends.values);
+	free(be_stats.values);
+	free(global.values);
+	return err;
+}
+
+static void reply_text(struct evhttp_request *req, int code, const char *reason,
+		       const char *text)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+			  "text/plain; charset=utf-8");
+	if (b)
+		evbuffer_add_printf(b, "%s\n", text);
+	evhttp_send_reply(req, code, reason, b);
+	if (b)
+		evbuffer_free(b);
+}
+
+static void serve_metrics(struct aeth_metrics *m, struct evhttp_request *req)
+{
+	struct evbuffer *b = evbuffer_new();
+	const char *what = "";
+	char msg[160];
+	int err;
+
+	if (!b) {
+		evhttp_send_error(req, HTTP_INTERNAL, NULL);
+		return;
+	}
+	err = scrape(m, b, &what);
+	if (err) {
+		snprintf(msg, sizeof(msg), "cannot read map %s: %s", what,
+			 err == -EPROTO ? "unexpected layout" : strerror(-err));
+		log_warn("metrics: %s", msg);
+		reply_text(req, HTTP_INTERNAL, "Internal Server Error", msg);
+	} else {
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+				  "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+		evhttp_send_reply(req, HTTP_OK, "OK", b);
+	}
+	evbuffer_free(b);
+}
+
+static void serve_readyz(struct aeth_metrics *m, struct evhttp_request *req)
+{
+	const struct aeth_agent_status *st = m->status;
+
+	if (!st || !st->config_applied)
+		reply_text(req, 503, "Service Unavailable",
+			   "not ready: no configuration applied yet");
+	else if (!st->attached)
+		reply_text(req, 503, "Service Unavailable",
+			   "not ready: program not attached");
+	else
+		reply_text(req, HTTP_OK, "OK", "ok");
+}
+
+static void handle_request(struct evhttp_request *req, void *arg)
+{
+	struct aeth_metrics *m = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+
+	if (!path)
+		path = "";
+	if (strcmp(path, "/metrics") && strcmp(path, "/healthz") &&
+	    strcmp(path, "/readyz")) {
+		reply_text(req, HTTP_NOTFOUND, "Not Found", "not found");
+		return;
+	}
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+				  "GET");
+		reply_text(req, 405, "Method Not Allowed", "only GET");
+		return;
+	}
+	if (strcmp(path, "/metrics") == 0)
+		serve_metrics(m, req);
+	else if (strcmp(path, "/healthz") == 0)
+		reply_text(req, HTTP_OK, "OK", "ok");	/* the loop answered */
+	else
+		serve_readyz(m, req);
+}
+
+/* "A.B.C.D:PORT" or "[V6]:PORT"; literal addresses only, nothing resolved. */
+static int parse_listen_addr(const char *addr, struct sockaddr_storage *ss,
+			     socklen_t *sl)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon, *h = addr;
+	size_t hlen;
+	char *end;
+	unsigned long port;
+
+	memset(ss, 0, sizeof(*ss));
+	if (addr[0] == '[') {
+		const char *close = strchr(addr, ']');
+
+		if (!close || close[1] != ':')
+			return -EINVAL;
+		h = addr + 1;
+		hlen = (size_t)(close - h);
+		colon = close + 1;
+	} else {
+		colon = strrchr(addr, ':');
+		if (!colon)
+			return -EINVAL;
+		hlen = (size_t)(colon - addr);
+	}
+	if (hlen == 0 || hlen >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (colon[1] < '0' || colon[1] > '9' || *end || errno || port > 65535)
+		return -EINVAL;
+
+	if (addr[0] == '[') {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
+			return -EINVAL;
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		*sl = sizeof(*sin6);
+	} else {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+		if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
+			return -EINVAL;
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		*sl = sizeof(*sin);
+	}
+	return 0;
+}
+
+static int listen_socket(const char *addr, uint16_t *port)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int fd, one = 1, err;
+
+	err = parse_listen_addr(addr, &ss, &sl);
+	if (err)
+		return err;
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* a restarted agent rebinds while old connections sit in TIME_WAIT */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 128) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	*port = ntohs(ss.ss_family == AF_INET6 ?
+			      ((struct sockaddr_in6 *)&ss)->sin6_port :
+			      ((struct sockaddr_in *)&ss)->sin_port);
+	return fd;
+}
+
+struct aeth_metrics *aeth_metrics_start(struct event_base *base, const char *addr,
+					const struct aeth_map_fds *maps,
+					const struct aeth_agent_status *status)
+{
+	struct aeth_metrics *m;
+	int fd, err;
+
+	m = calloc(1, sizeof(*m));
+	if (!m) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	m->maps = maps;
+	m->status = status;
+	m->ncpus = libbpf_num_possible_cpus();
+	if (m->ncpus <= 0) {
+		err = m->ncpus < 0 ? m->ncpus : -EINVAL;
+		goto fail;
+	}
+	fd = listen_socket(addr, &m->port);
+	if (fd < 0) {
+		err = fd;
+		goto fail;
+	}
+	m->http = evhttp_new(base);
+	if (!m->http) {
+		close(fd);
+		err = -ENOMEM;
+		goto fail;
+	}
+	/* evhttp answers 501 itself to methods it is not told about; let all
+	 * through so the handler can say 405 */
+	evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+				   EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+				   EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+				   EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT |
+				   EVHTTP_REQ_PATCH);
+	evhttp_set_max_headers_size(m->http, MAX_HEADERS_SIZE);
+	evhttp_set_max_body_size(m->http, MAX_BODY_SIZE);
+	evhttp_set_timeout(m->http, CONN_TIMEOUT_S);
+	evhttp_set_gencb(m->http, handle_request, m);
+	m->bound = evhttp_accept_socket_with_handle(m->http, fd);
+	if (!m->bound) {
+		close(fd);
+		err = -ENOMEM;
+		goto fail;
+	}
+	log_debug("metrics listening on %s (port %u)", addr, m->port);
+	return m;
+fail:
+	if (m->http)
+		evhttp_free(m->http);
+	free(m);
+	errno = -err;
+	return NULL;
+}
+
+uint16_t aeth_metrics_port(const struct aeth_metrics *m)
+{
+	return m ? m->port : 0;
+}
+
+void aeth_metrics_stop(struct aeth_metrics *m)
+{
+	if (!m)
+		return;
+	evhttp_free(m->http);	/* closes the listening socket too */
+	free(m);
+}

@@ -24,10 +24,14 @@ struct aeth_metrics;
 /* Listen on addr ("HOST:PORT", IPv6 as "[::1]:9464"). Counters and labels
  * come from the maps (service names from aeth_svcinfo, backend addresses and
  * health from aeth_backend) summed over CPUs at each scrape. NULL with errno
- * set on failure. */
+ * set on failure (EINVAL: not a literal address). maps and status are read
+ * in place and must outlive the listener; a map fd of -1 leaves its metrics
+ * out. Port 0 picks a free port (see aeth_metrics_port). */
 struct aeth_metrics *aeth_metrics_start(struct event_base *base, const char *addr,
 					const struct aeth_map_fds *maps,
 					const struct aeth_agent_status *status);
+/* The port listened on. */
+uint16_t aeth_metrics_port(const struct aeth_metrics *m);
 void aeth_metrics_stop(struct aeth_metrics *m);
 
 #endif /* AETHER_METRICS_H */
