@@ -1,0 +1,116 @@
+# Shared by tests/integration/test_sys_*.sh: bring-up with teardown on exit,
+# assertions, and document edits. Source after cd to the repository root.
+
+. "$(dirname "${BASH_SOURCE[0]}")/topo.sh"
+
+ITEST_FAILED=0
+ITEST_CHECKS=0
+
+# itest_begin NAME: topology prefix aeth-sys-NAME, torn down on any exit
+itest_begin() {
+	ITEST_NAME=$1
+	topo_init "aeth-sys-$1"
+	trap itest_end EXIT
+	trap 'exit 130' INT TERM
+	if [ ! -x "$AGENT" ] || [ ! -x "$CTL" ]; then
+		echo "FAIL $ITEST_NAME: build first ($AGENT, $CTL)"
+		exit 1
+	fi
+	ITEST_TMP=$(mktemp -d)
+}
+
+itest_end() {
+	local rc=$?
+	[ $ITEST_FAILED -ne 0 ] && rc=1
+	if [ $rc -ne 0 ] && [ -d "$TOPO_STATE" ]; then
+		local f
+		for f in "$TOPO_STATE"/*/agent.log; do
+			[ -f "$f" ] || continue
+			echo "--- ${f#"$TOPO_STATE"/} (last lines)"
+			tail -n 8 "$f"
+		done
+	fi
+	topo_down
+	rm -rf "$ITEST_TMP"
+	if [ $rc -eq 0 ]; then
+		echo "PASS $ITEST_NAME ($ITEST_CHECKS checks)"
+	else
+		echo "FAIL $ITEST_NAME"
+	fi
+	exit $rc
+}
+
+# itest_up [TEMPLATE]: the topology with agents, or fail the test
+itest_up() {
+	topo_up --config "${1:-$TOPO_LIB/default-config.json}" ||
+		die "topology did not come up"
+}
+
+die() { echo "FAIL $*"; ITEST_FAILED=1; exit 1; }
+ok() { ITEST_CHECKS=$((ITEST_CHECKS + 1)); echo "ok   $*"; }
+# check DESCRIPTION COMMAND...: the command must succeed
+check() {
+	local what=$1; shift
+	if "$@"; then ok "$what"; else die "$what"; fi
+}
+
+# itest_template OUT PYTHON: OUT = the default document after running
+# PYTHON on it (the variable doc, plus helpers svc(name) and be(svc, addr))
+itest_template() {
+	local out=$1 code=$2 base=${3:-$TOPO_LIB/default-config.json}
+	python3 - "$base" "$out" "$code" <<'EOF'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+def svc(name):
+    return next(s for s in doc["services"] if s["name"] == name)
+def be(s, addr):
+    return next(b for b in svc(s)["backends"] if b["address"] == addr)
+exec(sys.argv[3])
+json.dump(doc, open(sys.argv[2], "w"), indent=2)
+EOF
+}
+
+# itest_apply_template FILE: every agent's document from FILE, and wait until
+# every agent applied it
+itest_apply_template() {
+	local n gens=()
+	for n in $TOPO_LBS $TOPO_BACKENDS; do
+		gens+=("$(topo_generation "$n")")
+	done
+	topo_set_template "$1" || die "writing the documents"
+	local i=0
+	for n in $TOPO_LBS $TOPO_BACKENDS; do
+		topo_wait_generation "$n" "${gens[$i]}" 10 ||
+			die "$n did not apply the new document"
+		i=$((i + 1))
+	done
+}
+
+# json_get JSON KEY: one field of a JSON object
+json_get() {
+	python3 -c 'import json,sys; v = json.loads(sys.argv[1]).get(sys.argv[2]); print("" if v is None else v)' "$1" "$2"
+}
+
+# reason_total REASON: a drop reason summed over both LB nodes
+reason_total() {
+	echo $(( $(topo_reason_count lb1 "$1") + $(topo_reason_count lb2 "$1") ))
+}
+
+# backend_of NAME: fabric address of backend NAME for FAMILY (4 or 6)
+backend_addr() {
+	if [ "$2" = 6 ]; then echo "${TOPO_V6[$1]}"; else echo "${TOPO_V4[$1]}"; fi
+}
+
+# wait_backend_health NODE ADDR true|false SECONDS
+wait_backend_health() {
+	local i
+	for ((i = 0; i < $4 * 5; i++)); do
+		if topo_ctl "$1" -j backend list 2>/dev/null | python3 -c 'import json,sys
+rows = [b for b in json.load(sys.stdin) if b["address"] == sys.argv[1]]
+sys.exit(0 if rows and all(str(b["healthy"]).lower() == sys.argv[2] for b in rows) else 1)' "$2" "$3"; then
+			return 0
+		fi
+		sleep 0.2
+	done
+	return 1
+}
