@@ -38,12 +38,20 @@ static __always_inline void guard_acl_host_key(struct aeth_acl_key *key,
 	}
 }
 
+/* An IPv6 source inside ::ffff:0:0/96 would be judged by the IPv4 entries of
+ * the shared trie; such addresses never appear on the wire legitimately. */
+static __always_inline bool guard_v4_mapped(const struct aeth_flow *flow)
+{
+	return flow->family == AETH_AF_INET6 && flow->src.v6[0] == 0 &&
+	       flow->src.v6[1] == 0 && flow->src.v6[2] == bpf_htonl(0x0000ffff);
+}
+
 /* True when flow->src may reach svc (always when the ACL is off). */
 static __always_inline bool guard_source_authorized(const struct aeth_svc *svc,
 						    const struct aeth_flow *flow)
 {
 	struct aeth_acl_key key;
-	__u32 slot;
+	__u32 slot, *family;
 	void *trie;
 
 	if (!(svc->flags & AETH_SVC_F_ACL))
@@ -55,8 +63,17 @@ static __always_inline bool guard_source_authorized(const struct aeth_svc *svc,
 	trie = bpf_map_lookup_elem(&aeth_acl, &slot);
 	if (!trie)
 		return false;	/* enabled without a list: fail closed */
+	if (guard_v4_mapped(flow))
+		return false;
 	guard_acl_host_key(&key, flow);
-	return bpf_map_lookup_elem(trie, &key) != NULL;
+	family = bpf_map_lookup_elem(trie, &key);
+	if (!family)
+		return false;
+	/* An IPv6 prefix short enough to cover ::ffff:0:0/96 (::/0 for
+	 * "every IPv6 source") must not admit IPv4 sources. The value names
+	 * the family of the listed prefix; a longer IPv4 prefix that covers
+	 * the source always wins the longest match over it. */
+	return !(*family == AETH_AF_INET6 && flow->family == AETH_AF_INET);
 }
 
 /* Top `bits` bits of a 32-bit word, in network order (bits 0..32). */
