@@ -14,7 +14,7 @@ object on stdout.
   burst   --count new TCP connections at once (SYN only matters);
           {"admitted": n, "refused": n}
   pace    one new connection every 1/--rate seconds for --seconds;
-          {"admitted": n, "refused": n}
+          {"admitted": n, "refused": n, "per_second": [n, ...]}
 """
 
 import argparse
@@ -99,6 +99,10 @@ def cmd_stream(args):
         t.sendall(b"ECHO\n")
         f = t.makefile("rb")
         res["backend"] = f.readline().decode().strip()
+        if args.announce:
+            with open(args.announce + ".new", "w") as a:
+                a.write(res["backend"] + "\n")
+            os.rename(args.announce + ".new", args.announce)
         t.settimeout(args.stall)
         expect = bytearray()
         got = bytearray()
@@ -175,7 +179,12 @@ def cmd_pace(args):
     for t in threads:
         t.join()
     n = sum(1 for r in results if r)
-    print(json.dumps({"admitted": n, "refused": total - n}))
+    per_second = [0] * int(args.seconds + 0.999)
+    for i, r in enumerate(results):
+        if r:
+            per_second[int(i / args.rate)] += 1
+    print(json.dumps({"admitted": n, "refused": total - n,
+                      "per_second": per_second}))
     return 0
 
 
@@ -199,6 +208,7 @@ def main():
     p.add_argument("--chunk", type=int, default=4096)
     p.add_argument("--stall", type=float, default=5.0,
                    help="longest wait for an echo")
+    p.add_argument("--announce", help="write the backend's name here once known")
     p = sub.add_parser("burst")
     p.add_argument("--count", type=int, default=100)
     p = sub.add_parser("pace")
