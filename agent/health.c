@@ -44,12 +44,23 @@ struct hc_check {
 	size_t status_len;
 };
 
+/* A backend that was down and lost its check: reported up from the loop,
+ * after the update (and the apply that called it) has finished. */
+struct hc_notice {
+	struct hc_notice *next;
+	struct aeth_health *h;
+	struct event *ev;
+	char service[AETH_NAME_LEN];
+	struct aeth_ip ip;
+};
+
 struct aeth_health {
 	struct event_base *base;
 	aeth_health_cb cb;
 	void *arg;
 	uint64_t rng;
 	size_t n_checks;
+	struct hc_notice *notices;
 	struct hc_check *buckets[HC_BUCKETS];
 };
 
@@ -448,6 +459,78 @@ static struct hc_check *hc_new(struct aeth_health *h, const char *service,
 	return c;
 }
 
+static void hc_notice_unlink(struct hc_notice *n)
+{
+	struct hc_notice **pp;
+
+	for (pp = &n->h->notices; *pp; pp = &(*pp)->next) {
+		if (*pp == n) {
+			*pp = n->next;
+			break;
+		}
+	}
+	event_free(n->ev);
+	free(n);
+}
+
+static void hc_notice_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct hc_notice *n = arg;
+	struct aeth_health *h = n->h;
+	char service[AETH_NAME_LEN];
+	struct aeth_ip ip = n->ip;
+
+	memcpy(service, n->service, sizeof(service));
+	hc_notice_unlink(n);
+	if (h->cb)
+		h->cb(h->arg, service, &ip, true);
+}
+
+static bool config_has_backend(const struct aeth_config *cfg, const char *service,
+			       const struct aeth_ip *ip)
+{
+	for (size_t i = 0; cfg && i < cfg->n_services; i++) {
+		const struct aeth_cfg_service *svc = &cfg->services[i];
+
+		if (strcmp(svc->name, service))
+			continue;
+		for (size_t j = 0; j < svc->n_backends; j++)
+			if (ip_equal(&svc->backends[j].ip, ip))
+				return true;
+	}
+	return false;
+}
+
+/* A down backend whose check goes away while it stays configured is up from
+ * now on: tell the owner, or the tables would keep it out until the next
+ * unrelated change. */
+static void hc_removed(struct aeth_health *h, const struct hc_check *c,
+		       const struct aeth_config *cfg)
+{
+	struct timeval now = { 0, 0 };
+	struct hc_notice *n;
+
+	if (c->up || !config_has_backend(cfg, c->service, &c->ip))
+		return;
+	log_info("backend %s of %s is up (its health check was removed)",
+		 c->addr_text, c->service);
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return;
+	n->h = h;
+	memcpy(n->service, c->service, sizeof(n->service));
+	n->ip = c->ip;
+	n->ev = evtimer_new(h->base, hc_notice_cb, n);
+	if (!n->ev || evtimer_add(n->ev, &now)) {
+		if (n->ev)
+			event_free(n->ev);
+		free(n);
+		return;
+	}
+	n->next = h->notices;
+	h->notices = n;
+}
+
 struct aeth_health *aeth_health_start(struct event_base *base, aeth_health_cb cb,
 				      void *arg)
 {
@@ -516,6 +599,7 @@ int aeth_health_update(struct aeth_health *h, const struct aeth_config *cfg)
 			}
 			*pp = c->next;
 			h->n_checks--;
+			hc_removed(h, c, cfg);
 			hc_free(c);
 		}
 	}
@@ -544,6 +628,8 @@ void aeth_health_stop(struct aeth_health *h)
 
 	if (!h)
 		return;
+	while (h->notices)
+		hc_notice_unlink(h->notices);
 	for (int b = 0; b < HC_BUCKETS; b++) {
 		for (c = h->buckets[b]; c; c = next) {
 			next = c->next;

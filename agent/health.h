@@ -21,7 +21,9 @@ struct aeth_health *aeth_health_start(struct event_base *base, aeth_health_cb cb
  * health_check, each of their backends). Checks of unchanged (service,
  * backend, check settings) keep their state; new ones start up. A backend
  * whose check settings changed keeps its up/down state and counts afresh
- * with the new settings. Never calls the callback. */
+ * with the new settings. Never calls the callback itself; a backend that
+ * was down and keeps being configured without a check is reported up by a
+ * callback from the event loop right after. */
 int aeth_health_update(struct aeth_health *h, const struct aeth_config *cfg);
 /* Current state; true for a backend that has no check. */
 bool aeth_health_is_up(const struct aeth_health *h, const char *service,

@@ -504,3 +504,51 @@ Test(health, first_probes_are_spread)
 		backend_close(&b[i]);
 	free_config(cfg);
 }
+
+Test(health, down_backend_losing_its_check_is_reported_up)
+{
+	struct fake_backend gone = { .lfd = -1 };
+	struct flips f = { 0 };
+	struct aeth_ip a = ip4("127.0.0.4");
+	struct aeth_health *h;
+	struct aeth_config *cfg1, *cfg2;
+
+	backend_open(&gone, base, "127.0.0.4", 0, 0);
+	backend_close(&gone);
+	struct aeth_cfg_health hc = { .type = AETH_HC_TCP, .interval_ms = 20,
+				      .timeout_ms = 100, .rise = 1, .fall = 1 };
+	struct svc_spec v1[] = {
+		{ .name = "eps", .port = gone.port, .hc = hc,
+		  .backends = { "127.0.0.4" } },
+		{ .name = "zeta", .port = gone.port, .hc = hc,
+		  .backends = { "127.0.0.4" } },
+	};
+	cfg1 = make_config(v1, 2);
+	h = aeth_health_start(base, on_flip, &f);
+	cr_assert_eq(aeth_health_update(h, cfg1), 0);
+	run_until(base, &f.n, 2, 2000);
+	cr_assert_eq(f.n, 2);
+	cr_assert(!aeth_health_is_up(h, "eps", &a));
+
+	/* eps keeps its backend without a check; zeta is gone altogether */
+	struct svc_spec v2[] = {
+		{ .name = "eps", .port = gone.port, .backends = { "127.0.0.4" } },
+	};
+	cfg2 = make_config(v2, 1);
+	f.n = 0;
+	cr_assert_eq(aeth_health_update(h, cfg2), 0);
+	cr_assert_eq(f.n, 0, "no callback from inside the update");
+	cr_assert(aeth_health_is_up(h, "eps", &a));
+	run_for(base, 100);
+	cr_assert_eq(f.n, 1, "%d callbacks", f.n);
+	cr_assert_str_eq(f.service, "eps");
+	cr_assert(f.last_up);
+
+	/* a notice still pending when the checks stop is dropped cleanly */
+	cr_assert_eq(aeth_health_update(h, cfg1), 0);
+	run_until(base, &f.n, 3, 2000);
+	cr_assert_eq(aeth_health_update(h, cfg2), 0);
+	aeth_health_stop(h);
+	free_config(cfg1);
+	free_config(cfg2);
+}
