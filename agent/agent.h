@@ -60,13 +60,16 @@ struct aeth_agent {
 	struct aeth_agent_status status;
 
 	/* last apply, for GET /v1/status */
-	bool last_ok;
+	char last_result[16];		/* "ok", "rejected", "failed", "" */
 	char last_error[600];
 	char last_source[16];
 	uint64_t last_apply_unix_ns;
 
 	aeth_backend_up_fn backend_up;
 	void *backend_up_arg;
+	/* Called after every successful apply of a new document (attach to
+	 * the interfaces it names, update health checks). */
+	void (*on_applied)(struct aeth_agent *a);
 
 	struct xdp_program *xdp_progs[AETH_MAX_INTERFACES];
 };

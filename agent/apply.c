@@ -1099,11 +1099,11 @@ out:
 	return err;
 }
 
-static void record(struct aeth_agent *a, const char *source, bool ok,
-		   const char *error)
+static void record(struct aeth_agent *a, const char *source,
+		   const char *result, const char *error)
 {
-	a->last_ok = ok;
-	snprintf(a->last_error, sizeof(a->last_error), "%s", ok ? "" : error);
+	snprintf(a->last_result, sizeof(a->last_result), "%s", result);
+	snprintf(a->last_error, sizeof(a->last_error), "%s", error ? error : "");
 	snprintf(a->last_source, sizeof(a->last_source), "%s", source);
 	a->last_apply_unix_ns = now_unix_ns();
 }
@@ -1121,7 +1121,7 @@ int aeth_apply_text(struct aeth_agent *a, const char *text, size_t len,
 		aeth_config_error_format(&res->err, res->message,
 					 sizeof(res->message));
 		a->status.apply_rejected++;
-		record(a, source, false, res->message);
+		record(a, source, "rejected", res->message);
 		log_err("config from %s rejected: %s", source, res->message);
 		return -EINVAL;
 	}
@@ -1129,16 +1129,18 @@ int aeth_apply_text(struct aeth_agent *a, const char *text, size_t len,
 	if (err) {
 		aeth_config_free(cfg);
 		a->status.apply_failed++;
-		record(a, source, false, res->message);
+		record(a, source, "failed", res->message);
 		log_err("config from %s not applied, previous state kept: %s",
 			source, res->message);
 		return err == -EINVAL ? -EIO : err;
 	}
 	a->status.apply_ok++;
-	record(a, source, true, NULL);
+	record(a, source, "ok", NULL);
 	log_info("config from %s applied: generation %llu, %zu services",
 		 source, (unsigned long long)res->generation,
 		 a->cfg->n_services);
+	if (a->on_applied)
+		a->on_applied(a);
 	return 0;
 }
 

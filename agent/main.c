@@ -1,1 +1,304 @@
-int main(void) { return 1; }
+/* aether-agent: loads the data path, keeps the maps equal to the config
+ * document from the file, SIGHUP and the API socket, and serves metrics. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "agent.h"
+#include "api.h"
+#include "apply.h"
+#include "config.h"
+#include "health.h"
+#include "loader.h"
+#include "log.h"
+#include "metrics.h"
+#include "watch.h"
+
+#define DEFAULT_PIN_DIR "/sys/fs/bpf/aether"
+#define DEFAULT_SOCKET "/run/aether/agent.sock"
+#define DEFAULT_METRICS "127.0.0.1:9464"
+#define WATCH_DEBOUNCE_MS 200
+
+struct options {
+	const char *config, *pin_dir, *socket, *metrics, *check_config;
+	bool detach, json;
+	enum aeth_log_level level;
+};
+
+struct daemon {
+	struct aeth_agent agent;
+	struct event_base *base;
+	struct aeth_health *health;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: aether-agent --config FILE [--pin-dir DIR] [--socket PATH]\n"
+		"                    [--metrics-addr HOST:PORT|none]\n"
+		"                    [--log-format text|json]\n"
+		"                    [--log-level error|warn|info|debug]\n"
+		"       aether-agent --check-config FILE\n"
+		"       aether-agent --detach [--pin-dir DIR]\n");
+}
+
+static int parse_options(int argc, char **argv, struct options *o)
+{
+	enum { O_CONFIG = 1, O_PIN_DIR, O_SOCKET, O_METRICS, O_LOG_FORMAT,
+	       O_LOG_LEVEL, O_CHECK, O_DETACH, O_HELP };
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, O_CONFIG },
+		{ "pin-dir", required_argument, NULL, O_PIN_DIR },
+		{ "socket", required_argument, NULL, O_SOCKET },
+		{ "metrics-addr", required_argument, NULL, O_METRICS },
+		{ "log-format", required_argument, NULL, O_LOG_FORMAT },
+		{ "log-level", required_argument, NULL, O_LOG_LEVEL },
+		{ "check-config", required_argument, NULL, O_CHECK },
+		{ "detach", no_argument, NULL, O_DETACH },
+		{ "help", no_argument, NULL, O_HELP },
+		{ 0 },
+	};
+	int c;
+
+	o->pin_dir = DEFAULT_PIN_DIR;
+	o->socket = DEFAULT_SOCKET;
+	o->metrics = DEFAULT_METRICS;
+	o->level = AETH_LOG_INFO;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case O_CONFIG: o->config = optarg; break;
+		case O_PIN_DIR: o->pin_dir = optarg; break;
+		case O_SOCKET: o->socket = optarg; break;
+		case O_METRICS: o->metrics = optarg; break;
+		case O_CHECK: o->check_config = optarg; break;
+		case O_DETACH: o->detach = true; break;
+		case O_LOG_FORMAT:
+			if (strcmp(optarg, "json") == 0) {
+				o->json = true;
+			} else if (strcmp(optarg, "text")) {
+				fprintf(stderr, "aether-agent: --log-format: "
+					"text or json, not %s\n", optarg);
+				return -EINVAL;
+			}
+			break;
+		case O_LOG_LEVEL:
+			if (aeth_log_level_parse(optarg, &o->level)) {
+				fprintf(stderr, "aether-agent: --log-level: "
+					"error, warn, info or debug, not %s\n",
+					optarg);
+				return -EINVAL;
+			}
+			break;
+		case 'h':
+		case O_HELP:
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "aether-agent: unexpected argument %s\n",
+			argv[optind]);
+		usage(stderr);
+		return -EINVAL;
+	}
+	if (!o->check_config && !o->detach && !o->config) {
+		fprintf(stderr, "aether-agent: --config FILE is required\n");
+		usage(stderr);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int check_config(const char *path)
+{
+	struct aeth_config_error err;
+	struct aeth_config *cfg = NULL;
+	char msg[600];
+
+	memset(&err, 0, sizeof(err));
+	if (aeth_config_load_file(path, &cfg, &err)) {
+		aeth_config_error_format(&err, msg, sizeof(msg));
+		printf("%s: %s\n", path, msg);
+		return 1;
+	}
+	aeth_config_free(cfg);
+	printf("ok\n");
+	return 0;
+}
+
+static bool backend_up(void *arg, const char *service,
+		       const struct aeth_ip *backend)
+{
+	struct daemon *d = arg;
+
+	return !d->health || aeth_health_is_up(d->health, service, backend);
+}
+
+/* A backend's health flipped: rebuild the tables that change. */
+static void health_changed(void *arg, const char *service,
+			   const struct aeth_ip *backend, bool up)
+{
+	struct daemon *d = arg;
+
+	aeth_apply_refresh(&d->agent);
+}
+
+static void on_applied(struct aeth_agent *a)
+{
+	struct daemon *d = (struct daemon *)a;	/* agent is the first member */
+
+	aeth_loader_attach(a, a->cfg);
+	if (d->health && aeth_health_update(d->health, a->cfg))
+		log_warn("updating health checks failed");
+}
+
+static void on_file(void *arg, const char *text, size_t len, const char *source)
+{
+	struct daemon *d = arg;
+	struct aeth_apply_result res;
+
+	aeth_apply_text(&d->agent, text, len, source, &res);
+}
+
+static void on_stop(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	log_info("signal %d: exiting; the program stays attached and the "
+		 "maps pinned", (int)sig);
+	event_base_loopbreak(d->base);
+}
+
+static int run(const struct options *o)
+{
+	struct daemon d;
+	struct aeth_agent *a = &d.agent;
+	struct aeth_config_error cerr;
+	struct aeth_config *cfg = NULL;
+	struct aeth_apply_result res;
+	struct aeth_metrics *metrics = NULL;
+	struct aeth_watch *watch = NULL;
+	struct aeth_api *api = NULL;
+	struct event *ev_term = NULL, *ev_int = NULL;
+	char errbuf[600], *text = NULL;
+	size_t len;
+	int err, ret = 1;
+
+	memset(&d, 0, sizeof(d));
+	err = aeth_read_file(o->config, AETH_CONFIG_MAX_BYTES, &text, &len);
+	if (err) {
+		log_err("reading %s: %s", o->config, strerror(-err));
+		return 1;
+	}
+	/* the document sizes the connection table: validate it first */
+	memset(&cerr, 0, sizeof(cerr));
+	if (aeth_config_parse(text, len, &cfg, &cerr)) {
+		aeth_config_error_format(&cerr, errbuf, sizeof(errbuf));
+		log_err("%s: %s", o->config, errbuf);
+		goto out;
+	}
+	err = aeth_loader_open(a, o->pin_dir, cfg->ct_max_entries, errbuf,
+			       sizeof(errbuf));
+	aeth_config_free(cfg);
+	if (err) {
+		log_err("%s", errbuf);
+		goto out;
+	}
+
+	d.base = event_base_new();
+	if (!d.base) {
+		log_err("cannot create the event loop");
+		goto out;
+	}
+	d.health = aeth_health_start(d.base, health_changed, &d);
+	if (!d.health)
+		log_warn("health checks unavailable: %s", strerror(errno));
+	a->backend_up = backend_up;
+	a->backend_up_arg = &d;
+	a->on_applied = on_applied;
+
+	if (aeth_apply_text(a, text, len, "file", &res))
+		goto out;
+	if (!a->status.attached) {
+		log_err("not attached to every interface of %s", o->config);
+		goto out;
+	}
+	if (strcmp(o->metrics, "none")) {
+		metrics = aeth_metrics_start(d.base, o->metrics, &a->fds,
+					     &a->status);
+		if (!metrics) {
+			log_err("metrics listener on %s: %s", o->metrics,
+				strerror(errno));
+			goto out;
+		}
+	}
+	api = aeth_api_start(d.base, o->socket, a);
+	if (!api)
+		goto out;
+	watch = aeth_watch_start(d.base, o->config, WATCH_DEBOUNCE_MS, text,
+				 len, on_file, &d);
+	if (!watch) {
+		log_err("watching %s: %s", o->config, strerror(errno));
+		goto out;
+	}
+	ev_term = evsignal_new(d.base, SIGTERM, on_stop, &d);
+	ev_int = evsignal_new(d.base, SIGINT, on_stop, &d);
+	if (!ev_term || !ev_int || event_add(ev_term, NULL) ||
+	    event_add(ev_int, NULL)) {
+		log_err("cannot handle signals");
+		goto out;
+	}
+	log_info("running: pin dir %s, socket %s, metrics %s", o->pin_dir,
+		 o->socket, o->metrics);
+	event_base_dispatch(d.base);
+	ret = 0;
+out:
+	if (ev_term)
+		event_free(ev_term);
+	if (ev_int)
+		event_free(ev_int);
+	aeth_watch_stop(watch);
+	aeth_api_stop(api);
+	if (metrics)
+		aeth_metrics_stop(metrics);
+	if (d.health)
+		aeth_health_stop(d.health);
+	aeth_loader_close(a);	/* never detaches */
+	if (d.base)
+		event_base_free(d.base);
+	free(text);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o;
+	char errbuf[600];
+
+	memset(&o, 0, sizeof(o));
+	if (parse_options(argc, argv, &o))
+		return 1;
+	aeth_log_init(o.level, o.json);
+	aeth_log_hook_libs();
+	signal(SIGPIPE, SIG_IGN);
+
+	if (o.check_config)
+		return check_config(o.check_config);
+	if (o.detach) {
+		if (aeth_loader_detach(o.pin_dir, errbuf, sizeof(errbuf))) {
+			log_err("%s", errbuf);
+			return 1;
+		}
+		log_info("detached and unpinned %s", o.pin_dir);
+		return 0;
+	}
+	return run(&o);
+}

@@ -1,1 +1,217 @@
-/* placeholder: watch */
+/* The --config file as a source: inotify on its directory, debounced, and
+ * SIGHUP, both feeding the one apply path through a callback. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "log.h"
+#include "watch.h"
+#include "config.h"
+
+struct aeth_watch {
+	char path[PATH_MAX];
+	int ifd;
+	struct event *inotify_ev, *timer_ev, *hup_ev;
+	struct timeval debounce;
+	char *last;		/* content last delivered */
+	size_t last_len;
+	aeth_watch_cb cb;
+	void *arg;
+};
+
+int aeth_read_file(const char *path, size_t max, char **text, size_t *len)
+{
+	size_t cap = 65536, n = 0;
+	char *buf;
+	int fd, err = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	buf = malloc(cap + 1);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	for (;;) {
+		ssize_t r;
+
+		if (n == cap) {
+			char *p;
+
+			if (cap > max) {
+				err = -EFBIG;
+				break;
+			}
+			cap *= 2;
+			p = realloc(buf, cap + 1);
+			if (!p) {
+				err = -ENOMEM;
+				break;
+			}
+			buf = p;
+		}
+		r = read(fd, buf + n, cap - n);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			err = -errno;
+			break;
+		}
+		if (r == 0)
+			break;
+		n += r;
+	}
+	close(fd);
+	if (!err && n > max)
+		err = -EFBIG;
+	if (err) {
+		free(buf);
+		return err;
+	}
+	buf[n] = '\0';
+	*text = buf;
+	*len = n;
+	return 0;
+}
+
+/* Read the file and hand it on; unchanged content is dropped unless forced
+ * (SIGHUP means "apply this again"). */
+static void deliver(struct aeth_watch *w, const char *source, bool force)
+{
+	char *text;
+	size_t len;
+	int err;
+
+	err = aeth_read_file(w->path, AETH_CONFIG_MAX_BYTES, &text, &len);
+	if (err) {
+		/* mid-swap the file may be briefly missing: the next event
+		 * brings it back */
+		if (err != -ENOENT || force)
+			log_warn("reading %s: %s", w->path, strerror(-err));
+		return;
+	}
+	if (!force && w->last && len == w->last_len &&
+	    memcmp(text, w->last, len) == 0) {
+		free(text);
+		return;
+	}
+	free(w->last);
+	w->last = text;
+	w->last_len = len;
+	w->cb(w->arg, text, len, source);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	deliver(arg, "file", false);
+}
+
+static void on_inotify(evutil_socket_t fd, short what, void *arg)
+{
+	struct aeth_watch *w = arg;
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+
+	/* any change in the directory may be ours (a ConfigMap swaps the
+	 * ..data symlink, editors rename over the file): drain the events,
+	 * then look at the content once things settle */
+	while (read(w->ifd, buf, sizeof(buf)) > 0)
+		;
+	evtimer_add(w->timer_ev, &w->debounce);
+}
+
+static void on_sighup(evutil_socket_t fd, short what, void *arg)
+{
+	struct aeth_watch *w = arg;
+
+	log_info("SIGHUP: re-reading %s", w->path);
+	deliver(w, "sighup", true);
+}
+
+struct aeth_watch *aeth_watch_start(struct event_base *base, const char *path,
+				    unsigned int debounce_ms,
+				    const char *initial, size_t initial_len,
+				    aeth_watch_cb cb, void *arg)
+{
+	struct aeth_watch *w = calloc(1, sizeof(*w));
+	char dir[PATH_MAX];
+	int err;
+
+	if (!w)
+		return NULL;
+	w->ifd = -1;
+	w->cb = cb;
+	w->arg = arg;
+	w->debounce.tv_sec = debounce_ms / 1000;
+	w->debounce.tv_usec = (debounce_ms % 1000) * 1000;
+	if ((size_t)snprintf(w->path, sizeof(w->path), "%s", path) >=
+	    sizeof(w->path)) {
+		err = ENAMETOOLONG;
+		goto fail;
+	}
+	snprintf(dir, sizeof(dir), "%s", path);
+	if (initial) {
+		w->last = malloc(initial_len + 1);
+		if (!w->last) {
+			err = ENOMEM;
+			goto fail;
+		}
+		memcpy(w->last, initial, initial_len);
+		w->last[initial_len] = '\0';
+		w->last_len = initial_len;
+	}
+	w->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (w->ifd < 0) {
+		err = errno;
+		goto fail;
+	}
+	if (inotify_add_watch(w->ifd, dirname(dir),
+			      IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM |
+			      IN_CREATE | IN_DELETE | IN_MODIFY) < 0) {
+		err = errno;
+		log_err("watching the directory of %s: %s", path,
+			strerror(err));
+		goto fail;
+	}
+	w->inotify_ev = event_new(base, w->ifd, EV_READ | EV_PERSIST,
+				  on_inotify, w);
+	w->timer_ev = evtimer_new(base, on_timer, w);
+	w->hup_ev = evsignal_new(base, SIGHUP, on_sighup, w);
+	if (!w->inotify_ev || !w->timer_ev || !w->hup_ev ||
+	    event_add(w->inotify_ev, NULL) || event_add(w->hup_ev, NULL)) {
+		err = ENOMEM;
+		goto fail;
+	}
+	return w;
+fail:
+	aeth_watch_stop(w);
+	errno = err;
+	return NULL;
+}
+
+void aeth_watch_stop(struct aeth_watch *w)
+{
+	if (!w)
+		return;
+	if (w->inotify_ev)
+		event_free(w->inotify_ev);
+	if (w->timer_ev)
+		event_free(w->timer_ev);
+	if (w->hup_ev)
+		event_free(w->hup_ev);
+	if (w->ifd >= 0)
+		close(w->ifd);
+	free(w->last);
+	free(w);
+}

@@ -1,0 +1,621 @@
+/* Applying documents to real pinned maps: read-back, diff, removal, the
+ * atomic table swap, rollback at every failure point, restart over pinned
+ * maps, and the schema check. Root only. */
+#include <netinet/in.h>
+
+#include "agent_fixture.h"
+
+static char dir[256];
+static struct aeth_agent *A;
+
+static void setup(void)
+{
+	ensure_bpffs();
+	aeth_log_init(AETH_LOG_WARN, false);
+	pin_dir_for(dir, sizeof(dir), "apply");
+	rm_pin_dir(dir);
+	A = agent_open(dir);
+}
+
+static void teardown(void)
+{
+	agent_close(A);
+	A = NULL;
+	aeth_apply_fail_at = 0;
+	rm_pin_dir(dir);
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats *stats)
+{
+	rm_all_test_pins();
+}
+
+TestSuite(apply, .init = setup, .fini = teardown, .timeout = 60);
+
+/* The table aeth_maglev_build makes for these (address, id, weight). */
+static uint32_t *expected_table(const struct aeth_maglev_backend *b, size_t n,
+				uint32_t size)
+{
+	static const uint8_t seed[16] = { 0x5f, 0x3c, 0x0a, 0x1e, 0x9b, 0x7d,
+					  0x2c, 0x44, 0xa1, 0xb2, 0xc3, 0xd4,
+					  0xe5, 0xf6, 0x07, 0x18 };
+	uint32_t *t = calloc(size, sizeof(*t));
+
+	cr_assert_eq(aeth_maglev_build(b, n, seed, size, t), 0);
+	return t;
+}
+
+static bool acl_has(int trie_fd, const char *addr)
+{
+	struct aeth_ip ip = ip_of(addr);
+	struct aeth_acl_key k;
+	uint32_t v;
+
+	memset(&k, 0, sizeof(k));
+	k.prefixlen = 128;
+	if (ip.family == AETH_AF_INET) {
+		k.addr[10] = k.addr[11] = 0xff;
+		memcpy(&k.addr[12], &ip.addr.v4, 4);
+	} else {
+		memcpy(k.addr, ip.addr.bytes, 16);
+	}
+	return bpf_map_lookup_elem(trie_fd, &k, &v) == 0;
+}
+
+Test(apply, readback)
+{
+	struct aeth_svc api, dns, v6;
+	struct aeth_svcinfo info;
+	struct aeth_node node;
+	struct aeth_meta meta;
+	struct aeth_backend b;
+	struct aeth_vip_key vk;
+	uint32_t zero = 0, count, *table, *want;
+	int64_t id21, id22, id23, id24;
+	int trie;
+
+	apply_ok(A, DOC_A);
+
+	cr_assert(svc_get(A, "203.0.113.10", 6443, IPPROTO_TCP, &api));
+	cr_assert(svc_get(A, "203.0.113.10", 53, IPPROTO_UDP, &dns));
+	cr_assert(svc_get(A, "2001:db8::10", 443, IPPROTO_TCP, &v6));
+	cr_assert_neq(api.id, dns.id);
+	cr_assert_neq(api.id, v6.id);
+
+	/* the service entry: slots, table size, limiter parameters */
+	cr_assert_eq(api.flags & AETH_SVC_F_ACL, AETH_SVC_F_ACL);
+	cr_assert_eq(dns.flags & AETH_SVC_F_ACL, 0);
+	cr_assert_eq(api.table_size, 251);
+	cr_assert(api.maglev_slot == 2 * api.id ||
+		  api.maglev_slot == 2 * api.id + 1);
+	cr_assert_eq(api.src_interval_ns, 50000000ull);	/* 1e9 / 20 */
+	cr_assert_eq(api.src_tolerance_ns, 39 * 50000000ull); /* burst 40 */
+	cr_assert_eq(api.svc_interval_ns, 200000ull);	/* 1e9 / 5000 */
+	cr_assert_eq(api.svc_tolerance_ns, 500 * 200000ull); /* rate / 10 */
+	cr_assert_eq(api.src_prefix_v4, 32);
+	cr_assert_eq(api.src_prefix_v6, 64);
+	cr_assert_eq(dns.src_interval_ns, 0);
+	cr_assert_eq(dns.svc_interval_ns, 0);
+
+	cr_assert_eq(bpf_map_lookup_elem(A->fds.svcinfo, &api.id, &info), 0);
+	cr_assert_str_eq(info.name, "api");
+	cr_assert_eq(info.flags & AETH_SVCINFO_F_IN_USE, AETH_SVCINFO_F_IN_USE);
+	cr_assert_eq(info.n_backends, 4);
+	cr_assert_eq(info.acl_cidrs, 2);
+
+	/* backends: flags, weights, service */
+	id21 = backend_id(A, api.id, "192.0.2.21", false);
+	id22 = backend_id(A, api.id, "192.0.2.22", false);
+	id23 = backend_id(A, api.id, "192.0.2.23", false);
+	id24 = backend_id(A, api.id, "192.0.2.24", false);
+	cr_assert(id21 >= 0 && id22 >= 0 && id23 >= 0 && id24 >= 0);
+	cr_assert_geq(backend_id(A, dns.id, "2001:db8::32", false), 0);
+	cr_assert_eq(bpf_map_lookup_elem(A->fds.backend, &(uint32_t){ id22 }, &b), 0);
+	cr_assert_eq(b.flags, AETH_BE_F_IN_USE | AETH_BE_F_DRAINING);
+	cr_assert_eq(bpf_map_lookup_elem(A->fds.backend, &(uint32_t){ id23 }, &b), 0);
+	cr_assert_eq(b.flags, AETH_BE_F_IN_USE);
+	cr_assert_eq(b.weight, 2);
+
+	/* the Maglev table is exactly the builder's, without the draining and
+	 * the weight-0 backend */
+	{
+		struct aeth_maglev_backend mb[2] = {
+			{ .ip = ip_of("192.0.2.21"), .id = id21, .weight = 1 },
+			{ .ip = ip_of("192.0.2.23"), .id = id23, .weight = 2 },
+		};
+		uint32_t n21 = 0, n23 = 0;
+
+		want = expected_table(mb, 2, 251);
+		table = read_table(slot_map_id(A->fds.maglev, api.maglev_slot),
+				   251);
+		cr_assert_arr_eq(table, want, 251 * sizeof(uint32_t));
+		for (int i = 0; i < 251; i++) {
+			cr_assert(table[i] == id21 || table[i] == id23);
+			n21 += table[i] == id21;
+			n23 += table[i] == id23;
+		}
+		cr_assert_gt(n23, n21);	/* weight 2 against 1 */
+		free(table);
+		free(want);
+	}
+
+	/* the authorized networks, both families in one trie */
+	trie = bpf_map_get_fd_by_id(slot_map_id(A->fds.acl, api.acl_slot));
+	cr_assert_geq(trie, 0);
+	cr_assert(acl_has(trie, "198.51.100.7"));
+	cr_assert(acl_has(trie, "2001:db8:100:5::1"));
+	cr_assert_not(acl_has(trie, "198.51.101.7"));
+	cr_assert_not(acl_has(trie, "2001:db8:101::1"));
+	cr_assert_not(acl_has(trie, "203.0.113.99"));
+	close(trie);
+
+	/* VIP reference counts */
+	memset(&vk, 0, sizeof(vk));
+	vk.addr = ip_of("203.0.113.10").addr;
+	vk.family = AETH_AF_INET;
+	cr_assert_eq(bpf_map_lookup_elem(A->fds.vip, &vk, &count), 0);
+	cr_assert_eq(count, 2);
+	memset(&vk, 0, sizeof(vk));
+	vk.addr = ip_of("2001:db8::10").addr;
+	vk.family = AETH_AF_INET6;
+	cr_assert_eq(bpf_map_lookup_elem(A->fds.vip, &vk, &count), 0);
+	cr_assert_eq(count, 1);
+
+	/* node and meta */
+	cr_assert_eq(bpf_map_lookup_elem(A->fds.node, &zero, &node), 0);
+	cr_assert_eq(node.v4, ip_of("192.0.2.11").addr.v4);
+	cr_assert_eq(node.flags, AETH_NODE_F_V4 | AETH_NODE_F_V6);
+	cr_assert_eq(node.mtu, 1500);
+	cr_assert_eq(((uint8_t *)node.hash_seed)[0], 0x5f);
+	cr_assert_eq(((uint8_t *)node.hash_seed)[15], 0x18);
+	cr_assert_eq(bpf_map_lookup_elem(A->fds.meta, &zero, &meta), 0);
+	cr_assert_eq(meta.schema_version, AETH_SCHEMA_VERSION);
+	cr_assert_eq(meta.generation, 1);
+	cr_assert_arr_eq(meta.config_hash, A->cfg->hash, 32);
+}
+
+Test(apply, diff_changes_only_what_differs)
+{
+	struct aeth_svc api0, dns0, v60, api1, dns1, v61;
+	uint32_t api_tbl, dns_tbl, api_acl, v6_old_slot;
+	int64_t id41, id42, id41b, id43;
+	struct aeth_backend b;
+
+	apply_ok(A, DOC_A);
+	cr_assert(svc_get(A, "203.0.113.10", 6443, IPPROTO_TCP, &api0));
+	cr_assert(svc_get(A, "203.0.113.10", 53, IPPROTO_UDP, &dns0));
+	cr_assert(svc_get(A, "2001:db8::10", 443, IPPROTO_TCP, &v60));
+	api_tbl = slot_map_id(A->fds.maglev, api0.maglev_slot);
+	dns_tbl = slot_map_id(A->fds.maglev, dns0.maglev_slot);
+	api_acl = slot_map_id(A->fds.acl, api0.acl_slot);
+	id41 = backend_id(A, v60.id, "2001:db8::41", false);
+	id42 = backend_id(A, v60.id, "2001:db8::42", false);
+	v6_old_slot = v60.maglev_slot;
+
+	apply_ok(A, DOC_B);	/* v6: ::42 replaced by ::43 */
+	cr_assert(svc_get(A, "203.0.113.10", 6443, IPPROTO_TCP, &api1));
+	cr_assert(svc_get(A, "203.0.113.10", 53, IPPROTO_UDP, &dns1));
+	cr_assert(svc_get(A, "2001:db8::10", 443, IPPROTO_TCP, &v61));
+
+	/* unchanged services: same entry, same inner maps */
+	cr_assert_arr_eq(&api0, &api1, sizeof(api0));
+	cr_assert_arr_eq(&dns0, &dns1, sizeof(dns0));
+	cr_assert_eq(slot_map_id(A->fds.maglev, api1.maglev_slot), api_tbl);
+	cr_assert_eq(slot_map_id(A->fds.maglev, dns1.maglev_slot), dns_tbl);
+	cr_assert_eq(slot_map_id(A->fds.acl, api1.acl_slot), api_acl);
+
+	/* the changed one flipped to its other slot; the old one is gone */
+	cr_assert_eq(v61.id, v60.id);
+	cr_assert_neq(v61.maglev_slot, v6_old_slot);
+	cr_assert_eq(v61.maglev_slot / 2, v61.id);
+	cr_assert_eq(slot_map_id(A->fds.maglev, v6_old_slot), 0);
+
+	/* backend ids: kept for the survivor, fresh (not the freed one) for
+	 * the newcomer; the removed one is no longer in use */
+	id41b = backend_id(A, v61.id, "2001:db8::41", false);
+	id43 = backend_id(A, v61.id, "2001:db8::43", false);
+	cr_assert_eq(id41b, id41);
+	cr_assert_geq(id43, 0);
+	cr_assert_neq(id43, id42);
+	cr_assert_eq(backend_id(A, v61.id, "2001:db8::42", false), -1);
+	cr_assert_eq(bpf_map_lookup_elem(A->fds.backend, &(uint32_t){ id42 }, &b), 0);
+	cr_assert_eq(b.flags & AETH_BE_F_IN_USE, 0);
+
+	{
+		struct aeth_maglev_backend mb[2] = {
+			{ .ip = ip_of("2001:db8::41"), .id = id41, .weight = 1 },
+			{ .ip = ip_of("2001:db8::43"), .id = id43, .weight = 1 },
+		};
+		uint32_t *want = expected_table(mb, 2, 251);
+		uint32_t *t = read_table(slot_map_id(A->fds.maglev,
+						     v61.maglev_slot), 251);
+
+		cr_assert_arr_eq(t, want, 251 * sizeof(uint32_t));
+		free(t);
+		free(want);
+	}
+	cr_assert_eq(A->meta.generation, 2);
+}
+
+Test(apply, removal_in_reverse)
+{
+	struct aeth_svc api0, dns0, v60, tmp;
+	struct aeth_svcinfo info;
+	struct aeth_backend b;
+	struct aeth_vip_key vk;
+	int64_t id31, id41;
+	uint32_t count;
+
+	apply_ok(A, DOC_A);
+	cr_assert(svc_get(A, "203.0.113.10", 6443, IPPROTO_TCP, &api0));
+	cr_assert(svc_get(A, "203.0.113.10", 53, IPPROTO_UDP, &dns0));
+	cr_assert(svc_get(A, "2001:db8::10", 443, IPPROTO_TCP, &v60));
+	id31 = backend_id(A, dns0.id, "192.0.2.31", false);
+	id41 = backend_id(A, v60.id, "2001:db8::41", false);
+	cr_assert(id31 >= 0 && id41 >= 0);
+
+	apply_ok(A, DOC_HEAD SVC_API DOC_TAIL);
+
+	cr_assert(svc_get(A, "203.0.113.10", 6443, IPPROTO_TCP, &tmp));
+	cr_assert_arr_eq(&tmp, &api0, sizeof(tmp));
+	cr_assert_not(svc_get(A, "203.0.113.10", 53, IPPROTO_UDP, &tmp));
+	cr_assert_not(svc_get(A, "2001:db8::10", 443, IPPROTO_TCP, &tmp));
+	cr_assert_eq(bpf_map_lookup_elem(A->fds.backend, &(uint32_t){ id31 }, &b), 0);
+	cr_assert_eq(b.flags & AETH_BE_F_IN_USE, 0);
+	cr_assert_eq(bpf_map_lookup_elem(A->fds.backend, &(uint32_t){ id41 }, &b), 0);
+	cr_assert_eq(b.flags & AETH_BE_F_IN_USE, 0);
+	cr_assert_eq(bpf_map_lookup_elem(A->fds.svcinfo, &v60.id, &info), 0);
+	cr_assert_eq(info.flags & AETH_SVCINFO_F_IN_USE, 0);
+
+	/* the shared VIP keeps one reference, the v6 VIP is gone */
+	memset(&vk, 0, sizeof(vk));
+	vk.addr = ip_of("203.0.113.10").addr;
+	vk.family = AETH_AF_INET;
+	cr_assert_eq(bpf_map_lookup_elem(A->fds.vip, &vk, &count), 0);
+	cr_assert_eq(count, 1);
+	memset(&vk, 0, sizeof(vk));
+	vk.addr = ip_of("2001:db8::10").addr;
+	vk.family = AETH_AF_INET6;
+	cr_assert_neq(bpf_map_lookup_elem(A->fds.vip, &vk, &count), 0);
+
+	/* the removed services' tables are released */
+	cr_assert_eq(slot_map_id(A->fds.maglev, 2 * v60.id), 0);
+	cr_assert_eq(slot_map_id(A->fds.maglev, 2 * v60.id + 1), 0);
+	cr_assert_eq(slot_map_id(A->fds.maglev, 2 * dns0.id), 0);
+	cr_assert_eq(slot_map_id(A->fds.maglev, 2 * dns0.id + 1), 0);
+}
+
+/* ---- snapshots of everything the agent writes ------------------------- */
+
+#define SNAP_SVCS 64
+
+struct snapshot {
+	struct aeth_svc svc[SNAP_SVCS];		/* by id; id == ~0 when absent */
+	struct aeth_svcinfo info[SNAP_SVCS];
+	uint32_t mg_slot[2 * SNAP_SVCS], acl_slot[2 * SNAP_SVCS];
+	struct aeth_backend *be;
+	uint32_t vip4, vip6;
+	struct aeth_node node;
+	uint64_t generation;
+};
+
+static void snap(struct aeth_agent *a, struct snapshot *s)
+{
+	struct aeth_svc_key k, nk, *prev = NULL;
+	struct aeth_vip_key vk;
+	uint32_t zero = 0;
+	struct aeth_meta meta;
+
+	memset(s->svc, 0xff, sizeof(s->svc));
+	while (bpf_map_get_next_key(a->fds.svc, prev, &nk) == 0) {
+		struct aeth_svc v;
+
+		k = nk;
+		prev = &k;
+		cr_assert_eq(bpf_map_lookup_elem(a->fds.svc, &k, &v), 0);
+		cr_assert_lt(v.id, SNAP_SVCS);
+		s->svc[v.id] = v;
+	}
+	for (uint32_t i = 0; i < SNAP_SVCS; i++)
+		bpf_map_lookup_elem(a->fds.svcinfo, &i, &s->info[i]);
+	for (uint32_t i = 0; i < 2 * SNAP_SVCS; i++) {
+		s->mg_slot[i] = slot_map_id(a->fds.maglev, i);
+		s->acl_slot[i] = slot_map_id(a->fds.acl, i);
+	}
+	s->be = calloc(AETH_MAX_BACKENDS, sizeof(*s->be));
+	for (uint32_t i = 0; i < AETH_MAX_BACKENDS; i++)
+		bpf_map_lookup_elem(a->fds.backend, &i, &s->be[i]);
+	memset(&vk, 0, sizeof(vk));
+	vk.addr = ip_of("203.0.113.10").addr;
+	vk.family = AETH_AF_INET;
+	s->vip4 = 0;
+	bpf_map_lookup_elem(a->fds.vip, &vk, &s->vip4);
+	vk.addr = ip_of("2001:db8::10").addr;
+	vk.family = AETH_AF_INET6;
+	s->vip6 = 0;
+	bpf_map_lookup_elem(a->fds.vip, &vk, &s->vip6);
+	bpf_map_lookup_elem(a->fds.node, &zero, &s->node);
+	bpf_map_lookup_elem(a->fds.meta, &zero, &meta);
+	s->generation = meta.generation;
+}
+
+/* The slots that serve traffic (named by a service entry) must be equal;
+ * inactive slots may have held a table that was rolled back. */
+static void assert_same_serving_state(const struct snapshot *x,
+				      const struct snapshot *y, unsigned int n)
+{
+	cr_assert_arr_eq(x->svc, y->svc, sizeof(x->svc), "services (fail at %u)", n);
+	cr_assert_arr_eq(x->info, y->info, sizeof(x->info), "svcinfo (fail at %u)", n);
+	for (uint32_t id = 0; id < SNAP_SVCS; id++) {
+		if (x->svc[id].id == ~0u)
+			continue;
+		cr_assert_eq(x->mg_slot[x->svc[id].maglev_slot],
+			     y->mg_slot[y->svc[id].maglev_slot],
+			     "table of service %u (fail at %u)", id, n);
+		cr_assert_eq(x->acl_slot[x->svc[id].acl_slot],
+			     y->acl_slot[y->svc[id].acl_slot],
+			     "acl of service %u (fail at %u)", id, n);
+	}
+	cr_assert_arr_eq(x->be, y->be, AETH_MAX_BACKENDS * sizeof(*x->be),
+			 "backends (fail at %u)", n);
+	cr_assert_eq(x->vip4, y->vip4, "vip4 (fail at %u)", n);
+	cr_assert_eq(x->vip6, y->vip6, "vip6 (fail at %u)", n);
+	cr_assert_arr_eq(&x->node, &y->node, sizeof(x->node), "node (fail at %u)", n);
+	cr_assert_eq(x->generation, y->generation, "generation (fail at %u)", n);
+}
+
+/* A document that changes everything: a backend of api, dns removed, a new
+ * service, a new MTU. */
+#define DOC_C \
+	"{'version':1,'node':{'interfaces':['lo'],'xdp_mode':'generic'," \
+	"'addresses':{'ipv4':'192.0.2.11','ipv6':'2001:db8::11'},'mtu':1400}," \
+	"'maglev':{'seed':'5f3c0a1e9b7d2c44a1b2c3d4e5f60718','table_size':251}," \
+	"'conntrack':{'max_entries':4096},'services':[" \
+	"{'name':'api','vip':'203.0.113.10','port':6443,'protocol':'tcp'," \
+	"'authorized_networks':{'enabled':true,'cidrs':['198.51.100.0/25']}," \
+	"'backends':[{'address':'192.0.2.21'},{'address':'192.0.2.25'}]}," \
+	SVC_V6_CHANGED "," \
+	"{'name':'web','vip':'203.0.113.20','port':80,'protocol':'tcp'," \
+	"'backends':[{'address':'192.0.2.51'}]}]}"
+
+/* Fail the Nth map write for every N a full apply makes: each time the
+ * maps must be exactly as before (rolled back), and only the last run, with
+ * no failure, changes them. */
+Test(apply, failure_at_any_step_keeps_previous_state)
+{
+	struct snapshot before, after, now;
+	struct aeth_apply_result res;
+	struct aeth_svc api_old, api_new;
+	uint32_t old_tbl_id, *old_tbl, *tbl;
+	unsigned int n;
+	int rc, old_fd;
+
+	apply_ok(A, DOC_A);
+	snap(A, &before);
+	cr_assert(svc_get(A, "203.0.113.10", 6443, IPPROTO_TCP, &api_old));
+	old_tbl_id = slot_map_id(A->fds.maglev, api_old.maglev_slot);
+	old_tbl = read_table(old_tbl_id, 251);
+	old_fd = bpf_map_get_fd_by_id(old_tbl_id);
+	cr_assert_geq(old_fd, 0);
+
+	for (n = 1; n < 500; n++) {
+		aeth_apply_fail_at = n;
+		rc = apply_doc(A, DOC_C, &res);
+		if (rc == 0)
+			break;
+		cr_assert_not(res.rejected);
+		cr_assert_neq(res.message[0], '\0');
+		snap(A, &now);
+		assert_same_serving_state(&before, &now, n);
+		free(now.be);
+		/* the table that served before is still intact */
+		tbl = read_table(old_tbl_id, 251);
+		cr_assert_arr_eq(tbl, old_tbl, 251 * sizeof(uint32_t));
+		free(tbl);
+	}
+	aeth_apply_fail_at = 0;
+	cr_assert_eq(rc, 0);
+	/* backends, tables, vips, services, removals: many failure points */
+	cr_assert_gt(n, 10, "only %u failure points", n);
+	cr_assert_eq(A->status.apply_failed, n - 1);
+
+	/* the successful run flipped api to a new table; the old inner map was
+	 * left as it was (only released from its slot after the flip) */
+	snap(A, &after);
+	cr_assert(svc_get(A, "203.0.113.10", 6443, IPPROTO_TCP, &api_new));
+	cr_assert_neq(api_new.maglev_slot, api_old.maglev_slot);
+	cr_assert_eq(slot_map_id(A->fds.maglev, api_old.maglev_slot), 0);
+	for (uint32_t i = 0; i < 251; i++) {
+		uint32_t v;
+
+		cr_assert_eq(bpf_map_lookup_elem(old_fd, &i, &v), 0);
+		cr_assert_eq(v, old_tbl[i]);
+	}
+	cr_assert_eq(after.node.mtu, 1400);
+	cr_assert_eq(after.generation, before.generation + 1);
+	cr_assert_not(svc_get(A, "203.0.113.10", 53, IPPROTO_UDP, &api_new));
+	cr_assert(svc_get(A, "203.0.113.20", 80, IPPROTO_TCP, &api_new));
+	close(old_fd);
+	free(old_tbl);
+	free(before.be);
+	free(after.be);
+}
+
+Test(apply, invalid_document_touches_nothing)
+{
+	struct snapshot before, now;
+	struct aeth_apply_result res;
+	int rc;
+
+	apply_ok(A, DOC_A);
+	snap(A, &before);
+	rc = apply_doc(A, DOC_HEAD
+		       "{'name':'x','vip':'203.0.113.10','port':80,'protocol':'tcp',"
+		       "'backends':[{'address':'192.0.2.300'}]}" DOC_TAIL, &res);
+	cr_assert_eq(rc, -EINVAL);
+	cr_assert(res.rejected);
+	cr_assert_str_eq(res.err.path, "services[0].backends[0].address");
+	rc = apply_doc(A, "{'version':1,", &res);
+	cr_assert_eq(rc, -EINVAL);
+	cr_assert_gt(res.err.line, 0);
+	snap(A, &now);
+	assert_same_serving_state(&before, &now, 0);
+	cr_assert_eq(A->status.apply_rejected, 2);
+	cr_assert_eq(A->status.apply_ok, 1);
+	free(before.be);
+	free(now.be);
+}
+
+static bool down21;
+
+static bool fake_health(void *arg, const char *svc, const struct aeth_ip *ip)
+{
+	struct aeth_ip x = ip_of("192.0.2.21");
+
+	return !(down21 && strcmp(svc, "api") == 0 &&
+		 memcmp(ip->addr.bytes, x.addr.bytes, 16) == 0);
+}
+
+Test(apply, health_down_leaves_table_and_returns)
+{
+	struct aeth_svc api;
+	struct aeth_backend b;
+	int64_t id21, id23;
+	uint32_t *t;
+
+	A->backend_up = fake_health;
+	apply_ok(A, DOC_A);
+	cr_assert(svc_get(A, "203.0.113.10", 6443, IPPROTO_TCP, &api));
+	id21 = backend_id(A, api.id, "192.0.2.21", false);
+	id23 = backend_id(A, api.id, "192.0.2.23", false);
+
+	down21 = true;
+	cr_assert_eq(aeth_apply_refresh(A), 0);
+	cr_assert(svc_get(A, "203.0.113.10", 6443, IPPROTO_TCP, &api));
+	cr_assert_eq(bpf_map_lookup_elem(A->fds.backend, &(uint32_t){ id21 }, &b), 0);
+	cr_assert_eq(b.flags, AETH_BE_F_IN_USE | AETH_BE_F_UNHEALTHY);
+	t = read_table(slot_map_id(A->fds.maglev, api.maglev_slot), 251);
+	for (int i = 0; i < 251; i++)
+		cr_assert_eq(t[i], id23);
+	free(t);
+	cr_assert_eq(A->meta.generation, 1, "health changes keep the generation");
+
+	down21 = false;
+	cr_assert_eq(aeth_apply_refresh(A), 0);
+	cr_assert(svc_get(A, "203.0.113.10", 6443, IPPROTO_TCP, &api));
+	cr_assert_eq(backend_id(A, api.id, "192.0.2.21", false), id21);
+	t = read_table(slot_map_id(A->fds.maglev, api.maglev_slot), 251);
+	{
+		bool seen = false;
+
+		for (int i = 0; i < 251; i++)
+			seen |= t[i] == id21;
+		cr_assert(seen);
+	}
+	free(t);
+}
+
+Test(apply, restart_keeps_conntrack_and_ids)
+{
+	struct aeth_svc api0, v60, api1;
+	struct aeth_flow flow;
+	struct aeth_ct_entry ce, got;
+	int64_t ids0[4], ids1[4];
+	const char *addrs[4] = { "192.0.2.21", "192.0.2.22", "192.0.2.23",
+				 "192.0.2.24" };
+	uint32_t *t0, *t1;
+	int64_t id41;
+
+	apply_ok(A, DOC_A);
+	cr_assert(svc_get(A, "203.0.113.10", 6443, IPPROTO_TCP, &api0));
+	cr_assert(svc_get(A, "2001:db8::10", 443, IPPROTO_TCP, &v60));
+	for (int i = 0; i < 4; i++)
+		ids0[i] = backend_id(A, api0.id, addrs[i], false);
+	id41 = backend_id(A, v60.id, "2001:db8::41", false);
+	t0 = read_table(slot_map_id(A->fds.maglev, api0.maglev_slot), 251);
+
+	/* a connection the data path recorded */
+	memset(&flow, 0, sizeof(flow));
+	flow.src = ip_of("198.51.100.7").addr;
+	flow.dst = ip_of("203.0.113.10").addr;
+	flow.sport = htons(40000);
+	flow.dport = htons(6443);
+	flow.proto = IPPROTO_TCP;
+	flow.family = AETH_AF_INET;
+	memset(&ce, 0, sizeof(ce));
+	ce.backend_id = ids0[0];
+	ce.svc_id = api0.id;
+	cr_assert_eq(bpf_map_update_elem(A->fds.ct, &flow, &ce, BPF_ANY), 0);
+
+	/* the agent goes away (nothing is detached or unpinned) and comes
+	 * back over the same pins */
+	agent_close(A);
+	A = agent_open(dir);
+	cr_assert_eq(bpf_map_lookup_elem(A->fds.ct, &flow, &got), 0);
+	cr_assert_eq(got.backend_id, ce.backend_id);
+	cr_assert(A->state->svcs[api0.id].in_use);
+	cr_assert_eq(A->meta.generation, 1);
+
+	apply_ok(A, DOC_A);
+	cr_assert(svc_get(A, "203.0.113.10", 6443, IPPROTO_TCP, &api1));
+	cr_assert_eq(api1.id, api0.id);
+	for (int i = 0; i < 4; i++) {
+		ids1[i] = backend_id(A, api1.id, addrs[i], false);
+		cr_assert_eq(ids1[i], ids0[i], "backend %s", addrs[i]);
+	}
+	/* rebuilt into the other slot (inputs unknown after a restart), to
+	 * the same content */
+	t1 = read_table(slot_map_id(A->fds.maglev, api1.maglev_slot), 251);
+	cr_assert_arr_eq(t1, t0, 251 * sizeof(uint32_t));
+	cr_assert_eq(bpf_map_lookup_elem(A->fds.ct, &flow, &got), 0);
+	cr_assert_eq(A->meta.generation, 2);
+
+	/* and later diffs still keep ids */
+	apply_ok(A, DOC_B);
+	cr_assert(svc_get(A, "2001:db8::10", 443, IPPROTO_TCP, &v60));
+	cr_assert_eq(backend_id(A, v60.id, "2001:db8::41", false), id41);
+	free(t0);
+	free(t1);
+}
+
+Test(apply, schema_mismatch_refused)
+{
+	struct aeth_agent *b = calloc(1, sizeof(*b));
+	struct aeth_meta meta;
+	char path[512], err[600] = "";
+	uint32_t zero = 0;
+	int fd, rc;
+
+	apply_ok(A, DOC_A);
+	agent_close(A);
+	A = NULL;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, AETH_MAP_META);
+	fd = bpf_obj_get(path);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(bpf_map_lookup_elem(fd, &zero, &meta), 0);
+	meta.schema_version = 99;
+	cr_assert_eq(bpf_map_update_elem(fd, &zero, &meta, BPF_ANY), 0);
+	close(fd);
+
+	rc = aeth_loader_open(b, dir, 4096, err, sizeof(err));
+	cr_assert_eq(rc, -EPROTO, "rc %d: %s", rc, err);
+	cr_assert_not_null(strstr(err, dir), "%s", err);
+	cr_assert_not_null(strstr(err, "99"), "%s", err);
+	cr_assert_not_null(strstr(err, "uses 1"), "%s", err);
+	cr_assert_null(b->skel);
+	free(b);
+}
+
+Test(apply, detach_unpins_everything)
+{
+	char err[600] = "", path[512];
+
+	apply_ok(A, DOC_A);
+	agent_close(A);
+	A = NULL;
+	cr_assert_eq(aeth_loader_detach(dir, err, sizeof(err)), 0, "%s", err);
+	snprintf(path, sizeof(path), "%s/%s", dir, AETH_MAP_SVC);
+	cr_assert_neq(access(path, F_OK), 0);
+	cr_assert_neq(access(dir, F_OK), 0);
+}

@@ -1,0 +1,2 @@
+/* Placeholder until the daemon suite lands. */
+#include <criterion/criterion.h>
