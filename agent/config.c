@@ -1,1 +1,1121 @@
-/* placeholder: config */
+/* Parse and validate the configuration document (SPEC.md section 4). */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "sha256.h"
+
+/* Primes up to AETH_MAX_TABLE_SIZE; each about 2x the previous. */
+const uint32_t aeth_table_sizes[] = {
+	251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65537, 0,
+};
+
+bool aeth_table_size_supported(uint32_t size)
+{
+	for (const uint32_t *p = aeth_table_sizes; *p; p++)
+		if (*p == size)
+			return true;
+	return false;
+}
+
+#define PATH_LEN sizeof(((struct aeth_config_error *)0)->path)
+
+__attribute__((format(printf, 3, 4)))
+static int fail(struct aeth_config_error *err, const char *path,
+		const char *fmt, ...)
+{
+	va_list ap;
+
+	if (snprintf(err->path, sizeof(err->path), "%s", path) < 0)
+		err->path[0] = '\0';
+	va_start(ap, fmt);
+	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	va_end(ap);
+	err->line = 0;
+	err->column = 0;
+	return -EINVAL;
+}
+
+/* Paths longer than PATH_LEN are cut: only an unknown key of absurd
+ * length gets there, and its start still says where it is. */
+static void join(char *buf, const char *parent, const char *key)
+{
+	if (snprintf(buf, PATH_LEN, "%s%s%s", parent, *parent ? "." : "", key) < 0)
+		buf[0] = '\0';
+}
+
+static void join_index(char *buf, const char *parent, size_t i)
+{
+	if (snprintf(buf, PATH_LEN, "%s[%zu]", parent, i) < 0)
+		buf[0] = '\0';
+}
+
+/* Every key of obj must be in known (NULL-terminated). */
+static int check_keys(json_t *obj, const char *path, const char *const *known,
+		      struct aeth_config_error *err)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(obj, key, v) {
+		const char *const *k;
+		char p[PATH_LEN];
+
+		for (k = known; *k; k++)
+			if (strcmp(*k, key) == 0)
+				break;
+		if (!*k) {
+			join(p, path, key);
+			return fail(err, p, "unknown field");
+		}
+	}
+	return 0;
+}
+
+static int expect_object(json_t *v, const char *path, const char *const *known,
+			 struct aeth_config_error *err)
+{
+	if (!json_is_object(v))
+		return fail(err, path, "must be an object");
+	return check_keys(v, path, known, err);
+}
+
+/* *out = obj[key] or NULL when absent (an error when required). */
+static int field(json_t *obj, const char *parent, const char *key,
+		 bool required, json_t **out, struct aeth_config_error *err)
+{
+	char p[PATH_LEN];
+
+	*out = json_object_get(obj, key);
+	if (!*out && required) {
+		join(p, parent, key);
+		return fail(err, p, "is required");
+	}
+	return 0;
+}
+
+static int get_uint(json_t *obj, const char *parent, const char *key,
+		    bool required, uint64_t def, uint64_t min, uint64_t max,
+		    uint64_t *out, struct aeth_config_error *err)
+{
+	char p[PATH_LEN];
+	json_int_t i;
+	json_t *v;
+	int ret;
+
+	ret = field(obj, parent, key, required, &v, err);
+	if (ret)
+		return ret;
+	if (!v) {
+		*out = def;
+		return 0;
+	}
+	join(p, parent, key);
+	if (!json_is_integer(v))
+		return fail(err, p, "must be an integer");
+	i = json_integer_value(v);
+	if (i < 0 || (uint64_t)i < min)
+		return fail(err, p, "must be >= %llu", (unsigned long long)min);
+	if ((uint64_t)i > max)
+		return fail(err, p, "must be <= %llu", (unsigned long long)max);
+	*out = (uint64_t)i;
+	return 0;
+}
+
+static int get_string(json_t *obj, const char *parent, const char *key,
+		      bool required, const char **out,
+		      struct aeth_config_error *err)
+{
+	char p[PATH_LEN];
+	json_t *v;
+	int ret;
+
+	ret = field(obj, parent, key, required, &v, err);
+	if (ret)
+		return ret;
+	*out = NULL;
+	if (!v)
+		return 0;
+	if (!json_is_string(v)) {
+		join(p, parent, key);
+		return fail(err, p, "must be a string");
+	}
+	*out = json_string_value(v);
+	return 0;
+}
+
+static int get_bool(json_t *obj, const char *parent, const char *key,
+		    bool required, bool def, bool *out,
+		    struct aeth_config_error *err)
+{
+	char p[PATH_LEN];
+	json_t *v;
+	int ret;
+
+	ret = field(obj, parent, key, required, &v, err);
+	if (ret)
+		return ret;
+	if (!v) {
+		*out = def;
+		return 0;
+	}
+	if (!json_is_boolean(v)) {
+		join(p, parent, key);
+		return fail(err, p, "must be true or false");
+	}
+	*out = json_is_true(v);
+	return 0;
+}
+
+/* Index of s in choices (NULL-terminated), or an error listing them. */
+static int get_choice(json_t *obj, const char *parent, const char *key,
+		      const char *const *choices, int def, int *out,
+		      struct aeth_config_error *err)
+{
+	char p[PATH_LEN], list[128] = "";
+	const char *s;
+	size_t n = 0;
+	int ret, i;
+
+	ret = get_string(obj, parent, key, def < 0, &s, err);
+	if (ret)
+		return ret;
+	if (!s) {
+		*out = def;
+		return 0;
+	}
+	for (i = 0; choices[i]; i++) {
+		if (strcmp(s, choices[i]) == 0) {
+			*out = i;
+			return 0;
+		}
+	}
+	/* must be "a", "b" or "c" */
+	for (i = 0; choices[i]; i++)
+		n += snprintf(list + n, sizeof(list) - n, "%s\"%s\"",
+			      i == 0 ? "" : choices[i + 1] ? ", " : " or ",
+			      choices[i]);
+	join(p, parent, key);
+	return fail(err, p, "must be %s", list);
+}
+
+static int parse_ip(const char *s, struct aeth_ip *ip)
+{
+	memset(ip, 0, sizeof(*ip));
+	if (inet_pton(AF_INET, s, &ip->addr.v4) == 1) {
+		ip->family = AETH_AF_INET;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, s, ip->addr.bytes) == 1) {
+		ip->family = AETH_AF_INET6;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static void ip_text(const struct aeth_ip *ip, char *buf, size_t len)
+{
+	inet_ntop(ip->family == AETH_AF_INET ? AF_INET : AF_INET6,
+		  ip->addr.bytes, buf, (socklen_t)len);
+}
+
+/* Neither a VIP, a backend nor a node address may be unspecified, multicast
+ * or the IPv4 broadcast address: no flow could be balanced to or from it. */
+static bool ip_is_unicast(const struct aeth_ip *ip)
+{
+	static const uint8_t zero[16];
+
+	if (ip->family == AETH_AF_INET) {
+		uint32_t a = ntohl(ip->addr.v4);
+
+		return a != 0 && a != 0xffffffffu && (a >> 28) != 0xe;
+	}
+	return memcmp(ip->addr.bytes, zero, 16) != 0 && ip->addr.bytes[0] != 0xff;
+}
+
+/* A unicast address of either family (or only want_family when non-zero). */
+static int get_ip(json_t *obj, const char *parent, const char *key,
+		  bool required, uint8_t want_family, struct aeth_ip *ip,
+		  struct aeth_config_error *err)
+{
+	char p[PATH_LEN];
+	const char *s;
+	int ret;
+
+	ret = get_string(obj, parent, key, required, &s, err);
+	if (ret)
+		return ret;
+	memset(ip, 0, sizeof(*ip));
+	if (!s)
+		return 0;
+	join(p, parent, key);
+	if (parse_ip(s, ip))
+		return fail(err, p, want_family == AETH_AF_INET ? "not an IPv4 address" :
+			    want_family == AETH_AF_INET6 ? "not an IPv6 address" :
+			    "not an IP address");
+	if (want_family && ip->family != want_family)
+		return fail(err, p, want_family == AETH_AF_INET ?
+			    "not an IPv4 address" : "not an IPv6 address");
+	if (!ip_is_unicast(ip))
+		return fail(err, p, "not a unicast address");
+	return 0;
+}
+
+static int parse_cidr(json_t *v, const char *path, struct aeth_cfg_cidr *c,
+		      struct aeth_config_error *err)
+{
+	char addr[64], net[INET6_ADDRSTRLEN];
+	const char *s, *slash, *d;
+	unsigned int plen = 0, max, bit;
+	struct aeth_ip masked;
+
+	if (!json_is_string(v))
+		return fail(err, path, "must be a string");
+	s = json_string_value(v);
+	slash = strchr(s, '/');
+	if (!slash || (size_t)(slash - s) >= sizeof(addr) || !slash[1] ||
+	    strlen(slash + 1) > 3)
+		return fail(err, path, "not a CIDR (address/prefix)");
+	memcpy(addr, s, (size_t)(slash - s));
+	addr[slash - s] = '\0';
+	for (d = slash + 1; *d; d++) {
+		if (!isdigit((unsigned char)*d))
+			return fail(err, path, "not a CIDR (address/prefix)");
+		plen = plen * 10 + (unsigned int)(*d - '0');
+	}
+	if (parse_ip(addr, &c->ip))
+		return fail(err, path, "not a CIDR (address/prefix)");
+	max = c->ip.family == AETH_AF_INET ? 32 : 128;
+	if (plen > max)
+		return fail(err, path, "prefix length must be <= %u", max);
+	c->prefixlen = (uint8_t)plen;
+
+	/* Host bits are an error, not silently cleared: the author most
+	 * likely meant another network than the one they would get. */
+	masked = c->ip;
+	for (bit = plen; bit < max; bit++)
+		masked.addr.bytes[bit / 8] &= (uint8_t)~(0x80u >> (bit % 8));
+	if (memcmp(&masked.addr, &c->ip.addr, sizeof(masked.addr)) != 0) {
+		ip_text(&masked, net, sizeof(net));
+		return fail(err, path, "host bits set (the network is %s/%u)",
+			    net, plen);
+	}
+	return 0;
+}
+
+/* The smallest index that repeats an earlier item, with that earlier item's
+ * index in *first; -1 if all differ. O(n log n): lists reach 65536. */
+struct dup_ctx {
+	int (*cmp)(const void *items, size_t a, size_t b);
+	const void *items;
+};
+
+static int dup_order(const void *pa, const void *pb, void *arg)
+{
+	const struct dup_ctx *ctx = arg;
+	size_t a = *(const size_t *)pa, b = *(const size_t *)pb;
+	int c = ctx->cmp(ctx->items, a, b);
+
+	if (c)
+		return c;
+	return a < b ? -1 : a > b;
+}
+
+static long first_duplicate(const void *items, size_t n,
+			    int (*cmp)(const void *items, size_t a, size_t b),
+			    size_t *first)
+{
+	struct dup_ctx ctx = { cmp, items };
+	size_t *idx, i, group = 0;
+	long best = -1;
+
+	if (n < 2)
+		return -1;
+	idx = malloc(n * sizeof(*idx));
+	if (!idx)
+		return -2;
+	for (i = 0; i < n; i++)
+		idx[i] = i;
+	qsort_r(idx, n, sizeof(*idx), dup_order, &ctx);
+	for (i = 1; i < n; i++) {
+		if (cmp(items, idx[group], idx[i]) != 0) {
+			group = i;
+			continue;
+		}
+		if (best < 0 || idx[i] < (size_t)best) {
+			best = (long)idx[i];
+			*first = idx[group];
+		}
+	}
+	free(idx);
+	return best;
+}
+
+static int ip_cmp(const struct aeth_ip *a, const struct aeth_ip *b)
+{
+	if (a->family != b->family)
+		return a->family < b->family ? -1 : 1;
+	return memcmp(a->addr.bytes, b->addr.bytes, 16);
+}
+
+static int cidr_cmp(const void *items, size_t a, size_t b)
+{
+	const struct aeth_cfg_cidr *x = items;
+	int c = ip_cmp(&x[a].ip, &x[b].ip);
+
+	if (c)
+		return c;
+	return x[a].prefixlen - x[b].prefixlen;
+}
+
+static int backend_cmp(const void *items, size_t a, size_t b)
+{
+	const struct aeth_cfg_backend *x = items;
+
+	return ip_cmp(&x[a].ip, &x[b].ip);
+}
+
+static int service_key_cmp(const void *items, size_t a, size_t b)
+{
+	const struct aeth_cfg_service *x = items;
+	int c = ip_cmp(&x[a].vip, &x[b].vip);
+
+	if (c)
+		return c;
+	if (x[a].port != x[b].port)
+		return x[a].port - x[b].port;
+	return x[a].proto - x[b].proto;
+}
+
+static int service_name_cmp(const void *items, size_t a, size_t b)
+{
+	const struct aeth_cfg_service *x = items;
+
+	return strcmp(x[a].name, x[b].name);
+}
+
+static int iface_cmp(const void *items, size_t a, size_t b)
+{
+	const char (*x)[AETH_IFNAME_LEN] = items;
+
+	return strcmp(x[a], x[b]);
+}
+
+/* Report a duplicate found by first_duplicate() at "list[i]suffix". */
+static int check_unique(const void *items, size_t n,
+			int (*cmp)(const void *items, size_t a, size_t b),
+			const char *list, const char *suffix,
+			const char *what, struct aeth_config_error *err)
+{
+	char p[PATH_LEN];
+	size_t first = 0;
+	long dup;
+
+	dup = first_duplicate(items, n, cmp, &first);
+	if (dup == -2)
+		return fail(err, list, "out of memory");
+	if (dup < 0)
+		return 0;
+	snprintf(p, sizeof(p), "%s[%ld]%s", list, dup, suffix);
+	return fail(err, p, what, first);
+}
+
+static int parse_name(json_t *obj, const char *parent, char *out,
+		      struct aeth_config_error *err)
+{
+	char p[PATH_LEN];
+	const char *s, *c;
+	int ret;
+
+	ret = get_string(obj, parent, "name", true, &s, err);
+	if (ret)
+		return ret;
+	join(p, parent, "name");
+	if (!*s)
+		return fail(err, p, "must not be empty");
+	if (strlen(s) >= AETH_NAME_LEN)
+		return fail(err, p, "longer than %d characters", AETH_NAME_LEN - 1);
+	/* Names are metric labels and aetherctl arguments, where a ':' or
+	 * '/' would read as VIP:PORT/PROTO. */
+	for (c = s; *c; c++)
+		if (!isalnum((unsigned char)*c) && !strchr("._-", *c))
+			return fail(err, p, "may contain only letters, digits, '.', '_' and '-'");
+	strcpy(out, s);
+	return 0;
+}
+
+static const char *const node_keys[] = { "interfaces", "xdp_mode", "addresses", "mtu", NULL };
+static const char *const addr_keys[] = { "ipv4", "ipv6", NULL };
+static const char *const xdp_modes[] = { "native", "generic", "auto", NULL };
+
+static int parse_node(json_t *root, struct aeth_config *cfg,
+		      struct aeth_config_error *err)
+{
+	json_t *node, *ifs, *addrs, *v;
+	char p[PATH_LEN];
+	uint64_t mtu;
+	size_t i;
+	int ret, mode;
+
+	ret = field(root, "", "node", true, &node, err);
+	if (!ret)
+		ret = expect_object(node, "node", node_keys, err);
+	if (!ret)
+		ret = field(node, "node", "interfaces", true, &ifs, err);
+	if (ret)
+		return ret;
+	if (!json_is_array(ifs))
+		return fail(err, "node.interfaces", "must be an array");
+	if (json_array_size(ifs) == 0)
+		return fail(err, "node.interfaces", "must name at least one interface");
+	if (json_array_size(ifs) > AETH_MAX_INTERFACES)
+		return fail(err, "node.interfaces", "too many interfaces (at most %d)",
+			    AETH_MAX_INTERFACES);
+	cfg->n_interfaces = json_array_size(ifs);
+	cfg->interfaces = calloc(cfg->n_interfaces, sizeof(*cfg->interfaces));
+	if (!cfg->interfaces)
+		return fail(err, "node.interfaces", "out of memory");
+	json_array_foreach(ifs, i, v) {
+		const char *s;
+
+		join_index(p, "node.interfaces", i);
+		if (!json_is_string(v))
+			return fail(err, p, "must be a string");
+		s = json_string_value(v);
+		if (!*s)
+			return fail(err, p, "must not be empty");
+		if (strlen(s) >= AETH_IFNAME_LEN)
+			return fail(err, p, "longer than %d characters",
+				    AETH_IFNAME_LEN - 1);
+		/* The kernel's own rule for device names. */
+		if (!strcmp(s, ".") || !strcmp(s, "..") || strpbrk(s, "/: \t\n\r\v\f"))
+			return fail(err, p, "not a valid interface name");
+		strcpy(cfg->interfaces[i], s);
+	}
+	ret = check_unique(cfg->interfaces, cfg->n_interfaces, iface_cmp,
+			   "node.interfaces", "", "duplicate of interfaces[%zu]", err);
+	if (ret)
+		return ret;
+
+	ret = get_choice(node, "node", "xdp_mode", xdp_modes, 0, &mode, err);
+	if (ret)
+		return ret;
+	cfg->xdp_mode = mode == 0 ? AETH_XDP_MODE_NATIVE :
+			mode == 1 ? AETH_XDP_MODE_GENERIC : AETH_XDP_MODE_AUTO;
+
+	ret = field(node, "node", "addresses", true, &addrs, err);
+	if (!ret)
+		ret = expect_object(addrs, "node.addresses", addr_keys, err);
+	if (!ret)
+		ret = get_ip(addrs, "node.addresses", "ipv4", false, AETH_AF_INET,
+			     &cfg->node_v4, err);
+	if (!ret)
+		ret = get_ip(addrs, "node.addresses", "ipv6", false, AETH_AF_INET6,
+			     &cfg->node_v6, err);
+	if (ret)
+		return ret;
+	if (!cfg->node_v4.family && !cfg->node_v6.family)
+		return fail(err, "node.addresses", "needs ipv4 or ipv6");
+
+	/* 576: the smallest datagram every IPv4 host accepts (RFC 791). */
+	ret = get_uint(node, "node", "mtu", false, 1500, 576, 65535, &mtu, err);
+	cfg->mtu = (uint32_t)mtu;
+	return ret;
+}
+
+static const char *const maglev_keys[] = { "seed", "table_size", NULL };
+
+static int parse_table_size(json_t *obj, const char *parent, uint32_t def,
+			    uint32_t *out, struct aeth_config_error *err)
+{
+	char p[PATH_LEN], list[128];
+	uint64_t v;
+	size_t n = 0;
+	int ret;
+
+	ret = get_uint(obj, parent, "table_size", false, def, 0, UINT32_MAX, &v, err);
+	if (ret)
+		return ret;
+	if (!aeth_table_size_supported((uint32_t)v)) {
+		for (const uint32_t *s = aeth_table_sizes; *s; s++)
+			n += snprintf(list + n, sizeof(list) - n, "%s%u",
+				      n ? ", " : "", *s);
+		join(p, parent, "table_size");
+		return fail(err, p, "must be one of %s", list);
+	}
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static int parse_maglev(json_t *root, struct aeth_config *cfg,
+			struct aeth_config_error *err)
+{
+	const char *seed;
+	json_t *mg;
+	int ret, i;
+
+	ret = field(root, "", "maglev", true, &mg, err);
+	if (!ret)
+		ret = expect_object(mg, "maglev", maglev_keys, err);
+	/* Required: every node must build the same tables, so the seed comes
+	 * from the document, never from a local default. */
+	if (!ret)
+		ret = get_string(mg, "maglev", "seed", true, &seed, err);
+	if (ret)
+		return ret;
+	if (strlen(seed) != 32 || strspn(seed, "0123456789abcdefABCDEF") != 32)
+		return fail(err, "maglev.seed", "must be 32 hexadecimal digits");
+	for (i = 0; i < 16; i++) {
+		char byte[3] = { seed[2 * i], seed[2 * i + 1], '\0' };
+
+		cfg->seed[i] = (uint8_t)strtoul(byte, NULL, 16);
+	}
+	return parse_table_size(mg, "maglev", 16381, &cfg->table_size, err);
+}
+
+static const char *const ct_keys[] = { "max_entries", "insert_rate_per_cpu", NULL };
+
+static int parse_conntrack(json_t *root, struct aeth_config *cfg,
+			   struct aeth_config_error *err)
+{
+	uint64_t max = AETH_DEFAULT_CT_ENTRIES, rate = AETH_DEFAULT_CT_INSERT_RATE;
+	json_t *ct;
+	int ret;
+
+	ret = field(root, "", "conntrack", false, &ct, err);
+	if (!ret && ct)
+		ret = expect_object(ct, "conntrack", ct_keys, err);
+	if (!ret && ct)
+		ret = get_uint(ct, "conntrack", "max_entries", false,
+			       AETH_DEFAULT_CT_ENTRIES, AETH_CFG_CT_MIN_ENTRIES,
+			       AETH_CFG_CT_MAX_ENTRIES, &max, err);
+	if (!ret && ct)
+		ret = get_uint(ct, "conntrack", "insert_rate_per_cpu", false,
+			       AETH_DEFAULT_CT_INSERT_RATE, 0,
+			       AETH_CFG_MAX_RATE, &rate, err);
+	cfg->ct_max_entries = (uint32_t)max;
+	cfg->ct_insert_rate = (uint32_t)rate;
+	return ret;
+}
+
+static const char *const acl_keys[] = { "enabled", "cidrs", NULL };
+
+static int parse_acl(json_t *svc, const char *sp, struct aeth_cfg_service *s,
+		     struct aeth_config_error *err)
+{
+	char p[PATH_LEN], lp[PATH_LEN];
+	json_t *acl, *list, *v;
+	size_t i;
+	int ret;
+
+	ret = field(svc, sp, "authorized_networks", false, &acl, err);
+	if (ret || !acl)
+		return ret;
+	join(p, sp, "authorized_networks");
+	ret = expect_object(acl, p, acl_keys, err);
+	/* Required so that a list without "enabled" is not silently open. */
+	if (!ret)
+		ret = get_bool(acl, p, "enabled", true, false, &s->acl_enabled, err);
+	if (!ret)
+		ret = field(acl, p, "cidrs", false, &list, err);
+	if (ret || !list)
+		return ret;
+	join(lp, p, "cidrs");
+	if (!json_is_array(list))
+		return fail(err, lp, "must be an array");
+	if (json_array_size(list) > AETH_MAX_ACL_CIDRS)
+		return fail(err, lp, "too many CIDRs (at most %d)", AETH_MAX_ACL_CIDRS);
+	s->n_cidrs = json_array_size(list);
+	if (!s->n_cidrs)
+		return 0;
+	s->cidrs = calloc(s->n_cidrs, sizeof(*s->cidrs));
+	if (!s->cidrs)
+		return fail(err, lp, "out of memory");
+	json_array_foreach(list, i, v) {
+		join_index(p, lp, i);
+		ret = parse_cidr(v, p, &s->cidrs[i], err);
+		if (ret)
+			return ret;
+	}
+	return check_unique(s->cidrs, s->n_cidrs, cidr_cmp, lp, "",
+			    "duplicate of cidrs[%zu]", err);
+}
+
+static const char *const rl_keys[] = {
+	"new_connections_per_second", "burst", "source_prefix_v4",
+	"source_prefix_v6", "service_new_connections_per_second", NULL,
+};
+
+static int parse_rate_limit(json_t *svc, const char *sp,
+			    struct aeth_cfg_service *s,
+			    struct aeth_config_error *err)
+{
+	struct aeth_cfg_rate_limit *rl = &s->rate_limit;
+	uint64_t per_source, burst, v4, v6, per_service;
+	char p[PATH_LEN], bp[PATH_LEN];
+	json_t *obj;
+	int ret;
+
+	ret = field(svc, sp, "rate_limit", false, &obj, err);
+	if (ret || !obj)
+		return ret;
+	join(p, sp, "rate_limit");
+	ret = expect_object(obj, p, rl_keys, err);
+	/* A rate that is present must be >= 1; absent means that limiter is
+	 * off. 0 is refused rather than read as "off" or "block all". */
+	if (!ret)
+		ret = get_uint(obj, p, "new_connections_per_second", false, 0, 1,
+			       AETH_CFG_MAX_RATE, &per_source, err);
+	if (!ret)
+		ret = get_uint(obj, p, "burst", false, per_source, 1,
+			       AETH_CFG_MAX_RATE, &burst, err);
+	if (!ret && json_object_get(obj, "burst") && !per_source) {
+		join(bp, p, "burst");
+		return fail(err, bp, "needs new_connections_per_second");
+	}
+	if (!ret)
+		ret = get_uint(obj, p, "source_prefix_v4", false, 32, 0, 32, &v4, err);
+	if (!ret)
+		ret = get_uint(obj, p, "source_prefix_v6", false, 64, 0, 128, &v6, err);
+	if (!ret)
+		ret = get_uint(obj, p, "service_new_connections_per_second", false,
+			       0, 1, AETH_CFG_MAX_RATE, &per_service, err);
+	if (ret)
+		return ret;
+	rl->enabled = true;
+	rl->per_source = (uint32_t)per_source;
+	rl->burst = (uint32_t)burst;
+	rl->prefix_v4 = (uint8_t)v4;
+	rl->prefix_v6 = (uint8_t)v6;
+	rl->per_service = (uint32_t)per_service;
+	return 0;
+}
+
+static const char *const hc_keys[] = {
+	"type", "port", "path", "interval_ms", "timeout_ms", "rise", "fall", NULL,
+};
+static const char *const hc_types[] = { "tcp", "http", NULL };
+
+static int parse_health(json_t *svc, const char *sp, struct aeth_cfg_service *s,
+			struct aeth_config_error *err)
+{
+	struct aeth_cfg_health *hc = &s->health;
+	uint64_t port, interval, timeout, rise, fall;
+	char p[PATH_LEN], fp[PATH_LEN];
+	const char *path, *c;
+	json_t *obj;
+	int ret, type;
+
+	ret = field(svc, sp, "health_check", false, &obj, err);
+	if (ret || !obj)
+		return ret;
+	join(p, sp, "health_check");
+	ret = expect_object(obj, p, hc_keys, err);
+	if (!ret)
+		ret = get_choice(obj, p, "type", hc_types, -1, &type, err);
+	if (!ret)
+		ret = get_uint(obj, p, "port", false, 0, 0, 65535, &port, err);
+	if (ret)
+		return ret;
+	if (port == 0 && s->port == 0) {
+		join(fp, p, "port");
+		return fail(err, fp, "required when the service port is 0");
+	}
+	ret = get_string(obj, p, "path", false, &path, err);
+	if (ret)
+		return ret;
+	join(fp, p, "path");
+	if (path && type != 1)
+		return fail(err, fp, "only allowed when type is \"http\"");
+	if (path) {
+		if (path[0] != '/')
+			return fail(err, fp, "must start with '/'");
+		if (strlen(path) >= sizeof(hc->path))
+			return fail(err, fp, "longer than %zu characters",
+				    sizeof(hc->path) - 1);
+		for (c = path; *c; c++)
+			if ((unsigned char)*c <= ' ' || *c == 0x7f)
+				return fail(err, fp, "may not contain spaces or control characters");
+	}
+	ret = get_uint(obj, p, "interval_ms", false, 1000, 10, 3600000,
+		       &interval, err);
+	/* The default timeout is half the interval (500 ms by default). */
+	if (!ret)
+		ret = get_uint(obj, p, "timeout_ms", false, interval / 2, 1,
+			       3600000, &timeout, err);
+	if (!ret && timeout >= interval) {
+		join(fp, p, "timeout_ms");
+		return fail(err, fp, "must be less than interval_ms");
+	}
+	if (!ret)
+		ret = get_uint(obj, p, "rise", false, 2, 1, 1000, &rise, err);
+	if (!ret)
+		ret = get_uint(obj, p, "fall", false, 3, 1, 1000, &fall, err);
+	if (ret)
+		return ret;
+	hc->type = type == 0 ? AETH_HC_TCP : AETH_HC_HTTP;
+	hc->port = (uint16_t)port;
+	snprintf(hc->path, sizeof(hc->path), "%s", path ? path : "/");
+	hc->interval_ms = (uint32_t)interval;
+	hc->timeout_ms = (uint32_t)timeout;
+	hc->rise = (uint32_t)rise;
+	hc->fall = (uint32_t)fall;
+	return 0;
+}
+
+static const char *const be_keys[] = { "address", "weight", "state", NULL };
+static const char *const be_states[] = { "active", "draining", NULL };
+
+static int parse_backends(json_t *svc, const char *sp,
+			  struct aeth_cfg_service *s, struct aeth_config *cfg,
+			  size_t *total, struct aeth_config_error *err)
+{
+	char lp[PATH_LEN], p[PATH_LEN], ap[PATH_LEN];
+	json_t *list, *v;
+	uint64_t weight;
+	size_t i;
+	int ret, state;
+
+	ret = field(svc, sp, "backends", true, &list, err);
+	if (ret)
+		return ret;
+	join(lp, sp, "backends");
+	if (!json_is_array(list))
+		return fail(err, lp, "must be an array");
+	s->n_backends = json_array_size(list);
+	if (*total + s->n_backends > AETH_MAX_BACKENDS)
+		return fail(err, lp, "too many backends in total (at most %d)",
+			    AETH_MAX_BACKENDS);
+	*total += s->n_backends;
+	if (s->n_backends > s->table_size)
+		return fail(err, lp, "more backends (%zu) than table_size (%u)",
+			    s->n_backends, s->table_size);
+	if (!s->n_backends)
+		return 0;
+	s->backends = calloc(s->n_backends, sizeof(*s->backends));
+	if (!s->backends)
+		return fail(err, lp, "out of memory");
+
+	json_array_foreach(list, i, v) {
+		struct aeth_cfg_backend *be = &s->backends[i];
+
+		join_index(p, lp, i);
+		ret = expect_object(v, p, be_keys, err);
+		if (!ret)
+			ret = get_ip(v, p, "address", true, 0, &be->ip, err);
+		if (ret)
+			return ret;
+		/* The outer header of the tunnel is of the backend's family,
+		 * its source the node's address of that family. */
+		join(ap, p, "address");
+		if (be->ip.family == AETH_AF_INET && !cfg->node_v4.family)
+			return fail(err, ap, "IPv4 backend needs node.addresses.ipv4");
+		if (be->ip.family == AETH_AF_INET6 && !cfg->node_v6.family)
+			return fail(err, ap, "IPv6 backend needs node.addresses.ipv6");
+		ip_text(&be->ip, be->address_text, sizeof(be->address_text));
+		ret = get_uint(v, p, "weight", false, 1, 0, 65535, &weight, err);
+		if (!ret)
+			ret = get_choice(v, p, "state", be_states, 0, &state, err);
+		if (ret)
+			return ret;
+		be->weight = (uint16_t)weight;
+		be->draining = state == 1;
+	}
+	return check_unique(s->backends, s->n_backends, backend_cmp, lp,
+			    ".address", "duplicate of backends[%zu]", err);
+}
+
+static const char *const svc_keys[] = {
+	"name", "vip", "port", "protocol", "table_size", "authorized_networks",
+	"rate_limit", "health_check", "backends", NULL,
+};
+static const char *const protocols[] = { "tcp", "udp", NULL };
+
+static int parse_service(json_t *v, const char *sp, struct aeth_cfg_service *s,
+			 struct aeth_config *cfg, size_t *total,
+			 struct aeth_config_error *err)
+{
+	uint64_t port;
+	int ret, proto;
+
+	ret = expect_object(v, sp, svc_keys, err);
+	if (!ret)
+		ret = parse_name(v, sp, s->name, err);
+	if (!ret)
+		ret = get_ip(v, sp, "vip", true, 0, &s->vip, err);
+	if (!ret)
+		ret = get_uint(v, sp, "port", true, 0, 0, 65535, &port, err);
+	if (!ret)
+		ret = get_choice(v, sp, "protocol", protocols, -1, &proto, err);
+	if (!ret)
+		ret = parse_table_size(v, sp, cfg->table_size, &s->table_size, err);
+	if (ret)
+		return ret;
+	ip_text(&s->vip, s->vip_text, sizeof(s->vip_text));
+	s->port = (uint16_t)port;
+	s->proto = proto == 0 ? IPPROTO_TCP : IPPROTO_UDP;
+
+	ret = parse_acl(v, sp, s, err);
+	if (!ret)
+		ret = parse_rate_limit(v, sp, s, err);
+	if (!ret)
+		ret = parse_health(v, sp, s, err);
+	if (!ret)
+		ret = parse_backends(v, sp, s, cfg, total, err);
+	return ret;
+}
+
+static int parse_services(json_t *root, struct aeth_config *cfg,
+			  struct aeth_config_error *err)
+{
+	size_t i, total = 0;
+	char p[PATH_LEN];
+	json_t *list, *v;
+	int ret;
+
+	ret = field(root, "", "services", true, &list, err);
+	if (ret)
+		return ret;
+	if (!json_is_array(list))
+		return fail(err, "services", "must be an array");
+	if (json_array_size(list) > AETH_MAX_SERVICES)
+		return fail(err, "services", "too many services (at most %d)",
+			    AETH_MAX_SERVICES);
+	cfg->n_services = json_array_size(list);
+	if (!cfg->n_services)
+		return 0;
+	cfg->services = calloc(cfg->n_services, sizeof(*cfg->services));
+	if (!cfg->services)
+		return fail(err, "services", "out of memory");
+	json_array_foreach(list, i, v) {
+		join_index(p, "services", i);
+		ret = parse_service(v, p, &cfg->services[i], cfg, &total, err);
+		if (ret)
+			return ret;
+	}
+	ret = check_unique(cfg->services, cfg->n_services, service_name_cmp,
+			   "services", ".name", "duplicate of services[%zu]", err);
+	if (!ret)
+		ret = check_unique(cfg->services, cfg->n_services, service_key_cmp,
+				   "services", "",
+				   "same vip, port and protocol as services[%zu]", err);
+	return ret;
+}
+
+static bool uses_ipv6(const struct aeth_config *cfg)
+{
+	if (cfg->node_v6.family)
+		return true;
+	for (size_t i = 0; i < cfg->n_services; i++) {
+		const struct aeth_cfg_service *s = &cfg->services[i];
+
+		if (s->vip.family == AETH_AF_INET6)
+			return true;
+		for (size_t j = 0; j < s->n_backends; j++)
+			if (s->backends[j].ip.family == AETH_AF_INET6)
+				return true;
+	}
+	return false;
+}
+
+static const char *const root_keys[] = {
+	"version", "node", "maglev", "conntrack", "services", NULL,
+};
+
+static int parse_root(json_t *root, struct aeth_config *cfg,
+		      struct aeth_config_error *err)
+{
+	uint64_t version;
+	int ret;
+
+	if (!json_is_object(root))
+		return fail(err, "document", "must be a JSON object");
+	ret = check_keys(root, "", root_keys, err);
+	if (!ret)
+		ret = get_uint(root, "", "version", true, 0, 0, UINT32_MAX,
+			       &version, err);
+	if (ret)
+		return ret;
+	if (version != 1)
+		return fail(err, "version", "must be 1");
+	cfg->version = 1;
+
+	ret = parse_node(root, cfg, err);
+	if (!ret)
+		ret = parse_maglev(root, cfg, err);
+	if (!ret)
+		ret = parse_conntrack(root, cfg, err);
+	if (!ret)
+		ret = parse_services(root, cfg, err);
+	if (ret)
+		return ret;
+	/* IPv6 requires every link to carry 1280 bytes (RFC 8200). */
+	if (cfg->mtu < 1280 && uses_ipv6(cfg))
+		return fail(err, "node.mtu", "must be >= 1280 when IPv6 is used");
+	return 0;
+}
+
+int aeth_config_parse(const char *text, size_t len, struct aeth_config **out,
+		      struct aeth_config_error *err)
+{
+	struct aeth_config_error local;
+	struct aeth_config *cfg;
+	json_error_t jerr;
+	const char *nul;
+	json_t *root;
+	int ret;
+
+	if (!err)
+		err = &local;
+	memset(err, 0, sizeof(*err));
+	if (len > AETH_CONFIG_MAX_BYTES)
+		return fail(err, "document", "larger than %u bytes",
+			    AETH_CONFIG_MAX_BYTES);
+
+	/* jansson reads a NUL byte as the end of the buffer's text and would
+	 * accept what follows unseen: refuse it where it is. */
+	nul = memchr(text, '\0', len);
+	if (nul) {
+		err->line = 1;
+		for (const char *c = text; c < nul; c++) {
+			err->column++;
+			if (*c == '\n') {
+				err->line++;
+				err->column = 0;
+			}
+		}
+		err->column++;
+		snprintf(err->message, sizeof(err->message), "NUL byte in document");
+		return -EINVAL;
+	}
+
+	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root) {
+		err->path[0] = '\0';
+		snprintf(err->message, sizeof(err->message), "%s", jerr.text);
+		err->line = jerr.line;
+		err->column = jerr.column;
+		return -EINVAL;
+	}
+
+	cfg = calloc(1, sizeof(*cfg));
+	if (!cfg) {
+		json_decref(root);
+		return fail(err, "document", "out of memory");
+	}
+	ret = parse_root(root, cfg, err);
+	json_decref(root);
+	if (!ret) {
+		cfg->text = malloc(len + 1);
+		if (!cfg->text)
+			ret = fail(err, "document", "out of memory");
+	}
+	if (ret) {
+		aeth_config_free(cfg);
+		return ret;
+	}
+	memcpy(cfg->text, text, len);
+	cfg->text[len] = '\0';
+	cfg->text_len = len;
+	aeth_sha256(text, len, cfg->hash);
+	*out = cfg;
+	return 0;
+}
+
+int aeth_config_load_file(const char *path, struct aeth_config **out,
+			  struct aeth_config_error *err)
+{
+	struct aeth_config_error local;
+	size_t len = 0, cap = 65536;
+	char *buf = NULL, *nbuf;
+	int fd, ret;
+	ssize_t n;
+
+	if (!err)
+		err = &local;
+	memset(err, 0, sizeof(*err));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		goto io_error;
+	}
+	/* Read to the end rather than trusting st_size: pipes and procfs
+	 * report 0, and a file being replaced may change under us. */
+	for (;;) {
+		if (len == cap || !buf) {
+			if (buf)
+				cap *= 2;
+			nbuf = realloc(buf, cap);
+			if (!nbuf) {
+				ret = -ENOMEM;
+				goto io_error;
+			}
+			buf = nbuf;
+		}
+		n = read(fd, buf + len, cap - len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			ret = -errno;
+			goto io_error;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > AETH_CONFIG_MAX_BYTES) {
+			close(fd);
+			free(buf);
+			snprintf(err->path, sizeof(err->path), "%s", path);
+			snprintf(err->message, sizeof(err->message),
+				 "larger than %u bytes", AETH_CONFIG_MAX_BYTES);
+			return -EFBIG;
+		}
+	}
+	close(fd);
+	ret = aeth_config_parse(buf, len, out, err);
+	free(buf);
+	return ret;
+
+io_error:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	snprintf(err->path, sizeof(err->path), "%s", path);
+	snprintf(err->message, sizeof(err->message), "%s", strerror(-ret));
+	return ret;
+}
+
+void aeth_config_free(struct aeth_config *cfg)
+{
+	if (!cfg)
+		return;
+	for (size_t i = 0; i < cfg->n_services; i++) {
+		free(cfg->services[i].cidrs);
+		free(cfg->services[i].backends);
+	}
+	free(cfg->services);
+	free(cfg->interfaces);
+	free(cfg->text);
+	free(cfg);
+}
+
+void aeth_config_error_format(const struct aeth_config_error *err, char *buf,
+			      size_t len)
+{
+	if (err->path[0])
+		snprintf(buf, len, "%s: %s", err->path, err->message);
+	else
+		snprintf(buf, len, "line %d, column %d: %s", err->line,
+			 err->column, err->message);
+}

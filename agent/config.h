@@ -10,6 +10,11 @@
 
 #define AETH_CONFIG_MAX_BYTES (64u << 20) /* largest document accepted */
 
+/* Ranges the parser enforces beyond abi.h's limits. */
+#define AETH_CFG_CT_MIN_ENTRIES 1024u		/* conntrack.max_entries */
+#define AETH_CFG_CT_MAX_ENTRIES (16u << 20)
+#define AETH_CFG_MAX_RATE 1000000000u	/* any per-second rate or burst */
+
 /* An address as the data path stores it (union aeth_addr + family). */
 struct aeth_ip {
 	union aeth_addr addr;
@@ -23,6 +28,10 @@ struct aeth_cfg_cidr {
 
 enum aeth_hc_type { AETH_HC_NONE = 0, AETH_HC_TCP, AETH_HC_HTTP };
 
+/* health_check: type required; port 0..65535 (0 = the service port, which
+ * then must not be 0); path only for http, starts with '/'; interval_ms
+ * 10..3600000 (default 1000); timeout_ms 1..interval_ms-1 (default half the
+ * interval); rise and fall 1..1000 (default 2 and 3). */
 struct aeth_cfg_health {
 	enum aeth_hc_type type;
 	uint16_t port;		/* 0: the service port */
@@ -37,6 +46,9 @@ struct aeth_cfg_backend {
 	bool draining;
 };
 
+/* rate_limit: each rate, when present, is 1..AETH_CFG_MAX_RATE; an absent
+ * rate turns that limiter off (0 is refused, not read as "off"). burst
+ * 1..AETH_CFG_MAX_RATE only together with new_connections_per_second. */
 struct aeth_cfg_rate_limit {
 	bool enabled;		/* the object is present */
 	uint32_t per_source;	/* new_connections_per_second; 0 = off */
@@ -62,6 +74,11 @@ struct aeth_cfg_service {
 	size_t n_backends;
 };
 
+/* Required: version (1), node.interfaces (1..AETH_MAX_INTERFACES),
+ * node.addresses (ipv4 and/or ipv6), maglev.seed (so that every node builds
+ * the same tables), services (may be empty) and in each service name, vip,
+ * port, protocol and backends (may be empty). Everything else has the
+ * default given beside its field. */
 struct aeth_config {
 	int version;
 	char (*interfaces)[AETH_IFNAME_LEN];
@@ -72,7 +89,11 @@ struct aeth_config {
 	uint8_t seed[16];
 	uint32_t table_size;		/* default 16381 */
 	uint32_t ct_max_entries;	/* default AETH_DEFAULT_CT_ENTRIES */
-	uint32_t ct_insert_rate;	/* per CPU per second; default AETH_DEFAULT_CT_INSERT_RATE */
+	/* conntrack.insert_rate_per_cpu (our addition to SPEC.md): connection
+	 * entries each CPU may insert per second before new flows stop being
+	 * recorded (they are still balanced by Maglev). Bounds the cost of a
+	 * SYN flood. Default AETH_DEFAULT_CT_INSERT_RATE, 0 = unlimited. */
+	uint32_t ct_insert_rate;
 	struct aeth_cfg_service *services;
 	size_t n_services;
 	char *text;			/* the document as received */
@@ -88,10 +109,13 @@ struct aeth_config_error {
 	int line, column;
 };
 
-/* Parse and validate; on success *out owns a new config. Returns 0 or
- * -EINVAL with err filled ("services[2].rate_limit.burst: must be >= 1"). */
+/* Parse and validate; on success *out owns a new config, on failure *out is
+ * not written. Returns 0 or -EINVAL with err filled
+ * ("services[2].rate_limit.burst: must be >= 1"). err may be NULL. */
 int aeth_config_parse(const char *text, size_t len, struct aeth_config **out,
 		      struct aeth_config_error *err);
+/* As aeth_config_parse on a file's contents. I/O errors return -errno
+ * (-EFBIG above AETH_CONFIG_MAX_BYTES) with err->path the file name. */
 int aeth_config_load_file(const char *path, struct aeth_config **out,
 			  struct aeth_config_error *err);
 void aeth_config_free(struct aeth_config *cfg);
