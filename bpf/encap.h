@@ -23,12 +23,11 @@ static __always_inline __u32 encap_overhead(const struct aeth_backend *be)
 					    sizeof(struct ipv6hdr);
 }
 
-/* Next hop for the outer packet. Returns the bpf_fib_lookup result. */
-static __always_inline int encap_fib(struct xdp_md *ctx,
-				     const struct lb_pkt *p,
-				     const struct aeth_node *node,
-				     const struct aeth_backend *be,
-				     struct bpf_fib_lookup *fib)
+static __always_inline void encap_fib_params(struct xdp_md *ctx,
+					     const struct lb_pkt *p,
+					     const struct aeth_node *node,
+					     const struct aeth_backend *be,
+					     struct bpf_fib_lookup *fib)
 {
 	__builtin_memset(fib, 0, sizeof(*fib));
 	fib->ifindex = ctx->ingress_ifindex;
@@ -44,7 +43,27 @@ static __always_inline int encap_fib(struct xdp_md *ctx,
 		__builtin_memcpy(fib->ipv6_src, node->v6, 16);
 		__builtin_memcpy(fib->ipv6_dst, be->addr.v6, 16);
 	}
-	return bpf_fib_lookup(ctx, fib, sizeof(*fib), BPF_FIB_LOOKUP_OUTPUT);
+}
+
+/* Next hop for the outer packet. Returns the bpf_fib_lookup result.
+ * An output lookup only matches routes through the ingress device (the
+ * usual case: backends behind the same NIC). If none does, look again as a
+ * forwarding lookup, which may pick another device (needs IP forwarding
+ * enabled on the node). */
+static __always_inline int encap_fib(struct xdp_md *ctx,
+				     const struct lb_pkt *p,
+				     const struct aeth_node *node,
+				     const struct aeth_backend *be,
+				     struct bpf_fib_lookup *fib)
+{
+	int rc;
+
+	encap_fib_params(ctx, p, node, be, fib);
+	rc = bpf_fib_lookup(ctx, fib, sizeof(*fib), BPF_FIB_LOOKUP_OUTPUT);
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS || rc == BPF_FIB_LKUP_RET_NO_NEIGH)
+		return rc;
+	encap_fib_params(ctx, p, node, be, fib);
+	return bpf_fib_lookup(ctx, fib, sizeof(*fib), 0);
 }
 
 /* Put the outer header in front of the client's IP packet (Ethernet

@@ -15,6 +15,7 @@
 
 #include "aether_lb.skel.h"
 #include "harness.h"
+#include "pkt.h"
 
 static int quiet_print(enum libbpf_print_level level, const char *fmt,
 		       va_list args)
@@ -397,4 +398,28 @@ int dp_netns_setup(struct dp_net *net)
 	if (!err)
 		err = read_mac("aeth-dp2", net->mac_if2);
 	return err;
+}
+
+size_t dp_expect_encap(const struct pkt_spec *s, const void *in, size_t in_len,
+		       const char *backend, const uint8_t dmac[6],
+		       const uint8_t smac[6], void *out)
+{
+	size_t l2 = 14 + 4 * s->n_vlan;
+	struct pkt_spec o = *s;
+
+	memcpy(o.dmac, dmac, 6);
+	memcpy(o.smac, smac, 6);
+	o.family = dp_addr(backend, &o.dst);
+	dp_addr(o.family == AETH_AF_INET ? DP_NODE_V4 : DP_NODE_V6, &o.src);
+	o.proto = s->family == AETH_AF_INET ? 4 : 41;
+	o.payload = (const uint8_t *)in + l2;
+	o.payload_len = in_len - l2;
+	o.ip_opts_len = 0;
+	o.n_ext = 0;
+	o.frag_off = 0;
+	o.mf = false;
+	o.df = s->family == AETH_AF_INET6 ? true : s->df;
+	o.ip_id = s->family == AETH_AF_INET ? s->ip_id : 0;
+	o.flow_label = s->family == AETH_AF_INET6 ? s->flow_label : 0;
+	return pkt_build(&o, out, PKT_MAX);
 }

@@ -124,4 +124,15 @@ struct dp_net {
 };
 int dp_netns_setup(struct dp_net *net);
 
+/* What the program should emit for frame `in` (built from spec s) sent to
+ * backend `backend`: s's L2 header with the given MACs and its VLAN tags,
+ * an outer header from the node address of the backend's family (TTL, TOS,
+ * DF, IPv4 id and IPv6 flow label carried over as the data path promises),
+ * then the client's IP packet unchanged. Built with pkt.c only. Returns the
+ * length. */
+struct pkt_spec;
+size_t dp_expect_encap(const struct pkt_spec *s, const void *in, size_t in_len,
+		       const char *backend, const uint8_t dmac[6],
+		       const uint8_t smac[6], void *out);
+
 #endif /* AETHER_TESTS_HARNESS_H */

@@ -1,0 +1,925 @@
+/* Data path tests: balancing and forwarding (families, FIB verdicts,
+ * conntrack, Maglev, insert budget, MTU answers, ICMP steering). */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include <bpf/bpf.h>
+
+#include "aether/flow_hash.h"
+#include "harness.h"
+#include "pkt.h"
+
+#define VIP4 "203.0.113.10"
+#define VIP6 "2001:db8:f::10"
+#define CLI4 "198.51.100.7"
+#define CLI6 "2001:db8:100::7"
+#define TSIZE 251
+
+static struct dp_h h;
+static struct dp_net net;
+static const uint8_t neigh_mac[6] = { 2, 0, 0, 0, 0, 0x21 };
+
+struct frame {
+	uint8_t b[PKT_MAX];
+	size_t len;
+};
+
+struct result {
+	uint32_t verdict;
+	uint8_t b[PKT_MAX];
+	size_t len;
+};
+
+static void setup(void)
+{
+	struct aeth_node node;
+
+	cr_assert_eq(dp_netns_setup(&net), 0);
+	cr_assert_eq(dp_open(&h), 0);
+	dp_node_default(&node);
+	cr_assert_eq(dp_set_node(&h, &node), 0);
+}
+
+static void teardown(void)
+{
+	dp_close(&h);
+}
+
+TestSuite(fwd, .init = setup, .fini = teardown);
+
+static void backend(uint32_t id, const char *addr, uint32_t flags,
+		    uint32_t svc_id)
+{
+	struct aeth_backend be = dp_backend(addr, flags, svc_id);
+
+	cr_assert_eq(dp_set_backend(&h, id, &be), 0);
+}
+
+/* Service id on (vip, port, proto) whose table (slot = id) spreads over
+ * be_ids round robin. */
+static void service(uint32_t id, const char *vip, uint16_t port, uint8_t proto,
+		    const uint32_t *be_ids, size_t n)
+{
+	struct aeth_svc_key k = dp_svc_key(vip, port, proto);
+	struct aeth_svc s = dp_svc(id, id, TSIZE);
+	uint32_t table[TSIZE];
+
+	dp_table_round_robin(table, TSIZE, be_ids, n);
+	cr_assert_eq(dp_set_maglev(&h, id, table, TSIZE), 0);
+	cr_assert_eq(dp_add_service(&h, &k, &s), 0);
+}
+
+static void one_backend_service(uint32_t id, const char *vip, uint16_t port,
+				uint8_t proto, uint32_t be_id,
+				const char *be_addr)
+{
+	backend(be_id, be_addr, AETH_BE_F_IN_USE, id);
+	service(id, vip, port, proto, &be_id, 1);
+}
+
+static void build(const struct pkt_spec *s, struct frame *f)
+{
+	f->len = pkt_build(s, f->b, sizeof(f->b));
+	cr_assert_gt(f->len, 0);
+}
+
+static void run_on(const struct frame *f, uint32_t ifindex, struct result *r)
+{
+	r->len = sizeof(r->b);
+	cr_assert_eq(dp_run(&h, f->b, f->len, r->b, &r->len, ifindex,
+			    &r->verdict), 0);
+}
+
+static void run(const struct frame *f, struct result *r)
+{
+	run_on(f, net.if0, r);
+}
+
+static struct aeth_global_stats global(void)
+{
+	struct aeth_global_stats g;
+
+	cr_assert_eq(dp_global(&h, &g), 0);
+	return g;
+}
+
+static struct aeth_svc_stats svc_stats(uint32_t id)
+{
+	struct aeth_svc_stats s;
+
+	cr_assert_eq(dp_svc_stats(&h, id, &s), 0);
+	return s;
+}
+
+/* Check r is s's frame f encapsulated to backend with next-hop MACs. */
+static void expect_encap(const struct result *r, const struct pkt_spec *s,
+			 const struct frame *f, const char *backend,
+			 const uint8_t *dmac, const uint8_t *smac)
+{
+	uint8_t want[PKT_MAX];
+	size_t n = dp_expect_encap(s, f->b, f->len, backend, dmac, smac, want);
+	size_t l3 = 14 + 4 * s->n_vlan;
+
+	cr_assert(pkt_equal(r->b, r->len, want, n));
+	if (r->b[l3] >> 4 == 4)
+		cr_assert(pkt_ipv4_csum_ok(r->b + l3));
+}
+
+static void expect_tx(const struct result *r, const struct pkt_spec *s,
+		      const struct frame *f, const char *backend)
+{
+	cr_assert_eq(r->verdict, XDP_TX);
+	expect_encap(r, s, f, backend, neigh_mac, net.mac_if0);
+}
+
+/* The backend address in an encapsulated frame without VLAN tags. */
+static void outer_dst(const struct result *r, char *buf, size_t len)
+{
+	if (r->b[14] >> 4 == 4)
+		inet_ntop(AF_INET, r->b + 14 + 16, buf, len);
+	else
+		inet_ntop(AF_INET6, r->b + 14 + 24, buf, len);
+}
+
+/* ---- the four family mixes, XDP_TX ---- */
+
+Test(fwd, v4_in_v4)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct aeth_svc_stats ss;
+	struct aeth_be_stats bs;
+	struct aeth_global_stats g;
+	struct frame f;
+	struct result r;
+
+	one_backend_service(1, VIP4, 6443, 6, 10, "192.0.2.21");
+	s.tcp_flags = PKT_TCP_SYN;
+	s.tos = 0xb8;
+	s.ttl = 17;
+	s.ip_id = 0x4242;
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+	ss = svc_stats(1);
+	cr_assert_eq(ss.packets, 1);
+	cr_assert_eq(ss.bytes, f.len - 14);
+	cr_assert_eq(ss.new_flows, 1);
+	cr_assert_eq(dp_be_stats(&h, 10, &bs), 0);
+	cr_assert_eq(bs.packets, 1);
+	cr_assert_eq(bs.bytes, f.len - 14);
+	g = global();
+	cr_assert_eq(g.events[AETH_EV_TX], 1);
+	cr_assert_eq(g.events[AETH_EV_CT_MISS], 1);
+	cr_assert_eq(g.events[AETH_EV_CT_INSERT], 1);
+	cr_assert_eq(g.events[AETH_EV_PASS_NOT_SERVICE], 0);
+}
+
+Test(fwd, v6_in_v6)
+{
+	struct pkt_spec s = pkt_spec_tcp6(CLI6, 40000, VIP6, 443);
+	struct frame f;
+	struct result r;
+
+	one_backend_service(1, VIP6, 443, 6, 10, "2001:db8::21");
+	s.tcp_flags = PKT_TCP_SYN;
+	s.tos = 0x28;
+	s.flow_label = 0x12345;
+	s.ttl = 33;
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "2001:db8::21");
+	cr_assert_eq(svc_stats(1).packets, 1);
+}
+
+Test(fwd, v4_in_v6)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct frame f;
+	struct result r;
+
+	one_backend_service(1, VIP4, 6443, 6, 10, "2001:db8::22");
+	s.tos = 0x10;
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "2001:db8::22");
+	cr_assert_eq(r.b[14 + 6], 4, "next header IPIP");
+}
+
+Test(fwd, v6_in_v4_sets_df)
+{
+	struct pkt_spec s = pkt_spec_udp6(CLI6, 5353, VIP6, 53);
+	static const char payload[] = "query";
+	struct frame f;
+	struct result r;
+
+	one_backend_service(1, VIP6, 53, 17, 10, "192.0.2.22");
+	s.payload = payload;
+	s.payload_len = sizeof(payload);
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.22");
+	cr_assert_eq(r.b[14 + 9], 41, "protocol IPv6");
+	cr_assert_eq(r.b[14 + 6] & 0x40, 0x40, "DF");
+}
+
+Test(fwd, v4_without_df_keeps_df_clear)
+{
+	struct pkt_spec s = pkt_spec_udp4(CLI4, 5353, VIP4, 53);
+	struct frame f;
+	struct result r;
+
+	one_backend_service(1, VIP4, 53, 17, 10, "192.0.2.21");
+	s.df = false;
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+	cr_assert_eq(r.b[14 + 6] & 0x40, 0);
+}
+
+/* ---- next hops ---- */
+
+Test(fwd, other_interface_redirects)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct frame f;
+	struct result r;
+
+	one_backend_service(1, VIP4, 6443, 6, 10, "192.0.2.150");
+	build(&s, &f);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_REDIRECT);
+	expect_encap(&r, &s, &f, "192.0.2.150", neigh_mac, net.mac_if2);
+	cr_assert_eq(global().events[AETH_EV_REDIRECT], 1);
+}
+
+Test(fwd, no_neighbour_goes_to_stack_encapsulated)
+{
+	struct pkt_spec s = pkt_spec_tcp6(CLI6, 40000, VIP6, 443);
+	struct frame f;
+	struct result r;
+
+	one_backend_service(1, VIP6, 443, 6, 10, "2001:db8::24");
+	build(&s, &f);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_PASS);
+	/* MACs untouched: the stack takes it as received and forwards it */
+	expect_encap(&r, &s, &f, "2001:db8::24", s.dmac, s.smac);
+	cr_assert_eq(global().events[AETH_EV_TO_STACK_NO_NEIGH], 1);
+	cr_assert_eq(svc_stats(1).packets, 1);
+}
+
+Test(fwd, no_route_drops)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct frame f;
+	struct result r;
+
+	/* nothing routes 203.0.113.200 in the test namespace */
+	one_backend_service(1, VIP4, 6443, 6, 10, "203.0.113.200");
+	build(&s, &f);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	cr_assert_eq(global().reasons[AETH_R_NO_ROUTE], 1);
+	cr_assert_eq(svc_stats(1).drops[AETH_R_NO_ROUTE], 1);
+	cr_assert_eq(svc_stats(1).packets, 0);
+}
+
+Test(fwd, missing_node_address_is_no_route)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct aeth_node node;
+	struct frame f;
+	struct result r;
+
+	dp_node_default(&node);
+	node.flags = AETH_NODE_F_V4;	/* no IPv6 outer source */
+	cr_assert_eq(dp_set_node(&h, &node), 0);
+	one_backend_service(1, VIP4, 6443, 6, 10, "2001:db8::21");
+	build(&s, &f);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	cr_assert_eq(svc_stats(1).drops[AETH_R_NO_ROUTE], 1);
+}
+
+/* ---- L2 and L3 shapes ---- */
+
+Test(fwd, one_vlan_tag_kept)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct frame f;
+	struct result r;
+
+	one_backend_service(1, VIP4, 6443, 6, 10, "192.0.2.21");
+	s.n_vlan = 1;
+	s.vlan[0] = (struct pkt_vlan){ 0x8100, 100 };
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+}
+
+Test(fwd, two_vlan_tags_kept)
+{
+	struct pkt_spec s = pkt_spec_tcp6(CLI6, 40000, VIP6, 443);
+	struct frame f;
+	struct result r;
+
+	one_backend_service(1, VIP6, 443, 6, 10, "192.0.2.21");
+	s.n_vlan = 2;
+	s.vlan[0] = (struct pkt_vlan){ 0x88a8, 7 };
+	s.vlan[1] = (struct pkt_vlan){ 0x8100, 100 };
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+}
+
+Test(fwd, ipv4_options)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct frame f;
+	struct result r;
+
+	one_backend_service(1, VIP4, 6443, 6, 10, "192.0.2.21");
+	/* NOPs and a record-route-shaped option: 12 bytes */
+	memcpy(s.ip_opts, "\x01\x01\x07\x09\x04\x00\x00\x00\x00\x00\x00\x00",
+	       12);
+	s.ip_opts_len = 12;
+	s.tcp_flags = PKT_TCP_SYN;
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+}
+
+Test(fwd, ipv6_extension_headers)
+{
+	struct pkt_spec s = pkt_spec_udp6(CLI6, 40000, VIP6, 53);
+	struct frame f;
+	struct result r;
+	char dst[64];
+
+	one_backend_service(1, VIP6, 53, 17, 10, "2001:db8::21");
+	s.n_ext = 3;
+	s.ext[0] = (struct pkt_ext){ 0, 0 };	/* hop-by-hop */
+	s.ext[1] = (struct pkt_ext){ 43, 1 };	/* routing */
+	s.ext[2] = (struct pkt_ext){ 60, 2 };	/* destination options */
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "2001:db8::21");
+	outer_dst(&r, dst, sizeof(dst));
+	cr_assert_str_eq(dst, "2001:db8::21");
+}
+
+Test(fwd, ethernet_padding_trimmed)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct frame f;
+	struct result r;
+	size_t orig;
+
+	one_backend_service(1, VIP4, 6443, 6, 10, "192.0.2.21");
+	build(&s, &f);
+	orig = f.len;	/* 54: padded to the 60-byte minimum on the wire */
+	memset(f.b + f.len, 0, 6);
+	f.len += 6;
+	run(&f, &r);
+	f.len = orig;
+	expect_tx(&r, &s, &f, "192.0.2.21");
+}
+
+/* ---- service lookup ---- */
+
+Test(fwd, wildcard_port)
+{
+	struct pkt_spec s = pkt_spec_udp4(CLI4, 40000, VIP4, 31337);
+	struct frame f;
+	struct result r;
+
+	one_backend_service(1, VIP4, 0, 17, 10, "192.0.2.21");
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+}
+
+Test(fwd, exact_port_wins_over_wildcard)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 80);
+	struct frame f;
+	struct result r;
+
+	one_backend_service(1, VIP4, 0, 6, 10, "192.0.2.21");
+	one_backend_service(2, VIP4, 80, 6, 20, "192.0.2.22");
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.22");
+	cr_assert_eq(svc_stats(2).packets, 1);
+	cr_assert_eq(svc_stats(1).packets, 0);
+	s.dport = 81;
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+}
+
+Test(fwd, udp_flows_are_recorded)
+{
+	struct pkt_spec s = pkt_spec_udp4(CLI4, 40000, VIP4, 53);
+	struct aeth_ct_entry e;
+	struct aeth_flow fl;
+	struct frame f;
+	struct result r;
+
+	one_backend_service(1, VIP4, 53, 17, 10, "192.0.2.21");
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+	memset(&fl, 0, sizeof(fl));
+	fl.family = dp_addr(CLI4, &fl.src);
+	dp_addr(VIP4, &fl.dst);
+	fl.sport = htons(40000);
+	fl.dport = htons(53);
+	fl.proto = 17;
+	cr_assert_eq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
+	cr_assert_eq(e.backend_id, 10);
+	cr_assert_eq(e.svc_id, 1);
+}
+
+/* ---- backends, conntrack, Maglev ---- */
+
+static struct aeth_flow flow_of(const struct pkt_spec *s)
+{
+	struct aeth_flow fl;
+
+	memset(&fl, 0, sizeof(fl));
+	fl.family = s->family;
+	fl.src = s->src;
+	fl.dst = s->dst;
+	fl.sport = htons(s->sport);
+	fl.dport = htons(s->dport);
+	fl.proto = s->proto;
+	return fl;
+}
+
+static uint32_t expected_slot(const struct pkt_spec *s)
+{
+	const uint32_t seed[4] = DP_SEED;
+	struct aeth_flow fl = flow_of(s);
+
+	return aeth_flow_hash(&fl, seed) % TSIZE;
+}
+
+static void set_table_all(uint32_t slot, uint32_t id)
+{
+	uint32_t table[TSIZE];
+
+	dp_table_round_robin(table, TSIZE, &id, 1);
+	cr_assert_eq(dp_set_maglev(&h, slot, table, TSIZE), 0);
+}
+
+Test(fwd, established_flow_kept_when_table_changes)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	uint32_t ids[] = { 10 };
+	struct frame f;
+	struct result r;
+
+	backend(10, "192.0.2.21", AETH_BE_F_IN_USE, 1);
+	backend(11, "192.0.2.22", AETH_BE_F_IN_USE, 1);
+	service(1, VIP4, 6443, 6, ids, 1);
+	s.tcp_flags = PKT_TCP_SYN;
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+
+	set_table_all(1, 11);	/* a fresh table naming only backend 11 */
+	s.tcp_flags = PKT_TCP_ACK;
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+	cr_assert_eq(global().events[AETH_EV_CT_HIT], 1);
+
+	s.sport = 40001;	/* a new flow follows the new table */
+	s.tcp_flags = PKT_TCP_SYN;
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.22");
+}
+
+Test(fwd, removed_backend_reselected)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct aeth_flow fl = flow_of(&s);
+	struct aeth_ct_entry e;
+	uint32_t ids[] = { 10 };
+	struct frame f;
+	struct result r;
+
+	backend(10, "192.0.2.21", AETH_BE_F_IN_USE, 1);
+	backend(11, "192.0.2.22", AETH_BE_F_IN_USE, 1);
+	service(1, VIP4, 6443, 6, ids, 1);
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+
+	backend(10, "192.0.2.21", 0, 1);	/* removed */
+	set_table_all(1, 11);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.22");
+	cr_assert_eq(global().events[AETH_EV_CT_RESELECT], 1);
+	cr_assert_eq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
+	cr_assert_eq(e.backend_id, 11);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.22");
+	cr_assert_eq(global().events[AETH_EV_CT_HIT], 1);
+}
+
+Test(fwd, draining_keeps_old_flows_only)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	uint32_t ids[] = { 10 };
+	struct frame f, f2;
+	struct result r;
+
+	backend(10, "192.0.2.21", AETH_BE_F_IN_USE, 1);
+	backend(11, "192.0.2.22", AETH_BE_F_IN_USE, 1);
+	service(1, VIP4, 6443, 6, ids, 1);
+	s.tcp_flags = PKT_TCP_SYN;
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+
+	backend(10, "192.0.2.21", AETH_BE_F_IN_USE | AETH_BE_F_DRAINING, 1);
+	/* even while a table still names it, no new flow goes there */
+	s.sport = 40001;
+	build(&s, &f2);
+	run(&f2, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	cr_assert_eq(svc_stats(1).drops[AETH_R_NO_BACKEND], 1);
+
+	set_table_all(1, 11);
+	run(&f2, &r);
+	expect_tx(&r, &s, &f2, "192.0.2.22");
+	s.sport = 40000;	/* the old flow stays */
+	s.tcp_flags = PKT_TCP_ACK;
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+}
+
+Test(fwd, unhealthy_backend_takes_no_new_flow)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	uint32_t ids[] = { 10 };
+	struct frame f;
+	struct result r;
+
+	backend(10, "192.0.2.21", AETH_BE_F_IN_USE | AETH_BE_F_UNHEALTHY, 1);
+	service(1, VIP4, 6443, 6, ids, 1);
+	build(&s, &f);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	cr_assert_eq(global().reasons[AETH_R_NO_BACKEND], 1);
+}
+
+Test(fwd, empty_table_is_no_backend)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct aeth_svc_key k = dp_svc_key(VIP4, 6443, 6);
+	struct aeth_svc sv = dp_svc(1, 1, 0);
+	uint32_t none = AETH_NO_BACKEND;
+	struct frame f;
+	struct result r;
+
+	cr_assert_eq(dp_add_service(&h, &k, &sv), 0);
+	build(&s, &f);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	sv = dp_svc(1, 1, TSIZE);
+	cr_assert_eq(dp_add_service(&h, &k, &sv), 0);
+	service(1, VIP4, 6443, 6, &none, 1);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	cr_assert_eq(svc_stats(1).drops[AETH_R_NO_BACKEND], 2);
+	cr_assert_eq(global().reasons[AETH_R_NO_BACKEND], 2);
+}
+
+Test(fwd, mid_flow_packet_without_entry_is_recorded)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct aeth_flow fl = flow_of(&s);
+	struct aeth_ct_entry e;
+	struct frame f;
+	struct result r;
+
+	one_backend_service(1, VIP4, 6443, 6, 10, "192.0.2.21");
+	s.tcp_flags = PKT_TCP_ACK | PKT_TCP_PSH;
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+	cr_assert_eq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
+	cr_assert_eq(e.backend_id, 10);
+}
+
+Test(fwd, insert_budget_skips_recording_but_forwards)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct aeth_global_stats g;
+	struct aeth_node node;
+	struct aeth_ct_entry e;
+	struct aeth_flow fl;
+	struct frame f;
+	struct result r;
+	int i;
+
+	dp_node_default(&node);
+	node.ct_insert_rate = 2;
+	cr_assert_eq(dp_set_node(&h, &node), 0);
+	one_backend_service(1, VIP4, 6443, 6, 10, "192.0.2.21");
+	s.tcp_flags = PKT_TCP_SYN;
+	/* a test run stays on one CPU and well inside one second */
+	for (i = 0; i < 3; i++) {
+		s.sport = 40000 + i;
+		build(&s, &f);
+		run(&f, &r);
+		expect_tx(&r, &s, &f, "192.0.2.21");
+	}
+	g = global();
+	cr_assert_eq(g.events[AETH_EV_CT_INSERT], 2);
+	cr_assert_eq(g.events[AETH_EV_CT_INSERT_SKIPPED], 1);
+	cr_assert_eq(svc_stats(1).packets, 3);
+	fl = flow_of(&s);
+	cr_assert_neq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
+	s.sport = 40000;
+	fl = flow_of(&s);
+	cr_assert_eq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
+}
+
+/* The same flows pick the same backends in two separately loaded program
+ * instances given the same table, and match the userspace hash. */
+Test(fwd, maglev_selection_is_deterministic)
+{
+	static const char *const addrs[] = { "192.0.2.21", "192.0.2.22",
+					     "192.0.2.23" };
+	uint32_t ids[] = { 10, 11, 12 }, table[TSIZE];
+	struct aeth_svc_key k = dp_svc_key(VIP4, 6443, 6);
+	struct aeth_svc sv = dp_svc(1, 1, TSIZE);
+	struct aeth_node node;
+	struct dp_h inst[2];
+	uint32_t i, hits[3] = { 0 };
+	int n;
+
+	/* an irregular table: slot i -> ids[(i * 7 + i / 5) % 3] */
+	for (i = 0; i < TSIZE; i++)
+		table[i] = ids[(i * 7 + i / 5) % 3];
+	dp_node_default(&node);
+	for (n = 0; n < 2; n++) {
+		cr_assert_eq(dp_open(&inst[n]), 0);
+		cr_assert_eq(dp_set_node(&inst[n], &node), 0);
+		for (i = 0; i < 3; i++) {
+			struct aeth_backend be =
+				dp_backend(addrs[i], AETH_BE_F_IN_USE, 1);
+
+			cr_assert_eq(dp_set_backend(&inst[n], ids[i], &be), 0);
+		}
+		cr_assert_eq(dp_set_maglev(&inst[n], 1, table, TSIZE), 0);
+		cr_assert_eq(dp_add_service(&inst[n], &k, &sv), 0);
+	}
+	for (i = 0; i < 64; i++) {
+		struct pkt_spec s = pkt_spec_tcp4(CLI4, 30000 + i * 37, VIP4,
+						  6443);
+		uint32_t want = table[expected_slot(&s)];
+		char got[2][64];
+		struct frame f;
+		struct result r;
+
+		s.src.v4 = htonl(0xc6336400 + (i % 200));	/* 198.51.100.x */
+		want = table[expected_slot(&s)];
+		s.tcp_flags = PKT_TCP_SYN;
+		build(&s, &f);
+		for (n = 0; n < 2; n++) {
+			r.len = sizeof(r.b);
+			cr_assert_eq(dp_run(&inst[n], f.b, f.len, r.b, &r.len,
+					    net.if0, &r.verdict), 0);
+			cr_assert_eq(r.verdict, XDP_TX);
+			outer_dst(&r, got[n], sizeof(got[n]));
+		}
+		cr_assert_str_eq(got[0], got[1]);
+		cr_assert_str_eq(got[0], addrs[want - 10]);
+		hits[want - 10]++;
+	}
+	/* the flows really did spread, so the check above means something */
+	cr_assert(hits[0] && hits[1] && hits[2]);
+	dp_close(&inst[0]);
+	dp_close(&inst[1]);
+}
+
+/* ---- MTU ---- */
+
+static const uint8_t big_payload[1600];
+
+Test(fwd, mtu_v4_df_answers_frag_needed)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct pkt_spec a;
+	uint8_t icmp[8 + 60 + 8], want[PKT_MAX];
+	struct aeth_global_stats g;
+	struct frame f;
+	struct result r;
+	size_t n;
+
+	one_backend_service(1, VIP4, 6443, 6, 10, "192.0.2.21");
+	s.payload = big_payload;
+	s.payload_len = 1500 - 20 - 20 - 10;	/* 1490 + 20 outer > 1500 */
+	s.n_vlan = 1;
+	s.vlan[0] = (struct pkt_vlan){ 0x8100, 5 };
+	memcpy(s.ip_opts, "\x01\x01\x01\x01", 4);
+	s.ip_opts_len = 4;
+	build(&s, &f);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_TX);
+
+	/* ICMP 3/4, next-hop MTU 1480, quoting the IP header (24) + 8 */
+	memset(icmp, 0, sizeof(icmp));
+	icmp[0] = 3;
+	icmp[1] = 4;
+	icmp[6] = 1480 >> 8;
+	icmp[7] = 1480 & 0xff;
+	memcpy(icmp + 8, f.b + 18, 24 + 8);
+	a = pkt_spec_tcp4(VIP4, 0, CLI4, 0);
+	memcpy(a.dmac, s.smac, 6);
+	memcpy(a.smac, s.dmac, 6);
+	a.n_vlan = 1;
+	a.vlan[0] = s.vlan[0];
+	a.proto = 1;
+	a.df = false;
+	a.ip_id = 0;
+	a.ttl = 64;
+	a.payload = icmp;
+	a.payload_len = 8 + 24 + 8;
+	n = pkt_build(&a, want, sizeof(want));
+	cr_assert(pkt_equal(r.b, r.len, want, n));
+	cr_assert(pkt_ipv4_csum_ok(r.b + 18));
+	cr_assert(pkt_l4_csum_ok(r.b + 18, r.len - 18));
+	g = global();
+	cr_assert_eq(g.reasons[AETH_R_MTU_EXCEEDED], 1);
+	cr_assert_eq(g.events[AETH_EV_ICMP_TOO_BIG_SENT], 1);
+	cr_assert_eq(svc_stats(1).drops[AETH_R_MTU_EXCEEDED], 1);
+	cr_assert_eq(svc_stats(1).packets, 0);
+}
+
+Test(fwd, mtu_v6_answers_packet_too_big)
+{
+	struct pkt_spec s = pkt_spec_tcp6(CLI6, 40000, VIP6, 443);
+	struct pkt_spec a;
+	uint8_t icmp[8 + 48], want[PKT_MAX];
+	struct frame f;
+	struct result r;
+	size_t n;
+
+	one_backend_service(1, VIP6, 443, 6, 10, "2001:db8::21");
+	s.payload = big_payload;
+	s.payload_len = 1500 - 40 - 20 - 39;	/* 1461 + 40 > 1500 */
+	build(&s, &f);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_TX);
+
+	memset(icmp, 0, sizeof(icmp));
+	icmp[0] = 2;
+	icmp[6] = 1460 >> 8;
+	icmp[7] = 1460 & 0xff;
+	memcpy(icmp + 8, f.b + 14, 48);
+	a = pkt_spec_tcp6(VIP6, 0, CLI6, 0);
+	memcpy(a.dmac, s.smac, 6);
+	memcpy(a.smac, s.dmac, 6);
+	a.proto = 58;
+	a.ttl = 64;
+	a.payload = icmp;
+	a.payload_len = sizeof(icmp);
+	n = pkt_build(&a, want, sizeof(want));
+	cr_assert(pkt_equal(r.b, r.len, want, n));
+	cr_assert(pkt_l4_csum_ok(r.b + 14, r.len - 14));
+	cr_assert_eq(global().events[AETH_EV_ICMP_TOO_BIG_SENT], 1);
+	cr_assert_eq(svc_stats(1).drops[AETH_R_MTU_EXCEEDED], 1);
+}
+
+Test(fwd, mtu_v4_without_df_goes_to_stack_to_fragment)
+{
+	struct pkt_spec s = pkt_spec_udp4(CLI4, 40000, VIP4, 53);
+	struct frame f;
+	struct result r;
+
+	one_backend_service(1, VIP4, 53, 17, 10, "2001:db8::21");
+	s.df = false;
+	s.payload = big_payload;
+	s.payload_len = 1500 - 20 - 8 - 30;	/* 1470 + 40 > 1500 */
+	build(&s, &f);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_PASS);
+	expect_encap(&r, &s, &f, "2001:db8::21", s.dmac, s.smac);
+	cr_assert_eq(global().events[AETH_EV_TO_STACK_FRAG], 1);
+	cr_assert_eq(global().reasons[AETH_R_MTU_EXCEEDED], 0);
+}
+
+Test(fwd, fits_exactly_at_mtu)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct frame f;
+	struct result r;
+
+	one_backend_service(1, VIP4, 6443, 6, 10, "192.0.2.21");
+	s.payload = big_payload;
+	s.payload_len = 1480 - 40;	/* 1480 + 20 == 1500 */
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+}
+
+/* ---- ICMP errors ---- */
+
+/* An ICMP error from a router about a packet VIP:vport -> client:cport the
+ * backend sent (quoting its IP header and 8 bytes). */
+static void icmp_error_frame(int v6, uint16_t vport, uint16_t cport,
+			     struct pkt_spec *out, struct frame *f)
+{
+	struct pkt_spec q = v6 ? pkt_spec_tcp6(VIP6, vport, CLI6, cport) :
+				 pkt_spec_tcp4(VIP4, vport, CLI4, cport);
+	static uint8_t icmp[8 + 48];
+	uint8_t quoted[PKT_MAX];
+	size_t qlen = pkt_build_l3(&q, quoted, sizeof(quoted));
+	size_t hl = v6 ? 40 : 20;
+
+	cr_assert_gt(qlen, hl + 8);
+	memset(icmp, 0, sizeof(icmp));
+	icmp[0] = v6 ? 1 : 3;	/* destination unreachable */
+	icmp[1] = v6 ? 3 : 1;	/* host / address unreachable */
+	memcpy(icmp + 8, quoted, hl + 8);
+	*out = v6 ? pkt_spec_tcp6("2001:db8:100::fe", 0, VIP6, 0) :
+		    pkt_spec_tcp4("198.51.100.254", 0, VIP4, 0);
+	out->proto = v6 ? 58 : 1;
+	out->payload = icmp;
+	out->payload_len = 8 + hl + 8;
+	build(out, f);
+}
+
+static void icmp_steer_case(int v6)
+{
+	struct pkt_spec s = v6 ? pkt_spec_tcp6(CLI6, 40000, VIP6, 6443) :
+				 pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	const char *vip = v6 ? VIP6 : VIP4;
+	const char *b1 = v6 ? "2001:db8::21" : "192.0.2.21";
+	const char *b2 = v6 ? "2001:db8::22" : "192.0.2.22";
+	uint32_t ids[] = { 10 };
+	struct pkt_spec e;
+	struct frame f, ef;
+	struct result r;
+
+	backend(10, b1, AETH_BE_F_IN_USE, 1);
+	backend(11, b2, AETH_BE_F_IN_USE, 1);
+	service(1, vip, 6443, 6, ids, 1);
+	s.tcp_flags = PKT_TCP_SYN;
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, b1);
+	set_table_all(1, 11);	/* the flow's entry, not the table, decides */
+
+	icmp_error_frame(v6, 6443, 40000, &e, &ef);
+	run(&ef, &r);
+	expect_tx(&r, &e, &ef, b1);
+	cr_assert_eq(global().events[AETH_EV_ICMP_STEERED], 1);
+
+	/* no entry for this flow: Maglev decides */
+	icmp_error_frame(v6, 6443, 40001, &e, &ef);
+	run(&ef, &r);
+	expect_tx(&r, &e, &ef, b2);
+
+	/* not about a service port: dropped */
+	icmp_error_frame(v6, 22, 40000, &e, &ef);
+	run(&ef, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	cr_assert_eq(global().reasons[AETH_R_UNCONFIGURED_PORT], 1);
+}
+
+Test(fwd, icmp_error_follows_flow_v4)
+{
+	icmp_steer_case(0);
+}
+
+Test(fwd, icmp_error_follows_flow_v6)
+{
+	icmp_steer_case(1);
+}
+
+Test(fwd, icmp_echo_to_vip_dropped)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 0, VIP4, 0);
+	uint8_t echo[16] = { 8, 0, 0, 0, 0, 1, 0, 1 };
+	struct frame f;
+	struct result r;
+
+	one_backend_service(1, VIP4, 6443, 6, 10, "192.0.2.21");
+	s.proto = 1;
+	s.payload = echo;
+	s.payload_len = sizeof(echo);
+	build(&s, &f);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	cr_assert_eq(global().reasons[AETH_R_UNCONFIGURED_PORT], 1);
+}
