@@ -146,6 +146,13 @@ topo_make_network() {
 	topo_exec cout ip addr add "${TOPO_V6[cout]}/64" dev eth0 nodad
 	topo_exec cout ip route add default via 198.51.100.129
 	topo_exec cout ip -6 route add default via 2001:db8:200::1
+	# veth checksum offload leaves TCP/UDP checksums partial (to be filled
+	# in by "hardware" that never comes): the LB nodes' XDP_TX would carry
+	# them to the backends as they are. Real NICs deliver full checksums;
+	# have the clients compute theirs.
+	for n in cin cout; do
+		topo_exec "$n" ethtool -K eth0 tx off >/dev/null || return 1
+	done
 
 	# router: forwards, hashes ECMP on the L4 5-tuple
 	topo_sysctl rtr net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
@@ -272,7 +279,9 @@ topo_set_template() {
 topo_agent_start() {
 	local n=$1 d=$TOPO_STATE/$1
 	mkdir -p "$d"
-	topo_exec "$n" "$AGENT" --config "$(topo_conf "$n")" \
+	# nsenter, not ip netns exec: that one remounts /sys, which hides the
+	# bpffs under /sys/fs/bpf where the maps are pinned
+	nsenter --net="/run/netns/$P-$n" "$AGENT" --config "$(topo_conf "$n")" \
 		--pin-dir "$(topo_pin_dir "$n")" --socket "$(topo_sock "$n")" \
 		--metrics-addr "127.0.0.1:${TOPO_METRICS[$n]}" \
 		--log-level info >>"$d/agent.log" 2>&1 &

@@ -10,7 +10,7 @@ itest_begin access
 itest_up
 
 for vip in "$VIP4" "$VIP6"; do
-	out=$(topo_curl cin "$vip" -m 5 -w '|%{http_code}|%{ssl_verify_result}' 2>&1)
+	out=$(topo_curl cin "$vip" -m 5 -w '|%{http_code}|%{ssl_verify_result}' 2>&1 | tr -d '\n')
 	case $out in
 	be[123]"|200|0") ok "authorized client: curl --cacert via $vip answered by ${out%%|*}" ;;
 	*) die "authorized client via $vip: got '$out'" ;;
