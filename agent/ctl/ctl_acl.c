@@ -23,10 +23,12 @@ struct acl_collect {
 static const uint8_t v4_mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 				       0xff, 0xff };
 
-/* The trie keeps IPv4 as ::ffff:a.b.c.d/(len + 96): show it as IPv4. */
+/* The trie keeps IPv4 as ::ffff:a.b.c.d/(len + 96), and the value names the
+ * family of the listed prefix (an IPv6 prefix may lie in that range too). */
 static int acl_collect_one(const void *key, const void *value, void *arg)
 {
 	const struct aeth_acl_key *k = key;
+	__u32 family = *(const __u32 *)value;
 	struct acl_collect *c = arg;
 	struct acl_cidr *e;
 
@@ -41,7 +43,8 @@ static int acl_collect_one(const void *key, const void *value, void *arg)
 	}
 	e = &c->v[c->n++];
 	memset(e, 0, sizeof(*e));
-	if (k->prefixlen >= 96 && !memcmp(k->addr, v4_mapped, 12)) {
+	if (family != AETH_AF_INET6 && k->prefixlen >= 96 &&
+	    !memcmp(k->addr, v4_mapped, 12)) {
 		e->family = AETH_AF_INET;
 		memcpy(&e->addr.v4, k->addr + 12, 4);
 		e->prefixlen = k->prefixlen - 96;

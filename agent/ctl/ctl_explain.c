@@ -27,12 +27,15 @@ struct verdict {
 	uint32_t hash, slot;
 };
 
-/* IPv4 as ::ffff:a.b.c.d/128, as bpf/guard.h looks it up. */
+/* IPv4 as ::ffff:a.b.c.d/128, as bpf/guard.h looks it up; the entry's value
+ * is the family of the listed prefix. */
 static bool source_authorized(struct ctl_ctx *ctx, const struct aeth_svc *svc,
 			      const struct aeth_flow *f)
 {
+	static const uint8_t v4_mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+					       0xff, 0xff };
 	struct aeth_acl_key key;
-	__u32 value;
+	__u32 family;
 	bool ok;
 	int fd;
 
@@ -41,18 +44,23 @@ static bool source_authorized(struct ctl_ctx *ctx, const struct aeth_svc *svc,
 	fd = ctl_inner_map_fd(ctx->fds.acl, svc->acl_slot);
 	if (fd < 0)
 		return false;	/* enabled without a list: closed */
+	/* an IPv6 source inside ::ffff:0:0/96 is never let in */
+	if (f->family == AETH_AF_INET6 && !memcmp(f->src.bytes, v4_mapped, 12)) {
+		close(fd);
+		return false;
+	}
 	memset(&key, 0, sizeof(key));
 	key.prefixlen = 128;
 	if (f->family == AETH_AF_INET) {
-		key.addr[10] = 0xff;
-		key.addr[11] = 0xff;
+		memcpy(key.addr, v4_mapped, 12);
 		memcpy(key.addr + 12, &f->src.v4, 4);
 	} else {
 		memcpy(key.addr, f->src.bytes, 16);
 	}
-	ok = bpf_map_lookup_elem(fd, &key, &value) == 0;
+	ok = bpf_map_lookup_elem(fd, &key, &family) == 0;
 	close(fd);
-	return ok;
+	/* a short IPv6 prefix (::/0) covers the mapped range: not for IPv4 */
+	return ok && !(family == AETH_AF_INET6 && f->family == AETH_AF_INET);
 }
 
 static __be32 mask32(uint32_t bits)
@@ -108,14 +116,17 @@ static int limiter_refusal(struct ctl_ctx *ctx, const struct aeth_svc *svc,
 	return -1;
 }
 
-static bool backend_usable_for_new(const struct aeth_backend *be)
+/* What bpf/maglev.h lets take a new flow. */
+static bool backend_usable_for_new(const struct aeth_backend *be,
+				   uint32_t svc_id)
 {
-	return (be->flags & AETH_BE_F_IN_USE) &&
-	       !(be->flags & (AETH_BE_F_DRAINING | AETH_BE_F_UNHEALTHY));
+	return (be->flags & (AETH_BE_F_IN_USE | AETH_BE_F_DRAINING |
+			     AETH_BE_F_UNHEALTHY)) == AETH_BE_F_IN_USE &&
+	       be->svc_id == svc_id;
 }
 
-static int decide(struct ctl_ctx *ctx, const struct aeth_flow *f, bool syn,
-		  struct verdict *v)
+static int decide_backend(struct ctl_ctx *ctx, const struct aeth_flow *f,
+			  bool syn, struct verdict *v)
 {
 	struct aeth_vip_key vk;
 	struct aeth_svc_key sk;
@@ -155,18 +166,23 @@ static int decide(struct ctl_ctx *ctx, const struct aeth_flow *f, bool syn,
 		return 0;
 	}
 
-	if (!bpf_map_lookup_elem(ctx->fds.ct, f, &ce) &&
-	    !bpf_map_lookup_elem(ctx->fds.backend, &ce.backend_id, &v->be) &&
-	    (v->be.flags & AETH_BE_F_IN_USE)) {
-		v->verdict = "tx";
-		v->reason = "conntrack";
-		v->have_backend = true;
-		v->backend_id = ce.backend_id;
-		return 0;
-	}
+	/* an entry counts while its backend is in use for this service; a
+	 * stale one is re-selected without charging the limiters */
+	if (!bpf_map_lookup_elem(ctx->fds.ct, f, &ce)) {
+		struct aeth_backend be;
 
-	/* a new connection: TCP SYN, or any UDP packet without an entry */
-	if (f->proto == IPPROTO_UDP || syn) {
+		if (!bpf_map_lookup_elem(ctx->fds.backend, &ce.backend_id, &be) &&
+		    (be.flags & AETH_BE_F_IN_USE) && be.svc_id == v->svc.id &&
+		    ce.svc_id == v->svc.id) {
+			v->verdict = "tx";
+			v->reason = "conntrack";
+			v->have_backend = true;
+			v->backend_id = ce.backend_id;
+			v->be = be;
+			return 0;
+		}
+	} else if (f->proto == IPPROTO_UDP || syn) {
+		/* a new connection: TCP SYN, or UDP without an entry */
 		r = limiter_refusal(ctx, &v->svc, f);
 		if (r >= 0) {
 			v->verdict = "drop";
@@ -196,11 +212,36 @@ static int decide(struct ctl_ctx *ctx, const struct aeth_flow *f, bool syn,
 		return 0;
 	v->backend_id = id;
 	if (bpf_map_lookup_elem(ctx->fds.backend, &id, &v->be) ||
-	    !backend_usable_for_new(&v->be))
+	    !backend_usable_for_new(&v->be, v->svc.id))
 		return 0;
 	v->verdict = "tx";
 	v->reason = "maglev";
 	v->have_backend = true;
+	return 0;
+}
+
+/* The backend, then what forwarding needs: an outer source address of the
+ * backend's family (the route itself is the kernel's to judge). */
+static int decide(struct ctl_ctx *ctx, const struct aeth_flow *f, bool syn,
+		  struct verdict *v)
+{
+	struct aeth_node node;
+	__u32 zero = 0;
+	int ret;
+
+	ret = decide_backend(ctx, f, syn, v);
+	if (ret || !v->have_backend)
+		return ret;
+	if (bpf_map_lookup_elem(ctx->fds.node, &zero, &node)) {
+		ret = -errno;
+		ctl_error(ctx, "reading %s: %s", AETH_MAP_NODE, strerror(errno));
+		return ret;
+	}
+	if (!(node.flags & (v->be.family == AETH_AF_INET ? AETH_NODE_F_V4
+							 : AETH_NODE_F_V6))) {
+		v->verdict = "drop";
+		v->reason = aeth_reason_names[AETH_R_NO_ROUTE];
+	}
 	return 0;
 }
 
