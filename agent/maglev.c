@@ -106,6 +106,30 @@ static void heap_sift_down(uint64_t *heap, size_t n, size_t i)
 	heap[i] = item;
 }
 
+/* Put item in place of the top. The hole goes down to a leaf by the smaller
+ * child without comparing against item (a select, not a branch), then item
+ * climbs back: keys are unique and a claimed backend's key only grows, so it
+ * climbs little. heap[n] must be UINT64_MAX for a lone last child. */
+static void heap_replace_top(uint64_t *heap, size_t n, uint64_t item)
+{
+	size_t i = 0, c;
+
+	while ((c = 2 * i + 1) < n) {
+		c += heap[c + 1] < heap[c];
+		heap[i] = heap[c];
+		i = c;
+	}
+	while (i > 0) {
+		size_t parent = (i - 1) / 2;
+
+		if (heap[parent] < item)
+			break;
+		heap[i] = heap[parent];
+		i = parent;
+	}
+	heap[i] = item;
+}
+
 /* The table being filled. Early on, a backend walks its permutation
  * (offset + j * skip) % size lazily, only as far as its claims need, probing
  * a bitmap (8 KiB at most, stays in L1) instead of the table. Once few slots
@@ -215,7 +239,7 @@ int aeth_maglev_build(const struct aeth_maglev_backend *backends, size_t n,
 
 	order = calloc(n, sizeof(*order));
 	st = calloc(n, sizeof(*st));
-	heap = calloc(n, sizeof(*heap));
+	heap = calloc(n + 1, sizeof(*heap));
 	fill.used = calloc(size / 64 + 1, sizeof(*fill.used));
 	fill.free = calloc(size, sizeof(*fill.free));
 	if (!order || !st || !heap || !fill.used || !fill.free) {
@@ -271,14 +295,14 @@ int aeth_maglev_build(const struct aeth_maglev_backend *backends, size_t n,
 		goto out;
 	}
 
+	heap[live] = UINT64_MAX;
 	for (i = live / 2; i-- > 0;)
 		heap_sift_down(heap, live, i);
 	while (fill.left) {
 		struct mg_state *s = &st[heap[0] & ((1u << RANK_BITS) - 1)];
 
 		claim_slot(&fill, s);
-		heap[0] += s->stride << RANK_BITS;
-		heap_sift_down(heap, live, 0);
+		heap_replace_top(heap, live, heap[0] + (s->stride << RANK_BITS));
 	}
 
 out:
