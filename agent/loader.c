@@ -391,25 +391,86 @@ static int attach_fresh(struct aeth_agent *a, int slot, int ifindex,
 	return err;
 }
 
-/* Is the attached program ours already: same code, same maps? */
+#define MAX_PROG_MAPS 64
+
+/* The maps a program uses, as (id, info) pairs. Returns how many, or -1. */
+static int prog_maps(int prog_fd, struct bpf_prog_info *pi,
+		     struct bpf_map_info *maps, __u32 *ids)
+{
+	__u32 len = sizeof(*pi);
+
+	memset(pi, 0, sizeof(*pi));
+	pi->nr_map_ids = MAX_PROG_MAPS;
+	pi->map_ids = (__u64)(unsigned long)ids;
+	if (bpf_obj_get_info_by_fd(prog_fd, pi, &len) ||
+	    pi->nr_map_ids > MAX_PROG_MAPS)
+		return -1;
+	for (__u32 i = 0; i < pi->nr_map_ids; i++) {
+		__u32 mlen = sizeof(maps[i]);
+		int fd = bpf_map_get_fd_by_id(ids[i]);
+
+		memset(&maps[i], 0, sizeof(maps[i]));
+		if (fd < 0)
+			return -1;
+		bpf_obj_get_info_by_fd(fd, &maps[i], &mlen);
+		close(fd);
+	}
+	return pi->nr_map_ids;
+}
+
+/* Do two global-data maps (.rodata and friends) hold the same bytes? */
+static bool same_data(__u32 id_a, __u32 id_b, __u32 value_size)
+{
+	uint8_t *va = calloc(2, value_size ? value_size : 1);
+	int fa = bpf_map_get_fd_by_id(id_a), fb = bpf_map_get_fd_by_id(id_b);
+	uint32_t zero = 0;
+	bool same = false;
+
+	if (va && fa >= 0 && fb >= 0 &&
+	    bpf_map_lookup_elem(fa, &zero, va) == 0 &&
+	    bpf_map_lookup_elem(fb, &zero, va + value_size) == 0)
+		same = memcmp(va, va + value_size, value_size) == 0;
+	if (fa >= 0)
+		close(fa);
+	if (fb >= 0)
+		close(fb);
+	free(va);
+	return same;
+}
+
+/* Is the attached program ours already: same instructions (tag), the same
+ * pinned maps, and global data with the same contents? Then a restart
+ * keeps it instead of swapping in an identical copy. */
 static bool same_program(int fd_a, int fd_b)
 {
-	struct bpf_prog_info ia, ib;
-	__u32 maps_a[32], maps_b[32];
-	__u32 la = sizeof(ia), lb = sizeof(ib);
+	static struct bpf_map_info ma[MAX_PROG_MAPS], mb[MAX_PROG_MAPS];
+	__u32 ia[MAX_PROG_MAPS], ib[MAX_PROG_MAPS];
+	struct bpf_prog_info pa, pb;
+	int na, nb;
 
-	memset(&ia, 0, sizeof(ia));
-	memset(&ib, 0, sizeof(ib));
-	ia.nr_map_ids = ib.nr_map_ids = 32;
-	ia.map_ids = (__u64)(unsigned long)maps_a;
-	ib.map_ids = (__u64)(unsigned long)maps_b;
-	if (bpf_obj_get_info_by_fd(fd_a, &ia, &la) ||
-	    bpf_obj_get_info_by_fd(fd_b, &ib, &lb))
+	na = prog_maps(fd_a, &pa, ma, ia);
+	nb = prog_maps(fd_b, &pb, mb, ib);
+	if (na < 0 || na != nb || memcmp(pa.tag, pb.tag, sizeof(pa.tag)))
 		return false;
-	if (memcmp(ia.tag, ib.tag, sizeof(ia.tag)) || ia.nr_map_ids != ib.nr_map_ids ||
-	    ia.nr_map_ids > 32)
-		return false;
-	return memcmp(maps_a, maps_b, ia.nr_map_ids * sizeof(__u32)) == 0;
+	for (int i = 0; i < na; i++) {
+		int j;
+
+		for (j = 0; j < nb; j++)
+			if (strcmp(ma[i].name, mb[j].name) == 0)
+				break;
+		if (j == nb)
+			return false;
+		if (strncmp(ma[i].name, "aeth_", 5) == 0) {
+			if (ma[i].id != mb[j].id)
+				return false;
+		} else if (ma[i].value_size != mb[j].value_size ||
+			   ma[i].type != mb[j].type ||
+			   (ma[i].type == BPF_MAP_TYPE_ARRAY &&
+			    !same_data(ma[i].id, mb[j].id, ma[i].value_size))) {
+			return false;
+		}
+	}
+	return true;
 }
 
 static int attach_one(struct aeth_agent *a, int slot, const char *ifname,

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <criterion/criterion.h>
 
 #include "agent.h"
@@ -25,7 +26,7 @@
 #define BPFFS "/sys/fs/bpf"
 #define PIN_PREFIX "aeth-ag-t-"
 
-static void ensure_bpffs(void)
+static inline void ensure_bpffs(void)
 {
 	struct statfs sfs;
 
@@ -35,9 +36,9 @@ static void ensure_bpffs(void)
 		     "mounting bpffs: %s", strerror(errno));
 }
 
-static void rm_pin_dir(const char *dir)
+static inline void rm_pin_dir(const char *dir)
 {
-	char path[512];
+	char path[4096];
 	struct dirent *de;
 	DIR *d = opendir(dir);
 
@@ -55,9 +56,9 @@ static void rm_pin_dir(const char *dir)
 
 /* Remove every pin directory of these suites (a crashed test leaves its
  * own behind). */
-static void rm_all_test_pins(void)
+static inline void rm_all_test_pins(void)
 {
-	char path[512];
+	char path[4096];
 	struct dirent *de;
 	DIR *d = opendir(BPFFS);
 
@@ -72,12 +73,12 @@ static void rm_all_test_pins(void)
 	closedir(d);
 }
 
-static void pin_dir_for(char *buf, size_t len, const char *name)
+static inline void pin_dir_for(char *buf, size_t len, const char *name)
 {
 	snprintf(buf, len, BPFFS "/" PIN_PREFIX "%s-%d", name, (int)getpid());
 }
 
-static struct aeth_agent *agent_open(const char *dir)
+static inline struct aeth_agent *agent_open(const char *dir)
 {
 	struct aeth_agent *a = calloc(1, sizeof(*a));
 	char err[600] = "";
@@ -89,7 +90,7 @@ static struct aeth_agent *agent_open(const char *dir)
 	return a;
 }
 
-static void agent_close(struct aeth_agent *a)
+static inline void agent_close(struct aeth_agent *a)
 {
 	if (!a)
 		return;
@@ -98,7 +99,7 @@ static void agent_close(struct aeth_agent *a)
 }
 
 /* Documents are written with ' for " to stay readable. */
-static char *J(const char *s)
+static inline char *J(const char *s)
 {
 	char *d = strdup(s);
 
@@ -138,7 +139,7 @@ static char *J(const char *s)
 #define DOC_A DOC_HEAD SVC_API "," SVC_DNS "," SVC_V6 DOC_TAIL
 #define DOC_B DOC_HEAD SVC_API "," SVC_DNS "," SVC_V6_CHANGED DOC_TAIL
 
-static int apply_doc(struct aeth_agent *a, const char *quoted,
+static inline int apply_doc(struct aeth_agent *a, const char *quoted,
 		     struct aeth_apply_result *res)
 {
 	char *text = J(quoted);
@@ -148,7 +149,7 @@ static int apply_doc(struct aeth_agent *a, const char *quoted,
 	return rc;
 }
 
-static void apply_ok(struct aeth_agent *a, const char *quoted)
+static inline void apply_ok(struct aeth_agent *a, const char *quoted)
 {
 	struct aeth_apply_result res;
 	int rc = apply_doc(a, quoted, &res);
@@ -156,7 +157,7 @@ static void apply_ok(struct aeth_agent *a, const char *quoted)
 	cr_assert_eq(rc, 0, "apply: %s", res.message);
 }
 
-static struct aeth_ip ip_of(const char *s)
+static inline struct aeth_ip ip_of(const char *s)
 {
 	struct aeth_ip ip;
 
@@ -170,7 +171,7 @@ static struct aeth_ip ip_of(const char *s)
 	return ip;
 }
 
-static struct aeth_svc_key svc_key(const char *vip, int port, int proto)
+static inline struct aeth_svc_key svc_key(const char *vip, int port, int proto)
 {
 	struct aeth_svc_key k;
 	struct aeth_ip ip = ip_of(vip);
@@ -183,7 +184,7 @@ static struct aeth_svc_key svc_key(const char *vip, int port, int proto)
 	return k;
 }
 
-static bool svc_get(struct aeth_agent *a, const char *vip, int port, int proto,
+static inline bool svc_get(struct aeth_agent *a, const char *vip, int port, int proto,
 		    struct aeth_svc *out)
 {
 	struct aeth_svc_key k = svc_key(vip, port, proto);
@@ -193,7 +194,7 @@ static bool svc_get(struct aeth_agent *a, const char *vip, int port, int proto,
 
 /* The id of (service id, address) in aeth_backend, or -1. Only entries in
  * use count unless any is set. */
-static int64_t backend_id(struct aeth_agent *a, uint32_t svc_id,
+static inline int64_t backend_id(struct aeth_agent *a, uint32_t svc_id,
 			  const char *addr, bool any)
 {
 	struct aeth_ip ip = ip_of(addr);
@@ -212,7 +213,7 @@ static int64_t backend_id(struct aeth_agent *a, uint32_t svc_id,
 }
 
 /* The inner map id in an outer slot, 0 when empty. */
-static uint32_t slot_map_id(int outer_fd, uint32_t slot)
+static inline uint32_t slot_map_id(int outer_fd, uint32_t slot)
 {
 	uint32_t id = 0;
 
@@ -222,7 +223,7 @@ static uint32_t slot_map_id(int outer_fd, uint32_t slot)
 }
 
 /* Read a Maglev table by inner map id into a new array. */
-static uint32_t *read_table(uint32_t map_id, uint32_t size)
+static inline uint32_t *read_table(uint32_t map_id, uint32_t size)
 {
 	uint32_t *t = calloc(size, sizeof(*t));
 	int fd = bpf_map_get_fd_by_id(map_id);
