@@ -1,0 +1,865 @@
+/* Guard tests: authorized networks and new-connection rate limits, through
+ * the real program with BPF_PROG_TEST_RUN. */
+#include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+
+#include "harness.h"
+#include "pkt.h"
+
+#define VIP4 "203.0.113.10"
+#define VIP6 "2001:db8:f::10"
+#define PORT 6443
+#define UDP_PORT 53
+#define SVC4 1
+#define SVC6 2
+#define SVC4_UDP 3
+#define BE4 1
+#define BE6 2
+#define BE4_UDP 3
+#define TABLE 251
+#define ACL_SLOT 10		/* and ACL_SLOT + 1: the other slot */
+#define NSEC 1000000000ull
+
+static struct dp_h h;
+static struct dp_net net;
+static struct aeth_svc svc4, svc6, svc4_udp;
+
+static void publish(void)
+{
+	struct aeth_svc_key k4 = dp_svc_key(VIP4, PORT, IPPROTO_TCP);
+	struct aeth_svc_key k6 = dp_svc_key(VIP6, PORT, IPPROTO_TCP);
+	struct aeth_svc_key ku = dp_svc_key(VIP4, UDP_PORT, IPPROTO_UDP);
+
+	cr_assert_eq(dp_add_service(&h, &k4, &svc4), 0);
+	cr_assert_eq(dp_add_service(&h, &k6, &svc6), 0);
+	cr_assert_eq(dp_add_service(&h, &ku, &svc4_udp), 0);
+}
+
+static void add_backend(uint32_t id, const char *addr, uint32_t svc_id,
+			uint32_t slot)
+{
+	struct aeth_backend be = dp_backend(addr, AETH_BE_F_IN_USE, svc_id);
+	uint32_t table[TABLE];
+
+	cr_assert_eq(dp_set_backend(&h, id, &be), 0);
+	dp_table_round_robin(table, TABLE, &id, 1);
+	cr_assert_eq(dp_set_maglev(&h, slot, table, TABLE), 0);
+}
+
+static void setup(void)
+{
+	struct aeth_node node;
+
+	cr_assert_eq(dp_netns_setup(&net), 0);
+	cr_assert_eq(dp_open(&h), 0);
+	dp_node_default(&node);
+	cr_assert_eq(dp_set_node(&h, &node), 0);
+	add_backend(BE4, "192.0.2.21", SVC4, 2 * SVC4);
+	add_backend(BE6, "2001:db8::21", SVC6, 2 * SVC6);
+	add_backend(BE4_UDP, "192.0.2.22", SVC4_UDP, 2 * SVC4_UDP);
+	svc4 = dp_svc(SVC4, 2 * SVC4, TABLE);
+	svc6 = dp_svc(SVC6, 2 * SVC6, TABLE);
+	svc4_udp = dp_svc(SVC4_UDP, 2 * SVC4_UDP, TABLE);
+	/* the agent's defaults: /32 and /64 per source */
+	svc4.src_prefix_v4 = svc6.src_prefix_v4 = svc4_udp.src_prefix_v4 = 32;
+	svc4.src_prefix_v6 = svc6.src_prefix_v6 = svc4_udp.src_prefix_v6 = 64;
+	publish();
+}
+
+static void teardown(void)
+{
+	dp_close(&h);
+}
+
+static bool is_v6(const char *addr)
+{
+	return strchr(addr, ':') != NULL;
+}
+
+/* One TCP packet from src:sport to the service of src's family; returns the
+ * verdict. Admitted packets are encapsulated and sent back out of the
+ * ingress veth (XDP_TX). */
+static uint32_t tcp(const char *src, uint16_t sport, uint8_t flags)
+{
+	struct pkt_spec s = is_v6(src) ? pkt_spec_tcp6(src, sport, VIP6, PORT) :
+					 pkt_spec_tcp4(src, sport, VIP4, PORT);
+	uint8_t in[256], out[512];
+	size_t len, out_len = sizeof(out);
+	uint32_t verdict;
+
+	s.tcp_flags = flags;
+	len = pkt_build(&s, in, sizeof(in));
+	cr_assert_gt(len, 0);
+	cr_assert_eq(dp_run(&h, in, len, out, &out_len, net.if0, &verdict), 0);
+	return verdict;
+}
+
+/* A SYN from a helper thread, where criterion cannot assert: returns the
+ * verdict or UINT32_MAX on error. */
+static uint32_t syn_quiet(const char *src, uint16_t sport)
+{
+	struct pkt_spec s = pkt_spec_tcp4(src, sport, VIP4, PORT);
+	uint8_t in[256], out[512];
+	size_t len, out_len = sizeof(out);
+	uint32_t verdict;
+
+	s.tcp_flags = PKT_TCP_SYN;
+	len = pkt_build(&s, in, sizeof(in));
+	if (!len || dp_run(&h, in, len, out, &out_len, net.if0, &verdict))
+		return UINT32_MAX;
+	return verdict;
+}
+
+static uint32_t syn(const char *src, uint16_t sport)
+{
+	return tcp(src, sport, PKT_TCP_SYN);
+}
+
+static uint32_t udp(const char *src, uint16_t sport)
+{
+	struct pkt_spec s = pkt_spec_udp4(src, sport, VIP4, UDP_PORT);
+	uint8_t in[256], out[512];
+	size_t len, out_len = sizeof(out);
+	uint32_t verdict;
+
+	len = pkt_build(&s, in, sizeof(in));
+	cr_assert_gt(len, 0);
+	cr_assert_eq(dp_run(&h, in, len, out, &out_len, net.if0, &verdict), 0);
+	return verdict;
+}
+
+static uint64_t svc_drops(uint32_t id, int reason)
+{
+	struct aeth_svc_stats s;
+
+	cr_assert_eq(dp_svc_stats(&h, id, &s), 0);
+	return s.drops[reason];
+}
+
+static uint64_t global_reason(int reason)
+{
+	struct aeth_global_stats g;
+
+	cr_assert_eq(dp_global(&h, &g), 0);
+	return g.reasons[reason];
+}
+
+static unsigned int map_count(int fd, size_t key_size)
+{
+	uint8_t key[64], next[64];
+	unsigned int n = 0;
+	void *prev = NULL;
+
+	cr_assert_leq(key_size, sizeof(key));
+	while (bpf_map_get_next_key(fd, prev, next) == 0) {
+		memcpy(key, next, key_size);
+		prev = key;
+		n++;
+	}
+	return n;
+}
+
+/* ---- authorized networks ---------------------------------------------- */
+
+/* Add "addr/len" to a trie the way the agent does: IPv4 as ::ffff:a.b.c.d
+ * with len + 96; the value is the family of the listed prefix. */
+static void acl_add(int fd, const char *cidr)
+{
+	char buf[64], *slash;
+	struct aeth_acl_key k;
+	union aeth_addr a;
+	__u32 family;
+	int plen;
+
+	snprintf(buf, sizeof(buf), "%s", cidr);
+	slash = strchr(buf, '/');
+	cr_assert_not_null(slash, "%s", cidr);
+	*slash = 0;
+	plen = atoi(slash + 1);
+	memset(&k, 0, sizeof(k));
+	family = dp_addr(buf, &a);
+	if (family == AETH_AF_INET) {
+		k.addr[10] = 0xff;
+		k.addr[11] = 0xff;
+		memcpy(k.addr + 12, &a.v4, 4);
+		k.prefixlen = plen + 96;
+	} else {
+		memcpy(k.addr, a.bytes, 16);
+		k.prefixlen = plen;
+	}
+	cr_assert_eq(bpf_map_update_elem(fd, &k, &family, BPF_ANY), 0,
+		     "adding %s: %s", cidr, strerror(errno));
+}
+
+/* A fresh trie with cidrs in slot; returns its fd. */
+static int acl_fill(uint32_t slot, const char *const *cidrs, size_t n)
+{
+	int fd = dp_acl_create(&h, slot);
+	size_t i;
+
+	cr_assert_geq(fd, 0);
+	for (i = 0; i < n; i++)
+		acl_add(fd, cidrs[i]);
+	return fd;
+}
+
+/* Both TCP services enforce the list in slot. */
+static void acl_enable(uint32_t slot)
+{
+	svc4.flags |= AETH_SVC_F_ACL;
+	svc4.acl_slot = slot;
+	svc6.flags |= AETH_SVC_F_ACL;
+	svc6.acl_slot = slot;
+	publish();
+}
+
+static void acl_set(const char *const *cidrs, size_t n)
+{
+	close(acl_fill(ACL_SLOT, cidrs, n));
+	acl_enable(ACL_SLOT);
+}
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+static void expect_in(const char *src)
+{
+	cr_expect_eq(syn(src, 40000), XDP_TX, "%s should be authorized", src);
+}
+
+static void expect_out(const char *src)
+{
+	uint32_t id = is_v6(src) ? SVC6 : SVC4;
+	uint64_t before = svc_drops(id, AETH_R_NOT_AUTHORIZED);
+
+	cr_expect_eq(syn(src, 40000), XDP_DROP, "%s should be refused", src);
+	cr_expect_eq(svc_drops(id, AETH_R_NOT_AUTHORIZED), before + 1,
+		     "%s: not_authorized not counted", src);
+}
+
+TestSuite(acl, .init = setup, .fini = teardown, .timeout = 60);
+
+Test(acl, sources_inside_and_outside_both_families)
+{
+	static const char *const list[] = { "198.51.100.0/24",
+					    "2001:db8:100::/48" };
+
+	acl_set(list, N(list));
+	expect_in("198.51.100.0");
+	expect_in("198.51.100.7");
+	expect_in("198.51.100.255");
+	expect_out("198.51.101.0");
+	expect_out("198.51.99.255");
+	expect_out("203.0.113.7");
+	expect_in("2001:db8:100::7");
+	expect_in("2001:db8:100:ffff:ffff:ffff:ffff:ffff");
+	expect_out("2001:db8:101::7");
+	expect_out("2001:db8:ff::1");
+	/* the same address in the other family is not the same source */
+	expect_out("::ffff:198.51.100.7");
+	cr_expect_eq(svc_drops(SVC4, AETH_R_NOT_AUTHORIZED), 3);
+	cr_expect_eq(svc_drops(SVC6, AETH_R_NOT_AUTHORIZED), 3);
+	cr_expect_eq(global_reason(AETH_R_NOT_AUTHORIZED), 6);
+}
+
+Test(acl, refused_source_creates_no_state)
+{
+	static const char *const list[] = { "198.51.100.0/24" };
+
+	svc4.src_interval_ns = NSEC;
+	svc4.src_tolerance_ns = 0;
+	svc4.svc_interval_ns = NSEC;
+	svc4.svc_tolerance_ns = 0;
+	acl_set(list, N(list));
+	expect_out("203.0.113.7");
+	expect_out("192.0.2.200");
+	cr_expect_eq(map_count(h.ct, sizeof(struct aeth_flow)), 0);
+	cr_expect_eq(map_count(h.rl_src, sizeof(struct aeth_rl_src_key)), 0);
+	cr_expect_eq(svc_drops(SVC4, AETH_R_SERVICE_RATE_LIMITED), 0);
+	/* and the service's budget is still there for an authorized one */
+	expect_in("198.51.100.7");
+	cr_expect_eq(map_count(h.ct, sizeof(struct aeth_flow)), 1);
+	cr_expect_eq(map_count(h.rl_src, sizeof(struct aeth_rl_src_key)), 1);
+}
+
+Test(acl, v4_default_route_admits_every_v4_source_only)
+{
+	static const char *const list[] = { "0.0.0.0/0" };
+
+	acl_set(list, N(list));
+	expect_in("198.51.100.7");
+	expect_in("203.0.113.99");
+	expect_in("192.0.2.1");
+	expect_out("2001:db8:100::7");
+}
+
+Test(acl, v6_default_route_admits_every_v6_source_only)
+{
+	static const char *const list[] = { "::/0" };
+
+	acl_set(list, N(list));
+	expect_in("2001:db8:100::7");
+	expect_in("2001:db8:ffff::1");
+	/* ::/0 covers ::ffff:0:0/96 in the shared trie; it must not let
+	 * IPv4 in */
+	expect_out("198.51.100.7");
+	expect_out("203.0.113.99");
+}
+
+Test(acl, host_prefixes)
+{
+	static const char *const list[] = { "198.51.100.7/32",
+					    "2001:db8:100::7/128" };
+
+	acl_set(list, N(list));
+	expect_in("198.51.100.7");
+	expect_out("198.51.100.6");
+	expect_out("198.51.100.8");
+	expect_in("2001:db8:100::7");
+	expect_out("2001:db8:100::6");
+	expect_out("2001:db8:100::8");
+	expect_out("2001:db8:100::7:0");
+}
+
+Test(acl, overlapping_prefixes)
+{
+	static const char *const list[] = {
+		"198.51.0.0/16", "198.51.100.128/25", "198.51.100.200/32",
+		"2001:db8::/32", "2001:db8:100::/48", "2001:db8:100::1/128",
+	};
+
+	acl_set(list, N(list));
+	expect_in("198.51.7.7");	/* only the /16 */
+	expect_in("198.51.100.7");	/* the /16 under a /25 sibling */
+	expect_in("198.51.100.130");	/* /25 */
+	expect_in("198.51.100.200");	/* /32 */
+	expect_out("198.50.255.255");
+	expect_out("198.52.0.0");
+	expect_in("2001:db8:5::1");
+	expect_in("2001:db8:100::1");
+	expect_in("2001:db8:100::2");
+	expect_out("2001:db9::1");
+}
+
+Test(acl, v4_prefix_beats_v6_catch_all)
+{
+	static const char *const list[] = { "::/0", "198.51.100.0/24" };
+
+	acl_set(list, N(list));
+	expect_in("198.51.100.7");
+	expect_out("203.0.113.7");
+	expect_in("2001:db8:100::7");
+}
+
+Test(acl, empty_enabled_list_refuses_everyone)
+{
+	acl_set(NULL, 0);
+	expect_out("198.51.100.7");
+	expect_out("2001:db8:100::7");
+}
+
+Test(acl, enabled_without_a_list_fails_closed)
+{
+	acl_enable(ACL_SLOT);	/* nothing in the slot */
+	expect_out("198.51.100.7");
+	expect_out("2001:db8:100::7");
+}
+
+Test(acl, disabled_list_lets_everyone_in)
+{
+	static const char *const list[] = { "192.0.2.0/24" };
+
+	close(acl_fill(ACL_SLOT, list, N(list)));
+	svc4.acl_slot = ACL_SLOT;	/* a list, but not enforced */
+	svc6.acl_slot = ACL_SLOT;
+	publish();
+	expect_in("198.51.100.7");
+	expect_in("203.0.113.7");
+	expect_in("2001:db8:100::7");
+	cr_expect_eq(global_reason(AETH_R_NOT_AUTHORIZED), 0);
+}
+
+/* Flip svc4 between two slots with one aeth_svc update each way. */
+static void acl_flip(uint32_t slot)
+{
+	struct aeth_svc_key k4 = dp_svc_key(VIP4, PORT, IPPROTO_TCP);
+
+	svc4.acl_slot = slot;
+	cr_assert_eq(bpf_map_update_elem(h.svc, &k4, &svc4, BPF_EXIST), 0);
+}
+
+Test(acl, replacement_is_atomic)
+{
+	static const char *const old_list[] = { "198.51.100.0/24",
+						"203.0.113.0/24" };
+	static const char *const new_list[] = { "198.51.100.0/24",
+						"192.0.2.128/25" };
+
+	close(acl_fill(ACL_SLOT, old_list, N(old_list)));
+	acl_enable(ACL_SLOT);
+	expect_in("198.51.100.7");	/* common */
+	expect_in("203.0.113.7");	/* old only */
+	expect_out("192.0.2.200");	/* new only */
+
+	/* the agent fills the inactive slot, then flips */
+	close(acl_fill(ACL_SLOT + 1, new_list, N(new_list)));
+	expect_out("192.0.2.200");	/* filled but not published yet */
+	acl_flip(ACL_SLOT + 1);
+	expect_in("198.51.100.7");
+	expect_out("203.0.113.7");
+	expect_in("192.0.2.200");
+
+	acl_flip(ACL_SLOT);
+	expect_in("198.51.100.7");
+	expect_in("203.0.113.7");
+	expect_out("192.0.2.200");
+}
+
+struct flipper {
+	volatile bool stop;
+	unsigned long flips;
+	unsigned long errors;
+};
+
+static void *flip_loop(void *arg)
+{
+	struct flipper *f = arg;
+
+	struct aeth_svc_key k4 = dp_svc_key(VIP4, PORT, IPPROTO_TCP);
+	struct aeth_svc v = svc4;
+
+	while (!f->stop) {
+		v.acl_slot = ACL_SLOT + (f->flips & 1);
+		if (bpf_map_update_elem(h.svc, &k4, &v, BPF_EXIST))
+			f->errors++;
+		f->flips++;
+	}
+	return NULL;
+}
+
+/* While the list is replaced back and forth from another thread, a source
+ * in both lists is never refused and one in neither is never let in. */
+Test(acl, common_prefix_never_refused_during_flips)
+{
+	static const char *const a[] = { "198.51.100.0/24", "203.0.113.0/24" };
+	static const char *const b[] = { "198.51.100.0/24", "192.0.2.128/25" };
+	struct flipper f = { 0 };
+	pthread_t t;
+	int i, refused = 0, leaked = 0;
+
+	close(acl_fill(ACL_SLOT, a, N(a)));
+	close(acl_fill(ACL_SLOT + 1, b, N(b)));
+	acl_enable(ACL_SLOT);
+	cr_assert_eq(pthread_create(&t, NULL, flip_loop, &f), 0);
+	for (i = 0; i < 20000; i++) {
+		if (syn("198.51.100.7", 1024 + i % 60000) != XDP_TX)
+			refused++;
+		if (syn("192.0.2.7", 1024 + i % 60000) != XDP_DROP)
+			leaked++;
+	}
+	f.stop = true;
+	pthread_join(t, NULL);
+	cr_log_info("%lu flips during the run", f.flips);
+	cr_expect_gt(f.flips, 100);
+	cr_expect_eq(f.errors, 0);
+	cr_expect_eq(refused, 0);
+	cr_expect_eq(leaked, 0);
+	cr_expect_eq(svc_drops(SVC4, AETH_R_NOT_AUTHORIZED), 20000);
+}
+
+Test(acl, ten_thousand_prefixes, .timeout = 120)
+{
+	char cidr[64];
+	int fd, i, n = 0;
+
+	fd = dp_acl_create(&h, ACL_SLOT);
+	cr_assert_geq(fd, 0);
+	/* odd hosts of two documentation /24s: 254 IPv4 prefixes */
+	for (i = 1; i < 255; i += 2, n += 2) {
+		snprintf(cidr, sizeof(cidr), "198.51.100.%d/32", i);
+		acl_add(fd, cidr);
+		snprintf(cidr, sizeof(cidr), "203.0.113.%d/32", i);
+		acl_add(fd, cidr);
+	}
+	/* and /48s of 2001:db8::/32 up to 10,000 */
+	for (i = 0; n < 10000; i++, n++) {
+		snprintf(cidr, sizeof(cidr), "2001:db8:%x::/48", 0x1000 + i);
+		acl_add(fd, cidr);
+	}
+	close(fd);
+	acl_enable(ACL_SLOT);
+
+	expect_in("198.51.100.1");
+	expect_in("198.51.100.253");
+	expect_in("203.0.113.7");
+	expect_out("198.51.100.8");
+	expect_out("203.0.113.254");
+	expect_out("192.0.2.1");
+	expect_in("2001:db8:1000::1");
+	snprintf(cidr, sizeof(cidr), "2001:db8:%x::ffff", 0x1000 + i - 1);
+	expect_in(cidr);
+	snprintf(cidr, sizeof(cidr), "2001:db8:%x::1", 0x1000 + i);
+	expect_out(cidr);
+	expect_out("2001:db8:fff::1");
+	expect_out("2001:db8:100::7");
+}
+
+/* ---- rate limits ------------------------------------------------------ */
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	/* the clock of bpf_ktime_get_ns() */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * NSEC + ts.tv_nsec;
+}
+
+static void per_source(struct aeth_svc *s, uint64_t per_second, uint64_t burst)
+{
+	s->src_interval_ns = NSEC / per_second;
+	s->src_tolerance_ns = (burst - 1) * s->src_interval_ns;
+}
+
+static void per_service(struct aeth_svc *s, uint64_t per_second,
+			uint64_t burst)
+{
+	s->svc_interval_ns = NSEC / per_second;
+	s->svc_tolerance_ns = (burst - 1) * s->svc_interval_ns;
+}
+
+static struct aeth_rl_src_state src_state(uint32_t svc_id, const char *prefix)
+{
+	struct aeth_rl_src_state st;
+	struct aeth_rl_src_key k;
+
+	memset(&k, 0, sizeof(k));
+	k.svc_id = svc_id;
+	k.family = dp_addr(prefix, &k.prefix);
+	cr_assert_eq(bpf_map_lookup_elem(h.rl_src, &k, &st), 0,
+		     "no limiter entry for %s", prefix);
+	return st;
+}
+
+/* SYNs from src on fresh ports until one is refused; returns how many got
+ * in (at most max). */
+static int syns_until_refused(const char *src, uint16_t *port, int max)
+{
+	int n;
+
+	for (n = 0; n < max; n++)
+		if (syn(src, (*port)++) != XDP_TX)
+			break;
+	return n;
+}
+
+TestSuite(limit, .init = setup, .fini = teardown, .timeout = 120);
+
+Test(limit, burst_then_refuse)
+{
+	struct aeth_rl_src_state st;
+	int i, admitted = 0;
+
+	per_source(&svc4, 1, 40);
+	publish();
+	for (i = 0; i < 50; i++)
+		admitted += syn("198.51.100.7", 1000 + i) == XDP_TX;
+	cr_expect_eq(admitted, 40);
+	cr_expect_eq(svc_drops(SVC4, AETH_R_RATE_LIMITED), 10);
+	cr_expect_eq(global_reason(AETH_R_RATE_LIMITED), 10);
+	st = src_state(SVC4, "198.51.100.7");
+	cr_expect_eq(st.admitted, 40);
+	cr_expect_eq(st.dropped, 10);
+	/* another source has its own bucket */
+	cr_expect_eq(syn("198.51.100.8", 1000), XDP_TX);
+}
+
+Test(limit, source_prefix_groups_sources)
+{
+	uint16_t port = 1000;
+
+	per_source(&svc4, 1, 3);
+	svc4.src_prefix_v4 = 24;
+	per_source(&svc6, 1, 3);
+	svc6.src_prefix_v6 = 64;
+	publish();
+
+	cr_expect_eq(syn("198.51.100.1", port++), XDP_TX);
+	cr_expect_eq(syn("198.51.100.2", port++), XDP_TX);
+	cr_expect_eq(syn("198.51.100.3", port++), XDP_TX);
+	cr_expect_eq(syn("198.51.100.4", port++), XDP_DROP);
+	cr_expect_eq(syn("203.0.113.4", port++), XDP_TX);
+	cr_expect_eq(src_state(SVC4, "198.51.100.0").admitted, 3);
+
+	cr_expect_eq(syns_until_refused("2001:db8:100::1", &port, 10), 3);
+	cr_expect_eq(syn("2001:db8:100::ffff:1", port++), XDP_DROP);
+	cr_expect_eq(syn("2001:db8:100:1::1", port++), XDP_TX);
+	cr_expect_eq(src_state(SVC6, "2001:db8:100::").dropped, 2);
+}
+
+Test(limit, refills_at_the_configured_rate)
+{
+	const uint64_t rate = 100, burst = 50;
+	uint64_t t1, t2, interval = NSEC / rate;
+	double expected;
+	uint16_t port = 1000;
+	int second;
+
+	per_source(&svc4, rate, burst);
+	publish();
+	t1 = now_ns();
+	cr_assert_eq(syns_until_refused("198.51.100.7", &port, 1000), burst);
+	usleep(300 * 1000);
+	t2 = now_ns();
+	second = syns_until_refused("198.51.100.7", &port, 1000);
+
+	/* GCRA: after the burst at t1, a wait to t2 earns (t2 - t1) / interval
+	 * connections, never more than a burst */
+	expected = (double)(t2 - t1) / interval;
+	if (expected > burst)
+		expected = burst;
+	cr_log_info("waited %.1f ms, admitted %d, expected %.1f",
+		    (t2 - t1) / 1e6, second, expected);
+	cr_expect_geq(second, expected * 0.9 - 1);
+	cr_expect_leq(second, expected * 1.1 + 1);
+}
+
+Test(limit, established_flows_pass_while_source_refused)
+{
+	int i, acked = 0;
+
+	per_source(&svc4, 1, 2);
+	publish();
+	cr_assert_eq(syn("198.51.100.7", 1000), XDP_TX);
+	cr_assert_eq(syn("198.51.100.7", 1001), XDP_TX);
+	cr_assert_eq(syn("198.51.100.7", 1002), XDP_DROP);
+	for (i = 0; i < 100; i++) {
+		acked += tcp("198.51.100.7", 1000, PKT_TCP_ACK) == XDP_TX;
+		acked += tcp("198.51.100.7", 1001,
+			     PKT_TCP_ACK | PKT_TCP_PSH) == XDP_TX;
+		cr_assert_eq(syn("198.51.100.7", 2000 + i), XDP_DROP);
+	}
+	cr_expect_eq(acked, 200);
+	/* a SYN-ACK or a FIN is not a new connection either */
+	cr_expect_eq(tcp("198.51.100.7", 1000, PKT_TCP_FIN | PKT_TCP_ACK),
+		     XDP_TX);
+	cr_expect_eq(src_state(SVC4, "198.51.100.7").dropped, 101);
+	cr_expect_eq(svc_drops(SVC4, AETH_R_RATE_LIMITED), 101);
+}
+
+Test(limit, udp_charges_only_packets_without_connection_entry)
+{
+	int i;
+
+	per_source(&svc4_udp, 1, 1);
+	publish();
+	cr_assert_eq(udp("198.51.100.7", 5000), XDP_TX);
+	for (i = 0; i < 20; i++)
+		cr_expect_eq(udp("198.51.100.7", 5000), XDP_TX);
+	cr_expect_eq(udp("198.51.100.7", 5001), XDP_DROP);
+	cr_expect_eq(svc_drops(SVC4_UDP, AETH_R_RATE_LIMITED), 1);
+	cr_expect_eq(src_state(SVC4_UDP, "198.51.100.7").admitted, 1);
+}
+
+Test(limit, disabled_limits_never_refuse)
+{
+	int i, admitted = 0;
+
+	for (i = 0; i < 500; i++)
+		admitted += syn("198.51.100.7", 1000 + i) == XDP_TX;
+	cr_expect_eq(admitted, 500);
+	cr_expect_eq(map_count(h.rl_src, sizeof(struct aeth_rl_src_key)), 0);
+}
+
+/* An abusive source is refused by its own limit without spending the
+ * service's budget; once that is spent, new sources get no limiter entry. */
+Test(limit, source_refusal_keeps_service_budget)
+{
+	uint16_t port = 1000;
+	unsigned int entries;
+
+	per_source(&svc4, 1, 2);
+	per_service(&svc4, 1, 5);
+	publish();
+	cr_expect_eq(syns_until_refused("198.51.100.7", &port, 100), 2);
+	for (int i = 0; i < 20; i++)
+		cr_expect_eq(syn("198.51.100.7", port++), XDP_DROP);
+	cr_expect_eq(svc_drops(SVC4, AETH_R_RATE_LIMITED), 21);
+	cr_expect_eq(svc_drops(SVC4, AETH_R_SERVICE_RATE_LIMITED), 0);
+
+	cr_expect_eq(syn("198.51.100.8", port++), XDP_TX);
+	cr_expect_eq(syn("198.51.100.9", port++), XDP_TX);
+	cr_expect_eq(syn("198.51.100.10", port++), XDP_TX);
+	entries = map_count(h.rl_src, sizeof(struct aeth_rl_src_key));
+	cr_expect_eq(entries, 4);
+	cr_expect_eq(syn("198.51.100.11", port++), XDP_DROP);
+	cr_expect_eq(syn("198.51.100.12", port++), XDP_DROP);
+	cr_expect_eq(svc_drops(SVC4, AETH_R_SERVICE_RATE_LIMITED), 2);
+	cr_expect_eq(map_count(h.rl_src, sizeof(struct aeth_rl_src_key)),
+		     entries);
+}
+
+/* 100,000 spoofed sources, each new to the per-source table (which holds
+ * only DP_RL_ENTRIES and churns): the service cap still holds, and an
+ * established session keeps flowing through the flood. */
+Test(limit, service_cap_holds_under_spoofed_flood, .timeout = 300)
+{
+	const uint64_t svc_rate = 2000, svc_burst = 200;
+	const int n = 100000;
+	uint64_t t1, t2, dropped_rl;
+	int i, admitted = 0, acked = 0;
+	double allowed;
+	char src[64];
+
+	per_source(&svc6, 1, 2);
+	per_service(&svc6, svc_rate, svc_burst);
+	publish();
+	cr_assert_eq(syn("2001:db8:100::7", 443), XDP_TX);
+
+	t1 = now_ns();
+	for (i = 0; i < n; i++) {
+		/* a distinct /64 each time */
+		snprintf(src, sizeof(src), "2001:db8:%x:%x::1",
+			 0x200 + (i >> 16), i & 0xffff);
+		admitted += syn(src, 1024 + (i & 0x7fff)) == XDP_TX;
+		if (i % 1000 == 0)
+			acked += tcp("2001:db8:100::7", 443, PKT_TCP_ACK) ==
+				 XDP_TX;
+	}
+	t2 = now_ns();
+
+	/* one token at start was taken by the session's SYN */
+	allowed = svc_burst - 1 + (double)(t2 - t1) / (NSEC / svc_rate);
+	cr_log_info("%d sources in %.0f ms: %d admitted, cap allows %.0f",
+		    n, (t2 - t1) / 1e6, admitted, allowed);
+	cr_expect_leq(admitted, allowed + 1);
+	cr_expect_geq(admitted, allowed * 0.9);
+	cr_expect_lt(admitted, n / 10);
+	cr_expect_eq(acked, n / 1000);
+	cr_expect_eq(svc_drops(SVC6, AETH_R_SERVICE_RATE_LIMITED),
+		     (uint64_t)(n - admitted));
+	cr_expect_eq(svc_drops(SVC6, AETH_R_RATE_LIMITED), 0);
+	dropped_rl = 0;
+	{
+		struct aeth_rl_svc_state st;
+		uint32_t id = SVC6;
+
+		cr_assert_eq(bpf_map_lookup_elem(h.rl_svc, &id, &st), 0);
+		dropped_rl = st.dropped;
+	}
+	cr_expect_eq(dropped_rl, (uint64_t)(n - admitted));
+	/* refused sources never took a limiter entry */
+	cr_expect_leq(map_count(h.rl_src, sizeof(struct aeth_rl_src_key)),
+		      (unsigned int)admitted + 1);
+}
+
+static void pin_cpu(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	cr_assert_eq(sched_setaffinity(0, sizeof(set), &set), 0);
+	cr_assert_eq(sched_getcpu(), cpu);
+}
+
+/* Per-CPU values of svc_stats[id]: drops of reason on cpu. */
+static uint64_t svc_drops_on_cpu(uint32_t id, int reason, int cpu)
+{
+	struct aeth_svc_stats *all = calloc(h.ncpus, sizeof(*all));
+	uint64_t v;
+
+	cr_assert_not_null(all);
+	cr_assert_eq(bpf_map_lookup_elem(h.svc_stats, &id, all), 0);
+	v = all[cpu].drops[reason];
+	free(all);
+	return v;
+}
+
+Test(limit, one_bucket_across_cpus)
+{
+	int i, admitted = 0;
+
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		cr_skip_test("needs two CPUs");
+	per_source(&svc4, 1, 40);
+	publish();
+	/* alternate CPUs packet by packet */
+	for (i = 0; i < 60; i++) {
+		pin_cpu(i & 1);
+		admitted += syn("198.51.100.7", 1000 + i) == XDP_TX;
+	}
+	cr_expect_eq(admitted, 40);
+	cr_expect_eq(src_state(SVC4, "198.51.100.7").dropped, 20);
+	/* both CPUs really ran it: each counted its own refusals */
+	cr_expect_eq(svc_drops_on_cpu(SVC4, AETH_R_RATE_LIMITED, 0), 10);
+	cr_expect_eq(svc_drops_on_cpu(SVC4, AETH_R_RATE_LIMITED, 1), 10);
+}
+
+static pthread_barrier_t start_line;
+
+struct hammer {
+	int cpu;
+	int admitted;
+	int refused;
+};
+
+static void *hammer_loop(void *arg)
+{
+	struct hammer *hm = arg;
+	cpu_set_t set;
+	int i;
+
+	CPU_ZERO(&set);
+	CPU_SET(hm->cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set))
+		hm->refused = -1;
+	pthread_barrier_wait(&start_line);
+	for (i = 0; i < 3000 && hm->refused >= 0; i++) {
+		uint32_t v = syn_quiet("198.51.100.7",
+				       1000 + hm->cpu * 30000 + i);
+
+		if (v == XDP_TX)
+			hm->admitted++;
+		else if (v == XDP_DROP)
+			hm->refused++;
+	}
+	return NULL;
+}
+
+/* Both CPUs at once on one source: the compare-and-swap admits exactly the
+ * burst between them (4,000 of 6,000; each CPU alone sends fewer, so both
+ * get some whatever the interleaving). */
+Test(limit, concurrent_cpus_share_the_burst)
+{
+	struct hammer hm[2] = { { .cpu = 0 }, { .cpu = 1 } };
+	pthread_t t[2];
+	int i;
+
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		cr_skip_test("needs two CPUs");
+	per_source(&svc4, 1, 4000);
+	publish();
+	pthread_barrier_init(&start_line, NULL, 2);
+	for (i = 0; i < 2; i++)
+		cr_assert_eq(pthread_create(&t[i], NULL, hammer_loop, &hm[i]), 0);
+	for (i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	cr_log_info("cpu0 admitted %d, cpu1 admitted %d", hm[0].admitted,
+		    hm[1].admitted);
+	cr_expect_eq(hm[0].admitted + hm[1].admitted, 4000);
+	cr_expect_eq(hm[0].refused + hm[1].refused, 2000);
+	cr_expect_gt(hm[0].admitted, 0);
+	cr_expect_gt(hm[1].admitted, 0);
+	cr_expect_eq(src_state(SVC4, "198.51.100.7").admitted, 4000);
+	cr_expect_eq(src_state(SVC4, "198.51.100.7").dropped, 2000);
+}
