@@ -1,19 +1,57 @@
-/* Data path tests: parsing, service lookup and pass-through. */
+/* Data path tests: parsing, pass-through, malformed and truncated packets,
+ * unconfigured ports, fragments, inline decapsulation. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <string.h>
 
 #include "harness.h"
 #include "pkt.h"
 
+#define VIP4 "203.0.113.10"
+#define VIP6 "2001:db8:f::10"
+#define CLI4 "198.51.100.7"
+#define CLI6 "2001:db8:100::7"
+#define TSIZE 251
+
 static struct dp_h h;
+static struct dp_net net;
+
+struct frame {
+	uint8_t b[PKT_MAX];
+	size_t len;
+};
+
+struct result {
+	uint32_t verdict;
+	uint8_t b[PKT_MAX];
+	size_t len;
+};
 
 static void setup(void)
 {
 	struct aeth_node node;
+	uint32_t table[TSIZE], id4 = 10, id6 = 20;
+	struct aeth_backend b4 = dp_backend("192.0.2.21", AETH_BE_F_IN_USE, 1);
+	struct aeth_backend b6 = dp_backend("2001:db8::21", AETH_BE_F_IN_USE, 2);
+	struct aeth_svc_key k4 = dp_svc_key(VIP4, 6443, 6);
+	struct aeth_svc_key k6 = dp_svc_key(VIP6, 443, 6);
+	struct aeth_svc s4 = dp_svc(1, 1, TSIZE), s6 = dp_svc(2, 2, TSIZE);
 
+	cr_assert_eq(dp_netns_setup(&net), 0);
 	cr_assert_eq(dp_open(&h), 0);
 	dp_node_default(&node);
 	cr_assert_eq(dp_set_node(&h, &node), 0);
+	/* TCP 203.0.113.10:6443 -> 192.0.2.21, TCP [2001:db8:f::10]:443 ->
+	 * 2001:db8::21 */
+	cr_assert_eq(dp_set_backend(&h, id4, &b4), 0);
+	cr_assert_eq(dp_set_backend(&h, id6, &b6), 0);
+	dp_table_round_robin(table, TSIZE, &id4, 1);
+	cr_assert_eq(dp_set_maglev(&h, 1, table, TSIZE), 0);
+	dp_table_round_robin(table, TSIZE, &id6, 1);
+	cr_assert_eq(dp_set_maglev(&h, 2, table, TSIZE), 0);
+	cr_assert_eq(dp_add_service(&h, &k4, &s4), 0);
+	cr_assert_eq(dp_add_service(&h, &k6, &s6), 0);
 }
 
 static void teardown(void)
@@ -21,26 +59,485 @@ static void teardown(void)
 	dp_close(&h);
 }
 
-TestSuite(parse, .init = setup, .fini = teardown);
+TestSuite(dp, .init = setup, .fini = teardown);
 
-Test(parse, non_service_passes_unchanged)
+static void build(const struct pkt_spec *s, struct frame *f)
 {
-	struct pkt_spec s = pkt_spec_tcp4("198.51.100.7", 40000, "192.0.2.99", 80);
-	uint8_t in[PKT_MAX], out[PKT_MAX];
-	size_t len = pkt_build(&s, in, sizeof(in)), out_len = sizeof(out);
-	uint32_t verdict;
-
-	cr_assert_eq(dp_run(&h, in, len, out, &out_len, 0, &verdict), 0);
-	cr_assert_eq(verdict, XDP_PASS);
-	cr_assert(pkt_equal(out, out_len, in, len));
+	f->len = pkt_build(s, f->b, sizeof(f->b));
+	cr_assert_gt(f->len, 0);
 }
 
-Test(parse, netns_setup)
+static void run(const struct frame *f, struct result *r)
 {
-	struct dp_net net;
+	r->len = sizeof(r->b);
+	cr_assert_eq(dp_run(&h, f->b, f->len, r->b, &r->len, net.if0,
+			    &r->verdict), 0);
+}
 
-	cr_assert_eq(dp_netns_setup(&net), 0);
-	cr_assert_neq(net.if0, 0);
-	cr_assert_neq(net.if2, 0);
-	cr_assert_neq(net.mac_if0[0] | net.mac_if0[5], 0);
+static struct aeth_global_stats global(void)
+{
+	struct aeth_global_stats g;
+
+	cr_assert_eq(dp_global(&h, &g), 0);
+	return g;
+}
+
+static uint64_t reason(int r)
+{
+	return global().reasons[r];
+}
+
+static uint64_t total_drops(void)
+{
+	struct aeth_global_stats g = global();
+	uint64_t n = 0;
+	int i;
+
+	for (i = 0; i < AETH_R_MAX; i++)
+		n += g.reasons[i];
+	return n;
+}
+
+static void expect_pass_unchanged(const struct frame *f)
+{
+	struct result r;
+
+	run(f, &r);
+	cr_assert_eq(r.verdict, XDP_PASS);
+	cr_assert(pkt_equal(r.b, r.len, f->b, f->len));
+}
+
+/* ---- pass-through ---- */
+
+Test(dp, non_service_v4_passes_unchanged)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, "192.0.2.99", 6443);
+	struct frame f;
+
+	build(&s, &f);
+	expect_pass_unchanged(&f);
+	cr_assert_eq(global().events[AETH_EV_PASS_NOT_SERVICE], 1);
+	cr_assert_eq(total_drops(), 0);
+}
+
+Test(dp, non_service_v6_passes_unchanged)
+{
+	struct pkt_spec s = pkt_spec_udp6(CLI6, 40000, "2001:db8:f::11", 443);
+	struct frame f;
+
+	s.n_vlan = 1;
+	s.vlan[0] = (struct pkt_vlan){ 0x8100, 3 };
+	build(&s, &f);
+	expect_pass_unchanged(&f);
+	cr_assert_eq(global().events[AETH_EV_PASS_NOT_SERVICE], 1);
+}
+
+Test(dp, non_ip_frame_passes_unchanged)
+{
+	struct frame f;
+
+	memset(&f, 0, sizeof(f));
+	memcpy(f.b, "\xff\xff\xff\xff\xff\xff\x02\x00\x00\x00\x00\x01\x08\x06",
+	       14);
+	f.len = 60;	/* an ARP-sized frame */
+	expect_pass_unchanged(&f);
+	cr_assert_eq(total_drops(), 0);
+}
+
+Test(dp, three_vlan_tags_pass_unchanged)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct frame f;
+
+	/* we look at two tags; a third hides the service and the stack
+	 * decides */
+	s.n_vlan = 2;
+	s.vlan[0] = (struct pkt_vlan){ 0x88a8, 1 };
+	s.vlan[1] = (struct pkt_vlan){ 0x8100, 2 };
+	build(&s, &f);
+	memmove(f.b + 24, f.b + 20, f.len - 20);
+	memcpy(f.b + 20, "\x81\x00\x00\x03", 4);
+	f.len += 4;
+	expect_pass_unchanged(&f);
+}
+
+Test(dp, service_vip_other_address_family_passes)
+{
+	/* 203.0.113.10 is a VIP; ::ffff:203.0.113.10 is not */
+	struct pkt_spec s = pkt_spec_tcp6(CLI6, 40000, "::ffff:203.0.113.10",
+					  6443);
+	struct frame f;
+
+	build(&s, &f);
+	expect_pass_unchanged(&f);
+}
+
+/* ---- unconfigured ports and protocols ---- */
+
+Test(dp, unconfigured_port_dropped)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 22);
+	struct aeth_svc_stats ss;
+	struct frame f;
+	struct result r;
+
+	build(&s, &f);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	cr_assert_eq(reason(AETH_R_UNCONFIGURED_PORT), 1);
+	cr_assert_eq(total_drops(), 1);
+	cr_assert_eq(dp_svc_stats(&h, 1, &ss), 0);
+	cr_assert_eq(ss.packets, 0);
+}
+
+Test(dp, unconfigured_protocol_dropped)
+{
+	struct pkt_spec s = pkt_spec_udp6(CLI6, 40000, VIP6, 443);
+	struct pkt_spec g = pkt_spec_tcp4(CLI4, 0, VIP4, 0);
+	static const uint8_t gre[8] = { 0, 0, 0x08, 0x00 };
+	struct frame f;
+	struct result r;
+
+	build(&s, &f);	/* UDP where only TCP is configured */
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	g.proto = 47;	/* GRE to a VIP */
+	g.payload = gre;
+	g.payload_len = sizeof(gre);
+	build(&g, &f);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	cr_assert_eq(reason(AETH_R_UNCONFIGURED_PORT), 2);
+}
+
+/* ---- fragments ---- */
+
+static void expect_fragment_drop(struct pkt_spec *s)
+{
+	struct frame f;
+	struct result r;
+	uint64_t before = reason(AETH_R_FRAGMENT);
+
+	build(s, &f);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	cr_assert_eq(reason(AETH_R_FRAGMENT), before + 1);
+}
+
+Test(dp, fragments_to_vip_dropped)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+
+	s.df = false;
+	s.mf = true;	/* first fragment */
+	expect_fragment_drop(&s);
+	s.mf = false;
+	s.frag_off = 185;	/* last fragment */
+	expect_fragment_drop(&s);
+
+	s = pkt_spec_tcp6(CLI6, 40000, VIP6, 443);
+	s.n_ext = 1;
+	s.ext[0] = (struct pkt_ext){ 44, 0 };
+	s.mf = true;
+	expect_fragment_drop(&s);
+	s.n_ext = 2;	/* behind a destination-options header */
+	s.ext[0] = (struct pkt_ext){ 60, 0 };
+	s.ext[1] = (struct pkt_ext){ 44, 0 };
+	s.mf = false;
+	s.frag_off = 100;
+	expect_fragment_drop(&s);
+	cr_assert_eq(total_drops(), 4);
+}
+
+Test(dp, fragments_to_others_pass)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, "192.0.2.99", 6443);
+	struct frame f;
+
+	s.df = false;
+	s.mf = true;
+	build(&s, &f);
+	expect_pass_unchanged(&f);
+}
+
+/* ---- malformed and truncated ---- */
+
+static void truncation_case(struct pkt_spec *s)
+{
+	struct frame f;
+	struct result r;
+	size_t len, tried = 0;
+	uint64_t before;
+	int err;
+
+	s->tcp_flags = PKT_TCP_SYN;
+	build(s, &f);
+	for (len = 0; len < f.len; len++) {
+		before = reason(AETH_R_MALFORMED);
+		r.len = sizeof(r.b);
+		err = dp_run(&h, f.b, len, r.b, &r.len, net.if0, &r.verdict);
+		if (len < 14) {
+			/* the kernel refuses frames shorter than Ethernet */
+			cr_assert(err == -EINVAL || (err == 0 &&
+						     r.verdict == XDP_DROP));
+			continue;
+		}
+		cr_assert_eq(err, 0, "length %zu", len);
+		cr_assert_eq(r.verdict, XDP_DROP, "length %zu", len);
+		cr_assert_eq(reason(AETH_R_MALFORMED), before + 1,
+			     "length %zu", len);
+		tried++;
+	}
+	cr_assert_eq(tried, f.len - 14);
+	cr_assert_eq(total_drops(), reason(AETH_R_MALFORMED));
+	cr_assert_eq(global().events[AETH_EV_TX], 0);
+	/* the whole packet still goes through */
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_TX);
+}
+
+Test(dp, every_truncation_tcp_ipv4)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+
+	s.n_vlan = 1;
+	s.vlan[0] = (struct pkt_vlan){ 0x8100, 9 };
+	memcpy(s.ip_opts, "\x01\x01\x01\x00", 4);
+	s.ip_opts_len = 4;
+	truncation_case(&s);
+}
+
+Test(dp, every_truncation_tcp_ipv6)
+{
+	struct pkt_spec s = pkt_spec_tcp6(CLI6, 40000, VIP6, 443);
+
+	s.n_ext = 1;
+	s.ext[0] = (struct pkt_ext){ 0, 0 };
+	truncation_case(&s);
+}
+
+Test(dp, truncated_to_others_after_ip_header_passes)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, "192.0.2.99", 80);
+	struct frame f;
+	struct result r;
+
+	build(&s, &f);
+	f.len = 14 + 20 + 10;	/* TCP header cut: not ours to judge */
+	expect_pass_unchanged(&f);
+	f.len = 14 + 19;	/* no complete IP header: dropped */
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	cr_assert_eq(reason(AETH_R_MALFORMED), 1);
+}
+
+static void expect_malformed(const struct frame *f)
+{
+	struct result r;
+	uint64_t before = reason(AETH_R_MALFORMED);
+
+	run(f, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	cr_assert_eq(reason(AETH_R_MALFORMED), before + 1);
+}
+
+Test(dp, inconsistent_headers_malformed)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct frame f;
+
+	build(&s, &f);
+	f.b[14] = 0x44;		/* ihl 4 */
+	expect_malformed(&f);
+
+	build(&s, &f);
+	f.b[14 + 3] += 1;	/* tot_len one past the frame */
+	expect_malformed(&f);
+
+	build(&s, &f);
+	f.b[14] = 0x4f;		/* ihl 15: options past tot_len */
+	f.b[14 + 2] = 0;
+	f.b[14 + 3] = 56;
+	expect_malformed(&f);
+
+	build(&s, &f);
+	f.b[14 + 20 + 12] = 0x40;	/* TCP doff 4 */
+	expect_malformed(&f);
+
+	build(&s, &f);
+	f.b[14] = 0x65;		/* version 6 in an IPv4 ethertype */
+	expect_malformed(&f);
+
+	s = pkt_spec_tcp6(CLI6, 40000, VIP6, 443);
+	build(&s, &f);
+	f.b[14 + 5] += 1;	/* payload length past the frame */
+	expect_malformed(&f);
+
+	/* more extension headers than the walk accepts */
+	s.n_ext = 4;
+	s.ext[0] = (struct pkt_ext){ 0, 0 };
+	s.ext[1] = (struct pkt_ext){ 60, 0 };
+	s.ext[2] = (struct pkt_ext){ 43, 0 };
+	s.ext[3] = (struct pkt_ext){ 60, 0 };
+	build(&s, &f);
+	{
+		/* four are fine ... */
+		struct result r;
+
+		run(&f, &r);
+		cr_assert_eq(r.verdict, XDP_TX);
+	}
+	/* ... a fifth (after the fourth, a routing header) is not: splice an
+	 * 8-byte destination-options header in front of TCP */
+	{
+		size_t tcp = 14 + 40 + 32;
+
+		memmove(f.b + tcp + 8, f.b + tcp, f.len - tcp);
+		memset(f.b + tcp, 0, 8);
+		f.b[tcp] = 6;
+		f.b[tcp - 8] = 60;	/* fourth header's next header */
+		f.b[tcp + 2] = 1;	/* PadN */
+		f.b[tcp + 3] = 4;
+		f.len += 8;
+		f.b[14 + 5] += 8;
+		expect_malformed(&f);
+	}
+	cr_assert_eq(total_drops(), reason(AETH_R_MALFORMED));
+}
+
+/* ---- inline decap ---- */
+
+/* Outer packet from 192.0.2.99 / 2001:db8::99 to the node address of
+ * family outer_v6, carrying inner (L3 bytes). */
+static void tunnel_frame(int outer_v6, const struct pkt_spec *inner,
+			 struct pkt_spec *outer, struct frame *f)
+{
+	static uint8_t in[PKT_MAX];
+	size_t n = pkt_build_l3(inner, in, sizeof(in));
+
+	cr_assert_gt(n, 0);
+	*outer = outer_v6 ? pkt_spec_tcp6("2001:db8::99", 0, DP_NODE_V6, 0) :
+			    pkt_spec_tcp4("192.0.2.99", 0, DP_NODE_V4, 0);
+	outer->proto = inner->family == AETH_AF_INET ? 4 : 41;
+	outer->payload = in;
+	outer->payload_len = n;
+	outer->n_vlan = inner->n_vlan;
+	memcpy(outer->vlan, inner->vlan, sizeof(outer->vlan));
+	build(outer, f);
+}
+
+static void expect_decap(int outer_v6, struct pkt_spec *inner)
+{
+	struct pkt_spec outer;
+	struct frame f, want;
+	struct result r;
+	uint64_t before = global().events[AETH_EV_DECAP];
+
+	tunnel_frame(outer_v6, inner, &outer, &f);
+	build(inner, &want);	/* same MACs and tags as the outer frame */
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_PASS);
+	cr_assert(pkt_equal(r.b, r.len, want.b, want.len));
+	cr_assert_eq(global().events[AETH_EV_DECAP], before + 1);
+}
+
+Test(dp, decap_all_family_mixes)
+{
+	struct pkt_spec i4 = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct pkt_spec i6 = pkt_spec_tcp6(CLI6, 40000, VIP6, 443);
+
+	expect_decap(0, &i4);
+	expect_decap(1, &i6);
+	expect_decap(1, &i4);
+	expect_decap(0, &i6);
+	cr_assert_eq(total_drops(), 0);
+}
+
+Test(dp, decap_keeps_vlan_tags)
+{
+	struct pkt_spec i4 = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+
+	i4.n_vlan = 2;
+	i4.vlan[0] = (struct pkt_vlan){ 0x88a8, 10 };
+	i4.vlan[1] = (struct pkt_vlan){ 0x8100, 20 };
+	expect_decap(1, &i4);
+}
+
+Test(dp, decap_of_steered_icmp_error)
+{
+	struct pkt_spec i4 = pkt_spec_tcp4("198.51.100.254", 0, VIP4, 0);
+	uint8_t icmp[8 + 28] = { 3, 1 };
+
+	i4.proto = 1;
+	i4.payload = icmp;
+	i4.payload_len = sizeof(icmp);
+	expect_decap(0, &i4);
+}
+
+static void expect_decap_invalid(int outer_v6, struct pkt_spec *inner)
+{
+	struct pkt_spec outer;
+	struct frame f;
+	struct result r;
+	uint64_t before = reason(AETH_R_DECAP_INVALID);
+
+	tunnel_frame(outer_v6, inner, &outer, &f);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	cr_assert_eq(reason(AETH_R_DECAP_INVALID), before + 1);
+}
+
+Test(dp, decap_refuses_open_tunnel)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, "192.0.2.99", 22);
+
+	expect_decap_invalid(0, &s);	/* not a VIP */
+	s = pkt_spec_tcp4(CLI4, 40000, VIP4, 22);
+	expect_decap_invalid(0, &s);	/* VIP, unconfigured port */
+	s = pkt_spec_udp4(CLI4, 40000, VIP4, 6443);
+	expect_decap_invalid(1, &s);	/* VIP, wrong protocol */
+	s = pkt_spec_tcp6(CLI6, 40000, "2001:db8::99", 443);
+	expect_decap_invalid(1, &s);
+	cr_assert_eq(global().events[AETH_EV_DECAP], 0);
+}
+
+Test(dp, decap_refuses_fragmented_tunnel)
+{
+	struct pkt_spec i4 = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct pkt_spec outer;
+	struct frame f;
+	struct result r;
+
+	tunnel_frame(0, &i4, &outer, &f);
+	outer.df = false;
+	outer.mf = true;
+	build(&outer, &f);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	cr_assert_eq(reason(AETH_R_DECAP_INVALID), 1);
+}
+
+Test(dp, plain_traffic_to_node_passes)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, DP_NODE_V4, 22);
+	struct frame f;
+
+	build(&s, &f);
+	expect_pass_unchanged(&f);
+	s = pkt_spec_udp6(CLI6, 40000, DP_NODE_V6, 53);
+	build(&s, &f);
+	expect_pass_unchanged(&f);
+	cr_assert_eq(total_drops(), 0);
+}
+
+Test(dp, tunnel_to_someone_else_passes)
+{
+	struct pkt_spec i4 = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct pkt_spec outer;
+	struct frame f;
+
+	tunnel_frame(0, &i4, &outer, &f);
+	dp_addr("192.0.2.98", &outer.dst);
+	build(&outer, &f);
+	expect_pass_unchanged(&f);
 }
