@@ -1,0 +1,427 @@
+/* aetherctl explain against the real program: for many random flows, the
+ * verdict, drop reason and backend explain reports equal what
+ * BPF_PROG_TEST_RUN of aether_lb does with the same packet on the same
+ * maps (pinned for aetherctl to read). */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <criterion/criterion.h>
+
+#include "aether/names.h"
+#include "ctl_fixture.h"
+#include "harness.h"
+#include "pkt.h"
+
+#define TSIZE 251
+#define N_FLOWS 300
+#define VIP4 "203.0.113.10"
+#define VIP6 "2001:db8:f::10"
+
+static struct dp_h h;
+static struct dp_net net;
+static char pin_dir[64];
+
+static const char *const map_names[] = {
+	AETH_MAP_META, AETH_MAP_NODE, AETH_MAP_VIP, AETH_MAP_SVC,
+	AETH_MAP_SVCINFO, AETH_MAP_BACKEND, AETH_MAP_MAGLEV, AETH_MAP_ACL,
+	AETH_MAP_CT, AETH_MAP_CT_BUDGET, AETH_MAP_RL_SRC, AETH_MAP_RL_SVC,
+	AETH_MAP_SVC_STATS, AETH_MAP_BE_STATS, AETH_MAP_GLOBAL,
+};
+
+static void unpin_all(void)
+{
+	char path[128];
+
+	if (!pin_dir[0])
+		return;
+	for (size_t i = 0; i < sizeof(map_names) / sizeof(map_names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", pin_dir, map_names[i]);
+		unlink(path);
+	}
+	rmdir(pin_dir);
+	pin_dir[0] = '\0';
+}
+
+/* Pin the harness's maps where aetherctl will look. */
+static void pin_all(void)
+{
+	const int fds[] = { h.meta, h.node, h.vip, h.svc, h.svcinfo, h.backend,
+			    h.maglev, h.acl, h.ct, h.ct_budget, h.rl_src,
+			    h.rl_svc, h.svc_stats, h.be_stats, h.global };
+	struct aeth_meta meta = { .schema_version = AETH_SCHEMA_VERSION };
+	char path[128];
+	__u32 zero = 0;
+
+	snprintf(pin_dir, sizeof(pin_dir), "/sys/fs/bpf/aeth-ct-%d-prog",
+		 (int)getpid());
+	cr_assert_eq(mkdir(pin_dir, 0700), 0);
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", pin_dir, map_names[i]);
+		cr_assert_eq(bpf_obj_pin(fds[i], path), 0, "pin %s", path);
+	}
+	cr_assert_eq(bpf_map_update_elem(h.meta, &zero, &meta, 0), 0);
+}
+
+static void backend(uint32_t id, const char *addr, uint32_t flags,
+		    uint32_t svc_id)
+{
+	struct aeth_backend be = dp_backend(addr, flags | AETH_BE_F_IN_USE,
+					    svc_id);
+
+	cr_assert_eq(dp_set_backend(&h, id, &be), 0);
+}
+
+/* A table of random picks among ids (AETH_NO_BACKEND among them). */
+static void random_table(uint32_t slot, const uint32_t *ids, size_t n)
+{
+	uint32_t table[TSIZE];
+
+	for (uint32_t i = 0; i < TSIZE; i++)
+		table[i] = ids[rand() % n];
+	cr_assert_eq(dp_set_maglev(&h, slot, table, TSIZE), 0);
+}
+
+static void acl_add(int fd, const char *addr, uint32_t plen)
+{
+	struct aeth_acl_key k;
+	union aeth_addr a;
+	__u32 fam;
+
+	memset(&k, 0, sizeof(k));
+	fam = dp_addr(addr, &a);
+	if (fam == AETH_AF_INET) {
+		k.addr[10] = 0xff;
+		k.addr[11] = 0xff;
+		memcpy(k.addr + 12, &a.v4, 4);
+		k.prefixlen = plen + 96;
+	} else {
+		memcpy(k.addr, a.bytes, 16);
+		k.prefixlen = plen;
+	}
+	cr_assert_eq(bpf_map_update_elem(fd, &k, &fam, 0), 0);
+}
+
+/*
+ * svc 0 VIP4:6443/tcp: ACL 198.51.100.0/25 plus ::/0 (an IPv6 catch-all that
+ *   must not admit IPv4), 1 new connection per 10 s per source (burst 1),
+ *   backends 0 .21, 1 .22, 2 .23 draining, 3 2001:db8::21, table random over
+ *   them and holes.
+ * svc 1 [VIP6]:*, udp: 2 new flows per 10 s per /128; backends
+ *   4 2001:db8::22, 5 192.0.2.21 unhealthy.
+ * svc 2 VIP4:80/tcp: service cap exhausted; backend 6 192.0.2.22.
+ */
+static void setup(void)
+{
+	const uint32_t t0[] = { 0, 1, 2, 3, 0, 1, 3, AETH_NO_BACKEND };
+	const uint32_t t1[] = { 4, 4, 5, AETH_NO_BACKEND };
+	const uint32_t t2[] = { 6 };
+	struct aeth_svc_key k;
+	struct aeth_svc s;
+	struct aeth_node node;
+	struct aeth_rl_svc_state cap = { 0 };
+	__u32 id2 = 2;
+	int acl;
+
+	srand(20261126);
+	cr_assert_eq(dp_netns_setup(&net), 0);
+	cr_assert_eq(dp_open(&h), 0);
+	dp_node_default(&node);
+	cr_assert_eq(dp_set_node(&h, &node), 0);
+
+	backend(0, "192.0.2.21", 0, 0);
+	backend(1, "192.0.2.22", 0, 0);
+	backend(2, "192.0.2.23", AETH_BE_F_DRAINING, 0);
+	backend(3, "2001:db8::21", 0, 0);
+	random_table(0, t0, 8);
+	acl = dp_acl_create(&h, 0);
+	cr_assert_geq(acl, 0);
+	acl_add(acl, "198.51.100.0", 25);
+	acl_add(acl, "::", 0);
+	close(acl);
+	k = dp_svc_key(VIP4, 6443, IPPROTO_TCP);
+	s = dp_svc(0, 0, TSIZE);
+	s.flags = AETH_SVC_F_ACL;
+	s.acl_slot = 0;
+	s.src_prefix_v4 = 32;
+	s.src_prefix_v6 = 64;
+	s.src_interval_ns = 10000000000ull;
+	s.src_tolerance_ns = 0;
+	cr_assert_eq(dp_add_service(&h, &k, &s), 0);
+
+	backend(4, "2001:db8::22", 0, 1);
+	backend(5, "192.0.2.21", AETH_BE_F_UNHEALTHY, 1);
+	random_table(2, t1, 4);
+	k = dp_svc_key(VIP6, 0, IPPROTO_UDP);
+	s = dp_svc(1, 2, TSIZE);
+	/* every new UDP flow is charged: two per source per 10 s */
+	s.src_prefix_v4 = 32;
+	s.src_prefix_v6 = 128;
+	s.src_interval_ns = 10000000000ull;
+	s.src_tolerance_ns = 10000000000ull;
+	cr_assert_eq(dp_add_service(&h, &k, &s), 0);
+
+	backend(6, "192.0.2.22", 0, 2);
+	random_table(4, t2, 1);
+	k = dp_svc_key(VIP4, 80, IPPROTO_TCP);
+	s = dp_svc(2, 4, TSIZE);
+	s.svc_interval_ns = 1000000000ull;
+	s.svc_tolerance_ns = 0;
+	cr_assert_eq(dp_add_service(&h, &k, &s), 0);
+	cap.tat_ns = fx_now_ns() + 3600ull * 1000000000ull;
+	cr_assert_eq(bpf_map_update_elem(h.rl_svc, &id2, &cap, 0), 0);
+
+	pin_all();
+}
+
+static void teardown(void)
+{
+	unpin_all();
+	dp_close(&h);
+}
+
+TestSuite(explain_prog, .init = setup, .fini = teardown, .timeout = 300);
+
+struct flow_case {
+	char src[64], dst[64];	/* IP:PORT as explain takes them */
+	struct pkt_spec spec;
+	bool udp, syn;
+};
+
+static void make_case(struct flow_case *c, bool v6, const char *src_ip,
+		      uint16_t sport, const char *dst_ip, uint16_t dport,
+		      bool udp, bool syn)
+{
+	memset(c, 0, sizeof(*c));
+	if (v6) {
+		snprintf(c->src, sizeof(c->src), "[%s]:%u", src_ip, sport);
+		snprintf(c->dst, sizeof(c->dst), "[%s]:%u", dst_ip, dport);
+		c->spec = udp ? pkt_spec_udp6(src_ip, sport, dst_ip, dport)
+			      : pkt_spec_tcp6(src_ip, sport, dst_ip, dport);
+	} else {
+		snprintf(c->src, sizeof(c->src), "%s:%u", src_ip, sport);
+		snprintf(c->dst, sizeof(c->dst), "%s:%u", dst_ip, dport);
+		c->spec = udp ? pkt_spec_udp4(src_ip, sport, dst_ip, dport)
+			      : pkt_spec_tcp4(src_ip, sport, dst_ip, dport);
+	}
+	c->udp = udp;
+	c->syn = syn && !udp;
+	if (!udp)
+		c->spec.tcp_flags = syn ? PKT_TCP_SYN : PKT_TCP_ACK;
+}
+
+static void random_case(struct flow_case *c, const struct flow_case *prev,
+			int nprev)
+{
+	char ip[64];
+	uint16_t sport = 1024 + rand() % 64000;
+	bool syn = rand() % 2;
+	int kind = rand() % 100;
+
+	if (kind < 8 && nprev) {
+		*c = prev[rand() % nprev];	/* again: a connection entry */
+		return;
+	}
+	if (kind < 50) {
+		snprintf(ip, sizeof(ip), "198.51.100.%d", rand() % 256);
+		make_case(c, false, ip, sport, VIP4, 6443, false, syn);
+	} else if (kind < 70) {
+		snprintf(ip, sizeof(ip), "2001:db8:100::%x", rand() % 24);
+		make_case(c, true, ip, sport, VIP6, 1 + rand() % 65535, true,
+			  false);
+	} else if (kind < 82) {
+		snprintf(ip, sizeof(ip), "198.51.100.%d", rand() % 256);
+		make_case(c, false, ip, sport, VIP4, 80, false, syn);
+	} else if (kind < 92) {
+		snprintf(ip, sizeof(ip), "198.51.100.%d", rand() % 256);
+		make_case(c, false, ip, sport, VIP4, 1000 + rand() % 5000,
+			  rand() % 2, syn);
+	} else {
+		snprintf(ip, sizeof(ip), "198.51.100.%d", rand() % 256);
+		make_case(c, false, ip, sport, "203.0.113.99", 443, false, syn);
+	}
+}
+
+/* The outer destination of an encapsulated frame (no VLAN tags). */
+static void outer_dst(const uint8_t *b, char *buf, size_t len)
+{
+	if (b[14] >> 4 == 4)
+		inet_ntop(AF_INET, b + 14 + 16, buf, len);
+	else
+		inet_ntop(AF_INET6, b + 14 + 24, buf, len);
+}
+
+/* The one drop reason whose global counter moved, or NULL. */
+static const char *moved_reason(const struct aeth_global_stats *a,
+				const struct aeth_global_stats *b)
+{
+	const char *r = NULL;
+
+	for (int i = 0; i < AETH_R_MAX; i++) {
+		if (b->reasons[i] == a->reasons[i])
+			continue;
+		cr_assert_null(r, "one drop, one reason");
+		r = aeth_reason_names[i];
+	}
+	return r;
+}
+
+Test(explain_prog, random_flows_agree)
+{
+	static struct flow_case cases[N_FLOWS];
+	int seen_tx = 0, seen_drop = 0, seen_pass = 0, seen_ct = 0;
+	int seen_reason[AETH_R_MAX] = { 0 };
+
+	for (int i = 0; i < N_FLOWS; i++) {
+		struct flow_case *c = &cases[i];
+		struct aeth_global_stats g0, g1;
+		uint8_t in[PKT_MAX], out[PKT_MAX];
+		size_t in_len, out_len = sizeof(out);
+		const char *verdict, *reason;
+		struct fx_res r;
+		uint32_t xdp;
+
+		random_case(c, cases, i);
+		in_len = pkt_build(&c->spec, in, sizeof(in));
+		cr_assert_gt(in_len, 0);
+
+		/* explain first: it must predict, not observe */
+		cr_assert_eq(fx_ctl_dir(pin_dir, &r, "-j", "explain", "--src",
+					c->src, "--dst", c->dst, "--proto",
+					c->udp ? "udp" : "tcp",
+					c->syn ? "--syn" : NULL, NULL), 0);
+		cr_assert_eq(r.status, 0, "explain %s -> %s: %s", c->src,
+			     c->dst, r.out);
+		verdict = json_string_value(json_object_get(r.json, "verdict"));
+		reason = json_string_value(json_object_get(r.json, "reason"));
+		cr_assert(verdict && reason, "%s", r.out);
+
+		cr_assert_eq(dp_global(&h, &g0), 0);
+		cr_assert_eq(dp_run(&h, in, in_len, out, &out_len, net.if0,
+				    &xdp), 0);
+		cr_assert_eq(dp_global(&h, &g1), 0);
+
+		if (!strcmp(verdict, "drop")) {
+			const char *got = moved_reason(&g0, &g1);
+
+			cr_assert_eq(xdp, XDP_DROP, "flow %d %s -> %s: explain "
+				     "drop %s, program %u", i, c->src, c->dst,
+				     reason, xdp);
+			cr_assert_not_null(got);
+			cr_assert_str_eq(got, reason, "flow %d %s -> %s", i,
+					 c->src, c->dst);
+			seen_drop++;
+			for (int k = 0; k < AETH_R_MAX; k++)
+				if (!strcmp(reason, aeth_reason_names[k]))
+					seen_reason[k]++;
+		} else if (!strcmp(verdict, "pass")) {
+			cr_assert_eq(xdp, XDP_PASS, "flow %d %s -> %s", i,
+				     c->src, c->dst);
+			cr_assert(pkt_equal(out, out_len, in, in_len),
+				  "passed untouched");
+			seen_pass++;
+		} else {
+			const char *want = json_string_value(
+				json_object_get(r.json, "backend"));
+			char got[64];
+
+			cr_assert_str_eq(verdict, "tx");
+			cr_assert(xdp == XDP_TX || xdp == XDP_REDIRECT ||
+				  xdp == XDP_PASS, "flow %d %s -> %s: "
+				  "explain tx, program %u", i, c->src, c->dst,
+				  xdp);
+			cr_assert_gt(out_len, in_len, "encapsulated");
+			outer_dst(out, got, sizeof(got));
+			cr_assert_str_eq(got, want, "flow %d %s -> %s (%s)", i,
+					 c->src, c->dst, reason);
+			cr_assert_null(moved_reason(&g0, &g1));
+			seen_tx++;
+			seen_ct += !strcmp(reason, "conntrack");
+		}
+		fx_res_free(&r);
+	}
+	/* the random mix reached every rule */
+	cr_assert_gt(seen_tx, 20);
+	cr_assert_gt(seen_pass, 3);
+	cr_assert_gt(seen_ct, 3);
+	cr_assert_gt(seen_drop, 20);
+	cr_assert_gt(seen_reason[AETH_R_NOT_AUTHORIZED], 0);
+	cr_assert_gt(seen_reason[AETH_R_UNCONFIGURED_PORT], 0);
+	cr_assert_gt(seen_reason[AETH_R_NO_BACKEND], 0);
+	cr_assert_gt(seen_reason[AETH_R_SERVICE_RATE_LIMITED], 0);
+	cr_assert_gt(seen_reason[AETH_R_RATE_LIMITED], 0);
+	cr_log_info("%d flows: %d tx (%d by conntrack), %d pass, %d drop",
+		    N_FLOWS, seen_tx, seen_ct, seen_pass, seen_drop);
+}
+
+/* A source's second SYN within its interval: refused by both, and after a
+ * stale entry (backend of another service) both re-select. */
+Test(explain_prog, limiter_state_and_stale_entries_agree)
+{
+	struct flow_case c;
+	struct aeth_flow f;
+	struct aeth_ct_entry e = { .backend_id = 4, .svc_id = 1 };
+	const char *seq[] = { "tx", "drop" };
+	uint8_t in[PKT_MAX], out[PKT_MAX];
+	size_t in_len, out_len;
+	uint32_t xdp;
+	struct fx_res r;
+
+	for (int i = 0; i < 2; i++) {
+		/* a new source port each time: a new connection */
+		make_case(&c, false, "198.51.100.5", 2000 + i, VIP4, 6443, false,
+			  true);
+		cr_assert_eq(fx_ctl_dir(pin_dir, &r, "-j", "explain", "--src",
+					c.src, "--dst", c.dst, "--proto", "tcp",
+					"--syn", NULL), 0);
+		cr_assert_str_eq(json_string_value(json_object_get(r.json,
+								   "verdict")),
+				 seq[i], "%s", r.out);
+		in_len = pkt_build(&c.spec, in, sizeof(in));
+		out_len = sizeof(out);
+		cr_assert_eq(dp_run(&h, in, in_len, out, &out_len, net.if0,
+				    &xdp), 0);
+		if (i == 0) {
+			cr_assert_neq(xdp, XDP_DROP);
+		} else {
+			cr_assert_eq(xdp, XDP_DROP);
+			cr_assert_str_eq(json_string_value(json_object_get(
+					r.json, "reason")), "rate_limited");
+		}
+		fx_res_free(&r);
+	}
+
+	/* an entry naming another service's backend is not a hit */
+	make_case(&c, false, "198.51.100.6", 3000, VIP4, 6443, false, false);
+	memset(&f, 0, sizeof(f));
+	f.family = dp_addr("198.51.100.6", &f.src);
+	dp_addr(VIP4, &f.dst);
+	f.sport = htons(3000);
+	f.dport = htons(6443);
+	f.proto = IPPROTO_TCP;
+	cr_assert_eq(bpf_map_update_elem(h.ct, &f, &e, 0), 0);
+	cr_assert_eq(fx_ctl_dir(pin_dir, &r, "-j", "explain", "--src", c.src,
+				"--dst", c.dst, "--proto", "tcp", NULL), 0);
+	cr_assert_neq(strcmp(json_string_value(json_object_get(r.json,
+								"reason")),
+			     "conntrack"), 0, "%s", r.out);
+	in_len = pkt_build(&c.spec, in, sizeof(in));
+	out_len = sizeof(out);
+	cr_assert_eq(dp_run(&h, in, in_len, out, &out_len, net.if0, &xdp), 0);
+	if (!strcmp(json_string_value(json_object_get(r.json, "verdict")),
+		    "tx")) {
+		char got[64];
+
+		outer_dst(out, got, sizeof(got));
+		cr_assert_str_eq(got, json_string_value(json_object_get(
+					      r.json, "backend")));
+	} else {
+		cr_assert_eq(xdp, XDP_DROP);
+	}
+	fx_res_free(&r);
+}
