@@ -540,18 +540,20 @@ static int parse_table_size(json_t *obj, const char *parent, uint32_t def,
 			    uint32_t *out, struct aeth_config_error *err)
 {
 	char p[PATH_LEN], list[128];
-	uint64_t v;
+	json_int_t v = def;
 	size_t n = 0;
-	int ret;
+	json_t *jv;
 
-	ret = get_uint(obj, parent, "table_size", false, def, 0, UINT32_MAX, &v, err);
-	if (ret)
-		return ret;
-	if (!aeth_table_size_supported((uint32_t)v)) {
+	join(p, parent, "table_size");
+	jv = json_object_get(obj, "table_size");
+	if (jv && !json_is_integer(jv))
+		return fail(err, p, "must be an integer");
+	if (jv)
+		v = json_integer_value(jv);
+	if (v < 0 || v > UINT32_MAX || !aeth_table_size_supported((uint32_t)v)) {
 		for (const uint32_t *s = aeth_table_sizes; *s; s++)
 			n += snprintf(list + n, sizeof(list) - n, "%s%u",
 				      n ? ", " : "", *s);
-		join(p, parent, "table_size");
 		return fail(err, p, "must be one of %s", list);
 	}
 	*out = (uint32_t)v;
@@ -936,18 +938,19 @@ static const char *const root_keys[] = {
 static int parse_root(json_t *root, struct aeth_config *cfg,
 		      struct aeth_config_error *err)
 {
-	uint64_t version;
+	json_t *version;
 	int ret;
 
 	if (!json_is_object(root))
 		return fail(err, "document", "must be a JSON object");
 	ret = check_keys(root, "", root_keys, err);
 	if (!ret)
-		ret = get_uint(root, "", "version", true, 0, 0, UINT32_MAX,
-			       &version, err);
+		ret = field(root, "", "version", true, &version, err);
 	if (ret)
 		return ret;
-	if (version != 1)
+	if (!json_is_integer(version))
+		return fail(err, "version", "must be an integer");
+	if (json_integer_value(version) != 1)
 		return fail(err, "version", "must be 1");
 	cfg->version = 1;
 

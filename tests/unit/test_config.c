@@ -305,6 +305,7 @@ static const struct mutation_case cases[] = {
 	/* top level */
 	{ "unknown top-level field", { { "/extra", "1" } }, "extra: unknown field" },
 	{ "version 2", { { "/version", "2" } }, "version: must be 1" },
+	{ "version 2^32 + 1", { { "/version", "4294967297" } }, "version: must be 1" },
 	{ "version string", { { "/version", "\"1\"" } }, "version: must be an integer" },
 	{ "version missing", { { "/version", NULL } }, "version: is required" },
 	{ "node missing", { { "/node", NULL } }, "node: is required" },
@@ -355,6 +356,10 @@ static const struct mutation_case cases[] = {
 	  "maglev.table_size: must be one of 251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65537" },
 	{ "table size real", { { "/maglev/table_size", "16381.0" } },
 	  "maglev.table_size: must be an integer" },
+	{ "table size huge", { { "/maglev/table_size", "4294983677" } },
+	  "maglev.table_size: must be one of 251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65537" },
+	{ "table size negative", { { "/maglev/table_size", "-16381" } },
+	  "maglev.table_size: must be one of 251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65537" },
 	{ "conntrack too small", { { "/conntrack/max_entries", "1023" } },
 	  "conntrack.max_entries: must be >= 1024" },
 	{ "conntrack too large", { { "/conntrack/max_entries", "1000000000" } },
@@ -706,4 +711,56 @@ Test(config, supported_table_sizes_are_primes)
 		cr_assert(aeth_table_size_supported(required[i]));
 	cr_assert(!aeth_table_size_supported(16383));
 	cr_assert(!aeth_table_size_supported(0));
+}
+
+/* Random byte edits of a valid document: each result is either a valid
+ * document or rejected with a message; never a crash or a silent failure. */
+Test(config, random_corruption_is_rejected_cleanly)
+{
+	size_t len = strlen(spec_example), accepted = 0, rejected = 0;
+	char *buf = malloc(len + 8);
+
+	cr_assert_not_null(buf);
+	srand(1);
+	for (int round = 0; round < 20000; round++) {
+		struct aeth_config *cfg = NULL;
+		struct aeth_config_error err;
+		size_t n = len;
+		int edits = 1 + rand() % 3, ret;
+
+		memcpy(buf, spec_example, len);
+		for (int e = 0; e < edits; e++) {
+			size_t at = (size_t)rand() % n;
+
+			switch (rand() % 3) {
+			case 0:	/* replace */
+				buf[at] = (char)(rand() % 256);
+				break;
+			case 1:	/* delete */
+				memmove(buf + at, buf + at + 1, n - at - 1);
+				n--;
+				break;
+			default: /* duplicate */
+				memmove(buf + at + 1, buf + at, n - at);
+				n++;
+				break;
+			}
+		}
+		ret = aeth_config_parse(buf, n, &cfg, &err);
+		if (ret == 0) {
+			cr_assert_not_null(cfg);
+			cr_assert_eq(cfg->text_len, n);
+			aeth_config_free(cfg);
+			accepted++;
+		} else {
+			cr_assert_eq(ret, -EINVAL);
+			cr_assert_null(cfg);
+			cr_assert_neq(err.message[0], '\0', "round %d", round);
+			rejected++;
+		}
+	}
+	/* Both outcomes happen: some edits only touch values or spacing. */
+	cr_assert_gt(accepted, 0);
+	cr_assert_gt(rejected, 10000);
+	free(buf);
 }
