@@ -43,14 +43,37 @@ ok "same flow through lb1 and lb2 reaches the same backend (100 flows)"
 
 # 200 fresh flows through lb1, then remove be3 and send the same flows
 # through lb2, whose connection table has never seen them: what moves is
-# decided by the new table alone
+# decided by the new table alone. Maglev is near-minimal, not minimal: a few
+# slots of the remaining backends may change too (about 0.05% here), so one
+# or two of the other flows may move; the slot count is checked exactly.
+raw() {
+	topo_ctl "$1" -j maglev show kube-apiserver --raw >"$2" ||
+		die "maglev show --raw on $1"
+}
 topo_route_via lb1
 flows 42000-42199 "$ITEST_TMP/b1.json"
+raw lb2 "$ITEST_TMP/m1.json"
 itest_template "$ITEST_TMP/t.json" "
 s = svc('kube-apiserver')
 s['backends'] = [b for b in s['backends'] if b['address'] != '192.0.2.23']" \
 	"$ITEST_TMP/base.json"
 itest_apply_template "$ITEST_TMP/t.json"
+raw lb2 "$ITEST_TMP/m2.json"
+python3 - "$ITEST_TMP/m1.json" "$ITEST_TMP/m2.json" <<'EOF2' || die "table change after removing be3"
+import json, sys
+a = json.load(open(sys.argv[1]))["table"]
+b = json.load(open(sys.argv[2]))["table"]
+gone = "192.0.2.23"
+of3 = sum(1 for x in a if x == gone)
+others = len(a) - of3
+moved = sum(1 for x, y in zip(a, b) if x != gone and x != y)
+left = sum(1 for y in b if y == gone)
+print("     table of %d slots: %d were be3's, now %d; %d of the other %d "
+      "slots changed (%.3f%%)" % (len(a), of3, left, moved, others,
+                                   100.0 * moved / others))
+sys.exit(0 if len(a) == len(b) and left == 0 and moved <= others // 100 else 1)
+EOF2
+ok "table: be3's slots reassigned, under 1% of the others changed"
 topo_route_via lb2
 flows 42000-42199 "$ITEST_TMP/b2.json"
 python3 - "$ITEST_TMP/b1.json" "$ITEST_TMP/b2.json" <<'EOF2' || die "only the removed backend's flows move"
@@ -60,13 +83,12 @@ b = json.load(open(sys.argv[2]))["flows"]
 lost = [p for p in a if a[p] is None or b[p] is None]
 on3 = [p for p in a if a[p] == "be3"]
 kept = [p for p in a if a[p] not in (None, "be3") and a[p] == b[p]]
-moved_wrong = [p for p in a if a[p] not in (None, "be3") and a[p] != b[p]]
+moved = [p for p in a if a[p] not in (None, "be3") and a[p] != b[p]]
 to3 = [p for p in b if b[p] == "be3"]
-print("     200 flows: %d on be3 before, %d of the others kept, %d of them "
-      "moved, %d still to be3, %d unanswered"
-      % (len(on3), len(kept), len(moved_wrong), len(to3), len(lost)))
-ok = (not lost and not moved_wrong and not to3
-      and 30 <= len(on3) <= 110 and len(kept) == 200 - len(on3))
+print("     200 flows: %d on be3 before and moved, %d of the others kept, "
+      "%d moved %s, %d still to be3, %d unanswered"
+      % (len(on3), len(kept), len(moved), moved, len(to3), len(lost)))
+ok = not lost and not to3 and len(moved) <= 2 and 30 <= len(on3) <= 110
 sys.exit(0 if ok else 1)
 EOF2
 ok "after removing be3 only be3's flows moved (200 flows)"
