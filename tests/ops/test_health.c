@@ -552,3 +552,35 @@ Test(health, down_backend_losing_its_check_is_reported_up)
 	free_config(cfg1);
 	free_config(cfg2);
 }
+
+/* Re-applying the same document must not restart counting: a backend that
+ * fails keeps accumulating failures across frequent updates. */
+Test(health, unchanged_check_keeps_counting_across_updates)
+{
+	struct fake_backend gone = { .lfd = -1 };
+	struct flips f = { 0 };
+	struct aeth_health *h;
+	struct aeth_config *cfg;
+	uint64_t start = now_ms();
+
+	backend_open(&gone, base, "127.0.0.5", 0, 0);
+	backend_close(&gone);
+	struct svc_spec spec = {
+		.name = "steady", .port = gone.port,
+		.hc = { .type = AETH_HC_TCP, .interval_ms = 40, .timeout_ms = 100,
+			.rise = 2, .fall = 4 },
+		.backends = { "127.0.0.5" },
+	};
+	cfg = make_config(&spec, 1);
+	h = aeth_health_start(base, on_flip, &f);
+	/* an update every 25 ms, faster than one interval: restarting the
+	 * count would never reach fall = 4 */
+	while (f.n == 0 && now_ms() - start < 2000) {
+		cr_assert_eq(aeth_health_update(h, cfg), 0);
+		run_for(base, 25);
+	}
+	cr_assert_eq(f.n, 1, "never went down under repeated updates");
+	cr_assert(!f.last_up);
+	aeth_health_stop(h);
+	free_config(cfg);
+}
