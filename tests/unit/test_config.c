@@ -764,3 +764,21 @@ Test(config, random_corruption_is_rejected_cleanly)
 	cr_assert_gt(rejected, 10000);
 	free(buf);
 }
+
+Test(config, load_file_refuses_oversized_documents)
+{
+	char path[] = "/tmp/aeth-cfg-big-XXXXXX";
+	struct aeth_config *cfg = NULL;
+	struct aeth_config_error err;
+	int fd = mkstemp(path);
+
+	cr_assert_geq(fd, 0);
+	/* A sparse file one byte over the limit (reads as NUL bytes). */
+	cr_assert_eq(ftruncate(fd, (off_t)AETH_CONFIG_MAX_BYTES + 1), 0);
+	close(fd);
+	cr_assert_eq(aeth_config_load_file(path, &cfg, &err), -EFBIG);
+	unlink(path);
+	cr_assert_null(cfg);
+	cr_assert_str_eq(err.path, path);
+	cr_assert_str_eq(err.message, "larger than 67108864 bytes");
+}
