@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -172,24 +173,32 @@ static void *array_at(const struct array_read *a, uint32_t key)
 	return key < a->n ? (uint8_t *)a->values + (size_t)key * a->stride : NULL;
 }
 
-/* Prometheus label values: backslash, double quote and newline escaped. */
-static void add_label(struct evbuffer *b, const char *s, size_t max)
+/* Append s to line at *len with Prometheus label escaping (backslash,
+ * double quote, newline); line has room for twice max plus one. */
+static void put_label(char *line, size_t *len, const char *s, size_t max)
 {
+	size_t n = *len;
+
 	for (size_t i = 0; i < max && s[i]; i++) {
-		switch (s[i]) {
-		case '\\':
-			evbuffer_add(b, "\\\\", 2);
-			break;
-		case '"':
-			evbuffer_add(b, "\\\"", 2);
-			break;
-		case '\n':
-			evbuffer_add(b, "\\n", 2);
-			break;
-		default:
-			evbuffer_add(b, &s[i], 1);
+		if (s[i] == '\\' || s[i] == '"') {
+			line[n++] = '\\';
+			line[n++] = s[i];
+		} else if (s[i] == '\n') {
+			line[n++] = '\\';
+			line[n++] = 'n';
+		} else {
+			line[n++] = s[i];
 		}
 	}
+	*len = n;
+}
+
+static void put_str(char *line, size_t *len, const char *s)
+{
+	size_t n = strlen(s);
+
+	memcpy(line + *len, s, n);
+	*len += n;
 }
 
 static void add_family(struct evbuffer *b, const char *name, const char *type,
@@ -198,18 +207,27 @@ static void add_family(struct evbuffer *b, const char *name, const char *type,
 	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* name{service="S"[,KEY="VALUE"]} N */
+/* name{service="S"[,KEY="VALUE"]} N, built in one piece: a full page has
+ * over 100k of these. name, key and value are ours and short. */
 static void add_svc_sample(struct evbuffer *b, const char *name,
 			   const struct aeth_svcinfo *info, const char *key,
 			   const char *value, uint64_t n)
 {
-	evbuffer_add_printf(b, "%s{service=\"", name);
-	add_label(b, info->name, sizeof(info->name));
+	char line[160 + 2 * AETH_NAME_LEN + 2 * INET6_ADDRSTRLEN];
+	size_t len = 0;
+
+	put_str(line, &len, name);
+	put_str(line, &len, "{service=\"");
+	put_label(line, &len, info->name, sizeof(info->name));
 	if (key) {
-		evbuffer_add_printf(b, "\",%s=\"", key);
-		add_label(b, value, SIZE_MAX);
+		put_str(line, &len, "\",");
+		put_str(line, &len, key);
+		put_str(line, &len, "=\"");
+		put_label(line, &len, value, INET6_ADDRSTRLEN);
 	}
-	evbuffer_add_printf(b, "\"} %llu\n", (unsigned long long)n);
+	len += (size_t)snprintf(line + len, sizeof(line) - len, "\"} %llu\n",
+				(unsigned long long)n);
+	evbuffer_add(b, line, len < sizeof(line) ? len : sizeof(line) - 1);
 }
 
 static bool svc_in_use(const struct array_read *svcinfo, uint32_t id)
@@ -443,6 +461,7 @@ static void reply_text(struct evhttp_request *req, int code, const char *reason,
 static void serve_metrics(struct aeth_metrics *m, struct evhttp_request *req)
 {
 	struct evbuffer *b = evbuffer_new();
+	struct timespec t0, t1;
 	const char *what = "";
 	char msg[160];
 	int err;
@@ -451,7 +470,12 @@ static void serve_metrics(struct aeth_metrics *m, struct evhttp_request *req)
 		evhttp_send_error(req, HTTP_INTERNAL, NULL);
 		return;
 	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	err = scrape(m, b, &what);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	log_debug("metrics: scrape of %zu bytes took %.1f ms",
+		  evbuffer_get_length(b),
+		  (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
 	if (err) {
 		snprintf(msg, sizeof(msg), "cannot read map %s: %s", what,
 			 err == -EPROTO ? "unexpected layout" : strerror(-err));

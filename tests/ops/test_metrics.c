@@ -97,7 +97,7 @@ static void setup(void)
 	LIBBPF_OPTS(bpf_object_open_opts, opts);
 	char path[256];
 
-	aeth_log_init(AETH_LOG_WARN, false);
+	aeth_log_init(getenv("AETH_TEST_DEBUG") ? AETH_LOG_DEBUG : AETH_LOG_WARN, false);
 	for (size_t i = 0; i < N_MAPS; i++)
 		*map_names[i].fd = -1;
 	remove_stale_pins();
