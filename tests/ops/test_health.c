@@ -93,25 +93,37 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg)
 	event_base_once(b->base, fd, EV_READ, http_conn_cb, b, NULL);
 }
 
-/* Listen on addr:port (port 0: any) and serve from the test's loop. */
+/* Listen on addr:port (port 0: any; IPv4 or IPv6) and serve from the
+ * test's loop. */
 static void backend_open(struct fake_backend *b, struct event_base *base,
 			 const char *addr, uint16_t port, int status)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
-	socklen_t sl = sizeof(sin);
+	struct sockaddr_storage ss = { 0 };
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	bool v6 = strchr(addr, ':') != NULL;
+	socklen_t sl = v6 ? sizeof(*sin6) : sizeof(*sin);
 	int one = 1;
 
 	b->base = base;
 	b->status = status;
-	inet_pton(AF_INET, addr, &sin.sin_addr);
-	b->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	if (v6) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		inet_pton(AF_INET6, addr, &sin6->sin6_addr);
+	} else {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		inet_pton(AF_INET, addr, &sin->sin_addr);
+	}
+	b->lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
 	cr_assert(b->lfd >= 0);
 	setsockopt(b->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	cr_assert_eq(bind(b->lfd, (struct sockaddr *)&sin, sizeof(sin)), 0,
+	cr_assert_eq(bind(b->lfd, (struct sockaddr *)&ss, sl), 0,
 		     "bind %s:%u: %s", addr, port, strerror(errno));
 	cr_assert_eq(listen(b->lfd, 64), 0);
-	getsockname(b->lfd, (struct sockaddr *)&sin, &sl);
-	b->port = ntohs(sin.sin_port);
+	getsockname(b->lfd, (struct sockaddr *)&ss, &sl);
+	b->port = ntohs(v6 ? sin6->sin6_port : sin->sin_port);
 	b->ev = event_new(base, b->lfd, EV_READ | EV_PERSIST, accept_cb, b);
 	event_add(b->ev, NULL);
 }
@@ -179,9 +191,15 @@ static struct aeth_config *make_config(const struct svc_spec *specs, size_t n)
 
 			snprintf(be->address_text, sizeof(be->address_text), "%s",
 				 specs[i].backends[j]);
-			be->ip.family = AETH_AF_INET;
-			cr_assert_eq(inet_pton(AF_INET, be->address_text,
-					       &be->ip.addr.v4), 1);
+			if (strchr(be->address_text, ':')) {
+				be->ip.family = AETH_AF_INET6;
+				cr_assert_eq(inet_pton(AF_INET6, be->address_text,
+						       be->ip.addr.bytes), 1);
+			} else {
+				be->ip.family = AETH_AF_INET;
+				cr_assert_eq(inet_pton(AF_INET, be->address_text,
+						       &be->ip.addr.v4), 1);
+			}
 			be->weight = 1;
 		}
 	}
@@ -582,5 +600,41 @@ Test(health, unchanged_check_keeps_counting_across_updates)
 	cr_assert_eq(f.n, 1, "never went down under repeated updates");
 	cr_assert(!f.last_up);
 	aeth_health_stop(h);
+	free_config(cfg);
+}
+
+Test(health, http_over_ipv6)
+{
+	struct fake_backend b = { .lfd = -1 };
+	struct flips f = { 0 };
+	struct aeth_ip be = { .family = AETH_AF_INET6 };
+	struct aeth_health *h;
+	struct aeth_config *cfg;
+
+	inet_pton(AF_INET6, "::1", be.addr.bytes);
+	backend_open(&b, base, "::1", 0, 204);
+	struct svc_spec spec = {
+		.name = "v6", .port = b.port,
+		.hc = { .type = AETH_HC_HTTP, .interval_ms = 30, .timeout_ms = 200,
+			.rise = 1, .fall = 2 },	/* path: default "/" */
+		.backends = { "::1" },
+	};
+	cfg = make_config(&spec, 1);
+	h = aeth_health_start(base, on_flip, &f);
+	cr_assert_eq(aeth_health_update(h, cfg), 0);
+	run_for(base, 200);
+	cr_assert_geq(b.accepted, 2);
+	cr_assert_str_eq(b.last_request, "GET / HTTP/1.0\r\nHost: [::1]\r\n\r\n");
+	cr_assert_eq(f.n, 0);
+
+	b.status = 503;
+	run_until(base, &f.n, 1, 2000);
+	cr_assert_eq(f.n, 1);
+	cr_assert(!f.last_up);
+	cr_assert_eq(memcmp(f.ip.addr.bytes, be.addr.bytes, 16), 0);
+	cr_assert(!aeth_health_is_up(h, "v6", &be));
+
+	aeth_health_stop(h);
+	backend_close(&b);
 	free_config(cfg);
 }
