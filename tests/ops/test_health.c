@@ -25,7 +25,11 @@ struct fake_backend {
 	int lfd;
 	uint16_t port;
 	struct event *ev;
-	int status;		/* 0: plain tcp, close after accept */
+	int status;		/* 0: plain tcp, close after accept;
+				 * SILENT: read, never answer;
+				 * SPLIT: 200 status line in two writes */
+	int held[64];		/* connections kept open (SILENT) */
+	int n_held;
 	int accepted;
 	uint64_t first_accept_ms;
 	char last_request[512];
@@ -59,15 +63,42 @@ static void on_flip(void *arg, const char *service, const struct aeth_ip *ip,
 	f->at_ms = now_ms();
 }
 
+enum { SILENT = -1, SPLIT = -2 };
+
+static void split_rest_cb(evutil_socket_t unused, short what, void *arg)
+{
+	static const char rest[] = "00 OK\r\nContent-Length: 0\r\n\r\n";
+	int fd = (int)(intptr_t)arg;	/* a pure timer gets no fd */
+
+	if (send(fd, rest, sizeof(rest) - 1, MSG_NOSIGNAL) < 0)
+		perror("send");
+	close(fd);
+}
+
 static void http_conn_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct fake_backend *b = arg;
+	struct timeval later = { .tv_sec = 0, .tv_usec = 20000 };
 	char resp[128];
 	ssize_t n;
 	int len;
 
 	n = recv(fd, b->last_request, sizeof(b->last_request) - 1, 0);
 	b->last_request[n > 0 ? n : 0] = '\0';
+	if (b->status == SILENT) {
+		if (b->n_held < 64)
+			b->held[b->n_held++] = fd;
+		else
+			close(fd);
+		return;
+	}
+	if (b->status == SPLIT) {
+		if (send(fd, "HTTP/1.1 2", 10, MSG_NOSIGNAL) < 0)
+			perror("send");
+		event_base_once(b->base, -1, EV_TIMEOUT, split_rest_cb,
+				(void *)(intptr_t)fd, &later);
+		return;
+	}
 	len = snprintf(resp, sizeof(resp),
 		       "HTTP/1.0 %d Whatever\r\nContent-Length: 0\r\n\r\n",
 		       b->status);
@@ -130,6 +161,8 @@ static void backend_open(struct fake_backend *b, struct event_base *base,
 
 static void backend_close(struct fake_backend *b)
 {
+	while (b->n_held)
+		close(b->held[--b->n_held]);
 	if (b->ev)
 		event_free(b->ev);
 	b->ev = NULL;
@@ -633,6 +666,42 @@ Test(health, http_over_ipv6)
 	cr_assert(!f.last_up);
 	cr_assert_eq(memcmp(f.ip.addr.bytes, be.addr.bytes, 16), 0);
 	cr_assert(!aeth_health_is_up(h, "v6", &be));
+
+	aeth_health_stop(h);
+	backend_close(&b);
+	free_config(cfg);
+}
+
+Test(health, http_split_status_line_and_silent_server)
+{
+	struct fake_backend b = { .lfd = -1 };
+	struct flips f = { 0 };
+	struct aeth_health *h;
+	struct aeth_config *cfg;
+	uint64_t t;
+
+	backend_open(&b, base, "127.0.0.1", 0, SPLIT);
+	struct svc_spec spec = {
+		.name = "slowweb", .port = b.port,
+		.hc = { .type = AETH_HC_HTTP, .interval_ms = 50, .timeout_ms = 120,
+			.rise = 1, .fall = 2 },
+		.backends = { "127.0.0.1" },
+	};
+	cfg = make_config(&spec, 1);
+	h = aeth_health_start(base, on_flip, &f);
+	cr_assert_eq(aeth_health_update(h, cfg), 0);
+	/* the status line arrives in two pieces 20 ms apart: still a 200 */
+	run_for(base, 300);
+	cr_assert_geq(b.accepted, 3);
+	cr_assert_eq(f.n, 0, "a split status line was not read whole");
+
+	/* accepts and reads, never answers: each probe times out */
+	b.status = SILENT;
+	t = run_until(base, &f.n, 1, 2000);
+	cr_assert_eq(f.n, 1);
+	cr_assert(!f.last_up);
+	/* two probes, each waiting its full timeout */
+	cr_assert_geq(t, 2 * 120 - 10, "down after %lu ms", t);
 
 	aeth_health_stop(h);
 	backend_close(&b);
