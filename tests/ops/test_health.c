@@ -309,7 +309,7 @@ Test(health, tcp_down_after_fall_up_after_rise)
 	cr_assert_eq(f.ip.addr.v4, be.addr.v4);
 	cr_assert(!aeth_health_is_up(h, "kube-apiserver", &be));
 	cr_assert_geq(t, (fall - 1) * interval - 10, "down after %lu ms", t);
-	cr_assert_leq(t, fall * interval + 150, "down after %lu ms", t);
+	cr_assert_leq(t, fall * interval + 500, "down after %lu ms", t);
 
 	/* back: up after `rise` successes */
 	backend_open(&b, base, "127.0.0.1", spec.port, 0);
@@ -504,7 +504,7 @@ Test(health, blackholed_backend_times_out)
 	cr_assert(!f.last_up);
 	/* first probe within one interval (jitter), then exactly the timeout */
 	cr_assert_geq(t, timeout - 5, "failed after %lu ms: not a timeout", t);
-	cr_assert_leq(t, interval + timeout + 60, "failed after %lu ms", t);
+	cr_assert_leq(t, interval + timeout + 300, "failed after %lu ms", t);
 
 	aeth_health_stop(h);
 	for (int i = 0; i < 4; i++)
@@ -539,7 +539,7 @@ Test(health, first_probes_are_spread)
 	cfg = make_config(&spec, 1);
 	h = aeth_health_start(base, NULL, NULL);
 	cr_assert_eq(aeth_health_update(h, cfg), 0);
-	run_for(base, 260);
+	run_for(base, 400);
 	for (int i = 0; i < N; i++) {
 		cr_assert_geq(b[i].accepted, 1, "backend %d never probed", i);
 		if (b[i].first_accept_ms < lo)
