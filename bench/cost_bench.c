@@ -1,0 +1,620 @@
+/* Cost per packet of the data path's paths, through BPF_PROG_TEST_RUN under a
+ * restore wrapper, above an empty program measured in the same run.
+ *
+ *   cost [--json FILE] [--rounds N]
+ *
+ * Runs in a private network namespace (the harness's, for bpf_fib_lookup),
+ * pinned to CPU 0; pins nothing. Prints a table; --json writes the results. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "aether_lb.skel.h"
+#include "harness.h"
+#include "pkt.h"
+#include "wrapper.skel.h"
+
+#define VIP4 "203.0.113.10"
+#define VIP6 "2001:db8:f::10"
+#define TABLE 251
+#define NSEC 1000000000ull
+#define NEVER (1000 * NSEC)	/* a limit interval that outlasts the run */
+#define MAX_FRAME 256
+
+/* Ports of the services set up below (all on VIP4 unless said). */
+enum {
+	PORT_FWD = 6443,	/* plain service, v4 and v6 */
+	PORT_ACL10 = 7001,	/* ACL of 10, 1,000, 10,000 prefixes, plus a */
+	PORT_ACL1K = 7002,	/* per-source limit of 1/s, burst 1 */
+	PORT_ACL10K = 7003,
+	PORT_RL = 7010,		/* per-source limit only */
+	PORT_CAP = 7011,	/* per-service cap (and per-source limit) */
+	PORT_NEW = 7020,	/* no limits: new flows */
+	PORT_UNCONF = 80,	/* nothing configured */
+};
+
+struct bench {
+	struct dp_h h;
+	struct dp_net net;
+	struct wrapper *w;
+	int wrap_fd, empty_fd, frame_fd, prog_map_fd;
+	int rounds;
+	uint32_t svc_ids;
+};
+
+/* What a row sends and what it must observe. */
+struct row {
+	const char *name;
+	const char *key;	/* JSON key */
+	uint8_t frame[MAX_FRAME];
+	size_t len;
+	uint32_t vary_off;	/* 0, or the offset of a word made distinct */
+	uint32_t vary_shift;	/* 16: vary the high half of it only */
+	uint32_t verdict;	/* expected XDP verdict */
+	int reason;		/* global reason counted, or -1 */
+	int event;		/* global event counted, or -1 */
+	double target;		/* ns above the floor, 0: none */
+	bool prime_syn;		/* open the flow with a SYN before timing */
+	bool prime;		/* send the frame once before timing */
+	struct pkt_spec spec;
+	double ns, floor;
+	uint32_t repeat;
+	bool path_ok;
+};
+
+static void die(const char *what, int err)
+{
+	fprintf(stderr, "cost: %s: %s\n", what, strerror(err < 0 ? -err : err));
+	exit(1);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void set_prog(struct bench *b, int fd)
+{
+	__u32 zero = 0;
+
+	if (bpf_map_update_elem(b->prog_map_fd, &zero, &fd, BPF_ANY))
+		die("setting the program under test", errno);
+}
+
+/* The frame the wrapper restores each iteration. */
+static void set_frame(struct bench *b, const struct row *r)
+{
+	uint8_t buf[16 + MAX_FRAME] = { 0 };
+	uint32_t hdr[4] = { (uint32_t)r->len, r->vary_off, 0, r->vary_shift };
+	__u32 zero = 0;
+
+	if (r->vary_off) {
+		uint32_t w;
+
+		memcpy(&w, r->frame + r->vary_off, 4);
+		hdr[2] = ntohl(w);
+	}
+	memcpy(buf, hdr, sizeof(hdr));
+	memcpy(buf + 16, r->frame, r->len);
+	if (bpf_map_update_elem(b->frame_fd, &zero, buf, BPF_ANY))
+		die("writing the frame", errno);
+}
+
+/* Average ns per iteration of `repeat` runs of the wrapper; verdict of the
+ * last iteration in *verdict. */
+static double run_once(struct bench *b, const struct row *r, uint32_t repeat,
+		       uint32_t *verdict)
+{
+	struct xdp_md ctx = { .data_end = (__u32)r->len,
+			      .ingress_ifindex = (__u32)b->net.if0 };
+	uint8_t out[MAX_FRAME + 128];
+	LIBBPF_OPTS(bpf_test_run_opts, opts,
+		    .data_in = r->frame,
+		    .data_size_in = (__u32)r->len,
+		    .data_out = out,
+		    .data_size_out = sizeof(out),
+		    .ctx_in = &ctx,
+		    .ctx_size_in = sizeof(ctx),
+		    .repeat = repeat);
+
+	if (bpf_prog_test_run_opts(b->wrap_fd, &opts))
+		die("BPF_PROG_TEST_RUN", errno);
+	*verdict = opts.retval;
+	return opts.duration;
+}
+
+/* Median over rounds of the per-iteration time of prog on r's frame. */
+static double measure(struct bench *b, const struct row *r, int prog_fd,
+		      uint32_t repeat, uint32_t *verdict)
+{
+	double t[64];
+	int i, n = b->rounds < 64 ? b->rounds : 64;
+
+	set_prog(b, prog_fd);
+	set_frame(b, r);
+	run_once(b, r, 1000, verdict);	/* warm caches and state */
+	for (i = 0; i < n; i++)
+		t[i] = run_once(b, r, repeat, verdict);
+	qsort(t, (size_t)n, sizeof(t[0]), cmp_double);
+	return t[n / 2];
+}
+
+static uint64_t counter(struct bench *b, const struct row *r)
+{
+	struct aeth_global_stats g;
+	int err = dp_global(&b->h, &g);
+
+	if (err)
+		die("reading counters", err);
+	if (r->reason >= 0)
+		return g.reasons[r->reason];
+	if (r->event >= 0)
+		return g.events[r->event];
+	return 0;
+}
+
+static void measure_row(struct bench *b, struct row *r)
+{
+	uint64_t before = counter(b, r), after;
+	uint32_t verdict = 0, floor_verdict;
+
+	r->ns = measure(b, r, b->h.prog_fd, r->repeat, &verdict);
+	after = counter(b, r);
+	/* the floor: the same frame and wrapper work, an empty program */
+	r->floor = measure(b, r, b->empty_fd, r->repeat, &floor_verdict);
+	r->path_ok = verdict == r->verdict &&
+		     (r->reason < 0 && r->event < 0 ?
+		      true : after - before >= (uint64_t)r->repeat * b->rounds);
+	if (!r->path_ok)
+		fprintf(stderr, "cost: %s: verdict %u (want %u), counter +%llu\n",
+			r->name, verdict, r->verdict,
+			(unsigned long long)(after - before));
+}
+
+/* ---- set-up ------------------------------------------------------------ */
+
+/* Like the test harness's dp_open(), but with the maps at their production
+ * sizes (the harness shrinks the connection and limiter tables, which makes
+ * inserts evict early). Nothing is pinned. */
+static int bench_open(struct dp_h *h)
+{
+	struct aether_lb *skel;
+	struct bpf_map *map;
+	int err;
+
+	memset(h, 0, sizeof(*h));
+	skel = aether_lb__open();
+	if (!skel)
+		return -errno;
+	bpf_object__for_each_map(map, skel->obj) {
+		err = bpf_map__set_pin_path(map, NULL);
+		if (err)
+			goto fail;
+	}
+	err = aether_lb__load(skel);
+	if (err)
+		goto fail;
+	h->skel = skel;
+	h->prog_fd = bpf_program__fd(skel->progs.aether_lb);
+	h->node = bpf_map__fd(skel->maps.aeth_node);
+	h->vip = bpf_map__fd(skel->maps.aeth_vip);
+	h->svc = bpf_map__fd(skel->maps.aeth_svc);
+	h->backend = bpf_map__fd(skel->maps.aeth_backend);
+	h->maglev = bpf_map__fd(skel->maps.aeth_maglev);
+	h->acl = bpf_map__fd(skel->maps.aeth_acl);
+	h->global = bpf_map__fd(skel->maps.aeth_global);
+	h->ncpus = libbpf_num_possible_cpus();
+	return h->ncpus > 0 ? 0 : -EINVAL;
+fail:
+	aether_lb__destroy(skel);
+	return err;
+}
+
+static void check(int err, const char *what)
+{
+	if (err)
+		die(what, err);
+}
+
+static struct aeth_svc add_svc(struct bench *b, const char *vip, uint16_t port,
+			       uint8_t proto, uint32_t be_id,
+			       const char *be_addr)
+{
+	struct aeth_svc_key k = dp_svc_key(vip, port, proto);
+	uint32_t id = ++b->svc_ids, table[TABLE];
+	struct aeth_backend be = dp_backend(be_addr, AETH_BE_F_IN_USE, id);
+	struct aeth_svc s = dp_svc(id, 2 * id, TABLE);
+
+	s.src_prefix_v4 = 32;
+	s.src_prefix_v6 = 64;
+	check(dp_set_backend(&b->h, be_id, &be), "backend");
+	dp_table_round_robin(table, TABLE, &be_id, 1);
+	check(dp_set_maglev(&b->h, 2 * id, table, TABLE), "maglev table");
+	check(dp_add_service(&b->h, &k, &s), "service");
+	return s;
+}
+
+static void update_svc(struct bench *b, const char *vip, uint16_t port,
+		       const struct aeth_svc *s)
+{
+	struct aeth_svc_key k = dp_svc_key(vip, port, IPPROTO_TCP);
+
+	check(dp_add_service(&b->h, &k, s), "service");
+}
+
+/* n prefixes, none covering 203.0.113.77 and one covering 198.51.100.7:
+ * mostly IPv4 of mixed lengths (/16 to /32) spread over the address space,
+ * a quarter IPv6, as customer lists look. Deterministic. */
+static void fill_acl(int fd, int n)
+{
+	uint32_t x = 2463534242u, one = AETH_AF_INET, six = AETH_AF_INET6;
+	struct aeth_acl_key k;
+	int i;
+
+	memset(&k, 0, sizeof(k));
+	k.addr[10] = k.addr[11] = 0xff;
+	inet_pton(AF_INET, "198.51.100.0", k.addr + 12);
+	k.prefixlen = 96 + 24;
+	check(bpf_map_update_elem(fd, &k, &one, BPF_ANY) ? -errno : 0, "acl");
+	for (i = 1; i < n; i++) {
+		uint32_t plen, a, mask;
+
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		memset(&k, 0, sizeof(k));
+		if (i % 4 == 3) {
+			/* 2001:db8:xxxx:xxxx::/64 */
+			k.addr[0] = 0x20;
+			k.addr[1] = 0x01;
+			k.addr[2] = 0x0d;
+			k.addr[3] = 0xb8;
+			memcpy(k.addr + 4, &x, 4);
+			k.prefixlen = 64;
+			check(bpf_map_update_elem(fd, &k, &six, BPF_ANY) ?
+			      -errno : 0, "acl");
+			continue;
+		}
+		plen = 16 + x % 17;
+		mask = plen == 32 ? ~0u : ~(~0u >> plen);
+		a = x & mask;
+		/* keep 203.0.113.0/24 (the refused source) out */
+		if ((a & 0xffffff00u) == 0xcb007100u ||
+		    (0xcb00714du & mask) == a) {
+			i--;
+			continue;
+		}
+		k.addr[10] = k.addr[11] = 0xff;
+		a = htonl(a);
+		memcpy(k.addr + 12, &a, 4);
+		k.prefixlen = 96 + plen;
+		check(bpf_map_update_elem(fd, &k, &one, BPF_ANY) ? -errno : 0,
+		      "acl");
+	}
+}
+
+static void setup(struct bench *b)
+{
+	static const struct { uint16_t port; int n; } acls[] = {
+		{ PORT_ACL10, 10 }, { PORT_ACL1K, 1000 }, { PORT_ACL10K, 10000 },
+	};
+	struct aeth_node node;
+	struct aeth_svc s;
+	uint32_t be_id = 1;
+	size_t i;
+	int fd;
+
+	check(dp_netns_setup(&b->net), "network namespace");
+	check(bench_open(&b->h), "loading aether_lb");
+	dp_node_default(&node);
+	check(dp_set_node(&b->h, &node), "node");
+
+	add_svc(b, VIP4, PORT_FWD, IPPROTO_TCP, be_id++, "192.0.2.21");
+	add_svc(b, VIP6, PORT_FWD, IPPROTO_TCP, be_id++, "2001:db8::21");
+	for (i = 0; i < sizeof(acls) / sizeof(acls[0]); i++) {
+		s = add_svc(b, VIP4, acls[i].port, IPPROTO_TCP, be_id++,
+			    "192.0.2.21");
+		fd = dp_acl_create(&b->h, 2 * s.id);
+		check(fd < 0 ? fd : 0, "acl trie");
+		fill_acl(fd, acls[i].n);
+		close(fd);
+		s.flags |= AETH_SVC_F_ACL;
+		s.acl_slot = 2 * s.id;
+		s.src_interval_ns = NEVER;	/* burst 1, spent by prime() */
+		update_svc(b, VIP4, acls[i].port, &s);
+	}
+	s = add_svc(b, VIP4, PORT_RL, IPPROTO_TCP, be_id++, "192.0.2.21");
+	s.src_interval_ns = NEVER;
+	update_svc(b, VIP4, PORT_RL, &s);
+	s = add_svc(b, VIP4, PORT_CAP, IPPROTO_TCP, be_id++, "192.0.2.21");
+	s.src_interval_ns = NEVER;
+	s.svc_interval_ns = NEVER;	/* burst 1, spent by prime() */
+	update_svc(b, VIP4, PORT_CAP, &s);
+	add_svc(b, VIP4, PORT_NEW, IPPROTO_TCP, be_id++, "192.0.2.21");
+
+	b->w = wrapper__open_and_load();
+	if (!b->w)
+		die("loading the wrapper", errno);
+	b->wrap_fd = bpf_program__fd(b->w->progs.bench_wrap);
+	b->empty_fd = bpf_program__fd(b->w->progs.bench_empty);
+	b->frame_fd = bpf_map__fd(b->w->maps.bench_frame);
+	b->prog_map_fd = bpf_map__fd(b->w->maps.bench_prog);
+}
+
+static void set_insert_rate(struct bench *b, uint32_t rate)
+{
+	struct aeth_node node;
+
+	dp_node_default(&node);
+	node.ct_insert_rate = rate;
+	check(dp_set_node(&b->h, &node), "node");
+}
+
+/* ---- rows -------------------------------------------------------------- */
+
+static void tcp_row(struct row *r, const char *src, uint16_t sport,
+		    const char *dst, uint16_t dport, uint8_t flags)
+{
+	struct pkt_spec s = strchr(src, ':') ?
+				    pkt_spec_tcp6(src, sport, dst, dport) :
+				    pkt_spec_tcp4(src, sport, dst, dport);
+
+	s.tcp_flags = flags;
+	s.payload = "0123456789abcdef0123456789abcdef";	/* a small request */
+	s.payload_len = 32;
+	r->spec = s;
+	r->len = pkt_build(&s, r->frame, sizeof(r->frame));
+	if (!r->len)
+		die("building a frame", EINVAL);
+}
+
+/* An IPIP packet to this node carrying a client's segment for VIP4. */
+static void decap_row(struct row *r)
+{
+	struct pkt_spec inner = pkt_spec_tcp4("198.51.100.7", 40000, VIP4,
+					      PORT_FWD);
+	struct pkt_spec outer = pkt_spec_tcp4("192.0.2.50", 0, DP_NODE_V4, 0);
+	uint8_t l3[MAX_FRAME];
+	size_t n = pkt_build_l3(&inner, l3, sizeof(l3));
+
+	outer.proto = 4;
+	outer.payload = l3;
+	outer.payload_len = n;
+	r->len = pkt_build(&outer, r->frame, sizeof(r->frame));
+	if (!n || !r->len)
+		die("building a frame", EINVAL);
+}
+
+/* Send one frame once outside the timing (prime a flow or a bucket). */
+static void prime(struct bench *b, const struct row *r)
+{
+	uint8_t out[MAX_FRAME + 128];
+	size_t out_len = sizeof(out);
+	uint32_t v;
+
+	check(dp_run(&b->h, r->frame, r->len, out, &out_len, b->net.if0, &v),
+	      "priming");
+}
+
+#define V4_SRC_OFF (14 + 12)	/* IPv4 source address in an untagged frame */
+#define V4_PORTS_OFF (14 + 20)	/* TCP source and destination ports */
+
+/* New connections from one source: distinct source ports. */
+static void vary_sport(struct row *r)
+{
+	r->vary_off = V4_PORTS_OFF;
+	r->vary_shift = 16;
+}
+
+static void json_row(FILE *f, const struct row *r, bool last)
+{
+	fprintf(f, "    {\"row\": \"%s\", \"name\": \"%s\", \"ns\": %.1f, "
+		"\"floor_ns\": %.1f, \"above_floor_ns\": %.1f, ",
+		r->key, r->name, r->ns, r->floor, r->ns - r->floor);
+	if (r->target > 0)
+		fprintf(f, "\"target_ns\": %.0f, \"ok\": %s, ", r->target,
+			r->ns - r->floor <= r->target ? "true" : "false");
+	fprintf(f, "\"repeat\": %u, \"path_ok\": %s}%s\n", r->repeat,
+		r->path_ok ? "true" : "false", last ? "" : ",");
+}
+
+int main(int argc, char **argv)
+{
+	struct bench b = { .rounds = 9 };
+	static struct row rows[16];
+	const char *json = NULL;
+	struct utsname un;
+	cpu_set_t set;
+	char cpu[128] = "?", line[256], when[32];
+	double empty_floor;
+	uint32_t v;
+	time_t now = time(NULL);
+	int i, n = 0;
+	FILE *f;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json") && i + 1 < argc) {
+			json = argv[++i];
+		} else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) {
+			b.rounds = atoi(argv[++i]);
+		} else {
+			fprintf(stderr, "usage: %s [--json FILE] [--rounds N]\n",
+				argv[0]);
+			return 2;
+		}
+	}
+	if (b.rounds < 1 || b.rounds > 64)
+		b.rounds = 9;
+
+	CPU_ZERO(&set);
+	CPU_SET(0, &set);
+	if (sched_setaffinity(0, sizeof(set), &set))
+		die("pinning to CPU 0", errno);
+	setup(&b);
+
+#define ROW(k, nm, rep, verd, rsn, ev, tgt)                                   \
+	(rows[n] = (struct row){ .key = k, .name = nm, .repeat = rep,         \
+				 .verdict = verd, .reason = rsn, .event = ev,  \
+				 .target = tgt },                             \
+	 &rows[n++])
+	struct row *r;
+
+	r = ROW("pass_not_service", "non-service pass-through", 200000,
+		XDP_PASS, -1, AETH_EV_PASS_NOT_SERVICE, 15);
+	tcp_row(r, "198.51.100.7", 40000, "192.0.2.99", 80, PKT_TCP_ACK);
+
+	r = ROW("drop_unconfigured_port", "unconfigured port drop", 200000,
+		XDP_DROP, AETH_R_UNCONFIGURED_PORT, -1, 0);
+	tcp_row(r, "198.51.100.7", 40000, VIP4, PORT_UNCONF, PKT_TCP_SYN);
+
+	r = ROW("drop_acl_10", "authorized-network drop, 10 prefixes", 200000,
+		XDP_DROP, AETH_R_NOT_AUTHORIZED, -1, 0);
+	tcp_row(r, "203.0.113.77", 40000, VIP4, PORT_ACL10, PKT_TCP_SYN);
+	r = ROW("drop_acl_1k", "authorized-network drop, 1,000 prefixes",
+		200000, XDP_DROP, AETH_R_NOT_AUTHORIZED, -1, 40);
+	tcp_row(r, "203.0.113.77", 40000, VIP4, PORT_ACL1K, PKT_TCP_SYN);
+	r = ROW("drop_acl_10k", "authorized-network drop, 10,000 prefixes",
+		200000, XDP_DROP, AETH_R_NOT_AUTHORIZED, -1, 0);
+	tcp_row(r, "203.0.113.77", 40000, VIP4, PORT_ACL10K, PKT_TCP_SYN);
+
+	r = ROW("drop_rl_acl_10", "rate-limit drop, 10 prefixes", 200000,
+		XDP_DROP, AETH_R_RATE_LIMITED, -1, 0);
+	tcp_row(r, "198.51.100.7", 40000, VIP4, PORT_ACL10, PKT_TCP_SYN);
+	r->prime = true;
+	vary_sport(r);
+	r = ROW("drop_rl_acl_1k", "rate-limit drop, 1,000 prefixes", 200000,
+		XDP_DROP, AETH_R_RATE_LIMITED, -1, 0);
+	tcp_row(r, "198.51.100.7", 40000, VIP4, PORT_ACL1K, PKT_TCP_SYN);
+	r->prime = true;
+	vary_sport(r);
+	r = ROW("drop_rl_acl_10k", "rate-limit drop, 10,000 prefixes", 200000,
+		XDP_DROP, AETH_R_RATE_LIMITED, -1, 0);
+	tcp_row(r, "198.51.100.7", 40000, VIP4, PORT_ACL10K, PKT_TCP_SYN);
+	r->prime = true;
+	vary_sport(r);
+	r = ROW("drop_rl", "rate-limit drop (known source, no ACL)", 200000,
+		XDP_DROP, AETH_R_RATE_LIMITED, -1, 0);
+	tcp_row(r, "198.51.100.7", 40000, VIP4, PORT_RL, PKT_TCP_SYN);
+	r->prime = true;
+	vary_sport(r);
+
+	r = ROW("drop_service_cap", "service-cap drop (new sources)", 200000,
+		XDP_DROP, AETH_R_SERVICE_RATE_LIMITED, -1, 0);
+	tcp_row(r, "198.51.100.7", 40000, VIP4, PORT_CAP, PKT_TCP_SYN);
+	r->vary_off = V4_SRC_OFF;
+	r->prime = true;
+
+	r = ROW("new_flow", "new flow (Maglev + conntrack insert)", 50000,
+		XDP_TX, -1, AETH_EV_CT_INSERT, 300);
+	tcp_row(r, "198.51.100.7", 40000, VIP4, PORT_NEW, PKT_TCP_SYN);
+	r->vary_off = V4_SRC_OFF;
+	r = ROW("new_flow_no_insert", "new flow, insert skipped (budget 1)",
+		50000, XDP_TX, -1, AETH_EV_CT_INSERT_SKIPPED, 0);
+	tcp_row(r, "198.51.100.7", 40000, VIP4, PORT_NEW, PKT_TCP_SYN);
+	r->vary_off = V4_SRC_OFF;
+
+	r = ROW("established_v4", "established flow encapsulated, IPv4",
+		200000, XDP_TX, -1, AETH_EV_CT_HIT, 80);
+	tcp_row(r, "198.51.100.7", 40000, VIP4, PORT_FWD, PKT_TCP_ACK);
+	r->prime_syn = true;
+	r = ROW("established_v6", "established flow encapsulated, IPv6",
+		200000, XDP_TX, -1, AETH_EV_CT_HIT, 80);
+	tcp_row(r, "2001:db8:100::7", 40000, VIP6, PORT_FWD, PKT_TCP_ACK);
+	r->prime_syn = true;
+
+	r = ROW("decap", "inline decap", 200000, XDP_PASS, -1, AETH_EV_DECAP,
+		0);
+	decap_row(r);
+
+	/* state the timed iterations must find: the flows established, the
+	 * buckets spent */
+	for (i = 0; i < n; i++) {
+		struct row syn = rows[i];
+
+		if (rows[i].prime_syn) {
+			syn.spec.tcp_flags = PKT_TCP_SYN;
+			syn.len = pkt_build(&syn.spec, syn.frame,
+					    sizeof(syn.frame));
+			prime(&b, &syn);
+		} else if (rows[i].prime) {
+			prime(&b, &rows[i]);
+		}
+	}
+
+	for (i = 0; i < n; i++) {
+		set_insert_rate(&b, !strcmp(rows[i].key, "new_flow_no_insert") ?
+				1 : 0);
+		measure_row(&b, &rows[i]);
+	}
+	set_insert_rate(&b, 0);
+	/* the plain floor: an empty program under the wrapper, no variation */
+	empty_floor = measure(&b, &rows[0], b.empty_fd, 200000, &v);
+
+	f = fopen("/proc/cpuinfo", "r");
+	while (f && fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
+			snprintf(cpu, sizeof(cpu), "%s", strchr(line, ':') + 2);
+			cpu[strcspn(cpu, "\n")] = 0;
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	uname(&un);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+
+	printf("cost per packet, BPF_PROG_TEST_RUN, CPU 0 of %ld (%s), "
+	       "kernel %s\n", sysconf(_SC_NPROCESSORS_ONLN), cpu, un.release);
+	printf("empty program under the restore wrapper (floor): %.1f ns; "
+	       "median of %d rounds\n\n", empty_floor, b.rounds);
+	printf("%-44s %9s %9s %8s  %s\n", "path", "total ns", "above", "target",
+	       "");
+	for (i = 0; i < n; i++) {
+		const struct row *x = &rows[i];
+		double above = x->ns - x->floor;
+		char tgt[16] = "-";
+		const char *st = "";
+
+		if (x->target > 0) {
+			snprintf(tgt, sizeof(tgt), "<= %.0f", x->target);
+			st = above <= x->target ? "OK" : "MISSED";
+		}
+		printf("%-44s %9.1f %9.1f %8s  %s%s\n", x->name, x->ns, above,
+		       tgt, st, x->path_ok ? "" : " (WRONG PATH)");
+	}
+
+	if (json) {
+		f = fopen(json, "w");
+		if (!f)
+			die(json, errno);
+		fprintf(f, "{\n  \"date\": \"%s\",\n  \"kernel\": \"%s\",\n"
+			"  \"cpu\": \"%s\",\n  \"cpus\": %ld,\n"
+			"  \"method\": \"BPF_PROG_TEST_RUN under a restore "
+			"wrapper, median of %d rounds, floor = empty program "
+			"under the same wrapper and frame\",\n"
+			"  \"floor_ns\": %.1f,\n  \"rows\": [\n",
+			when, un.release, cpu, sysconf(_SC_NPROCESSORS_ONLN),
+			b.rounds, empty_floor);
+		for (i = 0; i < n; i++)
+			json_row(f, &rows[i], i == n - 1);
+		fprintf(f, "  ]\n}\n");
+		fclose(f);
+	}
+	for (i = 0; i < n; i++)
+		if (!rows[i].path_ok)
+			return 1;
+	wrapper__destroy(b.w);
+	dp_close(&b.h);
+	return 0;
+}
