@@ -923,3 +923,133 @@ Test(fwd, icmp_echo_to_vip_dropped)
 	cr_assert_eq(r.verdict, XDP_DROP);
 	cr_assert_eq(global().reasons[AETH_R_UNCONFIGURED_PORT], 1);
 }
+
+/* ---- guard ordering ---- */
+
+Test(fwd, not_authorized_before_any_state)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct aeth_svc_key k = dp_svc_key(VIP4, 6443, 6);
+	struct aeth_svc sv = dp_svc(1, 1, TSIZE);
+	struct aeth_flow fl = flow_of(&s);
+	struct aeth_global_stats g;
+	struct aeth_ct_entry e;
+	struct frame f;
+	struct result r;
+	int acl;
+
+	one_backend_service(1, VIP4, 6443, 6, 10, "192.0.2.21");
+	acl = dp_acl_create(&h, 3);
+	cr_assert_geq(acl, 0);
+	cr_assert_eq(dp_acl_add(acl, "198.51.100.128", 25), 0);
+	sv.flags = AETH_SVC_F_ACL;
+	sv.acl_slot = 3;
+	cr_assert_eq(dp_add_service(&h, &k, &sv), 0);
+	s.tcp_flags = PKT_TCP_SYN;
+	build(&s, &f);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	g = global();
+	cr_assert_eq(g.reasons[AETH_R_NOT_AUTHORIZED], 1);
+	cr_assert_eq(svc_stats(1).drops[AETH_R_NOT_AUTHORIZED], 1);
+	cr_assert_eq(g.events[AETH_EV_CT_MISS], 0);
+	cr_assert_neq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
+
+	dp_addr("198.51.100.200", &s.src);	/* inside the list */
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+}
+
+/* A service cap of one new connection per ~17 minutes: the first SYN passes,
+ * a second SYN is refused, a mid-flow packet of an unknown flow is not
+ * charged, and a UDP packet without entry is. */
+Test(fwd, only_new_connections_are_charged)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct aeth_svc_key k = dp_svc_key(VIP4, 6443, 6);
+	struct aeth_svc_key ku = dp_svc_key(VIP4, 53, 17);
+	struct aeth_svc sv = dp_svc(1, 1, TSIZE), su = dp_svc(2, 2, TSIZE);
+	uint32_t id = 10;
+	struct frame f;
+	struct result r;
+
+	backend(10, "192.0.2.21", AETH_BE_F_IN_USE, 1);
+	backend(20, "192.0.2.21", AETH_BE_F_IN_USE, 2);
+	service(1, VIP4, 6443, 6, &id, 1);
+	id = 20;
+	service(2, VIP4, 53, 17, &id, 1);
+	sv.svc_interval_ns = su.svc_interval_ns = 1000000000000ull;
+	cr_assert_eq(dp_add_service(&h, &k, &sv), 0);
+	cr_assert_eq(dp_add_service(&h, &ku, &su), 0);
+
+	s.tcp_flags = PKT_TCP_SYN;
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+	s.sport = 40001;
+	build(&s, &f);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	cr_assert_eq(svc_stats(1).drops[AETH_R_SERVICE_RATE_LIMITED], 1);
+	s.tcp_flags = PKT_TCP_ACK;	/* moved here mid-flow */
+	s.sport = 40002;
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+	s.tcp_flags = PKT_TCP_SYN | PKT_TCP_ACK;	/* not a new connection */
+	s.sport = 40003;
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+
+	s = pkt_spec_udp4(CLI4, 40000, VIP4, 53);
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+	run(&f, &r);	/* same flow, now recorded: not charged */
+	expect_tx(&r, &s, &f, "192.0.2.21");
+	s.sport = 40001;
+	build(&s, &f);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	cr_assert_eq(svc_stats(2).drops[AETH_R_SERVICE_RATE_LIMITED], 1);
+}
+
+Test(fwd, insert_budget_window_renews)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct aeth_ct_budget old[512];
+	struct aeth_node node;
+	struct aeth_flow fl;
+	struct aeth_ct_entry e;
+	struct frame f;
+	struct result r;
+	__u32 zero = 0;
+
+	cr_assert_leq(h.ncpus, 512);
+	dp_node_default(&node);
+	node.ct_insert_rate = 1;
+	cr_assert_eq(dp_set_node(&h, &node), 0);
+	one_backend_service(1, VIP4, 6443, 6, 10, "192.0.2.21");
+	s.tcp_flags = PKT_TCP_SYN;
+	build(&s, &f);
+	run(&f, &r);
+	s.sport = 40001;
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+	cr_assert_eq(global().events[AETH_EV_CT_INSERT_SKIPPED], 1);
+	/* move every CPU's window a second and more into the past */
+	cr_assert_eq(bpf_map_lookup_elem(h.ct_budget, &zero, old), 0);
+	for (int i = 0; i < h.ncpus; i++)
+		old[i].window_start_ns -= 1000000001ull;
+	cr_assert_eq(bpf_map_update_elem(h.ct_budget, &zero, old, BPF_ANY), 0);
+	s.sport = 40002;
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+	fl = flow_of(&s);
+	cr_assert_eq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
+	cr_assert_eq(global().events[AETH_EV_CT_INSERT], 2);
+}
