@@ -220,7 +220,9 @@ topo_plain_routes() {
 topo_server_start() {
 	local n=$1 d=$TOPO_STATE/$1
 	mkdir -p "$d"
-	topo_exec "$n" python3 "$TOPO_LIB/backend_server.py" --name "$n" \
+	# its own process group: python3 may be a wrapper script (pyenv) whose
+	# child is the server
+	setsid ip netns exec "$P-$n" python3 "$TOPO_LIB/backend_server.py" --name "$n" \
 		--cert "$TOPO_STATE/certs/server.crt" \
 		--key "$TOPO_STATE/certs/server.key" \
 		--port "$API_PORT" --health-port "$HEALTH_PORT" \
@@ -232,10 +234,14 @@ topo_server_start() {
 }
 
 topo_server_stop() {
-	local f=$TOPO_STATE/$1/server.pid
+	local f=$TOPO_STATE/$1/server.pid pg i
 	[ -f "$f" ] || return 0
-	kill "$(cat "$f")" 2>/dev/null
-	wait "$(cat "$f")" 2>/dev/null
+	pg=$(cat "$f")
+	kill -- "-$pg" 2>/dev/null
+	for ((i = 0; i < 50; i++)); do
+		kill -0 -- "-$pg" 2>/dev/null || break
+		sleep 0.1
+	done
 	rm -f "$f"
 }
 
