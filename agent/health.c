@@ -230,19 +230,16 @@ static const char *phase_name(enum hc_phase phase)
 static void hc_io_cb(evutil_socket_t fd, short what, void *arg);
 
 /* Wait for fd readiness until the probe's deadline. Returns false (and ends
- * the probe as failed) when the deadline has passed. */
+ * the probe as failed) when it cannot wait. */
 static bool hc_wait(struct hc_check *c, short events)
 {
 	uint64_t elapsed = now_ms() - c->started_ms;
 	uint64_t left;
 	struct timeval tv;
 
-	if (elapsed >= c->cfg.timeout_ms) {
-		hc_probe_done(c, false, "%s: timed out after %u ms",
-			      phase_name(c->phase), c->cfg.timeout_ms);
-		return false;
-	}
-	left = c->cfg.timeout_ms - elapsed;
+	/* Past the deadline already (a busy loop ran late): one last look, so
+	 * an answer that is already there still counts. */
+	left = elapsed < c->cfg.timeout_ms ? c->cfg.timeout_ms - elapsed : 1;
 	tv.tv_sec = left / 1000;
 	tv.tv_usec = (left % 1000) * 1000;
 	if (c->io)
@@ -325,7 +322,9 @@ static void hc_io_cb(evutil_socket_t fd, short what, void *arg)
 	int err = 0;
 	ssize_t n;
 
-	if (what & EV_TIMEOUT) {
+	/* readiness and an expired timeout can come together when the loop
+	 * was busy: the socket's answer wins */
+	if (!(what & (EV_READ | EV_WRITE))) {
 		hc_probe_done(c, false, "%s: timed out after %u ms",
 			      phase_name(c->phase), c->cfg.timeout_ms);
 		return;
