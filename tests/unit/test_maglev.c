@@ -352,3 +352,24 @@ Test(maglev, fixed_input_gives_fixed_table)
 	free(t);
 	free(b);
 }
+
+Test(maglev, tiny_tables_are_filled_and_balanced)
+{
+	static const uint32_t tiny[] = { 2, 3, 5, 7, 13, 31 };
+
+	for (size_t a = 0; a < sizeof(tiny) / sizeof(tiny[0]); a++) {
+		for (size_t n = 1; n <= tiny[a]; n++) {
+			struct aeth_maglev_backend *b = make_backends(n);
+			uint32_t *t = build(b, n, tiny[a]);
+			size_t cnt[31];
+
+			count_slots(t, tiny[a], n, cnt);
+			for (size_t i = 0; i < n; i++)
+				cr_assert(cnt[i] == tiny[a] / n ||
+					  cnt[i] == (tiny[a] + n - 1) / n,
+					  "m %u n %zu: %zu slots", tiny[a], n, cnt[i]);
+			free(t);
+			free(b);
+		}
+	}
+}
