@@ -17,6 +17,9 @@
 #include "log.h"
 
 #define NSEC_PER_SEC 1000000000ull
+#ifndef ENOTSUPP
+#define ENOTSUPP 524	/* the kernel's "not supported" */
+#endif
 
 unsigned int aeth_apply_fail_at;
 
@@ -124,29 +127,92 @@ static int tx_delete(struct tx *tx, int fd, const void *key, uint32_t ksz,
 	return 0;
 }
 
-/* Put an inner map into an outer slot. Only inactive slots are written this
- * way, so undoing is emptying the slot again. */
-static int tx_slot(struct tx *tx, int outer_fd, uint32_t slot, int inner_fd)
+/* Inner maps waiting to go into their outer slots. */
+struct slot_batch {
+	uint32_t *slots;
+	int *fds;
+	size_t n, cap;
+};
+
+static int batch_add(struct slot_batch *b, uint32_t slot, int fd)
 {
-	struct undo *u;
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 64;
+		uint32_t *s = realloc(b->slots, cap * sizeof(*s));
+		int *f;
+
+		if (!s)
+			return -ENOMEM;
+		b->slots = s;
+		f = realloc(b->fds, cap * sizeof(*f));
+		if (!f)
+			return -ENOMEM;
+		b->fds = f;
+		b->cap = cap;
+	}
+	b->slots[b->n] = slot;
+	b->fds[b->n] = fd;
+	b->n++;
+	return 0;
+}
+
+static void batch_release(struct slot_batch *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		close(b->fds[i]);
+	free(b->slots);
+	free(b->fds);
+	memset(b, 0, sizeof(*b));
+}
+
+/* Put inner maps into outer slots. Only inactive slots are written this
+ * way, so undoing is emptying them again. One batch, because the kernel
+ * waits for an RCU grace period after each write of a map-in-map from
+ * userspace: per slot that is milliseconds each, per batch once. */
+static int tx_slots(struct tx *tx, int outer_fd, struct slot_batch *b)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	__u32 count = b->n;
 	int err;
 
+	if (!b->n)
+		return 0;
 	err = tx_fault(tx);
 	if (err)
 		return err;
-	u = tx_push(tx);
-	if (!u)
-		return -ENOMEM;
-	u->fd = outer_fd;
-	u->op = UNDO_DELETE;
-	u->ksz = sizeof(slot);
-	memcpy(u->key, &slot, sizeof(slot));
-	if (bpf_map_update_elem(outer_fd, &slot, &inner_fd, BPF_ANY)) {
-		err = -errno;
-		tx->n--;
-		return err;
+	for (size_t i = 0; i < b->n; i++) {
+		struct undo *u = tx_push(tx);
+
+		if (!u)
+			return -ENOMEM;
+		u->fd = outer_fd;
+		u->op = UNDO_DELETE;
+		u->ksz = sizeof(uint32_t);
+		memcpy(u->key, &b->slots[i], sizeof(uint32_t));
 	}
+	if (bpf_map_update_batch(outer_fd, b->slots, b->fds, &count, &opts) == 0)
+		return 0;
+	if (errno != EINVAL && errno != EOPNOTSUPP && errno != ENOTSUPP)
+		return -errno;
+	for (size_t i = 0; i < b->n; i++)	/* no batch support */
+		if (bpf_map_update_elem(outer_fd, &b->slots[i], &b->fds[i],
+					BPF_ANY))
+			return -errno;
 	return 0;
+}
+
+/* Empty outer slots nothing reads any more, in one batch (see tx_slots). */
+static void delete_slots(int outer_fd, uint32_t *slots, size_t n)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	__u32 count = n;
+
+	if (!n)
+		return;
+	if (bpf_map_delete_batch(outer_fd, slots, &count, &opts) == 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		bpf_map_delete_elem(outer_fd, &slots[i]);
 }
 
 static void tx_rollback(struct tx *tx)
@@ -239,6 +305,8 @@ static int append_u32(uint32_t **arr, size_t *n, uint32_t v)
 	return 0;
 }
 
+static int reconcile_vips(struct aeth_agent *a, const struct aeth_state *st);
+
 int aeth_state_recover(struct aeth_agent *a)
 {
 	struct aeth_state *st = state_alloc();
@@ -289,6 +357,9 @@ int aeth_state_recover(struct aeth_agent *a)
 			max_be = id + 1;
 		n_be++;
 	}
+	err = reconcile_vips(a, st);
+	if (err)
+		goto fail;
 	if (bpf_map_lookup_elem(a->fds.node, &zero, &st->node) == 0)
 		st->node_known = true;
 	bpf_map_lookup_elem(a->fds.meta, &zero, &a->meta);
@@ -641,7 +712,7 @@ static uint32_t other_slot(uint32_t id, uint32_t slot)
 }
 
 /* A fresh Maglev table for n in the service's inactive slot. */
-static int build_maglev(struct tx *tx, struct aeth_agent *a,
+static int build_maglev(struct tx *tx, struct slot_batch *batch,
 			struct aeth_applied_svc *n, const uint8_t seed[16],
 			uint32_t size)
 {
@@ -688,17 +759,20 @@ static int build_maglev(struct tx *tx, struct aeth_agent *a,
 			}
 		}
 	}
-	err = tx_slot(tx, a->fds.maglev, slot, fd);
-	if (!err)
+	err = batch_add(batch, slot, fd);
+	if (!err) {
 		n->value.maglev_slot = slot;
+		fd = -1;
+	}
 out:
 	free(table);
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 	return err;
 }
 
 /* A fresh authorized-networks trie in the service's inactive ACL slot. */
-static int build_acl(struct tx *tx, struct aeth_agent *a,
+static int build_acl(struct tx *tx, struct slot_batch *batch,
 		     struct aeth_applied_svc *n)
 {
 	LIBBPF_OPTS(bpf_map_create_opts, copts, .map_flags = BPF_F_NO_PREALLOC);
@@ -734,11 +808,14 @@ static int build_acl(struct tx *tx, struct aeth_agent *a,
 			goto out;
 		}
 	}
-	err = tx_slot(tx, a->fds.acl, slot, fd);
-	if (!err)
+	err = batch_add(batch, slot, fd);
+	if (!err) {
 		n->value.acl_slot = slot;
+		fd = -1;
+	}
 out:
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 	return err;
 }
 
@@ -796,6 +873,42 @@ static uint32_t vip_lookup(const struct vip_count *v, size_t n,
 	return 0;
 }
 
+/* After a restart: make aeth_vip match the recovered services (an apply
+ * interrupted by a crash may have left a count behind). */
+static int reconcile_vips(struct aeth_agent *a, const struct aeth_state *st)
+{
+	struct aeth_vip_key k, nk, *prev = NULL;
+	struct vip_count *v;
+	size_t n;
+	int err;
+
+	err = vip_counts(st, &v, &n);
+	if (err)
+		return err;
+	while (bpf_map_get_next_key(a->fds.vip, prev, &nk) == 0) {
+		uint32_t count;
+
+		k = nk;
+		if (bpf_map_lookup_elem(a->fds.vip, &k, &count) == 0 &&
+		    vip_lookup(v, n, &k) == 0) {
+			log_warn("removing a VIP entry no service uses");
+			bpf_map_delete_elem(a->fds.vip, &k);
+			continue;	/* k is gone: restart from prev */
+		}
+		prev = &k;
+	}
+	for (size_t i = 0; i < n; i++) {
+		uint32_t count = 0;
+
+		bpf_map_lookup_elem(a->fds.vip, &v[i].key, &count);
+		if (count != v[i].count)
+			bpf_map_update_elem(a->fds.vip, &v[i].key, &v[i].count,
+					    BPF_ANY);
+	}
+	free(v);
+	return 0;
+}
+
 /* ---- per-id counters --------------------------------------------------- */
 
 /* A new id starts with zeroed limiter state and counters. */
@@ -841,6 +954,7 @@ static int write_state(struct tx *tx, struct aeth_agent *a,
 		       struct svc_plan *sp)
 {
 	const struct aeth_state *old = a->state;
+	struct slot_batch mgb = { 0 }, aclb = { 0 };
 	struct vip_count *ov = NULL, *nv = NULL;
 	size_t n_ov = 0, n_nv = 0;
 	uint32_t zero = 0;
@@ -877,30 +991,47 @@ static int write_state(struct tx *tx, struct aeth_agent *a,
 		const struct aeth_cfg_service *s = &cfg->services[i];
 
 		if (sp[i].rebuild_mg) {
-			err = build_maglev(tx, a, n, cfg->seed,
+			err = build_maglev(tx, &mgb, n, cfg->seed,
 					   n->value.table_size);
-			if (err)
-				return tx_fail(tx, err, "services[%zu] (%s): "
-					       "building the Maglev table",
-					       i, s->name);
+			if (err) {
+				tx_fail(tx, err, "services[%zu] (%s): building "
+					"the Maglev table", i, s->name);
+				goto out;
+			}
 		}
 		if (sp[i].rebuild_acl) {
-			err = build_acl(tx, a, n);
-			if (err)
-				return tx_fail(tx, err, "services[%zu] (%s): "
-					       "building the authorized "
-					       "networks", i, s->name);
+			err = build_acl(tx, &aclb, n);
+			if (err) {
+				tx_fail(tx, err, "services[%zu] (%s): building "
+					"the authorized networks", i, s->name);
+				goto out;
+			}
 		}
+	}
+	err = tx_slots(tx, a->fds.maglev, &mgb);
+	if (err) {
+		tx_fail(tx, err, "filling %s", AETH_MAP_MAGLEV);
+		goto out;
+	}
+	err = tx_slots(tx, a->fds.acl, &aclb);
+	if (err) {
+		tx_fail(tx, err, "filling %s", AETH_MAP_ACL);
+		goto out;
+	}
+	for (size_t i = 0; i < cfg->n_services; i++) {
+		struct aeth_applied_svc *n = &ns->svcs[sp[i].id];
+
 		if (!old->svcs[sp[i].id].in_use)
 			reset_svc_counters(a, sp[i].id);
 		if (memcmp(&n->info, &old->svcs[sp[i].id].info,
-			   sizeof(n->info))) {
-			err = tx_write(tx, a->fds.svcinfo, &sp[i].id,
-				       sizeof(uint32_t), &n->info,
-				       sizeof(n->info));
-			if (err)
-				return tx_fail(tx, err, "writing %s[%u]",
-					       AETH_MAP_SVCINFO, sp[i].id);
+			   sizeof(n->info)) == 0)
+			continue;
+		err = tx_write(tx, a->fds.svcinfo, &sp[i].id, sizeof(uint32_t),
+			       &n->info, sizeof(n->info));
+		if (err) {
+			tx_fail(tx, err, "writing %s[%u]", AETH_MAP_SVCINFO,
+				sp[i].id);
+			goto out;
 		}
 	}
 
@@ -995,6 +1126,8 @@ static int write_state(struct tx *tx, struct aeth_agent *a,
 out_nomem:
 	tx_fail(tx, err, "counting VIPs");
 out:
+	batch_release(&mgb);
+	batch_release(&aclb);
 	free(ov);
 	free(nv);
 	return err;
@@ -1004,14 +1137,28 @@ out:
 static void release_old_slots(struct aeth_agent *a, const struct aeth_state *ns)
 {
 	const struct aeth_state *old = a->state;
+	uint32_t *mg = NULL, *acl = NULL;
+	size_t n_mg = 0, n_acl = 0;
 
+	mg = malloc(AETH_MAX_SLOTS * sizeof(*mg));
+	acl = malloc(AETH_MAX_SLOTS * sizeof(*acl));
+	if (!mg || !acl)
+		goto out;
 	for (uint32_t id = 0; id < AETH_MAX_SERVICES; id++) {
 		const struct aeth_applied_svc *o = &old->svcs[id];
 		const struct aeth_applied_svc *n = &ns->svcs[id];
 		uint32_t base = id * AETH_SLOTS_PER_SERVICE;
+		bool mg_changed, acl_changed;
 
 		if (!o->in_use && !n->in_use)
 			continue;
+		/* unchanged services are not touched at all */
+		mg_changed = !o->in_use || !n->in_use || !o->built ||
+			     o->value.maglev_slot != n->value.maglev_slot ||
+			     o->value.table_size != n->value.table_size;
+		acl_changed = !o->in_use || !n->in_use || !o->built ||
+			      o->value.acl_slot != n->value.acl_slot ||
+			      o->value.flags != n->value.flags;
 		for (uint32_t slot = base; slot < base + AETH_SLOTS_PER_SERVICE;
 		     slot++) {
 			bool keep_mg = n->in_use && n->value.table_size &&
@@ -1019,22 +1166,18 @@ static void release_old_slots(struct aeth_agent *a, const struct aeth_state *ns)
 			bool keep_acl = n->in_use &&
 					(n->value.flags & AETH_SVC_F_ACL) &&
 					n->value.acl_slot == slot;
-			bool mg_changed = !o->in_use || !n->in_use ||
-					  o->value.maglev_slot != n->value.maglev_slot ||
-					  o->value.table_size != n->value.table_size ||
-					  !o->built;
-			bool acl_changed = !o->in_use || !n->in_use ||
-					   o->value.acl_slot != n->value.acl_slot ||
-					   o->value.flags != n->value.flags ||
-					   !o->built;
 
-			/* unchanged services are not touched at all */
 			if (!keep_mg && mg_changed)
-				bpf_map_delete_elem(a->fds.maglev, &slot);
+				mg[n_mg++] = slot;
 			if (!keep_acl && acl_changed)
-				bpf_map_delete_elem(a->fds.acl, &slot);
+				acl[n_acl++] = slot;
 		}
 	}
+	delete_slots(a->fds.maglev, mg, n_mg);
+	delete_slots(a->fds.acl, acl, n_acl);
+out:
+	free(mg);
+	free(acl);
 }
 
 int aeth_apply_config(struct aeth_agent *a, struct aeth_config *cfg,

@@ -473,6 +473,17 @@ static bool same_program(int fd_a, int fd_b)
 	return true;
 }
 
+static __u32 prog_id_of(int fd)
+{
+	struct bpf_prog_info info;
+	__u32 len = sizeof(info);
+
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return 0;
+	return info.id;
+}
+
 static int attach_one(struct aeth_agent *a, int slot, const char *ifname,
 		      enum aeth_xdp_mode want, struct aeth_iface_status *st)
 {
@@ -500,6 +511,9 @@ static int attach_one(struct aeth_agent *a, int slot, const char *ifname,
 		old_id = q.skb_prog_id;
 		got = AETH_XDP_MODE_GENERIC;
 	}
+	if (old_id && old_id == a->meta.ifaces[slot].prog_id &&
+	    old_id == prog_id_of(new_fd))
+		goto record;	/* ours, from an earlier apply of this run */
 	if (old_id) {
 		LIBBPF_OPTS(bpf_xdp_attach_opts, ao);
 		int old_fd = bpf_prog_get_fd_by_id(old_id);

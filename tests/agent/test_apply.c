@@ -2,6 +2,7 @@
  * atomic table swap, rollback at every failure point, restart over pinned
  * maps, and the schema check. Root only. */
 #include <netinet/in.h>
+#include <time.h>
 
 #include "agent_fixture.h"
 
@@ -548,9 +549,26 @@ Test(apply, restart_keeps_conntrack_and_ids)
 	cr_assert_eq(bpf_map_update_elem(A->fds.ct, &flow, &ce, BPF_ANY), 0);
 
 	/* the agent goes away (nothing is detached or unpinned) and comes
-	 * back over the same pins */
+	 * back over the same pins; a VIP entry no service names (a crash in
+	 * the middle of an apply) is dropped on the way */
 	agent_close(A);
-	A = agent_open(dir);
+	{
+		struct aeth_vip_key vk;
+		uint32_t one = 1;
+		char path[512];
+		int fd;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, AETH_MAP_VIP);
+		fd = bpf_obj_get(path);
+		cr_assert_geq(fd, 0);
+		memset(&vk, 0, sizeof(vk));
+		vk.addr = ip_of("203.0.113.99").addr;
+		vk.family = AETH_AF_INET;
+		cr_assert_eq(bpf_map_update_elem(fd, &vk, &one, BPF_ANY), 0);
+		A = agent_open(dir);
+		cr_assert_neq(bpf_map_lookup_elem(fd, &vk, &one), 0);
+		close(fd);
+	}
 	cr_assert_eq(bpf_map_lookup_elem(A->fds.ct, &flow, &got), 0);
 	cr_assert_eq(got.backend_id, ce.backend_id);
 	cr_assert(A->state->svcs[api0.id].in_use);
@@ -618,4 +636,58 @@ Test(apply, detach_unpins_everything)
 	snprintf(path, sizeof(path), "%s/%s", dir, AETH_MAP_SVC);
 	cr_assert_neq(access(path, F_OK), 0);
 	cr_assert_neq(access(dir, F_OK), 0);
+}
+
+/* 1,000 services of 3 backends with 16381-slot tables: the full apply, then
+ * the diff of one changed backend, timed (printed) and bounded loosely so
+ * a pathological slowdown fails. */
+Test(apply, thousand_services_full_and_one_backend_change, .timeout = 240)
+{
+	size_t cap = 1000 * 300 + 4096, len;
+	char *doc = malloc(cap);
+	struct aeth_apply_result res;
+	struct timespec t0, t1, t2;
+	struct aeth_svc s0, s1, s999;
+	uint32_t tbl0;
+	double full_ms, diff_ms;
+	int rc;
+
+	for (int round = 0; round < 2; round++) {
+		len = snprintf(doc, cap,
+			       "{\"version\":1,\"node\":{\"interfaces\":[\"lo\"],"
+			       "\"addresses\":{\"ipv4\":\"192.0.2.11\"}},"
+			       "\"maglev\":{\"seed\":\"5f3c0a1e9b7d2c44a1b2c3d4e5f60718\","
+			       "\"table_size\":16381},\"services\":[");
+		for (int i = 0; i < 1000; i++)
+			len += snprintf(doc + len, cap - len,
+				"%s{\"name\":\"s%d\",\"vip\":\"203.0.113.%d\","
+				"\"port\":%d,\"protocol\":\"tcp\",\"backends\":["
+				"{\"address\":\"192.0.2.%d\"},{\"address\":\"198.51.100.%d\"},"
+				"{\"address\":\"192.0.2.%d\"}]}",
+				i ? "," : "", i, i % 250 + 1, 1000 + i, i % 200 + 1,
+				i % 250 + 1,
+				/* the second round moves one backend of s7 */
+				round && i == 7 ? 250 : i % 50 + 201);
+		len += snprintf(doc + len, cap - len, "]}");
+		clock_gettime(CLOCK_MONOTONIC, round ? &t1 : &t0);
+		rc = aeth_apply_text(A, doc, len, "test", &res);
+		cr_assert_eq(rc, 0, "%s", res.message);
+		if (round == 0) {
+			cr_assert(svc_get(A, "203.0.113.1", 1000, IPPROTO_TCP, &s0));
+			tbl0 = slot_map_id(A->fds.maglev, s0.maglev_slot);
+		}
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t2);
+	full_ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+	diff_ms = (t2.tv_sec - t1.tv_sec) * 1e3 + (t2.tv_nsec - t1.tv_nsec) / 1e6;
+	fprintf(stderr, "apply: 1000 services x 3 backends, M=16381: full %.1f ms, "
+		"one backend changed %.1f ms\n", full_ms, diff_ms);
+
+	cr_assert(svc_get(A, "203.0.113.1", 1000, IPPROTO_TCP, &s1));
+	cr_assert_eq(s1.maglev_slot, s0.maglev_slot, "unchanged service rebuilt");
+	cr_assert_eq(slot_map_id(A->fds.maglev, s1.maglev_slot), tbl0);
+	cr_assert(svc_get(A, "203.0.113.250", 1999, IPPROTO_TCP, &s999));
+	cr_assert_lt(full_ms, 60000);
+	cr_assert_lt(diff_ms, full_ms / 5, "a one-backend diff cost %.1f ms", diff_ms);
+	free(doc);
 }
