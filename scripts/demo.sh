@@ -53,10 +53,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step "Installing what is missing and building into build/"
+step "Installing what is missing and building into ${TOPO_BUILD#"$PWD"/}/"
 scripts/deps.sh || exit 1
-[ -f build/build.ninja ] || meson setup build >/dev/null || exit 1
-ninja -C build >/dev/null || { ninja -C build; exit 1; }
+[ -f "$TOPO_BUILD/build.ninja" ] || meson setup "$TOPO_BUILD" >/dev/null || exit 1
+ninja -C "$TOPO_BUILD" >/dev/null || { ninja -C "$TOPO_BUILD"; exit 1; }
 say "built $AGENT and $CTL"
 
 step "Bringing up the cluster in namespaces ($P-*)"
@@ -65,19 +65,18 @@ say "LB nodes $P-lb1, $P-lb2: aether-agent, XDP on eth0, IPIP to the backends"
 say "backends $P-be1..3: VIPs on lo, aether-agent decapsulates, HTTPS on :$API_PORT"
 say "clients: $P-cin (authorized, ${TOPO_V4[cin]}) and $P-cout (not, ${TOPO_V4[cout]})"
 topo_up --config scripts/lib/default-config.json || exit 1
-for n in $TOPO_LBS; do
-	say "$n: $(topo_ctl "$n" status 2>/dev/null | head -n 3 | tr '\n' ' ')"
-done
+step "aetherctl status (lb1): the program on its NIC"
+topo_ctl lb1 status
 
 step "Authorized client: curl --cacert to https://$API_HOST:$API_PORT"
 say "\$ curl --cacert ca.crt --resolve $API_HOST:$API_PORT:$VIP4 https://$API_HOST:$API_PORT/"
 for i in 1 2 3; do
-	out=$(topo_curl cin "$VIP4" -m 5 -w ' (TLS ok, HTTP %{http_code})') ||
+	out=$(topo_curl cin "$VIP4" -m 5 -w ' (TLS ok, HTTP %{http_code})' | tr -d '\n') ||
 		{ say "request $i failed"; exit 1; }
 	say "answered by backend: $out"
 done
 say "\$ curl ... --resolve $API_HOST:$API_PORT:[$VIP6] (IPv6)"
-out=$(topo_curl cin "$VIP6" -m 5 -w ' (TLS ok, HTTP %{http_code})') ||
+out=$(topo_curl cin "$VIP6" -m 5 -w ' (TLS ok, HTTP %{http_code})' | tr -d '\n') ||
 	{ say "IPv6 request failed"; exit 1; }
 say "answered by backend: $out"
 
@@ -96,12 +95,13 @@ topo_client cin --vip "$VIP4" stream --seconds 6 >"$TOPO_STATE/stream.json" &
 stream_pid=$!
 sleep 1
 say "streaming an echo connection for 6 s; now 200 new connections at once"
-say "(20/s per source, burst 40, on each LB node)"
+say "(limit: 20/s per source, burst 40, kept by each LB node; ECMP spreads"
+say " the flows over both, so about 2 x 40 get in)"
 burst=$(topo_client cin --vip "$VIP4" --timeout 0.9 burst --count 200)
 say "admitted: $(field admitted <<<"$burst"), refused (SYN dropped): $(field refused <<<"$burst")"
 sleep 1
 burst=$(topo_client cin --vip "$VIP4" --timeout 0.9 burst --count 200)
-say "1 s later, again: admitted $(field admitted <<<"$burst"), refused $(field refused <<<"$burst")"
+say "2 s later (buckets refilled at 20/s), again: admitted $(field admitted <<<"$burst"), refused $(field refused <<<"$burst")"
 wait $stream_pid
 s=$(cat "$TOPO_STATE/stream.json")
 say "open connection (backend $(field backend <<<"$s")): sent $(field sent <<<"$s") bytes, received $(field received <<<"$s"), intact: $(field equal <<<"$s")"
