@@ -25,7 +25,27 @@ struct mg_state {
 	uint32_t skip;
 	uint32_t inv;		/* skip^-1 mod size; 0 until needed */
 	uint32_t next;		/* next permutation position to try */
+	uint32_t group;		/* index into the groups of equal weight */
 };
+
+/* Backends of one weight, in canonical order. They share one heap entry:
+ * at each pass every member takes its turn in rank order. */
+struct mg_group {
+	uint64_t stride;
+	uint64_t pass;
+	uint32_t first;		/* into the member list */
+	uint32_t count;
+	uint32_t cursor;	/* member whose turn is next */
+};
+
+#define RANK_MASK ((1ull << RANK_BITS) - 1)
+
+static int u64_cmp(const void *pa, const void *pb)
+{
+	uint64_t a = *(const uint64_t *)pa, b = *(const uint64_t *)pb;
+
+	return a < b ? -1 : a > b;
+}
 
 static inline uint64_t load_le64(const uint8_t *p)
 {
@@ -221,9 +241,10 @@ int aeth_maglev_build(const struct aeth_maglev_backend *backends, size_t n,
 {
 	const struct aeth_maglev_backend **order = NULL;
 	struct mg_state *st = NULL;
-	uint64_t *heap = NULL;
+	struct mg_group *groups = NULL;
+	uint64_t *heap = NULL, *members = NULL;
 	struct mg_fill fill = { .table = table, .size = size, .left = size };
-	size_t i, live = 0;
+	size_t i, live = 0, n_groups = 0;
 	int err = 0;
 
 	if (!table || (n && !backends) || !seed || size > AETH_MAX_TABLE_SIZE ||
@@ -240,9 +261,12 @@ int aeth_maglev_build(const struct aeth_maglev_backend *backends, size_t n,
 	order = calloc(n, sizeof(*order));
 	st = calloc(n, sizeof(*st));
 	heap = calloc(n + 1, sizeof(*heap));
+	members = calloc(n, sizeof(*members));
+	groups = calloc(n, sizeof(*groups));
 	fill.used = calloc(size / 64 + 1, sizeof(*fill.used));
 	fill.free = calloc(size, sizeof(*fill.free));
-	if (!order || !st || !heap || !fill.used || !fill.free) {
+	if (!order || !st || !heap || !members || !groups || !fill.used ||
+	    !fill.free) {
 		err = -ENOMEM;
 		goto out;
 	}
@@ -270,7 +294,8 @@ int aeth_maglev_build(const struct aeth_maglev_backend *backends, size_t n,
 		s->offset = (uint32_t)(addr_hash(seed, &be->ip, 1) % size);
 		s->skip = (uint32_t)(addr_hash(seed, &be->ip, 2) % (size - 1)) + 1;
 		s->next = s->offset;
-		heap[live] = s->stride << RANK_BITS | live;
+		/* stride <= 2^32 and rank < 2^14: sorts by weight, then rank */
+		members[live] = s->stride << RANK_BITS | live;
 		live++;
 	}
 	if (live == 0)
@@ -282,32 +307,52 @@ int aeth_maglev_build(const struct aeth_maglev_backend *backends, size_t n,
 	if (fill.left <= fill.late_at)
 		enter_late_phase(&fill);
 
-	/* Equal weights: the turns are round robin in canonical order, which
-	 * is what the heap yields too (equal passes, ties by rank), minus the
-	 * cost of the heap. */
-	for (i = 1; i < live; i++)
-		if (st[i].stride != st[0].stride)
-			break;
-	if (i == live) {
+	/* Group by weight. With one weight this is the paper's round robin
+	 * with a heap of one entry; with a few weights the heap stays tiny. */
+	qsort(members, live, sizeof(*members), u64_cmp);
+	for (i = 0; i < live; i++) {
+		struct mg_state *s = &st[members[i] & RANK_MASK];
+		struct mg_group *g = &groups[n_groups];
+
+		if (i == 0 || s->stride != groups[n_groups - 1].stride) {
+			g->stride = s->stride;
+			g->pass = s->stride;
+			g->first = (uint32_t)i;
+			heap[n_groups++] = g->pass << RANK_BITS | (members[i] & RANK_MASK);
+		}
+		groups[n_groups - 1].count++;
+		s->group = (uint32_t)(n_groups - 1);
+		members[i] &= RANK_MASK;
+	}
+	if (n_groups == 1) {
+		/* The common case, without the bookkeeping. */
 		while (fill.left)
 			for (i = 0; i < live && fill.left; i++)
 				claim_slot(&fill, &st[i]);
 		goto out;
 	}
+	heap[n_groups] = UINT64_MAX;
+	for (i = n_groups / 2; i-- > 0;)
+		heap_sift_down(heap, n_groups, i);
 
-	heap[live] = UINT64_MAX;
-	for (i = live / 2; i-- > 0;)
-		heap_sift_down(heap, live, i);
 	while (fill.left) {
-		struct mg_state *s = &st[heap[0] & ((1u << RANK_BITS) - 1)];
+		struct mg_state *s = &st[heap[0] & RANK_MASK];
+		struct mg_group *g = &groups[s->group];
 
 		claim_slot(&fill, s);
-		heap_replace_top(heap, live, heap[0] + (s->stride << RANK_BITS));
+		if (++g->cursor == g->count) {
+			g->cursor = 0;
+			g->pass += g->stride;
+		}
+		heap_replace_top(heap, n_groups, g->pass << RANK_BITS |
+				 members[g->first + g->cursor]);
 	}
 
 out:
 	free(fill.free);
 	free(fill.used);
+	free(groups);
+	free(members);
 	free(heap);
 	free(st);
 	free(order);
