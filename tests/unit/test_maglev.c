@@ -351,6 +351,16 @@ Test(maglev, fixed_input_gives_fixed_table)
 		     (unsigned long long)fnv1a(t, 65537));
 	free(t);
 	free(b);
+
+	/* Four weights taking turns. */
+	b = make_backends(50);
+	for (size_t i = 0; i < 50; i++)
+		b[i].weight = (uint16_t)(1 + i % 4);
+	t = build(b, 50, 16381);
+	cr_assert_eq(fnv1a(t, 16381), 0xc523d33b13aac4dull, "hash %#llx",
+		     (unsigned long long)fnv1a(t, 16381));
+	free(t);
+	free(b);
 }
 
 Test(maglev, tiny_tables_are_filled_and_balanced)
