@@ -38,7 +38,9 @@ static void print_global_usage(FILE *f)
 		const struct ctl_object *o = objects[i];
 
 		if (!o->verbs) {
-			fprintf(f, "  %-9s %s\n", o->name, o->usage);
+			fprintf(f, "  %s%*s%s\n", o->name,
+				o->usage[0] ? 10 - (int)strlen(o->name) : 0, "",
+				o->usage);
 			continue;
 		}
 		for (size_t v = 0; v < o->n_verbs; v++)
@@ -53,7 +55,8 @@ static void print_object_usage(const struct ctl_object *o)
 {
 	printf("Usage: aetherctl [--pin-dir DIR] [-j | -p] %s", o->name);
 	if (!o->verbs) {
-		printf(" %s\n\n%s\n", o->usage, o->summary);
+		printf("%s%s\n\n%s\n", o->usage[0] ? " " : "", o->usage,
+		       o->summary);
 		return;
 	}
 	printf(" VERB\n\n%s\n\nVerbs:\n", o->summary);
