@@ -264,9 +264,7 @@ int aeth_maglev_build(const struct aeth_maglev_backend *backends, size_t n,
 	members = calloc(n, sizeof(*members));
 	groups = calloc(n, sizeof(*groups));
 	fill.used = calloc(size / 64 + 1, sizeof(*fill.used));
-	fill.free = calloc(size, sizeof(*fill.free));
-	if (!order || !st || !heap || !members || !groups || !fill.used ||
-	    !fill.free) {
+	if (!order || !st || !heap || !members || !groups || !fill.used) {
 		err = -ENOMEM;
 		goto out;
 	}
@@ -303,6 +301,14 @@ int aeth_maglev_build(const struct aeth_maglev_backend *backends, size_t n,
 
 	while ((uint64_t)fill.late_at * fill.late_at * LATE_RATIO < size)
 		fill.late_at++;
+	if (fill.late_at > size)
+		fill.late_at = size;
+	/* The free list only ever holds the last late_at slots. */
+	fill.free = malloc(fill.late_at * sizeof(*fill.free));
+	if (!fill.free) {
+		err = -ENOMEM;
+		goto out;
+	}
 	fill.barrett = UINT64_MAX / size;
 	if (fill.left <= fill.late_at)
 		enter_late_phase(&fill);
