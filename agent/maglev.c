@@ -18,14 +18,15 @@
  * slot (measured), so they break even near sqrt(size / 2) free slots. */
 #define LATE_RATIO 2
 
+/* Hot fields first: a claim reads next, skip and id. */
 struct mg_state {
-	const struct aeth_maglev_backend *be;
-	uint64_t stride;
-	uint32_t offset;
-	uint32_t skip;
-	uint32_t inv;		/* skip^-1 mod size; 0 until needed */
 	uint32_t next;		/* next permutation position to try */
+	uint32_t skip;
+	uint32_t id;		/* what the table stores */
+	uint32_t offset;
+	uint32_t inv;		/* skip^-1 mod size; 0 until needed */
 	uint32_t group;		/* index into the groups of equal weight */
+	uint64_t stride;
 };
 
 /* Backends of one weight, in canonical order. They share one heap entry:
@@ -231,7 +232,7 @@ static void claim_slot(struct mg_fill *f, struct mg_state *s)
 		s->next = slot + s->skip >= size ? slot + s->skip - size :
 						   slot + s->skip;
 	}
-	f->table[slot] = s->be->id;
+	f->table[slot] = s->id;
 	if (--f->left == f->late_at && f->left)
 		enter_late_phase(f);
 }
@@ -287,7 +288,7 @@ int aeth_maglev_build(const struct aeth_maglev_backend *backends, size_t n,
 
 		if (be->weight == 0)
 			continue;
-		s->be = be;
+		s->id = be->id;
 		s->stride = STRIDE_ONE / be->weight;
 		s->offset = (uint32_t)(addr_hash(seed, &be->ip, 1) % size);
 		s->skip = (uint32_t)(addr_hash(seed, &be->ip, 2) % (size - 1)) + 1;
