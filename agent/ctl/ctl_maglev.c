@@ -82,6 +82,22 @@ static const char *backend_label(const struct ctl_backend *bes, size_t nb,
 	return ctl_addr_str(&b->be.addr, b->be.family, buf);
 }
 
+static const char *count_state(const struct slot_count *c)
+{
+	return c->b ? ctl_backend_state(&c->b->be) : "unknown";
+}
+
+/* One --raw table entry: the backend's address, null for an empty slot. */
+static json_t *raw_entry(const struct ctl_backend *bes, size_t nb,
+			 uint32_t id)
+{
+	char addr[CTL_ADDR_LEN];
+
+	if (id == AETH_NO_BACKEND)
+		return json_null();
+	return json_string(backend_label(bes, nb, id, addr));
+}
+
 static int maglev_show(struct ctl_ctx *ctx, int argc, char **argv)
 {
 	static const struct ctl_opt opts[] = { { "raw", false } };
@@ -172,8 +188,7 @@ static int maglev_show(struct ctl_ctx *ctx, int argc, char **argv)
 				"address", backend_label(bes, nb, counts[i].id, addr),
 				"slots", (json_int_t)counts[i].slots,
 				"share", size ? (double)counts[i].slots / size : 0.0,
-				"state", counts[i].b ? ctl_backend_state(&counts[i].b->be)
-						     : "unknown",
+				"state", count_state(&counts[i]),
 				"id", (json_int_t)counts[i].id));
 		doc = json_pack("{s:s, s:I, s:s, s:o, s:I}", "service", s.label,
 				"table_size", (json_int_t)size, "seed", seed,
@@ -182,9 +197,7 @@ static int maglev_show(struct ctl_ctx *ctx, int argc, char **argv)
 			json_t *t = json_array();
 
 			for (uint32_t i = 0; i < size; i++)
-				json_array_append_new(t, table[i] == AETH_NO_BACKEND
-					? json_null()
-					: json_string(backend_label(bes, nb, table[i], addr)));
+				json_array_append_new(t, raw_entry(bes, nb, table[i]));
 			json_object_set_new(doc, "table", t);
 		}
 		ret = ctl_json_print(ctx, doc);
@@ -203,8 +216,7 @@ static int maglev_show(struct ctl_ctx *ctx, int argc, char **argv)
 		snprintf(sh, sizeof(sh), "%.2f%%",
 			 size ? 100.0 * counts[i].slots / size : 0.0);
 		ctl_table_add(t, backend_label(bes, nb, counts[i].id, addr), sl,
-			      sh, counts[i].b ? ctl_backend_state(&counts[i].b->be)
-					      : "unknown");
+			      sh, count_state(&counts[i]));
 	}
 	ctl_table_print(t);
 	ctl_table_free(t);
