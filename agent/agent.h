@@ -72,6 +72,7 @@ struct aeth_agent {
 	void (*on_applied)(struct aeth_agent *a);
 
 	struct xdp_program *xdp_progs[AETH_MAX_INTERFACES];
+	int inner_mmap;		/* Maglev inner maps mmapable: 0 unknown, 1, -1 */
 };
 
 #endif /* AETHER_AGENT_H */

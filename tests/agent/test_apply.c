@@ -641,8 +641,11 @@ Test(apply, detach_unpins_everything)
 /* 1,000 services of 3 backends with 16381-slot tables: the full apply, then
  * the diff of one changed backend, timed (printed) and bounded loosely so
  * a pathological slowdown fails. */
-Test(apply, thousand_services_full_and_one_backend_change, .timeout = 240)
+static int mmap_outer(void);
+
+static void thousand_services(bool mmapable)
 {
+	int pinned = A->fds.maglev, outer = -1;
 	size_t cap = 1000 * 300 + 4096, len;
 	char *doc = malloc(cap);
 	struct aeth_apply_result res;
@@ -652,6 +655,10 @@ Test(apply, thousand_services_full_and_one_backend_change, .timeout = 240)
 	double full_ms, diff_ms;
 	int rc;
 
+	if (mmapable) {
+		outer = mmap_outer();
+		A->fds.maglev = outer;
+	}
 	for (int round = 0; round < 2; round++) {
 		len = snprintf(doc, cap,
 			       "{\"version\":1,\"node\":{\"interfaces\":[\"lo\"],"
@@ -680,8 +687,9 @@ Test(apply, thousand_services_full_and_one_backend_change, .timeout = 240)
 	clock_gettime(CLOCK_MONOTONIC, &t2);
 	full_ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
 	diff_ms = (t2.tv_sec - t1.tv_sec) * 1e3 + (t2.tv_nsec - t1.tv_nsec) / 1e6;
-	fprintf(stderr, "apply: 1000 services x 3 backends, M=16381: full %.1f ms, "
-		"one backend changed %.1f ms\n", full_ms, diff_ms);
+	fprintf(stderr, "apply: 1000 services x 3 backends, M=16381, tables "
+		"written by %s: full %.1f ms, one backend changed %.1f ms\n",
+		mmapable ? "mmap" : "batch update", full_ms, diff_ms);
 
 	cr_assert(svc_get(A, "203.0.113.1", 1000, IPPROTO_TCP, &s1));
 	cr_assert_eq(s1.maglev_slot, s0.maglev_slot, "unchanged service rebuilt");
@@ -690,4 +698,71 @@ Test(apply, thousand_services_full_and_one_backend_change, .timeout = 240)
 	cr_assert_lt(full_ms, 60000);
 	cr_assert_lt(diff_ms, full_ms / 5, "a one-backend diff cost %.1f ms", diff_ms);
 	free(doc);
+	if (mmapable) {
+		cr_assert_eq(A->inner_mmap, 1);
+		A->fds.maglev = pinned;
+		close(outer);
+	}
+}
+
+Test(apply, thousand_services_full_and_one_backend_change, .timeout = 240)
+{
+	thousand_services(false);
+}
+
+/* The same with an mmapable inner-map template (see inner_mmap_supported
+ * in agent/apply.c): what the full apply costs once bpf/maps.h allows it. */
+Test(apply, thousand_services_mmapable_tables, .timeout = 240)
+{
+	thousand_services(true);
+}
+
+/* When the outer map's template is mmapable, tables are written through
+ * mmap: same content as the builder's. The pinned outer map's template is
+ * not, so the test points the agent at its own outer map. */
+static int mmap_outer(void)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, io,
+		    .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE);
+	LIBBPF_OPTS(bpf_map_create_opts, oo);
+	int inner, outer;
+
+	inner = bpf_map_create(BPF_MAP_TYPE_ARRAY, "tmpl", 4, 4, 1, &io);
+	cr_assert_geq(inner, 0);
+	oo.inner_map_fd = inner;
+	outer = bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "outer", 4, 4,
+			       AETH_MAX_SLOTS, &oo);
+	cr_assert_geq(outer, 0, "%s", strerror(errno));
+	close(inner);
+	return outer;
+}
+
+Test(apply, mmapable_template_uses_mmap)
+{
+	struct aeth_svc api;
+	int outer = mmap_outer(), pinned = A->fds.maglev;
+	int64_t id21, id23;
+	uint32_t *t, *want;
+
+	A->fds.maglev = outer;
+
+	apply_ok(A, DOC_A);
+	cr_assert_eq(A->inner_mmap, 1);
+	cr_assert(svc_get(A, "203.0.113.10", 6443, IPPROTO_TCP, &api));
+	id21 = backend_id(A, api.id, "192.0.2.21", false);
+	id23 = backend_id(A, api.id, "192.0.2.23", false);
+	{
+		struct aeth_maglev_backend mb[2] = {
+			{ .ip = ip_of("192.0.2.21"), .id = id21, .weight = 1 },
+			{ .ip = ip_of("192.0.2.23"), .id = id23, .weight = 2 },
+		};
+
+		want = expected_table(mb, 2, 251);
+	}
+	t = read_table(slot_map_id(outer, api.maglev_slot), 251);
+	cr_assert_arr_eq(t, want, 251 * sizeof(uint32_t));
+	free(t);
+	free(want);
+	A->fds.maglev = pinned;
+	close(outer);
 }
