@@ -29,6 +29,30 @@
 #define MAX_BODY_SIZE 4096
 #define CONN_TIMEOUT_S 10
 #define BATCH_KEYS 1024		/* keys per BPF_MAP_LOOKUP_BATCH call */
+#define CT_COUNT_CHUNK 4096	/* entries per step of the conntrack count */
+#define CT_COUNT_CHUNK_MAX 65536
+#define CT_COUNT_PERIOD_S 60
+#define STR(x) #x
+#define XSTR(x) STR(x)
+
+/* Counting the connection table (up to millions of entries) is too slow
+ * for a scrape (about 1 s for 900k entries here), so it runs in the
+ * background: a pass of batched lookups, one chunk per loop iteration so
+ * requests are served in between. A pass runs at start and then when a
+ * scrape finds the last one older than CT_COUNT_PERIOD_S, so nobody pays
+ * for it while nobody scrapes. The gauge is the last complete pass. */
+struct ct_count {
+	struct event *ev;
+	bool running;		/* a pass is under way */
+	bool in_pass;		/* batch is a valid resume point */
+	uint64_t done_at_s;	/* CLOCK_MONOTONIC end of the last pass */
+	uint32_t batch;		/* hash bucket to resume from */
+	uint64_t partial;
+	int64_t entries;	/* -1 until a first pass completes */
+	void *keys, *values;
+	uint32_t cap;		/* entries the buffers hold */
+	uint32_t key_size, value_size;
+};
 
 struct aeth_metrics {
 	struct evhttp *http;
@@ -37,6 +61,7 @@ struct aeth_metrics {
 	const struct aeth_agent_status *status;
 	uint16_t port;
 	int ncpus;
+	struct ct_count ct;
 };
 
 /* One array map read whole: values[key * stride], per-CPU ones summed. */
@@ -374,9 +399,7 @@ static void scrape_agent(struct evbuffer *b, const struct aeth_agent_status *st)
 			    st->config_applied && st->attached);
 }
 
-/* The connection table can hold millions of entries: counting them at every
- * scrape would walk the whole map, so only its capacity is exported. */
-static void scrape_conntrack(struct evbuffer *b, int fd)
+static void scrape_conntrack(struct evbuffer *b, int fd, const struct ct_count *ct)
 {
 	struct bpf_map_info info = { 0 };
 	uint32_t len = sizeof(info);
@@ -386,6 +409,111 @@ static void scrape_conntrack(struct evbuffer *b, int fd)
 	add_family(b, "aether_conntrack_max_entries", "gauge",
 		   "Capacity of the connection table.");
 	evbuffer_add_printf(b, "aether_conntrack_max_entries %u\n", info.max_entries);
+	if (ct->entries < 0)
+		return;
+	add_family(b, "aether_conntrack_entries", "gauge",
+		   "Entries in the connection table, counted in the background "
+		   "at most every " XSTR(CT_COUNT_PERIOD_S) " s.");
+	evbuffer_add_printf(b, "aether_conntrack_entries %lld\n",
+			    (long long)ct->entries);
+}
+
+static uint64_t mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec;
+}
+
+static void ct_count_schedule(struct ct_count *ct, int seconds)
+{
+	struct timeval tv = { .tv_sec = seconds, .tv_usec = 0 };
+
+	evtimer_add(ct->ev, &tv);
+}
+
+static int ct_count_buffers(struct ct_count *ct, int fd, uint32_t cap)
+{
+	struct bpf_map_info info = { 0 };
+	uint32_t len = sizeof(info);
+	void *keys, *values;
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return -errno;
+	if (cap == ct->cap && info.key_size == ct->key_size &&
+	    info.value_size == ct->value_size)
+		return 0;
+	keys = realloc(ct->keys, (size_t)cap * info.key_size);
+	if (keys)
+		ct->keys = keys;
+	values = realloc(ct->values, (size_t)cap * info.value_size);
+	if (values)
+		ct->values = values;
+	if (!keys || !values)
+		return -ENOMEM;
+	ct->cap = cap;
+	ct->key_size = info.key_size;
+	ct->value_size = info.value_size;
+	return 0;
+}
+
+static void ct_count_step(evutil_socket_t unused, short what, void *arg)
+{
+	struct aeth_metrics *m = arg;
+	struct ct_count *ct = &m->ct;
+	int fd = m->maps ? m->maps->ct : -1;
+	uint32_t count;
+	int err;
+	DECLARE_LIBBPF_OPTS(bpf_map_batch_opts, opts);
+
+	if (fd < 0) {
+		ct->running = false;
+		return;
+	}
+	err = ct_count_buffers(ct, fd, ct->cap ? ct->cap : CT_COUNT_CHUNK);
+	if (err)
+		goto give_up;
+	count = ct->cap;
+	err = bpf_map_lookup_batch(fd, ct->in_pass ? &ct->batch : NULL, &ct->batch,
+				   ct->keys, ct->values, &count, &opts);
+	if (err && errno == ENOSPC && ct->cap < CT_COUNT_CHUNK_MAX) {
+		/* one hash bucket holds more than a chunk: widen and retry */
+		err = ct_count_buffers(ct, fd, ct->cap * 2);
+		if (err)
+			goto give_up;
+		ct_count_schedule(ct, 0);
+		return;
+	}
+	if (err && errno != ENOENT) {
+		err = -errno;
+		goto give_up;
+	}
+	ct->partial += count;
+	ct->in_pass = true;
+	if (!err) {
+		ct_count_schedule(ct, 0);
+		return;
+	}
+	/* ENOENT: the pass is complete */
+	ct->entries = (int64_t)ct->partial;
+	goto end;
+give_up:
+	log_debug("metrics: counting the connection table: %s", strerror(-err));
+end:
+	ct->partial = 0;
+	ct->in_pass = false;
+	ct->running = false;
+	ct->done_at_s = mono_s();
+}
+
+/* Start a pass if none runs and the last one is old. */
+static void ct_count_maybe_start(struct ct_count *ct, bool first)
+{
+	if (ct->running || (!first && mono_s() - ct->done_at_s < CT_COUNT_PERIOD_S))
+		return;
+	ct->running = true;
+	ct_count_schedule(ct, 0);
 }
 
 /* Build the whole page; on error *what names the map that failed. */
@@ -431,8 +559,10 @@ static int scrape(struct aeth_metrics *m, struct evbuffer *b, const char **what)
 			goto out;
 		scrape_backends(b, &svcinfo, &backends, &be_stats);
 	}
-	if (fds)
-		scrape_conntrack(b, fds->ct);
+	if (fds) {
+		scrape_conntrack(b, fds->ct, &m->ct);
+		ct_count_maybe_start(&m->ct, false);
+	}
 	if (m->status)
 		scrape_agent(b, m->status);
 out:
@@ -626,6 +756,7 @@ struct aeth_metrics *aeth_metrics_start(struct event_base *base, const char *add
 	}
 	m->maps = maps;
 	m->status = status;
+	m->ct.entries = -1;
 	m->ncpus = libbpf_num_possible_cpus();
 	if (m->ncpus <= 0) {
 		err = m->ncpus < 0 ? m->ncpus : -EINVAL;
@@ -659,6 +790,12 @@ struct aeth_metrics *aeth_metrics_start(struct event_base *base, const char *add
 		err = -ENOMEM;
 		goto fail;
 	}
+	m->ct.ev = evtimer_new(base, ct_count_step, m);
+	if (!m->ct.ev) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	ct_count_maybe_start(&m->ct, true);
 	log_debug("metrics listening on %s (port %u)", addr, m->port);
 	return m;
 fail:
@@ -679,5 +816,9 @@ void aeth_metrics_stop(struct aeth_metrics *m)
 	if (!m)
 		return;
 	evhttp_free(m->http);	/* closes the listening socket too */
+	if (m->ct.ev)
+		event_free(m->ct.ev);
+	free(m->ct.keys);
+	free(m->ct.values);
 	free(m);
 }
