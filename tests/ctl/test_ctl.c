@@ -27,7 +27,7 @@ static void teardown(void)
 	fx_close(&fx);
 }
 
-TestSuite(ctl, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(ctl, .init = setup, .fini = teardown, .timeout = 120);
 
 /* The element of a JSON array whose key equals value. */
 static json_t *find_by(json_t *arr, const char *key, const char *value)
