@@ -205,8 +205,8 @@ static int run_object(struct ctl_ctx *ctx, const struct ctl_object *o,
 	verb = &o->verbs[idx];
 	for (int i = 2; i < argc; i++) {
 		if (is_help(argv[i])) {
-			printf("Usage: aetherctl [--pin-dir DIR] [-j | -p] %s %s\n",
-			       o->name, verb->usage);
+			printf("Usage: aetherctl [--pin-dir DIR] [-j | -p] %s %s\n"
+			       "\n%s\n", o->name, verb->usage, o->summary);
 			return 0;
 		}
 	}

@@ -1,5 +1,5 @@
-/* aetherctl conntrack list: the connection table, filtered by service and
- * limited, in a stable order. */
+/* aetherctl conntrack list: the connection table, filtered by service,
+ * source or backend and limited, in a stable order. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -18,8 +18,10 @@ struct ct_row {
 struct ct_collect {
 	struct ct_row *rows;
 	size_t n, cap;
-	bool filter;
+	bool by_svc, by_src;
 	uint32_t svc_id;
+	union aeth_addr src;
+	uint8_t src_family;
 };
 
 static int ct_collect_one(const void *key, const void *value, void *arg)
@@ -27,7 +29,12 @@ static int ct_collect_one(const void *key, const void *value, void *arg)
 	struct ct_collect *c = arg;
 	const struct aeth_ct_entry *e = value;
 
-	if (c->filter && e->svc_id != c->svc_id)
+	const struct aeth_flow *f = key;
+
+	if (c->by_svc && e->svc_id != c->svc_id)
+		return 0;
+	if (c->by_src && ctl_addr_cmp(&f->src, f->family, &c->src,
+				      c->src_family))
 		return 0;
 	if (c->n == c->cap) {
 		size_t cap = c->cap ? c->cap * 2 : 256;
@@ -69,19 +76,23 @@ static int ct_row_cmp(const void *pa, const void *pb)
 static int conntrack_list(struct ctl_ctx *ctx, int argc, char **argv)
 {
 	static const struct ctl_opt opts[] = { { "service", true },
-					       { "limit", true } };
+					       { "limit", true },
+					       { "source", true },
+					       { "backend", true } };
 	static const char *const hdr[] = { "SERVICE", "PROTO", "SOURCE",
 					   "DESTINATION", "BACKEND", "AGE" };
 	struct ct_collect c = { 0 };
 	struct ctl_service *svcs = NULL, s;
 	struct ctl_backend *bes = NULL;
 	uint32_t limit = CT_DEFAULT_LIMIT;
-	const char *val[2];
+	union aeth_addr be_addr;
+	uint8_t be_family = 0;
+	const char *val[4];
 	size_t ns, nb, shown;
 	uint64_t now;
 	int ret;
 
-	ret = ctl_parse_args(ctx, argv[0], argc, argv, opts, 2, val, NULL, 0, 0);
+	ret = ctl_parse_args(ctx, argv[0], argc, argv, opts, 4, val, NULL, 0, 0);
 	if (ret)
 		return ret;
 	if (val[1] && ctl_parse_u32(val[1], &limit))
@@ -91,9 +102,18 @@ static int conntrack_list(struct ctl_ctx *ctx, int argc, char **argv)
 		ret = ctl_service_resolve(ctx, val[0], &s);
 		if (ret)
 			return ret;
-		c.filter = true;
+		c.by_svc = true;
 		c.svc_id = s.id;
 	}
+	if (val[2]) {
+		if (ctl_parse_addr(val[2], &c.src, &c.src_family))
+			return ctl_usage_error(ctx, "%s: --source: not an IP "
+					       "address: %s", argv[0], val[2]);
+		c.by_src = true;
+	}
+	if (val[3] && ctl_parse_addr(val[3], &be_addr, &be_family))
+		return ctl_usage_error(ctx, "%s: --backend: not an IP address: "
+				       "%s", argv[0], val[3]);
 	ret = ctl_services_load(ctx, &svcs, &ns);
 	if (ret)
 		return ret;
@@ -107,6 +127,19 @@ static int conntrack_list(struct ctl_ctx *ctx, int argc, char **argv)
 		ctl_error(ctx, "out of memory");
 	if (ret)
 		goto out;
+	if (be_family) {
+		size_t kept = 0;
+
+		for (size_t i = 0; i < c.n; i++) {
+			const struct ctl_backend *b = ctl_backend_find(
+				bes, nb, c.rows[i].e.backend_id);
+
+			if (b && !ctl_addr_cmp(&b->be.addr, b->be.family,
+					       &be_addr, be_family))
+				c.rows[kept++] = c.rows[i];
+		}
+		c.n = kept;
+	}
 	if (c.n)
 		qsort(c.rows, c.n, sizeof(*c.rows), ct_row_cmp);
 	shown = limit && limit < c.n ? limit : c.n;
@@ -172,7 +205,7 @@ out:
 
 static const struct ctl_cmd conntrack_verbs[] = {
 	{ "list", conntrack_list,
-	  "list [--service SERVICE] [--limit N]   (N default 1000, 0 = all)" },
+	  "list [--service SERVICE] [--source IP] [--backend IP] [--limit N]" },
 };
 
 const struct ctl_object ctl_obj_conntrack = {
@@ -180,5 +213,6 @@ const struct ctl_object ctl_obj_conntrack = {
 	.verbs = conntrack_verbs,
 	.n_verbs = sizeof(conntrack_verbs) / sizeof(conntrack_verbs[0]),
 	.summary = "The connection table: flow -> backend, with the age of "
-		   "each entry.",
+		   "each entry, sorted by\nservice, source, destination. "
+		   "--limit N shows the first N (default 1000, 0: all).",
 };

@@ -190,7 +190,7 @@ out:
 
 static const struct ctl_cmd ratelimit_verbs[] = {
 	{ "list", ratelimit_list,
-	  "list SERVICE [--top N]   (N default 20, 0 = all)" },
+	  "list SERVICE [--top N]" },
 };
 
 const struct ctl_object ctl_obj_ratelimit = {
@@ -198,5 +198,6 @@ const struct ctl_object ctl_obj_ratelimit = {
 	.verbs = ratelimit_verbs,
 	.n_verbs = sizeof(ratelimit_verbs) / sizeof(ratelimit_verbs[0]),
 	.summary = "New-connection rate limits of a service: settings, the "
-		   "service-wide bucket,\nand the source prefixes refused most.",
+		   "service-wide bucket,\nand the source prefixes refused most "
+		   "(--top N: the first N, default 20, 0: all).",
 };

@@ -328,6 +328,26 @@ Test(ctl, conntrack_list)
 			 "2001:db8::31");
 	fx_res_free(&r);
 
+	cr_assert_eq(fx_ctl(&fx, &r, "-j", "conntrack", "list", "--backend",
+			    "192.0.2.23", NULL), 0);
+	ok_json(&r);
+	cr_assert_eq(json_array_size(r.json), 1);
+	cr_assert_str_eq(jstr(json_array_get(r.json, 0), "src"), "198.51.100.8");
+	fx_res_free(&r);
+
+	cr_assert_eq(fx_ctl(&fx, &r, "-j", "conntrack", "list", "--source",
+			    "2001:db8:100::9", NULL), 0);
+	ok_json(&r);
+	cr_assert_eq(json_array_size(r.json), 1);
+	cr_assert_eq(jint(json_array_get(r.json, 0), "sport"), 5353);
+	fx_res_free(&r);
+
+	cr_assert_eq(fx_ctl(&fx, &r, "-j", "conntrack", "list", "--source",
+			    "198.51.100.7", "--service", "dns", NULL), 0);
+	ok_json(&r);
+	cr_assert_eq(json_array_size(r.json), 0, "filters combine");
+	fx_res_free(&r);
+
 	cr_assert_eq(fx_ctl(&fx, &r, "-j", "conntrack", "list", "--limit", "1",
 			    NULL), 0);
 	ok_json(&r);
