@@ -570,28 +570,42 @@ record:
 	return 0;
 }
 
-/* Take the program off an interface, only if it is still the one we put
- * there. */
+/* Take the program off an interface (found by name: ifindexes are per
+ * namespace), only if it is still the one we put there. */
 static int detach_one(const struct aeth_iface_status *st)
 {
 	LIBBPF_OPTS(bpf_xdp_query_opts, q);
 	LIBBPF_OPTS(bpf_xdp_attach_opts, ao);
 	__u32 flags = st->mode == AETH_XDP_MODE_GENERIC ? XDP_FLAGS_SKB_MODE :
 							XDP_FLAGS_DRV_MODE;
+	int ifindex = if_nametoindex(st->name);
 	__u32 cur;
 	int fd, err;
 
-	if (bpf_xdp_query(st->ifindex, 0, &q))
-		return 0;	/* interface gone */
+	if (!ifindex || bpf_xdp_query(ifindex, 0, &q)) {
+		fd = bpf_prog_get_fd_by_id(st->prog_id);
+		if (fd < 0)
+			return 0;	/* interface and program are gone */
+		close(fd);
+		log_err("%s: not in this network namespace, but program %u is "
+			"still loaded: run --detach where the interface is",
+			st->name, st->prog_id);
+		return -ENODEV;
+	}
 	cur = flags == XDP_FLAGS_SKB_MODE ? q.skb_prog_id : q.drv_prog_id;
-	if (!cur || cur != st->prog_id)
+	if (!cur || cur != st->prog_id) {
+		log_info("%s: program %u no longer attached, nothing to do",
+			 st->name, st->prog_id);
 		return 0;
+	}
 	fd = bpf_prog_get_fd_by_id(cur);
 	if (fd < 0)
 		return -errno;
 	ao.old_prog_fd = fd;
-	err = bpf_xdp_detach(st->ifindex, flags | XDP_FLAGS_REPLACE, &ao);
+	err = bpf_xdp_detach(ifindex, flags | XDP_FLAGS_REPLACE, &ao);
 	close(fd);
+	if (!err)
+		log_info("%s: detached program %u", st->name, st->prog_id);
 	return err;
 }
 
@@ -626,10 +640,8 @@ int aeth_loader_attach(struct aeth_agent *a, const struct aeth_config *cfg)
 		if (kept || !old->ifindex)
 			continue;
 		if (detach_one(old))
-			log_warn("%s: detaching: %s", old->name, strerror(errno));
-		else
-			log_info("%s: detached (no longer in node.interfaces)",
-				 old->name);
+			log_warn("%s: could not detach (no longer in "
+				 "node.interfaces)", old->name);
 	}
 	memcpy(a->meta.ifaces, ifs, sizeof(ifs));
 	a->meta.n_interfaces = n;
@@ -667,13 +679,18 @@ int aeth_loader_detach(const char *pin_dir, char *errbuf, size_t errlen)
 			if (!meta.ifaces[i].ifindex)
 				continue;
 			err = detach_one(&meta.ifaces[i]);
-			if (err) {
+			if (err && err != -ENODEV)
 				log_err("%s: detaching: %s", meta.ifaces[i].name,
 					strerror(-err));
+			if (err)
 				ret = err;
-			} else {
-				log_info("%s: detached", meta.ifaces[i].name);
-			}
+		}
+		if (ret) {
+			/* unpinning now would orphan a running program */
+			snprintf(errbuf, errlen, "not detached everywhere; the "
+				 "maps under %s stay pinned", pin_dir);
+			close(fd);
+			return ret;
 		}
 	} else {
 		log_warn("%s: unknown schema, unpinning without detaching",
