@@ -61,6 +61,17 @@ int ctl_usage_error(struct ctl_ctx *ctx, const char *fmt, ...);
 /* Print and release a JSON document (compact, or indented with -p). */
 int ctl_json_print(struct ctl_ctx *ctx, json_t *doc);
 
+/* A JSON array written element by element, for listings too long to hold
+ * as one document: begin, then item (takes the reference) per element,
+ * then end. */
+struct ctl_json_stream {
+	size_t n;
+};
+void ctl_json_stream_begin(struct ctl_ctx *ctx, struct ctl_json_stream *st);
+int ctl_json_stream_item(struct ctl_ctx *ctx, struct ctl_json_stream *st,
+			 json_t *item);
+void ctl_json_stream_end(struct ctl_ctx *ctx, struct ctl_json_stream *st);
+
 struct ctl_table;
 struct ctl_table *ctl_table_new(int ncols, const char *const *headers);
 /* Append a row of ncols strings (copied). */

@@ -145,8 +145,12 @@ static int conntrack_list(struct ctl_ctx *ctx, int argc, char **argv)
 	shown = limit && limit < c.n ? limit : c.n;
 	now = ctl_now_coarse_ns();
 
-	json_t *arr = ctx->json ? json_array() : NULL;
+	struct ctl_json_stream js;
 	struct ctl_table *t = ctx->json ? NULL : ctl_table_new(6, hdr);
+
+	/* a million entries would not fit one document in memory */
+	if (ctx->json)
+		ctl_json_stream_begin(ctx, &js);
 
 	if (t)
 		ctl_table_align_right(t, 5);
@@ -166,10 +170,10 @@ static int conntrack_list(struct ctl_ctx *ctx, int argc, char **argv)
 			ctl_addr_str(&b->be.addr, b->be.family, be);
 		else
 			snprintf(be, sizeof(be), "#%u", e->backend_id);
-		if (arr) {
+		if (ctx->json) {
 			char sa[CTL_ADDR_LEN], da[CTL_ADDR_LEN];
 
-			json_array_append_new(arr, json_pack(
+			ret = ctl_json_stream_item(ctx, &js, json_pack(
 				"{s:s, s:s, s:s, s:i, s:s, s:i, s:s, s:I, s:f}",
 				"service", svc,
 				"protocol", ctl_proto_str(f->proto),
@@ -180,6 +184,8 @@ static int conntrack_list(struct ctl_ctx *ctx, int argc, char **argv)
 				"backend", be,
 				"backend_id", (json_int_t)e->backend_id,
 				"age_s", age_s));
+			if (ret)
+				break;
 			continue;
 		}
 		ctl_endpoint_str(&f->src, f->family, ntohs(f->sport), src);
@@ -187,8 +193,8 @@ static int conntrack_list(struct ctl_ctx *ctx, int argc, char **argv)
 		snprintf(age, sizeof(age), "%.1fs", age_s);
 		ctl_table_add(t, svc, ctl_proto_str(f->proto), src, dst, be, age);
 	}
-	if (arr) {
-		ret = ctl_json_print(ctx, arr);
+	if (ctx->json) {
+		ctl_json_stream_end(ctx, &js);
 	} else {
 		ctl_table_print(t);
 		ctl_table_free(t);

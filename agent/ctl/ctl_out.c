@@ -46,7 +46,7 @@ int ctl_usage_error(struct ctl_ctx *ctx, const char *fmt, ...)
 
 int ctl_json_print(struct ctl_ctx *ctx, json_t *doc)
 {
-	size_t flags = JSON_PRESERVE_ORDER;
+	size_t flags = JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10);
 	int ret;
 
 	if (!doc) {
@@ -60,6 +60,35 @@ int ctl_json_print(struct ctl_ctx *ctx, json_t *doc)
 	fflush(stdout);
 	json_decref(doc);
 	return ret ? -EIO : 0;
+}
+
+void ctl_json_stream_begin(struct ctl_ctx *ctx, struct ctl_json_stream *st)
+{
+	st->n = 0;
+	fputc('[', stdout);
+}
+
+int ctl_json_stream_item(struct ctl_ctx *ctx, struct ctl_json_stream *st,
+			 json_t *item)
+{
+	size_t flags = JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10);
+	int ret;
+
+	if (!item)
+		return -ENOMEM;
+	if (ctx->pretty)
+		flags |= JSON_INDENT(2);
+	fputs(st->n++ ? (ctx->pretty ? ",\n" : ", ") : (ctx->pretty ? "\n" : ""),
+	      stdout);
+	ret = json_dumpf(item, stdout, flags);
+	json_decref(item);
+	return ret ? -EIO : 0;
+}
+
+void ctl_json_stream_end(struct ctl_ctx *ctx, struct ctl_json_stream *st)
+{
+	fputs(ctx->pretty && st->n ? "\n]\n" : "]\n", stdout);
+	fflush(stdout);
 }
 
 struct ctl_table {
