@@ -320,6 +320,14 @@ Test(ctl, conntrack_list)
 	cr_assert_geq(json_real_value(json_object_get(e, "age_s")), 2.5);
 	fx_res_free(&r);
 
+	/* streamed element by element: still one valid document, indented */
+	cr_assert_eq(fx_ctl(&fx, &r, "-p", "conntrack", "list", NULL), 0);
+	ok_json(&r);
+	cr_assert_eq(json_array_size(r.json), 3);
+	cr_assert(strstr(r.out, "\n  \"service\": \"kube-apiserver\""), "%s",
+		  r.out);
+	fx_res_free(&r);
+
 	cr_assert_eq(fx_ctl(&fx, &r, "-j", "conntrack", "list", "--service",
 			    "dns", NULL), 0);
 	ok_json(&r);
