@@ -407,6 +407,20 @@ static int pass_prog(void)
 	return fd;
 }
 
+static int read_sysctl(const char *name)
+{
+	char path[256];
+	int v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/sys/net/%s", name);
+	f = fopen(path, "r");
+	cr_assert_not_null(f, "%s", path);
+	cr_assert_eq(fscanf(f, "%d", &v), 1);
+	fclose(f);
+	return v;
+}
+
 Test(daemon, attach_restart_replace_detach)
 {
 	char name[64], err[600] = "";
@@ -428,6 +442,11 @@ Test(daemon, attach_restart_replace_detach)
 	cr_assert_eq(A->meta.ifaces[0].mode, AETH_XDP_MODE_NATIVE);
 	cr_assert_str_eq(A->meta.ifaces[0].name, "aeth-ag-v0");
 	cr_assert(A->status.attached);
+	/* what packets handed to the stack with the node's source need */
+	cr_assert_eq(read_sysctl("ipv4/ip_forward"), 1);
+	cr_assert_eq(read_sysctl("ipv4/conf/aeth-ag-v0/forwarding"), 1);
+	cr_assert_eq(read_sysctl("ipv4/conf/aeth-ag-v0/accept_local"), 1);
+	cr_assert_eq(read_sysctl("ipv4/conf/aeth-ag-v0/rp_filter"), 0);
 
 	/* a restart with the same program leaves the running one alone */
 	agent_close(A);
