@@ -145,9 +145,11 @@ static int print_json(struct ctl_ctx *ctx, const struct stats_snap *s,
 
 	for (size_t i = 0; i < s->nsvc; i++) {
 		const struct aeth_svc_stats *v = &s->svc[i * (nc + 1)];
-		json_t *o = svc_json(&v[nc], interval);
+		json_t *o = json_pack("{s:s}", "name", s->svcs[i].label);
+		json_t *c = svc_json(&v[nc], interval);
 
-		json_object_set_new(o, "name", json_string(s->svcs[i].label));
+		json_object_update(o, c);
+		json_decref(c);
 		if (per_cpu) {
 			json_t *pc = json_array();
 
