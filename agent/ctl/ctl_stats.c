@@ -146,10 +146,10 @@ static int print_json(struct ctl_ctx *ctx, const struct stats_snap *s,
 	for (size_t i = 0; i < s->nsvc; i++) {
 		const struct aeth_svc_stats *v = &s->svc[i * (nc + 1)];
 		json_t *o = json_pack("{s:s}", "name", s->svcs[i].label);
-		json_t *c = svc_json(&v[nc], interval);
+		json_t *tot = svc_json(&v[nc], interval);
 
-		json_object_update(o, c);
-		json_decref(c);
+		json_object_update(o, tot);
+		json_decref(tot);
 		if (per_cpu) {
 			json_t *pc = json_array();
 
