@@ -386,7 +386,8 @@ static void scrape_agent(struct evbuffer *b, const struct aeth_agent_status *st)
 	evbuffer_add_printf(b, "aether_config_generation %llu\n",
 			    (unsigned long long)st->generation);
 	add_family(b, "aether_config_apply_total", "counter",
-		   "Configuration documents by outcome: ok applied, rejected invalid, failed refused by the maps.");
+		   "Configuration documents by outcome: ok applied, rejected "
+		   "invalid, failed refused by the maps.");
 	evbuffer_add_printf(b, "aether_config_apply_total{result=\"ok\"} %llu\n",
 			    (unsigned long long)st->apply_ok);
 	evbuffer_add_printf(b, "aether_config_apply_total{result=\"rejected\"} %llu\n",

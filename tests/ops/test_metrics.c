@@ -251,12 +251,12 @@ static bool has_line(const char *body, const char *line)
 	return false;
 }
 
-static void put_percpu(int fd, uint32_t key, const void *per_cpu_values,
-		       size_t size)
+/* values: one per possible CPU (our structs are multiples of 8 bytes, so
+ * the kernel's per-CPU stride is their size) */
+static void put_percpu(int fd, uint32_t key, const void *values)
 {
-	cr_assert_eq(bpf_map_update_elem(fd, &key, per_cpu_values, BPF_ANY), 0,
+	cr_assert_eq(bpf_map_update_elem(fd, &key, values, BPF_ANY), 0,
 		     "update key %u: %s", key, strerror(errno));
-	(void)size;
 }
 
 static void put_service(uint32_t id, const char *name, bool in_use)
@@ -316,9 +316,9 @@ Test(metrics, counters_summed_over_cpus_with_labels)
 	ss[1].new_flows = 2;
 	ss[1].drops[AETH_R_NOT_AUTHORIZED] = 4;
 	ss[1].drops[AETH_R_NO_ROUTE] = 2;
-	put_percpu(fds.svc_stats, 3, ss, sizeof(*ss));
+	put_percpu(fds.svc_stats, 3, ss);
 	/* counters of a service no longer in use are not exported */
-	put_percpu(fds.svc_stats, 5, ss, sizeof(*ss));
+	put_percpu(fds.svc_stats, 5, ss);
 
 	put_backend(0, "192.0.2.21", 3, AETH_BE_F_IN_USE);
 	put_backend(1, "2001:db8::22", 3, AETH_BE_F_IN_USE | AETH_BE_F_UNHEALTHY |
@@ -328,14 +328,14 @@ Test(metrics, counters_summed_over_cpus_with_labels)
 	bs[0].bytes = 500;
 	bs[1].packets = 6;
 	bs[1].bytes = 600;
-	put_percpu(fds.be_stats, 0, bs, sizeof(*bs));
-	put_percpu(fds.be_stats, 2, bs, sizeof(*bs));
+	put_percpu(fds.be_stats, 0, bs);
+	put_percpu(fds.be_stats, 2, bs);
 
 	gs[0].reasons[AETH_R_UNCONFIGURED_PORT] = 40;
 	gs[1].reasons[AETH_R_UNCONFIGURED_PORT] = 2;
 	gs[0].events[AETH_EV_TX] = 100;
 	gs[1].events[AETH_EV_TX] = 23;
-	put_percpu(fds.global, 0, gs, sizeof(*gs));
+	put_percpu(fds.global, 0, gs);
 
 	status.generation = 42;
 	status.apply_ok = 3;
@@ -583,8 +583,8 @@ Test(metrics, full_tables)
 		ss[cpu].drops[AETH_R_MTU_EXCEEDED] = 5;
 		bs[cpu].bytes = 7;
 	}
-	put_percpu(fds.svc_stats, AETH_MAX_SERVICES - 1, ss, sizeof(*ss));
-	put_percpu(fds.be_stats, AETH_MAX_BACKENDS - 1, bs, sizeof(*bs));
+	put_percpu(fds.svc_stats, AETH_MAX_SERVICES - 1, ss);
+	put_percpu(fds.be_stats, AETH_MAX_BACKENDS - 1, bs);
 
 	m = start("127.0.0.1:0");
 	t0 = now_us();
