@@ -987,12 +987,14 @@ int aeth_config_parse(const char *text, size_t len, struct aeth_config **out,
 			    AETH_CONFIG_MAX_BYTES);
 
 	/* jansson reads a NUL byte as the end of the buffer's text and would
-	 * accept what follows unseen: refuse it where it is. */
+	 * accept what follows unseen: refuse it where it is, counting columns
+	 * in characters as jansson does. */
 	nul = memchr(text, '\0', len);
 	if (nul) {
 		err->line = 1;
 		for (const char *c = text; c < nul; c++) {
-			err->column++;
+			if ((*c & 0xc0) != 0x80)
+				err->column++;
 			if (*c == '\n') {
 				err->line++;
 				err->column = 0;

@@ -559,6 +559,9 @@ Test(config, syntax_errors_give_line_and_column)
 	expect_error("NUL byte", nul, sizeof(nul) - 1,
 		     "line 1, column 14: NUL byte in document");
 	expect_error("top-level array", "[1]", 3, "document: must be a JSON object");
+	/* Columns count characters: each e-acute is two bytes, one column. */
+	expect_error("NUL after UTF-8", "{\n \"n\xc3\xa9\": \"\xc3\xa9\0\"}", 16,
+		     "line 2, column 10: NUL byte in document");
 }
 
 /* A document of n services with n_backends each, all distinct. */
