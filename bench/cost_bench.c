@@ -33,6 +33,7 @@
 /* Ports of the services set up below (all on VIP4 unless said). */
 enum {
 	PORT_FWD = 6443,	/* plain service, v4 and v6 */
+	PORT_ACL0 = 7000,	/* enabled, empty list */
 	PORT_ACL10 = 7001,	/* ACL of 10, 1,000, 10,000 prefixes, plus a */
 	PORT_ACL1K = 7002,	/* per-source limit of 1/s, burst 1 */
 	PORT_ACL10K = 7003,
@@ -292,6 +293,8 @@ static void fill_acl(int fd, int n)
 	struct aeth_acl_key k;
 	int i;
 
+	if (!n)
+		return;
 	memset(&k, 0, sizeof(k));
 	k.addr[10] = k.addr[11] = 0xff;
 	inet_pton(AF_INET, "198.51.100.0", k.addr + 12);
@@ -337,7 +340,8 @@ static void fill_acl(int fd, int n)
 static void setup(struct bench *b)
 {
 	static const struct { uint16_t port; int n; } acls[] = {
-		{ PORT_ACL10, 10 }, { PORT_ACL1K, 1000 }, { PORT_ACL10K, 10000 },
+		{ PORT_ACL0, 0 }, { PORT_ACL10, 10 }, { PORT_ACL1K, 1000 },
+		{ PORT_ACL10K, 10000 },
 	};
 	struct aeth_node node;
 	struct aeth_svc s;
@@ -465,7 +469,7 @@ static void json_row(FILE *f, const struct row *r, bool last)
 int main(int argc, char **argv)
 {
 	struct bench b = { .rounds = 9 };
-	static struct row rows[16];
+	static struct row rows[24];
 	const char *json = NULL;
 	struct utsname un;
 	cpu_set_t set;
@@ -511,6 +515,9 @@ int main(int argc, char **argv)
 		XDP_DROP, AETH_R_UNCONFIGURED_PORT, -1, 0);
 	tcp_row(r, "198.51.100.7", 40000, VIP4, PORT_UNCONF, PKT_TCP_SYN);
 
+	r = ROW("drop_acl_0", "authorized-network drop, empty list", 200000,
+		XDP_DROP, AETH_R_NOT_AUTHORIZED, -1, 0);
+	tcp_row(r, "203.0.113.77", 40000, VIP4, PORT_ACL0, PKT_TCP_SYN);
 	r = ROW("drop_acl_10", "authorized-network drop, 10 prefixes", 200000,
 		XDP_DROP, AETH_R_NOT_AUTHORIZED, -1, 0);
 	tcp_row(r, "203.0.113.77", 40000, VIP4, PORT_ACL10, PKT_TCP_SYN);
