@@ -9,7 +9,8 @@ object on stdout.
   flows   one request per source port in a range, each closed with RST so
           the same 4-tuple can be used again at once;
           {"flows": {"PORT": NAME or null}}
-  stream  an echo stream for --seconds; {"backend", "sent", "received",
+  stream  an echo stream for --seconds (or until --until FILE exists);
+          {"backend", "sent", "received",
           "equal", "error"}; exit 0 only when every byte came back intact
   burst   --count new TCP connections at once (SYN only matters);
           {"admitted": n, "refused": n}
@@ -111,6 +112,8 @@ def cmd_stream(args):
         step = args.chunk / float(args.rate)
         i = 0
         while time.monotonic() < end:
+            if args.until and os.path.exists(args.until):
+                break
             # rotate the pattern so misordered or foreign bytes show
             piece = chunk[i % len(chunk):] + chunk[:i % len(chunk)]
             i += 7
@@ -209,6 +212,7 @@ def main():
     p.add_argument("--stall", type=float, default=5.0,
                    help="longest wait for an echo")
     p.add_argument("--announce", help="write the backend's name here once known")
+    p.add_argument("--until", help="stop sending (before --seconds) once this file exists")
     p = sub.add_parser("burst")
     p.add_argument("--count", type=int, default=100)
     p = sub.add_parser("pace")

@@ -6,10 +6,11 @@
 ITEST_FAILED=0
 ITEST_CHECKS=0
 
-# itest_begin NAME: topology prefix aeth-sys-NAME, torn down on any exit
+# itest_begin NAME: topology prefix aeth-sys-NAME-PID (two runs of one test
+# at the same time do not meet), torn down on any exit
 itest_begin() {
 	ITEST_NAME=$1
-	topo_init "aeth-sys-$1"
+	topo_init "aeth-sys-$1-$$"
 	trap itest_end EXIT
 	trap 'exit 130' INT TERM
 	if [ ! -x "$AGENT" ] || [ ! -x "$CTL" ]; then

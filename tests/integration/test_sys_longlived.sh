@@ -12,8 +12,10 @@ itest_up
 # every packet of the stream through lb1, the node whose agent gets killed
 topo_route_via lb1 || die "route via lb1"
 
-topo_client cin --vip "$VIP4" stream --seconds 30 --stall 5 \
-	--announce "$ITEST_TMP/backend" >"$ITEST_TMP/stream.json" &
+# the stream runs until every event is done (at most 150 s)
+topo_client cin --vip "$VIP4" stream --seconds 150 --stall 5 \
+	--announce "$ITEST_TMP/backend" --until "$ITEST_TMP/stop" \
+	>"$ITEST_TMP/stream.json" &
 spid=$!
 for i in $(seq 1 50); do
 	[ -s "$ITEST_TMP/backend" ] && break
@@ -88,6 +90,8 @@ kill -0 "$(topo_agent_pid lb1)" || die "lb1 agent alive after SIGHUP"
 ok "document reloaded (lb1 generation $g -> $(topo_generation lb1)), SIGHUP handled"
 
 kill -0 "$spid" 2>/dev/null || die "stream ended early: $(cat "$ITEST_TMP/stream.json")"
+sleep 2
+touch "$ITEST_TMP/stop"
 wait "$spid"
 rc=$?
 res=$(cat "$ITEST_TMP/stream.json")
