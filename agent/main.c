@@ -289,6 +289,8 @@ int main(int argc, char **argv)
 	aeth_log_init(o.level, o.json);
 	aeth_log_hook_libs();
 	signal(SIGPIPE, SIG_IGN);
+	/* until the watch takes SIGHUP over, it must not end the daemon */
+	signal(SIGHUP, SIG_IGN);
 
 	if (o.check_config)
 		return check_config(o.check_config);
