@@ -766,3 +766,32 @@ Test(apply, mmapable_template_uses_mmap)
 	A->fds.maglev = pinned;
 	close(outer);
 }
+
+/* enabled with no CIDR lets nobody in: an empty trie, enforced; turning
+ * the ACL off clears the flag and releases the tries. */
+Test(apply, acl_empty_then_disabled)
+{
+	struct aeth_svc s;
+	struct aeth_acl_key next;
+	int trie;
+
+	apply_ok(A, DOC_HEAD
+		 "{'name':'closed','vip':'203.0.113.30','port':22,'protocol':'tcp',"
+		 "'authorized_networks':{'enabled':true,'cidrs':[]},"
+		 "'backends':[{'address':'192.0.2.61'}]}" DOC_TAIL);
+	cr_assert(svc_get(A, "203.0.113.30", 22, IPPROTO_TCP, &s));
+	cr_assert_eq(s.flags & AETH_SVC_F_ACL, AETH_SVC_F_ACL);
+	trie = bpf_map_get_fd_by_id(slot_map_id(A->fds.acl, s.acl_slot));
+	cr_assert_geq(trie, 0);
+	cr_assert_neq(bpf_map_get_next_key(trie, NULL, &next), 0, "not empty");
+	close(trie);
+
+	apply_ok(A, DOC_HEAD
+		 "{'name':'closed','vip':'203.0.113.30','port':22,'protocol':'tcp',"
+		 "'authorized_networks':{'enabled':false},"
+		 "'backends':[{'address':'192.0.2.61'}]}" DOC_TAIL);
+	cr_assert(svc_get(A, "203.0.113.30", 22, IPPROTO_TCP, &s));
+	cr_assert_eq(s.flags & AETH_SVC_F_ACL, 0);
+	cr_assert_eq(slot_map_id(A->fds.acl, 2 * s.id), 0);
+	cr_assert_eq(slot_map_id(A->fds.acl, 2 * s.id + 1), 0);
+}
