@@ -192,11 +192,20 @@ static uint32_t mod_inverse(uint32_t a, uint32_t m)
 
 static void enter_late_phase(struct mg_fill *f)
 {
-	uint32_t slot, n = 0;
+	uint32_t w, n = 0;
 
-	for (slot = 0; slot < f->size; slot++)
-		if (!(f->used[slot >> 6] & (1ull << (slot & 63))))
+	for (w = 0; w <= (f->size - 1) / 64; w++) {
+		uint64_t free_bits = ~f->used[w];
+
+		while (free_bits) {
+			uint32_t slot = w * 64 + (uint32_t)__builtin_ctzll(free_bits);
+
+			if (slot >= f->size)
+				break;
 			f->free[n++] = slot;
+			free_bits &= free_bits - 1;
+		}
+	}
 }
 
 static void claim_slot(struct mg_fill *f, struct mg_state *s)
