@@ -302,7 +302,7 @@ int aeth_maglev_build(const struct aeth_maglev_backend *backends, size_t n,
 		s->offset = (uint32_t)(addr_hash(seed, &be->ip, 1) % size);
 		s->skip = (uint32_t)(addr_hash(seed, &be->ip, 2) % (size - 1)) + 1;
 		s->next = s->offset;
-		/* stride <= 2^32 and rank < 2^14: sorts by weight, then rank */
+		/* stride <= 2^32 and rank < 2^14: sorts by stride, then rank */
 		members[live] = s->stride << RANK_BITS | live;
 		live++;
 	}
