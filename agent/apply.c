@@ -832,7 +832,6 @@ static int build_acl(struct tx *tx, struct slot_batch *batch,
 {
 	LIBBPF_OPTS(bpf_map_create_opts, copts, .map_flags = BPF_F_NO_PREALLOC);
 	uint32_t slot = other_slot(n->value.id, n->value.acl_slot);
-	uint32_t one = 1;
 	int fd, err;
 
 	err = tx_fault(tx);
@@ -846,6 +845,7 @@ static int build_acl(struct tx *tx, struct slot_batch *batch,
 	for (size_t i = 0; i < n->n_cidrs; i++) {
 		const struct aeth_cfg_cidr *c = &n->cidrs[i];
 		struct aeth_acl_key k;
+		uint32_t family;
 
 		memset(&k, 0, sizeof(k));
 		if (c->ip.family == AETH_AF_INET) {
@@ -858,7 +858,11 @@ static int build_acl(struct tx *tx, struct slot_batch *batch,
 			memcpy(k.addr, c->ip.addr.bytes, 16);
 			k.prefixlen = c->prefixlen;
 		}
-		if (bpf_map_update_elem(fd, &k, &one, BPF_ANY)) {
+		/* the value names the prefix's family: the data path must
+		 * not let an IPv6 prefix covering ::ffff:0:0/96 (::/0, say)
+		 * admit IPv4 sources */
+		family = c->ip.family;
+		if (bpf_map_update_elem(fd, &k, &family, BPF_ANY)) {
 			err = -errno;
 			goto out;
 		}

@@ -46,7 +46,9 @@ static uint32_t *expected_table(const struct aeth_maglev_backend *b, size_t n,
 	return t;
 }
 
-static bool acl_has(int trie_fd, const char *addr)
+/* Whether the trie matches addr; the value of the matching prefix (its
+ * family) goes to *family when asked. */
+static bool acl_match(int trie_fd, const char *addr, uint32_t *family)
 {
 	struct aeth_ip ip = ip_of(addr);
 	struct aeth_acl_key k;
@@ -60,7 +62,16 @@ static bool acl_has(int trie_fd, const char *addr)
 	} else {
 		memcpy(k.addr, ip.addr.bytes, 16);
 	}
-	return bpf_map_lookup_elem(trie_fd, &k, &v) == 0;
+	if (bpf_map_lookup_elem(trie_fd, &k, &v))
+		return false;
+	if (family)
+		*family = v;
+	return true;
+}
+
+static bool acl_has(int trie_fd, const char *addr)
+{
+	return acl_match(trie_fd, addr, NULL);
 }
 
 Test(apply, readback)
@@ -143,8 +154,14 @@ Test(apply, readback)
 	/* the authorized networks, both families in one trie */
 	trie = bpf_map_get_fd_by_id(slot_map_id(A->fds.acl, api.acl_slot));
 	cr_assert_geq(trie, 0);
-	cr_assert(acl_has(trie, "198.51.100.7"));
-	cr_assert(acl_has(trie, "2001:db8:100:5::1"));
+	{
+		uint32_t fam = 0;
+
+		cr_assert(acl_match(trie, "198.51.100.7", &fam));
+		cr_assert_eq(fam, AETH_AF_INET);
+		cr_assert(acl_match(trie, "2001:db8:100:5::1", &fam));
+		cr_assert_eq(fam, AETH_AF_INET6);
+	}
 	cr_assert_not(acl_has(trie, "198.51.101.7"));
 	cr_assert_not(acl_has(trie, "2001:db8:101::1"));
 	cr_assert_not(acl_has(trie, "203.0.113.99"));
