@@ -812,3 +812,113 @@ Test(apply, acl_empty_then_disabled)
 	cr_assert_eq(slot_map_id(A->fds.acl, 2 * s.id), 0);
 	cr_assert_eq(slot_map_id(A->fds.acl, 2 * s.id + 1), 0);
 }
+
+/* ---- the data path reads what the agent wrote --------------------------- */
+
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/tcp.h>
+
+#include "aether/flow_hash.h"
+#include "aether_lb.skel.h"
+
+static uint16_t ip_csum(const void *hdr, size_t len)
+{
+	const uint16_t *w = hdr;
+	uint32_t sum = 0;
+
+	for (size_t i = 0; i < len / 2; i++)
+		sum += w[i];
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return ~sum;
+}
+
+/* Run one IPv4 TCP SYN through the loaded program; returns the verdict. */
+static int run_syn(struct aeth_agent *a, const char *src, const char *dst,
+		   int dport)
+{
+	uint8_t pkt[14 + 20 + 20], out[256];
+	struct ethhdr *eth = (struct ethhdr *)pkt;
+	struct iphdr *ip = (struct iphdr *)(pkt + 14);
+	struct tcphdr *tcp = (struct tcphdr *)(pkt + 34);
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = pkt,
+		    .data_size_in = sizeof(pkt), .data_out = out,
+		    .data_size_out = sizeof(out), .repeat = 1);
+
+	memset(pkt, 0, sizeof(pkt));
+	memset(eth->h_dest, 0x02, 6);
+	memset(eth->h_source, 0x04, 6);
+	eth->h_proto = htons(ETH_P_IP);
+	ip->version = 4;
+	ip->ihl = 5;
+	ip->tot_len = htons(40);
+	ip->ttl = 64;
+	ip->protocol = IPPROTO_TCP;
+	ip->saddr = ip_of(src).addr.v4;
+	ip->daddr = ip_of(dst).addr.v4;
+	ip->check = ip_csum(ip, 20);
+	tcp->source = htons(40000);
+	tcp->dest = htons(dport);
+	tcp->doff = 5;
+	tcp->syn = 1;
+	cr_assert_eq(bpf_prog_test_run_opts(
+			     bpf_program__fd(a->skel->progs.aether_lb), &opts), 0);
+	return opts.retval;
+}
+
+static uint64_t reason_count(struct aeth_agent *a, int reason)
+{
+	struct aeth_global_stats g;
+
+	cr_assert_eq(aeth_percpu_sum_u64(a->fds.global, 0, &g, sizeof(g)), 0);
+	return g.reasons[reason];
+}
+
+Test(apply, datapath_follows_applied_maps)
+{
+	struct aeth_flow flow;
+	struct aeth_ct_entry ce;
+	struct aeth_node node;
+	struct aeth_svc api;
+	uint32_t zero = 0, *table;
+	uint64_t before;
+	int v;
+
+	apply_ok(A, DOC_A);
+	cr_assert(svc_get(A, "203.0.113.10", 6443, IPPROTO_TCP, &api));
+
+	/* not a VIP: untouched */
+	cr_assert_eq(run_syn(A, "198.51.100.7", "203.0.113.77", 6443), XDP_PASS);
+
+	/* the VIP on a port no service names */
+	before = reason_count(A, AETH_R_UNCONFIGURED_PORT);
+	cr_assert_eq(run_syn(A, "198.51.100.7", "203.0.113.10", 7), XDP_DROP);
+	cr_assert_eq(reason_count(A, AETH_R_UNCONFIGURED_PORT), before + 1);
+
+	/* a source outside the authorized networks */
+	before = reason_count(A, AETH_R_NOT_AUTHORIZED);
+	cr_assert_eq(run_syn(A, "198.51.101.7", "203.0.113.10", 6443), XDP_DROP);
+	cr_assert_eq(reason_count(A, AETH_R_NOT_AUTHORIZED), before + 1);
+
+	/* an authorized one gets the backend the agent's table names for
+	 * its hash (whatever happens to the packet after that here) */
+	before = reason_count(A, AETH_R_NOT_AUTHORIZED);
+	v = run_syn(A, "198.51.100.7", "203.0.113.10", 6443);
+	cr_assert_eq(reason_count(A, AETH_R_NOT_AUTHORIZED), before);
+	memset(&flow, 0, sizeof(flow));
+	flow.src = ip_of("198.51.100.7").addr;
+	flow.dst = ip_of("203.0.113.10").addr;
+	flow.sport = htons(40000);
+	flow.dport = htons(6443);
+	flow.proto = IPPROTO_TCP;
+	flow.family = AETH_AF_INET;
+	cr_assert_eq(bpf_map_lookup_elem(A->fds.ct, &flow, &ce), 0,
+		     "no connection entry (verdict %d)", v);
+	cr_assert_eq(bpf_map_lookup_elem(A->fds.node, &zero, &node), 0);
+	table = read_table(slot_map_id(A->fds.maglev, api.maglev_slot), 251);
+	cr_assert_eq(ce.backend_id,
+		     table[aeth_flow_hash(&flow, node.hash_seed) % 251]);
+	cr_assert_eq(ce.svc_id, api.id);
+	free(table);
+}
