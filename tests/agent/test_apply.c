@@ -922,3 +922,55 @@ Test(apply, datapath_follows_applied_maps)
 	cr_assert_eq(ce.svc_id, api.id);
 	free(table);
 }
+
+/* Backend ids of the previous document stay in use until its tables are
+ * gone, so replacing 9,000 backends by 9,000 others needs 18,000 ids: more
+ * than aeth_backend holds. Refused before any map is touched. */
+static char *many_backends_doc(int prefix)
+{
+	size_t cap = 9 * 1000 * 40 + 8192, len;
+	char *doc = malloc(cap);
+
+	len = snprintf(doc, cap,
+		       "{\"version\":1,\"node\":{\"interfaces\":[\"lo\"],"
+		       "\"addresses\":{\"ipv6\":\"2001:db8::11\"}},"
+		       "\"maglev\":{\"seed\":\"5f3c0a1e9b7d2c44a1b2c3d4e5f60718\","
+		       "\"table_size\":16381},\"services\":[");
+	for (int s = 0; s < 9; s++) {
+		len += snprintf(doc + len, cap - len,
+				"%s{\"name\":\"s%d\",\"vip\":\"203.0.113.%d\","
+				"\"port\":80,\"protocol\":\"tcp\",\"backends\":[",
+				s ? "," : "", s, s + 1);
+		for (int b = 0; b < 1000; b++)
+			len += snprintf(doc + len, cap - len,
+					"%s{\"address\":\"2001:db8:%x:%x::%x\"}",
+					b ? "," : "", prefix, s, b + 1);
+		len += snprintf(doc + len, cap - len, "]}");
+	}
+	snprintf(doc + len, cap - len, "]}");
+	return doc;
+}
+
+Test(apply, backend_ids_exhausted_refused_untouched, .timeout = 120)
+{
+	char *one = many_backends_doc(1), *two = many_backends_doc(2);
+	struct aeth_apply_result res;
+	struct snapshot before, now;
+	int rc;
+
+	rc = aeth_apply_text(A, one, strlen(one), "test", &res);
+	cr_assert_eq(rc, 0, "%s", res.message);
+	snap(A, &before);
+	rc = aeth_apply_text(A, two, strlen(two), "test", &res);
+	cr_assert_eq(rc, -ENOSPC, "rc %d: %s", rc, res.message);
+	cr_assert_not(res.rejected);
+	cr_assert_not_null(strstr(res.message, "no free backend id"), "%s",
+			   res.message);
+	snap(A, &now);
+	assert_same_serving_state(&before, &now, 0);
+	cr_assert_str_eq(A->last_result, "failed");
+	free(before.be);
+	free(now.be);
+	free(one);
+	free(two);
+}
