@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* The XDP entry point: guard, balance, encapsulate, decapsulate.
  *
- * Per packet: parse; not a VIP and not a tunnel to this node -> XDP_PASS
- * untouched. Tunnel to this node -> decap (decap.h). To a VIP: fragments
- * dropped, ICMP errors about a service flow steered to its backend, other
+ * Per packet: parse; to one of the node's addresses -> decap if it is a
+ * tunnel packet (decap.h), else XDP_PASS; not a VIP -> XDP_PASS untouched.
+ * To a VIP: fragments dropped, ICMP errors about a service flow steered to its backend, other
  * ICMP and unconfigured ports/protocols dropped (unconfigured_port: a VIP
  * only accepts what was configured), then guard, conntrack, Maglev,
  * MTU check and encapsulation towards the backend. */
@@ -121,7 +121,7 @@ static __always_inline int lb_forward(struct xdp_md *ctx, struct lb_pkt *p,
 	}
 
 	if (!to_stack_frag) {
-		rc = encap_fib(ctx, p, node, be, &fib);
+		rc = encap_fib(ctx, p, node, be, be_id, &fib);
 		if (rc != BPF_FIB_LKUP_RET_SUCCESS &&
 		    rc != BPF_FIB_LKUP_RET_NO_NEIGH)
 			return stats_drop(AETH_R_NO_ROUTE, svc_id);
@@ -209,6 +209,12 @@ static __always_inline int lb_decap(struct xdp_md *ctx, struct lb_pkt *p)
 {
 	int r;
 
+	/* plain traffic to the node: not ours to judge */
+	if (p->proto != IPPROTO_IPIP && p->proto != IPPROTO_IPV6 &&
+	    (p->flow.family == AETH_AF_INET ||
+	     (p->proto != NEXTHDR_HOP && p->proto != NEXTHDR_ROUTING &&
+	      p->proto != NEXTHDR_DEST && p->proto != NEXTHDR_FRAGMENT)))
+		goto pass;
 	if (parse_l3_rest(ctx, p))
 		return stats_drop(AETH_R_MALFORMED, STATS_NO_SVC);
 	r = decap_strip(ctx, p);
@@ -216,13 +222,13 @@ static __always_inline int lb_decap(struct xdp_md *ctx, struct lb_pkt *p)
 		stats_event(AETH_EV_DECAP);
 		return XDP_PASS;
 	}
-	if (r == DECAP_PASS) {
-		stats_event(AETH_EV_PASS_NOT_SERVICE);
-		return XDP_PASS;
-	}
-	return stats_drop(r == DECAP_MALFORMED ? AETH_R_MALFORMED :
-						 AETH_R_DECAP_INVALID,
-			  STATS_NO_SVC);
+	if (r != DECAP_PASS)
+		return stats_drop(r == DECAP_MALFORMED ? AETH_R_MALFORMED :
+							 AETH_R_DECAP_INVALID,
+				  STATS_NO_SVC);
+pass:
+	stats_event(AETH_EV_PASS_NOT_SERVICE);
+	return XDP_PASS;
 }
 
 SEC("xdp")
@@ -240,10 +246,13 @@ int aether_lb(struct xdp_md *ctx)
 	node = bpf_map_lookup_elem(&aeth_node, &zero);
 	if (r == PARSE_NOT_IP || !node)
 		goto pass;
-	if (svc_is_vip(&p.flow.dst, p.flow.family))
-		return lb_service(ctx, &p, node);
+	/* The node's own traffic is the commonest non-service traffic: two
+	 * compares spare it the VIP hash lookup (a VIP is never one of the
+	 * node's addresses). */
 	if (decap_for_node(&p, node))
 		return lb_decap(ctx, &p);
+	if (svc_is_vip(&p.flow.dst, p.flow.family))
+		return lb_service(ctx, &p, node);
 pass:
 	stats_event(AETH_EV_PASS_NOT_SERVICE);
 	return XDP_PASS;

@@ -50,11 +50,11 @@ static __always_inline void encap_fib_params(struct xdp_md *ctx,
  * usual case: backends behind the same NIC). If none does, look again as a
  * forwarding lookup, which may pick another device (needs IP forwarding
  * enabled on the node). */
-static __always_inline int encap_fib(struct xdp_md *ctx,
-				     const struct lb_pkt *p,
-				     const struct aeth_node *node,
-				     const struct aeth_backend *be,
-				     struct bpf_fib_lookup *fib)
+static __always_inline int encap_fib_lookup(struct xdp_md *ctx,
+					    const struct lb_pkt *p,
+					    const struct aeth_node *node,
+					    const struct aeth_backend *be,
+					    struct bpf_fib_lookup *fib)
 {
 	int rc;
 
@@ -64,6 +64,77 @@ static __always_inline int encap_fib(struct xdp_md *ctx,
 		return rc;
 	encap_fib_params(ctx, p, node, be, fib);
 	return bpf_fib_lookup(ctx, fib, sizeof(*fib), 0);
+}
+
+/* A FIB lookup costs about 250 ns here, more than the rest of the path:
+ * each CPU remembers a backend's resolved next hop for NH_CACHE_TTL_NS.
+ * A route or neighbour change therefore takes effect within that time.
+ * Only complete answers are kept (never NO_NEIGH or failures). The map is
+ * private to the loaded program (no aeth_ prefix: the agent pins only
+ * those), so a new program starts with an empty cache. */
+#define NH_CACHE_SIZE 4096
+#define NH_CACHE_TTL_NS 100000000ull
+
+struct nh_cache_entry {
+	__u64 expires_ns;
+	union aeth_addr dst;	/* the backend address it was resolved for */
+	__u32 be_id;
+	__u32 ingress;
+	__u32 ifindex;		/* egress */
+	__u8 family;
+	__u8 dmac[ETH_ALEN];
+	__u8 smac[ETH_ALEN];
+	__u8 pad[3];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NH_CACHE_SIZE);
+	__type(key, __u32);
+	__type(value, struct nh_cache_entry);
+} lb_nh_cache SEC(".maps");
+
+static __always_inline bool nh_cache_match(const struct nh_cache_entry *c,
+					   const struct aeth_backend *be,
+					   __u32 be_id, __u32 ingress)
+{
+	return c->be_id == be_id && c->ingress == ingress &&
+	       c->family == be->family &&
+	       ((c->dst.v6[0] ^ be->addr.v6[0]) | (c->dst.v6[1] ^ be->addr.v6[1]) |
+		(c->dst.v6[2] ^ be->addr.v6[2]) |
+		(c->dst.v6[3] ^ be->addr.v6[3])) == 0;
+}
+
+/* The next hop (ifindex, dmac, smac in fib) of backend be_id. */
+static __always_inline int encap_fib(struct xdp_md *ctx,
+				     const struct lb_pkt *p,
+				     const struct aeth_node *node,
+				     const struct aeth_backend *be,
+				     __u32 be_id, struct bpf_fib_lookup *fib)
+{
+	__u32 key = be_id % NH_CACHE_SIZE, ingress = ctx->ingress_ifindex;
+	struct nh_cache_entry *c = bpf_map_lookup_elem(&lb_nh_cache, &key);
+	__u64 now = bpf_ktime_get_coarse_ns();
+	int rc;
+
+	if (c && now < c->expires_ns && nh_cache_match(c, be, be_id, ingress)) {
+		fib->ifindex = c->ifindex;
+		__builtin_memcpy(fib->dmac, c->dmac, ETH_ALEN);
+		__builtin_memcpy(fib->smac, c->smac, ETH_ALEN);
+		return BPF_FIB_LKUP_RET_SUCCESS;
+	}
+	rc = encap_fib_lookup(ctx, p, node, be, fib);
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS && c) {
+		c->expires_ns = now + NH_CACHE_TTL_NS;
+		c->dst = be->addr;
+		c->be_id = be_id;
+		c->ingress = ingress;
+		c->ifindex = fib->ifindex;
+		c->family = be->family;
+		__builtin_memcpy(c->dmac, fib->dmac, ETH_ALEN);
+		__builtin_memcpy(c->smac, fib->smac, ETH_ALEN);
+	}
+	return rc;
 }
 
 /* Put the outer header in front of the client's IP packet (Ethernet

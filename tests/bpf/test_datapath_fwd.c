@@ -2,7 +2,9 @@
  * conntrack, Maglev, insert budget, MTU answers, ICMP steering). */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <bpf/bpf.h>
 
@@ -1052,4 +1054,57 @@ Test(fwd, insert_budget_window_renews)
 	fl = flow_of(&s);
 	cr_assert_eq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
 	cr_assert_eq(global().events[AETH_EV_CT_INSERT], 2);
+}
+
+/* ---- next-hop cache ---- */
+
+Test(fwd, nexthop_cache_keeps_backends_apart)
+{
+	struct pkt_spec a = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct pkt_spec b = pkt_spec_tcp4(CLI4, 40000, VIP4, 8443);
+	struct frame fa, fb;
+	struct result r;
+	int i;
+
+	/* ids 10 and 4106 share a cache slot */
+	one_backend_service(1, VIP4, 6443, 6, 10, "192.0.2.21");
+	one_backend_service(2, VIP4, 8443, 6, 4106, "192.0.2.150");
+	build(&a, &fa);
+	build(&b, &fb);
+	for (i = 0; i < 2; i++) {
+		run(&fa, &r);
+		expect_tx(&r, &a, &fa, "192.0.2.21");
+		run(&fb, &r);
+		cr_assert_eq(r.verdict, XDP_REDIRECT);
+		expect_encap(&r, &b, &fb, "192.0.2.150", neigh_mac,
+			     net.mac_if2);
+	}
+}
+
+Test(fwd, nexthop_cache_follows_backend_and_neighbour)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	static const uint8_t new_mac[6] = { 2, 0, 0, 0, 0, 0x33 };
+	struct frame f;
+	struct result r;
+
+	one_backend_service(1, VIP4, 6443, 6, 10, "192.0.2.21");
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+	/* same id, new address: resolved again at once */
+	backend(10, "192.0.2.150", AETH_BE_F_IN_USE, 1);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_REDIRECT);
+	expect_encap(&r, &s, &f, "192.0.2.150", neigh_mac, net.mac_if2);
+	/* a neighbour change shows once the cached answer expires */
+	backend(10, "192.0.2.21", AETH_BE_F_IN_USE, 1);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+	cr_assert_eq(system("ip neigh replace 192.0.2.21 lladdr 02:00:00:00:00:33 "
+			    "nud permanent dev aeth-dp0"), 0);
+	usleep(150 * 1000);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_TX);
+	expect_encap(&r, &s, &f, "192.0.2.21", new_mac, net.mac_if0);
 }
