@@ -555,12 +555,50 @@ Test(daemon, check_config_exit_codes)
 	free(bad);
 }
 
+/* api with a tcp health check its unreachable backends fail */
+#define DOC_HC \
+	"{'version':1,'node':{'interfaces':['aeth-ag-v0'],'xdp_mode':'native'," \
+	"'addresses':{'ipv4':'192.0.2.11'}}," \
+	"'maglev':{'seed':'5f3c0a1e9b7d2c44a1b2c3d4e5f60718','table_size':251}," \
+	"'conntrack':{'max_entries':4096},'services':[" \
+	"{'name':'api','vip':'203.0.113.10','port':6443,'protocol':'tcp'," \
+	"'health_check':{'type':'tcp','interval_ms':100,'timeout_ms':50," \
+	"'rise':1,'fall':1}," \
+	"'backends':[{'address':'192.0.2.21'},{'address':'192.0.2.23'}]}]}"
+
+/* Flags of every backend entry in use, ORed, read from the pins. */
+static uint32_t pinned_backend_flags(const char *pins, uint32_t *n_in_use)
+{
+	char path[512];
+	uint32_t all = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", pins, AETH_MAP_BACKEND);
+	fd = bpf_obj_get(path);
+	cr_assert_geq(fd, 0);
+	*n_in_use = 0;
+	for (uint32_t id = 0; id < 64; id++) {
+		struct aeth_backend b;
+
+		if (bpf_map_lookup_elem(fd, &id, &b) == 0 &&
+		    (b.flags & AETH_BE_F_IN_USE)) {
+			all |= b.flags;
+			(*n_in_use)++;
+		}
+	}
+	close(fd);
+	return all;
+}
+
 /* The whole daemon in a namespace: starts, attaches, serves the socket,
+ * takes failing backends out of the table through its health checks,
  * exits on SIGTERM leaving the program attached, and --detach cleans up. */
 Test(daemon, binary_runs_and_exits_without_detaching)
 {
 	char name[64], cfg[300], sock[300], cmd[1200], out[4096];
-	char *doc = J(DOC_IF("native"));
+	char *doc = J(DOC_HC);
+	uint32_t flags = 0, n = 0;
+	struct aeth_svc v;
 	pid_t pid;
 	int st;
 
@@ -583,6 +621,33 @@ Test(daemon, binary_runs_and_exits_without_detaching)
 		usleep(50000);
 	cr_assert_eq(access(sock, F_OK), 0, "agent did not come up");
 	cr_assert_neq(attached_id("aeth-ag-v0", NULL), 0);
+
+	/* nothing answers on 192.0.2.21/23 here: both leave the table */
+	for (int i = 0; i < 60; i++) {
+		flags = pinned_backend_flags(dir, &n);
+		if (flags & AETH_BE_F_UNHEALTHY)
+			break;
+		usleep(50000);
+	}
+	cr_assert_eq(n, 2);
+	cr_assert(flags & AETH_BE_F_UNHEALTHY, "health checks did not act");
+	{
+		struct aeth_svc_key k = svc_key("203.0.113.10", 6443, IPPROTO_TCP);
+		char path[512];
+		int fd;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, AETH_MAP_SVC);
+		fd = bpf_obj_get(path);
+		cr_assert_geq(fd, 0);
+		for (int i = 0; i < 60; i++) {
+			cr_assert_eq(bpf_map_lookup_elem(fd, &k, &v), 0);
+			if (!v.table_size)
+				break;
+			usleep(50000);
+		}
+		close(fd);
+		cr_assert_eq(v.table_size, 0, "the table still names failing backends");
+	}
 
 	{
 		struct http_call *c = calloc(1, sizeof(*c));
