@@ -545,6 +545,51 @@ static bool be_busy(const void *c, uint32_t id)
 	       p->be_taken[id];
 }
 
+/* Old services by key: open addressing over twice the id space, so a
+ * document of thousands of services is matched in linear time. */
+#define SVC_INDEX_SIZE (2 * AETH_MAX_SERVICES)
+
+struct svc_index {
+	int32_t ids[SVC_INDEX_SIZE];	/* -1: empty */
+};
+
+static uint32_t svc_key_hash(const struct aeth_svc_key *k)
+{
+	const uint8_t *p = (const uint8_t *)k;
+	uint32_t h = 2166136261u;	/* FNV-1a */
+
+	for (size_t i = 0; i < sizeof(*k); i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h;
+}
+
+static void svc_index_build(struct svc_index *x, const struct aeth_state *st)
+{
+	memset(x->ids, 0xff, sizeof(x->ids));
+	for (uint32_t id = 0; id < AETH_MAX_SERVICES; id++) {
+		uint32_t h;
+
+		if (!st->svcs[id].in_use)
+			continue;
+		h = svc_key_hash(&st->svcs[id].key) % SVC_INDEX_SIZE;
+		while (x->ids[h] >= 0)
+			h = (h + 1) % SVC_INDEX_SIZE;
+		x->ids[h] = id;
+	}
+}
+
+static int64_t svc_index_find(const struct svc_index *x,
+			      const struct aeth_state *st,
+			      const struct aeth_svc_key *k)
+{
+	uint32_t h = svc_key_hash(k) % SVC_INDEX_SIZE;
+
+	for (; x->ids[h] >= 0; h = (h + 1) % SVC_INDEX_SIZE)
+		if (memcmp(&st->svcs[x->ids[h]].key, k, sizeof(*k)) == 0)
+			return x->ids[h];
+	return -1;
+}
+
 /* Per service of the document: what the apply does with it. */
 struct svc_plan {
 	uint32_t id;
@@ -560,12 +605,14 @@ static int plan(struct aeth_agent *a, const struct aeth_config *cfg,
 	bool seed_changed = !old->node_known ||
 			    memcmp(old->node.hash_seed, cfg->seed, 16) != 0;
 	struct plan_ctx pc = { .old = old, .new = ns };
+	struct svc_index idx;
 	uint8_t *be_taken;
 	int err = 0;
 
 	be_taken = calloc(AETH_MAX_BACKENDS, 1);
 	if (!be_taken)
 		return -ENOMEM;
+	svc_index_build(&idx, old);
 	pc.be_taken = be_taken;
 	ns->svc_cursor = old->svc_cursor;
 	ns->be_cursor = old->be_cursor;
@@ -583,13 +630,7 @@ static int plan(struct aeth_agent *a, const struct aeth_config *cfg,
 		int64_t id = -1;
 
 		svc_key_of(s, &key);
-		for (uint32_t j = 0; j < AETH_MAX_SERVICES; j++) {
-			if (old->svcs[j].in_use &&
-			    memcmp(&old->svcs[j].key, &key, sizeof(key)) == 0) {
-				id = j;
-				break;
-			}
-		}
+		id = svc_index_find(&idx, old, &key);
 		if (id < 0)
 			id = take_id(&ns->svc_cursor, AETH_MAX_SERVICES,
 				     svc_busy, &pc);
