@@ -3,7 +3,7 @@
 # brings up a cluster in network namespaces (scripts/topology.sh) and shows
 # the API endpoint balanced and guarded by aether-lb; then tears it down.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 keep=0
 for a in "$@"; do

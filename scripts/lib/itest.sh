@@ -1,5 +1,6 @@
 # Shared by tests/integration/test_sys_*.sh: bring-up with teardown on exit,
 # assertions, and document edits. Source after cd to the repository root.
+# shellcheck shell=bash
 
 . "$(dirname "${BASH_SOURCE[0]}")/topo.sh"
 

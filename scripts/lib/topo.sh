@@ -13,6 +13,7 @@
 # The LB nodes encapsulate VIP traffic to a backend (XDP_TX back onto the
 # fabric); the backends strip the tunnel in XDP and answer straight to the
 # router (direct server return).
+# shellcheck shell=bash
 
 TOPO_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TOPO_ROOT=$(cd "$TOPO_LIB/../.." && pwd)

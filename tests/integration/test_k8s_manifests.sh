@@ -5,7 +5,7 @@
 # equal to the ConfigMap's document) and the rendered document is accepted by
 # the agent itself.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

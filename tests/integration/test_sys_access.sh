@@ -3,7 +3,7 @@
 # handshakes over IPv4 and IPv6 and get a backend's answer through the LB
 # nodes; a client outside them times out, and not_authorized counts it.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 . scripts/lib/itest.sh
 
 itest_begin access

@@ -4,7 +4,7 @@
 # comes back when its server does; a draining backend keeps its established
 # stream while new connections avoid it.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 . scripts/lib/itest.sh
 
 itest_begin health

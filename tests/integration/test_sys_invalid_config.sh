@@ -3,7 +3,7 @@
 # rejected as a whole with the place of the error, counted, and changes
 # nothing: traffic, including an open stream, goes on.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 . scripts/lib/itest.sh
 
 itest_begin invalid

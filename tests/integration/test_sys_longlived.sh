@@ -4,7 +4,7 @@
 # another backend, a rate-limit flood from its own source, kill -9 and
 # restart of its LB node's agent, and a config reload.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 . scripts/lib/itest.sh
 
 itest_begin long

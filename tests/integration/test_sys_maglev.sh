@@ -3,7 +3,7 @@
 # sent through each LB node reaches the same backend, and after removing one
 # of three backends only the flows of the removed one move (200 flows).
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 . scripts/lib/itest.sh
 
 itest_begin maglev

@@ -4,7 +4,7 @@
 # source is admitted again at the configured rate, and a second source is
 # not affected by the first one's limit.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 . scripts/lib/itest.sh
 
 itest_begin rate
