@@ -21,6 +21,7 @@
 #include "aether_lb.skel.h"
 #include "harness.h"
 #include "pkt.h"
+#include "micro.skel.h"
 #include "wrapper.skel.h"
 
 #define VIP4 "203.0.113.10"
@@ -47,6 +48,7 @@ struct bench {
 	struct dp_h h;
 	struct dp_net net;
 	struct wrapper *w;
+	struct micro *m;
 	int wrap_fd, empty_fd, frame_fd, prog_map_fd;
 	int rounds;
 	uint32_t svc_ids;
@@ -149,8 +151,8 @@ static struct timing summarize(double *t, int n)
 
 /* Per-iteration time of the program under test and of the empty program on
  * r's frame, in alternating rounds so both see the same machine. */
-static void measure(struct bench *b, const struct row *r, uint32_t repeat,
-		    struct timing *prog, struct timing *floor,
+static void measure(struct bench *b, const struct row *r, int prog_fd,
+		    uint32_t repeat, struct timing *prog, struct timing *floor,
 		    uint32_t *verdict)
 {
 	double tp[MAX_ROUNDS], tf[MAX_ROUNDS];
@@ -158,10 +160,10 @@ static void measure(struct bench *b, const struct row *r, uint32_t repeat,
 	int i;
 
 	set_frame(b, r);
-	set_prog(b, b->h.prog_fd);
+	set_prog(b, prog_fd);
 	run_once(b, r, 1000, verdict);	/* warm caches and state */
 	for (i = 0; i < b->rounds; i++) {
-		set_prog(b, b->h.prog_fd);
+		set_prog(b, prog_fd);
 		tp[i] = run_once(b, r, repeat, verdict);
 		set_prog(b, b->empty_fd);
 		tf[i] = run_once(b, r, repeat, &v);
@@ -189,7 +191,7 @@ static void measure_row(struct bench *b, struct row *r)
 	uint64_t before = counter(b, r), after;
 	uint32_t verdict = 0;
 
-	measure(b, r, r->repeat, &r->ns, &r->floor, &verdict);
+	measure(b, r, b->h.prog_fd, r->repeat, &r->ns, &r->floor, &verdict);
 	after = counter(b, r);
 	r->path_ok = verdict == r->verdict &&
 		     (r->reason < 0 && r->event < 0 ?
@@ -384,6 +386,9 @@ static void setup(struct bench *b)
 	b->empty_fd = bpf_program__fd(b->w->progs.bench_empty);
 	b->frame_fd = bpf_map__fd(b->w->maps.bench_frame);
 	b->prog_map_fd = bpf_map__fd(b->w->maps.bench_prog);
+	b->m = micro__open_and_load();
+	if (!b->m)
+		die("loading the single-operation programs", errno);
 }
 
 static void set_insert_rate(struct bench *b, uint32_t rate)
@@ -449,6 +454,88 @@ static void vary_sport(struct row *r)
 {
 	r->vary_off = V4_PORTS_OFF;
 	r->vary_shift = 16;
+}
+
+/* ---- single operations ------------------------------------------------ */
+
+struct micro_row {
+	const char *key, *name;
+	int fd;
+	bool vary;		/* a distinct source address each iteration */
+	struct timing ns, floor;
+};
+
+static struct micro_row micro_rows[8];
+static int n_micro;
+
+static void run_micro(struct bench *b)
+{
+	struct micro *m = b->m;
+	struct aeth_vip_key vk = { .family = AETH_AF_INET };
+	__u32 one = 1, v;
+	struct row r = { 0 };
+	int i;
+
+#define MICRO(k, nm, p, vr)                                                   \
+	(micro_rows[n_micro++] = (struct micro_row){                          \
+		 .key = k, .name = nm, .fd = bpf_program__fd(m->progs.p),    \
+		 .vary = vr })
+	MICRO("sink", "percpu array add (base of the two clocks)",
+	      micro_sink_only, false);
+	MICRO("ktime", "bpf_ktime_get_ns()", micro_ktime, false);
+	MICRO("ktime_coarse", "bpf_ktime_get_coarse_ns()", micro_ktime_coarse,
+	      false);
+	MICRO("hash_hit", "hash lookup, 20-byte key, hit (like aeth_vip)",
+	      micro_hash_hit, false);
+	MICRO("ct_miss", "LRU lookup, 1M entries, new tuple, miss",
+	      micro_ct_miss, true);
+	MICRO("lpm_1k", "LPM trie lookup, 1,000 prefixes, new source",
+	      micro_lpm, true);
+	MICRO("fib", "bpf_fib_lookup, output route", micro_fib, false);
+	MICRO("atomic", "atomic add, uncontended", micro_atomic, false);
+#undef MICRO
+
+	inet_pton(AF_INET, VIP4, &vk.addr.v4);
+	check(bpf_map_update_elem(bpf_map__fd(m->maps.micro_vip), &vk, &one,
+				  BPF_ANY) ? -errno : 0, "micro vip");
+	fill_acl(bpf_map__fd(m->maps.micro_acl), 1000);
+	tcp_row(&r, "198.51.100.7", 40000, VIP4, PORT_FWD, PKT_TCP_SYN);
+	for (i = 0; i < n_micro; i++) {
+		r.vary_off = micro_rows[i].vary ? V4_SRC_OFF : 0;
+		measure(b, &r, micro_rows[i].fd, 200000, &micro_rows[i].ns,
+			&micro_rows[i].floor, &v);
+	}
+}
+
+static void print_micro(void)
+{
+	int i;
+
+	printf("\nsingle operations, each alone under the wrapper\n");
+	printf("%-46s %7s %7s %7s\n", "operation", "ns", "floor", "above");
+	for (i = 0; i < n_micro; i++) {
+		const struct micro_row *x = &micro_rows[i];
+
+		printf("%-46s %7.1f %7.1f %7.1f\n", x->name, x->ns.best,
+		       x->floor.best, x->ns.best - x->floor.best);
+	}
+}
+
+static void json_micro(FILE *f)
+{
+	int i;
+
+	fprintf(f, "  \"operations\": [\n");
+	for (i = 0; i < n_micro; i++) {
+		const struct micro_row *x = &micro_rows[i];
+
+		fprintf(f, "    {\"op\": \"%s\", \"name\": \"%s\", "
+			"\"ns_best\": %.1f, \"floor_ns_best\": %.1f, "
+			"\"above_floor_ns\": %.1f}%s\n", x->key, x->name,
+			x->ns.best, x->floor.best, x->ns.best - x->floor.best,
+			i == n_micro - 1 ? "" : ",");
+	}
+	fprintf(f, "  ],\n");
 }
 
 static void json_row(FILE *f, const struct row *r, bool last)
@@ -599,7 +686,8 @@ int main(int argc, char **argv)
 	}
 	set_insert_rate(&b, 0);
 	/* the plain floor: an empty program under the wrapper, no variation */
-	measure(&b, &rows[0], 200000, &dummy, &empty_floor, &v);
+	measure(&b, &rows[0], b.empty_fd, 200000, &dummy, &empty_floor, &v);
+	run_micro(&b);
 
 	f = fopen("/proc/cpuinfo", "r");
 	while (f && fgets(line, sizeof(line), f)) {
@@ -635,6 +723,8 @@ int main(int argc, char **argv)
 		       st, x->path_ok ? "" : " (WRONG PATH)");
 	}
 
+	print_micro();
+
 	if (json) {
 		f = fopen(json, "w");
 		if (!f)
@@ -646,9 +736,11 @@ int main(int argc, char **argv)
 			"and of an empty program under the same wrapper and "
 			"frame; above_floor = best - best\",\n"
 			"  \"floor_ns_best\": %.1f,\n"
-			"  \"floor_ns_median\": %.1f,\n  \"rows\": [\n",
+			"  \"floor_ns_median\": %.1f,\n",
 			when, un.release, cpu, sysconf(_SC_NPROCESSORS_ONLN),
 			b.rounds, empty_floor.best, empty_floor.median);
+		json_micro(f);
+		fprintf(f, "  \"rows\": [\n");
 		for (i = 0; i < n; i++)
 			json_row(f, &rows[i], i == n - 1);
 		fprintf(f, "  ]\n}\n");
@@ -657,6 +749,7 @@ int main(int argc, char **argv)
 	for (i = 0; i < n; i++)
 		if (!rows[i].path_ok)
 			return 1;
+	micro__destroy(b.m);
 	wrapper__destroy(b.w);
 	dp_close(&b.h);
 	return 0;

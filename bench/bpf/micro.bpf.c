@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* Single operations the data path is made of, each alone in a program, so
+ * the benchmark can say where a path's cost goes. Tail-called by the same
+ * wrapper as the real program; the key of each lookup comes from the
+ * packet's IPv4 source address, which the wrapper can make distinct. */
+#include <stdbool.h>
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "aether/abi.h"
+
+/* Like aeth_ct: a large LRU connection table, looked up with new tuples. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, AETH_DEFAULT_CT_ENTRIES);
+	__type(key, struct aeth_flow);
+	__type(value, struct aeth_ct_entry);
+} micro_ct SEC(".maps");
+
+/* Like aeth_vip: a small hash looked up with a key that is present. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, AETH_MAX_SERVICES);
+	__type(key, struct aeth_vip_key);
+	__type(value, __u32);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} micro_vip SEC(".maps");
+
+/* Like an authorized-networks trie; filled by the benchmark. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, AETH_MAX_ACL_CIDRS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct aeth_acl_key);
+	__type(value, __u32);
+} micro_acl SEC(".maps");
+
+/* Where results go so nothing is optimised away. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} micro_sink SEC(".maps");
+
+static __always_inline void sink(__u64 v)
+{
+	__u32 zero = 0;
+	__u64 *s = bpf_map_lookup_elem(&micro_sink, &zero);
+
+	if (s)
+		*s += v;
+}
+
+/* The IPv4 source address of an untagged frame, 0 if there is none. */
+static __always_inline __be32 src_v4(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct iphdr *ip = data + ETH_HLEN;
+
+	if ((void *)(ip + 1) > end)
+		return 0;
+	return ip->saddr;
+}
+
+SEC("xdp")
+int micro_ktime(struct xdp_md *ctx)
+{
+	sink(bpf_ktime_get_ns());
+	return XDP_DROP;
+}
+
+SEC("xdp")
+int micro_ktime_coarse(struct xdp_md *ctx)
+{
+	sink(bpf_ktime_get_coarse_ns());
+	return XDP_DROP;
+}
+
+/* The sink alone: subtract from the two above. */
+SEC("xdp")
+int micro_sink_only(struct xdp_md *ctx)
+{
+	sink(1);
+	return XDP_DROP;
+}
+
+SEC("xdp")
+int micro_ct_miss(struct xdp_md *ctx)
+{
+	struct aeth_flow f;
+
+	__builtin_memset(&f, 0, sizeof(f));
+	f.src.v4 = src_v4(ctx);
+	f.dst.v4 = bpf_htonl(0xcb00710a);
+	f.sport = bpf_htons(40000);
+	f.dport = bpf_htons(6443);
+	f.proto = 6;
+	f.family = AETH_AF_INET;
+	return bpf_map_lookup_elem(&micro_ct, &f) ? XDP_PASS : XDP_DROP;
+}
+
+SEC("xdp")
+int micro_hash_hit(struct xdp_md *ctx)
+{
+	struct aeth_vip_key k;
+
+	__builtin_memset(&k, 0, sizeof(k));
+	k.addr.v4 = bpf_htonl(0xcb00710a);	/* 203.0.113.10 */
+	k.family = AETH_AF_INET;
+	return bpf_map_lookup_elem(&micro_vip, &k) ? XDP_DROP : XDP_PASS;
+}
+
+SEC("xdp")
+int micro_lpm(struct xdp_md *ctx)
+{
+	struct aeth_acl_key k;
+	__be32 *w = (__be32 *)k.addr;
+
+	k.prefixlen = 128;
+	w[0] = 0;
+	w[1] = 0;
+	w[2] = bpf_htonl(0x0000ffff);
+	w[3] = src_v4(ctx);
+	return bpf_map_lookup_elem(&micro_acl, &k) ? XDP_PASS : XDP_DROP;
+}
+
+/* One output route lookup, node 192.0.2.11 to backend 192.0.2.21. */
+SEC("xdp")
+int micro_fib(struct xdp_md *ctx)
+{
+	struct bpf_fib_lookup fib;
+	int rc;
+
+	__builtin_memset(&fib, 0, sizeof(fib));
+	fib.family = AETH_AF_INET;
+	fib.ifindex = ctx->ingress_ifindex;
+	fib.l4_protocol = 4;
+	fib.ipv4_src = bpf_htonl(0xc000020b);
+	fib.ipv4_dst = bpf_htonl(0xc0000215);
+	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), BPF_FIB_LOOKUP_OUTPUT);
+	return rc == BPF_FIB_LKUP_RET_SUCCESS ? XDP_TX : XDP_ABORTED;
+}
+
+/* An atomic add, as the limiters count (uncontended here). */
+SEC("xdp")
+int micro_atomic(struct xdp_md *ctx)
+{
+	__u32 zero = 0;
+	__u64 *s = bpf_map_lookup_elem(&micro_sink, &zero);
+
+	if (s)
+		__sync_fetch_and_add(s, 1);
+	return XDP_DROP;
+}
+
+char LICENSE[] SEC("license") = "GPL";
