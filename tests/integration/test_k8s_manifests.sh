@@ -188,6 +188,24 @@ except ValueError as e:
 with open(os.path.join(tmp, "config.json"), "w") as f:
     f.write(rendered)
 
+# the init container's own script, with its paths moved into tmp, for the
+# shell part below
+inits = [c for c in pod.get("initContainers", [])
+         if "config.json" in " ".join(c.get("args", []) + c.get("command", []))]
+check(len(inits) == 1, "one init container renders the document")
+if inits:
+    script = inits[0]["args"][-1]
+    for m in inits[0].get("volumeMounts", []):
+        script = script.replace(m["mountPath"], os.path.join(tmp, m["name"]))
+        os.makedirs(os.path.join(tmp, m["name"]), exist_ok=True)
+        if m["name"] in cm_vols:
+            with open(os.path.join(tmp, m["name"], keys[0]), "w") as f:
+                f.write(doc)
+    with open(os.path.join(tmp, "render.sh"), "w") as f:
+        f.write(script)
+    with open(os.path.join(tmp, "render.out"), "w") as f:
+        f.write(os.path.join(tmp, cfg_vol, os.path.basename(flags["--config"])))
+
 with open("deploy/Containerfile") as f:
     cf = f.read()
 check(re.search(r"^FROM\s+\S*debian:12", cf, re.M) is not None,
@@ -210,4 +228,28 @@ else
 	echo "FAIL no agent at $AGENT to check the document with"
 	exit 1
 fi
+# run the init container's script as the pod would, dual-stack and v4-only
+out=$(cat "$tmp/render.out")
+agent_dir=$(cd "$(dirname "$AGENT")" && pwd)
+for ips in "192.0.2.11,2001:db8::11" "192.0.2.12"; do
+	rm -f "$out"
+	if ! PATH="$agent_dir:$PATH" NODE_IPS=$ips NODE_INTERFACE=eth0 \
+		sh -e "$tmp/render.sh" >/dev/null; then
+		echo "FAIL init container script with node IPs $ips"
+		exit 1
+	fi
+	python3 - "$out" "$ips" <<'EOF' || exit 1
+import json, sys
+doc = json.load(open(sys.argv[1]))
+ips = sys.argv[2].split(",")
+want = {"ipv4": ips[0]}
+if len(ips) > 1:
+    want["ipv6"] = ips[1]
+got = doc["node"]["addresses"]
+if got != want or doc["node"]["interfaces"] != ["eth0"]:
+    print("FAIL init container rendered %s for node IPs %s" % (doc["node"], sys.argv[2]))
+    sys.exit(1)
+print("ok   init container renders node.addresses %s (checked by the agent)" % got)
+EOF
+done
 echo "k8s manifests: all checks passed"
