@@ -73,6 +73,7 @@ struct aeth_agent {
 
 	struct xdp_program *xdp_progs[AETH_MAX_INTERFACES];
 	int inner_mmap;		/* Maglev inner maps mmapable: 0 unknown, 1, -1 */
+	int lock_fd;		/* flock on the pin dir (> 2 when held) */
 };
 
 #endif /* AETHER_AGENT_H */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -64,6 +65,29 @@ static int pinned_map_path(char *buf, size_t len, const char *dir,
 	return 0;
 }
 
+/* One agent per pin directory: a second one would fight the first over
+ * the maps. The lock is an flock on the directory, released on exit. */
+static int lock_pin_dir(const char *pin_dir, int *lock_fd)
+{
+	int fd = open(pin_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), dup;
+
+	if (fd < 0)
+		return -errno;
+	/* above stdio, so 0 keeps meaning "not held" */
+	dup = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	close(fd);
+	if (dup < 0)
+		return -errno;
+	if (flock(dup, LOCK_EX | LOCK_NB)) {
+		int err = -errno;
+
+		close(dup);
+		return err;
+	}
+	*lock_fd = dup;
+	return 0;
+}
+
 int aeth_loader_pinned_schema(const char *pin_dir, uint32_t *version)
 {
 	struct bpf_map_info info;
@@ -115,6 +139,13 @@ int aeth_loader_pinned_schema(const char *pin_dir, uint32_t *version)
 out:
 	close(fd);
 	return err;
+}
+
+static void unlock_pin_dir(struct aeth_agent *a)
+{
+	if (a->lock_fd > 2)
+		close(a->lock_fd);
+	a->lock_fd = 0;
 }
 
 static uint32_t pinned_ct_size(const char *pin_dir)
@@ -179,6 +210,13 @@ int aeth_loader_open(struct aeth_agent *a, const char *pin_dir,
 			 "(mount -t bpf bpf /sys/fs/bpf)", pin_dir);
 		return -EINVAL;
 	}
+	err = lock_pin_dir(pin_dir, &a->lock_fd);
+	if (err) {
+		snprintf(errbuf, errlen, "%s: %s", pin_dir,
+			 err == -EWOULDBLOCK ? "another aether-agent uses this "
+			 "pin directory" : strerror(-err));
+		return err;
+	}
 	err = aeth_loader_pinned_schema(pin_dir, &version);
 	if (err || (version && version != AETH_SCHEMA_VERSION)) {
 		snprintf(errbuf, errlen,
@@ -187,6 +225,7 @@ int aeth_loader_open(struct aeth_agent *a, const char *pin_dir,
 			 "aether-agent --detach --pin-dir %s to start afresh; "
 			 "that drops the connection table)",
 			 pin_dir, version, AETH_SCHEMA_VERSION, pin_dir);
+		unlock_pin_dir(a);
 		return err ? err : -EPROTO;
 	}
 
@@ -195,6 +234,7 @@ int aeth_loader_open(struct aeth_agent *a, const char *pin_dir,
 		err = -errno;
 		snprintf(errbuf, errlen, "opening the BPF object: %s",
 			 strerror(-err));
+		unlock_pin_dir(a);
 		return err;
 	}
 	bpf_object__for_each_map(map, a->skel->obj) {
@@ -255,6 +295,7 @@ int aeth_loader_open(struct aeth_agent *a, const char *pin_dir,
 fail:
 	aether_lb__destroy(a->skel);
 	a->skel = NULL;
+	unlock_pin_dir(a);
 	return err;
 }
 
@@ -274,6 +315,7 @@ void aeth_loader_close(struct aeth_agent *a)
 	a->state = NULL;
 	aeth_config_free(a->cfg);
 	a->cfg = NULL;
+	unlock_pin_dir(a);
 }
 
 /* ---- sysctls ----------------------------------------------------------- */
@@ -658,7 +700,7 @@ int aeth_loader_detach(const char *pin_dir, char *errbuf, size_t errlen)
 	struct aeth_meta meta;
 	char path[PATH_MAX];
 	uint32_t zero = 0, version;
-	int fd, err, ret = 0;
+	int fd, err, ret = 0, lock_fd = 0;
 
 	err = pinned_map_path(path, sizeof(path), pin_dir, AETH_MAP_META);
 	if (err)
@@ -668,6 +710,14 @@ int aeth_loader_detach(const char *pin_dir, char *errbuf, size_t errlen)
 		err = -errno;
 		snprintf(errbuf, errlen, "no aether-lb state under %s: %s",
 			 pin_dir, strerror(-err));
+		return err;
+	}
+	err = lock_pin_dir(pin_dir, &lock_fd);
+	if (err) {
+		snprintf(errbuf, errlen, "%s: %s", pin_dir,
+			 err == -EWOULDBLOCK ? "an aether-agent is running on "
+			 "it; stop it first" : strerror(-err));
+		close(fd);
 		return err;
 	}
 	err = aeth_loader_pinned_schema(pin_dir, &version);
@@ -690,6 +740,7 @@ int aeth_loader_detach(const char *pin_dir, char *errbuf, size_t errlen)
 			snprintf(errbuf, errlen, "not detached everywhere; the "
 				 "maps under %s stay pinned", pin_dir);
 			close(fd);
+			close(lock_fd);
 			return ret;
 		}
 	} else {
@@ -707,6 +758,7 @@ int aeth_loader_detach(const char *pin_dir, char *errbuf, size_t errlen)
 			ret = err;
 		}
 	}
+	close(lock_fd);
 	if (rmdir(pin_dir) && errno != ENOENT) {
 		err = -errno;
 		log_warn("removing %s: %s", pin_dir, strerror(-err));

@@ -24,7 +24,7 @@
 
 static char dir[256];
 static char tmpdir[256];
-static char netns[64], netns2[64];
+static char netns[64], netns2[72];
 static pid_t agent_pid;
 static struct aeth_agent *A;
 
@@ -595,7 +595,7 @@ static uint32_t pinned_backend_flags(const char *pins, uint32_t *n_in_use)
  * exits on SIGTERM leaving the program attached, and --detach cleans up. */
 Test(daemon, binary_runs_and_exits_without_detaching)
 {
-	char name[64], cfg[300], sock[300], cmd[1200], out[4096];
+	char name[64], cfg[300], sock[300], cmd[1400], out[4096];
 	char *doc = J(DOC_HC);
 	uint32_t flags = 0, n = 0;
 	struct aeth_svc v;
@@ -631,6 +631,15 @@ Test(daemon, binary_runs_and_exits_without_detaching)
 	}
 	cr_assert_eq(n, 2);
 	cr_assert(flags & AETH_BE_F_UNHEALTHY, "health checks did not act");
+
+	/* one agent per pin directory; no --detach under a running agent */
+	snprintf(cmd, sizeof(cmd), "%s --config %s --pin-dir %s --socket %s.2 "
+		 "--metrics-addr none 2>&1", AGENT_BIN, cfg, dir, sock);
+	cr_assert_eq(run_capture(cmd, out, sizeof(out)), 1, "%s", out);
+	cr_assert_not_null(strstr(out, "another aether-agent"), "%s", out);
+	snprintf(cmd, sizeof(cmd), "%s --detach --pin-dir %s 2>&1", AGENT_BIN, dir);
+	cr_assert_eq(run_capture(cmd, out, sizeof(out)), 1, "%s", out);
+	cr_assert_eq(access(dir, F_OK), 0);
 	{
 		struct aeth_svc_key k = svc_key("203.0.113.10", 6443, IPPROTO_TCP);
 		char path[512];
