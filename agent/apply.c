@@ -649,7 +649,8 @@ static int plan(struct aeth_agent *a, const struct aeth_config *cfg,
 		const struct aeth_cfg_service *s = &cfg->services[i];
 		struct aeth_applied_svc *n = &ns->svcs[sp[i].id];
 		const struct aeth_applied_svc *o = &old->svcs[sp[i].id];
-		uint32_t table_size = s->table_size ? s->table_size : cfg->table_size;
+		uint32_t table_size = s->table_size ? s->table_size :
+						      cfg->table_size;
 
 		n->be_ids = calloc(s->n_backends ? s->n_backends : 1,
 				   sizeof(*n->be_ids));
@@ -1157,7 +1158,8 @@ static int write_state(struct tx *tx, struct aeth_agent *a,
 		const struct aeth_applied_svc *n = &ns->svcs[sp[i].id];
 		const struct aeth_applied_svc *o = &old->svcs[sp[i].id];
 
-		if (o->in_use && memcmp(&o->value, &n->value, sizeof(n->value)) == 0)
+		if (o->in_use &&
+		    memcmp(&o->value, &n->value, sizeof(n->value)) == 0)
 			continue;
 		err = tx_write(tx, a->fds.svc, &n->key, sizeof(n->key),
 			       &n->value, sizeof(n->value));
