@@ -17,6 +17,10 @@ topo_client cin --vip "$VIP4" stream --seconds 150 --stall 5 \
 	--announce "$ITEST_TMP/backend" --until "$ITEST_TMP/stop" \
 	>"$ITEST_TMP/stream.json" &
 spid=$!
+# and one over IPv6 (IP6IP6 to the backend) through the same events
+topo_client cin --vip "$VIP6" stream --seconds 150 --stall 5 \
+	--until "$ITEST_TMP/stop" >"$ITEST_TMP/stream6.json" &
+spid6=$!
 for i in $(seq 1 50); do
 	[ -s "$ITEST_TMP/backend" ] && break
 	sleep 0.1
@@ -102,3 +106,9 @@ recv=$(json_get "$res" received)
 [ "$sent" -eq "$recv" ] && [ "$sent" -gt 1000000 ] ||
 	die "bytes received ($recv) equal bytes sent ($sent)"
 ok "stream survived everything: $sent bytes sent, $recv received, identical"
+wait "$spid6" || die "IPv6 stream: $(cat "$ITEST_TMP/stream6.json")"
+res=$(cat "$ITEST_TMP/stream6.json")
+sent=$(json_get "$res" sent)
+[ "$sent" -eq "$(json_get "$res" received)" ] && [ "$sent" -gt 1000000 ] ||
+	die "IPv6 stream bytes: $res"
+ok "IPv6 stream survived too: $res"
