@@ -41,7 +41,7 @@ struct icmphdr {
 };
 
 #define ICMP_REPLY_TTL 64
-#define ICMP6_QUOTE_LEN 48	/* invoking IPv6 header + 8 bytes */
+#define ICMP6_QUOTE_MAX 120	/* 8 + 120 bytes: what csum_add_words sums */
 
 static __always_inline void icmp_swap_macs(struct l2_save *l2)
 {
@@ -129,20 +129,24 @@ static __always_inline int icmp_frag_needed_v4(struct xdp_md *ctx,
 }
 
 /* Answer an IPv6 packet that would not fit: ICMPv6 Packet Too Big from the
- * VIP to the client quoting the first 48 bytes of its packet. */
+ * VIP to the client quoting its IPv6 header, extension headers and 8 bytes
+ * (enough for the client's stack to find the connection), at most
+ * ICMP6_QUOTE_MAX bytes. */
 static __always_inline int icmp_too_big_v6(struct xdp_md *ctx,
 					   const struct lb_pkt *p, __u32 mtu)
 {
-	__u32 l3_off = p->l3_off;
+	__u32 l3_off = p->l3_off, quote = p->l4_off - p->l3_off + 8;
 	struct icmp6hdr *ic;
 	struct ipv6hdr *ip6;
 	void *data, *end;
 	__u32 sum;
 
-	if (p->l3_len < ICMP6_QUOTE_LEN)
+	if (quote > ICMP6_QUOTE_MAX)
+		quote = ICMP6_QUOTE_MAX;
+	if (p->l3_len < quote)
 		return -1;
 	if (icmp_reshape(ctx, p, sizeof(*ip6) + sizeof(*ic),
-			 sizeof(*ip6) + sizeof(*ic) + ICMP6_QUOTE_LEN,
+			 sizeof(*ip6) + sizeof(*ic) + quote,
 			 bpf_htons(ETH_P_IPV6)))
 		return -1;
 	data = (void *)(long)ctx->data;
@@ -151,10 +155,10 @@ static __always_inline int icmp_too_big_v6(struct xdp_md *ctx,
 		return -1;
 	ip6 = data + l3_off;
 	ic = (void *)(ip6 + 1);
-	if ((void *)ic + sizeof(*ic) + ICMP6_QUOTE_LEN > end)
+	if ((void *)(ic + 1) > end)
 		return -1;
 	*(__be32 *)ip6 = bpf_htonl(6u << 28);
-	ip6->payload_len = bpf_htons(sizeof(*ic) + ICMP6_QUOTE_LEN);
+	ip6->payload_len = bpf_htons(sizeof(*ic) + quote);
 	ip6->nexthdr = IPPROTO_ICMPV6;
 	ip6->hop_limit = ICMP_REPLY_TTL;
 	__builtin_memcpy(&ip6->saddr, p->flow.dst.bytes, 16);
@@ -166,9 +170,9 @@ static __always_inline int icmp_too_big_v6(struct xdp_md *ctx,
 	ic->icmp6_mtu = bpf_htonl(mtu);
 	/* pseudo-header: addresses, upper-layer length, next header */
 	sum = csum_add_words(0, &ip6->saddr, 16, end);
-	sum += bpf_htons(sizeof(*ic) + ICMP6_QUOTE_LEN);
+	sum += bpf_htons(sizeof(*ic) + quote);
 	sum += bpf_htons(IPPROTO_ICMPV6);
-	sum = csum_add_words(sum, ic, (sizeof(*ic) + ICMP6_QUOTE_LEN) / 2, end);
+	sum = csum_add_words(sum, ic, (sizeof(*ic) + quote) / 2, end);
 	ic->icmp6_cksum = csum_fold(sum);
 	return 0;
 }

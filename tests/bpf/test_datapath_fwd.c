@@ -767,16 +767,23 @@ Test(fwd, mtu_v4_df_answers_frag_needed)
 	cr_assert_eq(svc_stats(1).packets, 0);
 }
 
-Test(fwd, mtu_v6_answers_packet_too_big)
+/* Packet Too Big quoting the IPv6 header, n_ext 8-byte extension headers
+ * and 8 bytes of TCP. */
+static void too_big_v6_case(int n_ext)
 {
 	struct pkt_spec s = pkt_spec_tcp6(CLI6, 40000, VIP6, 443);
+	size_t quote = 40 + 8 * n_ext + 8;
+	uint8_t icmp[8 + 120], want[PKT_MAX];
 	struct pkt_spec a;
-	uint8_t icmp[8 + 48], want[PKT_MAX];
 	struct frame f;
 	struct result r;
 	size_t n;
+	int i;
 
 	one_backend_service(1, VIP6, 443, 6, 10, "2001:db8::21");
+	s.n_ext = n_ext;
+	for (i = 0; i < n_ext; i++)
+		s.ext[i] = (struct pkt_ext){ 60, 0 };
 	s.payload = big_payload;
 	s.payload_len = 1500 - 40 - 20 - 39;	/* 1461 + 40 > 1500 */
 	build(&s, &f);
@@ -787,19 +794,29 @@ Test(fwd, mtu_v6_answers_packet_too_big)
 	icmp[0] = 2;
 	icmp[6] = 1460 >> 8;
 	icmp[7] = 1460 & 0xff;
-	memcpy(icmp + 8, f.b + 14, 48);
+	memcpy(icmp + 8, f.b + 14, quote);
 	a = pkt_spec_tcp6(VIP6, 0, CLI6, 0);
 	memcpy(a.dmac, s.smac, 6);
 	memcpy(a.smac, s.dmac, 6);
 	a.proto = 58;
 	a.ttl = 64;
 	a.payload = icmp;
-	a.payload_len = sizeof(icmp);
+	a.payload_len = 8 + quote;
 	n = pkt_build(&a, want, sizeof(want));
 	cr_assert(pkt_equal(r.b, r.len, want, n));
 	cr_assert(pkt_l4_csum_ok(r.b + 14, r.len - 14));
 	cr_assert_eq(global().events[AETH_EV_ICMP_TOO_BIG_SENT], 1);
 	cr_assert_eq(svc_stats(1).drops[AETH_R_MTU_EXCEEDED], 1);
+}
+
+Test(fwd, mtu_v6_answers_packet_too_big)
+{
+	too_big_v6_case(0);
+}
+
+Test(fwd, mtu_v6_too_big_quotes_extension_headers)
+{
+	too_big_v6_case(2);
 }
 
 Test(fwd, mtu_v4_without_df_goes_to_stack_to_fragment)
