@@ -186,7 +186,9 @@ static __always_inline int lb_service(struct xdp_md *ctx, struct lb_pkt *p,
 		return stats_drop(AETH_R_MALFORMED, STATS_NO_SVC);
 	if (p->frag)
 		return stats_drop(AETH_R_FRAGMENT, STATS_NO_SVC);
-	if (p->proto == IPPROTO_ICMP || p->proto == IPPROTO_ICMPV6)
+	/* each family's own ICMP only: ICMPv4 inside IPv6 is no error */
+	if ((p->flow.family == AETH_AF_INET && p->proto == IPPROTO_ICMP) ||
+	    (p->flow.family == AETH_AF_INET6 && p->proto == IPPROTO_ICMPV6))
 		return lb_icmp(ctx, p, node);
 	if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP)
 		return stats_drop(AETH_R_UNCONFIGURED_PORT, STATS_NO_SVC);
