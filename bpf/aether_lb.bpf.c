@@ -3,10 +3,11 @@
  *
  * Per packet: parse; to one of the node's addresses -> decap if it is a
  * tunnel packet (decap.h), else XDP_PASS; not a VIP -> XDP_PASS untouched.
- * To a VIP: fragments dropped, ICMP errors about a service flow steered to its backend, other
- * ICMP and unconfigured ports/protocols dropped (unconfigured_port: a VIP
- * only accepts what was configured), then guard, conntrack, Maglev,
- * MTU check and encapsulation towards the backend. */
+ * To a VIP: fragments dropped, ICMP errors about a service flow steered to
+ * its backend, other ICMP and unconfigured ports/protocols dropped
+ * (unconfigured_port: a VIP only accepts what was configured), then guard,
+ * conntrack, Maglev, MTU check and encapsulation towards the backend.
+ * A VIP must not be one of the node's own addresses. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include "maps.h"
@@ -19,6 +20,9 @@
 #include "encap.h"
 #include "icmp.h"
 #include "decap.h"
+
+#define LB_TCP_SYN 0x02
+#define LB_TCP_ACK 0x10
 
 /* The backend of a flow: its recorded one when still in use for this
  * service, else a fresh Maglev pick (recorded when record is set). */
@@ -49,7 +53,8 @@ lb_backend(struct lb_pkt *p, const struct aeth_node *node,
 		/* only a connection's first packet is charged; a mid-flow
 		 * packet without entry (moved here by ECMP) is not */
 		if (record && (p->flow.proto == IPPROTO_UDP ||
-			       (p->tcp_flags & 0x12) == 0x02)) {
+			       (p->tcp_flags & (LB_TCP_SYN | LB_TCP_ACK)) ==
+				       LB_TCP_SYN)) {
 			r = guard_admit_new_connection(svc, &p->flow,
 						       bpf_ktime_get_ns());
 			if (r >= 0) {
