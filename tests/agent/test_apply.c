@@ -974,3 +974,50 @@ Test(apply, backend_ids_exhausted_refused_untouched, .timeout = 120)
 	free(one);
 	free(two);
 }
+
+/* SPEC: at least 10,000 CIDRs per service. All of them in the trie, the
+ * apply timed (printed). */
+Test(apply, ten_thousand_cidrs, .timeout = 120)
+{
+	size_t cap = 10000 * 32 + 4096, len;
+	char *doc = malloc(cap);
+	struct aeth_apply_result res;
+	struct aeth_acl_key k, nk, *prev = NULL;
+	struct timespec t0, t1;
+	struct aeth_svc s;
+	uint32_t n = 0;
+	int trie, rc;
+
+	len = snprintf(doc, cap,
+		       "{\"version\":1,\"node\":{\"interfaces\":[\"lo\"],"
+		       "\"addresses\":{\"ipv4\":\"192.0.2.11\"}},"
+		       "\"maglev\":{\"seed\":\"5f3c0a1e9b7d2c44a1b2c3d4e5f60718\","
+		       "\"table_size\":251},\"services\":[{\"name\":\"api\","
+		       "\"vip\":\"203.0.113.10\",\"port\":6443,\"protocol\":\"tcp\","
+		       "\"authorized_networks\":{\"enabled\":true,\"cidrs\":[");
+	for (int i = 0; i < 10000; i++)
+		len += snprintf(doc + len, cap - len, "%s\"2001:db8:%x::/48\"",
+				i ? "," : "", i);
+	len += snprintf(doc + len, cap - len, ",\"198.51.100.0/24\"]},"
+			"\"backends\":[{\"address\":\"192.0.2.21\"}]}]}");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = aeth_apply_text(A, doc, len, "test", &res);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	cr_assert_eq(rc, 0, "%s", res.message);
+	fprintf(stderr, "apply: one service with 10001 CIDRs: %.1f ms\n",
+		(t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
+	cr_assert(svc_get(A, "203.0.113.10", 6443, IPPROTO_TCP, &s));
+	trie = bpf_map_get_fd_by_id(slot_map_id(A->fds.acl, s.acl_slot));
+	cr_assert_geq(trie, 0);
+	while (bpf_map_get_next_key(trie, prev, &nk) == 0) {
+		k = nk;
+		prev = &k;
+		n++;
+	}
+	cr_assert_eq(n, 10001);
+	cr_assert(acl_has(trie, "2001:db8:270f::1"));	/* the last one */
+	cr_assert(acl_has(trie, "198.51.100.200"));
+	cr_assert_not(acl_has(trie, "2001:db8:2710::1"));
+	close(trie);
+	free(doc);
+}
