@@ -22,7 +22,7 @@
 #define DEFAULT_PIN_DIR "/sys/fs/bpf/aether"
 #define DEFAULT_SOCKET "/run/aether/agent.sock"
 #define DEFAULT_METRICS "127.0.0.1:9464"
-#define WATCH_DEBOUNCE_MS 200
+#define WATCH_DEBOUNCE_MS 100	/* a burst of writes or a ConfigMap swap settles */
 
 struct options {
 	const char *config, *pin_dir, *socket, *metrics, *check_config;
