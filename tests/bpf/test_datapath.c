@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
@@ -540,4 +541,110 @@ Test(dp, tunnel_to_someone_else_passes)
 	dp_addr("192.0.2.98", &outer.dst);
 	build(&outer, &f);
 	expect_pass_unchanged(&f);
+}
+
+/* ---- randomised robustness ---- */
+
+static size_t l3_offset(const uint8_t *b, size_t len)
+{
+	size_t off = 12;
+	int i;
+
+	for (i = 0; i < 2 && off + 4 <= len; i++) {
+		uint16_t t = b[off] << 8 | b[off + 1];
+
+		if (t != 0x8100 && t != 0x88a8)
+			break;
+		off += 4;
+	}
+	return off + 2;
+}
+
+/* Mutated and resized variants of valid packets: the program never fails
+ * to run, returns a defined verdict, accounts every packet exactly once
+ * (one reason or one outcome event), and what it sends out carries a valid
+ * IPv4 header checksum and a length field matching the frame. */
+Test(dp, random_mutations_are_accounted_once)
+{
+	struct pkt_spec bases[5];
+	struct pkt_spec tun;
+	struct frame base[5], f;
+	struct result r;
+	uint64_t runs = 0, sum;
+	struct aeth_global_stats g;
+	unsigned int seed = 12345;
+	int i, k;
+
+	bases[0] = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	bases[1] = pkt_spec_tcp6(CLI6, 40000, VIP6, 443);
+	bases[1].n_ext = 1;
+	bases[1].ext[0] = (struct pkt_ext){ 0, 0 };
+	bases[2] = pkt_spec_udp4(CLI4, 40000, "192.0.2.99", 53);
+	bases[3] = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	bases[3].n_vlan = 1;
+	bases[3].vlan[0] = (struct pkt_vlan){ 0x8100, 1 };
+	memcpy(bases[3].ip_opts, "\x01\x01\x01\x01", 4);
+	bases[3].ip_opts_len = 4;
+	for (i = 0; i < 4; i++) {
+		bases[i].tcp_flags = PKT_TCP_SYN;
+		build(&bases[i], &base[i]);
+	}
+	bases[4] = pkt_spec_tcp6(CLI6, 40000, VIP6, 443);
+	tunnel_frame(0, &bases[4], &tun, &base[4]);
+
+	for (i = 0; i < 4000; i++) {
+		const struct frame *b = &base[rand_r(&seed) % 5];
+		int flips = 1 + rand_r(&seed) % 3;
+		int err;
+
+		f = *b;
+		for (k = 0; k < flips; k++) {
+			size_t at = 12 + rand_r(&seed) % (f.len - 12 < 90 ?
+							  f.len - 12 : 90);
+
+			f.b[at] ^= 1u << (rand_r(&seed) % 8);
+		}
+		switch (rand_r(&seed) % 4) {
+		case 0:
+			f.len = 14 + rand_r(&seed) % (f.len - 13);
+			break;
+		case 1:
+			f.len += rand_r(&seed) % 32;	/* trailing bytes */
+			break;
+		}
+		r.len = sizeof(r.b);
+		err = dp_run(&h, f.b, f.len, r.b, &r.len, net.if0, &r.verdict);
+		cr_assert_eq(err, 0, "iteration %d", i);
+		runs++;
+		cr_assert(r.verdict == XDP_PASS || r.verdict == XDP_DROP ||
+			  r.verdict == XDP_TX || r.verdict == XDP_REDIRECT,
+			  "iteration %d: verdict %u", i, r.verdict);
+		if (r.verdict == XDP_TX || r.verdict == XDP_REDIRECT) {
+			size_t l3 = l3_offset(r.b, r.len);
+
+			cr_assert_lt(l3 + 20, r.len);
+			if (r.b[l3] >> 4 == 4) {
+				cr_assert(pkt_ipv4_csum_ok(r.b + l3),
+					  "iteration %d", i);
+				cr_assert_eq((size_t)(r.b[l3 + 2] << 8 |
+						      r.b[l3 + 3]),
+					     r.len - l3, "iteration %d", i);
+			} else {
+				cr_assert_eq((size_t)(r.b[l3 + 4] << 8 |
+						      r.b[l3 + 5]) + 40,
+					     r.len - l3, "iteration %d", i);
+			}
+		}
+	}
+	g = global();
+	sum = g.events[AETH_EV_PASS_NOT_SERVICE] + g.events[AETH_EV_TX] +
+	      g.events[AETH_EV_REDIRECT] + g.events[AETH_EV_TO_STACK_NO_NEIGH] +
+	      g.events[AETH_EV_TO_STACK_FRAG] + g.events[AETH_EV_DECAP];
+	for (i = 0; i < AETH_R_MAX; i++)
+		sum += g.reasons[i];
+	cr_assert_eq(sum, runs);
+	/* the mix reached the interesting outcomes */
+	cr_assert_gt(g.events[AETH_EV_TX], 0);
+	cr_assert_gt(g.events[AETH_EV_DECAP], 0);
+	cr_assert_gt(g.reasons[AETH_R_MALFORMED], 0);
 }
