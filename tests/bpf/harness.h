@@ -21,7 +21,9 @@
  *                                  aeth_maglev[slot] (one atomic swap)
  *   dp_acl_create(&h, slot)        creates an LPM trie (BPF_F_NO_PREALLOC,
  *                                  key struct aeth_acl_key) and stores it in
- *                                  aeth_acl[slot]; returns its fd (>= 0)
+ *                                  aeth_acl[slot]; returns its fd (>= 0;
+ *                                  the outer map holds its own reference,
+ *                                  close the fd once the CIDRs are in)
  *   dp_acl_add(fd, &ip, prefixlen) adds a CIDR; IPv4 goes in as
  *                                  ::ffff:a.b.c.d with prefixlen + 96
  *   dp_run(&h, in, len, out, &out_len, ifindex, &verdict)
@@ -32,6 +34,14 @@
  *   dp_global(&h, &g), dp_svc_stats(&h, id, &s), dp_be_stats(&h, id, &b)
  *                                  counters summed over every CPU
  *   dp_close(&h)
+ *
+ * Without a network namespace from dp_netns_setup() (ifindex 0), packets
+ * that reach bpf_fib_lookup are dropped as no_route: verdicts before that
+ * point (pass-through, guard and parsing drops) need no namespace.
+ * dp_expect_encap() builds the frame the program should emit for a
+ * forwarded packet. The program keeps a per-CPU next-hop cache (100 ms), so
+ * a test that changes neighbours or routes after forwarding to a backend
+ * must wait that long or use a fresh dp_open().
  *
  * bpf_fib_lookup needs a deterministic routing table: dp_netns_setup() moves
  * the calling process into a fresh network namespace (unshare(CLONE_NEWNET),
