@@ -35,9 +35,10 @@
  *                                  counters summed over every CPU
  *   dp_close(&h)
  *
- * Without a network namespace from dp_netns_setup() (ifindex 0), packets
- * that reach bpf_fib_lookup are dropped as no_route: verdicts before that
- * point (pass-through, guard and parsing drops) need no namespace.
+ * With ifindex 0 the kernel runs the program as received on loopback, and
+ * forwarded packets meet the routing table of whatever namespace the test
+ * runs in: verdicts before bpf_fib_lookup (pass-through, guard and parsing
+ * drops) need no namespace, anything forwarded does (dp_netns_setup()).
  * dp_expect_encap() builds the frame the program should emit for a
  * forwarded packet. The program keeps a per-CPU next-hop cache (100 ms), so
  * a test that changes neighbours or routes after forwarding to a backend
