@@ -590,6 +590,55 @@ static int64_t svc_index_find(const struct svc_index *x,
 	return -1;
 }
 
+/* Old backends by (service, address), the same way. */
+#define BE_INDEX_SIZE (2 * AETH_MAX_BACKENDS)
+
+static uint32_t be_key_hash(uint32_t svc_id, const union aeth_addr *addr,
+			    uint8_t family)
+{
+	uint32_t h = 2166136261u ^ family;
+
+	h = (h ^ svc_id) * 16777619u;
+	for (size_t i = 0; i < sizeof(addr->bytes); i++)
+		h = (h ^ addr->bytes[i]) * 16777619u;
+	return h % BE_INDEX_SIZE;
+}
+
+static int32_t *be_index_build(const struct aeth_state *st)
+{
+	int32_t *x = malloc(BE_INDEX_SIZE * sizeof(*x));
+
+	if (!x)
+		return NULL;
+	memset(x, 0xff, BE_INDEX_SIZE * sizeof(*x));
+	for (uint32_t id = 0; id < AETH_MAX_BACKENDS; id++) {
+		const struct aeth_backend *b = &st->backends[id];
+		uint32_t h;
+
+		if (!(b->flags & AETH_BE_F_IN_USE))
+			continue;
+		h = be_key_hash(b->svc_id, &b->addr, b->family);
+		while (x[h] >= 0)
+			h = (h + 1) % BE_INDEX_SIZE;
+		x[h] = id;
+	}
+	return x;
+}
+
+static int64_t be_index_find(const int32_t *x, const struct aeth_state *st,
+			     uint32_t svc_id, const struct aeth_ip *ip)
+{
+	uint32_t h = be_key_hash(svc_id, &ip->addr, ip->family);
+
+	for (; x[h] >= 0; h = (h + 1) % BE_INDEX_SIZE) {
+		const struct aeth_backend *b = &st->backends[x[h]];
+
+		if (b->svc_id == svc_id && be_is_addr(b, ip))
+			return x[h];
+	}
+	return -1;
+}
+
 /* Per service of the document: what the apply does with it. */
 struct svc_plan {
 	uint32_t id;
@@ -606,12 +655,17 @@ static int plan(struct aeth_agent *a, const struct aeth_config *cfg,
 			    memcmp(old->node.hash_seed, cfg->seed, 16) != 0;
 	struct plan_ctx pc = { .old = old, .new = ns };
 	struct svc_index idx;
+	int32_t *bidx;
 	uint8_t *be_taken;
 	int err = 0;
 
 	be_taken = calloc(AETH_MAX_BACKENDS, 1);
-	if (!be_taken)
+	bidx = be_index_build(old);
+	if (!be_taken || !bidx) {
+		free(be_taken);
+		free(bidx);
 		return -ENOMEM;
+	}
 	svc_index_build(&idx, old);
 	pc.be_taken = be_taken;
 	ns->svc_cursor = old->svc_cursor;
@@ -668,13 +722,8 @@ static int plan(struct aeth_agent *a, const struct aeth_config *cfg,
 			int64_t id = -1;
 			bool up = true;
 
-			for (size_t k = 0; o->in_use && k < o->n_be; k++) {
-				if (be_is_addr(&old->backends[o->be_ids[k]],
-					       &b->ip)) {
-					id = o->be_ids[k];
-					break;
-				}
-			}
+			if (o->in_use)
+				id = be_index_find(bidx, old, sp[i].id, &b->ip);
 			if (id < 0)
 				id = take_id(&ns->be_cursor, AETH_MAX_BACKENDS,
 					     be_busy, &pc);
@@ -740,6 +789,7 @@ static int plan(struct aeth_agent *a, const struct aeth_config *cfg,
 	}
 out:
 	free(be_taken);
+	free(bidx);
 	return err;
 }
 
