@@ -52,6 +52,15 @@ grep -E '^aether_drops_total\{.*reason="not_authorized".*\} [1-9]' <<<"$m" >/dev
 	die "/metrics: no non-zero aether_drops_total{reason=\"not_authorized\"}"
 ok "/metrics shows aether_drops_total{reason=\"not_authorized\"}"
 
+# a port of the VIP that no service names: dropped and counted, even for an
+# authorized source
+u0=$(reason_total unconfigured_port)
+r=$(topo_client cin --vip "$VIP4" --port 443 --timeout 2 get)
+[[ $r == *error* ]] || die "VIP port 443 (no service) answered: $r"
+u1=$(reason_total unconfigured_port)
+[ "$u1" -gt "$u0" ] || die "unconfigured_port counted ($u0 -> $u1)"
+ok "VIP port 443 (no service): connection fails, unconfigured_port $u0 -> $u1"
+
 # the authorized client was never counted as unauthorized: its flows still work
 r=$(topo_client cin --vip "$VIP4" get) || die "authorized client after: $r"
 ok "authorized client still answered by $(json_get "$r" backend)"
