@@ -16,11 +16,13 @@ rl0=$(topo_reason_count lb1 rate_limited)
 # connect timeout under the 1 s SYN retransmit: one SYN per attempt
 b=$(topo_client cin --vip "$VIP4" --timeout 0.9 burst --count 120)
 adm=$(json_get "$b" admitted)
-[ "$adm" -ge 36 ] && [ "$adm" -le 48 ] ||
+# 40 from the bucket, plus what accrues at 20/s while the SYNs go out
+[ "$adm" -ge 36 ] && [ "$adm" -le 55 ] ||
 	die "burst of 120 from one source admits about 40 ($b)"
 ok "burst of 120 new connections: $adm admitted, $(json_get "$b" refused) refused"
 rl1=$(topo_reason_count lb1 rate_limited)
-[ $((rl1 - rl0)) -ge 70 ] || die "rate_limited counted $((rl1 - rl0)) (want >= 70)"
+[ $((rl1 - rl0)) -ge $((120 - adm)) ] ||
+	die "rate_limited counted $((rl1 - rl0)) (want >= $((120 - adm)))"
 ok "rate_limited counted $((rl1 - rl0)) drops"
 
 # another source in the same authorized network has its own bucket
