@@ -436,7 +436,7 @@ topo_wait_backends_up() {
 		for n in $TOPO_LBS; do
 			topo_ctl "$n" -j backend list 2>/dev/null | python3 -c 'import json,sys
 b = json.load(sys.stdin)
-sys.exit(0 if b and all(x.get("healthy", True) for x in b if x.get("state", "active") == "active") else 1)' ||
+sys.exit(0 if all(x.get("healthy", True) for x in b if x.get("state", "active") == "active") else 1)' ||
 				ok=0
 		done
 		[ $ok -eq 1 ] && return 0
