@@ -51,10 +51,12 @@ lb_backend(struct lb_pkt *p, const struct aeth_node *node,
 	} else {
 		stats_event(AETH_EV_CT_MISS);
 		/* only a connection's first packet is charged; a mid-flow
-		 * packet without entry (moved here by ECMP) is not */
-		if (record && (p->flow.proto == IPPROTO_UDP ||
-			       (p->tcp_flags & (LB_TCP_SYN | LB_TCP_ACK)) ==
-				       LB_TCP_SYN)) {
+		 * packet without entry (moved here by ECMP) is not. A
+		 * service without limits has nothing to charge: skip the
+		 * clock read (20-45 ns). */
+		if (record && (svc->src_interval_ns | svc->svc_interval_ns) &&
+		    (p->flow.proto == IPPROTO_UDP ||
+		     (p->tcp_flags & (LB_TCP_SYN | LB_TCP_ACK)) == LB_TCP_SYN)) {
 			r = guard_admit_new_connection(svc, &p->flow,
 						       bpf_ktime_get_ns());
 			if (r >= 0) {
