@@ -838,15 +838,17 @@ static uint16_t ip_csum(const void *hdr, size_t len)
 static int run_syn(struct aeth_agent *a, const char *src, const char *dst,
 		   int dport)
 {
-	uint8_t pkt[14 + 20 + 20], out[256];
+	/* two bytes ahead of the frame so its IP header is 4-byte aligned */
+	uint8_t buf[2 + 14 + 20 + 20] __attribute__((aligned(4))), out[256];
+	uint8_t *pkt = buf + 2;
 	struct ethhdr *eth = (struct ethhdr *)pkt;
 	struct iphdr *ip = (struct iphdr *)(pkt + 14);
 	struct tcphdr *tcp = (struct tcphdr *)(pkt + 34);
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = pkt,
-		    .data_size_in = sizeof(pkt), .data_out = out,
+		    .data_size_in = sizeof(buf) - 2, .data_out = out,
 		    .data_size_out = sizeof(out), .repeat = 1);
 
-	memset(pkt, 0, sizeof(pkt));
+	memset(buf, 0, sizeof(buf));
 	memset(eth->h_dest, 0x02, 6);
 	memset(eth->h_source, 0x04, 6);
 	eth->h_proto = htons(ETH_P_IP);
