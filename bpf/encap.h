@@ -68,19 +68,15 @@ static __always_inline int encap_fib_lookup(struct xdp_md *ctx,
 
 /* A FIB lookup costs about 130-250 ns here, more than the rest of the
  * established path: each CPU remembers a backend's resolved next hop for
- * about 100 ms (measured in jiffies: the verifier inlines bpf_jiffies64(),
- * a clock read costs 20-45 ns). A route or neighbour change therefore takes
+ * NH_CACHE_TTL jiffies (the verifier inlines bpf_jiffies64(); a clock read
+ * costs 20-45 ns): 100 ms at Debian's HZ=250, 25-250 ms for HZ 1000-100
+ * (not read from the kernel config: that would make loading depend on
+ * /boot or /proc/config.gz). A route or neighbour change therefore takes
  * effect within that time. Only complete answers are kept (never NO_NEIGH
  * or failures). The map is private to the loaded program (no aeth_ prefix:
  * the agent pins only those), so a new program starts with an empty cache. */
 #define NH_CACHE_SIZE 4096
-
-extern unsigned int CONFIG_HZ __kconfig __weak;
-
-static __always_inline __u64 nh_cache_ttl(void)
-{
-	return CONFIG_HZ >= 10 ? CONFIG_HZ / 10 : 25;
-}
+#define NH_CACHE_TTL 25
 
 struct nh_cache_entry {
 	__u64 expires;		/* jiffies */
@@ -132,7 +128,7 @@ static __always_inline int encap_fib(struct xdp_md *ctx,
 	}
 	rc = encap_fib_lookup(ctx, p, node, be, fib);
 	if (rc == BPF_FIB_LKUP_RET_SUCCESS && c) {
-		c->expires = now + nh_cache_ttl();
+		c->expires = now + NH_CACHE_TTL;
 		c->dst = be->addr;
 		c->be_id = be_id;
 		c->ingress = ingress;

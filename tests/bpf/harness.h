@@ -40,9 +40,9 @@
  * runs in: verdicts before bpf_fib_lookup (pass-through, guard and parsing
  * drops) need no namespace, anything forwarded does (dp_netns_setup()).
  * dp_expect_encap() builds the frame the program should emit for a
- * forwarded packet. The program keeps a per-CPU next-hop cache (100 ms), so
- * a test that changes neighbours or routes after forwarding to a backend
- * must wait that long or use a fresh dp_open().
+ * forwarded packet. The program keeps a per-CPU next-hop cache (25 jiffies,
+ * 100 ms here), so a test that changes neighbours or routes after
+ * forwarding to a backend must wait that long or use a fresh dp_open().
  *
  * bpf_fib_lookup needs a deterministic routing table: dp_netns_setup() moves
  * the calling process into a fresh network namespace (unshare(CLONE_NEWNET),

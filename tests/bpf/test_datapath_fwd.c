@@ -1120,7 +1120,7 @@ Test(fwd, nexthop_cache_follows_backend_and_neighbour)
 	expect_tx(&r, &s, &f, "192.0.2.21");
 	cr_assert_eq(system("ip neigh replace 192.0.2.21 lladdr 02:00:00:00:00:33 "
 			    "nud permanent dev aeth-dp0"), 0);
-	usleep(150 * 1000);
+	usleep(300 * 1000);	/* 25 jiffies: 250 ms even at HZ=100 */
 	run(&f, &r);
 	cr_assert_eq(r.verdict, XDP_TX);
 	expect_encap(&r, &s, &f, "192.0.2.21", new_mac, net.mac_if0);
