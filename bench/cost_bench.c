@@ -7,6 +7,7 @@
  * pinned to CPU 0; pins nothing. Prints a table; --json writes the results. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -456,6 +457,108 @@ static void vary_sport(struct row *r)
 	r->vary_shift = 16;
 }
 
+/* ---- both CPUs at once ------------------------------------------------ */
+
+/* Rows whose state every CPU writes: the same path timed on both CPUs at
+ * once, to show what sharing a bucket costs. */
+struct shared_run {
+	struct bench *b;
+	const struct row *r;
+	int prog_fd;
+	int cpu;
+	pthread_barrier_t *start;
+	double t[MAX_ROUNDS];
+	int err;
+};
+
+static void *shared_loop(void *arg)
+{
+	struct shared_run *s = arg;
+	uint32_t v;
+	cpu_set_t set;
+	int i;
+
+	CPU_ZERO(&set);
+	CPU_SET(s->cpu, &set);
+	s->err = sched_setaffinity(0, sizeof(set), &set) ? errno : 0;
+	for (i = 0; i < s->b->rounds; i++) {
+		pthread_barrier_wait(s->start);
+		s->t[i] = run_once(s->b, s->r, s->r->repeat, &v);
+	}
+	return NULL;
+}
+
+struct shared_row {
+	const char *key, *name;
+	struct timing one, cpu[2];
+};
+
+static struct shared_row shared_rows[8];
+static int n_shared;
+
+/* prog on r's frame on both CPUs at once; one: its time on one CPU. */
+static void measure_shared(struct bench *b, const struct row *r, int prog_fd,
+			   const char *key, const char *name, struct timing one)
+{
+	struct shared_row *x = &shared_rows[n_shared++];
+	struct shared_run run[2];
+	pthread_barrier_t start;
+	pthread_t t[2];
+	int i;
+
+	set_frame(b, r);
+	set_prog(b, prog_fd);
+	pthread_barrier_init(&start, NULL, 2);
+	for (i = 0; i < 2; i++) {
+		run[i] = (struct shared_run){ .b = b, .r = r, .cpu = i,
+					      .start = &start };
+		if (pthread_create(&t[i], NULL, shared_loop, &run[i]))
+			die("starting a thread", errno);
+	}
+	for (i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&start);
+	x->key = key;
+	x->name = name;
+	x->one = one;
+	for (i = 0; i < 2; i++) {
+		if (run[i].err)
+			die("pinning a thread", run[i].err);
+		x->cpu[i] = summarize(run[i].t, b->rounds);
+	}
+}
+
+static void print_shared(void)
+{
+	int i;
+
+	printf("\nboth CPUs at once (state shared between CPUs), ns per "
+	       "packet, floor included\n");
+	printf("%-42s %9s %9s %9s\n", "path", "one CPU", "CPU 0", "CPU 1");
+	for (i = 0; i < n_shared; i++) {
+		const struct shared_row *x = &shared_rows[i];
+
+		printf("%-42s %9.1f %9.1f %9.1f\n", x->name, x->one.best,
+		       x->cpu[0].best, x->cpu[1].best);
+	}
+}
+
+static void json_shared(FILE *f)
+{
+	int i;
+
+	fprintf(f, "  \"both_cpus\": [\n");
+	for (i = 0; i < n_shared; i++) {
+		const struct shared_row *x = &shared_rows[i];
+
+		fprintf(f, "    {\"row\": \"%s\", \"one_cpu_ns_best\": %.1f, "
+			"\"cpu0_ns_best\": %.1f, \"cpu1_ns_best\": %.1f}%s\n",
+			x->key, x->one.best, x->cpu[0].best,
+			x->cpu[1].best, i == n_shared - 1 ? "" : ",");
+	}
+	fprintf(f, "  ],\n");
+}
+
 /* ---- single operations ------------------------------------------------ */
 
 struct micro_row {
@@ -463,9 +566,10 @@ struct micro_row {
 	int fd;
 	bool vary;		/* a distinct source address each iteration */
 	struct timing ns, floor;
+	struct row r;		/* the frame it ran on */
 };
 
-static struct micro_row micro_rows[8];
+static struct micro_row micro_rows[12];
 static int n_micro;
 
 static void run_micro(struct bench *b)
@@ -492,7 +596,11 @@ static void run_micro(struct bench *b)
 	MICRO("lpm_1k", "LPM trie lookup, 1,000 prefixes, new source",
 	      micro_lpm, true);
 	MICRO("fib", "bpf_fib_lookup, output route", micro_fib, false);
-	MICRO("atomic", "atomic add, uncontended", micro_atomic, false);
+	MICRO("atomic", "atomic add, per-CPU value", micro_atomic, false);
+	MICRO("shared_atomic", "atomic add, value shared by CPUs",
+	      micro_shared_atomic, false);
+	MICRO("shared_read", "read of a value shared by CPUs",
+	      micro_shared_read, false);
 #undef MICRO
 
 	inet_pton(AF_INET, VIP4, &vk.addr.v4);
@@ -502,6 +610,8 @@ static void run_micro(struct bench *b)
 	tcp_row(&r, "198.51.100.7", 40000, VIP4, PORT_FWD, PKT_TCP_SYN);
 	for (i = 0; i < n_micro; i++) {
 		r.vary_off = micro_rows[i].vary ? V4_SRC_OFF : 0;
+		r.repeat = 200000;
+		micro_rows[i].r = r;
 		measure(b, &r, micro_rows[i].fd, 200000, &micro_rows[i].ns,
 			&micro_rows[i].floor, &v);
 	}
@@ -688,6 +798,21 @@ int main(int argc, char **argv)
 	/* the plain floor: an empty program under the wrapper, no variation */
 	measure(&b, &rows[0], b.empty_fd, 200000, &dummy, &empty_floor, &v);
 	run_micro(&b);
+	if (sysconf(_SC_NPROCESSORS_ONLN) >= 2) {
+		for (i = 0; i < n; i++)
+			if (!strcmp(rows[i].key, "drop_rl") ||
+			    !strcmp(rows[i].key, "drop_service_cap"))
+				measure_shared(&b, &rows[i], b.h.prog_fd,
+					       rows[i].key, rows[i].name,
+					       rows[i].ns);
+		for (i = 0; i < n_micro; i++)
+			if (!strncmp(micro_rows[i].key, "shared_", 7))
+				measure_shared(&b, &micro_rows[i].r,
+					       micro_rows[i].fd,
+					       micro_rows[i].key,
+					       micro_rows[i].name,
+					       micro_rows[i].ns);
+	}
 
 	f = fopen("/proc/cpuinfo", "r");
 	while (f && fgets(line, sizeof(line), f)) {
@@ -724,6 +849,7 @@ int main(int argc, char **argv)
 	}
 
 	print_micro();
+	print_shared();
 
 	if (json) {
 		f = fopen(json, "w");
@@ -740,6 +866,7 @@ int main(int argc, char **argv)
 			when, un.release, cpu, sysconf(_SC_NPROCESSORS_ONLN),
 			b.rounds, empty_floor.best, empty_floor.median);
 		json_micro(f);
+		json_shared(f);
 		fprintf(f, "  \"rows\": [\n");
 		for (i = 0; i < n; i++)
 			json_row(f, &rows[i], i == n - 1);

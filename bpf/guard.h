@@ -17,6 +17,11 @@
  * right now, so refusing is the conservative answer. */
 #define GUARD_CAS_TRIES 8
 
+/* aeth_rl_svc[id].dropped counts every drop until a CPU has dropped this
+ * many for the service, then advances in steps (see guard_count_svc_drop). */
+#define GUARD_SVC_DROP_EXACT 1024
+#define GUARD_SVC_DROP_STEP 64
+
 /* The trie key of a host address: IPv4 as ::ffff:a.b.c.d (prefix 128 either
  * way, the agent stores IPv4 prefixes as prefixlen + 96). */
 static __always_inline void guard_acl_host_key(struct aeth_acl_key *key,
@@ -184,6 +189,30 @@ static __always_inline void guard_refund_source(const struct aeth_rl_src_key *ke
 	__sync_fetch_and_add(&st->admitted, -1ULL);
 }
 
+/* Count a service-cap drop in the shared aeth_rl_svc entry. Under a flood
+ * every CPU drops here, and an atomic add per packet on that one cache line
+ * would make the cheapest drop a contended one, more so the more CPUs
+ * receive the flood. The exact count is per CPU in aeth_svc_stats, where the
+ * caller adds this drop after we return; the shared counter is exact for the
+ * first GUARD_SVC_DROP_EXACT drops of each CPU (an operator trying the limit
+ * sees every drop), then follows in steps of GUARD_SVC_DROP_STEP. */
+static __always_inline void guard_count_svc_drop(struct aeth_rl_svc_state *st,
+						 __u32 id)
+{
+	struct aeth_svc_stats *s = bpf_map_lookup_elem(&aeth_svc_stats, &id);
+	__u64 n;
+
+	if (!s) {
+		__sync_fetch_and_add(&st->dropped, 1);
+		return;
+	}
+	n = s->drops[AETH_R_SERVICE_RATE_LIMITED] + 1;	/* with this one */
+	if (n <= GUARD_SVC_DROP_EXACT)
+		__sync_fetch_and_add(&st->dropped, 1);
+	else if (n % GUARD_SVC_DROP_STEP == 0)
+		__sync_fetch_and_add(&st->dropped, GUARD_SVC_DROP_STEP);
+}
+
 /* Charge a new connection (TCP SYN without ACK, or a UDP packet with no
  * connection entry) against the service's limiters. Returns -1 when admitted,
  * else the aeth_reason to drop with (AETH_R_RATE_LIMITED or
@@ -209,7 +238,7 @@ static __always_inline int guard_admit_new_connection(const struct aeth_svc *svc
 		if (svc_st &&
 		    !guard_gcra_conforms(*(volatile __u64 *)&svc_st->tat_ns,
 					 now_ns, svc->svc_tolerance_ns)) {
-			__sync_fetch_and_add(&svc_st->dropped, 1);
+			guard_count_svc_drop(svc_st, id);
 			return AETH_R_SERVICE_RATE_LIMITED;
 		}
 	}
@@ -223,7 +252,7 @@ static __always_inline int guard_admit_new_connection(const struct aeth_svc *svc
 	if (svc_st && !guard_gcra_charge(&svc_st->tat_ns, now_ns,
 					 svc->svc_interval_ns,
 					 svc->svc_tolerance_ns)) {
-		__sync_fetch_and_add(&svc_st->dropped, 1);
+		guard_count_svc_drop(svc_st, id);
 		if (src_limited)
 			guard_refund_source(&key, svc);
 		return AETH_R_SERVICE_RATE_LIMITED;

@@ -157,4 +157,33 @@ int micro_atomic(struct xdp_md *ctx)
 	return XDP_DROP;
 }
 
+/* One counter every CPU adds to, like a limiter's shared state. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} micro_shared SEC(".maps");
+
+SEC("xdp")
+int micro_shared_atomic(struct xdp_md *ctx)
+{
+	__u32 zero = 0;
+	__u64 *s = bpf_map_lookup_elem(&micro_shared, &zero);
+
+	if (s)
+		__sync_fetch_and_add(s, 1);
+	return XDP_DROP;
+}
+
+/* Reading that counter only. */
+SEC("xdp")
+int micro_shared_read(struct xdp_md *ctx)
+{
+	__u32 zero = 0;
+	__u64 *s = bpf_map_lookup_elem(&micro_shared, &zero);
+
+	return s && *(volatile __u64 *)s == 1 ? XDP_PASS : XDP_DROP;
+}
+
 char LICENSE[] SEC("license") = "GPL";
