@@ -104,6 +104,26 @@ static uint32_t tcp(const char *src, uint16_t sport, uint8_t flags)
 	return verdict;
 }
 
+/* An admitted SYN really leaves encapsulated towards the service's backend:
+ * the bytes the data path promises, from the harness's own builder. */
+static void expect_forwarded(const char *src, const char *backend)
+{
+	struct pkt_spec s = is_v6(src) ? pkt_spec_tcp6(src, 40001, VIP6, PORT) :
+					 pkt_spec_tcp4(src, 40001, VIP4, PORT);
+	uint8_t in[256], out[512], want[PKT_MAX];
+	size_t len, want_len, out_len = sizeof(out);
+	uint32_t verdict;
+
+	s.tcp_flags = PKT_TCP_SYN;
+	len = pkt_build(&s, in, sizeof(in));
+	cr_assert_eq(dp_run(&h, in, len, out, &out_len, net.if0, &verdict), 0);
+	cr_assert_eq(verdict, XDP_TX, "%s not forwarded", src);
+	want_len = dp_expect_encap(&s, in, len, backend,
+				   (const uint8_t *)DP_MAC_NEIGH, net.mac_if0,
+				   want);
+	cr_assert(pkt_equal(out, out_len, want, want_len), "%s", src);
+}
+
 static uint32_t syn(const char *src, uint16_t sport)
 {
 	return tcp(src, sport, PKT_TCP_SYN);
@@ -250,6 +270,8 @@ Test(acl, sources_inside_and_outside_both_families)
 	expect_out("2001:db8:ff::1");
 	/* the same address in the other family is not the same source */
 	expect_out("::ffff:198.51.100.7");
+	expect_forwarded("198.51.100.7", "192.0.2.21");
+	expect_forwarded("2001:db8:100::7", "2001:db8::21");
 	cr_expect_eq(svc_drops(SVC4, AETH_R_NOT_AUTHORIZED), 3);
 	cr_expect_eq(svc_drops(SVC6, AETH_R_NOT_AUTHORIZED), 3);
 	cr_expect_eq(global_reason(AETH_R_NOT_AUTHORIZED), 6);
