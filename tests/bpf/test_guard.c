@@ -618,6 +618,32 @@ Test(limit, source_prefix_groups_sources)
 	cr_expect_eq(src_state(SVC6, "2001:db8:100::").dropped, 2);
 }
 
+Test(limit, prefix_lengths_off_byte_boundaries)
+{
+	uint16_t port = 1000;
+
+	per_source(&svc4, 1, 1);
+	svc4.src_prefix_v4 = 20;
+	per_source(&svc6, 1, 1);
+	svc6.src_prefix_v6 = 56;
+	publish();
+
+	/* 198.51.96.0/20 */
+	cr_expect_eq(syn("198.51.100.7", port++), XDP_TX);
+	cr_expect_eq(syn("198.51.111.255", port++), XDP_DROP);
+	cr_expect_eq(syn("198.51.96.0", port++), XDP_DROP);
+	cr_expect_eq(syn("198.51.112.0", port++), XDP_TX);
+	cr_expect_eq(syn("198.51.95.255", port++), XDP_TX);
+	cr_expect_eq(src_state(SVC4, "198.51.96.0").dropped, 2);
+
+	/* 2001:db8:100::/56 */
+	cr_expect_eq(syn("2001:db8:100:ff::1", port++), XDP_TX);
+	cr_expect_eq(syn("2001:db8:100:1::1", port++), XDP_DROP);
+	cr_expect_eq(syn("2001:db8:100:100::1", port++), XDP_TX);
+	cr_expect_eq(src_state(SVC6, "2001:db8:100::").dropped, 1);
+	cr_expect_eq(src_state(SVC6, "2001:db8:100:100::").admitted, 1);
+}
+
 Test(limit, refills_at_the_configured_rate)
 {
 	const uint64_t rate = 100, burst = 50;
