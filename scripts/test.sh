@@ -34,6 +34,53 @@ while IFS= read -r bin; do
 	failed=$((failed + f + c))
 done < <(find build/tests -type f -name 'test_*' -perm -u+x | sort)
 
+# Sanitizers: the agent's and the CLI's suites again from build-asan/, built
+# with AddressSanitizer and UndefinedBehaviorSanitizer; the suites that start
+# aether-agent and aetherctl start the sanitized binaries. A sanitizer
+# report ends the test process (a failed test), and any report in a suite's
+# output counts one more failure. AETH_SKIP_ASAN=1 skips this pass.
+if [ "${AETH_SKIP_ASAN:-0}" != 1 ]; then
+	asan_dirs='tests/(unit|ctl|ops|agent)'
+	if [ ! -f build-asan/build.ninja ]; then
+		meson setup build-asan -Db_sanitize=address,undefined \
+			-Db_lundef=false >/dev/null
+	fi
+	asan_targets=$(ninja -C build-asan -t targets all 2>/dev/null |
+		grep -oE "^(${asan_dirs}/test_[a-z0-9_]*|agent/aether-agent|agent/aetherctl):" |
+		tr -d :)
+	if [ -z "$asan_targets" ] || ! ninja -C build-asan $asan_targets; then
+		echo "test.sh: sanitizer build failed"
+		failed=$((failed + 1))
+	else
+		while IFS= read -r bin; do
+			echo "=== ${bin} (sanitizers)"
+			out=$(ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+			      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+			      "$bin" --jobs 1 2>&1)
+			rc=$?
+			printf '%s\n' "$out"
+			line=$(printf '%s\n' "$out" | grep 'Synthesis:' | tail -n 1)
+			if [ -z "$line" ]; then
+				echo "test.sh: ${bin} printed no synthesis (exit $rc)"
+				failed=$((failed + 1))
+				continue
+			fi
+			p=$(sed -n 's/.*Passing: \([0-9]*\).*/\1/p' <<<"$line")
+			f=$(sed -n 's/.*Failing: \([0-9]*\).*/\1/p' <<<"$line")
+			c=$(sed -n 's/.*Crashing: \([0-9]*\).*/\1/p' <<<"$line")
+			passed=$((passed + p))
+			failed=$((failed + f + c))
+			# a leak found as a test process exits fails no test
+			if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' \
+				<<<"$out"; then
+				echo "test.sh: ${bin}: sanitizer report"
+				failed=$((failed + 1))
+			fi
+		done < <(find build-asan/tests -type f -name 'test_*' -perm -u+x |
+			 grep -E "^build-asan/${asan_dirs}/" | sort)
+	fi
+fi
+
 # Integration scripts: each makes its own namespaces, cleans up, and exits 0
 # on success.
 for t in tests/integration/test_*.sh; do
