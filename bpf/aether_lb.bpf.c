@@ -243,7 +243,10 @@ pass:
 SEC("xdp")
 int aether_lb(struct xdp_md *ctx)
 {
+	struct svc_neg_entry *neg;
 	struct aeth_node *node;
+	bool known_absent;
+	__u64 gen, now;
 	struct lb_pkt p;
 	__u32 zero = 0;
 	int r;
@@ -260,8 +263,15 @@ int aether_lb(struct xdp_md *ctx)
 	 * node's addresses). */
 	if (decap_for_node(&p, node))
 		return lb_decap(ctx, &p);
+	gen = svc_generation();
+	now = bpf_jiffies64();
+	neg = svc_neg_find(&p.flow.dst, p.flow.family, gen, now, &known_absent);
+	if (known_absent)
+		goto pass;
 	if (svc_is_vip(&p.flow.dst, p.flow.family))
 		return lb_service(ctx, &p, node);
+	if (neg)
+		svc_neg_store(neg, &p.flow.dst, p.flow.family, gen, now);
 pass:
 	stats_event(AETH_EV_PASS_NOT_SERVICE);
 	return XDP_PASS;

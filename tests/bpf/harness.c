@@ -157,7 +157,20 @@ int dp_add_service(struct dp_h *h, const struct aeth_svc_key *key,
 		if (bpf_map_update_elem(h->vip, &vk, &n, BPF_ANY))
 			return -errno;
 	}
-	return bpf_map_update_elem(h->svc, key, svc, BPF_ANY) ? -errno : 0;
+	if (bpf_map_update_elem(h->svc, key, svc, BPF_ANY))
+		return -errno;
+	return dp_bump_generation(h);
+}
+
+int dp_bump_generation(struct dp_h *h)
+{
+	struct aeth_meta meta;
+	__u32 k = 0;
+
+	if (bpf_map_lookup_elem(h->meta, &k, &meta))
+		return -errno;
+	meta.generation++;
+	return bpf_map_update_elem(h->meta, &k, &meta, BPF_ANY) ? -errno : 0;
 }
 
 struct aeth_backend dp_backend(const char *addr, uint32_t flags,
@@ -422,4 +435,13 @@ size_t dp_expect_encap(const struct pkt_spec *s, const void *in, size_t in_len,
 	o.ip_id = s->family == AETH_AF_INET ? s->ip_id : 0;
 	o.flow_label = s->family == AETH_AF_INET6 ? s->flow_label : 0;
 	return pkt_build(&o, out, PKT_MAX);
+}
+
+int dp_pin_cpu(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return sched_setaffinity(0, sizeof(set), &set) ? -errno : 0;
 }

@@ -13,7 +13,12 @@
  *                                  DP_NODE_V4 / DP_NODE_V6, mtu 1500, no
  *                                  insert cap and DP_SEED
  *   dp_add_service(&h, &key, &svc) aeth_svc[key] = svc and the VIP counted
- *                                  in aeth_vip (dp_svc_key() builds the key)
+ *                                  in aeth_vip (dp_svc_key() builds the key),
+ *                                  then aeth_meta.generation bumped as the
+ *                                  agent does after an apply (the program
+ *                                  remembers non-VIP addresses per
+ *                                  generation; dp_bump_generation() alone
+ *                                  for tests that write aeth_vip directly)
  *   dp_set_backend(&h, id, &be)    aeth_backend[id] (dp_backend() builds one)
  *   dp_set_maglev(&h, slot, table, size)
  *                                  creates a fresh BPF_F_INNER_MAP array of
@@ -95,6 +100,11 @@ struct aeth_svc_key dp_svc_key(const char *vip, uint16_t port, uint8_t proto);
 struct aeth_svc dp_svc(uint32_t id, uint32_t maglev_slot, uint32_t table_size);
 int dp_add_service(struct dp_h *h, const struct aeth_svc_key *key,
 		   const struct aeth_svc *svc);
+int dp_bump_generation(struct dp_h *h);
+
+/* Keep the calling thread on one CPU: per-CPU state (insert budget, the
+ * program's caches) is only predictable across runs on the same CPU. */
+int dp_pin_cpu(int cpu);
 
 /* A backend of address text, flags (AETH_BE_F_*), service id, weight 1. */
 struct aeth_backend dp_backend(const char *addr, uint32_t flags,

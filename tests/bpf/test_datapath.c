@@ -5,6 +5,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
 
 #include "harness.h"
 #include "pkt.h"
@@ -647,4 +650,38 @@ Test(dp, random_mutations_are_accounted_once)
 	cr_assert_gt(g.events[AETH_EV_TX], 0);
 	cr_assert_gt(g.events[AETH_EV_DECAP], 0);
 	cr_assert_gt(g.reasons[AETH_R_MALFORMED], 0);
+}
+
+/* ---- the program's memory of non-VIP addresses ---- */
+
+Test(dp, new_vip_seen_after_generation_change_or_expiry)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, "203.0.113.77", 6443);
+	struct aeth_vip_key vk;
+	struct frame f;
+	struct result r;
+	__u32 one = 1;
+
+	cr_assert_eq(dp_pin_cpu(0), 0);	/* the memory is per CPU */
+	build(&s, &f);
+	expect_pass_unchanged(&f);	/* remembered as not a VIP */
+	/* a writer that does not bump the generation */
+	memset(&vk, 0, sizeof(vk));
+	vk.family = dp_addr("203.0.113.77", &vk.addr);
+	cr_assert_eq(bpf_map_update_elem(h.vip, &vk, &one, BPF_ANY), 0);
+	expect_pass_unchanged(&f);
+	cr_assert_eq(dp_bump_generation(&h), 0);
+	run(&f, &r);	/* a VIP now, no service on the port */
+	cr_assert_eq(r.verdict, XDP_DROP);
+	cr_assert_eq(reason(AETH_R_UNCONFIGURED_PORT), 1);
+
+	s.dst.v4 = htonl(ntohl(s.dst.v4) + 1);	/* 203.0.113.78 */
+	build(&s, &f);
+	expect_pass_unchanged(&f);
+	vk.addr = s.dst;
+	cr_assert_eq(bpf_map_update_elem(h.vip, &vk, &one, BPF_ANY), 0);
+	usleep(300 * 1000);	/* 25 jiffies: 250 ms even at HZ=100 */
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	cr_assert_eq(reason(AETH_R_UNCONFIGURED_PORT), 2);
 }
