@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Live-traffic throughput benchmark (not part of the tests): our XDP program
+# against nftables and iptables on the same veth topology, same run. Prints
+# the table and writes bench/results/throughput-<date>.json and a PNG plot.
+#   bench/throughput.sh           ROUNDS (3), DUR (4 s per case) and
+#                                 BUILD_DIR (build) from the environment
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+build=${BUILD_DIR:-build}
+scripts/deps.sh
+if ! command -v gnuplot >/dev/null; then
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gnuplot-nox >/dev/null
+fi
+if [ ! -f "$build/build.ninja" ]; then
+	meson setup "$build" >/dev/null
+fi
+ninja -C "$build" agent/aether-agent agent/aetherctl bench/throughput/tput \
+	>/dev/null
+
+mkdir -p bench/results
+stamp=$(date -u +%Y%m%d-%H%M%S)
+raw=$(mktemp /tmp/aeth-tp-raw.XXXXXX)
+trap 'rm -f "$raw" "$raw.dat"' EXIT
+BUILD=$build bench/throughput/run.sh >"$raw"
+out=bench/results/throughput-$stamp.json
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+python3 bench/throughput/report.py "$raw" "$out" "$raw.dat" "$commit"
+if command -v gnuplot >/dev/null; then
+	gnuplot -e "dat='$raw.dat'; out='bench/results/throughput-$stamp.png'" \
+		bench/throughput/plot.gp
+	echo "plot: bench/results/throughput-$stamp.png"
+fi
+echo "results: $out"
