@@ -69,14 +69,16 @@ topo_sysctl() {
 	local n=$1; shift
 	local kv
 	for kv in "$@"; do
-		topo_exec "$n" sysctl -qw "$kv" >/dev/null
+		# nsenter: cheaper than ip netns exec, and /proc/sys/net follows
+		# the network namespace
+		nsenter --net="/run/netns/$P-$n" sysctl -qw "$kv" >/dev/null
 	done
 }
 
 topo_make_ns() {
 	local n=$1
 	ip netns add "$P-$n"
-	topo_exec "$n" ip link set lo up
+	ip -n "$P-$n" link set lo up
 	topo_sysctl "$n" net.ipv6.conf.all.accept_dad=0 \
 		net.ipv6.conf.default.accept_dad=0
 }
@@ -100,30 +102,30 @@ topo_make_network() {
 	done
 
 	# fabric: one bridge, one port per node
-	topo_exec fab ip link add br0 type bridge
-	topo_exec fab ip link set br0 mtu "$TOPO_FABRIC_MTU" up
+	ip -n "$P-fab" link add br0 type bridge
+	ip -n "$P-fab" link set br0 mtu "$TOPO_FABRIC_MTU" up
 	for n in $TOPO_FABRIC_NODES; do
 		topo_link "$n" eth0 fab "$n" || return 1
-		topo_exec fab ip link set "$n" mtu "$TOPO_FABRIC_MTU" master br0 up
-		topo_exec "$n" ip link set eth0 address "${TOPO_MAC[$n]}" \
+		ip -n "$P-fab" link set "$n" mtu "$TOPO_FABRIC_MTU" master br0 up
+		ip -n "$P-$n" link set eth0 address "${TOPO_MAC[$n]}" \
 			mtu "$TOPO_FABRIC_MTU" up
-		topo_exec "$n" ip addr add "${TOPO_V4[$n]}/24" dev eth0
-		topo_exec "$n" ip addr add "${TOPO_V6[$n]}/64" dev eth0 nodad
+		ip -n "$P-$n" addr add "${TOPO_V4[$n]}/24" dev eth0
+		ip -n "$P-$n" addr add "${TOPO_V6[$n]}/64" dev eth0 nodad
 	done
 	# the LB nodes send their encapsulated packets back out with XDP_TX:
 	# veth drops those unless the receiving peer runs XDP
 	obj=$(topo_build_xdp_pass) || return 1
 	for n in $TOPO_LBS; do
-		topo_exec fab ip link set dev "$n" xdp obj "$obj" sec xdp || return 1
+		ip -n "$P-fab" link set dev "$n" xdp obj "$obj" sec xdp || return 1
 	done
 	# permanent neighbours: bpf_fib_lookup on the LB nodes always finds them
 	local a b
 	for a in $TOPO_FABRIC_NODES; do
 		for b in $TOPO_FABRIC_NODES; do
 			[ "$a" = "$b" ] && continue
-			topo_exec "$a" ip neigh replace "${TOPO_V4[$b]}" \
+			ip -n "$P-$a" neigh replace "${TOPO_V4[$b]}" \
 				lladdr "${TOPO_MAC[$b]}" dev eth0 nud permanent
-			topo_exec "$a" ip -6 neigh replace "${TOPO_V6[$b]}" \
+			ip -n "$P-$a" -6 neigh replace "${TOPO_V6[$b]}" \
 				lladdr "${TOPO_MAC[$b]}" dev eth0 nud permanent
 		done
 	done
@@ -131,22 +133,22 @@ topo_make_network() {
 	# clients: each behind its own router port
 	topo_link cin eth0 rtr cin
 	topo_link cout eth0 rtr cout
-	topo_exec rtr ip link set cin up
-	topo_exec rtr ip link set cout up
-	topo_exec rtr ip addr add 198.51.100.1/25 dev cin
-	topo_exec rtr ip addr add 2001:db8:100::1/64 dev cin nodad
-	topo_exec rtr ip addr add 198.51.100.129/25 dev cout
-	topo_exec rtr ip addr add 2001:db8:200::1/64 dev cout nodad
-	topo_exec cin ip link set eth0 up
-	topo_exec cin ip addr add "${TOPO_V4[cin]}/25" dev eth0
-	topo_exec cin ip addr add "${TOPO_V6[cin]}/64" dev eth0 nodad
-	topo_exec cin ip route add default via 198.51.100.1
-	topo_exec cin ip -6 route add default via 2001:db8:100::1
-	topo_exec cout ip link set eth0 up
-	topo_exec cout ip addr add "${TOPO_V4[cout]}/25" dev eth0
-	topo_exec cout ip addr add "${TOPO_V6[cout]}/64" dev eth0 nodad
-	topo_exec cout ip route add default via 198.51.100.129
-	topo_exec cout ip -6 route add default via 2001:db8:200::1
+	ip -n "$P-rtr" link set cin up
+	ip -n "$P-rtr" link set cout up
+	ip -n "$P-rtr" addr add 198.51.100.1/25 dev cin
+	ip -n "$P-rtr" addr add 2001:db8:100::1/64 dev cin nodad
+	ip -n "$P-rtr" addr add 198.51.100.129/25 dev cout
+	ip -n "$P-rtr" addr add 2001:db8:200::1/64 dev cout nodad
+	ip -n "$P-cin" link set eth0 up
+	ip -n "$P-cin" addr add "${TOPO_V4[cin]}/25" dev eth0
+	ip -n "$P-cin" addr add "${TOPO_V6[cin]}/64" dev eth0 nodad
+	ip -n "$P-cin" route add default via 198.51.100.1
+	ip -n "$P-cin" -6 route add default via 2001:db8:100::1
+	ip -n "$P-cout" link set eth0 up
+	ip -n "$P-cout" addr add "${TOPO_V4[cout]}/25" dev eth0
+	ip -n "$P-cout" addr add "${TOPO_V6[cout]}/64" dev eth0 nodad
+	ip -n "$P-cout" route add default via 198.51.100.129
+	ip -n "$P-cout" -6 route add default via 2001:db8:200::1
 	# veth checksum offload leaves TCP/UDP checksums partial (to be filled
 	# in by "hardware" that never comes): the LB nodes' XDP_TX would carry
 	# them to the backends as they are. Real NICs deliver full checksums;
@@ -171,18 +173,18 @@ topo_make_network() {
 			net.ipv4.conf.eth0.accept_local=1 \
 			net.ipv4.conf.all.send_redirects=0 \
 			net.ipv4.conf.eth0.send_redirects=0
-		topo_exec "$n" ip route add default via "${TOPO_V4[rtr]}"
-		topo_exec "$n" ip -6 route add default via "${TOPO_V6[rtr]}"
+		ip -n "$P-$n" route add default via "${TOPO_V4[rtr]}"
+		ip -n "$P-$n" -6 route add default via "${TOPO_V6[rtr]}"
 	done
 
 	# backends: the VIPs on loopback, replies straight back via the router
 	for n in $TOPO_BACKENDS; do
-		topo_exec "$n" ip addr add "$VIP4/32" dev lo
-		topo_exec "$n" ip addr add "$VIP6/128" dev lo nodad
+		ip -n "$P-$n" addr add "$VIP4/32" dev lo
+		ip -n "$P-$n" addr add "$VIP6/128" dev lo nodad
 		topo_sysctl "$n" net.ipv4.conf.all.rp_filter=0 \
 			net.ipv4.conf.eth0.rp_filter=0 net.ipv4.conf.lo.rp_filter=0
-		topo_exec "$n" ip route add default via "${TOPO_V4[rtr]}"
-		topo_exec "$n" ip -6 route add default via "${TOPO_V6[rtr]}"
+		ip -n "$P-$n" route add default via "${TOPO_V4[rtr]}"
+		ip -n "$P-$n" -6 route add default via "${TOPO_V6[rtr]}"
 	done
 }
 
@@ -197,13 +199,13 @@ topo_route_via() {
 			v6+=" nexthop via ${TOPO_V6[$n]} dev eth0"
 		done
 		# shellcheck disable=SC2086
-		topo_exec rtr ip route replace "$VIP4/32" $v4 &&
-			topo_exec rtr ip -6 route replace "$VIP6/128" $v6
+		ip -n "$P-rtr" route replace "$VIP4/32" $v4 &&
+			ip -n "$P-rtr" -6 route replace "$VIP6/128" $v6
 		;;
 	*)
-		topo_exec rtr ip route replace "$VIP4/32" via "${TOPO_V4[$1]}" \
+		ip -n "$P-rtr" route replace "$VIP4/32" via "${TOPO_V4[$1]}" \
 			dev eth0 &&
-			topo_exec rtr ip -6 route replace "$VIP6/128" \
+			ip -n "$P-rtr" -6 route replace "$VIP6/128" \
 				via "${TOPO_V6[$1]}" dev eth0
 		;;
 	esac
@@ -212,10 +214,10 @@ topo_route_via() {
 # Without agents: each LB node routes the VIPs to one backend, so the
 # topology (DSR replies, certificates, servers) can be checked alone.
 topo_plain_routes() {
-	topo_exec lb1 ip route replace "$VIP4/32" via "${TOPO_V4[be1]}"
-	topo_exec lb1 ip -6 route replace "$VIP6/128" via "${TOPO_V6[be1]}"
-	topo_exec lb2 ip route replace "$VIP4/32" via "${TOPO_V4[be2]}"
-	topo_exec lb2 ip -6 route replace "$VIP6/128" via "${TOPO_V6[be2]}"
+	ip -n "$P-lb1" route replace "$VIP4/32" via "${TOPO_V4[be1]}"
+	ip -n "$P-lb1" -6 route replace "$VIP6/128" via "${TOPO_V6[be1]}"
+	ip -n "$P-lb2" route replace "$VIP4/32" via "${TOPO_V4[be2]}"
+	ip -n "$P-lb2" -6 route replace "$VIP6/128" via "${TOPO_V6[be2]}"
 }
 
 topo_server_start() {
