@@ -241,12 +241,20 @@ static int bench_open(struct dp_h *h)
 		goto fail;
 	h->skel = skel;
 	h->prog_fd = bpf_program__fd(skel->progs.aether_lb);
+	h->meta = bpf_map__fd(skel->maps.aeth_meta);
 	h->node = bpf_map__fd(skel->maps.aeth_node);
 	h->vip = bpf_map__fd(skel->maps.aeth_vip);
 	h->svc = bpf_map__fd(skel->maps.aeth_svc);
+	h->svcinfo = bpf_map__fd(skel->maps.aeth_svcinfo);
 	h->backend = bpf_map__fd(skel->maps.aeth_backend);
 	h->maglev = bpf_map__fd(skel->maps.aeth_maglev);
 	h->acl = bpf_map__fd(skel->maps.aeth_acl);
+	h->ct = bpf_map__fd(skel->maps.aeth_ct);
+	h->ct_budget = bpf_map__fd(skel->maps.aeth_ct_budget);
+	h->rl_src = bpf_map__fd(skel->maps.aeth_rl_src);
+	h->rl_svc = bpf_map__fd(skel->maps.aeth_rl_svc);
+	h->svc_stats = bpf_map__fd(skel->maps.aeth_svc_stats);
+	h->be_stats = bpf_map__fd(skel->maps.aeth_be_stats);
 	h->global = bpf_map__fd(skel->maps.aeth_global);
 	h->ncpus = libbpf_num_possible_cpus();
 	return h->ncpus > 0 ? 0 : -EINVAL;
@@ -799,6 +807,12 @@ int main(int argc, char **argv)
 	measure(&b, &rows[0], b.empty_fd, 200000, &dummy, &empty_floor, &v);
 	run_micro(&b);
 	if (sysconf(_SC_NPROCESSORS_ONLN) >= 2) {
+		/* controls: nothing shared but the machine itself */
+		measure_shared(&b, &rows[0], b.empty_fd, "empty",
+			       "empty program (control)", empty_floor);
+		measure_shared(&b, &rows[0], b.h.prog_fd, rows[0].key,
+			       "non-service pass-through (control)",
+			       rows[0].ns);
 		for (i = 0; i < n; i++)
 			if (!strcmp(rows[i].key, "drop_rl") ||
 			    !strcmp(rows[i].key, "drop_service_cap"))
@@ -806,7 +820,8 @@ int main(int argc, char **argv)
 					       rows[i].key, rows[i].name,
 					       rows[i].ns);
 		for (i = 0; i < n_micro; i++)
-			if (!strncmp(micro_rows[i].key, "shared_", 7))
+			if (!strncmp(micro_rows[i].key, "shared_", 7) ||
+			    !strcmp(micro_rows[i].key, "ct_miss"))
 				measure_shared(&b, &micro_rows[i].r,
 					       micro_rows[i].fd,
 					       micro_rows[i].key,
