@@ -176,7 +176,7 @@ static __always_inline int lb_icmp(struct xdp_md *ctx, struct lb_pkt *p,
 		return stats_drop(AETH_R_NOT_AUTHORIZED, svc->id);
 	be = lb_backend(p, node, svc, &be_id, false, &drop);
 	if (!be)
-		return stats_drop(AETH_R_NO_BACKEND, svc->id);
+		return stats_drop(drop, svc->id);
 	stats_event(AETH_EV_ICMP_STEERED);
 	return lb_forward(ctx, p, node, svc, be, be_id, true);
 }
