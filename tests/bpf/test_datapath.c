@@ -457,6 +457,35 @@ Test(dp, decap_all_family_mixes)
 	cr_assert_eq(total_drops(), 0);
 }
 
+Test(dp, decap_behind_outer_options_and_extension_headers)
+{
+	struct pkt_spec i4 = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct pkt_spec i6 = pkt_spec_tcp6(CLI6, 40000, VIP6, 443);
+	struct pkt_spec outer;
+	struct frame f, want;
+	struct result r;
+
+	tunnel_frame(1, &i4, &outer, &f);
+	outer.n_ext = 2;
+	outer.ext[0] = (struct pkt_ext){ 0, 0 };
+	outer.ext[1] = (struct pkt_ext){ 60, 1 };
+	build(&outer, &f);
+	build(&i4, &want);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_PASS);
+	cr_assert(pkt_equal(r.b, r.len, want.b, want.len));
+
+	tunnel_frame(0, &i6, &outer, &f);
+	memcpy(outer.ip_opts, "\x01\x01\x01\x00", 4);
+	outer.ip_opts_len = 4;
+	build(&outer, &f);
+	build(&i6, &want);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_PASS);
+	cr_assert(pkt_equal(r.b, r.len, want.b, want.len));
+	cr_assert_eq(global().events[AETH_EV_DECAP], 2);
+}
+
 Test(dp, decap_keeps_vlan_tags)
 {
 	struct pkt_spec i4 = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
