@@ -119,6 +119,6 @@ for c in cap_perfmon cap_net_admin; do
 	fi
 	grep -q 'Permission denied\|Operation not permitted' "$TMP/no_$c.log" ||
 		{ cat "$TMP/no_$c.log"; die "without $c: a permission error"; }
-	ok "without $c (and CAP_SYS_ADMIN) the agent fails: $(grep -m1 ' error ' "$TMP/no_$c.log" | sed 's/^[^ ]* //')"
+	ok "without $c (and CAP_SYS_ADMIN) the agent fails: $(grep -m1 -E '^[^ ]+ error ' "$TMP/no_$c.log" | sed 's/^[^ ]* //')"
 	unpin
 done
