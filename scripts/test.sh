@@ -78,6 +78,15 @@ if [ "${AETH_SKIP_ASAN:-0}" != 1 ]; then
 			fi
 		done < <(find build-asan/tests -type f -name 'test_*' -perm -u+x |
 			 grep -E "^build-asan/${asan_dirs}/" | sort)
+		# and the sanitized agent under hostile API clients
+		echo "=== tests/integration/test_hard_security.sh (sanitizers)"
+		if AETH_BUILD=build-asan timeout 300 \
+			bash tests/integration/test_hard_security.sh; then
+			passed=$((passed + 1))
+		else
+			echo "test.sh: sanitized test_hard_security.sh failed"
+			failed=$((failed + 1))
+		fi
 	fi
 fi
 

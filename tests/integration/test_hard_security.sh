@@ -25,6 +25,14 @@ cleanup() {
 		kill "$AGENT_PID" 2>/dev/null
 		wait "$AGENT_PID" 2>/dev/null
 	fi
+	# a sanitized agent (AETH_BUILD=build-asan) reports on its way out
+	if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' \
+		"$RUN/agent.log" 2>/dev/null; then
+		echo "FAIL sanitizer report in the agent's log:"
+		grep -A 12 -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' \
+			"$RUN/agent.log" | head -40
+		rc=1
+	fi
 	if [ $rc -ne 0 ] && [ -f "$RUN/agent.log" ]; then
 		echo "--- agent log (last lines)"
 		tail -n 15 "$RUN/agent.log"
