@@ -12,8 +12,8 @@
 #include "pfuzz.h"
 #include "pkt.h"
 
-#define SHORT_RUN 20000
-#define FRESH_RUN 5000
+#define SHORT_RUN 100000
+#define FRESH_RUN 20000
 
 static void report(const struct pf_result *r)
 {
