@@ -675,7 +675,7 @@ int main(int argc, char **argv)
 {
 	struct bench b = { .rounds = 9 };
 	static struct row rows[24];
-	const char *json = NULL;
+	const char *json = NULL, *only = NULL;
 	struct utsname un;
 	cpu_set_t set;
 	char cpu[128] = "?", line[256], when[32];
@@ -690,8 +690,11 @@ int main(int argc, char **argv)
 			json = argv[++i];
 		} else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) {
 			b.rounds = atoi(argv[++i]);
+		} else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
+			only = argv[++i];
 		} else {
-			fprintf(stderr, "usage: %s [--json FILE] [--rounds N]\n",
+			fprintf(stderr, "usage: %s [--json FILE] [--rounds N] "
+				"[--only ROW]\n",
 				argv[0]);
 			return 2;
 		}
@@ -798,9 +801,33 @@ int main(int argc, char **argv)
 	}
 
 	for (i = 0; i < n; i++) {
+		if (only && strcmp(rows[i].key, only)) {
+			rows[i].path_ok = true;
+			continue;
+		}
 		set_insert_rate(&b, !strcmp(rows[i].key, "new_flow_no_insert") ?
 				1 : 0);
 		measure_row(&b, &rows[i]);
+	}
+	if (only) {
+		/* one row, for profiling: no floor, operations or controls */
+		for (i = 0; i < n; i++)
+			if (!strcmp(rows[i].key, only))
+				printf("%s: %.1f ns best, floor %.1f, above %.1f "
+				       "(%s)\n", rows[i].name, rows[i].ns.best,
+				       rows[i].floor.best, above(&rows[i]),
+				       rows[i].path_ok ? "path ok" :
+				       "WRONG PATH");
+		for (i = 0; i < n && getenv("BENCH_SHARED"); i++)
+			if (!strcmp(rows[i].key, only)) {
+				measure_shared(&b, &rows[i], b.h.prog_fd,
+					       rows[i].key, rows[i].name,
+					       rows[i].ns);
+				printf("both CPUs: %.1f / %.1f ns best\n",
+				       shared_rows[0].cpu[0].best,
+				       shared_rows[0].cpu[1].best);
+			}
+		return 0;
 	}
 	set_insert_rate(&b, 0);
 	/* the plain floor: an empty program under the wrapper, no variation */
@@ -815,7 +842,8 @@ int main(int argc, char **argv)
 			       rows[0].ns);
 		for (i = 0; i < n; i++)
 			if (!strcmp(rows[i].key, "drop_rl") ||
-			    !strcmp(rows[i].key, "drop_service_cap"))
+			    !strcmp(rows[i].key, "drop_service_cap") ||
+			    !strcmp(rows[i].key, "new_flow"))
 				measure_shared(&b, &rows[i], b.h.prog_fd,
 					       rows[i].key, rows[i].name,
 					       rows[i].ns);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds and runs the cost-per-packet benchmark of the data path (not part of
 # the tests): prints the table and writes bench/results/cost-<date>.json.
-#   bench/run.sh [--rounds N]        BUILD_DIR (default build) is the meson
+#   bench/run.sh [--rounds N] [--only ROW]  BUILD_DIR (default build) is the meson
 #                                    build directory to use.
 set -euo pipefail
 cd "$(dirname "$0")/.."

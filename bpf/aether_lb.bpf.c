@@ -181,15 +181,34 @@ static __always_inline int lb_icmp(struct xdp_md *ctx, struct lb_pkt *p,
 	return lb_forward(ctx, p, node, svc, be, be_id, true);
 }
 
-static __always_inline int lb_service(struct xdp_md *ctx, struct lb_pkt *p,
-				      const struct aeth_node *node)
+/* A packet for a service found by its exact (VIP, port, proto). */
+static __always_inline int lb_service_found(struct xdp_md *ctx,
+					    struct lb_pkt *p,
+					    const struct aeth_node *node,
+					    struct aeth_svc *svc)
 {
 	struct aeth_backend *be;
-	struct aeth_svc *svc;
 	__u32 be_id = 0;
 	int drop;
 
-	if (parse_l3_rest(ctx, p))
+	if (!guard_source_authorized(svc, &p->flow))
+		return stats_drop(AETH_R_NOT_AUTHORIZED, svc->id);
+	be = lb_backend(p, node, svc, &be_id, true, &drop);
+	if (!be)
+		return stats_drop(drop, svc->id);
+	return lb_forward(ctx, p, node, svc, be, be_id, false);
+}
+
+/* A packet to a VIP that no exact (VIP, port, proto) service took. l3 and
+ * l4: what parse_l3_rest() and parse_l4() returned (l4 is only meaningful
+ * for TCP and UDP). */
+static __always_inline int lb_service(struct xdp_md *ctx, struct lb_pkt *p,
+				      const struct aeth_node *node, int l3,
+				      int l4)
+{
+	struct aeth_svc *svc;
+
+	if (l3)
 		return stats_drop(AETH_R_MALFORMED, STATS_NO_SVC);
 	if (p->frag)
 		return stats_drop(AETH_R_FRAGMENT, STATS_NO_SVC);
@@ -199,19 +218,13 @@ static __always_inline int lb_service(struct xdp_md *ctx, struct lb_pkt *p,
 		return lb_icmp(ctx, p, node);
 	if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP)
 		return stats_drop(AETH_R_UNCONFIGURED_PORT, STATS_NO_SVC);
-	if (parse_l4(ctx, p))
+	if (l4)
 		return stats_drop(AETH_R_MALFORMED, STATS_NO_SVC);
-
-	svc = svc_lookup(&p->flow.dst, p->flow.family, p->flow.dport,
-			 p->flow.proto);
+	/* the exact port missed already: the wildcard service, if any */
+	svc = svc_lookup_port(&p->flow.dst, p->flow.family, 0, p->flow.proto);
 	if (!svc)
 		return stats_drop(AETH_R_UNCONFIGURED_PORT, STATS_NO_SVC);
-	if (!guard_source_authorized(svc, &p->flow))
-		return stats_drop(AETH_R_NOT_AUTHORIZED, svc->id);
-	be = lb_backend(p, node, svc, &be_id, true, &drop);
-	if (!be)
-		return stats_drop(drop, svc->id);
-	return lb_forward(ctx, p, node, svc, be, be_id, false);
+	return lb_service_found(ctx, p, node, svc);
 }
 
 static __always_inline int lb_decap(struct xdp_md *ctx, struct lb_pkt *p)
@@ -245,11 +258,12 @@ int aether_lb(struct xdp_md *ctx)
 {
 	struct svc_neg_entry *neg;
 	struct aeth_node *node;
+	struct aeth_svc *svc;
 	bool known_absent;
 	__u64 gen, now;
 	struct lb_pkt p;
 	__u32 zero = 0;
-	int r;
+	int r, l3, l4 = 0;
 
 	__builtin_memset(&p, 0, sizeof(p));
 	r = parse_front(ctx, &p);
@@ -268,8 +282,24 @@ int aether_lb(struct xdp_md *ctx)
 	neg = svc_neg_find(&p.flow.dst, p.flow.family, gen, now, &known_absent);
 	if (known_absent)
 		goto pass;
+	/* TCP and UDP: the service lookup itself tells a VIP (a hit), which
+	 * spares established and new flows the aeth_vip lookup; only a miss
+	 * asks aeth_vip (wildcard port, ICMP, drops, or no VIP at all). The
+	 * rest of the IP header is parsed before anything is known to be
+	 * ours; a packet that is not for a VIP passes whatever it holds. */
+	l3 = parse_l3_rest(ctx, &p);
+	if (!l3 && !p.frag &&
+	    (p.proto == IPPROTO_TCP || p.proto == IPPROTO_UDP)) {
+		l4 = parse_l4(ctx, &p);
+		if (!l4) {
+			svc = svc_lookup_port(&p.flow.dst, p.flow.family,
+					      p.flow.dport, p.flow.proto);
+			if (svc)
+				return lb_service_found(ctx, &p, node, svc);
+		}
+	}
 	if (svc_is_vip(&p.flow.dst, p.flow.family))
-		return lb_service(ctx, &p, node);
+		return lb_service(ctx, &p, node, l3, l4);
 	if (neg)
 		svc_neg_store(neg, &p.flow.dst, p.flow.family, gen, now);
 pass:

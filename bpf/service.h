@@ -86,22 +86,30 @@ static __always_inline bool svc_is_vip(const union aeth_addr *addr, __u8 family)
 	return bpf_map_lookup_elem(&aeth_vip, &k) != NULL;
 }
 
+/* The service of (vip, port, proto) exactly; port 0 looks up the
+ * wildcard service. */
 static __always_inline struct aeth_svc *
-svc_lookup(const union aeth_addr *vip, __u8 family, __be16 port, __u8 proto)
+svc_lookup_port(const union aeth_addr *vip, __u8 family, __be16 port,
+		__u8 proto)
 {
 	struct aeth_svc_key k;
-	struct aeth_svc *svc;
 
 	__builtin_memset(&k, 0, sizeof(k));
 	k.vip = *vip;
 	k.family = family;
 	k.port = port;
 	k.proto = proto;
-	svc = bpf_map_lookup_elem(&aeth_svc, &k);
+	return bpf_map_lookup_elem(&aeth_svc, &k);
+}
+
+static __always_inline struct aeth_svc *
+svc_lookup(const union aeth_addr *vip, __u8 family, __be16 port, __u8 proto)
+{
+	struct aeth_svc *svc = svc_lookup_port(vip, family, port, proto);
+
 	if (svc)
 		return svc;
-	k.port = 0;
-	return bpf_map_lookup_elem(&aeth_svc, &k);
+	return svc_lookup_port(vip, family, 0, proto);
 }
 
 #endif /* AETHER_BPF_SERVICE_H */
