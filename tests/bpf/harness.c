@@ -194,7 +194,8 @@ int dp_set_backend(struct dp_h *h, uint32_t id, const struct aeth_backend *be)
 int dp_set_maglev(struct dp_h *h, uint32_t slot, const uint32_t *table,
 		  uint32_t size)
 {
-	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_INNER_MAP);
+	LIBBPF_OPTS(bpf_map_create_opts, opts,
+		    .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE);
 	int fd, err = 0;
 	__u32 i;
 

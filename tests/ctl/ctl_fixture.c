@@ -252,7 +252,8 @@ int fx_backend(struct fx *fx, uint32_t id, const char *addr, uint32_t svc_id,
 int fx_maglev(struct fx *fx, uint32_t slot, const uint32_t *table,
 	      uint32_t size)
 {
-	LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = BPF_F_INNER_MAP);
+	LIBBPF_OPTS(bpf_map_create_opts, o,
+		    .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE);
 	int fd, err = 0;
 
 	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "aeth_ct_maglev", 4, 4, size,

@@ -132,14 +132,15 @@ ok "stats: forwarded packets, per-CPU values sum to the total"
 # status: generation, the hash of the applied document, attach and program
 topo_ctl lb1 -j status >"$TMP/status.json" || die "status"
 sha=$(sha256sum <"$(topo_conf lb1)" | cut -d' ' -f1)
+schema=$(sed -n 's/^#define AETH_SCHEMA_VERSION \([0-9]*\).*/\1/p' include/aether/abi.h)
 py '
-assert d["schema_version"] == 1 and d["generation"] >= 1, d
+assert d["schema_version"] == int(sys.argv[2]) and d["generation"] >= 1, d
 assert d["config_hash"] == sys.argv[1], (d["config_hash"], sys.argv[1])
 i = d["interfaces"]
 assert i and all(x["prog_loaded"] and x["prog_id"] > 0 for x in i), i
 assert all(x["mode"] in ("native", "generic") for x in i), i
 assert all(len(x["prog_tag"]) == 16 for x in i), i
-' "$sha" <"$TMP/status.json" ||
+' "$sha" "$schema" <"$TMP/status.json" ||
 	die "status: schema, generation, config hash, attached program"
 ok "status: generation, config hash of the document, program attached"
 
