@@ -83,7 +83,8 @@ topo_up() {
 agent_start() {
 	local t0 g=0
 	t0=$(date +%s%N)
-	nsx "$AGENT" --config "$1" --pin-dir "$PIN" --socket "$SOCK" \
+	# nsenter itself, not the nsx function: $! must be the agent
+	nsenter --net=/run/netns/"$NS" "$AGENT" --config "$1" --pin-dir "$PIN" --socket "$SOCK" \
 		--metrics-addr none --log-level warn >/dev/null 2>>"$TMP/agent.log" &
 	agent_pid=$!
 	for _ in $(seq 3000); do
