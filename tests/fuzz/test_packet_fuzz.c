@@ -138,3 +138,92 @@ Test(packet_fuzz, icmpv4_number_in_ipv6_not_steered)
 	cr_expect_eq(d.reasons[AETH_R_UNCONFIGURED_PORT], 1);
 	dp_close(&h);
 }
+
+/* The decap path strips tunnels to the node only for configured services:
+ * it must not be a way to put other packets on the node's stack. */
+static uint32_t run_tunnel(struct dp_h *h, int ifindex, const char *inner_dst,
+			   uint16_t dport, uint8_t inner_proto,
+			   struct aeth_global_stats *delta, size_t *out_len)
+{
+	struct pkt_spec inner = pkt_spec_tcp4("198.51.100.7", 40000, inner_dst,
+					      dport);
+	struct pkt_spec outer = pkt_spec_tcp4("192.0.2.12", 0, DP_NODE_V4, 0);
+	uint8_t l3[256], in[PKT_MAX], out[PKT_MAX];
+	struct aeth_global_stats a, b;
+	size_t len, i;
+	uint32_t verdict;
+
+	inner.tcp_flags = PKT_TCP_SYN;
+	if (inner_proto == 4) {
+		/* a tunnel in the tunnel: IPIP to the VIP around the SYN */
+		struct pkt_spec mid = pkt_spec_tcp4("192.0.2.12", 0, inner_dst,
+						    0);
+		uint8_t syn[128];
+
+		mid.proto = 4;
+		mid.payload = syn;
+		mid.payload_len = pkt_build_l3(&inner, syn, sizeof(syn));
+		len = pkt_build_l3(&mid, l3, sizeof(l3));
+	} else {
+		len = pkt_build_l3(&inner, l3, sizeof(l3));
+	}
+	outer.proto = 4;
+	outer.payload = l3;
+	outer.payload_len = len;
+	len = pkt_build(&outer, in, sizeof(in));
+	cr_assert_gt(len, 0);
+	*out_len = sizeof(out);
+	cr_assert_eq(dp_global(h, &a), 0);
+	cr_assert_eq(dp_run(h, in, len, out, out_len, ifindex, &verdict), 0);
+	cr_assert_eq(dp_global(h, &b), 0);
+	for (i = 0; i < sizeof(a) / 8; i++)
+		((uint64_t *)delta)[i] = ((uint64_t *)&b)[i] -
+					 ((uint64_t *)&a)[i];
+	return verdict;
+}
+
+Test(packet_fuzz, decap_only_for_configured_services)
+{
+	struct aeth_svc_key key = dp_svc_key("203.0.113.10", 6443, 6);
+	struct aeth_svc svc = dp_svc(0, 0, 7);
+	struct aeth_backend be = dp_backend("192.0.2.21", AETH_BE_F_IN_USE, 0);
+	struct aeth_global_stats d;
+	struct aeth_node node;
+	uint32_t table[7], id = 0;
+	struct dp_net net;
+	size_t out_len;
+	struct dp_h h;
+
+	cr_assert_eq(dp_netns_setup(&net), 0);
+	cr_assert_eq(dp_open(&h), 0);
+	dp_node_default(&node);
+	cr_assert_eq(dp_set_node(&h, &node), 0);
+	cr_assert_eq(dp_set_backend(&h, 0, &be), 0);
+	dp_table_round_robin(table, 7, &id, 1);
+	cr_assert_eq(dp_set_maglev(&h, 0, table, 7), 0);
+	cr_assert_eq(dp_add_service(&h, &key, &svc), 0);
+
+	/* a balancer's packet for the service: stripped, to the stack */
+	cr_expect_eq(run_tunnel(&h, net.if0, "203.0.113.10", 6443, 6, &d,
+				&out_len), XDP_PASS);
+	cr_expect_eq(d.events[AETH_EV_DECAP], 1);
+	cr_expect_eq(out_len, 14 + 40, "inner SYN alone: %zu", out_len);
+	/* for an address that is no VIP */
+	cr_expect_eq(run_tunnel(&h, net.if0, "192.0.2.99", 6443, 6, &d,
+				&out_len), XDP_DROP);
+	cr_expect_eq(d.reasons[AETH_R_DECAP_INVALID], 1);
+	/* for the node itself */
+	cr_expect_eq(run_tunnel(&h, net.if0, DP_NODE_V4, 22, 6, &d, &out_len),
+		     XDP_DROP);
+	cr_expect_eq(d.reasons[AETH_R_DECAP_INVALID], 1);
+	/* for the VIP on a port no service has */
+	cr_expect_eq(run_tunnel(&h, net.if0, "203.0.113.10", 22, 6, &d,
+				&out_len), XDP_DROP);
+	cr_expect_eq(d.reasons[AETH_R_DECAP_INVALID], 1);
+	/* a tunnel in the tunnel, even around a packet for the service */
+	cr_expect_eq(run_tunnel(&h, net.if0, "203.0.113.10", 6443, 4, &d,
+				&out_len), XDP_DROP);
+	cr_expect_eq(d.reasons[AETH_R_DECAP_INVALID], 1);
+	cr_expect_eq(d.events[AETH_EV_DECAP], 0);
+	dp_close(&h);
+}
