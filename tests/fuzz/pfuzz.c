@@ -437,6 +437,48 @@ static size_t gen_icmp_error(struct gen *g, int family, uint8_t *p, size_t cap)
 	return 8 + want;
 }
 
+/* An IPv6 packet whose extension-header chain the builder cannot make:
+ * 1 to 8 headers, known (hop-by-hop, routing, fragment, destination
+ * options) and not (mobility 135, HIP 139, no-next-header 59), then
+ * s's addresses and a TCP or UDP header with random bytes. */
+static size_t gen_long_chain(struct gen *g, const struct pkt_spec *s,
+			     uint8_t *p, size_t cap)
+{
+	static const uint8_t types[] = { 0, 43, 44, 60, 0, 60, 135, 139, 59 };
+	uint8_t *nh = p + 6;
+	size_t off = 40, n, i, l4;
+
+	if (cap < 40 + 8 * 8 * 4 + 60)
+		return 0;
+	memset(p, 0, 40);
+	p[0] = 0x60;
+	p[7] = s->ttl;
+	memcpy(p + 8, s->src.bytes, 16);
+	memcpy(p + 24, s->dst.bytes, 16);
+	n = 1 + below(g, 8);
+	for (i = 0; i < n; i++) {
+		uint8_t type = types[below(g, sizeof(types))];
+		size_t len = type == 44 ? 8 : 8 * (1 + below(g, 4));
+
+		*nh = type;
+		memset(p + off, 0, len);
+		p[off + 1] = type == 44 ? 0 : len / 8 - 1;
+		nh = p + off;
+		off += len;
+	}
+	*nh = chance(g, 50) ? 6 : 17;
+	l4 = *nh == 6 ? 20 : 8;
+	rand_bytes(g, p + off, l4 + 8);
+	p[off + 2] = s->dport >> 8;	/* mostly a service's port */
+	p[off + 3] = s->dport;
+	if (*nh == 6)
+		p[off + 12] = 5 << 4;
+	off += l4 + 8;
+	p[4] = (off - 40) >> 8;
+	p[5] = off - 40;
+	return off;
+}
+
 /* One IP packet (no L2) with random features; tunnels nest up to
  * PF_MAX_DEPTH. */
 static size_t gen_l3(struct gen *g, int depth, int family, void *out,
@@ -516,6 +558,8 @@ static size_t gen_l3(struct gen *g, int depth, int family, void *out,
 		s.mf = chance(g, 50);
 		s.frag_off = chance(g, 50) ? 0 : rnd(g) & 0x1fff;
 	}
+	if (family == AETH_AF_INET6 && chance(g, 5))
+		return gen_long_chain(g, &s, out, cap);
 	return pkt_build_l3(&s, out, cap);
 }
 
