@@ -108,7 +108,7 @@ agent_stop() {
 
 # PUT a document; prints "<http code> <seconds>".
 put_doc() {
-	curl -s -o "$TMP/put.out" -w '%{http_code} %{time_total}' \
+	curl -s -o "$TMP/put.out" -w '%{http_code} %{time_total}\n' \
 		--unix-socket "$SOCK" -X PUT --data-binary @"$1" \
 		http://agent/v1/config
 }
@@ -177,7 +177,8 @@ out+="],"
 # the connection table at 1 M live entries
 gen_doc 1 0 >"$TMP/ct.json"
 agent_start "$TMP/ct.json"
-ct=$("$SCALE" ct --pin-dir "$PIN" --vip 203.0.113.1 --port 1000 \
+# inside the namespace: the program's route lookup must find the backends
+ct=$(nsx "$SCALE" ct --pin-dir "$PIN" --vip 203.0.113.1 --port 1000 \
 	--entries 1048576 --samples "${SAMPLES:-20000}")
 mem=$("$SCALE" mem --pin-dir "$PIN")
 agent_stop
