@@ -51,6 +51,8 @@ struct bench {
 	struct wrapper *w;
 	struct micro *m;
 	int wrap_fd, empty_fd, frame_fd, prog_map_fd;
+	int base_fd;		/* --baseline: another build of aether_lb, or -1 */
+	struct bpf_object *base_obj;
 	int rounds;
 	uint32_t svc_ids;
 };
@@ -74,7 +76,7 @@ struct row {
 	bool prime_syn;		/* open the flow with a SYN before timing */
 	bool prime;		/* send the frame once before timing */
 	struct pkt_spec spec;
-	struct timing ns, floor;
+	struct timing ns, floor, base;
 	uint32_t repeat;
 	bool path_ok;
 };
@@ -152,25 +154,47 @@ static struct timing summarize(double *t, int n)
 
 /* Per-iteration time of the program under test and of the empty program on
  * r's frame, in alternating rounds so both see the same machine. */
-static void measure(struct bench *b, const struct row *r, int prog_fd,
-		    uint32_t repeat, struct timing *prog, struct timing *floor,
-		    uint32_t *verdict)
+static void measure3(struct bench *b, const struct row *r, int prog_fd,
+		     uint32_t repeat, struct timing *prog,
+		     struct timing *floor, struct timing *base,
+		     uint32_t *verdict)
 {
-	double tp[MAX_ROUNDS], tf[MAX_ROUNDS];
+	double tp[MAX_ROUNDS], tf[MAX_ROUNDS], tb[MAX_ROUNDS];
 	uint32_t v;
 	int i;
 
 	set_frame(b, r);
 	set_prog(b, prog_fd);
 	run_once(b, r, 1000, verdict);	/* warm caches and state */
+	if (base) {
+		set_prog(b, b->base_fd);
+		run_once(b, r, 1000, &v);
+	}
 	for (i = 0; i < b->rounds; i++) {
 		set_prog(b, prog_fd);
 		tp[i] = run_once(b, r, repeat, verdict);
 		set_prog(b, b->empty_fd);
 		tf[i] = run_once(b, r, repeat, &v);
+		if (base) {
+			set_prog(b, b->base_fd);
+			tb[i] = run_once(b, r, repeat, &v);
+			if (v != *verdict)
+				fprintf(stderr, "cost: %s: the baseline's "
+					"verdict %u differs (%u)\n", r->name,
+					v, *verdict);
+		}
 	}
 	*prog = summarize(tp, b->rounds);
 	*floor = summarize(tf, b->rounds);
+	if (base)
+		*base = summarize(tb, b->rounds);
+}
+
+static void measure(struct bench *b, const struct row *r, int prog_fd,
+		    uint32_t repeat, struct timing *prog, struct timing *floor,
+		    uint32_t *verdict)
+{
+	measure3(b, r, prog_fd, repeat, prog, floor, NULL, verdict);
 }
 
 static uint64_t counter(struct bench *b, const struct row *r)
@@ -192,7 +216,8 @@ static void measure_row(struct bench *b, struct row *r)
 	uint64_t before = counter(b, r), after;
 	uint32_t verdict = 0;
 
-	measure(b, r, b->h.prog_fd, r->repeat, &r->ns, &r->floor, &verdict);
+	measure3(b, r, b->h.prog_fd, r->repeat, &r->ns, &r->floor,
+		 b->base_fd >= 0 ? &r->base : NULL, &verdict);
 	after = counter(b, r);
 	r->path_ok = verdict == r->verdict &&
 		     (r->reason < 0 && r->event < 0 ?
@@ -236,6 +261,14 @@ static int bench_open(struct dp_h *h)
 		if (err)
 			goto fail;
 	}
+	/* BENCH_CT_ENTRIES: another connection-table size (what
+	 * conntrack.max_entries sets), to see what the table's size costs */
+	if (getenv("BENCH_CT_ENTRIES")) {
+		err = bpf_map__set_max_entries(skel->maps.aeth_ct,
+					       atoi(getenv("BENCH_CT_ENTRIES")));
+		if (err)
+			goto fail;
+	}
 	err = aether_lb__load(skel);
 	if (err)
 		goto fail;
@@ -267,6 +300,38 @@ static void check(int err, const char *what)
 {
 	if (err)
 		die(what, err);
+}
+
+/* --baseline FILE: another build of aether_lb.bpf.o, loaded on the same
+ * maps (every map whose name it shares with this build's), so that both
+ * see the same services and flows and are timed in the same rounds. Meant
+ * for before/after comparisons of changes that keep the map layouts. */
+static void load_baseline(struct bench *b, const char *path)
+{
+	struct bpf_object *obj = bpf_object__open_file(path, NULL);
+	struct bpf_program *prog;
+	struct bpf_map *map, *mine;
+
+	if (!obj)
+		die(path, errno);
+	bpf_object__for_each_map(map, obj) {
+		const char *name = bpf_map__name(map);
+
+		check(bpf_map__set_pin_path(map, NULL), "baseline pin path");
+		if (strncmp(name, "aeth_", 5) && strncmp(name, "lb_", 3))
+			continue;
+		mine = bpf_object__find_map_by_name(
+			((struct aether_lb *)b->h.skel)->obj, name);
+		if (mine)
+			check(bpf_map__reuse_fd(map, bpf_map__fd(mine)),
+			      "baseline: sharing a map");
+	}
+	check(bpf_object__load(obj), "loading the baseline");
+	prog = bpf_object__find_program_by_name(obj, "aether_lb");
+	if (!prog)
+		die("baseline: no aether_lb program", ENOENT);
+	b->base_obj = obj;
+	b->base_fd = bpf_program__fd(prog);
 }
 
 static struct aeth_svc add_svc(struct bench *b, const char *vip, uint16_t port,
@@ -667,15 +732,19 @@ static void json_row(FILE *f, const struct row *r, bool last)
 	if (r->target > 0)
 		fprintf(f, "\"target_ns\": %.0f, \"ok\": %s, ", r->target,
 			above(r) <= r->target ? "true" : "false");
+	if (r->base.best > 0)
+		fprintf(f, "\"baseline_ns_best\": %.1f, "
+			"\"baseline_above_floor_ns\": %.1f, ", r->base.best,
+			r->base.best - r->floor.best);
 	fprintf(f, "\"repeat\": %u, \"path_ok\": %s}%s\n", r->repeat,
 		r->path_ok ? "true" : "false", last ? "" : ",");
 }
 
 int main(int argc, char **argv)
 {
-	struct bench b = { .rounds = 9 };
+	struct bench b = { .rounds = 9, .base_fd = -1 };
 	static struct row rows[24];
-	const char *json = NULL, *only = NULL;
+	const char *json = NULL, *only = NULL, *baseline = NULL;
 	struct utsname un;
 	cpu_set_t set;
 	char cpu[128] = "?", line[256], when[32];
@@ -692,9 +761,11 @@ int main(int argc, char **argv)
 			b.rounds = atoi(argv[++i]);
 		} else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
 			only = argv[++i];
+		} else if (!strcmp(argv[i], "--baseline") && i + 1 < argc) {
+			baseline = argv[++i];
 		} else {
 			fprintf(stderr, "usage: %s [--json FILE] [--rounds N] "
-				"[--only ROW]\n",
+				"[--only ROW] [--baseline OBJ]\n",
 				argv[0]);
 			return 2;
 		}
@@ -707,6 +778,8 @@ int main(int argc, char **argv)
 	if (sched_setaffinity(0, sizeof(set), &set))
 		die("pinning to CPU 0", errno);
 	setup(&b);
+	if (baseline)
+		load_baseline(&b, baseline);
 
 #define ROW(k, nm, rep, verd, rsn, ev, tgt)                                   \
 	(rows[n] = (struct row){ .key = k, .name = nm, .repeat = rep,         \
@@ -813,11 +886,18 @@ int main(int argc, char **argv)
 		/* one row, for profiling: no floor, operations or controls */
 		for (i = 0; i < n; i++)
 			if (!strcmp(rows[i].key, only))
+			{
 				printf("%s: %.1f ns best, floor %.1f, above %.1f "
 				       "(%s)\n", rows[i].name, rows[i].ns.best,
 				       rows[i].floor.best, above(&rows[i]),
 				       rows[i].path_ok ? "path ok" :
 				       "WRONG PATH");
+				if (baseline)
+					printf("baseline: %.1f ns best, above "
+					       "%.1f\n", rows[i].base.best,
+					       rows[i].base.best -
+					       rows[i].floor.best);
+			}
 		for (i = 0; i < n && getenv("BENCH_SHARED"); i++)
 			if (!strcmp(rows[i].key, only)) {
 				measure_shared(&b, &rows[i], b.h.prog_fd,
@@ -875,8 +955,8 @@ int main(int argc, char **argv)
 	printf("empty program under the restore wrapper (floor): %.1f ns best, "
 	       "%.1f median; %d alternating rounds\n\n", empty_floor.best,
 	       empty_floor.median, b.rounds);
-	printf("%-42s %7s %7s %7s %7s %7s\n", "path", "ns", "floor", "above",
-	       "median", "target");
+	printf("%-42s %7s %7s %7s %7s %7s%s\n", "path", "ns", "floor", "above",
+	       "median", "target", baseline ? "  baseline above" : "");
 	for (i = 0; i < n; i++) {
 		const struct row *x = &rows[i];
 		char tgt[16] = "-";
@@ -886,9 +966,12 @@ int main(int argc, char **argv)
 			snprintf(tgt, sizeof(tgt), "<= %.0f", x->target);
 			st = above(x) <= x->target ? "OK" : "MISSED";
 		}
-		printf("%-42s %7.1f %7.1f %7.1f %7.1f %7s %s%s\n", x->name,
+		printf("%-42s %7.1f %7.1f %7.1f %7.1f %7s %-6s", x->name,
 		       x->ns.best, x->floor.best, above(x), above_median(x), tgt,
-		       st, x->path_ok ? "" : " (WRONG PATH)");
+		       st);
+		if (baseline)
+			printf(" %7.1f", x->base.best - x->floor.best);
+		printf("%s\n", x->path_ok ? "" : " (WRONG PATH)");
 	}
 
 	print_micro();
@@ -919,6 +1002,7 @@ int main(int argc, char **argv)
 	for (i = 0; i < n; i++)
 		if (!rows[i].path_ok)
 			return 1;
+	bpf_object__close(b.base_obj);
 	micro__destroy(b.m);
 	wrapper__destroy(b.w);
 	dp_close(&b.h);

@@ -14,6 +14,16 @@ static __always_inline __u16 csum_fold(__u32 sum)
 	return (__u16)~sum;
 }
 
+/* The 16-bit word that bytes a, b (in this order in memory) load as. */
+static __always_inline __u16 csum_bytes_as_stored(__u8 a, __u8 b)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	return (__u16)(a | (__u16)b << 8);
+#else
+	return (__u16)((__u16)a << 8 | b);
+#endif
+}
+
 /* Sum of 16-bit words as stored (the fold of a sum of native-order loads,
  * stored back natively, is the right checksum on either endianness). */
 static __always_inline __u32 csum_add_words(__u32 sum, const void *start,

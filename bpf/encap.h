@@ -181,16 +181,28 @@ static __always_inline int encap_push(struct xdp_md *ctx,
 			return -1;
 		if (p->flow.family == AETH_AF_INET6 || p->df)
 			frag = IP_DF;
-		*(__u8 *)ip = 0x45;
-		ip->tos = p->tos;
-		ip->tot_len = bpf_htons(p->l3_len + hlen);
-		ip->id = p->flow.family == AETH_AF_INET ? p->ip_id : 0;
-		ip->frag_off = bpf_htons(frag);
-		ip->ttl = p->ttl;
-		ip->protocol = inner_proto;
-		ip->saddr = node->v4;
-		ip->daddr = be->addr.v4;
-		csum_ipv4_hdr(ip);
+		/* the checksum from the values, not read back from the
+		 * packet: 16-bit loads of what was just stored as bytes and
+		 * 32-bit words defeat store forwarding (about 6% of an
+		 * established flow's time) */
+		__u16 w0 = csum_bytes_as_stored(0x45, p->tos);
+		__u16 w4 = csum_bytes_as_stored(p->ttl, inner_proto);
+		__be16 tot_len = bpf_htons(p->l3_len + hlen);
+		__be16 id = p->flow.family == AETH_AF_INET ? p->ip_id : 0;
+		__be16 frag_off = bpf_htons(frag);
+		__be32 saddr = node->v4, daddr = be->addr.v4;
+		__u32 sum = (__u32)w0 + tot_len + id + frag_off + w4 +
+			    (saddr & 0xffff) + (saddr >> 16) +
+			    (daddr & 0xffff) + (daddr >> 16);
+
+		*(__u16 *)ip = w0;
+		ip->tot_len = tot_len;
+		ip->id = id;
+		ip->frag_off = frag_off;
+		*((__u16 *)ip + 4) = w4;
+		ip->check = csum_fold(sum);
+		ip->saddr = saddr;
+		ip->daddr = daddr;
 	} else {
 		struct ipv6hdr *ip6 = data + l3_off;
 		__u32 label = 0;
