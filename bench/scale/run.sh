@@ -150,14 +150,18 @@ for n in 1 100 1000; do
 	flips=()
 	if [ "$n" = 1000 ]; then
 		# the agent watches the file: replace it atomically (rename) with
-		# one backend of s0 moved, time until s0's table flips
-		cp "$TMP/doc$n-0.json" "$TMP/live.json"
+		# one backend of s0 moved, time until s0's table flips. The new
+		# file is written outside the watched directory, so only the
+		# rename is seen.
+		mkdir -p "$TMP/watched"
+		cp "$TMP/doc$n-0.json" "$TMP/watched/live.json"
 		agent_stop
-		agent_start "$TMP/live.json"
+		agent_start "$TMP/watched/live.json"
 		for r in $(seq "$REPS"); do
 			cp "$TMP/doc$n-$((r % 2)).json" "$TMP/next.json"
+			sleep 0.5
 			f=$("$SCALE" flip --pin-dir "$PIN" --vip 203.0.113.1 \
-				--port 1000 --config "$TMP/live.json" \
+				--port 1000 --config "$TMP/watched/live.json" \
 				--new "$TMP/next.json")
 			flips+=("$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["flip_ms"])' "$f")")
 			sleep 0.5
