@@ -71,7 +71,11 @@ struct {
  * (BPF_F_INNER_MAP lets inner arrays differ in size). BPF_F_MMAPABLE lets
  * the agent write a whole table with one mmap and memcpy instead of a
  * kernel update per slot (tests/agent/test_apply: a full apply of 1,000
- * services with 16381-slot tables took 0.5-0.6 s instead of 6.4 s). Every inner table must be created with exactly these flags
+ * services with 16381-slot tables took 0.5-0.6 s instead of 6.4 s).
+ * No schema version change: no layout changed, and either template works
+ * with the agent, which probes whether the pinned outer map takes mmapable
+ * tables (pins made before keep taking plain ones, written slot by slot,
+ * until aether-agent --detach recreates them). Every inner table must be created with exactly these flags
  * (agent/apply.c, tests/bpf/harness.c, tests/ctl/ctl_fixture.c). */
 struct aeth_maglev_inner {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -9,7 +9,7 @@
 
 /* Bump on any change to a pinned struct or map definition. The agent refuses
  * (or migrates) pinned maps whose aeth_meta.schema_version differs. */
-#define AETH_SCHEMA_VERSION 2	/* 2: mmapable inner Maglev tables */
+#define AETH_SCHEMA_VERSION 1
 
 /* Limits. Outer map sizes are fixed at load; inner maps are sized per use. */
 #define AETH_MAX_SERVICES 4096
