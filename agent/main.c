@@ -122,11 +122,17 @@ static int check_config(const char *path)
 	struct aeth_config_error err;
 	struct aeth_config *cfg = NULL;
 	char msg[600];
+	int ret;
 
 	memset(&err, 0, sizeof(err));
-	if (aeth_config_load_file(path, &cfg, &err)) {
+	ret = aeth_config_load_file(path, &cfg, &err);
+	if (ret) {
 		aeth_config_error_format(&err, msg, sizeof(msg));
-		printf("%s: %s\n", path, msg);
+		/* I/O errors already name the file; document errors do not */
+		if (ret == -EINVAL)
+			printf("%s: %s\n", path, msg);
+		else
+			printf("%s\n", msg);
 		return 1;
 	}
 	aeth_config_free(cfg);

@@ -549,6 +549,10 @@ Test(daemon, check_config_exit_codes)
 	snprintf(cmd, sizeof(cmd), "%s --check-config %s/missing.json 2>&1",
 		 AGENT_BIN, tmpdir);
 	cr_assert_eq(run_capture(cmd, out, sizeof(out)), 1);
+	/* the file is named once, with the system's reason */
+	snprintf(path, sizeof(path), "%s/missing.json: No such file or directory\n",
+		 tmpdir);
+	cr_assert_str_eq(out, path);
 	snprintf(cmd, sizeof(cmd), "%s --bogus 2>&1", AGENT_BIN);
 	cr_assert_eq(run_capture(cmd, out, sizeof(out)), 1);
 	free(doc);
