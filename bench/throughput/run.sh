@@ -10,6 +10,11 @@
 # runs threaded NAPI pinned to CPU 1, so everything the node does with a
 # packet (XDP, or GRO + netfilter + forwarding) runs in that one thread. We
 # count, at the node, the packets it dropped or forwarded per second.
+#
+# Environment: BUILD (build directory, required), ROUNDS (3), DUR (4 s
+# measured per case), WARM (1 s), IMPLS ("floor ours nft ipt": which to
+# run), NAPI_PRIO (50: SCHED_FIFO priority of the node's NAPI threads),
+# DEBUG (set: print our counters after our cases).
 set -euo pipefail
 
 BUILD=${BUILD:?}
