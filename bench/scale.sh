@@ -17,10 +17,11 @@ ninja -C "$build" agent/aether-agent agent/aetherctl bench/scale/scale \
 	>/dev/null
 
 mkdir -p bench/results
+# the commit measured: COMMIT when BUILD_DIR was built from another tree
+commit=${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 raw=$(mktemp /tmp/aeth-tp-sc-raw.XXXXXX)
 trap 'rm -f "$raw"' EXIT
 BUILD=$build bench/scale/run.sh >"$raw"
 out=bench/results/scale-$(date -u +%Y%m%d-%H%M%S).json
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 python3 bench/scale/report.py "$raw" "$out" "$commit"
 echo "results: $out"

@@ -19,12 +19,13 @@ ninja -C "$build" agent/aether-agent agent/aetherctl bench/throughput/tput \
 	>/dev/null
 
 mkdir -p bench/results
+# the commit measured: COMMIT when BUILD_DIR was built from another tree
+commit=${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 stamp=$(date -u +%Y%m%d-%H%M%S)
 raw=$(mktemp /tmp/aeth-tp-raw.XXXXXX)
 trap 'rm -f "$raw" "$raw.dat"' EXIT
 BUILD=$build bench/throughput/run.sh >"$raw"
 out=bench/results/throughput-$stamp.json
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 python3 bench/throughput/report.py "$raw" "$out" "$raw.dat" "$commit"
 if command -v gnuplot >/dev/null; then
 	gnuplot -e "dat='$raw.dat'; out='bench/results/throughput-$stamp.png'" \
