@@ -1,20 +1,55 @@
 #!/usr/bin/env bash
-# Builds and runs the cost-per-packet benchmark of the data path (not part of
-# the tests): prints the table and writes bench/results/cost-<date>.json.
-#   bench/run.sh [--rounds N] [--only ROW]  BUILD_DIR (default build) is the meson
-#                                    build directory to use.
+# Runs the benchmarks (not part of the tests) and keeps their results under
+# bench/results/:
+#   bench/run.sh [all|cost|maglev|throughput|scale] [ARGS...]
+#     cost        cost per packet of every data-path path (cost-<date>.json);
+#                 ARGS go to it: --rounds N, --only ROW, --baseline OBJ
+#     maglev      Maglev table build time (maglev-<date>.txt); ARGS: RUNS
+#     throughput  live 64-byte traffic against nftables/iptables (+ PNG)
+#     scale       control plane, map memory, connection table at 1 M
+#     all         every one of them in turn (the default)
+# BUILD_DIR (default build) is the meson build directory to use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+what=all
+case "${1:-}" in
+cost | maglev | throughput | scale | all) what=$1; shift ;;
+esac
 
 build=${BUILD_DIR:-build}
 scripts/deps.sh
 if [ ! -f "$build/build.ninja" ]; then
 	meson setup "$build" >/dev/null
 fi
-ninja -C "$build" bench/cost >/dev/null
-
 mkdir -p bench/results
-out="bench/results/cost-$(date -u +%Y%m%d-%H%M%S).json"
-"$build/bench/cost" --json "$out" "$@"
-echo
-echo "results: $out"
+stamp=$(date -u +%Y%m%d-%H%M%S)
+
+run_cost() {
+	ninja -C "$build" bench/cost >/dev/null
+	local out="bench/results/cost-$stamp.json"
+	"$build/bench/cost" --json "$out" "$@"
+	echo
+	echo "results: $out"
+}
+
+run_maglev() {
+	ninja -C "$build" bench/maglev >/dev/null
+	local out="bench/results/maglev-$stamp.txt"
+	"$build/bench/maglev" "$@" | tee "$out"
+	echo
+	echo "results: $out"
+}
+
+case "$what" in
+cost) run_cost "$@" ;;
+maglev) run_maglev "$@" ;;
+throughput) BUILD_DIR=$build bench/throughput.sh ;;
+scale) BUILD_DIR=$build bench/scale.sh ;;
+all)
+	echo "== cost per packet"; run_cost
+	echo "== Maglev build time"; run_maglev
+	echo "== throughput"; BUILD_DIR=$build bench/throughput.sh
+	echo "== control plane and scale"; BUILD_DIR=$build bench/scale.sh
+	;;
+esac
