@@ -693,6 +693,107 @@ int aeth_loader_attach(struct aeth_agent *a, const struct aeth_config *cfg)
 	return first_err;
 }
 
+static bool all_attached(const struct aeth_agent *a)
+{
+	if (!a->cfg)
+		return false;
+	for (size_t i = 0; i < a->cfg->n_interfaces && i < AETH_MAX_INTERFACES;
+	     i++)
+		if (!a->meta.ifaces[i].ifindex || !a->meta.ifaces[i].prog_id)
+			return false;
+	return true;
+}
+
+int aeth_loader_reattach(struct aeth_agent *a, size_t slot)
+{
+	struct aeth_iface_status st;
+	int err;
+
+	if (!a->cfg || !a->skel || slot >= a->cfg->n_interfaces ||
+	    slot >= AETH_MAX_INTERFACES)
+		return -EINVAL;
+	memset(&st, 0, sizeof(st));
+	err = attach_one(a, slot, a->cfg->interfaces[slot], a->cfg->xdp_mode,
+			 &st);
+	if (err) {
+		memset(&st, 0, sizeof(st));
+		snprintf(st.name, sizeof(st.name), "%s",
+			 a->cfg->interfaces[slot]);
+	}
+	a->meta.ifaces[slot] = st;
+	if (aeth_meta_write(a))
+		log_warn("writing %s: %s", AETH_MAP_META, strerror(errno));
+	a->status.attached = all_attached(a);
+	return err;
+}
+
+void aeth_loader_mark_absent(struct aeth_agent *a, size_t slot)
+{
+	struct aeth_iface_status *st;
+
+	if (!a->cfg || slot >= a->cfg->n_interfaces ||
+	    slot >= AETH_MAX_INTERFACES)
+		return;
+	st = &a->meta.ifaces[slot];
+	memset(st, 0, sizeof(*st));
+	snprintf(st->name, sizeof(st->name), "%s", a->cfg->interfaces[slot]);
+	if (aeth_meta_write(a))
+		log_warn("writing %s: %s", AETH_MAP_META, strerror(errno));
+	a->status.attached = false;
+}
+
+/* ---- pins lost under a running agent ---------------------------------- */
+
+int aeth_loader_repin(struct aeth_agent *a, char *names, size_t len)
+{
+	struct bpf_map *map;
+	char path[PATH_MAX];
+	struct stat sb;
+	size_t used = 0;
+	int n = 0, err;
+
+	if (len)
+		names[0] = '\0';
+	if (!a->skel)
+		return 0;
+	if (stat(a->pin_dir, &sb)) {
+		if (errno != ENOENT)
+			return -errno;
+		err = mkdir_p(a->pin_dir, 0700);
+		if (err)
+			return err;
+		/* the lock was on the directory that went away */
+		unlock_pin_dir(a);
+		err = lock_pin_dir(a->pin_dir, &a->lock_fd);
+		if (err)
+			log_warn("%s: locking the recreated directory: %s",
+				 a->pin_dir, err == -EWOULDBLOCK ?
+				 "another aether-agent holds it" :
+				 strerror(-err));
+	}
+	bpf_object__for_each_map(map, a->skel->obj) {
+		const char *name = bpf_map__name(map);
+
+		if (strncmp(name, "aeth_", 5))
+			continue;
+		err = pinned_map_path(path, sizeof(path), a->pin_dir, name);
+		if (err)
+			return err;
+		if (stat(path, &sb) == 0 || errno != ENOENT)
+			continue;
+		if (bpf_obj_pin(bpf_map__fd(map), path)) {
+			err = -errno;
+			log_err("re-pinning %s: %s", path, strerror(-err));
+			return err;
+		}
+		if (used < len)
+			used += snprintf(names + used, len - used, "%s%s",
+					 n ? ", " : "", name);
+		n++;
+	}
+	return n;
+}
+
 /* ---- --detach ---------------------------------------------------------- */
 
 int aeth_loader_detach(const char *pin_dir, char *errbuf, size_t errlen)

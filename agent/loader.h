@@ -23,6 +23,21 @@ int aeth_loader_open(struct aeth_agent *a, const char *pin_dir,
  * error (logged). */
 int aeth_loader_attach(struct aeth_agent *a, const struct aeth_config *cfg);
 
+/* Pin again, under a->pin_dir (recreated, and locked again when it was),
+ * every map of ours whose pin is missing. names gets the re-pinned names,
+ * comma-separated. Returns how many were re-pinned (0: nothing missing) or a
+ * negative errno. */
+int aeth_loader_repin(struct aeth_agent *a, char *names, size_t len);
+
+/* Attach to interface slot of a->cfg again (same mode rules as
+ * aeth_loader_attach), record it in aeth_meta, and recompute
+ * a->status.attached. Returns 0 or a negative errno (logged). */
+int aeth_loader_reattach(struct aeth_agent *a, size_t slot);
+
+/* Record interface slot of a->cfg as absent in aeth_meta (no ifindex, no
+ * program) and clear a->status.attached. */
+void aeth_loader_mark_absent(struct aeth_agent *a, size_t slot);
+
 /* Release the skeleton; the program stays attached and the maps pinned. */
 void aeth_loader_close(struct aeth_agent *a);
 

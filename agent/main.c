@@ -17,6 +17,7 @@
 #include "loader.h"
 #include "log.h"
 #include "metrics.h"
+#include "node_watch.h"
 #include "watch.h"
 
 #define DEFAULT_PIN_DIR "/sys/fs/bpf/aether"
@@ -192,6 +193,7 @@ static int run(const struct options *o)
 	struct aeth_apply_result res;
 	struct aeth_metrics *metrics = NULL;
 	struct aeth_watch *watch = NULL;
+	struct aeth_node_watch *node_watch = NULL;
 	struct aeth_api *api = NULL;
 	struct event *ev_term = NULL, *ev_int = NULL;
 	char errbuf[600], *text = NULL;
@@ -255,6 +257,13 @@ static int run(const struct options *o)
 		log_err("watching %s: %s", o->config, strerror(errno));
 		goto out;
 	}
+	/* interfaces re-created and pins deleted under us */
+	node_watch = aeth_node_watch_start(d.base, a,
+					   AETH_NODE_WATCH_INTERVAL_MS);
+	if (!node_watch) {
+		log_err("watching the node: %s", strerror(errno));
+		goto out;
+	}
 	ev_term = evsignal_new(d.base, SIGTERM, on_stop, &d);
 	ev_int = evsignal_new(d.base, SIGINT, on_stop, &d);
 	if (!ev_term || !ev_int || event_add(ev_term, NULL) ||
@@ -271,6 +280,7 @@ out:
 		event_free(ev_term);
 	if (ev_int)
 		event_free(ev_int);
+	aeth_node_watch_stop(node_watch);
 	aeth_watch_stop(watch);
 	aeth_api_stop(api);
 	if (metrics)

@@ -569,6 +569,7 @@ Test(apply, restart_keeps_conntrack_and_ids)
 	 * back over the same pins; a VIP entry no service names (a crash in
 	 * the middle of an apply) is dropped on the way */
 	agent_close(A);
+	A = NULL;	/* teardown must not free it again if the reopen fails */
 	{
 		struct aeth_vip_key vk;
 		uint32_t one = 1;
