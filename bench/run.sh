@@ -29,6 +29,7 @@ run_cost() {
 	ninja -C "$build" bench/cost >/dev/null
 	local out="bench/results/cost-$stamp.json"
 	"$build/bench/cost" --json "$out" "$@"
+	bench/plot_cost.sh "$out"
 	echo
 	echo "results: $out"
 }
