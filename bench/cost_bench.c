@@ -243,57 +243,15 @@ static double above_median(const struct row *r)
 
 /* ---- set-up ------------------------------------------------------------ */
 
-/* Like the test harness's dp_open(), but with the maps at their production
- * sizes (the harness shrinks the connection and limiter tables, which makes
- * inserts evict early). Nothing is pinned. */
+/* The test harness's set-up with the maps at their production sizes (the
+ * tests shrink the connection and limiter tables, which makes inserts evict
+ * early). Nothing is pinned. BENCH_CT_ENTRIES: another connection-table size
+ * (what conntrack.max_entries sets), to see what the table's size costs. */
 static int bench_open(struct dp_h *h)
 {
-	struct aether_lb *skel;
-	struct bpf_map *map;
-	int err;
+	const char *ct = getenv("BENCH_CT_ENTRIES");
 
-	memset(h, 0, sizeof(*h));
-	skel = aether_lb__open();
-	if (!skel)
-		return -errno;
-	bpf_object__for_each_map(map, skel->obj) {
-		err = bpf_map__set_pin_path(map, NULL);
-		if (err)
-			goto fail;
-	}
-	/* BENCH_CT_ENTRIES: another connection-table size (what
-	 * conntrack.max_entries sets), to see what the table's size costs */
-	if (getenv("BENCH_CT_ENTRIES")) {
-		err = bpf_map__set_max_entries(skel->maps.aeth_ct,
-					       atoi(getenv("BENCH_CT_ENTRIES")));
-		if (err)
-			goto fail;
-	}
-	err = aether_lb__load(skel);
-	if (err)
-		goto fail;
-	h->skel = skel;
-	h->prog_fd = bpf_program__fd(skel->progs.aether_lb);
-	h->meta = bpf_map__fd(skel->maps.aeth_meta);
-	h->node = bpf_map__fd(skel->maps.aeth_node);
-	h->vip = bpf_map__fd(skel->maps.aeth_vip);
-	h->svc = bpf_map__fd(skel->maps.aeth_svc);
-	h->svcinfo = bpf_map__fd(skel->maps.aeth_svcinfo);
-	h->backend = bpf_map__fd(skel->maps.aeth_backend);
-	h->maglev = bpf_map__fd(skel->maps.aeth_maglev);
-	h->acl = bpf_map__fd(skel->maps.aeth_acl);
-	h->ct = bpf_map__fd(skel->maps.aeth_ct);
-	h->ct_budget = bpf_map__fd(skel->maps.aeth_ct_budget);
-	h->rl_src = bpf_map__fd(skel->maps.aeth_rl_src);
-	h->rl_svc = bpf_map__fd(skel->maps.aeth_rl_svc);
-	h->svc_stats = bpf_map__fd(skel->maps.aeth_svc_stats);
-	h->be_stats = bpf_map__fd(skel->maps.aeth_be_stats);
-	h->global = bpf_map__fd(skel->maps.aeth_global);
-	h->ncpus = libbpf_num_possible_cpus();
-	return h->ncpus > 0 ? 0 : -EINVAL;
-fail:
-	aether_lb__destroy(skel);
-	return err;
+	return dp_open_sized(h, ct ? (__u32)atoi(ct) : 0, 0);
 }
 
 static void check(int err, const char *what)

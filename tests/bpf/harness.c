@@ -27,6 +27,11 @@ static int quiet_print(enum libbpf_print_level level, const char *fmt,
 
 int dp_open(struct dp_h *h)
 {
+	return dp_open_sized(h, DP_CT_ENTRIES, DP_RL_ENTRIES);
+}
+
+int dp_open_sized(struct dp_h *h, __u32 ct_entries, __u32 rl_entries)
+{
 	struct aether_lb *skel;
 	struct bpf_map *map;
 	int err;
@@ -41,8 +46,10 @@ int dp_open(struct dp_h *h)
 		if (err)
 			goto fail;
 	}
-	bpf_map__set_max_entries(skel->maps.aeth_ct, DP_CT_ENTRIES);
-	bpf_map__set_max_entries(skel->maps.aeth_rl_src, DP_RL_ENTRIES);
+	if (ct_entries)
+		bpf_map__set_max_entries(skel->maps.aeth_ct, ct_entries);
+	if (rl_entries)
+		bpf_map__set_max_entries(skel->maps.aeth_rl_src, rl_entries);
 	err = aether_lb__load(skel);
 	if (err)
 		goto fail;

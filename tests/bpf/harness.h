@@ -84,6 +84,9 @@ struct dp_h {
 };
 
 int dp_open(struct dp_h *h);
+/* dp_open() with other sizes for aeth_ct and aeth_rl_src; 0 keeps the size
+ * bpf/maps.h declares (the production default). */
+int dp_open_sized(struct dp_h *h, __u32 ct_entries, __u32 rl_entries);
 void dp_close(struct dp_h *h);
 
 /* Addresses: parse text ("192.0.2.1" or "2001:db8::1") into an aeth_addr;
