@@ -14,24 +14,31 @@ ninja -C build || { echo "test.sh: build failed"; echo "0 passed, 1 failed"; exi
 passed=0
 failed=0
 
-# Criterion suites: every test_* binary under build/tests. Each prints its own
-# "Synthesis" line; we add them up.
-while IFS= read -r bin; do
-	echo "=== ${bin#build/}"
-	out=$("$bin" --jobs 1 2>&1)
+# Runs one criterion binary (label, then the command) and adds its
+# "Synthesis" line to the totals. Sets suite_out to its output.
+run_suite() {
+	local label=$1 rc line p f c
+	shift
+	echo "=== $label"
+	suite_out=$("$@" --jobs 1 2>&1)
 	rc=$?
-	printf '%s\n' "$out"
-	line=$(printf '%s\n' "$out" | grep 'Synthesis:' | tail -n 1)
+	printf '%s\n' "$suite_out"
+	line=$(printf '%s\n' "$suite_out" | grep 'Synthesis:' | tail -n 1)
 	if [ -z "$line" ]; then
-		echo "test.sh: ${bin} printed no synthesis (exit $rc)"
+		echo "test.sh: $label printed no synthesis (exit $rc)"
 		failed=$((failed + 1))
-		continue
+		return
 	fi
 	p=$(sed -n 's/.*Passing: \([0-9]*\).*/\1/p' <<<"$line")
 	f=$(sed -n 's/.*Failing: \([0-9]*\).*/\1/p' <<<"$line")
 	c=$(sed -n 's/.*Crashing: \([0-9]*\).*/\1/p' <<<"$line")
 	passed=$((passed + p))
 	failed=$((failed + f + c))
+}
+
+# Criterion suites: every test_* binary under build/tests.
+while IFS= read -r bin; do
+	run_suite "${bin#build/}" "$bin"
 done < <(find build/tests -type f -name 'test_*' -perm -u+x | sort)
 
 # Sanitizers: the agent's and the CLI's suites again from build-asan/, built
@@ -53,26 +60,13 @@ if [ "${AETH_SKIP_ASAN:-0}" != 1 ]; then
 		failed=$((failed + 1))
 	else
 		while IFS= read -r bin; do
-			echo "=== ${bin} (sanitizers)"
-			out=$(ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
-			      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-			      "$bin" --jobs 1 2>&1)
-			rc=$?
-			printf '%s\n' "$out"
-			line=$(printf '%s\n' "$out" | grep 'Synthesis:' | tail -n 1)
-			if [ -z "$line" ]; then
-				echo "test.sh: ${bin} printed no synthesis (exit $rc)"
-				failed=$((failed + 1))
-				continue
-			fi
-			p=$(sed -n 's/.*Passing: \([0-9]*\).*/\1/p' <<<"$line")
-			f=$(sed -n 's/.*Failing: \([0-9]*\).*/\1/p' <<<"$line")
-			c=$(sed -n 's/.*Crashing: \([0-9]*\).*/\1/p' <<<"$line")
-			passed=$((passed + p))
-			failed=$((failed + f + c))
+			run_suite "${bin} (sanitizers)" env \
+				ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+				UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+				"$bin"
 			# a leak found as a test process exits fails no test
 			if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' \
-				<<<"$out"; then
+				<<<"$suite_out"; then
 				echo "test.sh: ${bin}: sanitizer report"
 				failed=$((failed + 1))
 			fi
