@@ -152,7 +152,7 @@ const char *ctl_backend_state(const struct aeth_backend *be);
 /* Open the inner map at outer[slot] of a map-in-map: a new fd or -ENOENT. */
 int ctl_inner_map_fd(int outer_fd, uint32_t slot);
 
-/* Call fn for every entry of a hash or LPM map (batched where the kernel
+/* Call fn for every entry of a map (batched where the kernel
  * can). fn returns 0 to go on, or a negative errno to stop with it. Reports
  * read failures. */
 typedef int (*ctl_entry_fn)(const void *key, const void *value, void *arg);

@@ -190,51 +190,70 @@ static void service_fill(struct ctl_ctx *ctx, struct ctl_service *s)
 			 ctl_proto_str(s->info.proto));
 }
 
+/* Room for one more element in a growing vector; NULL when out of memory
+ * (the vector is left as it was). */
+static void *vec_slot(void **v, size_t *cap, size_t n, size_t elem)
+{
+	if (n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 64;
+		void *nv = realloc(*v, ncap * elem);
+
+		if (!nv)
+			return NULL;
+		*v = nv;
+		*cap = ncap;
+	}
+	return (char *)*v + n * elem;
+}
+
+struct service_collect {
+	struct ctl_ctx *ctx;
+	struct ctl_service *v;
+	size_t n, cap;
+};
+
+static int collect_service(const void *key, const void *value, void *arg)
+{
+	const struct aeth_svcinfo *info = value;
+	struct service_collect *c = arg;
+	struct ctl_service *s;
+
+	if (!(info->flags & AETH_SVCINFO_F_IN_USE))
+		return 0;
+	s = vec_slot((void **)&c->v, &c->cap, c->n, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	memset(s, 0, sizeof(*s));
+	s->id = *(const __u32 *)key;
+	s->info = *info;
+	s->info.name[AETH_NAME_LEN - 1] = '\0';
+	service_fill(c->ctx, s);
+	c->n++;
+	return 0;
+}
+
 int ctl_services_load(struct ctl_ctx *ctx, struct ctl_service **out,
 		      size_t *n)
 {
-	struct ctl_service *v = NULL;
-	size_t cnt = 0, cap = 0;
+	struct service_collect c = { .ctx = ctx };
 	int ret;
 
 	ret = ctl_open(ctx);
 	if (ret)
 		return ret;
-	for (uint32_t id = 0; id < AETH_MAX_SERVICES; id++) {
-		struct aeth_svcinfo info;
-
-		if (bpf_map_lookup_elem(ctx->fds.svcinfo, &id, &info)) {
-			ret = -errno;
-			ctl_error(ctx, "reading %s[%u]: %s", AETH_MAP_SVCINFO,
-				  id, strerror(errno));
-			free(v);
-			return ret;
-		}
-		if (!(info.flags & AETH_SVCINFO_F_IN_USE))
-			continue;
-		if (cnt == cap) {
-			struct ctl_service *nv;
-
-			cap = cap ? cap * 2 : 16;
-			nv = realloc(v, cap * sizeof(*v));
-			if (!nv) {
-				free(v);
-				ctl_error(ctx, "out of memory");
-				return -ENOMEM;
-			}
-			v = nv;
-		}
-		memset(&v[cnt], 0, sizeof(v[cnt]));
-		v[cnt].id = id;
-		v[cnt].info = info;
-		v[cnt].info.name[AETH_NAME_LEN - 1] = '\0';
-		service_fill(ctx, &v[cnt]);
-		cnt++;
+	ret = ctl_map_foreach(ctx, ctx->fds.svcinfo, AETH_MAP_SVCINFO,
+			      sizeof(__u32), sizeof(struct aeth_svcinfo),
+			      collect_service, &c);
+	if (ret) {
+		if (ret == -ENOMEM)
+			ctl_error(ctx, "out of memory");
+		free(c.v);
+		return ret;
 	}
-	if (cnt)
-		qsort(v, cnt, sizeof(*v), service_cmp);
-	*out = v;
-	*n = cnt;
+	if (c.n)
+		qsort(c.v, c.n, sizeof(*c.v), service_cmp);
+	*out = c.v;
+	*n = c.n;
 	return 0;
 }
 
@@ -294,46 +313,49 @@ const char *ctl_service_label(const struct ctl_service *svcs, size_t n,
 	return buf;
 }
 
+struct backend_collect {
+	struct ctl_backend *v;
+	size_t n, cap;
+};
+
+static int collect_backend(const void *key, const void *value, void *arg)
+{
+	const struct aeth_backend *be = value;
+	struct backend_collect *c = arg;
+	struct ctl_backend *b;
+
+	if (!(be->flags & AETH_BE_F_IN_USE))
+		return 0;
+	b = vec_slot((void **)&c->v, &c->cap, c->n, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->id = *(const __u32 *)key;
+	b->be = *be;
+	c->n++;
+	return 0;
+}
+
+/* An array map is read in key order, so the result is sorted by id. */
 int ctl_backends_load(struct ctl_ctx *ctx, struct ctl_backend **out,
 		      size_t *n)
 {
-	struct ctl_backend *v = NULL;
-	size_t cnt = 0, cap = 0;
+	struct backend_collect c = { 0 };
 	int ret;
 
 	ret = ctl_open(ctx);
 	if (ret)
 		return ret;
-	for (uint32_t id = 0; id < AETH_MAX_BACKENDS; id++) {
-		struct aeth_backend be;
-
-		if (bpf_map_lookup_elem(ctx->fds.backend, &id, &be)) {
-			ret = -errno;
-			ctl_error(ctx, "reading %s[%u]: %s", AETH_MAP_BACKEND,
-				  id, strerror(errno));
-			free(v);
-			return ret;
-		}
-		if (!(be.flags & AETH_BE_F_IN_USE))
-			continue;
-		if (cnt == cap) {
-			struct ctl_backend *nv;
-
-			cap = cap ? cap * 2 : 64;
-			nv = realloc(v, cap * sizeof(*v));
-			if (!nv) {
-				free(v);
-				ctl_error(ctx, "out of memory");
-				return -ENOMEM;
-			}
-			v = nv;
-		}
-		v[cnt].id = id;
-		v[cnt].be = be;
-		cnt++;
+	ret = ctl_map_foreach(ctx, ctx->fds.backend, AETH_MAP_BACKEND,
+			      sizeof(__u32), sizeof(struct aeth_backend),
+			      collect_backend, &c);
+	if (ret) {
+		if (ret == -ENOMEM)
+			ctl_error(ctx, "out of memory");
+		free(c.v);
+		return ret;
 	}
-	*out = v;
-	*n = cnt;
+	*out = c.v;
+	*n = c.n;
 	return 0;
 }
 
