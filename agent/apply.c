@@ -69,27 +69,42 @@ static struct undo *tx_push(struct tx *tx)
 	return &tx->u[tx->n++];
 }
 
+/* Take an undo record for fd[key] holding what is there now. Returns it
+ * with had_value telling whether the key existed, or NULL with *err set. */
+static struct undo *tx_record(struct tx *tx, int fd, const void *key,
+			      uint32_t ksz, uint32_t vsz, bool *had_value,
+			      int *err)
+{
+	struct undo *u;
+
+	*err = tx_fault(tx);
+	if (*err)
+		return NULL;
+	u = tx_push(tx);
+	if (!u) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	u->fd = fd;
+	u->ksz = ksz;
+	u->vsz = vsz;
+	memcpy(u->key, key, ksz);
+	*had_value = bpf_map_lookup_elem(fd, key, u->val) == 0;
+	return u;
+}
+
 /* Update key to val, remembering what was there. */
 static int tx_write(struct tx *tx, int fd, const void *key, uint32_t ksz,
 		    const void *val, uint32_t vsz)
 {
 	struct undo *u;
+	bool had;
 	int err;
 
-	err = tx_fault(tx);
-	if (err)
-		return err;
-	u = tx_push(tx);
+	u = tx_record(tx, fd, key, ksz, vsz, &had, &err);
 	if (!u)
-		return -ENOMEM;
-	u->fd = fd;
-	u->ksz = ksz;
-	u->vsz = vsz;
-	memcpy(u->key, key, ksz);
-	if (bpf_map_lookup_elem(fd, key, u->val) == 0)
-		u->op = UNDO_RESTORE;
-	else
-		u->op = UNDO_DELETE;
+		return err;
+	u->op = had ? UNDO_RESTORE : UNDO_DELETE;
 	if (bpf_map_update_elem(fd, key, val, BPF_ANY)) {
 		err = -errno;
 		tx->n--;
@@ -103,20 +118,14 @@ static int tx_delete(struct tx *tx, int fd, const void *key, uint32_t ksz,
 		     uint32_t vsz)
 {
 	struct undo *u;
+	bool had;
 	int err;
 
-	err = tx_fault(tx);
-	if (err)
-		return err;
-	u = tx_push(tx);
+	u = tx_record(tx, fd, key, ksz, vsz, &had, &err);
 	if (!u)
-		return -ENOMEM;
-	u->fd = fd;
+		return err;
 	u->op = UNDO_RESTORE;
-	u->ksz = ksz;
-	u->vsz = vsz;
-	memcpy(u->key, key, ksz);
-	if (bpf_map_lookup_elem(fd, key, u->val)) {
+	if (!had) {
 		tx->n--;
 		return 0;
 	}
