@@ -18,6 +18,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "node_watch.h"
+#include "version.h"
 #include "watch.h"
 
 #define DEFAULT_PIN_DIR "/sys/fs/bpf/aether"
@@ -45,13 +46,45 @@ static void usage(FILE *f)
 		"                    [--log-format text|json]\n"
 		"                    [--log-level error|warn|info|debug]\n"
 		"       aether-agent --check-config FILE\n"
-		"       aether-agent --detach [--pin-dir DIR]\n");
+		"       aether-agent --detach [--pin-dir DIR]\n"
+		"       aether-agent --version\n");
+}
+
+/* --help, and the man page (scripts/help2man.py reads this output). */
+static void help(void)
+{
+	usage(stdout);
+	fputs("\n"
+	      "The aether-lb node agent: loads the XDP program onto the node's\n"
+	      "NICs and keeps its maps equal to the configuration document.\n"
+	      "It reapplies the document when the file changes, on SIGHUP and\n"
+	      "on PUT /v1/config; exiting leaves the program attached.\n"
+	      "\n"
+	      "Options:\n"
+	      "  --config FILE         the configuration document (JSON)\n"
+	      "  --pin-dir DIR         where the maps are pinned (default "
+	      DEFAULT_PIN_DIR ")\n"
+	      "  --socket PATH         the API socket (default " DEFAULT_SOCKET ")\n"
+	      "  --metrics-addr ADDR   /metrics, /healthz and /readyz on HOST:PORT,\n"
+	      "                        [IPV6]:PORT, or none (default "
+	      DEFAULT_METRICS ")\n"
+	      "  --log-format FORMAT   text or json\n"
+	      "  --log-level LEVEL     error, warn, info or debug\n"
+	      "  --check-config FILE   validate FILE and exit (0 valid, 1 not)\n"
+	      "  --detach              remove the program from the NICs, unpin\n"
+	      "  --version             print the version and the commit\n"
+	      "  -h, --help            this help\n", stdout);
+}
+
+static void print_version(void)
+{
+	printf("aether-agent %s (commit %s)\n", AETH_VERSION, AETH_COMMIT);
 }
 
 static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum { O_CONFIG = 1, O_PIN_DIR, O_SOCKET, O_METRICS, O_LOG_FORMAT,
-	       O_LOG_LEVEL, O_CHECK, O_DETACH, O_HELP };
+	       O_LOG_LEVEL, O_CHECK, O_DETACH, O_HELP, O_VERSION };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, O_CONFIG },
 		{ "pin-dir", required_argument, NULL, O_PIN_DIR },
@@ -62,6 +95,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "check-config", required_argument, NULL, O_CHECK },
 		{ "detach", no_argument, NULL, O_DETACH },
 		{ "help", no_argument, NULL, O_HELP },
+		{ "version", no_argument, NULL, O_VERSION },
 		{ 0 },
 	};
 	int c;
@@ -97,7 +131,10 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'h':
 		case O_HELP:
-			usage(stdout);
+			help();
+			exit(0);
+		case O_VERSION:
+			print_version();
 			exit(0);
 		default:
 			usage(stderr);
@@ -243,8 +280,13 @@ static int run(const struct options *o)
 		metrics = aeth_metrics_start(d.base, o->metrics, &a->fds,
 					     &a->status);
 		if (!metrics) {
-			log_err("metrics listener on %s: %s", o->metrics,
-				strerror(errno));
+			if (errno == EINVAL)
+				log_err("--metrics-addr %s: not A.B.C.D:PORT or "
+					"[ADDRESS]:PORT with a literal address",
+					o->metrics);
+			else
+				log_err("metrics listener on %s: %s", o->metrics,
+					strerror(errno));
 			goto out;
 		}
 	}

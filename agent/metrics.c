@@ -21,9 +21,11 @@
 
 #include "aether/abi.h"
 #include "aether/names.h"
+#include "http_gzip.h"
 #include "log.h"
 #include "metrics.h"
 #include "pinned.h"
+#include "version.h"
 
 #define MAX_HEADERS_SIZE 8192	/* a scraper's request is a few hundred bytes */
 #define MAX_BODY_SIZE 4096
@@ -381,6 +383,10 @@ static void scrape_backends(struct evbuffer *b, const struct array_read *svcinfo
 
 static void scrape_agent(struct evbuffer *b, const struct aeth_agent_status *st)
 {
+	add_family(b, "aether_build_info", "gauge",
+		   "Always 1; the labels say which build is running.");
+	evbuffer_add_printf(b, "aether_build_info{version=\"%s\",commit=\"%s\"} 1\n",
+			    AETH_VERSION, AETH_COMMIT);
 	add_family(b, "aether_config_generation", "gauge",
 		   "Generation of the applied configuration document.");
 	evbuffer_add_printf(b, "aether_config_generation %llu\n",
@@ -613,8 +619,16 @@ static void serve_metrics(struct aeth_metrics *m, struct evhttp_request *req)
 		log_warn("metrics: %s", msg);
 		reply_text(req, HTTP_INTERNAL, "Internal Server Error", msg);
 	} else {
-		evhttp_add_header(evhttp_request_get_output_headers(req),
-				  "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+		struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+		const char *ae = evhttp_find_header(
+			evhttp_request_get_input_headers(req), "Accept-Encoding");
+
+		evhttp_add_header(out, "Content-Type",
+				  "text/plain; version=0.0.4; charset=utf-8");
+		evhttp_add_header(out, "Vary", "Accept-Encoding");
+		/* a failed compression still answers, uncompressed */
+		if (http_accepts_gzip(ae) && http_gzip(b) == 0)
+			evhttp_add_header(out, "Content-Encoding", "gzip");
 		evhttp_send_reply(req, HTTP_OK, "OK", b);
 	}
 	evbuffer_free(b);
@@ -661,57 +675,49 @@ static void handle_request(struct evhttp_request *req, void *arg)
 		serve_readyz(m, req);
 }
 
-/* "A.B.C.D:PORT" or "[V6]:PORT"; literal addresses only, nothing resolved. */
+/* "A.B.C.D:PORT" or "[ADDR]:PORT" (either family in brackets, so a
+ * template can bracket whatever address the node has); literal addresses
+ * only, nothing resolved. libevent's parser reads the address; on top of
+ * it the port is required (an unbracketed IPv6 address would otherwise
+ * swallow it as its last group), digits only, and may be 0 (any free
+ * port), which libevent refuses. */
 static int parse_listen_addr(const char *addr, struct sockaddr_storage *ss,
 			     socklen_t *sl)
 {
-	char host[INET6_ADDRSTRLEN + 2];
-	const char *colon, *h = addr;
-	size_t hlen;
-	char *end;
+	char buf[128];
+	const char *colon, *close = NULL;
+	int len = (int)sizeof(*ss);
+	size_t hlen, plen;
 	unsigned long port;
 
 	memset(ss, 0, sizeof(*ss));
 	if (addr[0] == '[') {
-		const char *close = strchr(addr, ']');
-
-		if (!close || close[1] != ':')
-			return -EINVAL;
-		h = addr + 1;
-		hlen = (size_t)(close - h);
-		colon = close + 1;
+		close = strchr(addr, ']');
+		colon = close && close[1] == ':' ? close + 1 : NULL;
 	} else {
-		colon = strrchr(addr, ':');
-		if (!colon)
-			return -EINVAL;
-		hlen = (size_t)(colon - addr);
+		colon = strchr(addr, ':');
+		if (colon && strchr(colon + 1, ':'))
+			return -EINVAL;	/* IPv6 without brackets */
 	}
-	if (hlen == 0 || hlen >= sizeof(host))
+	if (!colon)
 		return -EINVAL;
-	memcpy(host, h, hlen);
-	host[hlen] = '\0';
-	errno = 0;
-	port = strtoul(colon + 1, &end, 10);
-	if (colon[1] < '0' || colon[1] > '9' || *end || errno || port > 65535)
+	plen = strlen(colon + 1);
+	if (plen == 0 || plen > 5 || strspn(colon + 1, "0123456789") != plen)
 		return -EINVAL;
-
-	if (addr[0] == '[') {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-
-		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
-			return -EINVAL;
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons((uint16_t)port);
-		*sl = sizeof(*sin6);
-	} else {
-		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-
-		if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
-			return -EINVAL;
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons((uint16_t)port);
-		*sl = sizeof(*sin);
-	}
+	port = strtoul(colon + 1, NULL, 10);
+	if (port > 65535 || strlen(addr) >= sizeof(buf))
+		return -EINVAL;
+	/* an IPv4 address leaves its brackets; port 0 is left out */
+	hlen = (size_t)(colon - addr);
+	if (close && !memchr(addr, ':', (size_t)(close - addr)))
+		snprintf(buf, sizeof(buf), "%.*s", (int)(close - addr - 1), addr + 1);
+	else
+		snprintf(buf, sizeof(buf), "%.*s", (int)hlen, addr);
+	if (port)
+		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), ":%lu", port);
+	if (evutil_parse_sockaddr_port(buf, (struct sockaddr *)ss, &len) < 0)
+		return -EINVAL;
+	*sl = (socklen_t)len;
 	return 0;
 }
 

@@ -7,6 +7,7 @@
 
 #include "ctl.h"
 #include "log.h"
+#include "version.h"
 
 static const struct ctl_object *const objects[] = {
 	&ctl_obj_service, &ctl_obj_backend,   &ctl_obj_maglev,
@@ -28,6 +29,7 @@ static const char global_usage[] =
 	"  -j, --json     JSON output\n"
 	"  -p, --pretty   indented JSON output (implies -j)\n"
 	"  -h, --help     this help; OBJECT --help and OBJECT VERB --help too\n"
+	"  --version      print the version and the commit\n"
 	"\n"
 	"Objects:\n";
 
@@ -236,6 +238,10 @@ int main(int argc, char **argv)
 			ctx.pretty = true;
 		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			print_global_usage(stdout);
+			return 0;
+		} else if (!strcmp(a, "--version")) {
+			printf("aetherctl %s (commit %s)\n", AETH_VERSION,
+			       AETH_COMMIT);
 			return 0;
 		} else if (!strcmp(a, "--pin-dir")) {
 			if (i + 1 >= argc) {

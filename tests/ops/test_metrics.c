@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <zlib.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <criterion/criterion.h>
@@ -27,6 +28,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "pinned.h"
+#include "version.h"
 
 #define PIN_PREFIX "/sys/fs/bpf/aeth-op-"
 #define CT_ENTRIES 16384
@@ -373,6 +375,8 @@ Test(metrics, counters_summed_over_cpus_with_labels)
 		"aether_config_apply_total{result=\"rejected\"} 1",
 		"aether_config_apply_total{result=\"failed\"} 0",
 		"aether_conntrack_max_entries 16384",
+		"aether_build_info{version=\"" AETH_VERSION "\",commit=\""
+			AETH_COMMIT "\"} 1",
 	};
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
 		cr_expect(has_line(body, want[i]), "missing line: %s", want[i]);
@@ -493,10 +497,21 @@ Test(metrics, listen_addresses)
 	free(c.resp);
 	aeth_metrics_stop(m);
 
+	/* brackets around an IPv4 address too, as a template writes
+	 * [$(NODE_IP)]:PORT for either family */
+	m = start("[127.0.0.1]:0");
+	cr_assert_eq(http_do(&c, AF_INET, aeth_metrics_port(m),
+			     "GET /healthz HTTP/1.0\r\n\r\n", NULL), 200);
+	free(c.resp);
+	aeth_metrics_stop(m);
+
+	/* an IPv6 address without brackets would lose its port to the
+	 * address ("2001:db8::11:9464" is an address): refused, not misread */
 	static const char *const bad[] = {
 		"localhost:9464", "127.0.0.1", "127.0.0.1:", "127.0.0.1:70000",
-		"::1:9464", "[::1]9464", "[127.0.0.1]:9464", ":9464", "1.2.3:80",
-		"127.0.0.1:12x",
+		"::1:9464", "[::1]9464", ":9464", "1.2.3:80",
+		"127.0.0.1:12x", "::1", "2001:db8::11:9464", "[::1]:", "[::1]",
+		"127.0.0.1:+80", "[::1]:99999", "[]:80", "[127.0.0.1:80]:80",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		errno = 0;
@@ -624,7 +639,8 @@ Test(metrics, full_tables)
 	}
 	cr_assert_eq(samples, (size_t)AETH_MAX_SERVICES * 14 +
 				      (size_t)AETH_MAX_BACKENDS * 4 + AETH_R_MAX +
-				      AETH_EV_MAX + 1 + 3 + 1 + 1);
+				      AETH_EV_MAX + 1 + 3 + 1 + 1 +
+				      1 /* aether_build_info */);
 	cr_assert_lt(t, 2000000, "scrape took %llu us", (unsigned long long)t);
 
 	aeth_metrics_stop(m);
@@ -670,5 +686,71 @@ Test(metrics, conntrack_entries_counted)
 		free(c.resp);
 	}
 	cr_assert(found, "no line %s", want);
+	aeth_metrics_stop(m);
+}
+
+/* Inflate a gzip body of len bytes; NULL when it is not one. */
+static char *gunzip(const char *in, size_t len)
+{
+	z_stream zs = { 0 };
+	size_t cap = 1 << 20;
+	char *out = malloc(cap);
+	int ret;
+
+	if (inflateInit2(&zs, 15 + 16) != Z_OK)
+		return NULL;
+	zs.next_in = (unsigned char *)in;
+	zs.avail_in = (uInt)len;
+	zs.next_out = (unsigned char *)out;
+	zs.avail_out = (uInt)cap - 1;
+	ret = inflate(&zs, Z_FINISH);
+	inflateEnd(&zs);
+	if (ret != Z_STREAM_END) {
+		free(out);
+		return NULL;
+	}
+	out[zs.total_out] = '\0';
+	return out;
+}
+
+/* Accept-Encoding: gzip gets the same page compressed; q=0, another coding
+ * or no header get it plain. */
+Test(metrics, gzip_when_accepted)
+{
+	static const char *const plain[] = {
+		"", "Accept-Encoding: identity\r\n", "Accept-Encoding: gzip;q=0\r\n",
+		"Accept-Encoding: br, gzipx\r\n",
+	};
+	struct aeth_metrics *m = start("127.0.0.1:0");
+	struct http_call c;
+	const char *body;
+	char req[256], *page;
+
+	put_service(3, "kube-apiserver", true);
+	status.generation = 7;
+	cr_assert_eq(http_do(&c, AF_INET, aeth_metrics_port(m),
+			     "GET /metrics HTTP/1.0\r\n"
+			     "Accept-Encoding: deflate, GZip;q=0.5\r\n\r\n",
+			     &body), 200);
+	cr_assert_not_null(strstr(c.resp, "\r\nContent-Encoding: gzip\r\n"),
+			   "not compressed: %.300s", c.resp);
+	page = gunzip(body, c.len - (size_t)(body - c.resp));
+	cr_assert_not_null(page, "not a gzip body");
+	cr_assert(has_line(page, "aether_config_generation 7"));
+	cr_assert(has_line(page, "aether_packets_total{service=\"kube-apiserver\","
+			   "verdict=\"tx\"} 0"));
+	free(page);
+	free(c.resp);
+
+	for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+		snprintf(req, sizeof(req), "GET /metrics HTTP/1.0\r\n%s\r\n",
+			 plain[i]);
+		cr_assert_eq(http_do(&c, AF_INET, aeth_metrics_port(m), req,
+				     &body), 200);
+		cr_expect_null(strstr(c.resp, "Content-Encoding"), "%s", plain[i]);
+		cr_expect(has_line(body, "aether_config_generation 7"), "%s",
+			  plain[i]);
+		free(c.resp);
+	}
 	aeth_metrics_stop(m);
 }

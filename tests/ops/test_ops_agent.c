@@ -21,11 +21,14 @@
 
 #include <criterion/criterion.h>
 
+#include "version.h"
+
 #define METRICS_PORT 9464	/* the namespace is ours: the default is free */
 
 static char ns[32], tmp_dir[64], pin_dir[64], conf_path[128], log_path[128];
 static pid_t agent = -1;
 static int host_ns = -1;
+static int metrics_family = AF_INET;	/* where get() finds the agent */
 
 static const char config_fmt[] =
 	"{\"version\": 1,\n"
@@ -38,6 +41,16 @@ static const char config_fmt[] =
 	"   \"health_check\": {\"type\": \"tcp\", \"port\": 8080, \"interval_ms\": 100,\n"
 	"                    \"timeout_ms\": 80, \"rise\": 1, \"fall\": 2},\n"
 	"   \"backends\": [{\"address\": \"192.0.2.1\"}, {\"address\": \"192.0.2.2\"}]}]}\n";
+
+/* An IPv6-only node, its ipv4 rendered empty by a template. */
+static const char config_v6_only[] =
+	"{\"version\": 1,\n"
+	" \"node\": {\"interfaces\": [\"aopv0\"], \"xdp_mode\": \"native\",\n"
+	"          \"addresses\": {\"ipv4\": \"\", \"ipv6\": \"2001:db8::1\"}},\n"
+	" \"maglev\": {\"seed\": \"5f3c0a1e9b7d2c44a1b2c3d4e5f60718\", \"table_size\": 251},\n"
+	" \"conntrack\": {\"max_entries\": 4096},\n"
+	" \"services\": [{\"name\": \"web6\", \"vip\": \"2001:db8:10::10\", \"port\": 80,\n"
+	"   \"protocol\": \"tcp\", \"backends\": [{\"address\": \"2001:db8::2\"}]}]}\n";
 
 static int sh(const char *fmt, ...)
 {
@@ -96,6 +109,10 @@ static int get(const char *path, char *out, size_t len)
 	struct sockaddr_in sin = { .sin_family = AF_INET,
 				   .sin_port = htons(METRICS_PORT),
 				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6,
+				     .sin6_port = htons(METRICS_PORT),
+				     .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	bool v6 = metrics_family == AF_INET6;
 	static char resp[1 << 20];
 	size_t got = 0;
 	char req[128];
@@ -105,10 +122,11 @@ static int get(const char *path, char *out, size_t len)
 
 	if (out && len)
 		out[0] = '\0';
-	fd = ns_socket(AF_INET);
+	fd = ns_socket(metrics_family);
 	if (fd < 0)
 		return 0;
-	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin))) {
+	if (connect(fd, v6 ? (struct sockaddr *)&sin6 : (struct sockaddr *)&sin,
+		    v6 ? sizeof(sin6) : sizeof(sin))) {
 		close(fd);
 		return 0;
 	}
@@ -175,9 +193,17 @@ static int listen_health(void)
 	return fd;
 }
 
+static void write_config(const char *text)
+{
+	FILE *f = fopen(conf_path, "w");
+
+	cr_assert_not_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
 static void setup(void)
 {
-	FILE *f;
 
 	snprintf(ns, sizeof(ns), "aeth-op-a%d", getpid());
 	snprintf(tmp_dir, sizeof(tmp_dir), "/tmp/aeth-op-a%d", getpid());
@@ -193,10 +219,8 @@ static void setup(void)
 			"ip -n %s addr add 192.0.2.1/24 dev aopv0 && "
 			"ip -n %s link set aopv0 up && ip -n %s link set aopv1 up",
 			ns, ns, ns, ns, ns), 0);
-	f = fopen(conf_path, "w");
-	cr_assert_not_null(f);
-	fputs(config_fmt, f);
-	fclose(f);
+	write_config(config_fmt);
+	metrics_family = AF_INET;
 }
 
 static void teardown(void)
@@ -221,7 +245,7 @@ static void teardown(void)
 
 TestSuite(ops_agent, .init = setup, .fini = teardown, .timeout = 60);
 
-static void start_agent(void)
+static void start_agent_at(const char *metrics_addr)
 {
 	int log_fd;
 
@@ -236,12 +260,82 @@ static void start_agent(void)
 		log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
 		dup2(log_fd, 1);
 		dup2(log_fd, 2);
-		snprintf(port, sizeof(port), "127.0.0.1:%d", METRICS_PORT);
+		snprintf(port, sizeof(port), metrics_addr, METRICS_PORT);
 		snprintf(sock, sizeof(sock), "%s/agent.sock", tmp_dir);
 		execl(AETH_AGENT_BIN, AETH_AGENT_BIN, "--config", conf_path,
 		      "--pin-dir", pin_dir, "--socket", sock,
 		      "--metrics-addr", port, "--log-level", "info", (char *)NULL);
 		_exit(127);
+	}
+}
+
+static void start_agent(void)
+{
+	start_agent_at("127.0.0.1:%d");
+}
+
+/* Poll /readyz until 200; fails the test (with the log) otherwise. */
+static void wait_ready(void)
+{
+	static char body[4096];
+	uint64_t start = now_ms();
+	int code = 0;
+
+	while (now_ms() - start < 15000) {
+		code = get("/readyz", body, sizeof(body));
+		if (code == 200)
+			return;
+		cr_assert(code == 0 || code == 503, "/readyz answered %d", code);
+		if (waitpid(agent, NULL, WNOHANG) == agent) {
+			agent = -1;
+			dump_log();
+			cr_assert_fail("the agent exited");
+		}
+		usleep(50000);
+	}
+	dump_log();
+	cr_assert_fail("/readyz never turned 200");
+}
+
+/* ipv4 "" with an ipv6 address is an IPv6-only node; its metrics listen on
+ * a bracketed IPv6 address, and say which build runs. */
+Test(ops_agent, ipv6_only_node_metrics_on_ipv6)
+{
+	write_config(config_v6_only);
+	metrics_family = AF_INET6;
+	start_agent_at("[::1]:%d");
+	wait_ready();
+	cr_assert(wait_metric("aether_config_generation 1", 3000));
+	cr_assert(wait_metric("aether_build_info{version=\"" AETH_VERSION
+			      "\",commit=\"" AETH_COMMIT "\"} 1", 1000));
+	cr_assert(wait_metric("aether_backend_up{service=\"web6\",backend=\"2001:db8::2\"} 1",
+			      1000));
+}
+
+/* One line each: name, version, commit (12 hex digits or "unknown"). */
+Test(ops_agent, version_of_both_programs)
+{
+	static const char *const bins[][2] = {
+		{ AETH_AGENT_BIN, "aether-agent" }, { AETH_CTL_BIN, "aetherctl" },
+	};
+	char out[256], want[256], cmd[600];
+	size_t n;
+	FILE *p;
+
+	cr_assert(strcmp(AETH_COMMIT, "unknown") == 0 ||
+		  (strlen(AETH_COMMIT) == 12 &&
+		   strspn(AETH_COMMIT, "0123456789abcdef") == 12),
+		  "commit \"%s\"", AETH_COMMIT);
+	for (int i = 0; i < 2; i++) {
+		snprintf(cmd, sizeof(cmd), "%s --version", bins[i][0]);
+		p = popen(cmd, "r");
+		cr_assert_not_null(p);
+		n = fread(out, 1, sizeof(out) - 1, p);
+		out[n] = '\0';
+		cr_assert_eq(pclose(p), 0, "%s failed", cmd);
+		snprintf(want, sizeof(want), "%s %s (commit %s)\n", bins[i][1],
+			 AETH_VERSION, AETH_COMMIT);
+		cr_assert_str_eq(out, want);
 	}
 }
 
