@@ -1420,6 +1420,10 @@ int aeth_apply_text(struct aeth_agent *a, const char *text, size_t len,
 
 	memset(res, 0, sizeof(*res));
 	err = aeth_config_parse(text, len, &cfg, &res->err);
+	if (!err && a->complete && (err = a->complete(a, cfg, &res->err))) {
+		aeth_config_free(cfg);
+		cfg = NULL;
+	}
 	if (err) {
 		res->rejected = true;
 		aeth_config_error_format(&res->err, res->message,

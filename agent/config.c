@@ -486,18 +486,20 @@ static int parse_node(json_t *root, struct aeth_config *cfg,
 	if (!ret)
 		ret = expect_object(node, "node", node_keys, err);
 	if (!ret)
-		ret = field(node, "node", "interfaces", true, &ifs, err);
+		ret = field(node, "node", "interfaces", false, &ifs, err);
 	if (ret)
 		return ret;
-	if (!json_is_array(ifs))
+	/* absent: the agent finds the NIC (node_detect.c) */
+	if (ifs && !json_is_array(ifs))
 		return fail(err, "node.interfaces", "must be an array");
-	if (json_array_size(ifs) == 0)
+	if (ifs && json_array_size(ifs) == 0)
 		return fail(err, "node.interfaces", "must name at least one interface");
 	if (json_array_size(ifs) > AETH_MAX_INTERFACES)
 		return fail(err, "node.interfaces", "too many interfaces (at most %d)",
 			    AETH_MAX_INTERFACES);
 	cfg->n_interfaces = json_array_size(ifs);
-	cfg->interfaces = calloc(cfg->n_interfaces, sizeof(*cfg->interfaces));
+	cfg->interfaces = calloc(cfg->n_interfaces ? cfg->n_interfaces : 1,
+				 sizeof(*cfg->interfaces));
 	if (!cfg->interfaces)
 		return fail(err, "node.interfaces", "out of memory");
 	json_array_foreach(ifs, i, v) {
@@ -528,16 +530,17 @@ static int parse_node(json_t *root, struct aeth_config *cfg,
 	cfg->xdp_mode = mode == 0 ? AETH_XDP_MODE_NATIVE :
 			mode == 1 ? AETH_XDP_MODE_GENERIC : AETH_XDP_MODE_AUTO;
 
-	ret = field(node, "node", "addresses", true, &addrs, err);
-	if (!ret)
+	/* absent: from the agent's flags or the NIC (node_detect.c) */
+	ret = field(node, "node", "addresses", false, &addrs, err);
+	if (!ret && addrs)
 		ret = expect_object(addrs, "node.addresses", addr_keys, err);
-	if (!ret)
+	if (!ret && addrs)
 		ret = get_node_ip(addrs, "ipv4", AETH_AF_INET, &cfg->node_v4, err);
-	if (!ret)
+	if (!ret && addrs)
 		ret = get_node_ip(addrs, "ipv6", AETH_AF_INET6, &cfg->node_v6, err);
 	if (ret)
 		return ret;
-	if (!cfg->node_v4.family && !cfg->node_v6.family)
+	if (addrs && !cfg->node_v4.family && !cfg->node_v6.family)
 		return fail(err, "node.addresses", "needs ipv4 or ipv6");
 
 	/* 576: the smallest datagram every IPv4 host accepts (RFC 791). */
@@ -883,10 +886,14 @@ static int parse_backends(json_t *svc, const char *sp,
 		/* The outer header of the tunnel is of the backend's family,
 		 * its source the node's address of that family. */
 		join(ap, p, "address");
-		if (be->ip.family == AETH_AF_INET && !cfg->node_v4.family)
-			return fail(err, ap, "IPv4 backend needs node.addresses.ipv4");
-		if (be->ip.family == AETH_AF_INET6 && !cfg->node_v6.family)
-			return fail(err, ap, "IPv6 backend needs node.addresses.ipv6");
+		/* without node addresses in the document the agent checks
+		 * once it has them (node_detect.c) */
+		if (cfg->node_v4.family || cfg->node_v6.family) {
+			if (be->ip.family == AETH_AF_INET && !cfg->node_v4.family)
+				return fail(err, ap, "IPv4 backend needs node.addresses.ipv4");
+			if (be->ip.family == AETH_AF_INET6 && !cfg->node_v6.family)
+				return fail(err, ap, "IPv6 backend needs node.addresses.ipv6");
+		}
 		ip_text(&be->ip, be->address_text, sizeof(be->address_text));
 		ret = get_uint(v, p, "weight", false, 1, 0, 65535, &weight, err);
 		if (!ret)

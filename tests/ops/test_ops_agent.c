@@ -52,6 +52,14 @@ static const char config_v6_only[] =
 	" \"services\": [{\"name\": \"web6\", \"vip\": \"2001:db8:10::10\", \"port\": 80,\n"
 	"   \"protocol\": \"tcp\", \"backends\": [{\"address\": \"2001:db8::2\"}]}]}\n";
 
+/* One ConfigMap for every node: no NIC, no node address. */
+static const char config_no_node[] =
+	"{\"version\": 1, \"node\": {\"xdp_mode\": \"native\"},\n"
+	" \"maglev\": {\"seed\": \"5f3c0a1e9b7d2c44a1b2c3d4e5f60718\", \"table_size\": 251},\n"
+	" \"conntrack\": {\"max_entries\": 4096},\n"
+	" \"services\": [{\"name\": \"web\", \"vip\": \"203.0.113.10\", \"port\": 80,\n"
+	"   \"protocol\": \"tcp\", \"backends\": [{\"address\": \"192.0.2.2\"}]}]}\n";
+
 static int sh(const char *fmt, ...)
 {
 	char cmd[512];
@@ -388,4 +396,34 @@ Test(ops_agent, ready_and_backend_health_in_metrics)
 	close(lfd);
 	cr_assert_eq(sh("grep -q 'backend 192.0.2.2 of web is down' %s", log_path), 0,
 		     "flip not logged");
+}
+
+/* The document names no NIC and no address: the agent takes the NIC of the
+ * default route and its address. */
+Test(ops_agent, nic_and_address_found_when_the_document_omits_them)
+{
+	write_config(config_no_node);
+	cr_assert_eq(sh("ip -n %s route add default via 192.0.2.254 dev aopv0", ns), 0);
+	start_agent();
+	wait_ready();
+	cr_assert_eq(sh("%s -j --pin-dir %s status | grep -q '\"name\": *\"aopv0\"'",
+			AETH_CTL_BIN, pin_dir), 0, "not attached to aopv0");
+	cr_assert_eq(sh("grep -q 'config from file applied' %s", log_path), 0);
+}
+
+/* Nothing to go by: the agent refuses with the member and the reason. */
+Test(ops_agent, no_nic_found_is_a_clear_error)
+{
+	int status = 0;
+
+	write_config(config_no_node);
+	start_agent();
+	for (int i = 0; i < 200 && waitpid(agent, &status, WNOHANG) == 0; i++)
+		usleep(50000);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1,
+		  "the agent did not exit with 1");
+	agent = -1;
+	cr_assert_eq(sh("grep -q 'node.interfaces: absent, and no NIC holds a "
+			"node address or the default route (give --interface)' %s",
+			log_path), 0, "no clear error");
 }

@@ -283,6 +283,25 @@ Test(config, https_check_and_ipv6_only_node)
 	aeth_config_free(cfg);
 }
 
+/* A document for every node leaves the NIC and the addresses to the
+ * agent (its flags or what it finds on the node). */
+Test(config, node_nic_and_addresses_may_be_left_to_the_agent)
+{
+	struct aeth_config *cfg = parse_ok(
+		"{\"version\": 1, \"node\": {\"mtu\": 1500},"
+		" \"maglev\": {\"seed\": \"00000000000000000000000000000001\"},"
+		" \"services\": [{\"name\": \"api\", \"vip\": \"203.0.113.10\","
+		"  \"port\": 6443, \"protocol\": \"tcp\","
+		"  \"backends\": [{\"address\": \"192.0.2.21\"},"
+		"   {\"address\": \"2001:db8::21\"}]}]}");
+
+	cr_assert_eq(cfg->n_interfaces, 0);
+	cr_assert_eq(cfg->node_v4.family, 0);
+	cr_assert_eq(cfg->node_v6.family, 0);
+	cr_assert_eq(cfg->services[0].n_backends, 2);
+	aeth_config_free(cfg);
+}
+
 /* ---- mutations of the SPEC example ---- */
 
 /* Set (or with value NULL delete) the node at a JSON pointer; an index equal
