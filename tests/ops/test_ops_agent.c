@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -29,6 +30,7 @@ static char ns[32], tmp_dir[64], pin_dir[64], conf_path[128], log_path[128];
 static pid_t agent = -1;
 static int host_ns = -1;
 static int metrics_family = AF_INET;	/* where get() finds the agent */
+static bool ro_proc_sys;		/* the agent sees /proc/sys read-only */
 
 static const char config_fmt[] =
 	"{\"version\": 1,\n"
@@ -229,6 +231,7 @@ static void setup(void)
 			ns, ns, ns, ns, ns), 0);
 	write_config(config_fmt);
 	metrics_family = AF_INET;
+	ro_proc_sys = false;
 }
 
 static void teardown(void)
@@ -265,6 +268,15 @@ static void start_agent_at(const char *metrics_addr)
 		/* the network namespace only: the bpffs mount stays visible */
 		if (enter_ns())
 			_exit(127);
+		/* as in a pod without privileges, in a mount namespace of
+		 * the agent's own */
+		if (ro_proc_sys &&
+		    (unshare(CLONE_NEWNS) ||
+		     mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
+		     mount("/proc/sys", "/proc/sys", NULL, MS_BIND, NULL) ||
+		     mount(NULL, "/proc/sys", NULL,
+			   MS_BIND | MS_REMOUNT | MS_RDONLY, NULL)))
+			_exit(126);
 		log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
 		dup2(log_fd, 1);
 		dup2(log_fd, 2);
@@ -426,4 +438,24 @@ Test(ops_agent, no_nic_found_is_a_clear_error)
 	cr_assert_eq(sh("grep -q 'node.interfaces: absent, and no NIC holds a "
 			"node address or the default route (give --interface)' %s",
 			log_path), 0, "no clear error");
+}
+
+/* /proc/sys read-only: a setting the host already has passes quietly, a
+ * missing one is named with the command that sets it on the host, and the
+ * agent runs on. */
+Test(ops_agent, read_only_proc_sys_names_the_host_settings)
+{
+	cr_assert_eq(sh("ip netns exec %s sysctl -qw net.ipv4.conf.aopv0.accept_local=1 "
+			"net.ipv4.conf.aopv0.rp_filter=0", ns), 0);
+	ro_proc_sys = true;
+	start_agent();
+	wait_ready();
+	cr_assert_eq(sh("grep -q 'net.ipv4.ip_forward is 0, needs 1, and cannot be "
+			"set here (Read-only file system): set it on the host "
+			"(sysctl -w net.ipv4.ip_forward=1' %s", log_path), 0,
+		     "ip_forward not reported");
+	cr_assert_eq(sh("grep -q 'net.ipv4.conf.aopv0.forwarding is 0' %s",
+			log_path), 0, "forwarding not reported");
+	cr_assert_neq(sh("grep -qE 'accept_local|aopv0.rp_filter' %s", log_path), 0,
+		      "a setting the host has was reported");
 }
