@@ -349,7 +349,8 @@ static char read_sysctl(const char *path)
 /* Set a sysctl, or where /proc/sys is read-only (a pod without privileges)
  * accept the host's value when it is already right and otherwise say what
  * to set on the host. */
-static void ensure_sysctl(const char *path, const char *value, bool required)
+static void ensure_sysctl(const char *path, const char *value, bool required,
+			  const char *or_all)
 {
 	char name[256], *c;
 	int err = write_sysctl(path, value);
@@ -358,7 +359,8 @@ static void ensure_sysctl(const char *path, const char *value, bool required)
 	if (!err || !required)
 		return;
 	now = read_sysctl(path);
-	if (now == value[0]) {
+	/* accept_local is on when conf.all's is (the kernel ORs the two) */
+	if (now == value[0] || (or_all && read_sysctl(or_all) == value[0])) {
 		log_debug("%s is %s already (cannot write it: %s)", path, value,
 			  strerror(-err));
 		return;
@@ -383,18 +385,21 @@ static void set_sysctls(const char *ifname)
 	static const struct {
 		const char *fmt, *value;
 		bool required;
+		const char *or_all;
 	} knobs[] = {
-		{ "/proc/sys/net/ipv4/ip_forward", "1", true },
-		{ "/proc/sys/net/ipv4/conf/%s/forwarding", "1", true },
-		{ "/proc/sys/net/ipv4/conf/%s/accept_local", "1", true },
-		{ "/proc/sys/net/ipv4/conf/%s/rp_filter", "0", true },
-		{ "/proc/sys/net/ipv6/conf/%s/forwarding", "1", false },
+		{ "/proc/sys/net/ipv4/ip_forward", "1", true, NULL },
+		{ "/proc/sys/net/ipv4/conf/%s/forwarding", "1", true, NULL },
+		{ "/proc/sys/net/ipv4/conf/%s/accept_local", "1", true,
+		  "/proc/sys/net/ipv4/conf/all/accept_local" },
+		{ "/proc/sys/net/ipv4/conf/%s/rp_filter", "0", true, NULL },
+		{ "/proc/sys/net/ipv6/conf/%s/forwarding", "1", false, NULL },
 	};
 	char path[256], all;
 
 	for (size_t i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++) {
 		snprintf(path, sizeof(path), knobs[i].fmt, ifname);
-		ensure_sysctl(path, knobs[i].value, knobs[i].required);
+		ensure_sysctl(path, knobs[i].value, knobs[i].required,
+			      knobs[i].or_all);
 	}
 	all = read_sysctl("/proc/sys/net/ipv4/conf/all/rp_filter");
 	if (all && all != '0')
