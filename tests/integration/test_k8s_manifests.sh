@@ -245,6 +245,10 @@ with open("deploy/Containerfile") as f:
 check(re.search(r"^FROM\s+\S*debian:12", cf, re.M) is not None,
       "Containerfile based on Debian 12")
 check("meson setup" in cf and "ninja" in cf, "Containerfile builds with meson")
+check("/out/usr/sbin/aether-agent" in cf,
+      "Containerfile takes the agent from sbin, where meson installs it")
+check("libevent-openssl-2.1-7" in cf and "libssl3" in cf,
+      "Containerfile's runtime has the TLS libraries of https checks")
 
 if failures:
     print("%d check(s) failed" % len(failures))
