@@ -459,3 +459,47 @@ Test(ops_agent, read_only_proc_sys_names_the_host_settings)
 	cr_assert_neq(sh("grep -qE 'accept_local|aopv0.rp_filter' %s", log_path), 0,
 		      "a setting the host has was reported");
 }
+
+/* aetherctl config get|apply and node show through the agent's socket. */
+Test(ops_agent, ctl_config_and_node_through_the_socket)
+{
+	char sock[128], cmd[512], out[8192], bad[160];
+	size_t n;
+	FILE *p;
+
+	snprintf(sock, sizeof(sock), "%s/agent.sock", tmp_dir);
+	start_agent();
+	wait_ready();
+
+	/* config get: the document as applied */
+	snprintf(cmd, sizeof(cmd), "%s config get --socket %s", AETH_CTL_BIN, sock);
+	p = popen(cmd, "r");
+	n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = '\0';
+	cr_assert_eq(pclose(p), 0);
+	cr_assert_str_eq(out, config_fmt);
+
+	/* apply a changed document: generation 2 */
+	snprintf(bad, sizeof(bad), "%s/v2.json", tmp_dir);
+	cr_assert_eq(sh("sed 's/\"table_size\": 251/\"table_size\": 509/' %s > %s",
+			conf_path, bad), 0);
+	cr_assert_eq(sh("%s --socket %s config apply %s | grep -qx 'applied %s: "
+			"generation 2'", AETH_CTL_BIN, sock, bad, bad), 0);
+	cr_assert(wait_metric("aether_config_generation 2", 3000));
+
+	/* an invalid one: exit 1, the place named, the state kept */
+	cr_assert_eq(sh("sed 's/\"port\": 80/\"port\": 80000/' %s > %s",
+			conf_path, bad), 0);
+	cr_assert_eq(sh("%s config apply %s --socket %s -j > %s/err.json; "
+			"test $? -eq 1", AETH_CTL_BIN, bad, sock, tmp_dir), 0);
+	cr_assert_eq(sh("grep -q 'services\\[0\\].port: must be <= 65535' %s/err.json",
+			tmp_dir), 0, "error without its place");
+	cr_assert(wait_metric("aether_config_generation 2", 1000));
+
+	/* node show: the agent's status, options after the verb */
+	cr_assert_eq(sh("%s node show -j --socket %s | grep -q '\"generation\": *2'",
+			AETH_CTL_BIN, sock), 0);
+	/* no agent: a clear error */
+	cr_assert_eq(sh("%s node show --socket %s/none 2>&1 | grep -q 'cannot "
+			"reach the agent'", AETH_CTL_BIN, tmp_dir), 0);
+}
