@@ -1410,6 +1410,11 @@ static void record(struct aeth_agent *a, const char *source,
 	snprintf(a->last_error, sizeof(a->last_error), "%s", error ? error : "");
 	snprintf(a->last_source, sizeof(a->last_source), "%s", source);
 	a->last_apply_unix_ns = now_unix_ns();
+	/* the same, for /metrics */
+	a->status.last_apply_ok = !strcmp(result, "ok");
+	a->status.last_apply_unix_ns = a->last_apply_unix_ns;
+	if (a->status.last_apply_ok)
+		a->status.last_success_unix_ns = a->last_apply_unix_ns;
 }
 
 int aeth_apply_text(struct aeth_agent *a, const char *text, size_t len,

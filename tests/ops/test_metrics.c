@@ -342,6 +342,9 @@ Test(metrics, counters_summed_over_cpus_with_labels)
 	status.generation = 42;
 	status.apply_ok = 3;
 	status.apply_rejected = 1;
+	status.last_apply_ok = true;
+	status.last_apply_unix_ns = 1700000000500000000ull;
+	status.last_success_unix_ns = 1600000000000000000ull;
 
 	m = start("127.0.0.1:0");
 	cr_assert_eq(http_get(&c, aeth_metrics_port(m), "/metrics", &body), 200,
@@ -359,9 +362,16 @@ Test(metrics, counters_summed_over_cpus_with_labels)
 		"aether_drops_total{service=\"kube-apiserver\",reason=\"no_route\"} 2",
 		"aether_drops_total{service=\"kube-apiserver\",reason=\"fragment\"} 0",
 		"aether_packets_total{service=\"we\\\"ird\\\\na\\nme\",verdict=\"tx\"} 0",
-		"aether_reason_total{reason=\"unconfigured_port\"} 42",
-		"aether_reason_total{reason=\"not_authorized\"} 0",
-		"aether_events_total{event=\"tx\"} 123",
+		"aether_node_drops_total{reason=\"unconfigured_port\"} 42",
+		"aether_node_drops_total{reason=\"not_authorized\"} 0",
+		"aether_forwarded_packets_total{path=\"tx\"} 123",
+		"aether_forwarded_packets_total{path=\"redirect\"} 0",
+		"aether_conntrack_lookups_total{result=\"hit\"} 0",
+		"aether_icmp_errors_steered_total 0",
+		"aether_config_last_apply_success 1",
+		"aether_config_last_apply_timestamp_seconds 1700000000.500",
+		"aether_config_last_success_timestamp_seconds 1600000000.000",
+
 		"aether_backend_packets_total{service=\"kube-apiserver\",backend=\"192.0.2.21\"} 11",
 		"aether_backend_bytes_total{service=\"kube-apiserver\",backend=\"192.0.2.21\"} 1100",
 		"aether_backend_packets_total{service=\"kube-apiserver\",backend=\"2001:db8::22\"} 0",
@@ -380,8 +390,33 @@ Test(metrics, counters_summed_over_cpus_with_labels)
 	};
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
 		cr_expect(has_line(body, want[i]), "missing line: %s", want[i]);
+	/* map pressure: 2 backends and 2 services in use */
+	char fill[128];
+	snprintf(fill, sizeof(fill), "aether_map_fill_ratio{map=\"backends\"} %.6f",
+		 2.0 / AETH_MAX_BACKENDS);
+	cr_expect(has_line(body, fill), "missing line: %s", fill);
+	snprintf(fill, sizeof(fill), "aether_map_fill_ratio{map=\"services\"} %.6f",
+		 2.0 / AETH_MAX_SERVICES);
+	cr_expect(has_line(body, fill), "missing line: %s", fill);
 	cr_expect(!strstr(body, "stale"), "a service not in use was exported");
 	cr_expect(!strstr(body, "192.0.2.99"), "a removed backend was exported");
+
+	/* docs/metrics.md lists every family the page has */
+	FILE *doc = fopen(AETH_METRICS_DOC, "r");
+	static char doc_text[65536];
+	size_t doc_len;
+
+	cr_assert_not_null(doc, AETH_METRICS_DOC);
+	doc_len = fread(doc_text, 1, sizeof(doc_text) - 1, doc);
+	doc_text[doc_len] = '\0';
+	fclose(doc);
+	for (const char *t = body; (t = strstr(t, "# TYPE ")); t++) {
+		char name[128], quoted[132];
+
+		cr_assert_eq(sscanf(t, "# TYPE %127s", name), 1);
+		snprintf(quoted, sizeof(quoted), "`%s", name);
+		cr_expect(strstr(doc_text, quoted), "%s not in docs/metrics.md", name);
+	}
 
 	/* every sample belongs to the family its TYPE line opened, each
 	 * family opened once: the grouping Prometheus requires */
@@ -630,7 +665,8 @@ Test(metrics, full_tables)
 	size_t samples = 0;
 	for (const char *p = body; *p;) {
 		/* the conntrack count appears once its first pass is done */
-		if (*p != '#' && strncmp(p, "aether_conntrack_entries ", 25))
+		if (*p != '#' && strncmp(p, "aether_conntrack_entries ", 25) &&
+		    strncmp(p, "aether_map_fill_ratio{map=\"conntrack\"}", 38))
 			samples++;
 		p = strchr(p, '\n');
 		if (!p)
@@ -640,7 +676,9 @@ Test(metrics, full_tables)
 	cr_assert_eq(samples, (size_t)AETH_MAX_SERVICES * 14 +
 				      (size_t)AETH_MAX_BACKENDS * 4 + AETH_R_MAX +
 				      AETH_EV_MAX + 1 + 3 + 1 + 1 +
-				      1 /* aether_build_info */);
+				      1 /* aether_build_info */ +
+				      3 /* last apply: success, two times */ +
+				      2 /* fill of services and backends */);
 	cr_assert_lt(t, 2000000, "scrape took %llu us", (unsigned long long)t);
 
 	aeth_metrics_stop(m);
@@ -686,6 +724,12 @@ Test(metrics, conntrack_entries_counted)
 		free(c.resp);
 	}
 	cr_assert(found, "no line %s", want);
+	/* and the table's fill from the same count */
+	snprintf(want, sizeof(want), "aether_map_fill_ratio{map=\"conntrack\"} %.6f",
+		 (double)walked / CT_ENTRIES);
+	cr_assert_eq(http_get(&c, aeth_metrics_port(m), "/metrics", &body), 200);
+	cr_assert(has_line(body, want), "no line %s", want);
+	free(c.resp);
 	aeth_metrics_stop(m);
 }
 
