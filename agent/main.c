@@ -268,6 +268,20 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
 	event_base_loopbreak(d->base);
 }
 
+static struct aeth_metrics *start_metrics(struct event_base *base,
+					  const char *addr, struct aeth_agent *a)
+{
+	struct aeth_metrics *m = aeth_metrics_start(base, addr, &a->fds,
+						    &a->status);
+
+	if (!m && errno == EINVAL)
+		log_err("--metrics-addr %s: not A.B.C.D:PORT or [ADDRESS]:PORT "
+			"with a literal address", addr);
+	else if (!m)
+		log_err("metrics listener on %s: %s", addr, strerror(errno));
+	return m;
+}
+
 static int run(const struct options *o)
 {
 	struct daemon d;
@@ -325,20 +339,9 @@ static int run(const struct options *o)
 		log_err("not attached to every interface of %s", o->config);
 		goto out;
 	}
-	if (strcmp(o->metrics, "none")) {
-		metrics = aeth_metrics_start(d.base, o->metrics, &a->fds,
-					     &a->status);
-		if (!metrics) {
-			if (errno == EINVAL)
-				log_err("--metrics-addr %s: not A.B.C.D:PORT or "
-					"[ADDRESS]:PORT with a literal address",
-					o->metrics);
-			else
-				log_err("metrics listener on %s: %s", o->metrics,
-					strerror(errno));
-			goto out;
-		}
-	}
+	if (strcmp(o->metrics, "none") &&
+	    !(metrics = start_metrics(d.base, o->metrics, a)))
+		goto out;
 	api = aeth_api_start(d.base, o->socket, a);
 	if (!api)
 		goto out;

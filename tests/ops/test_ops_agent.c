@@ -445,8 +445,10 @@ Test(ops_agent, no_nic_found_is_a_clear_error)
  * agent runs on. */
 Test(ops_agent, read_only_proc_sys_names_the_host_settings)
 {
+	/* a new namespace may inherit the host's values: set both kinds */
 	cr_assert_eq(sh("ip netns exec %s sysctl -qw net.ipv4.conf.aopv0.accept_local=1 "
-			"net.ipv4.conf.aopv0.rp_filter=0", ns), 0);
+			"net.ipv4.conf.aopv0.rp_filter=0 net.ipv4.ip_forward=0 "
+			"net.ipv4.conf.aopv0.forwarding=0", ns), 0);
 	ro_proc_sys = true;
 	start_agent();
 	wait_ready();
@@ -502,4 +504,21 @@ Test(ops_agent, ctl_config_and_node_through_the_socket)
 	/* no agent: a clear error */
 	cr_assert_eq(sh("%s node show --socket %s/none 2>&1 | grep -q 'cannot "
 			"reach the agent'", AETH_CTL_BIN, tmp_dir), 0);
+}
+
+/* An unbracketed IPv6 listen address is refused with the form to use, not
+ * misread as an address without a port. */
+Test(ops_agent, unbracketed_ipv6_metrics_address_is_refused)
+{
+	int status = 0;
+
+	start_agent_at("2001:db8::1:%d");
+	for (int i = 0; i < 200 && waitpid(agent, &status, WNOHANG) == 0; i++)
+		usleep(50000);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1,
+		  "the agent did not exit with 1");
+	agent = -1;
+	cr_assert_eq(sh("grep -qF -- '--metrics-addr 2001:db8::1:9464: not "
+			"A.B.C.D:PORT or [ADDRESS]:PORT' %s", log_path), 0,
+		     "no clear error");
 }
