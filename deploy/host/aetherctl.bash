@@ -40,6 +40,11 @@ _aetherctl()
 		_filedir -d
 		return
 	fi
+	# FILE: config apply
+	if [[ -n $verb && $prev == "$verb" && $obj == conf* && $verb == a* ]]; then
+		_filedir json 2>/dev/null || COMPREPLY=($(compgen -f -- "$cur"))
+		return
+	fi
 	# SERVICE: after --service, and after the verb of maglev, acl, ratelimit
 	if [[ $prev == --service ]] ||
 		[[ -n $verb && $prev == "$verb" && $obj == [mar]* ]]; then

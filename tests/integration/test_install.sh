@@ -92,6 +92,9 @@ check "completes objects" \
 check "completes after global options" \
 	'[ "$(complete_words "$ctl" -j --pin-dir /x ratel)" = "ratelimit " ]'
 check "completes verbs" '[ "$(complete_words "$ctl" maglev "")" = "show " ]'
+touch "$dest/doc.json"
+check "completes the file of config apply" \
+	'[ "$(cd "$dest" && complete_words "$ctl" config apply doc)" = "doc.json " ]'
 check "completes options" \
 	'complete_words "$ctl" conntrack list --l | grep -q -- "--limit"'
 
