@@ -522,3 +522,20 @@ Test(ops_agent, unbracketed_ipv6_metrics_address_is_refused)
 			"A.B.C.D:PORT or [ADDRESS]:PORT' %s", log_path), 0,
 		     "no clear error");
 }
+
+/* The document names the node address but no NIC, and there is no default
+ * route: the NIC is the one holding the address. */
+Test(ops_agent, nic_found_by_the_node_address)
+{
+	write_config("{\"version\": 1, \"node\": {\"addresses\": {\"ipv4\": \"192.0.2.1\"}},\n"
+		     " \"maglev\": {\"seed\": \"5f3c0a1e9b7d2c44a1b2c3d4e5f60718\", \"table_size\": 251},\n"
+		     " \"conntrack\": {\"max_entries\": 4096}, \"services\": []}\n");
+	cr_assert_eq(sh("ip -n %s link add aopx0 type veth peer name aopx1 && ip -n %s link set aopx0 up",
+			ns, ns), 0);
+	start_agent();
+	wait_ready();
+	cr_assert_eq(sh("%s -j --pin-dir %s status | grep -q '\"name\": *\"aopv0\"'",
+			AETH_CTL_BIN, pin_dir), 0, "not attached to aopv0");
+	cr_assert_neq(sh("%s -j --pin-dir %s status | grep -q aopx0",
+			 AETH_CTL_BIN, pin_dir), 0, "attached to another NIC");
+}
