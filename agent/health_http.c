@@ -32,6 +32,7 @@ struct hc_http {
 	hc_http_done cb;
 	void *arg;
 	bool tls;
+	bool verify;			/* the certificate is checked (a ca) */
 	bool ok;
 	enum evhttp_request_error error;
 	bool have_error;
@@ -45,7 +46,8 @@ static int verify_cb(int preverify_ok, X509_STORE_CTX *store)
 			SSL_get_ex_data_X509_STORE_CTX_idx());
 	struct hc_http *p = ssl ? SSL_get_app_data(ssl) : NULL;
 
-	if (!preverify_ok && p && !p->verify_error[0])
+	/* without a ca OpenSSL still reports what it found: not a failure */
+	if (!preverify_ok && p && p->verify && !p->verify_error[0])
 		snprintf(p->verify_error, sizeof(p->verify_error),
 			 "certificate: %s", X509_verify_cert_error_string(
 				 X509_STORE_CTX_get_error(store)));
@@ -208,6 +210,7 @@ struct hc_http *hc_http_start(struct event_base *base, struct hc_tls *tls,
 	p->cb = cb;
 	p->arg = arg;
 	p->tls = tls != NULL;
+	p->verify = tls && tls->verify;
 	p->report = event_new(base, -1, 0, report_cb, p);
 	if (p->report && tls)
 		bev = tls_bufferevent(base, tls, p);
