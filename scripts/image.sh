@@ -51,6 +51,7 @@ tar -C "$root" -cf "$stage/rootfs.tar" .
 podman import --quiet \
 	--change 'ENTRYPOINT ["/usr/bin/aether-agent"]' \
 	--change 'CMD ["--help"]' \
+	--change 'ENV PATH=/usr/bin' \
 	--change "LABEL org.opencontainers.image.version=$version" \
 	"$stage/rootfs.tar" "$tag" >/dev/null
 size=$(podman image inspect --format '{{.Size}}' "$tag")
