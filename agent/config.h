@@ -26,16 +26,19 @@ struct aeth_cfg_cidr {
 	uint8_t prefixlen;	/* 0..32 or 0..128 */
 };
 
-enum aeth_hc_type { AETH_HC_NONE = 0, AETH_HC_TCP, AETH_HC_HTTP };
+enum aeth_hc_type { AETH_HC_NONE = 0, AETH_HC_TCP, AETH_HC_HTTP, AETH_HC_HTTPS };
 
 /* health_check: type required; port 0..65535 (0 = the service port, which
- * then must not be 0); path only for http, starts with '/'; interval_ms
+ * then must not be 0); path only for http and https, starts with '/';
+ * ca (an absolute file name) and server_name only for https; interval_ms
  * 10..3600000 (default 1000); timeout_ms 1..interval_ms-1 (default half the
  * interval); rise and fall 1..1000 (default 2 and 3). */
 struct aeth_cfg_health {
 	enum aeth_hc_type type;
 	uint16_t port;		/* 0: the service port */
-	char path[256];		/* http only; default "/" */
+	char path[256];		/* default "/" (http), "/readyz" (https) */
+	char ca[256];		/* https: PEM CA bundle; "" = not verified */
+	char server_name[256];	/* https: SNI and the name checked; "" = none */
 	uint32_t interval_ms, timeout_ms, rise, fall;
 };
 
