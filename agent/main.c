@@ -14,6 +14,7 @@
 #include "apply.h"
 #include "config.h"
 #include "health.h"
+#include "k8s_render.h"
 #include "loader.h"
 #include "log.h"
 #include "metrics.h"
@@ -27,6 +28,7 @@
 
 struct options {
 	const char *config, *pin_dir, *socket, *metrics, *check_config;
+	const char *render_k8s;		/* --render-kubernetes OBJECTS.json */
 	bool detach, json;
 	enum aeth_log_level level;
 };
@@ -45,13 +47,14 @@ static void usage(FILE *f)
 		"                    [--log-format text|json]\n"
 		"                    [--log-level error|warn|info|debug]\n"
 		"       aether-agent --check-config FILE\n"
+		"       aether-agent --render-kubernetes OBJECTS.json --config FILE\n"
 		"       aether-agent --detach [--pin-dir DIR]\n");
 }
 
 static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum { O_CONFIG = 1, O_PIN_DIR, O_SOCKET, O_METRICS, O_LOG_FORMAT,
-	       O_LOG_LEVEL, O_CHECK, O_DETACH, O_HELP };
+	       O_LOG_LEVEL, O_CHECK, O_DETACH, O_HELP, O_RENDER_K8S };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, O_CONFIG },
 		{ "pin-dir", required_argument, NULL, O_PIN_DIR },
@@ -62,6 +65,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "check-config", required_argument, NULL, O_CHECK },
 		{ "detach", no_argument, NULL, O_DETACH },
 		{ "help", no_argument, NULL, O_HELP },
+		{ "render-kubernetes", required_argument, NULL, O_RENDER_K8S },
 		{ 0 },
 	};
 	int c;
@@ -78,6 +82,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case O_METRICS: o->metrics = optarg; break;
 		case O_CHECK: o->check_config = optarg; break;
 		case O_DETACH: o->detach = true; break;
+		case O_RENDER_K8S: o->render_k8s = optarg; break;
 		case O_LOG_FORMAT:
 			if (strcmp(optarg, "json") == 0) {
 				o->json = true;
@@ -310,6 +315,8 @@ int main(int argc, char **argv)
 
 	if (o.check_config)
 		return check_config(o.check_config);
+	if (o.render_k8s)
+		return aeth_k8s_render(o.render_k8s, o.config);
 	if (o.detach) {
 		if (aeth_loader_detach(o.pin_dir, errbuf, sizeof(errbuf))) {
 			log_err("%s", errbuf);
