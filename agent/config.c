@@ -472,7 +472,7 @@ static int parse_name(json_t *obj, const char *parent, char *out,
 	}
 	for (c = s; *c; c++)
 		if (!isalnum((unsigned char)*c) && !strchr("._-", *c))
-			return fail(err, p, "may contain only letters, digits, '.', '_' and '-' (or be NAMESPACE/NAME:PORT)");
+			return fail(err, p, "may contain only letters, digits, '.', '_' and '-'");
 	strcpy(out, s);
 	return 0;
 }

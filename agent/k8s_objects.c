@@ -21,7 +21,7 @@
 struct rd {
 	struct k8s_rejects *rej;
 	const char *kind;
-	char object[320];
+	char object[512];
 	bool failed;
 	int err;		/* -ENOMEM */
 };
@@ -287,6 +287,7 @@ static void read_ports(struct rd *r, json_t *spec, struct k8s_service *s)
 			return bad(r, AETH_K8S_MALFORMED, path,
 				   "must be TCP, UDP or SCTP");
 		/* Each port is a service named NAMESPACE/NAME:PORT. */
+		snprintf(path, sizeof(path), "spec.ports[%zu].port", i);
 		for (size_t j = 0; j < i; j++)
 			if (s->ports[j].port == p->port)
 				return bad(r, AETH_K8S_PORT_CLASH, path,
@@ -627,7 +628,7 @@ static int read_item(json_t *item, size_t i, const struct aeth_cfg_kubernetes *k
 /* A List never holds one object twice; if it does, the later is refused. */
 static int refuse_duplicates(struct k8s_objects *o, struct k8s_rejects *rej)
 {
-	char name[320];
+	char name[512];
 	size_t i, n = 0;
 	int ret = 0;
 

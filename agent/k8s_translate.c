@@ -506,9 +506,12 @@ static int validate(struct tr *t, json_t *doc, size_t n_base, size_t *owner,
 		if (named) {
 			json_t *svc = json_array_get(services, idx);
 
-			snprintf(msg, sizeof(msg), "as service %s%s: %s",
+			const char *rest = strchr(err.path, ']') + 1;
+
+			snprintf(msg, sizeof(msg), "as service %s%s%s%s: %s",
 				 json_string_value(json_object_get(svc, "name")),
-				 strchr(err.path, ']') + 1, err.message);
+				 *rest ? " (" : "", *rest == '.' ? rest + 1 : rest,
+				 *rest ? ")" : "", err.message);
 		}
 		ret = reject_svc(t, o, AETH_K8S_INVALID, "", msg);
 		if (ret)

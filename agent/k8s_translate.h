@@ -29,7 +29,7 @@ extern const char *const aeth_k8s_reason_names[AETH_K8S_REASON_MAX];
 
 struct aeth_k8s_reject {
 	char kind[16];		/* Service, EndpointSlice, Node */
-	char object[320];	/* NAMESPACE/NAME, or NAME for a Node */
+	char object[512];	/* NAMESPACE/NAME, or NAME for a Node */
 	char field[160];	/* spec.ports[1].protocol; "" when not one field */
 	char message[320];
 	enum aeth_k8s_reason reason;
