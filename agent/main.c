@@ -15,6 +15,7 @@
 #include "config.h"
 #include "health.h"
 #include "k8s_render.h"
+#include "k8s_watch.h"
 #include "loader.h"
 #include "log.h"
 #include "metrics.h"
@@ -29,6 +30,8 @@
 struct options {
 	const char *config, *pin_dir, *socket, *metrics, *check_config;
 	const char *render_k8s;		/* --render-kubernetes OBJECTS.json */
+	const char *kubeconfig;
+	bool kubernetes;
 	bool detach, json;
 	enum aeth_log_level level;
 };
@@ -37,6 +40,7 @@ struct daemon {
 	struct aeth_agent agent;
 	struct event_base *base;
 	struct aeth_health *health;
+	struct aeth_k8s_watch *k8s;	/* --kubernetes */
 };
 
 static void usage(FILE *f)
@@ -46,6 +50,7 @@ static void usage(FILE *f)
 		"                    [--metrics-addr HOST:PORT|none]\n"
 		"                    [--log-format text|json]\n"
 		"                    [--log-level error|warn|info|debug]\n"
+		"                    [--kubernetes [--kubeconfig FILE]]\n"
 		"       aether-agent --check-config FILE\n"
 		"       aether-agent --render-kubernetes OBJECTS.json --config FILE\n"
 		"       aether-agent --detach [--pin-dir DIR]\n");
@@ -54,7 +59,8 @@ static void usage(FILE *f)
 static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum { O_CONFIG = 1, O_PIN_DIR, O_SOCKET, O_METRICS, O_LOG_FORMAT,
-	       O_LOG_LEVEL, O_CHECK, O_DETACH, O_HELP, O_RENDER_K8S };
+	       O_LOG_LEVEL, O_CHECK, O_DETACH, O_HELP, O_RENDER_K8S, O_K8S,
+	       O_KUBECONFIG };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, O_CONFIG },
 		{ "pin-dir", required_argument, NULL, O_PIN_DIR },
@@ -66,6 +72,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "detach", no_argument, NULL, O_DETACH },
 		{ "help", no_argument, NULL, O_HELP },
 		{ "render-kubernetes", required_argument, NULL, O_RENDER_K8S },
+		{ "kubernetes", no_argument, NULL, O_K8S },
+		{ "kubeconfig", required_argument, NULL, O_KUBECONFIG },
 		{ 0 },
 	};
 	int c;
@@ -83,6 +91,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case O_CHECK: o->check_config = optarg; break;
 		case O_DETACH: o->detach = true; break;
 		case O_RENDER_K8S: o->render_k8s = optarg; break;
+		case O_K8S: o->kubernetes = true; break;
+		case O_KUBECONFIG: o->kubeconfig = optarg; break;
 		case O_LOG_FORMAT:
 			if (strcmp(optarg, "json") == 0) {
 				o->json = true;
@@ -177,7 +187,11 @@ static void on_file(void *arg, const char *text, size_t len, const char *source)
 	struct daemon *d = arg;
 	struct aeth_apply_result res;
 
-	aeth_apply_text(&d->agent, text, len, source, &res);
+	/* with --kubernetes the file is the base of the translation */
+	if (d->k8s)
+		aeth_k8s_watch_set_base(d->k8s, text, len);
+	else
+		aeth_apply_text(&d->agent, text, len, source, &res);
 }
 
 static void on_stop(evutil_socket_t sig, short what, void *arg)
@@ -262,6 +276,13 @@ static int run(const struct options *o)
 		log_err("watching %s: %s", o->config, strerror(errno));
 		goto out;
 	}
+	if (o->kubernetes) {
+		d.k8s = aeth_k8s_watch_start(d.base, a, o->kubeconfig, text, len);
+		if (!d.k8s)
+			goto out;
+		if (metrics)
+			aeth_metrics_add_source(metrics, aeth_k8s_watch_metrics, d.k8s);
+	}
 	/* interfaces re-created and pins deleted under us */
 	node_watch = aeth_node_watch_start(d.base, a,
 					   AETH_NODE_WATCH_INTERVAL_MS);
@@ -286,6 +307,7 @@ out:
 	if (ev_int)
 		event_free(ev_int);
 	aeth_node_watch_stop(node_watch);
+	aeth_k8s_watch_stop(d.k8s);
 	aeth_watch_stop(watch);
 	aeth_api_stop(api);
 	if (metrics)
