@@ -1,0 +1,301 @@
+#!/usr/bin/env bash
+# Services of type LoadBalancer with no manual setup (SPEC.md section 8),
+# against the stand-in API server (tests/k8s/fake_apiserver.py) in the
+# router's namespace: every agent runs with --kubernetes; a Service created
+# there answers on its allocated VIP within 2 s, its status gets the VIP,
+# endpoints scaled down drain and then remove their node, a 410 Gone makes
+# the agents list again, a Service the translation cannot use is refused
+# alone with a metric and an Event, deleting the Service removes the VIP,
+# and the two LB nodes hold the same tables throughout.
+set -uo pipefail
+cd "$(dirname "$0")/../.." || exit 1
+. scripts/lib/itest.sh
+
+itest_begin kubernetes
+
+API_ADDR=${TOPO_V4[rtr]}
+KPORT=6444
+POOL4=203.0.113.128/29
+SVC_PORT=8090
+AGENT_TOKEN=agent-$$-$RANDOM
+ADMIN_TOKEN=admin-$$-$RANDOM
+
+# --- offline: --render-kubernetes ------------------------------------------
+fx=tests/unit/k8s
+out=$("$AGENT" --render-kubernetes $fx/cluster.json --config $fx/base.json 2>&1)
+[ $? -eq 0 ] && [ "$out" = "$(cat $fx/cluster.expected.json)" ] ||
+	die "--render-kubernetes of the fixture: $out"
+ok "--render-kubernetes prints the fixture's document, exit 0"
+python3 - $fx/cluster.json "$ITEST_TMP/bad.json" <<'EOF'
+import json, sys
+l = json.load(open(sys.argv[1]))
+web = next(i for i in l["items"] if i["metadata"]["name"] == "web")
+web["spec"]["ports"][1]["protocol"] = "SCTP"
+json.dump(l, open(sys.argv[2], "w"))
+EOF
+err=$("$AGENT" --render-kubernetes "$ITEST_TMP/bad.json" --config $fx/base.json 2>&1 >"$ITEST_TMP/bad.out")
+rc=$?
+[ $rc -eq 1 ] && [[ $err == *"Service default/web: spec.ports[1].protocol: SCTP is not supported"* ]] &&
+	grep -q '"default/dns:53"' "$ITEST_TMP/bad.out" &&
+	! grep -q '"default/web:80"' "$ITEST_TMP/bad.out" ||
+	die "--render-kubernetes with SCTP: exit $rc, stderr '$err'"
+ok "--render-kubernetes names the object left out, exit 1, the rest printed"
+
+# --- the cluster -----------------------------------------------------------
+topo_up --plain || die "topology did not come up"
+"$TOPO_LIB/mkcerts.sh" "$TOPO_STATE/kcerts" kubernetes "$API_ADDR" ||
+	die "API server certificate"
+setsid ip netns exec "$(topo_ns rtr)" python3 tests/k8s/fake_apiserver.py \
+	--cert "$TOPO_STATE/kcerts/server.crt" --key "$TOPO_STATE/kcerts/server.key" \
+	--addr "$API_ADDR" --port $KPORT --token "$AGENT_TOKEN" \
+	--admin-token "$ADMIN_TOKEN" --bookmark-seconds 1 \
+	>"$TOPO_STATE/apiserver.log" 2>&1 &
+echo $! >"$TOPO_STATE/apiserver.pid"
+topo_wait_port rtr "$API_ADDR" $KPORT 10 || die "the API server did not start"
+
+cat >"$TOPO_STATE/kubeconfig.json" <<EOF
+{"apiVersion": "v1", "kind": "Config", "current-context": "test",
+ "clusters": [{"name": "c", "cluster": {"server": "https://$API_ADDR:$KPORT/",
+   "certificate-authority": "$TOPO_STATE/kcerts/ca.crt"}}],
+ "users": [{"name": "u", "user": {"token": "$AGENT_TOKEN"}}],
+ "contexts": [{"name": "test", "context": {"cluster": "c", "user": "u",
+   "namespace": "aether-system"}}]}
+EOF
+
+# kube: METHOD PATH [JSON] as the cluster's administrator; prints the body
+kube() {
+	local args=(-sS -m 5 --cacert "$TOPO_STATE/kcerts/ca.crt" -X "$1"
+		-H "Authorization: Bearer $ADMIN_TOKEN")
+	[ $# -ge 3 ] && args+=(-H 'Content-Type: application/json' --data-binary "$3")
+	topo_exec rtr curl "${args[@]}" "https://$API_ADDR:$KPORT$2"
+}
+
+node_json() {
+	printf '{"apiVersion":"v1","kind":"Node","metadata":{"name":"%s"},"status":{"conditions":[{"type":"Ready","status":"True"}],"addresses":[{"type":"InternalIP","address":"%s"},{"type":"Hostname","address":"%s"}]}}' \
+		"$1" "${TOPO_V4[$1]}" "$1"
+}
+
+# slice_json READY_NODES TERMINATING_NODES: one endpoint per node listed
+slice_json() {
+	python3 - "$1" "$2" <<'EOF'
+import json, sys
+eps = []
+for i, (nodes, ready) in enumerate(((sys.argv[1], True), (sys.argv[2], False))):
+    for n in nodes.split():
+        eps.append({"addresses": ["10.244.%d.%d" % (i, len(eps) + 1)],
+                    "conditions": {"ready": ready, "serving": True,
+                                   "terminating": not ready},
+                    "nodeName": n, "targetRef": {"kind": "Pod",
+                    "namespace": "default", "name": "web-" + n}})
+print(json.dumps({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+    "metadata": {"name": "web-x7k2p", "namespace": "default",
+                 "labels": {"kubernetes.io/service-name": "web"}},
+    "addressType": "IPv4", "endpoints": eps,
+    "ports": [{"name": "http", "port": 8090, "protocol": "TCP"}]}))
+EOF
+}
+
+svc_json() {
+	printf '{"apiVersion":"v1","kind":"Service","metadata":{"name":"%s","namespace":"default"},"spec":{"type":"LoadBalancer","loadBalancerClass":"aetherplatform.cloud/lb","externalTrafficPolicy":"Local","ipFamilies":["IPv4"],"ports":[{"name":"http","port":%s,"protocol":"%s","targetPort":8090}]}}' \
+		"$1" "$2" "$3"
+}
+
+for n in $TOPO_BACKENDS; do
+	kube POST /api/v1/nodes "$(node_json "$n")" >/dev/null || die "creating Node $n"
+done
+kube POST /apis/discovery.k8s.io/v1/namespaces/default/endpointslices \
+	"$(slice_json "be1 be2" "")" >/dev/null || die "creating the EndpointSlice"
+
+# Each backend answers on every pool address with its name (the node's
+# stack delivering VIP:port to the pods); the router sends the pool to
+# the LB nodes.
+for n in $TOPO_BACKENDS; do
+	ip -n "$(topo_ns "$n")" addr add "$POOL4" dev lo
+	setsid ip netns exec "$(topo_ns "$n")" python3 -c '
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        b = sys.argv[1].encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(b)))
+        self.end_headers(); self.wfile.write(b)
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("0.0.0.0", int(sys.argv[2])), H).serve_forever()
+' "$n" $SVC_PORT >/dev/null 2>&1 &
+done
+ip -n "$(topo_ns rtr)" route replace "$POOL4" \
+	nexthop via "${TOPO_V4[lb1]}" dev eth0 nexthop via "${TOPO_V4[lb2]}" dev eth0
+
+itest_template "$ITEST_TMP/k8s.json" '
+doc["kubernetes"] = {"load_balancer_class": "aetherplatform.cloud/lb",
+                     "default_class": False,
+                     "ip_pools": ["203.0.113.128/29", "2001:db8:ffff:1::/120"]}'
+topo_set_template "$ITEST_TMP/k8s.json" || die "writing the documents"
+for n in $TOPO_BACKENDS $TOPO_LBS; do
+	mkdir -p "$TOPO_STATE/$n"
+	NODE_NAME=$n nsenter --net="/run/netns/$(topo_ns "$n")" "$AGENT" \
+		--config "$(topo_conf "$n")" --pin-dir "$(topo_pin_dir "$n")" \
+		--socket "$(topo_sock "$n")" \
+		--metrics-addr "127.0.0.1:${TOPO_METRICS[$n]}" \
+		--kubernetes --kubeconfig "$TOPO_STATE/kubeconfig.json" \
+		--log-level info >>"$TOPO_STATE/$n/agent.log" 2>&1 &
+	echo $! >"$TOPO_STATE/$n/agent.pid"
+done
+for n in $TOPO_BACKENDS $TOPO_LBS; do
+	topo_wait_ready "$n" 30 || die "$n not ready"
+done
+ok "five agents ready with --kubernetes"
+
+# metric NODE NAME{LABELS}: one sample of the node's /metrics
+metric() {
+	topo_http "$1" /metrics | awk -v k="$2" '$1 == k { print $2 }'
+}
+
+wait_metric_ge() {
+	local i v
+	for ((i = 0; i < $4 * 10; i++)); do
+		v=$(metric "$1" "$2")
+		[ -n "$v" ] && [ "${v%.*}" -ge "$3" ] && return 0
+		sleep 0.1
+	done
+	topo_log "$1: $2 = ${v:-none}, want >= $3"
+	return 1
+}
+
+for n in $TOPO_LBS; do
+	wait_metric_ge "$n" 'aether_kubernetes_watch_state{kind="Node",state="watching"}' 1 10 ||
+		die "$n: the Node watch is not open"
+done
+ok "both LB nodes watch Services, EndpointSlices and Nodes"
+
+# --- a Service appears -----------------------------------------------------
+VIP=203.0.113.128
+t0=$(date +%s.%N)
+kube POST /api/v1/namespaces/default/services "$(svc_json web $SVC_PORT TCP)" \
+	>/dev/null || die "creating the Service"
+answer=""
+for ((i = 0; i < 40; i++)); do
+	answer=$(topo_exec cin curl -s -m 0.3 "http://$VIP:$SVC_PORT/" 2>/dev/null) &&
+		[ -n "$answer" ] && break
+	answer=""
+	sleep 0.05
+done
+took=$(python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 2))" "$t0" "$(date +%s.%N)")
+[ -n "$answer" ] || die "the Service never answered on $VIP:$SVC_PORT"
+python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) <= 2.0 else 1)" "$took" ||
+	die "the Service answered only after ${took}s"
+ok "Service default/web answers on $VIP:$SVC_PORT after ${took}s (from $answer)"
+
+for ((i = 0; i < 50; i++)); do
+	ing=$(kube GET /api/v1/namespaces/default/services/web | python3 -c 'import json,sys
+print(",".join(i.get("ip", "") for i in json.load(sys.stdin).get("status", {}).get("loadBalancer", {}).get("ingress", [])))')
+	[ "$ing" = "$VIP" ] && break
+	sleep 0.2
+done
+[ "$ing" = "$VIP" ] || die "status.loadBalancer.ingress is '$ing', want $VIP"
+ok "the Lease holder wrote $VIP into the Service's status"
+leases=$(kube GET /apis/coordination.k8s.io/v1/namespaces/aether-system/leases/aether-lb-status |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["spec"]["holderIdentity"])')
+[[ " $TOPO_BACKENDS $TOPO_LBS " == *" $leases "* ]] || die "Lease holder '$leases'"
+ok "one agent ($leases) holds the Lease"
+
+# backends NODE: "address/weight/state ..." of default/web:8090
+backends() {
+	topo_ctl "$1" -j backend list | python3 -c 'import json,sys
+print(" ".join("%s/%s/%s" % (b["address"], b["weight"], b["state"])
+    for b in sorted(json.load(sys.stdin), key=lambda b: b["address"])
+    if b["service"] == sys.argv[1]))' "default/web:$SVC_PORT"
+}
+
+wait_backends() {
+	local i n got
+	for ((i = 0; i < $2 * 10; i++)); do
+		got=1
+		for n in $TOPO_LBS; do
+			[ "$(backends "$n")" = "$1" ] || got=0
+		done
+		[ $got -eq 1 ] && return 0
+		sleep 0.1
+	done
+	topo_log "backends: lb1 '$(backends lb1)' lb2 '$(backends lb2)', want '$1'"
+	return 1
+}
+
+tables_agree() {
+	local a b
+	a=$(topo_ctl lb1 -j maglev show "default/web:$SVC_PORT" --raw) &&
+		b=$(topo_ctl lb2 -j maglev show "default/web:$SVC_PORT" --raw) &&
+		[ -n "$a" ] && [ "$a" = "$b" ] &&
+		[ "$(topo_ctl lb1 -j service list)" = "$(topo_ctl lb2 -j service list)" ]
+}
+
+wait_backends "192.0.2.21/1/active 192.0.2.22/1/active" 3 ||
+	die "both ready nodes as backends"
+ok "Local policy: be1 and be2 (one ready endpoint each) are the backends"
+check "lb1 and lb2 hold byte-identical Maglev tables and services" tables_agree
+
+# --- endpoints scaled down -------------------------------------------------
+kube PUT /apis/discovery.k8s.io/v1/namespaces/default/endpointslices/web-x7k2p \
+	"$(slice_json "be1" "be2")" >/dev/null || die "updating the EndpointSlice"
+wait_backends "192.0.2.21/1/active 192.0.2.22/1/draining" 2 ||
+	die "be2 draining while its endpoint terminates"
+ok "an endpoint terminating but serving: be2 draining"
+kube PUT /apis/discovery.k8s.io/v1/namespaces/default/endpointslices/web-x7k2p \
+	"$(slice_json "be1" "")" >/dev/null || die "updating the EndpointSlice"
+wait_backends "192.0.2.21/1/active" 2 || die "be2 removed"
+ok "its endpoint gone: be2 removed"
+check "lb1 and lb2 still agree" tables_agree
+
+# --- 410 Gone: the agents list again ---------------------------------------
+before=$(metric lb1 'aether_kubernetes_relists_total{kind="EndpointSlice"}')
+kube POST /fake/compact >/dev/null || die "compacting"
+kube PUT /apis/discovery.k8s.io/v1/namespaces/default/endpointslices/web-x7k2p \
+	"$(slice_json "be1 be3" "")" >/dev/null || die "updating the EndpointSlice"
+wait_metric_ge lb1 'aether_kubernetes_relists_total{kind="EndpointSlice"}' \
+	$((before + 1)) 5 || die "no list after 410 Gone"
+wait_backends "192.0.2.21/1/active 192.0.2.23/1/active" 3 ||
+	die "the change made while the watches were cut"
+ok "watches cut and history compacted: listed again, change applied"
+
+# --- a Service the translation cannot use ----------------------------------
+kube POST /api/v1/namespaces/default/services "$(svc_json sctp 9000 SCTP)" \
+	>/dev/null || die "creating the SCTP Service"
+wait_metric_ge lb1 'aether_kubernetes_rejected_total{reason="protocol"}' 1 3 ||
+	die "the SCTP Service not counted"
+ok "an SCTP Service is counted in aether_kubernetes_rejected_total{reason=\"protocol\"}"
+for ((i = 0; i < 40; i++)); do
+	ev=$(kube GET /api/v1/namespaces/default/events | python3 -c 'import json,sys
+print(" ".join(e["reason"] + ":" + e["involvedObject"]["name"] for e in json.load(sys.stdin)["items"]))')
+	[[ $ev == *"LoadBalancerRejected:sctp"* ]] && break
+	sleep 0.2
+done
+[[ $ev == *"LoadBalancerRejected:sctp"* ]] || die "no Event for the SCTP Service: '$ev'"
+ok "and reported as an Event on it"
+check "default/web still answers" topo_exec cin curl -sf -m 2 -o /dev/null "http://$VIP:$SVC_PORT/"
+
+# --- the Service deleted ---------------------------------------------------
+kube DELETE /api/v1/namespaces/default/services/web >/dev/null || die "deleting"
+gone=0
+for ((i = 0; i < 20; i++)); do
+	if ! topo_ctl lb1 -j service list | grep -q "default/web:" &&
+		! topo_ctl lb2 -j service list | grep -q "default/web:"; then
+		gone=1
+		break
+	fi
+	sleep 0.1
+done
+[ $gone -eq 1 ] || die "the VIP stayed after the Service was deleted"
+topo_exec cin curl -s -m 1 "http://$VIP:$SVC_PORT/" >/dev/null 2>&1 &&
+	die "$VIP still answers"
+ok "Service deleted: its VIP is gone from both LB nodes within 2 s"
+
+# --- the API server gone ---------------------------------------------------
+gen=$(topo_generation lb1)
+kill -- "-$(cat "$TOPO_STATE/apiserver.pid")" 2>/dev/null
+sleep 1.5
+check "API server down: lb1 still ready" topo_exec lb1 curl -sf -m 1 -o /dev/null \
+	"http://127.0.0.1:${TOPO_METRICS[lb1]}/readyz"
+[ "$(topo_generation lb1)" = "$gen" ] || die "the state changed with the API server down"
+topo_ctl lb1 -j service list | grep -q '"kube-apiserver"' || die "base services lost"
+wait_metric_ge lb1 'aether_kubernetes_watch_state{kind="Service",state="backoff"}' 1 5 ||
+	die "the watch state does not show the outage"
+ok "API server down: last state kept, the watch backs off"
