@@ -290,8 +290,10 @@ void k8s_status_update(struct k8s_status *st, const struct aeth_k8s_result *res)
 		free(r);
 		return;
 	}
-	memcpy(a, res->assigned, res->n_assigned * sizeof(*res->assigned));
-	memcpy(r, res->rejects, res->n_rejects * sizeof(*res->rejects));
+	if (res->n_assigned)
+		memcpy(a, res->assigned, res->n_assigned * sizeof(*res->assigned));
+	if (res->n_rejects)
+		memcpy(r, res->rejects, res->n_rejects * sizeof(*res->rejects));
 	pthread_mutex_lock(&st->lock);
 	free(st->assigned);
 	free(st->rejects);

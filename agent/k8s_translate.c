@@ -641,7 +641,8 @@ int aeth_k8s_translate(const char *base, size_t base_len, json_t *list,
 	if (!ret) {
 		text = NULL;
 		strcpy(out->text + out->len - 1, "\n");
-		qsort(t.rej.v, t.rej.n, sizeof(*t.rej.v), reject_order);
+		if (t.rej.n)
+			qsort(t.rej.v, t.rej.n, sizeof(*t.rej.v), reject_order);
 		out->rejects = t.rej.v;
 		out->n_rejects = t.rej.n;
 		t.rej.v = NULL;
