@@ -41,6 +41,24 @@ rc=$?
 	die "--render-kubernetes with SCTP: exit $rc, stderr '$err'"
 ok "--render-kubernetes names the object left out, exit 1, the rest printed"
 
+# the stand-in server's rules for the agent are deploy/k8s/rbac.yaml's
+python3 -B - <<'EOF' || die "tests/k8s/fake_apiserver.py and deploy/k8s/rbac.yaml disagree"
+import sys, yaml
+sys.path.insert(0, "tests/k8s")
+from fake_apiserver import AGENT_RBAC
+got = {}
+for d in yaml.safe_load_all(open("deploy/k8s/rbac.yaml")):
+    for r in d.get("rules", []):
+        for res in r["resources"]:
+            plural, _, sub = res.partition("/")
+            got.setdefault((plural, sub), set()).update(r["verbs"])
+want = {k: set(v) for k, v in AGENT_RBAC.items()}
+if got != want:
+    print("rbac.yaml", sorted(got.items()), "\nfake", sorted(want.items()))
+    sys.exit(1)
+EOF
+ok "the stand-in API server enforces exactly deploy/k8s/rbac.yaml"
+
 # --- the cluster -----------------------------------------------------------
 topo_up --plain || die "topology did not come up"
 "$TOPO_LIB/mkcerts.sh" "$TOPO_STATE/kcerts" kubernetes "$API_ADDR" ||
