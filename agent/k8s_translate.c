@@ -680,3 +680,63 @@ void aeth_k8s_reject_format(const struct aeth_k8s_reject *r, char *buf,
 	snprintf(buf, len, "%s%s%s: %s%s%s", r->kind, *r->kind ? " " : "",
 		 r->object, r->field, *r->field ? ": " : "", r->message);
 }
+
+/* prev's services of the Service named by "ns/name" appended to doc when the
+ * result still validates. */
+static void keep_one(json_t *doc, json_t *prev, const char *object)
+{
+	json_t *svcs = json_object_get(doc, "services"), *s;
+	struct aeth_config *cfg;
+	size_t i, n = json_array_size(svcs), plen = strlen(object);
+	char *text;
+
+	json_array_foreach(json_object_get(prev, "services"), i, s) {
+		const char *name = json_string_value(json_object_get(s, "name"));
+
+		if (name && !strncmp(name, object, plen) && name[plen] == ':')
+			json_array_append(svcs, s);
+	}
+	if (json_array_size(svcs) == n)
+		return;
+	text = json_dumps(doc, JSON_INDENT(2));
+	if (!text || aeth_config_parse(text, strlen(text), &cfg, NULL)) {
+		while (json_array_size(svcs) > n)
+			json_array_remove(svcs, n);
+	} else {
+		aeth_config_free(cfg);
+	}
+	free(text);
+}
+
+int aeth_k8s_keep_previous(struct aeth_k8s_result *res, const char *prev)
+{
+	json_t *doc, *old;
+	char *text;
+
+	old = prev ? json_loads(prev, 0, NULL) : NULL;
+	if (!old)
+		return 0;
+	doc = json_loads(res->text, 0, NULL);
+	if (!doc) {
+		json_decref(old);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < res->n_rejects; i++)
+		if (!strcmp(res->rejects[i].kind, "Service"))
+			keep_one(doc, old, res->rejects[i].object);
+	text = json_dumps(doc, JSON_INDENT(2));
+	json_decref(doc);
+	json_decref(old);
+	if (!text)
+		return -ENOMEM;
+	free(res->text);
+	res->len = strlen(text) + 1;
+	res->text = realloc(text, res->len + 1);
+	if (!res->text) {
+		free(text);
+		res->len = 0;
+		return -ENOMEM;
+	}
+	strcpy(res->text + res->len - 1, "\n");
+	return 0;
+}

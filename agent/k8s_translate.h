@@ -62,6 +62,12 @@ int aeth_k8s_translate(const char *base, size_t base_len, json_t *list,
 		       struct aeth_k8s_result *out, struct aeth_config_error *err);
 void aeth_k8s_result_free(struct aeth_k8s_result *r);
 
+/* Watch mode: each Service left out keeps the services it had in prev (the
+ * document applied before), as long as the result still validates, so a
+ * bad edit does not take down what was serving. res->rejects still lists
+ * it. prev NULL or not JSON: nothing kept. 0 or -ENOMEM. */
+int aeth_k8s_keep_previous(struct aeth_k8s_result *res, const char *prev);
+
 /* "Service default/web: spec.ports[1].protocol: SCTP is not supported" */
 void aeth_k8s_reject_format(const struct aeth_k8s_reject *r, char *buf,
 			    size_t len);

@@ -35,6 +35,7 @@ struct aeth_k8s_watch {
 	char *base;			/* the document of --config */
 	size_t base_len;
 	char *last_text;		/* last document handed to apply */
+	bool force_apply;		/* the base changed: apply again */
 	char *last_rejects;		/* formatted, to log each set once */
 	uint64_t rejected[AETH_K8S_REASON_MAX];
 	uint64_t translations;
@@ -146,9 +147,12 @@ static void translate_and_apply(struct aeth_k8s_watch *w)
 	}
 	json_decref(list);
 	note_rejects(w, &res);
+	if (aeth_k8s_keep_previous(&res, w->last_text))
+		log_warn("kubernetes: out of memory keeping refused Services");
 	if (w->status)
 		k8s_status_update(w->status, &res);
-	if (!w->last_text || strcmp(w->last_text, res.text)) {
+	if (w->force_apply || !w->last_text || strcmp(w->last_text, res.text)) {
+		w->force_apply = false;
 		aeth_apply_text(w->agent, res.text, res.len, "kubernetes", &ar);
 		free(w->last_text);
 		w->last_text = res.text;
@@ -179,8 +183,7 @@ void aeth_k8s_watch_set_base(struct aeth_k8s_watch *w, const char *text,
 	free(w->base);
 	w->base = copy;
 	w->base_len = len;
-	free(w->last_text);	/* apply even if the translation is the same */
-	w->last_text = NULL;
+	w->force_apply = true;	/* even if the translation is the same */
 	translate_and_apply(w);
 }
 

@@ -888,3 +888,34 @@ Test(k8s, kubernetes_member_of_the_document)
 		     "services[0].name: may contain only letters, digits, '.', "
 		     "'_' and '-'");
 }
+
+Test(k8s, watch_mode_keeps_what_a_refused_service_had)
+{
+	struct aeth_k8s_result prev, r;
+	json_t *list = fixture();
+	char vip[48];
+	BUF;
+
+	translate(list, &prev);
+	json_string_set(at(item(list, "Service", "default", "web"),
+			   "spec.ports.1.protocol"), "SCTP");
+	translate(list, &r);
+	cr_assert_str_eq(out_vip(&r, "default/web:80", vip), "-");
+	cr_assert_eq(aeth_k8s_keep_previous(&r, prev.text), 0);
+	/* both ports as they were; still reported; the rest as translated */
+	cr_assert_str_eq(out_vip(&r, "default/web:80", vip), "203.0.113.133");
+	cr_assert_str_eq(out_backends(&r, "default/web:443", buf),
+			 "10.0.0.1/1,10.0.0.2/1,fd00::4/1");
+	cr_assert_eq(r.n_rejects, 1);
+	cr_assert_str_eq(out_vip(&r, "default/dns:53", vip), "203.0.113.128");
+	aeth_k8s_result_free(&r);
+
+	/* deleted, not refused: gone */
+	json_array_remove(json_object_get(list, "items"), 5);
+	translate(list, &r);
+	cr_assert_eq(aeth_k8s_keep_previous(&r, prev.text), 0);
+	cr_assert_str_eq(out_vip(&r, "default/web:80", vip), "-");
+	aeth_k8s_result_free(&r);
+	aeth_k8s_result_free(&prev);
+	json_decref(list);
+}
