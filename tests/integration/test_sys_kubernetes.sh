@@ -306,14 +306,41 @@ topo_exec cin curl -s -m 1 "http://$VIP:$SVC_PORT/" >/dev/null 2>&1 &&
 	die "$VIP still answers"
 ok "Service deleted: its VIP is gone from both LB nodes within 2 s"
 
+# --- the Lease holder dies: another agent takes over ------------------------
+holder() {
+	kube GET /apis/coordination.k8s.io/v1/namespaces/aether-system/leases/aether-lb-status |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["spec"]["holderIdentity"])'
+}
+old=$(holder)
+topo_agent_kill "$old" KILL
+for ((i = 0; i < 250; i++)); do
+	new=$(holder)
+	[ -n "$new" ] && [ "$new" != "$old" ] && break
+	sleep 0.1
+done
+[ -n "$new" ] && [ "$new" != "$old" ] || die "nobody took the Lease over from $old"
+ok "$old killed: $new took the Lease over"
+kube POST /api/v1/namespaces/default/services "$(svc_json web2 $SVC_PORT TCP)" \
+	>/dev/null || die "creating Service web2"
+for ((i = 0; i < 50; i++)); do
+	ing=$(kube GET /api/v1/namespaces/default/services/web2 | python3 -c 'import json,sys
+print(",".join(i.get("ip", "") for i in json.load(sys.stdin).get("status", {}).get("loadBalancer", {}).get("ingress", [])))')
+	[ "$ing" = "$VIP" ] && break
+	sleep 0.2
+done
+[ "$ing" = "$VIP" ] || die "the new holder did not write web2's status ('$ing')"
+ok "the new holder writes status: web2 got $VIP"
+alive=lb1
+[ "$old" = lb1 ] && alive=lb2
+
 # --- the API server gone ---------------------------------------------------
-gen=$(topo_generation lb1)
+gen=$(topo_generation $alive)
 kill -- "-$(cat "$TOPO_STATE/apiserver.pid")" 2>/dev/null
 sleep 1.5
-check "API server down: lb1 still ready" topo_exec lb1 curl -sf -m 1 -o /dev/null \
-	"http://127.0.0.1:${TOPO_METRICS[lb1]}/readyz"
-[ "$(topo_generation lb1)" = "$gen" ] || die "the state changed with the API server down"
-topo_ctl lb1 -j service list | grep -q '"kube-apiserver"' || die "base services lost"
-wait_metric_ge lb1 'aether_kubernetes_watch_state{kind="Service",state="backoff"}' 1 5 ||
+check "API server down: $alive still ready" topo_exec $alive curl -sf -m 1 -o /dev/null \
+	"http://127.0.0.1:${TOPO_METRICS[$alive]}/readyz"
+[ "$(topo_generation $alive)" = "$gen" ] || die "the state changed with the API server down"
+topo_ctl $alive -j service list | grep -q '"kube-apiserver"' || die "base services lost"
+wait_metric_ge $alive 'aether_kubernetes_watch_state{kind="Service",state="backoff"}' 1 5 ||
 	die "the watch state does not show the outage"
 ok "API server down: last state kept, the watch backs off"
