@@ -67,6 +67,7 @@ setsid ip netns exec "$(topo_ns rtr)" python3 tests/k8s/fake_apiserver.py \
 	--cert "$TOPO_STATE/kcerts/server.crt" --key "$TOPO_STATE/kcerts/server.key" \
 	--addr "$API_ADDR" --port $KPORT --token "$AGENT_TOKEN" \
 	--admin-token "$ADMIN_TOKEN" --bookmark-seconds 1 \
+	--client-ca "$TOPO_STATE/kcerts/ca.crt" \
 	>"$TOPO_STATE/apiserver.log" 2>&1 &
 echo $! >"$TOPO_STATE/apiserver.pid"
 topo_wait_port rtr "$API_ADDR" $KPORT 10 || die "the API server did not start"
@@ -78,6 +79,26 @@ cat >"$TOPO_STATE/kubeconfig.json" <<EOF
  "users": [{"name": "u", "user": {"token": "$AGENT_TOKEN"}}],
  "contexts": [{"name": "test", "context": {"cluster": "c", "user": "u",
    "namespace": "aether-system"}}]}
+EOF
+
+# lb2 authenticates with a client certificate instead (inline, base64)
+kc=$TOPO_STATE/kcerts
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	-keyout "$kc/client.key" -out "$kc/client.csr" -subj "/CN=aether-agent" \
+	2>/dev/null &&
+	openssl x509 -req -in "$kc/client.csr" -CA "$kc/ca.crt" -CAkey "$kc/ca.key" \
+		-CAcreateserial -out "$kc/client.crt" -days 1 2>/dev/null ||
+	die "client certificate"
+python3 - "$TOPO_STATE/kubeconfig.json" "$kc" <<'EOF' || die "client kubeconfig"
+import base64, json, sys
+k = json.load(open(sys.argv[1]))
+b64 = lambda f: base64.b64encode(open(sys.argv[2] + "/" + f, "rb").read()).decode()
+k["users"] = [{"name": "u", "user": {"client-certificate-data": b64("client.crt"),
+                                     "client-key-data": b64("client.key")}}]
+c = k["clusters"][0]["cluster"]
+del c["certificate-authority"]
+c["certificate-authority-data"] = b64("ca.crt")
+json.dump(k, open(sys.argv[1].replace(".json", "-cert.json"), "w"))
 EOF
 
 # kube: METHOD PATH [JSON] as the cluster's administrator; prints the body
@@ -154,14 +175,14 @@ for n in $TOPO_BACKENDS $TOPO_LBS; do
 		--config "$(topo_conf "$n")" --pin-dir "$(topo_pin_dir "$n")" \
 		--socket "$(topo_sock "$n")" \
 		--metrics-addr "127.0.0.1:${TOPO_METRICS[$n]}" \
-		--kubernetes --kubeconfig "$TOPO_STATE/kubeconfig.json" \
+		--kubernetes --kubeconfig "$TOPO_STATE/kubeconfig$([ "$n" = lb2 ] && echo -cert).json" \
 		--log-level info >>"$TOPO_STATE/$n/agent.log" 2>&1 &
 	echo $! >"$TOPO_STATE/$n/agent.pid"
 done
 for n in $TOPO_BACKENDS $TOPO_LBS; do
 	topo_wait_ready "$n" 30 || die "$n not ready"
 done
-ok "five agents ready with --kubernetes"
+ok "five agents ready with --kubernetes (lb2 with a client certificate)"
 
 # metric NODE NAME{LABELS}: one sample of the node's /metrics
 metric() {
@@ -273,6 +294,15 @@ wait_metric_ge lb1 'aether_kubernetes_relists_total{kind="EndpointSlice"}' \
 wait_backends "192.0.2.21/1/active 192.0.2.23/1/active" 3 ||
 	die "the change made while the watches were cut"
 ok "watches cut and history compacted: listed again, change applied"
+
+# slow responses and connections dropped mid-stream
+kube POST "/fake/slow?ms=400" >/dev/null && kube POST /fake/drop >/dev/null ||
+	die "slowing and dropping"
+kube PUT /apis/discovery.k8s.io/v1/namespaces/default/endpointslices/web-x7k2p \
+	"$(slice_json "be1" "")" >/dev/null || die "updating the EndpointSlice"
+wait_backends "192.0.2.21/1/active" 5 || die "the change made while dropped"
+kube POST "/fake/slow?ms=0" >/dev/null
+ok "watches dropped mid-stream and slow answers: reconnected, change applied"
 
 # --- a Service the translation cannot use ----------------------------------
 kube POST /api/v1/namespaces/default/services "$(svc_json sctp 9000 SCTP)" \

@@ -4,7 +4,8 @@
 """fake_apiserver.py --cert C --key K --addr A --port P --token T --admin-token T2
 
 Serves HTTPS (HTTP/1.1). Bearer tokens: --token is the agent's service
-account with exactly the RBAC of deploy/k8s (anything else is 403);
+account with exactly the RBAC of deploy/k8s (anything else is 403), and so
+is a client certificate signed by --client-ca with CN --client-cert-user;
 --admin-token may do everything, and drive the /fake/ controls:
   POST /fake/compact       forget history: a watch resuming from before now
                            gets 410 Gone; open watches are cut
@@ -210,6 +211,14 @@ class Handler(BaseHTTPRequestHandler):
         if auth == "Bearer " + self.server.admin_token:
             return "admin"
         if auth == "Bearer " + self.server.token:
+            return "agent"
+        if auth:
+            raise ApiError(401, "Unauthorized", "Unauthorized")
+        # a client certificate from --client-ca: its CN is the user
+        cert = self.connection.getpeercert() or {}
+        cn = [v for rdn in cert.get("subject", ()) for k, v in rdn
+              if k == "commonName"]
+        if cn and cn[0] == self.server.cert_user:
             return "agent"
         raise ApiError(401, "Unauthorized", "Unauthorized")
 
@@ -483,6 +492,10 @@ def main():
     ap.add_argument("--admin-token", required=True)
     ap.add_argument("--bookmark-seconds", type=float, default=1.0)
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--client-ca", help="accept client certificates it signed")
+    ap.add_argument("--client-cert-user", default="aether-agent",
+                    help="the CN of a client certificate with the agent's "
+                    "rights")
     args = ap.parse_args()
     fam = ThreadingHTTPServer
     if ":" in args.addr:
@@ -497,6 +510,10 @@ def main():
     srv.verbose = args.verbose
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(args.cert, args.key)
+    srv.cert_user = args.client_cert_user
+    if args.client_ca:
+        ctx.load_verify_locations(args.client_ca)
+        ctx.verify_mode = ssl.CERT_OPTIONAL
     # the handshake in the connection's own thread, not in accept()
     srv.socket = ctx.wrap_socket(srv.socket, server_side=True,
                                  do_handshake_on_connect=False)
