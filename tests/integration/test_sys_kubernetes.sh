@@ -284,14 +284,41 @@ wait_backends "192.0.2.21/1/active" 2 || die "be2 removed"
 ok "its endpoint gone: be2 removed"
 check "lb1 and lb2 still agree" tables_agree
 
+# --- an endpoint storm: at most one apply per 100 ms -------------------------
+gen0=$(topo_generation lb1)
+storm=$(topo_exec rtr python3 - "$API_ADDR" $KPORT "$TOPO_STATE/kcerts/ca.crt" \
+	"$ADMIN_TOKEN" "$(slice_json "be1" "")" "$(slice_json "be1 be3" "")" <<'EOF'
+import http.client, ssl, sys, time
+addr, port, ca, tok, a, b = sys.argv[1:]
+c = http.client.HTTPSConnection(addr, int(port),
+                                context=ssl.create_default_context(cafile=ca))
+t0 = time.monotonic()
+for i in range(40):
+    c.request("PUT", "/apis/discovery.k8s.io/v1/namespaces/default/"
+              "endpointslices/web-x7k2p", body=(a if i % 2 == 0 else b),
+              headers={"Authorization": "Bearer " + tok,
+                       "Content-Type": "application/json"})
+    r = c.getresponse()
+    r.read()
+    assert r.status == 200, r.status
+print(int((time.monotonic() - t0) * 1000))
+EOF
+) || die "the endpoint storm"
+wait_backends "192.0.2.21/1/active 192.0.2.23/1/active" 3 || die "after the storm"
+sleep 0.3
+applies=$(( $(topo_generation lb1) - gen0 ))
+[ "$applies" -ge 1 ] && [ "$applies" -le $((storm / 100 + 2)) ] ||
+	die "40 endpoint changes in ${storm} ms made $applies applies"
+ok "40 endpoint changes in ${storm} ms: $applies applies on lb1, final state right"
+
 # --- 410 Gone: the agents list again ---------------------------------------
 before=$(metric lb1 'aether_kubernetes_relists_total{kind="EndpointSlice"}')
 kube POST /fake/compact >/dev/null || die "compacting"
 kube PUT /apis/discovery.k8s.io/v1/namespaces/default/endpointslices/web-x7k2p \
-	"$(slice_json "be1 be3" "")" >/dev/null || die "updating the EndpointSlice"
+	"$(slice_json "be1 be2" "")" >/dev/null || die "updating the EndpointSlice"
 wait_metric_ge lb1 'aether_kubernetes_relists_total{kind="EndpointSlice"}' \
 	$((before + 1)) 5 || die "no list after 410 Gone"
-wait_backends "192.0.2.21/1/active 192.0.2.23/1/active" 3 ||
+wait_backends "192.0.2.21/1/active 192.0.2.22/1/active" 3 ||
 	die "the change made while the watches were cut"
 ok "watches cut and history compacted: listed again, change applied"
 
