@@ -9,6 +9,7 @@
 
 #include "k8s_client.h"
 #include "watch.h"
+#include "yaml_json.h"
 
 #define SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
 #define MAX_BODY (64u << 20)
@@ -110,13 +111,10 @@ int k8s_creds_kubeconfig(const char *path, struct k8s_creds *c, char *msg,
 	int ret = -EINVAL;
 
 	memset(c, 0, sizeof(*c));
+	/* JSON (kubectl config view -o json), else YAML */
 	doc = json_load_file(path, 0, &jerr);
-	if (!doc) {
-		snprintf(msg, len, "%s: line %d: %s (a kubeconfig in JSON: "
-			 "kubectl config view --raw --minify -o json)", path,
-			 jerr.line, jerr.text);
+	if (!doc && !(doc = aeth_yaml_load_file(path, msg, len)))
 		return -EINVAL;
-	}
 	cur = json_string_value(json_object_get(doc, "current-context"));
 	ctx = named(doc, "contexts", cur, "context");
 	cl = named(doc, "clusters", json_string_value(json_object_get(ctx, "cluster")),

@@ -31,8 +31,8 @@ struct k8s_creds {
 /* The service account of the pod: KUBERNETES_SERVICE_HOST/_PORT and
  * /var/run/secrets/kubernetes.io/serviceaccount. 0 or -errno, why in msg. */
 int k8s_creds_in_cluster(struct k8s_creds *c, char *msg, size_t len);
-/* A kubeconfig (its current context) in JSON, as `kubectl config view
- * --raw --minify -o json` prints it. 0 or -errno, why in msg. */
+/* A kubeconfig (its current context), YAML as kubectl writes it or JSON.
+ * 0 or -errno, why in msg. */
 int k8s_creds_kubeconfig(const char *path, struct k8s_creds *c, char *msg,
 			 size_t len);
 void k8s_creds_free(struct k8s_creds *c);

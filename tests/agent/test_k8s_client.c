@@ -1,4 +1,4 @@
-/* Credentials of aether-agent --kubernetes: kubeconfig (JSON) with a token,
+/* Credentials of aether-agent --kubernetes: kubeconfig (JSON or YAML) with a token,
  * a token file, inline certificates; in-cluster without a cluster. */
 #include <errno.h>
 #include <stdio.h>
@@ -97,7 +97,7 @@ Test(k8s_client, kubeconfig_refusals_say_why)
 	cr_assert(strstr(msg, "a *-data field is not base64"), "%s", msg);
 	cr_assert_eq(k8s_creds_kubeconfig("/nonexistent/kubeconfig", &c, msg,
 					  sizeof(msg)), -EINVAL);
-	cr_assert(strstr(msg, "kubectl config view --raw --minify -o json"), "%s", msg);
+	cr_assert(strstr(msg, "/nonexistent/kubeconfig: No such file"), "%s", msg);
 }
 
 Test(k8s_client, in_cluster_needs_the_service_environment)
@@ -115,4 +115,49 @@ Test(k8s_client, in_cluster_needs_the_service_environment)
 	cr_assert_str_eq(c.token_file,
 			 "/var/run/secrets/kubernetes.io/serviceaccount/token");
 	k8s_creds_free(&c);
+}
+
+Test(k8s_client, kubeconfig_in_yaml_as_kubectl_writes_it)
+{
+	struct k8s_creds c;
+	char msg[300] = "";
+	FILE *f;
+	int fd;
+
+	snprintf(path, sizeof(path), "/tmp/aeth-kubeconfig-XXXXXX");
+	fd = mkstemp(path);
+	f = fdopen(fd, "w");
+	fputs("apiVersion: v1\n"
+	      "clusters:\n"
+	      "- cluster:\n"
+	      "    certificate-authority-data: Y2E=\n"
+	      "    server: https://192.0.2.1:6443\n"
+	      "  name: prod\n"
+	      "contexts:\n"
+	      "- context:\n"
+	      "    cluster: prod\n"
+	      "    user: agent\n"
+	      "  name: prod\n"
+	      "current-context: prod\n"
+	      "kind: Config\n"
+	      "preferences: {}\n"
+	      "users:\n"
+	      "- name: agent\n"
+	      "  user:\n"
+	      "    token: \"tok-123\"\n", f);
+	fclose(f);
+	cr_assert_eq(k8s_creds_kubeconfig(path, &c, msg, sizeof(msg)), 0, "%s", msg);
+	cr_assert_str_eq(c.server, "https://192.0.2.1:6443");
+	cr_assert_str_eq(c.token, "tok-123");
+	cr_assert_eq(c.ca.len, 2);
+	cr_assert_str_eq(c.ns, "default");
+	k8s_creds_free(&c);
+	teardown();
+
+	write_kubeconfig("{}", "{\"server\": \"https://x\"}");
+	f = fopen(path, "w");
+	fputs("clusters:\n  - a\n b: [\n", f);
+	fclose(f);
+	cr_assert_eq(k8s_creds_kubeconfig(path, &c, msg, sizeof(msg)), -EINVAL);
+	cr_assert(strstr(msg, "line "), "%s", msg);
 }
