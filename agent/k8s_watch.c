@@ -140,9 +140,18 @@ static void translate_and_apply(struct aeth_k8s_watch *w)
 	}
 	w->translations++;
 	if (aeth_k8s_translate(w->base, w->base_len, list, &res, &err)) {
-		aeth_config_error_format(&err, msg, sizeof(msg));
-		log_err("kubernetes: base document: %s", msg);
 		json_decref(list);
+		/* A new file that cannot be a base goes to the apply path as it
+		 * is: rejected, logged and counted there with its place, or
+		 * applied alone when it has no "kubernetes" member. */
+		if (w->force_apply) {
+			w->force_apply = false;
+			aeth_config_error_format(&err, msg, sizeof(msg));
+			log_warn("kubernetes: not a base document: %s", msg);
+			aeth_apply_text(w->agent, w->base, w->base_len, "file", &ar);
+			free(w->last_text);
+			w->last_text = NULL;
+		}
 		return;
 	}
 	json_decref(list);
