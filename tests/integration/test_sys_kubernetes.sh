@@ -272,6 +272,21 @@ wait_backends "192.0.2.21/1/active 192.0.2.22/1/active" 3 ||
 ok "Local policy: be1 and be2 (one ready endpoint each) are the backends"
 check "lb1 and lb2 hold byte-identical Maglev tables and services" tables_agree
 
+# --- a bad --config while watching: refused, nothing lost ---------------------
+conf=$(topo_conf lb1)
+cp "$conf" "$ITEST_TMP/lb1.good"
+rej0=$(metric lb1 'aether_config_apply_total{result="rejected"}')
+printf '{"version": 1, "services": "none"}\n' >"$conf.new" && mv -f "$conf.new" "$conf"
+wait_metric_ge lb1 'aether_config_apply_total{result="rejected"}' $((rej0 + 1)) 3 ||
+	die "a broken --config was not refused"
+[ "$(backends lb1)" = "192.0.2.21/1/active 192.0.2.22/1/active" ] ||
+	die "a broken --config changed lb1's backends: $(backends lb1)"
+gen=$(topo_generation lb1)
+cp "$ITEST_TMP/lb1.good" "$conf.new" && mv -f "$conf.new" "$conf"
+topo_wait_generation lb1 "$gen" 3 || die "the fixed --config not applied"
+check "the fixed --config applied: lb1 and lb2 agree again" tables_agree
+ok "a broken --config while watching is refused and counted; the state stays"
+
 # --- endpoints scaled down -------------------------------------------------
 kube PUT /apis/discovery.k8s.io/v1/namespaces/default/endpointslices/web-x7k2p \
 	"$(slice_json "be1" "be2")" >/dev/null || die "updating the EndpointSlice"
