@@ -125,6 +125,10 @@ static int parse_options(int argc, char **argv, struct options *o)
 		usage(stderr);
 		return -EINVAL;
 	}
+	if (o->kubeconfig && !o->kubernetes) {
+		fprintf(stderr, "aether-agent: --kubeconfig needs --kubernetes\n");
+		return -EINVAL;
+	}
 	if (!o->check_config && !o->detach && !o->config) {
 		fprintf(stderr, "aether-agent: --config FILE is required\n");
 		usage(stderr);
