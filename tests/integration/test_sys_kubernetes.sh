@@ -134,9 +134,10 @@ print(json.dumps({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
 EOF
 }
 
+# svc_json NAME PORT PROTOCOL [FAMILY [POLICY]]
 svc_json() {
-	printf '{"apiVersion":"v1","kind":"Service","metadata":{"name":"%s","namespace":"default"},"spec":{"type":"LoadBalancer","loadBalancerClass":"aetherplatform.cloud/lb","externalTrafficPolicy":"Local","ipFamilies":["IPv4"],"ports":[{"name":"http","port":%s,"protocol":"%s","targetPort":8090}]}}' \
-		"$1" "$2" "$3"
+	printf '{"apiVersion":"v1","kind":"Service","metadata":{"name":"%s","namespace":"default"},"spec":{"type":"LoadBalancer","loadBalancerClass":"aetherplatform.cloud/lb","externalTrafficPolicy":"%s","ipFamilies":["%s"],"ports":[{"name":"http","port":%s,"protocol":"%s","targetPort":8090}]}}' \
+		"$1" "${5:-Local}" "${4:-IPv4}" "$2" "$3"
 }
 
 for n in $TOPO_BACKENDS; do
@@ -167,7 +168,7 @@ ip -n "$(topo_ns rtr)" route replace "$POOL4" \
 itest_template "$ITEST_TMP/k8s.json" '
 doc["kubernetes"] = {"load_balancer_class": "aetherplatform.cloud/lb",
                      "default_class": False,
-                     "ip_pools": ["203.0.113.128/29", "2001:db8:ffff:1::/120"]}'
+                     "ip_pools": ["203.0.113.128/29", "2001:db8:ffff:1::1/128"]}'
 topo_set_template "$ITEST_TMP/k8s.json" || die "writing the documents"
 for n in $TOPO_BACKENDS $TOPO_LBS; do
 	mkdir -p "$TOPO_STATE/$n"
@@ -360,6 +361,28 @@ print(" ".join(e["reason"] + ":" + e["involvedObject"]["name"] for e in json.loa
 done
 [[ $ev == *"LoadBalancerRejected:sctp"* ]] || die "no Event for the SCTP Service: '$ev'"
 ok "and reported as an Event on it"
+
+# IPv6 Services: the one-address IPv6 pool serves the first (its nodes have
+# only IPv4: backends by the other family), the second is refused with an Event
+kube POST /api/v1/namespaces/default/services "$(svc_json v6a 80 TCP IPv6 Cluster)" \
+	>/dev/null && kube POST /api/v1/namespaces/default/services \
+	"$(svc_json v6b 80 TCP IPv6 Cluster)" >/dev/null || die "creating IPv6 Services"
+wait_metric_ge lb1 'aether_kubernetes_rejected_total{reason="pool_exhausted"}' 1 3 ||
+	die "the second IPv6 Service not counted as pool_exhausted"
+v6=$(topo_ctl lb2 -j service list | python3 -c 'import json,sys
+print(" ".join(s["name"] + "=" + s["vip"] for s in json.load(sys.stdin) if s["name"].startswith("default/v6")))')
+[ "$v6" = "default/v6a:80=2001:db8:ffff:1::1" ] || die "IPv6 Services on lb2: '$v6'"
+[ "$(topo_ctl lb2 -j backend list | python3 -c 'import json,sys
+print(" ".join(sorted(b["address"] for b in json.load(sys.stdin) if b["service"] == "default/v6a:80")))')" = \
+	"192.0.2.21 192.0.2.22 192.0.2.23" ] || die "v6a backends are not the Ready nodes by IPv4"
+for ((i = 0; i < 40; i++)); do
+	ev=$(kube GET /api/v1/namespaces/default/events | python3 -c 'import json,sys
+print(" ".join(e["reason"] + ":" + e["involvedObject"]["name"] for e in json.load(sys.stdin)["items"]))')
+	[[ $ev == *"PoolExhausted:v6b"* ]] && break
+	sleep 0.2
+done
+[[ $ev == *"PoolExhausted:v6b"* ]] || die "no PoolExhausted Event for v6b: '$ev'"
+ok "IPv6: v6a got the pool's one address with IPv4 node backends; v6b refused with a PoolExhausted Event"
 check "default/web still answers" topo_exec cin curl -sf -m 2 -o /dev/null "http://$VIP:$SVC_PORT/"
 
 # --- the Service deleted ---------------------------------------------------
