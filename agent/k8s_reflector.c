@@ -131,14 +131,19 @@ static int on_event(void *arg, json_t *ev)
 		json_object_get(obj, "metadata"), "resourceVersion"));
 	char key[600];
 
-	if (!type || !json_is_object(obj))
-		return 1;	/* not the protocol: reconnect */
+	if (!type || !json_is_object(obj)) {
+		r->stream_failed = true;	/* not the protocol */
+		return 1;
+	}
 	if (!strcmp(type, "ERROR")) {
 		/* 410 Gone: our resourceVersion is too old; list again */
 		if (json_integer_value(json_object_get(obj, "code")) == 410)
 			r->rv[0] = '\0';
+		else
+			r->stream_failed = true;
 		return 1;
 	}
+	r->stream_events++;
 	pthread_mutex_lock(r->lock);
 	r->last_event = mono_s();
 	pthread_mutex_unlock(r->lock);
@@ -168,18 +173,30 @@ static int watch(struct k8s_reflector *r)
 {
 	struct k8s_resp resp;
 	char path[1024];
+	time_t start;
 	int ret;
 
 	snprintf(path, sizeof(path), "%s?watch=true&resourceVersion=%s"
 		 "&allowWatchBookmarks=true&timeoutSeconds=%d", r->path, r->rv,
 		 WATCH_TIMEOUT_S);
 	set_state(r, K8S_STATE_WATCHING);
+	r->stream_failed = false;
+	r->stream_events = 0;
+	start = mono_s();
 	ret = k8s_stream(r->creds, path, WATCH_TIMEOUT_S + 30, r->stop, on_event,
 			 r, &resp);
 	if (!ret && resp.status == 410)
 		r->rv[0] = '\0';
 	else if (!ret && resp.status != 200)
 		ret = -EIO;
+	/* an ERROR event, or a stream the server ends at once and again,
+	 * backs off rather than spinning */
+	if (!ret && r->rv[0] && (r->stream_failed ||
+				 (!r->stream_events && mono_s() - start < 1))) {
+		snprintf(resp.error, sizeof(resp.error), "%s", r->stream_failed ?
+			 "error event" : "stream ended at once");
+		ret = -EIO;
+	}
 	if (ret && !*r->stop)
 		log_warn("kubernetes: watching %s: %s (HTTP %ld)", r->path,
 			 resp.error[0] ? resp.error : "bad response", resp.status);

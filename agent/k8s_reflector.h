@@ -36,6 +36,8 @@ struct k8s_reflector {
 	time_t last_event;		/* monotonic seconds of the last event */
 	uint64_t relists, errors;
 	char rv[64];			/* resume from here; "" = list */
+	bool stream_failed;		/* the open watch sent an ERROR */
+	uint64_t stream_events;		/* events of the open watch */
 	pthread_t thread;
 	bool started;
 };
