@@ -162,10 +162,13 @@ static void translate_and_apply(struct aeth_k8s_watch *w)
 		k8s_status_update(w->status, &res);
 	if (w->force_apply || !w->last_text || strcmp(w->last_text, res.text)) {
 		w->force_apply = false;
-		aeth_apply_text(w->agent, res.text, res.len, "kubernetes", &ar);
-		free(w->last_text);
-		w->last_text = res.text;
-		res.text = NULL;
+		/* what failed is tried again with the next change */
+		if (!aeth_apply_text(w->agent, res.text, res.len, "kubernetes",
+				     &ar)) {
+			free(w->last_text);
+			w->last_text = res.text;
+			res.text = NULL;
+		}
 	}
 	aeth_k8s_result_free(&res);
 }
