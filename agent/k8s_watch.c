@@ -319,6 +319,11 @@ void aeth_k8s_watch_metrics(struct evbuffer *b, void *arg)
 		evbuffer_add_printf(b, "aether_kubernetes_relists_total{kind=\"%s\"} %llu\n",
 				    w->refl[i].kind, (unsigned long long)w->refl[i].relists);
 	pthread_mutex_unlock(&w->lock);
+	evbuffer_add_printf(b, "# HELP aether_kubernetes_lease_held 1 while this "
+			    "agent holds the Lease and writes Service status\n"
+			    "# TYPE aether_kubernetes_lease_held gauge\n"
+			    "aether_kubernetes_lease_held %d\n",
+			    w->status && k8s_status_leading(w->status));
 	evbuffer_add_printf(b, "# HELP aether_kubernetes_rejected_total objects "
 			    "left out of the document, by reason\n"
 			    "# TYPE aether_kubernetes_rejected_total counter\n");

@@ -236,7 +236,14 @@ ok "the Lease holder wrote $VIP into the Service's status"
 leases=$(kube GET /apis/coordination.k8s.io/v1/namespaces/aether-system/leases/aether-lb-status |
 	python3 -c 'import json,sys; print(json.load(sys.stdin)["spec"]["holderIdentity"])')
 [[ " $TOPO_BACKENDS $TOPO_LBS " == *" $leases "* ]] || die "Lease holder '$leases'"
-ok "one agent ($leases) holds the Lease"
+held=0
+for n in $TOPO_BACKENDS $TOPO_LBS; do
+	h=$(metric "$n" aether_kubernetes_lease_held)
+	held=$((held + ${h:-0}))
+	[ "$n" = "$leases" ] && [ "${h:-0}" != 1 ] && die "$n holds the Lease but says $h"
+done
+[ $held -eq 1 ] || die "$held agents say they hold the Lease"
+ok "one agent ($leases) holds the Lease, and only it says so"
 
 # backends NODE: "address/weight/state ..." of default/web:8090
 backends() {
