@@ -431,6 +431,24 @@ static int check_unique(const void *items, size_t n,
 	return fail(err, p, what, first);
 }
 
+/* The name of a Kubernetes Service's port (SPEC.md section 8):
+ * NAMESPACE/NAME:PORT with DNS labels and a port number. */
+static bool is_k8s_port_name(const char *s)
+{
+	size_t ns = strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-");
+	size_t name, port;
+
+	if (ns == 0 || s[ns] != '/')
+		return false;
+	s += ns + 1;
+	name = strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-");
+	if (name == 0 || s[name] != ':')
+		return false;
+	s += name + 1;
+	port = strspn(s, "0123456789");
+	return port >= 1 && port <= 5 && s[port] == '\0' && s[0] != '0';
+}
+
 static int parse_name(json_t *obj, const char *parent, char *out,
 		      struct aeth_config_error *err)
 {
@@ -447,7 +465,11 @@ static int parse_name(json_t *obj, const char *parent, char *out,
 	if (strlen(s) >= AETH_NAME_LEN)
 		return fail(err, p, "longer than %d characters", AETH_NAME_LEN - 1);
 	/* Names are metric labels and aetherctl arguments, where a ':' or
-	 * '/' would read as VIP:PORT/PROTO. */
+	 * '/' would read as VIP:PORT/PROTO; NAMESPACE/NAME:PORT cannot. */
+	if (is_k8s_port_name(s)) {
+		strcpy(out, s);
+		return 0;
+	}
 	for (c = s; *c; c++)
 		if (!isalnum((unsigned char)*c) && !strchr("._-", *c))
 			return fail(err, p, "may contain only letters, digits, '.', '_' and '-'");
@@ -1000,8 +1022,88 @@ static bool uses_ipv6(const struct aeth_config *cfg)
 	return false;
 }
 
+static bool cidr_overlap(const struct aeth_cfg_cidr *a,
+			 const struct aeth_cfg_cidr *b)
+{
+	unsigned int plen = a->prefixlen < b->prefixlen ? a->prefixlen :
+							  b->prefixlen;
+
+	if (a->ip.family != b->ip.family)
+		return false;
+	for (unsigned int bit = 0; bit < plen; bit++) {
+		uint8_t m = (uint8_t)(0x80u >> (bit % 8));
+
+		if ((a->ip.addr.bytes[bit / 8] & m) != (b->ip.addr.bytes[bit / 8] & m))
+			return false;
+	}
+	return true;
+}
+
+static const char *const k8s_keys[] = {
+	"load_balancer_class", "default_class", "ip_pools", NULL,
+};
+
+/* kubernetes (SPEC.md section 8): the class served and the VIP pools. */
+static int parse_kubernetes(json_t *root, struct aeth_config *cfg,
+			    struct aeth_config_error *err)
+{
+	struct aeth_cfg_kubernetes *k = &cfg->k8s;
+	const char *cls;
+	char p[PATH_LEN];
+	json_t *obj, *list, *v;
+	size_t i;
+	int ret;
+
+	ret = field(root, "", "kubernetes", false, &obj, err);
+	if (ret || !obj)
+		return ret;
+	ret = expect_object(obj, "kubernetes", k8s_keys, err);
+	if (!ret)
+		ret = get_string(obj, "kubernetes", "load_balancer_class", true,
+				 &cls, err);
+	if (ret)
+		return ret;
+	/* The API server's own limit for a qualified name. */
+	if (!*cls || strlen(cls) >= sizeof(k->lb_class))
+		return fail(err, "kubernetes.load_balancer_class",
+			    "must be 1 to %zu characters", sizeof(k->lb_class) - 1);
+	strcpy(k->lb_class, cls);
+	ret = get_bool(obj, "kubernetes", "default_class", false, false,
+		       &k->default_class, err);
+	if (!ret)
+		ret = field(obj, "kubernetes", "ip_pools", true, &list, err);
+	if (ret)
+		return ret;
+	if (!json_is_array(list))
+		return fail(err, "kubernetes.ip_pools", "must be an array");
+	if (json_array_size(list) > AETH_CFG_MAX_POOLS)
+		return fail(err, "kubernetes.ip_pools", "too many pools (at most %d)",
+			    AETH_CFG_MAX_POOLS);
+	k->present = true;
+	k->n_pools = json_array_size(list);
+	if (!k->n_pools)
+		return 0;
+	k->pools = calloc(k->n_pools, sizeof(*k->pools));
+	if (!k->pools)
+		return fail(err, "kubernetes.ip_pools", "out of memory");
+	json_array_foreach(list, i, v) {
+		join_index(p, "kubernetes.ip_pools", i);
+		ret = parse_cidr(v, p, &k->pools[i], err);
+		if (ret)
+			return ret;
+	}
+	/* An address in two pools could be handed out twice. */
+	for (i = 1; i < k->n_pools; i++)
+		for (size_t j = 0; j < i; j++)
+			if (cidr_overlap(&k->pools[i], &k->pools[j])) {
+				join_index(p, "kubernetes.ip_pools", i);
+				return fail(err, p, "overlaps ip_pools[%zu]", j);
+			}
+	return 0;
+}
+
 static const char *const root_keys[] = {
-	"version", "node", "maglev", "conntrack", "services", NULL,
+	"version", "node", "maglev", "conntrack", "services", "kubernetes", NULL,
 };
 
 static int parse_root(json_t *root, struct aeth_config *cfg,
@@ -1030,6 +1132,8 @@ static int parse_root(json_t *root, struct aeth_config *cfg,
 		ret = parse_conntrack(root, cfg, err);
 	if (!ret)
 		ret = parse_services(root, cfg, err);
+	if (!ret)
+		ret = parse_kubernetes(root, cfg, err);
 	if (ret)
 		return ret;
 	/* IPv6 requires every link to carry 1280 bytes (RFC 8200). */
@@ -1179,6 +1283,7 @@ void aeth_config_free(struct aeth_config *cfg)
 		free(cfg->services[i].backends);
 	}
 	free(cfg->services);
+	free(cfg->k8s.pools);
 	free(cfg->interfaces);
 	free(cfg->text);
 	free(cfg);

@@ -77,6 +77,18 @@ struct aeth_cfg_service {
 	size_t n_backends;
 };
 
+/* kubernetes (SPEC.md section 8): which Services of type LoadBalancer are
+ * served (load_balancer_class required, default_class default false) and
+ * the pools their VIPs come from (ip_pools required, no overlaps). */
+#define AETH_CFG_MAX_POOLS 64
+struct aeth_cfg_kubernetes {
+	bool present;
+	char lb_class[254];
+	bool default_class;
+	struct aeth_cfg_cidr *pools;
+	size_t n_pools;
+};
+
 /* Required: version (1), node.interfaces (1..AETH_MAX_INTERFACES),
  * node.addresses (ipv4 and/or ipv6), maglev.seed (so that every node builds
  * the same tables), services (may be empty) and in each service name, vip,
@@ -99,6 +111,7 @@ struct aeth_config {
 	uint32_t ct_insert_rate;
 	struct aeth_cfg_service *services;
 	size_t n_services;
+	struct aeth_cfg_kubernetes k8s;	/* present false when absent */
 	char *text;			/* the document as received */
 	size_t text_len;
 	uint8_t hash[32];		/* SHA-256 of text */

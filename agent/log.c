@@ -64,6 +64,8 @@ static void log_emit(enum aeth_log_level level, const char *fmt, va_list ap)
 	gmtime_r(&ts.tv_sec, &tm);
 	n = strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(stamp + n, sizeof(stamp) - n, ".%03ldZ", ts.tv_nsec / 1000000);
+	/* one line per event also when the Kubernetes threads log */
+	flockfile(stderr);
 	if (log_json) {
 		fprintf(stderr, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"", stamp,
 			level_names[level]);
@@ -73,6 +75,7 @@ static void log_emit(enum aeth_log_level level, const char *fmt, va_list ap)
 		fprintf(stderr, "%s %s %s\n", stamp, level_names[level], msg);
 	}
 	fflush(stderr);
+	funlockfile(stderr);
 }
 
 void aeth_log(enum aeth_log_level level, const char *fmt, ...)

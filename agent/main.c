@@ -14,6 +14,8 @@
 #include "apply.h"
 #include "config.h"
 #include "health.h"
+#include "k8s_render.h"
+#include "k8s_watch.h"
 #include "loader.h"
 #include "log.h"
 #include "metrics.h"
@@ -29,6 +31,9 @@
 
 struct options {
 	const char *config, *pin_dir, *socket, *metrics, *check_config;
+	const char *render_k8s;		/* --render-kubernetes OBJECTS.json */
+	const char *kubeconfig;
+	bool kubernetes;
 	bool detach, json;
 	enum aeth_log_level level;
 	struct aeth_node_hint node;	/* --interface, --node-address */
@@ -39,6 +44,7 @@ struct daemon {
 	struct event_base *base;
 	struct aeth_health *health;
 	const struct aeth_node_hint *node;
+	struct aeth_k8s_watch *k8s;	/* --kubernetes */
 };
 
 static void usage(FILE *f)
@@ -49,7 +55,9 @@ static void usage(FILE *f)
 		"                    [--log-format text|json]\n"
 		"                    [--log-level error|warn|info|debug]\n"
 		"                    [--interface NIC] [--node-address IP]...\n"
+		"                    [--kubernetes [--kubeconfig FILE]]\n"
 		"       aether-agent --check-config FILE\n"
+		"       aether-agent --render-kubernetes OBJECTS.json --config FILE\n"
 		"       aether-agent --detach [--pin-dir DIR]\n"
 		"       aether-agent --version\n");
 }
@@ -80,6 +88,13 @@ static void help(void)
 	      "  --node-address IP     the node's address of IP's family when the\n"
 	      "                        document has no node.addresses (once per\n"
 	      "                        family; default: the NIC's addresses)\n"
+	      "  --kubernetes          also serve the cluster's Services of type\n"
+	      "                        LoadBalancer (SPEC.md section 8)\n"
+	      "  --kubeconfig FILE     credentials for --kubernetes (default: the\n"
+	      "                        pod's service account)\n"
+	      "  --render-kubernetes OBJECTS.json\n"
+	      "                        print the document --config plus the\n"
+	      "                        Services of a kubectl List make, and exit\n"
 	      "  --check-config FILE   validate FILE and exit (0 valid, 1 not)\n"
 	      "  --detach              remove the program from the NICs, unpin\n"
 	      "  --version             print the version and the commit\n"
@@ -116,7 +131,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum { O_CONFIG = 1, O_PIN_DIR, O_SOCKET, O_METRICS, O_LOG_FORMAT,
 	       O_LOG_LEVEL, O_CHECK, O_DETACH, O_HELP, O_VERSION, O_IFACE,
-	       O_NODE_ADDR };
+	       O_NODE_ADDR, O_RENDER_K8S, O_K8S, O_KUBECONFIG };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, O_CONFIG },
 		{ "pin-dir", required_argument, NULL, O_PIN_DIR },
@@ -130,6 +145,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "version", no_argument, NULL, O_VERSION },
 		{ "interface", required_argument, NULL, O_IFACE },
 		{ "node-address", required_argument, NULL, O_NODE_ADDR },
+		{ "render-kubernetes", required_argument, NULL, O_RENDER_K8S },
+		{ "kubernetes", no_argument, NULL, O_K8S },
+		{ "kubeconfig", required_argument, NULL, O_KUBECONFIG },
 		{ 0 },
 	};
 	int c;
@@ -146,6 +164,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case O_METRICS: o->metrics = optarg; break;
 		case O_CHECK: o->check_config = optarg; break;
 		case O_DETACH: o->detach = true; break;
+		case O_RENDER_K8S: o->render_k8s = optarg; break;
+		case O_K8S: o->kubernetes = true; break;
+		case O_KUBECONFIG: o->kubeconfig = optarg; break;
 		case O_LOG_FORMAT:
 			if (strcmp(optarg, "json") == 0) {
 				o->json = true;
@@ -184,6 +205,10 @@ static int parse_options(int argc, char **argv, struct options *o)
 		fprintf(stderr, "aether-agent: unexpected argument %s\n",
 			argv[optind]);
 		usage(stderr);
+		return -EINVAL;
+	}
+	if (o->kubeconfig && !o->kubernetes) {
+		fprintf(stderr, "aether-agent: --kubeconfig needs --kubernetes\n");
 		return -EINVAL;
 	}
 	if (!o->check_config && !o->detach && !o->config) {
@@ -256,7 +281,11 @@ static void on_file(void *arg, const char *text, size_t len, const char *source)
 	struct daemon *d = arg;
 	struct aeth_apply_result res;
 
-	aeth_apply_text(&d->agent, text, len, source, &res);
+	/* with --kubernetes the file is the base of the translation */
+	if (d->k8s)
+		aeth_k8s_watch_set_base(d->k8s, text, len);
+	else
+		aeth_apply_text(&d->agent, text, len, source, &res);
 }
 
 static void on_stop(evutil_socket_t sig, short what, void *arg)
@@ -351,6 +380,13 @@ static int run(const struct options *o)
 		log_err("watching %s: %s", o->config, strerror(errno));
 		goto out;
 	}
+	if (o->kubernetes) {
+		d.k8s = aeth_k8s_watch_start(d.base, a, o->kubeconfig, text, len);
+		if (!d.k8s)
+			goto out;
+		if (metrics)
+			aeth_metrics_add_source(metrics, aeth_k8s_watch_metrics, d.k8s);
+	}
 	/* interfaces re-created and pins deleted under us */
 	node_watch = aeth_node_watch_start(d.base, a,
 					   AETH_NODE_WATCH_INTERVAL_MS);
@@ -375,6 +411,7 @@ out:
 	if (ev_int)
 		event_free(ev_int);
 	aeth_node_watch_stop(node_watch);
+	aeth_k8s_watch_stop(d.k8s);
 	aeth_watch_stop(watch);
 	aeth_api_stop(api);
 	if (metrics)
@@ -404,6 +441,8 @@ int main(int argc, char **argv)
 
 	if (o.check_config)
 		return check_config(o.check_config);
+	if (o.render_k8s)
+		return aeth_k8s_render(o.render_k8s, o.config);
 	if (o.detach) {
 		if (aeth_loader_detach(o.pin_dir, errbuf, sizeof(errbuf))) {
 			log_err("%s", errbuf);

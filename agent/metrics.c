@@ -64,6 +64,8 @@ struct aeth_metrics {
 	uint16_t port;
 	int ncpus;
 	struct ct_count ct;
+	aeth_metrics_source_fn source;	/* more samples (Kubernetes watch) */
+	void *source_arg;
 };
 
 /* One array map read whole: values[key * stride], per-CPU ones summed. */
@@ -663,6 +665,8 @@ static int scrape(struct aeth_metrics *m, struct evbuffer *b, const char **what)
 	}
 	if (m->status)
 		scrape_agent(b, m->status);
+	if (m->source)
+		m->source(b, m->source_arg);
 out:
 	free(svcinfo.values);
 	free(svc_stats.values);
@@ -902,6 +906,13 @@ fail:
 	free(m);
 	errno = -err;
 	return NULL;
+}
+
+void aeth_metrics_add_source(struct aeth_metrics *m, aeth_metrics_source_fn fn,
+			     void *arg)
+{
+	m->source = fn;
+	m->source_arg = arg;
 }
 
 uint16_t aeth_metrics_port(const struct aeth_metrics *m)

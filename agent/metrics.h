@@ -33,6 +33,11 @@ struct aeth_metrics;
 struct aeth_metrics *aeth_metrics_start(struct event_base *base, const char *addr,
 					const struct aeth_map_fds *maps,
 					const struct aeth_agent_status *status);
+/* One more producer of samples, called at each scrape (one at most). */
+struct evbuffer;
+typedef void (*aeth_metrics_source_fn)(struct evbuffer *b, void *arg);
+void aeth_metrics_add_source(struct aeth_metrics *m, aeth_metrics_source_fn fn,
+			     void *arg);
 /* The port listened on. */
 uint16_t aeth_metrics_port(const struct aeth_metrics *m);
 void aeth_metrics_stop(struct aeth_metrics *m);

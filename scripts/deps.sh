@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
 	clang llvm libbpf-dev libxdp-dev bpftool xdp-tools libelf-dev zlib1g-dev
 	libevent-dev libssl-dev libjansson-dev libcriterion-dev meson ninja-build pkg-config
+	libcurl4-openssl-dev libyaml-dev
 	iproute2 iputils-ping curl openssl python3 python3-yaml tcpdump ethtool procps
 	nftables iptables ipset hping3 libcap2-bin podman runc uidmap
 )
