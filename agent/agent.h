@@ -14,6 +14,7 @@
 #include "pinned.h"
 
 struct aether_lb;
+struct aeth_bgp;
 struct xdp_program;
 
 /* One service as it is in the maps, indexed by service id. */
@@ -70,6 +71,8 @@ struct aeth_agent {
 	/* Called after every successful apply of a new document (attach to
 	 * the interfaces it names, update health checks). */
 	void (*on_applied)(struct aeth_agent *a);
+
+	struct aeth_bgp *bgp;		/* the BGP speaker's supervisor, or NULL */
 
 	struct xdp_program *xdp_progs[AETH_MAX_INTERFACES];
 	int inner_mmap;		/* Maglev inner maps mmapable: 0 unknown, 1, -1 */

@@ -932,7 +932,9 @@ static bool uses_ipv6(const struct aeth_config *cfg)
 }
 
 static const char *const root_keys[] = {
-	"version", "node", "maglev", "conntrack", "services", NULL,
+	"version", "node", "maglev", "conntrack", "services",
+	"bgp",
+	NULL,
 };
 
 static int parse_root(json_t *root, struct aeth_config *cfg,
@@ -961,6 +963,8 @@ static int parse_root(json_t *root, struct aeth_config *cfg,
 		ret = parse_conntrack(root, cfg, err);
 	if (!ret)
 		ret = parse_services(root, cfg, err);
+	if (!ret)
+		ret = aeth_config_parse_bgp(root, cfg, err);
 	if (ret)
 		return ret;
 	/* IPv6 requires every link to carry 1280 bytes (RFC 8200). */
@@ -1110,6 +1114,7 @@ void aeth_config_free(struct aeth_config *cfg)
 		free(cfg->services[i].backends);
 	}
 	free(cfg->services);
+	free(cfg->bgp);
 	free(cfg->interfaces);
 	free(cfg->text);
 	free(cfg);

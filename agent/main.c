@@ -2,6 +2,7 @@
  * document from the file, SIGHUP and the API socket, and serves metrics. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include "agent.h"
 #include "api.h"
 #include "apply.h"
+#include "bgp.h"
 #include "config.h"
 #include "health.h"
 #include "loader.h"
@@ -24,6 +26,7 @@
 #define DEFAULT_SOCKET "/run/aether/agent.sock"
 #define DEFAULT_METRICS "127.0.0.1:9464"
 #define WATCH_DEBOUNCE_MS 100	/* a burst of writes or a ConfigMap swap settles */
+#define DETACH_WITHDRAW_WAIT_MS 1000	/* routers act on the withdrawal */
 
 struct options {
 	const char *config, *pin_dir, *socket, *metrics, *check_config;
@@ -45,7 +48,7 @@ static void usage(FILE *f)
 		"                    [--log-format text|json]\n"
 		"                    [--log-level error|warn|info|debug]\n"
 		"       aether-agent --check-config FILE\n"
-		"       aether-agent --detach [--pin-dir DIR]\n");
+		"       aether-agent --detach [--pin-dir DIR] [--socket PATH]\n");
 }
 
 static int parse_options(int argc, char **argv, struct options *o)
@@ -156,6 +159,7 @@ static void health_changed(void *arg, const char *service,
 	struct daemon *d = arg;
 
 	aeth_apply_refresh(&d->agent);
+	aeth_bgp_update(d->agent.bgp);
 }
 
 static void on_applied(struct aeth_agent *a)
@@ -165,6 +169,7 @@ static void on_applied(struct aeth_agent *a)
 	aeth_loader_attach(a, a->cfg);
 	if (d->health && aeth_health_update(d->health, a->cfg))
 		log_warn("updating health checks failed");
+	aeth_bgp_update(a->bgp);
 }
 
 static void on_file(void *arg, const char *text, size_t len, const char *source)
@@ -184,6 +189,25 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
 	event_base_loopbreak(d->base);
 }
 
+/* The directory of the API socket, absolute: BIRD runs detached and must
+ * not depend on our working directory. */
+static const char *state_dir(const char *socket, char *buf, size_t len)
+{
+	char dir[PATH_MAX], *slash;
+
+	snprintf(dir, sizeof(dir), "%s", socket);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	if (!realpath(dir, buf))
+		snprintf(buf, len, "%s", dir);
+	return buf;
+}
+
 static int run(const struct options *o)
 {
 	struct daemon d;
@@ -196,7 +220,7 @@ static int run(const struct options *o)
 	struct aeth_node_watch *node_watch = NULL;
 	struct aeth_api *api = NULL;
 	struct event *ev_term = NULL, *ev_int = NULL;
-	char errbuf[600], *text = NULL;
+	char errbuf[600], statebuf[PATH_MAX], *text = NULL;
 	size_t len;
 	int err, ret = 1;
 
@@ -251,6 +275,15 @@ static int run(const struct options *o)
 	api = aeth_api_start(d.base, o->socket, a);
 	if (!api)
 		goto out;
+	/* BIRD's files live beside the API socket */
+	a->bgp = aeth_bgp_start(d.base, a, state_dir(o->socket, statebuf,
+						     sizeof(statebuf)));
+	if (!a->bgp) {
+		log_err("BGP supervisor: %s", strerror(errno));
+		goto out;
+	}
+	a->status.scrape_more = aeth_bgp_scrape;
+	a->status.scrape_more_arg = a->bgp;
 	watch = aeth_watch_start(d.base, o->config, WATCH_DEBOUNCE_MS, text,
 				 len, on_file, &d);
 	if (!watch) {
@@ -283,6 +316,8 @@ out:
 	aeth_node_watch_stop(node_watch);
 	aeth_watch_stop(watch);
 	aeth_api_stop(api);
+	a->status.scrape_more = NULL;
+	aeth_bgp_stop(a->bgp);	/* BIRD keeps announcing for the next agent */
 	if (metrics)
 		aeth_metrics_stop(metrics);
 	if (d.health)
@@ -311,6 +346,12 @@ int main(int argc, char **argv)
 	if (o.check_config)
 		return check_config(o.check_config);
 	if (o.detach) {
+		char dir[PATH_MAX];
+
+		/* routers move the flows away before the program goes */
+		if (aeth_bgp_withdraw_all(state_dir(o.socket, dir, sizeof(dir)),
+					  DETACH_WITHDRAW_WAIT_MS) < 0)
+			log_warn("could not stop bird in %s; detaching anyway", dir);
 		if (aeth_loader_detach(o.pin_dir, errbuf, sizeof(errbuf))) {
 			log_err("%s", errbuf);
 			return 1;

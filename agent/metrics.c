@@ -566,6 +566,8 @@ static int scrape(struct aeth_metrics *m, struct evbuffer *b, const char **what)
 	}
 	if (m->status)
 		scrape_agent(b, m->status);
+	if (m->status && m->status->scrape_more)
+		m->status->scrape_more(b, m->status->scrape_more_arg);
 out:
 	free(svcinfo.values);
 	free(svc_stats.values);

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 struct event_base;
+struct evbuffer;
 struct aeth_map_fds;
 
 /* What the metrics listener reads of the agent besides the maps. The agent
@@ -17,6 +18,9 @@ struct aeth_agent_status {
 	uint64_t apply_failed;		/* {result="failed"}: valid, but the maps refused */
 	bool config_applied;		/* a first document is live */
 	bool attached;			/* the program is on every interface */
+	/* more families appended to each scrape (BGP), when set */
+	void (*scrape_more)(struct evbuffer *b, void *arg);
+	void *scrape_more_arg;
 };
 
 struct aeth_metrics;

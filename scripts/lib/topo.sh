@@ -6,17 +6,19 @@
 #
 #   cin  198.51.100.10  2001:db8:100::10 --+            (authorized client)
 #   cout 198.51.100.200 2001:db8:200::10 --+-- rtr      (unauthorized client)
-#                                               |  ECMP to the VIPs via lb1, lb2
+#                                               |  ECMP to the VIPs via lb1, lb2 (BGP)
 #   fab (bridge br0, 192.0.2.0/24, 2001:db8::/64) -- rtr .1, lb1 .11, lb2 .12,
 #                                                    be1 .21, be2 .22, be3 .23
 #
 # The LB nodes encapsulate VIP traffic to a backend (XDP_TX back onto the
 # fabric); the backends strip the tunnel in XDP and answer straight to the
-# router (direct server return).
+# router (direct server return). Each LB node's agent announces the VIPs
+# over BGP to the router's BIRD (topo_bgp.sh).
 # shellcheck shell=bash
 
 TOPO_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TOPO_ROOT=$(cd "$TOPO_LIB/../.." && pwd)
+. "$TOPO_LIB/topo_bgp.sh"
 
 VIP4=203.0.113.10
 VIP6=2001:db8:ffff::10
@@ -157,11 +159,12 @@ topo_make_network() {
 		topo_exec "$n" ethtool -K eth0 tx off >/dev/null || return 1
 	done
 
-	# router: forwards, hashes ECMP on the L4 5-tuple
+	# router: forwards, hashes ECMP on the L4 5-tuple, learns the VIPs
+	# from the LB nodes over BGP
 	topo_sysctl rtr net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
 		net.ipv4.fib_multipath_hash_policy=1 \
 		net.ipv6.fib_multipath_hash_policy=1
-	topo_route_via ecmp || return 1
+	topo_bgp_router_start || return 1
 
 	# LB nodes: what the stack fallback of the data path needs (packets it
 	# encapsulated but passes up carry the node's own source address)
@@ -188,25 +191,21 @@ topo_make_network() {
 	done
 }
 
-# topo_route_via ecmp|lb1|lb2: how the router reaches the VIPs
+# topo_route_via ecmp|lb1|lb2: how the router reaches the VIPs. ecmp: as
+# BGP says (every announcing LB node); an LB node: pinned to it by a route
+# in the override table, which the router consults before BGP's.
 topo_route_via() {
-	local v4 v6 n
+	local t=$TOPO_OVERRIDE_TABLE
 	case $1 in
 	ecmp)
-		v4="" v6=""
-		for n in $TOPO_LBS; do
-			v4+=" nexthop via ${TOPO_V4[$n]} dev eth0"
-			v6+=" nexthop via ${TOPO_V6[$n]} dev eth0"
-		done
-		# shellcheck disable=SC2086
-		ip -n "$P-rtr" route replace "$VIP4/32" $v4 &&
-			ip -n "$P-rtr" -6 route replace "$VIP6/128" $v6
+		ip -n "$P-rtr" route flush table "$t" &&
+			ip -n "$P-rtr" -6 route flush table "$t"
 		;;
 	*)
 		ip -n "$P-rtr" route replace "$VIP4/32" via "${TOPO_V4[$1]}" \
-			dev eth0 &&
+			dev eth0 table "$t" &&
 			ip -n "$P-rtr" -6 route replace "$VIP6/128" \
-				via "${TOPO_V6[$1]}" dev eth0
+				via "${TOPO_V6[$1]}" dev eth0 table "$t"
 		;;
 	esac
 }
@@ -427,7 +426,10 @@ topo_up() {
 		topo_wait_ready "$n" 30 || return 1
 	done
 	# health checks need rise successes before backends count
-	topo_wait_backends_up 15
+	topo_wait_backends_up 15 || return 1
+	# every LB node announces both VIPs
+	topo_wait_nexthops 4 "$(wc -w <<<"$TOPO_LBS")" 20 &&
+		topo_wait_nexthops 6 "$(wc -w <<<"$TOPO_LBS")" 20
 }
 
 # topo_wait_backends_up SECONDS: until every LB node reports every backend up

@@ -1,0 +1,507 @@
+/* The BGP speaker's supervisor: which VIPs to announce, BIRD kept running
+ * and configured with them, peer states, drain. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "bgp.h"
+#include "bird.h"
+#include "bird_conf.h"
+#include "log.h"
+
+#define PEER_POLL_TICKS 5		/* peer states every 500 ms */
+#define STABLE_MS 60000			/* up this long: backoff starts over */
+#define STATE_LEN 16
+
+struct aeth_bgp {
+	struct aeth_agent *agent;
+	struct event *tick;
+	struct aeth_bird bird;
+	char drain_file[PATH_MAX];
+	bool drained;
+
+	pid_t pid;			/* 0: not running */
+	uint64_t started_ms;
+	uint64_t next_start_ms;
+	uint32_t backoff_ms;
+	uint64_t restarts;		/* died and started again */
+	uint64_t start_failures;
+	uint64_t next_configure_ms;	/* after a refused configure */
+
+	/* what BIRD was last configured with */
+	bool configured;
+	struct aeth_cfg_bgp cfg;
+	struct aeth_ip *announced;
+	size_t n_announced;
+
+	char peer_state[AETH_CFG_BGP_MAX_PEERS][STATE_LEN];
+	unsigned int ticks;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static bool service_usable(const struct aeth_agent *a,
+			   const struct aeth_cfg_service *s)
+{
+	for (size_t j = 0; j < s->n_backends; j++) {
+		const struct aeth_cfg_backend *b = &s->backends[j];
+
+		if (b->draining || !b->weight)
+			continue;
+		if (!a->backend_up ||
+		    a->backend_up(a->backend_up_arg, s->name, &b->ip))
+			return true;
+	}
+	return false;
+}
+
+static bool ip_in(const struct aeth_ip *list, size_t n, const struct aeth_ip *ip)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!memcmp(&list[i], ip, sizeof(*ip)))
+			return true;
+	return false;
+}
+
+static int ip_order(const void *pa, const void *pb)
+{
+	const struct aeth_ip *a = pa, *b = pb;
+
+	if (a->family != b->family)
+		return a->family < b->family ? -1 : 1;
+	return memcmp(a->addr.bytes, b->addr.bytes, 16);
+}
+
+/* SPEC.md section 7: attached, applied, a usable backend, not drained.
+ * Sorted, each VIP once. *out is malloc'd (NULL when empty). */
+static int desired_vips(const struct aeth_bgp *g, struct aeth_ip **out,
+			size_t *n)
+{
+	const struct aeth_agent *a = g->agent;
+	const struct aeth_config *cfg = a->cfg;
+
+	*out = NULL;
+	*n = 0;
+	if (!cfg || !cfg->n_services || !a->status.config_applied ||
+	    !a->status.attached || g->drained)
+		return 0;
+	*out = calloc(cfg->n_services, sizeof(**out));
+	if (!*out)
+		return -ENOMEM;
+	for (size_t i = 0; i < cfg->n_services; i++) {
+		const struct aeth_cfg_service *s = &cfg->services[i];
+
+		if (!ip_in(*out, *n, &s->vip) && service_usable(a, s))
+			(*out)[(*n)++] = s->vip;
+	}
+	qsort(*out, *n, sizeof(**out), ip_order);
+	return 0;
+}
+
+static void set_announced(struct aeth_bgp *g, struct aeth_ip *vips, size_t n)
+{
+	free(g->announced);
+	g->announced = vips;
+	g->n_announced = n;
+}
+
+static int write_conf(struct aeth_bgp *g, const struct aeth_cfg_bgp *cfg,
+		      const struct aeth_ip *vips, size_t n)
+{
+	char *text = aeth_bird_config(cfg, vips, n, g->bird.log);
+	int err;
+
+	if (!text)
+		return -ENOMEM;
+	err = aeth_bird_write_conf(&g->bird, text);
+	free(text);
+	if (err)
+		log_warn("bgp: writing %s: %s", g->bird.conf, strerror(-err));
+	return err;
+}
+
+static void mark_peers(struct aeth_bgp *g, const char *state)
+{
+	for (size_t i = 0; i < AETH_CFG_BGP_MAX_PEERS; i++)
+		snprintf(g->peer_state[i], STATE_LEN, "%s", state);
+}
+
+/* Start BIRD on the desired set; on failure retry after a growing delay. */
+static void speaker_start(struct aeth_bgp *g, const struct aeth_cfg_bgp *cfg,
+			  struct aeth_ip *vips, size_t n)
+{
+	char err[512];
+	pid_t pid;
+
+	if (write_conf(g, cfg, vips, n) == 0) {
+		pid = aeth_bird_start(&g->bird, err, sizeof(err));
+		if (pid > 0) {
+			log_info("bgp: bird started (pid %d), announcing %zu VIPs",
+				 (int)pid, n);
+			g->pid = pid;
+			g->started_ms = now_ms();
+			g->cfg = *cfg;
+			g->configured = true;
+			set_announced(g, vips, n);
+			mark_peers(g, "idle");
+			return;
+		}
+		log_err("bgp: %s; retrying in %u ms", err, g->backoff_ms);
+	}
+	free(vips);
+	g->start_failures++;
+	g->next_start_ms = now_ms() + g->backoff_ms;
+	g->backoff_ms = g->backoff_ms * 2 > AETH_BGP_BACKOFF_MAX_MS ?
+			AETH_BGP_BACKOFF_MAX_MS : g->backoff_ms * 2;
+}
+
+static void speaker_configure(struct aeth_bgp *g, const struct aeth_cfg_bgp *cfg,
+			      struct aeth_ip *vips, size_t n)
+{
+	char reply[512];
+	int err;
+
+	err = write_conf(g, cfg, vips, n);
+	if (!err)
+		err = aeth_bird_command(&g->bird, "configure", reply,
+					sizeof(reply));
+	if (err) {
+		if (err == -EPROTO)
+			log_err("bgp: bird refused its configuration: %s", reply);
+		else if (err != -ENOMEM)
+			log_warn("bgp: configuring bird: %s", strerror(-err));
+		free(vips);
+		g->next_configure_ms = now_ms() + 1000;
+		return;
+	}
+	log_info("bgp: announcing %zu VIPs%s", n, g->drained ? " (drained)" : "");
+	g->cfg = *cfg;
+	g->configured = true;
+	set_announced(g, vips, n);
+}
+
+static void speaker_died(struct aeth_bgp *g)
+{
+	log_err("bgp: bird (pid %d) is gone; starting it again in %u ms",
+		(int)g->pid, g->backoff_ms);
+	g->pid = 0;
+	g->restarts++;
+	g->configured = false;
+	set_announced(g, NULL, 0);
+	mark_peers(g, "down");
+	g->next_start_ms = now_ms() + g->backoff_ms;
+}
+
+/* No bgp member any more: stop the speaker, so nothing stays announced. */
+static void speaker_retire(struct aeth_bgp *g)
+{
+	if (g->pid > 0) {
+		log_info("bgp: no bgp configuration; stopping bird (pid %d)",
+			 (int)g->pid);
+		if (aeth_bird_stop(g->pid, 2000))
+			log_warn("bgp: bird (pid %d) did not stop", (int)g->pid);
+	}
+	g->pid = 0;
+	g->configured = false;
+	set_announced(g, NULL, 0);
+}
+
+static bool same_set(const struct aeth_bgp *g, const struct aeth_ip *vips,
+		     size_t n)
+{
+	return g->n_announced == n &&
+	       (!n || !memcmp(g->announced, vips, n * sizeof(*vips)));
+}
+
+static void reconcile(struct aeth_bgp *g)
+{
+	const struct aeth_config *cfg = g->agent->cfg;
+	uint64_t now = now_ms();
+	struct aeth_ip *vips;
+	size_t n;
+
+	if (!cfg || !cfg->bgp) {
+		if (g->pid > 0 || g->configured)
+			speaker_retire(g);
+		return;
+	}
+	if (g->pid > 0 && !aeth_bird_alive(g->pid))
+		speaker_died(g);
+	if (g->pid > 0 && now - g->started_ms > STABLE_MS)
+		g->backoff_ms = AETH_BGP_BACKOFF_MS;
+	if (g->pid <= 0 && now < g->next_start_ms)
+		return;
+	if (desired_vips(g, &vips, &n))
+		return;
+	if (g->pid <= 0) {
+		speaker_start(g, cfg->bgp, vips, n);
+		return;
+	}
+	if (g->configured && same_set(g, vips, n) &&
+	    !memcmp(&g->cfg, cfg->bgp, sizeof(g->cfg))) {
+		free(vips);
+		return;
+	}
+	if (now < g->next_configure_ms) {
+		free(vips);
+		return;
+	}
+	speaker_configure(g, cfg->bgp, vips, n);
+}
+
+/* "BGP state:          Established" in `show protocols all NAME`. */
+static void poll_peer(struct aeth_bgp *g, size_t i)
+{
+	char cmd[64], name[32], reply[2048], *s;
+	size_t len;
+
+	aeth_bird_peer_name(i, name, sizeof(name));
+	snprintf(cmd, sizeof(cmd), "show protocols all %s", name);
+	if (aeth_bird_command(&g->bird, cmd, reply, sizeof(reply)) ||
+	    !(s = strstr(reply, "BGP state:"))) {
+		snprintf(g->peer_state[i], STATE_LEN, "unknown");
+		return;
+	}
+	s += strlen("BGP state:");
+	s += strspn(s, " \t");
+	len = strcspn(s, " \t\n");
+	if (len >= STATE_LEN)
+		len = STATE_LEN - 1;
+	for (size_t k = 0; k < len; k++)
+		g->peer_state[i][k] = (char)(s[k] | 0x20);	/* lower case */
+	g->peer_state[i][len] = '\0';
+}
+
+static void poll_peers(struct aeth_bgp *g)
+{
+	if (g->pid <= 0 || !g->configured)
+		return;
+	for (size_t i = 0; i < g->cfg.n_peers; i++)
+		poll_peer(g, i);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct aeth_bgp *g = arg;
+
+	(void)fd;
+	(void)what;
+	reconcile(g);
+	if (++g->ticks % PEER_POLL_TICKS == 0)
+		poll_peers(g);
+}
+
+void aeth_bgp_update(struct aeth_bgp *g)
+{
+	if (g)
+		reconcile(g);
+}
+
+static bool read_drained(const char *path)
+{
+	return access(path, F_OK) == 0;
+}
+
+int aeth_bgp_set_drained(struct aeth_bgp *g, bool drained)
+{
+	int fd;
+
+	if (drained) {
+		fd = open(g->drain_file, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return -errno;
+		close(fd);
+	} else if (unlink(g->drain_file) && errno != ENOENT) {
+		return -errno;
+	}
+	if (g->drained != drained)
+		log_info("node %s", drained ? "drained: withdrawing every VIP" :
+			 "undrained: announcing again");
+	g->drained = drained;
+	g->next_configure_ms = 0;
+	reconcile(g);
+	return 0;
+}
+
+bool aeth_bgp_drained(const struct aeth_bgp *g)
+{
+	return g && g->drained;
+}
+
+struct aeth_bgp *aeth_bgp_start(struct event_base *base, struct aeth_agent *a,
+				const char *state_dir)
+{
+	struct timeval tv = { 0, AETH_BGP_TICK_MS * 1000 };
+	struct aeth_bgp *g = calloc(1, sizeof(*g));
+
+	if (!g)
+		return NULL;
+	g->agent = a;
+	g->backoff_ms = AETH_BGP_BACKOFF_MS;
+	if (aeth_bird_init(&g->bird, state_dir) ||
+	    (size_t)snprintf(g->drain_file, sizeof(g->drain_file), "%s/drained",
+			     state_dir) >= sizeof(g->drain_file)) {
+		free(g);
+		errno = ENAMETOOLONG;
+		return NULL;
+	}
+	if (mkdir(state_dir, 0700) && errno != EEXIST) {
+		free(g);
+		return NULL;
+	}
+	g->drained = read_drained(g->drain_file);
+	g->pid = aeth_bird_find(&g->bird);
+	mark_peers(g, "down");
+	if (g->pid > 0)
+		log_info("bgp: adopting the running bird (pid %d): nothing is "
+			 "withdrawn", (int)g->pid);
+	if (g->drained)
+		log_info("node is drained (%s)", g->drain_file);
+	g->tick = event_new(base, -1, EV_PERSIST, on_tick, g);
+	if (!g->tick || event_add(g->tick, &tv)) {
+		if (g->tick)
+			event_free(g->tick);
+		free(g);
+		errno = ENOMEM;
+		return NULL;
+	}
+	reconcile(g);
+	poll_peers(g);
+	return g;
+}
+
+void aeth_bgp_stop(struct aeth_bgp *g)
+{
+	if (!g)
+		return;
+	event_free(g->tick);
+	free(g->announced);
+	free(g);
+}
+
+json_t *aeth_bgp_status_json(const struct aeth_bgp *g)
+{
+	json_t *peers = json_array(), *ann = json_array();
+	const struct aeth_cfg_bgp *cfg = g && g->agent->cfg ?
+					 g->agent->cfg->bgp : NULL;
+	char p[64];
+
+	for (size_t i = 0; cfg && i < cfg->n_peers; i++) {
+		const struct aeth_cfg_bgp_peer *peer = &cfg->peers[i];
+		bool known = g->configured && i < g->cfg.n_peers &&
+			     !memcmp(&g->cfg.peers[i], peer, sizeof(*peer));
+
+		json_array_append_new(peers, json_pack(
+			"{s:s,s:I,s:b,s:s}", "address", peer->address_text,
+			"asn", (json_int_t)peer->asn, "bfd", peer->bfd, "state",
+			known && g->pid > 0 ? g->peer_state[i] : "down"));
+	}
+	for (size_t i = 0; g && i < g->n_announced; i++) {
+		aeth_bird_prefix(&g->announced[i], p, sizeof(p));
+		json_array_append_new(ann, json_string(p));
+	}
+	return json_pack("{s:b,s:o,s:o,s:{s:b,s:i,s:I,s:I}}", "enabled",
+			 cfg != NULL, "peers", peers, "announced", ann,
+			 "speaker", "running", g && g->pid > 0, "pid",
+			 g ? (int)g->pid : 0, "restarts",
+			 (json_int_t)(g ? g->restarts : 0), "start_failures",
+			 (json_int_t)(g ? g->start_failures : 0));
+}
+
+static void scrape_vips(struct evbuffer *b, const struct aeth_bgp *g,
+			const struct aeth_config *cfg)
+{
+	char text[64], *slash;
+
+	evbuffer_add_printf(b, "# HELP aether_bgp_announced 1 while the VIP "
+			    "is announced to the peers.\n"
+			    "# TYPE aether_bgp_announced gauge\n");
+	for (size_t i = 0; cfg && i < cfg->n_services; i++) {
+		const struct aeth_ip *vip = &cfg->services[i].vip;
+		bool first = true;
+
+		for (size_t j = 0; j < i && first; j++)
+			first = memcmp(&cfg->services[j].vip, vip, sizeof(*vip));
+		if (!first)
+			continue;
+		aeth_bird_prefix(vip, text, sizeof(text));
+		slash = strchr(text, '/');
+		if (slash)
+			*slash = '\0';
+		evbuffer_add_printf(b, "aether_bgp_announced{vip=\"%s\"} %d\n",
+				    text, ip_in(g->announced, g->n_announced, vip));
+	}
+}
+
+void aeth_bgp_scrape(struct evbuffer *b, void *arg)
+{
+	const struct aeth_bgp *g = arg;
+	const struct aeth_config *cfg = g->agent->cfg;
+	const struct aeth_cfg_bgp *bgp = cfg ? cfg->bgp : NULL;
+
+	evbuffer_add_printf(b, "# HELP aether_node_drained 1 while the node is "
+			    "drained (announces nothing).\n"
+			    "# TYPE aether_node_drained gauge\n"
+			    "aether_node_drained %d\n", g->drained);
+	if (!bgp)
+		return;
+	evbuffer_add_printf(b, "# HELP aether_bgp_peer_up 1 while the BGP "
+			    "session to the peer is established.\n"
+			    "# TYPE aether_bgp_peer_up gauge\n");
+	for (size_t i = 0; i < bgp->n_peers; i++)
+		evbuffer_add_printf(b, "aether_bgp_peer_up{peer=\"%s\"} %d\n",
+				    bgp->peers[i].address_text,
+				    g->pid > 0 && g->configured &&
+				    !strcmp(g->peer_state[i], "established"));
+	scrape_vips(b, g, cfg);
+	evbuffer_add_printf(b, "# HELP aether_bgp_speaker_restarts_total Times "
+			    "the BGP speaker (bird) died and was started again.\n"
+			    "# TYPE aether_bgp_speaker_restarts_total counter\n"
+			    "aether_bgp_speaker_restarts_total %llu\n"
+			    "# HELP aether_bgp_speaker_start_failures_total Failed "
+			    "starts of the BGP speaker.\n"
+			    "# TYPE aether_bgp_speaker_start_failures_total counter\n"
+			    "aether_bgp_speaker_start_failures_total %llu\n",
+			    (unsigned long long)g->restarts,
+			    (unsigned long long)g->start_failures);
+}
+
+int aeth_bgp_withdraw_all(const char *state_dir, int withdraw_wait_ms)
+{
+	struct aeth_bird bird;
+	pid_t pid;
+	int err;
+
+	err = aeth_bird_init(&bird, state_dir);
+	if (err)
+		return err;
+	pid = aeth_bird_find(&bird);
+	if (pid <= 0)
+		return 0;
+	log_info("withdrawing: stopping bird (pid %d)", (int)pid);
+	err = aeth_bird_stop(pid, 3000);
+	if (err)
+		return err;
+	if (withdraw_wait_ms > 0) {
+		struct timespec ts = { withdraw_wait_ms / 1000,
+				       (withdraw_wait_ms % 1000) * 1000000L };
+
+		nanosleep(&ts, NULL);
+	}
+	return 1;
+}
