@@ -12,6 +12,7 @@ static const struct ctl_object *const objects[] = {
 	&ctl_obj_service, &ctl_obj_backend,   &ctl_obj_maglev,
 	&ctl_obj_conntrack, &ctl_obj_acl,     &ctl_obj_ratelimit,
 	&ctl_obj_stats,   &ctl_obj_status,    &ctl_obj_explain,
+	&ctl_obj_node,
 };
 
 #define N_OBJECTS (sizeof(objects) / sizeof(objects[0]))

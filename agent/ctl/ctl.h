@@ -50,6 +50,7 @@ struct ctl_object {
 extern const struct ctl_object ctl_obj_service, ctl_obj_backend,
 	ctl_obj_maglev, ctl_obj_conntrack, ctl_obj_acl, ctl_obj_ratelimit,
 	ctl_obj_stats, ctl_obj_status, ctl_obj_explain;
+extern const struct ctl_object ctl_obj_node;
 
 /* Output (ctl_out.c). Errors go once: {"error"} on stdout in JSON mode, one
  * "aetherctl: ..." line on stderr otherwise. */
