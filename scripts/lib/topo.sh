@@ -192,14 +192,23 @@ topo_make_network() {
 }
 
 # topo_route_via ecmp|lb1|lb2: how the router reaches the VIPs. ecmp: as
-# BGP says (every announcing LB node); an LB node: pinned to it by a route
-# in the override table, which the router consults before BGP's.
+# BGP says (every announcing LB node; without agents, --plain, a static
+# route over both); an LB node: pinned to it by a route in the override
+# table, which the router consults before BGP's.
 topo_route_via() {
-	local t=$TOPO_OVERRIDE_TABLE
+	local t=$TOPO_OVERRIDE_TABLE v4="" v6="" n
 	case $1 in
 	ecmp)
 		ip -n "$P-rtr" route flush table "$t" &&
-			ip -n "$P-rtr" -6 route flush table "$t"
+			ip -n "$P-rtr" -6 route flush table "$t" || return 1
+		[ -f "$TOPO_STATE/plain" ] || return 0
+		for n in $TOPO_LBS; do
+			v4+=" nexthop via ${TOPO_V4[$n]} dev eth0"
+			v6+=" nexthop via ${TOPO_V6[$n]} dev eth0"
+		done
+		# shellcheck disable=SC2086
+		ip -n "$P-rtr" route replace "$VIP4/32" table "$t" $v4 &&
+			ip -n "$P-rtr" -6 route replace "$VIP6/128" table "$t" $v6
 		;;
 	*)
 		ip -n "$P-rtr" route replace "$VIP4/32" via "${TOPO_V4[$1]}" \
@@ -414,6 +423,7 @@ topo_up() {
 		topo_server_start "$n" || return 1
 	done
 	if [ $plain -eq 1 ]; then
+		touch "$TOPO_STATE/plain"	# no BGP: topo_route_via ecmp is static
 		topo_plain_routes
 		return 0
 	fi
