@@ -128,7 +128,7 @@ static int parse_peer(json_t *v, const char *p, const struct aeth_config *cfg,
 		      struct aeth_cfg_bgp_peer *peer,
 		      struct aeth_config_error *err)
 {
-	char ap[PATH_LEN], bp[PATH_LEN];
+	char ap[PATH_LEN + 16], bp[PATH_LEN + 16];
 	json_t *bfd;
 	int ret;
 
