@@ -83,3 +83,34 @@ topo_wait_nexthops() {
 	topo_log "router: $c next hops for the IPv$1 VIP (want $2)"
 	return 1
 }
+
+# topo_silence NODE on|off: drop everything to and from NODE's fabric port
+# (BGP and BFD included), as a dead link or a frozen node would
+topo_silence() {
+	local t="silence_$1"
+	if [ "$2" = off ]; then
+		ip netns exec "$P-fab" nft delete table bridge "$t"
+		return
+	fi
+	ip netns exec "$P-fab" nft -f - <<NFT
+table bridge $t {
+	chain forward { type filter hook forward priority 0; policy accept;
+		iifname "$1" drop; oifname "$1" drop; }
+}
+NFT
+}
+
+# topo_sport_via NODE: a client source port that the router's ECMP hash
+# sends to NODE for the IPv4 VIP (empty when none of 100 does)
+topo_sport_via() {
+	local p
+	for p in $(seq 41000 41100); do
+		if ip -n "$P-rtr" route get "$VIP4" from "${TOPO_V4[cin]}" iif cin \
+			ipproto tcp sport "$p" dport "$API_PORT" |
+			grep -q "via ${TOPO_V4[$1]} "; then
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}

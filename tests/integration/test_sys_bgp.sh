@@ -34,6 +34,11 @@ wait_nh() {
 metric() {
 	topo_http "$1" /metrics | awk -v m="$2" '$1 == m {print $2}'
 }
+# packets lb NODE forwarded for the IPv4 service
+svc_packets() {
+	topo_ctl "$1" -j stats | python3 -c 'import json,sys
+print(next(s["packets"] for s in json.load(sys.stdin)["services"] if s["name"] == "kube-apiserver"))'
+}
 node() { local n=$1; shift; "$CTL" -j node "$@" --socket "$(topo_sock "$n")"; }
 
 L1_4=${TOPO_V4[lb1]} L2_4=${TOPO_V4[lb2]}
@@ -96,14 +101,7 @@ t6=$(wait_nh 6 "$BOTH6" 8000) || die "IPv6 VIP back once its backends pass: $t6"
 ok "IPv6 backends pass again: announced by both nodes ($t6 ms)"
 
 # 4. a long-lived stream through lb1; lb1's link goes silent
-sport=""
-for p in $(seq 41000 41100); do
-	if ip -n "$P-rtr" route get "$VIP4" from "${TOPO_V4[cin]}" iif cin \
-		ipproto tcp sport "$p" dport "$API_PORT" | grep -q "via $L1_4 "; then
-		sport=$p
-		break
-	fi
-done
+sport=$(topo_sport_via lb1)
 [ -n "$sport" ] || die "a source port the router hashes to lb1"
 topo_client cin --vip "$VIP4" --sport "$sport" stream --seconds 60 --stall 5 \
 	--announce "$ITEST_TMP/backend" --until "$ITEST_TMP/stop" \
@@ -120,19 +118,18 @@ topo_ctl lb1 -j conntrack list | grep -q "\"sport\": $sport," ||
 ok "stream from port $sport runs through lb1 to $X"
 sleep 1
 # silence lb1's port on the fabric: nothing in or out, BGP and BFD included
-ip netns exec "$P-fab" nft -f - <<EOF || die "nftables on the fabric"
-table bridge silence {
-	chain forward { type filter hook forward priority 0; policy accept;
-		iifname "lb1" drop; oifname "lb1" drop; }
-}
-EOF
+p0=$(svc_packets lb2)
+topo_silence lb1 on || die "nftables on the fabric"
 t=$(wait_nh 4 "$L2_4" 1500) || die "silenced lb1 removed by BFD: $t"
 t6=$(wait_nh 6 "$L2_6" 1500) || die "silenced lb1 removed (IPv6): $t6"
 [ "$t" -le 1000 ] || die "BFD removed lb1 in $t ms (> 1000)"
 ok "lb1 silenced: the router dropped it in $t ms (IPv4), $t6 ms (IPv6)"
 sleep 3
 kill -0 "$spid" 2>/dev/null || die "stream ended early: $(cat "$ITEST_TMP/stream.json")"
-ip netns exec "$P-fab" nft delete table bridge silence
+p1=$(svc_packets lb2)
+[ $((p1 - p0)) -gt 100 ] || die "the stream moved to lb2 (lb2 forwarded $((p1 - p0)) packets)"
+ok "the stream goes on through lb2 ($((p1 - p0)) packets forwarded there in 3 s)"
+topo_silence lb1 off
 t=$(wait_nh 4 "$BOTH4" 15000) || die "lb1 back after its link returns: $t"
 wait_nh 6 "$BOTH6" 15000 >/dev/null || die "lb1 back (IPv6)"
 ok "lb1's link back: announced again after $t ms"
