@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -197,6 +198,9 @@ static void speaker_configure(struct aeth_bgp *g, const struct aeth_cfg_bgp *cfg
 
 static void speaker_died(struct aeth_bgp *g)
 {
+	/* where the agent is the container's init, the orphaned daemon is
+	 * its child: reap it (ECHILD everywhere else) */
+	waitpid(g->pid, NULL, WNOHANG);
 	log_err("bgp: bird (pid %d) is gone; starting it again in %u ms",
 		(int)g->pid, g->backoff_ms);
 	g->pid = 0;

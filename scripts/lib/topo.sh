@@ -437,9 +437,8 @@ topo_up() {
 	done
 	# health checks need rise successes before backends count
 	topo_wait_backends_up 15 || return 1
-	# every LB node announces both VIPs
-	topo_wait_nexthops 4 "$(wc -w <<<"$TOPO_LBS")" 20 &&
-		topo_wait_nexthops 6 "$(wc -w <<<"$TOPO_LBS")" 20
+	# every LB node announces the VIPs
+	topo_bgp_wait_announced 20
 }
 
 # topo_wait_backends_up SECONDS: until every LB node reports every backend up

@@ -114,3 +114,18 @@ topo_sport_via() {
 	done
 	return 1
 }
+
+# topo_bgp_wait_announced SECONDS: until the router has one next hop per LB
+# node for each VIP of the template (nothing to wait for without "bgp")
+topo_bgp_wait_announced() {
+	local fam lbs
+	lbs=$(wc -w <<<"$TOPO_LBS")
+	for fam in $(python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+vips = {s["vip"] for s in d.get("services", [])} if "bgp" in d else set()
+# topo_nexthops watches the two VIPs of the topology
+fams = {"4" if v == sys.argv[2] else "6" for v in vips & set(sys.argv[2:4])}
+print(" ".join(sorted(fams)))' "$TOPO_STATE/template.json" "$VIP4" "$VIP6"); do
+		topo_wait_nexthops "$fam" "$lbs" "$1" || return 1
+	done
+}
