@@ -43,24 +43,24 @@ demo_bgp_drain() {
 }
 
 demo_bgp_failure() {
-	local sport t pid s
-	step "Node failure: lb1's link goes silent under a long-lived TLS stream"
-	sport=$(topo_sport_via lb1) || return 1
+	local sport=41777 lb t pid s
+	step "Node failure: an LB node's link goes silent under a long-lived TLS stream"
 	topo_client cin --vip "$VIP4" --sport "$sport" stream --seconds 8 \
 		>"$TOPO_STATE/stream-bgp.json" &
 	pid=$!
 	sleep 2
-	say "stream from port $sport hashed by the router to lb1; now every"
-	say "packet to and from lb1 is dropped (nftables on its fabric port)"
-	topo_silence lb1 on || return 1
+	lb=$(topo_lb_of_sport "$sport") || { say "stream not found"; return 1; }
+	say "the router's ECMP sent the stream (port $sport) to $lb; now every"
+	say "packet to and from $lb is dropped (nftables on its fabric port)"
+	topo_silence "$lb" on || return 1
 	t=$(demo_ms_until 4 1)
-	say "BFD noticed: the router dropped lb1 in $t ms"
+	say "BFD noticed: the router dropped $lb in $t ms"
 	demo_routes
 	wait "$pid"
 	s=$(cat "$TOPO_STATE/stream-bgp.json")
 	say "stream (backend $(field backend <<<"$s")): sent $(field sent <<<"$s"), received $(field received <<<"$s"), intact: $(field equal <<<"$s")"
-	say "(lb2 builds the same Maglev table, so the flow kept its backend)"
-	topo_silence lb1 off
+	say "(the other node builds the same Maglev table: the flow kept its backend)"
+	topo_silence "$lb" off
 	t=$(demo_ms_until 4 2 20) || true
-	say "lb1's link back: announced again (${t} ms)"
+	say "$lb's link back: announced again (${t} ms)"
 }

@@ -100,15 +100,15 @@ table bridge $t {
 NFT
 }
 
-# topo_sport_via NODE: a client source port that the router's ECMP hash
-# sends to NODE for the IPv4 VIP (empty when none of 100 does)
-topo_sport_via() {
-	local p
-	for p in $(seq 41000 41100); do
-		if ip -n "$P-rtr" route get "$VIP4" from "${TOPO_V4[cin]}" iif cin \
-			ipproto tcp sport "$p" dport "$API_PORT" |
-			grep -q "via ${TOPO_V4[$1]} "; then
-			echo "$p"
+# topo_lb_of_sport PORT: the LB node that holds the connection from the
+# authorized client's source PORT (the router's ECMP choice cannot be told in
+# advance: it hashes the sender's own flow hash when the packet carries one)
+topo_lb_of_sport() {
+	local n
+	for n in $TOPO_LBS; do
+		if topo_ctl "$n" -j conntrack list 2>/dev/null |
+			grep -q "\"src\": \"${TOPO_V4[cin]}\", \"sport\": $1,"; then
+			echo "$n"
 			return 0
 		fi
 	done

@@ -87,6 +87,34 @@ out=$(topo_api lb1 PUT /v1/drain <(echo '{"drained": "yes"}'))
 [ "$(nh 4)" = "$BOTH4" ] || die "a refused drain changes nothing"
 ok "a bad drain body is refused with 400 and changes nothing"
 
+# a document with an invalid bgp member is refused with its place; a valid
+# one without bgp stops lb1's speaker (withdrawn), and bgp back announces
+python3 - "$(topo_conf lb1)" "$ITEST_TMP/badbgp.json" "$ITEST_TMP/nobgp.json" <<'EOF2'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+doc["bgp"]["peers"][1]["asn"] = 0
+json.dump(doc, open(sys.argv[2], "w"))
+del doc["bgp"]
+json.dump(doc, open(sys.argv[3], "w"))
+EOF2
+out=$(topo_api lb1 PUT /v1/config "$ITEST_TMP/badbgp.json")
+[ "$(tail -1 <<<"$out")" = 400 ] && grep -q '"path":"bgp.peers\[1\].asn"' <<<"$out" ||
+	die "invalid bgp member refused with its place: $out"
+[ "$(nh 4)" = "$BOTH4" ] && [ "$(nh 6)" = "$BOTH6" ] || die "nothing withdrawn by a refused document"
+ok "invalid bgp member refused (bgp.peers[1].asn), both nodes still announced"
+g=$(topo_generation lb1)
+out=$(topo_api lb1 PUT /v1/config "$ITEST_TMP/nobgp.json")
+[ "$(tail -1 <<<"$out")" = 200 ] || die "document without bgp applied: $out"
+t=$(wait_nh 4 "$L2_4" 3000) && wait_nh 6 "$L2_6" 3000 >/dev/null ||
+	die "lb1 without bgp withdrawn: $t"
+ok "lb1's document without bgp: its speaker stopped, withdrawn in $t ms"
+cp "$(topo_conf lb1)" "$ITEST_TMP/lb1.json"
+out=$(topo_api lb1 PUT /v1/config "$ITEST_TMP/lb1.json")
+[ "$(tail -1 <<<"$out")" = 200 ] || die "document with bgp again: $out"
+t=$(wait_nh 4 "$BOTH4" 10000) && wait_nh 6 "$BOTH6" 10000 >/dev/null ||
+	die "lb1 announces again with bgp back: $t"
+ok "bgp back in lb1's document: announced again in $t ms"
+
 # 3. every backend of the IPv6 service fails its check: that VIP alone goes
 itest_template "$ITEST_TMP/v6down.json" "
 svc('kube-apiserver-v6')['health_check']['port'] = 8099"
@@ -100,9 +128,8 @@ itest_apply_template "$TOPO_LIB/default-config.json"
 t6=$(wait_nh 6 "$BOTH6" 8000) || die "IPv6 VIP back once its backends pass: $t6"
 ok "IPv6 backends pass again: announced by both nodes ($t6 ms)"
 
-# 4. a long-lived stream through lb1; lb1's link goes silent
-sport=$(topo_sport_via lb1)
-[ -n "$sport" ] || die "a source port the router hashes to lb1"
+# 4. a long-lived stream; the link of the LB node it goes through goes silent
+sport=41777
 topo_client cin --vip "$VIP4" --sport "$sport" stream --seconds 60 --stall 5 \
 	--announce "$ITEST_TMP/backend" --until "$ITEST_TMP/stop" \
 	>"$ITEST_TMP/stream.json" &
@@ -113,26 +140,27 @@ for i in $(seq 1 50); do
 done
 X=$(cat "$ITEST_TMP/backend" 2>/dev/null)
 [[ $X == be[123] ]] || die "stream started (backend '$X')"
-topo_ctl lb1 -j conntrack list | grep -q "\"sport\": $sport," ||
-	die "the stream goes through lb1 (no connection entry for port $sport)"
-ok "stream from port $sport runs through lb1 to $X"
+S=$(topo_lb_of_sport "$sport") || die "an LB node holds the stream from port $sport"
+O=lb1
+[ "$S" = lb1 ] && O=lb2
+ok "stream from port $sport runs through $S to $X"
 sleep 1
-# silence lb1's port on the fabric: nothing in or out, BGP and BFD included
-p0=$(svc_packets lb2)
-topo_silence lb1 on || die "nftables on the fabric"
-t=$(wait_nh 4 "$L2_4" 1500) || die "silenced lb1 removed by BFD: $t"
-t6=$(wait_nh 6 "$L2_6" 1500) || die "silenced lb1 removed (IPv6): $t6"
-[ "$t" -le 1000 ] || die "BFD removed lb1 in $t ms (> 1000)"
-ok "lb1 silenced: the router dropped it in $t ms (IPv4), $t6 ms (IPv6)"
+# silence its port on the fabric: nothing in or out, BGP and BFD included
+p0=$(svc_packets "$O")
+topo_silence "$S" on || die "nftables on the fabric"
+t=$(wait_nh 4 "${TOPO_V4[$O]}" 1500) || die "silenced $S removed by BFD: $t"
+t6=$(wait_nh 6 "${TOPO_V6[$O]}" 1500) || die "silenced $S removed (IPv6): $t6"
+[ "$t" -le 1000 ] || die "BFD removed $S in $t ms (> 1000)"
+ok "$S silenced: the router dropped it in $t ms (IPv4), $t6 ms (IPv6)"
 sleep 3
 kill -0 "$spid" 2>/dev/null || die "stream ended early: $(cat "$ITEST_TMP/stream.json")"
-p1=$(svc_packets lb2)
-[ $((p1 - p0)) -gt 100 ] || die "the stream moved to lb2 (lb2 forwarded $((p1 - p0)) packets)"
-ok "the stream goes on through lb2 ($((p1 - p0)) packets forwarded there in 3 s)"
-topo_silence lb1 off
-t=$(wait_nh 4 "$BOTH4" 15000) || die "lb1 back after its link returns: $t"
-wait_nh 6 "$BOTH6" 15000 >/dev/null || die "lb1 back (IPv6)"
-ok "lb1's link back: announced again after $t ms"
+p1=$(svc_packets "$O")
+[ $((p1 - p0)) -gt 100 ] || die "the stream moved to $O ($O forwarded $((p1 - p0)) packets)"
+ok "the stream goes on through $O ($((p1 - p0)) packets forwarded there in 3 s)"
+topo_silence "$S" off
+t=$(wait_nh 4 "$BOTH4" 15000) || die "$S back after its link returns: $t"
+wait_nh 6 "$BOTH6" 15000 >/dev/null || die "$S back (IPv6)"
+ok "$S's link back: announced again after $t ms"
 
 # 5. kill -9 of lb1's agent and a restart: the router sees nothing
 topo_exec rtr bash -c "while :; do ip -4 route show $VIP4 proto bird | grep -c nexthop; sleep 0.02; done" \
@@ -165,7 +193,7 @@ res=$(cat "$ITEST_TMP/stream.json")
 sent=$(json_get "$res" sent)
 [ "$sent" -eq "$(json_get "$res" received)" ] && [ "$sent" -gt 100000 ] ||
 	die "stream bytes: $res"
-ok "stream survived lb1's silence and agent restart: $sent bytes, identical, backend $X"
+ok "stream survived $S's silence and lb1's agent restart: $sent bytes, identical, backend $X"
 
 # 6. BIRD dies: withdrawn, started again with backoff, counted
 kill -9 "$(cat "$TOPO_STATE/lb2/bird.pid")"
