@@ -36,7 +36,8 @@ struct aeth_bgp {
 	uint32_t backoff_ms;
 	uint64_t restarts;		/* died and started again */
 	uint64_t start_failures;
-	uint64_t next_configure_ms;	/* after a refused configure */
+	uint64_t next_configure_ms;	/* after a failed configure */
+	uint32_t configure_backoff_ms;
 
 	/* what BIRD was last configured with */
 	bool configured;
@@ -45,6 +46,7 @@ struct aeth_bgp {
 	size_t n_announced;
 
 	char peer_state[AETH_CFG_BGP_MAX_PEERS][STATE_LEN];
+	uint64_t next_poll_ms;		/* later after BIRD failed to answer */
 	unsigned int ticks;
 };
 
@@ -187,9 +189,15 @@ static void speaker_configure(struct aeth_bgp *g, const struct aeth_cfg_bgp *cfg
 		else if (err != -ENOMEM)
 			log_warn("bgp: configuring bird: %s", strerror(-err));
 		free(vips);
-		g->next_configure_ms = now_ms() + 1000;
+		/* growing, so a BIRD that hangs does not hold the loop often */
+		g->configure_backoff_ms = g->configure_backoff_ms ?
+			(g->configure_backoff_ms * 2 > AETH_BGP_BACKOFF_MAX_MS ?
+			 AETH_BGP_BACKOFF_MAX_MS : g->configure_backoff_ms * 2) :
+			AETH_BGP_BACKOFF_MS;
+		g->next_configure_ms = now_ms() + g->configure_backoff_ms;
 		return;
 	}
+	g->configure_backoff_ms = 0;
 	log_info("bgp: announcing %zu VIPs%s", n, g->drained ? " (drained)" : "");
 	g->cfg = *cfg;
 	g->configured = true;
@@ -268,18 +276,22 @@ static void reconcile(struct aeth_bgp *g)
 	speaker_configure(g, cfg->bgp, vips, n);
 }
 
-/* "BGP state:          Established" in `show protocols all NAME`. */
-static void poll_peer(struct aeth_bgp *g, size_t i)
+/* "BGP state:          Established" in `show protocols all NAME`. Returns
+ * the command's error: a BIRD that does not answer is not asked again. */
+static int poll_peer(struct aeth_bgp *g, size_t i)
 {
-	char cmd[64], name[32], reply[2048], *s;
+	char cmd[64], name[32], reply[2048], *s = NULL;
 	size_t len;
+	int err;
 
 	aeth_bird_peer_name(i, name, sizeof(name));
 	snprintf(cmd, sizeof(cmd), "show protocols all %s", name);
-	if (aeth_bird_command(&g->bird, cmd, reply, sizeof(reply)) ||
-	    !(s = strstr(reply, "BGP state:"))) {
+	err = aeth_bird_command(&g->bird, cmd, reply, sizeof(reply));
+	if (!err)
+		s = strstr(reply, "BGP state:");
+	if (!s) {
 		snprintf(g->peer_state[i], STATE_LEN, "unknown");
-		return;
+		return err == -EPROTO ? 0 : err;
 	}
 	s += strlen("BGP state:");
 	s += strspn(s, " \t");
@@ -289,14 +301,22 @@ static void poll_peer(struct aeth_bgp *g, size_t i)
 	for (size_t k = 0; k < len; k++)
 		g->peer_state[i][k] = (char)(s[k] | 0x20);	/* lower case */
 	g->peer_state[i][len] = '\0';
+	return 0;
 }
 
 static void poll_peers(struct aeth_bgp *g)
 {
-	if (g->pid <= 0 || !g->configured)
+	if (g->pid <= 0 || !g->configured || now_ms() < g->next_poll_ms)
 		return;
-	for (size_t i = 0; i < g->cfg.n_peers; i++)
-		poll_peer(g, i);
+	for (size_t i = 0; i < g->cfg.n_peers; i++) {
+		if (poll_peer(g, i) == 0)
+			continue;
+		/* a frozen BIRD holds the event loop for the command timeout:
+		 * not once per peer, and not every tick */
+		for (; i < g->cfg.n_peers; i++)
+			snprintf(g->peer_state[i], STATE_LEN, "unknown");
+		g->next_poll_ms = now_ms() + 5000;
+	}
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)

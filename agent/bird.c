@@ -17,7 +17,7 @@
 #include "bird.h"
 
 #define BIRD_BIN "bird"
-#define CMD_TIMEOUT_S 2
+#define CMD_TIMEOUT_S 1	/* BIRD answers in microseconds; frozen, never */
 
 static int path_in(char *out, size_t len, const char *dir, const char *name)
 {
