@@ -2,6 +2,7 @@
  * and configured with them, peer states, drain. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #define PEER_POLL_TICKS 5		/* peer states every 500 ms */
 #define STABLE_MS 60000			/* up this long: backoff starts over */
 #define STATE_LEN 16
+#define HUNG_MS 30000			/* alive but silent this long: killed */
 
 struct aeth_bgp {
 	struct aeth_agent *agent;
@@ -47,6 +49,7 @@ struct aeth_bgp {
 
 	char peer_state[AETH_CFG_BGP_MAX_PEERS][STATE_LEN];
 	uint64_t next_poll_ms;		/* later after BIRD failed to answer */
+	uint64_t silent_since_ms;	/* BIRD stopped answering; 0: it answers */
 	unsigned int ticks;
 };
 
@@ -56,6 +59,15 @@ static uint64_t now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* A command's outcome: an answer (even a refusal) means BIRD is there. */
+static void note_answer(struct aeth_bgp *g, int err)
+{
+	if (!err || err == -EPROTO)
+		g->silent_since_ms = 0;
+	else if (!g->silent_since_ms)
+		g->silent_since_ms = now_ms();
 }
 
 static bool service_usable(const struct aeth_agent *a,
@@ -180,9 +192,11 @@ static void speaker_configure(struct aeth_bgp *g, const struct aeth_cfg_bgp *cfg
 	int err;
 
 	err = write_conf(g, cfg, vips, n);
-	if (!err)
+	if (!err) {
 		err = aeth_bird_command(&g->bird, "configure", reply,
 					sizeof(reply));
+		note_answer(g, err);
+	}
 	if (err) {
 		if (err == -EPROTO)
 			log_err("bgp: bird refused its configuration: %s", reply);
@@ -206,6 +220,7 @@ static void speaker_configure(struct aeth_bgp *g, const struct aeth_cfg_bgp *cfg
 
 static void speaker_died(struct aeth_bgp *g)
 {
+	g->silent_since_ms = 0;
 	/* where the agent is the container's init, the orphaned daemon is
 	 * its child: reap it (ECHILD everywhere else) */
 	waitpid(g->pid, NULL, WNOHANG);
@@ -252,6 +267,14 @@ static void reconcile(struct aeth_bgp *g)
 			speaker_retire(g);
 		return;
 	}
+	if (g->pid > 0 && g->silent_since_ms &&
+	    now - g->silent_since_ms > HUNG_MS) {
+		log_err("bgp: bird (pid %d) has not answered for %d s; killing it",
+			(int)g->pid, HUNG_MS / 1000);
+		kill(g->pid, SIGKILL);
+		g->silent_since_ms = 0;
+		aeth_bird_stop(g->pid, 1000);	/* waits for it to go */
+	}
 	if (g->pid > 0 && !aeth_bird_alive(g->pid))
 		speaker_died(g);
 	if (g->pid > 0 && now - g->started_ms > STABLE_MS)
@@ -287,6 +310,7 @@ static int poll_peer(struct aeth_bgp *g, size_t i)
 	aeth_bird_peer_name(i, name, sizeof(name));
 	snprintf(cmd, sizeof(cmd), "show protocols all %s", name);
 	err = aeth_bird_command(&g->bird, cmd, reply, sizeof(reply));
+	note_answer(g, err);
 	if (!err)
 		s = strstr(reply, "BGP state:");
 	if (!s) {
