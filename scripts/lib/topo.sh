@@ -12,12 +12,12 @@
 #
 # The LB nodes encapsulate VIP traffic to a backend (XDP_TX back onto the
 # fabric); the backends strip the tunnel in XDP and answer straight to the
-# router (direct server return). Each LB node's agent announces the VIPs
-# over BGP to the router's BIRD (topo_bgp.sh).
+# router (direct server return).
 # shellcheck shell=bash
 
 TOPO_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TOPO_ROOT=$(cd "$TOPO_LIB/../.." && pwd)
+# the router's BIRD learns the VIPs over BGP from the LB nodes' agents
 . "$TOPO_LIB/topo_bgp.sh"
 
 VIP4=203.0.113.10
