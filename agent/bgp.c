@@ -75,8 +75,7 @@ static int ip_order(const void *pa, const void *pb)
 
 /* SPEC.md section 7: attached, applied, a usable backend, not drained.
  * Sorted, each VIP once. *out is malloc'd (NULL when empty). */
-static int desired_vips(const struct aeth_bgp *g, struct aeth_ip **out,
-			size_t *n)
+static int desired_vips(struct aeth_bgp *g, struct aeth_ip **out, size_t *n)
 {
 	const struct aeth_agent *a = g->agent;
 	const struct aeth_config *cfg = a->cfg;
@@ -96,6 +95,7 @@ static int desired_vips(const struct aeth_bgp *g, struct aeth_ip **out,
 			(*out)[(*n)++] = s->vip;
 	}
 	qsort(*out, *n, sizeof(**out), ip_order);
+	aeth_bgp_hold_filter(g, *out, n, now_ms());
 	return 0;
 }
 
@@ -387,6 +387,8 @@ struct aeth_bgp *aeth_bgp_start(struct event_base *base, struct aeth_agent *a,
 	g->pid = aeth_bird_find(&g->bird);
 	mark_peers(g, "down");
 	if (g->pid > 0)
+		aeth_bgp_hold_begin(g);
+	if (g->pid > 0)
 		log_info("bgp: adopting the running bird (pid %d): nothing is "
 			 "withdrawn", (int)g->pid);
 	if (g->drained)
@@ -410,6 +412,7 @@ void aeth_bgp_stop(struct aeth_bgp *g)
 		return;
 	event_free(g->tick);
 	free(g->announced);
+	free(g->held);
 	free(g);
 }
 

@@ -36,11 +36,25 @@ struct aeth_bgp {
 	struct aeth_ip *announced;
 	size_t n_announced;
 
+	/* after adopting a BIRD: what it announced, and until when nothing
+	 * else is announced (bgp_hold.c) */
+	struct aeth_ip *held;
+	size_t n_held;
+	bool hold_pending;		/* hold_until_ms not computed yet */
+	uint64_t hold_until_ms;
+
 	char peer_state[AETH_CFG_BGP_MAX_PEERS][STATE_LEN];
 	uint64_t next_poll_ms;		/* later after BIRD failed to answer */
 	uint64_t silent_since_ms;	/* BIRD stopped answering; 0: it answers */
 	unsigned int ticks;
 };
+
+/* Adopting a BIRD: remember what its configuration announces. */
+void aeth_bgp_hold_begin(struct aeth_bgp *g);
+/* Drop from vips[0..*n) what the adopted BIRD did not announce, while the
+ * hold lasts. */
+void aeth_bgp_hold_filter(struct aeth_bgp *g, struct aeth_ip *vips, size_t *n,
+			  uint64_t now_ms);
 
 /* ip is in list[0..n). */
 bool aeth_bgp_ip_in(const struct aeth_ip *list, size_t n,

@@ -49,7 +49,14 @@ BOTH4="$L1_4 $L2_4" BOTH6="$L1_6 $L2_6"
 [ "$(nh 4)" = "$BOTH4" ] || die "IPv4 VIP next hops: '$(nh 4)'"
 [ "$(nh 6)" = "$BOTH6" ] || die "IPv6 VIP next hops: '$(nh 6)'"
 ok "router: $VIP4 via $(nh 4); $VIP6 via $(nh 6)"
+# the peer states in the status are polled from BIRD every 500 ms
+established() {
+	node "$1" show | python3 -c 'import json,sys
+d = json.load(sys.stdin)
+sys.exit(0 if [p["state"] for p in d["bgp"]["peers"]] == ["established"] * 2 else 1)'
+}
 for n in $TOPO_LBS; do
+	for i in $(seq 1 30); do established "$n" && break; sleep 0.1; done
 	s=$(node "$n" show) || die "$n: node show"
 	python3 -c 'import json,sys
 d = json.loads(sys.argv[1])
@@ -124,6 +131,18 @@ t6=$(wait_nh 6 "" 5000) || die "IPv6 VIP withdrawn when its backends fail: $t6"
 [ "$(metric lb1 "aether_bgp_announced{vip=\"$VIP6\"}")" = 0 ] ||
 	die "aether_bgp_announced 0 for the withdrawn VIP"
 ok "IPv6 backends failing: IPv6 VIP withdrawn ($t6 ms after the apply), IPv4 VIP kept"
+# a restarted agent's checks start from "up": it must not announce that VIP
+# again while they have not failed yet
+topo_exec rtr bash -c "for i in \$(seq 1 150); do ip -6 route show $VIP6 proto bird; sleep 0.02; done" \
+	>"$ITEST_TMP/watch6" 2>&1 &
+wpid=$!
+topo_agent_kill lb1 KILL
+topo_agent_start lb1
+topo_wait_ready lb1 30 || die "lb1 agent restarted"
+wait "$wpid"
+! grep -q "$L1_6" "$ITEST_TMP/watch6" || die "lb1 announced the failed IPv6 VIP after its restart"
+[ "$(nh 6)" = "" ] && [ "$(nh 4)" = "$BOTH4" ] || die "after lb1's restart: '$(nh 4)' '$(nh 6)'"
+ok "lb1 agent restarted meanwhile: the failed IPv6 VIP stayed withdrawn"
 itest_apply_template "$TOPO_LIB/default-config.json"
 t6=$(wait_nh 6 "$BOTH6" 8000) || die "IPv6 VIP back once its backends pass: $t6"
 ok "IPv6 backends pass again: announced by both nodes ($t6 ms)"
