@@ -71,6 +71,11 @@ struct aeth_agent {
 	/* Called after every successful apply of a new document (attach to
 	 * the interfaces it names, update health checks). */
 	void (*on_applied)(struct aeth_agent *a);
+	/* Called on each valid document before it is applied: fills what it
+	 * leaves to the node (node_detect.c). 0, or -EINVAL with err set
+	 * (the document is then rejected). */
+	int (*complete)(struct aeth_agent *a, struct aeth_config *cfg,
+			struct aeth_config_error *err);
 
 	struct aeth_bgp *bgp;		/* the BGP speaker's supervisor, or NULL */
 

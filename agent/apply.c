@@ -1410,6 +1410,11 @@ static void record(struct aeth_agent *a, const char *source,
 	snprintf(a->last_error, sizeof(a->last_error), "%s", error ? error : "");
 	snprintf(a->last_source, sizeof(a->last_source), "%s", source);
 	a->last_apply_unix_ns = now_unix_ns();
+	/* the same, for /metrics */
+	a->status.last_apply_ok = !strcmp(result, "ok");
+	a->status.last_apply_unix_ns = a->last_apply_unix_ns;
+	if (a->status.last_apply_ok)
+		a->status.last_success_unix_ns = a->last_apply_unix_ns;
 }
 
 int aeth_apply_text(struct aeth_agent *a, const char *text, size_t len,
@@ -1420,6 +1425,10 @@ int aeth_apply_text(struct aeth_agent *a, const char *text, size_t len,
 
 	memset(res, 0, sizeof(*res));
 	err = aeth_config_parse(text, len, &cfg, &res->err);
+	if (!err && a->complete && (err = a->complete(a, cfg, &res->err))) {
+		aeth_config_free(cfg);
+		cfg = NULL;
+	}
 	if (err) {
 		res->rejected = true;
 		aeth_config_error_format(&res->err, res->message,

@@ -455,6 +455,20 @@ static int parse_name(json_t *obj, const char *parent, char *out,
 	return 0;
 }
 
+/* A node address; "" is the same as absent, as a template renders a family
+ * the node does not have (an IPv6-only node's empty ipv4). */
+static int get_node_ip(json_t *addrs, const char *key, uint8_t family,
+		       struct aeth_ip *ip, struct aeth_config_error *err)
+{
+	json_t *v = json_object_get(addrs, key);
+
+	if (json_is_string(v) && !*json_string_value(v)) {
+		memset(ip, 0, sizeof(*ip));
+		return 0;
+	}
+	return get_ip(addrs, "node.addresses", key, false, family, ip, err);
+}
+
 static const char *const node_keys[] = { "interfaces", "xdp_mode", "addresses", "mtu", NULL };
 static const char *const addr_keys[] = { "ipv4", "ipv6", NULL };
 static const char *const xdp_modes[] = { "native", "generic", "auto", NULL };
@@ -472,18 +486,20 @@ static int parse_node(json_t *root, struct aeth_config *cfg,
 	if (!ret)
 		ret = expect_object(node, "node", node_keys, err);
 	if (!ret)
-		ret = field(node, "node", "interfaces", true, &ifs, err);
+		ret = field(node, "node", "interfaces", false, &ifs, err);
 	if (ret)
 		return ret;
-	if (!json_is_array(ifs))
+	/* absent: the agent finds the NIC (node_detect.c) */
+	if (ifs && !json_is_array(ifs))
 		return fail(err, "node.interfaces", "must be an array");
-	if (json_array_size(ifs) == 0)
+	if (ifs && json_array_size(ifs) == 0)
 		return fail(err, "node.interfaces", "must name at least one interface");
 	if (json_array_size(ifs) > AETH_MAX_INTERFACES)
 		return fail(err, "node.interfaces", "too many interfaces (at most %d)",
 			    AETH_MAX_INTERFACES);
 	cfg->n_interfaces = json_array_size(ifs);
-	cfg->interfaces = calloc(cfg->n_interfaces, sizeof(*cfg->interfaces));
+	cfg->interfaces = calloc(cfg->n_interfaces ? cfg->n_interfaces : 1,
+				 sizeof(*cfg->interfaces));
 	if (!cfg->interfaces)
 		return fail(err, "node.interfaces", "out of memory");
 	json_array_foreach(ifs, i, v) {
@@ -514,18 +530,17 @@ static int parse_node(json_t *root, struct aeth_config *cfg,
 	cfg->xdp_mode = mode == 0 ? AETH_XDP_MODE_NATIVE :
 			mode == 1 ? AETH_XDP_MODE_GENERIC : AETH_XDP_MODE_AUTO;
 
-	ret = field(node, "node", "addresses", true, &addrs, err);
-	if (!ret)
+	/* absent: from the agent's flags or the NIC (node_detect.c) */
+	ret = field(node, "node", "addresses", false, &addrs, err);
+	if (!ret && addrs)
 		ret = expect_object(addrs, "node.addresses", addr_keys, err);
-	if (!ret)
-		ret = get_ip(addrs, "node.addresses", "ipv4", false, AETH_AF_INET,
-			     &cfg->node_v4, err);
-	if (!ret)
-		ret = get_ip(addrs, "node.addresses", "ipv6", false, AETH_AF_INET6,
-			     &cfg->node_v6, err);
+	if (!ret && addrs)
+		ret = get_node_ip(addrs, "ipv4", AETH_AF_INET, &cfg->node_v4, err);
+	if (!ret && addrs)
+		ret = get_node_ip(addrs, "ipv6", AETH_AF_INET6, &cfg->node_v6, err);
 	if (ret)
 		return ret;
-	if (!cfg->node_v4.family && !cfg->node_v6.family)
+	if (addrs && !cfg->node_v4.family && !cfg->node_v6.family)
 		return fail(err, "node.addresses", "needs ipv4 or ipv6");
 
 	/* 576: the smallest datagram every IPv4 host accepts (RFC 791). */
@@ -705,17 +720,82 @@ static int parse_rate_limit(json_t *svc, const char *sp,
 }
 
 static const char *const hc_keys[] = {
-	"type", "port", "path", "interval_ms", "timeout_ms", "rise", "fall", NULL,
+	"type", "port", "path", "ca", "server_name", "interval_ms", "timeout_ms",
+	"rise", "fall", NULL,
 };
-static const char *const hc_types[] = { "tcp", "http", NULL };
+static const char *const hc_types[] = { "tcp", "http", "https", NULL };
+
+/* A string member that only some check types take: printable, no spaces,
+ * shorter than max. *out NULL when absent. */
+static int get_hc_text(json_t *obj, const char *p, const char *key,
+		       bool allowed, const char *types, size_t max,
+		       const char **out, struct aeth_config_error *err)
+{
+	char fp[PATH_LEN];
+	const char *c;
+	int ret;
+
+	ret = get_string(obj, p, key, false, out, err);
+	if (ret || !*out)
+		return ret;
+	join(fp, p, key);
+	if (!allowed)
+		return fail(err, fp, "only allowed when type is %s", types);
+	if (!**out)
+		return fail(err, fp, "must not be empty");
+	if (strlen(*out) >= max)
+		return fail(err, fp, "longer than %zu characters", max - 1);
+	for (c = *out; *c; c++)
+		if ((unsigned char)*c <= ' ' || *c == 0x7f)
+			return fail(err, fp, "may not contain spaces or control characters");
+	return 0;
+}
+
+/* path (http, https), ca and server_name (https). */
+static int parse_health_target(json_t *obj, const char *p, int type,
+			       struct aeth_cfg_health *hc,
+			       struct aeth_config_error *err)
+{
+	const char *path, *ca, *name;
+	char fp[PATH_LEN];
+	int ret;
+
+	ret = get_hc_text(obj, p, "path", type != 0, "\"http\" or \"https\"",
+			  sizeof(hc->path), &path, err);
+	if (!ret)
+		ret = get_hc_text(obj, p, "ca", type == 2, "\"https\"",
+				  sizeof(hc->ca), &ca, err);
+	if (!ret)
+		ret = get_hc_text(obj, p, "server_name", type == 2, "\"https\"",
+				  sizeof(hc->server_name), &name, err);
+	if (ret)
+		return ret;
+	if (path && path[0] != '/') {
+		join(fp, p, "path");
+		return fail(err, fp, "must start with '/'");
+	}
+	/* the agent may run with another working directory than the tool
+	 * that validated the document */
+	if (ca && ca[0] != '/') {
+		join(fp, p, "ca");
+		return fail(err, fp, "must be an absolute file name");
+	}
+	snprintf(hc->path, sizeof(hc->path), "%s",
+		 path ? path : type == 2 ? "/readyz" : "/");
+	snprintf(hc->ca, sizeof(hc->ca), "%s", ca ? ca : "");
+	snprintf(hc->server_name, sizeof(hc->server_name), "%s", name ? name : "");
+	return 0;
+}
 
 static int parse_health(json_t *svc, const char *sp, struct aeth_cfg_service *s,
 			struct aeth_config_error *err)
 {
+	static const enum aeth_hc_type types[] = {
+		AETH_HC_TCP, AETH_HC_HTTP, AETH_HC_HTTPS,
+	};
 	struct aeth_cfg_health *hc = &s->health;
 	uint64_t port, interval, timeout, rise, fall;
 	char p[PATH_LEN], fp[PATH_LEN];
-	const char *path, *c;
 	json_t *obj;
 	int ret, type;
 
@@ -734,24 +814,10 @@ static int parse_health(json_t *svc, const char *sp, struct aeth_cfg_service *s,
 		join(fp, p, "port");
 		return fail(err, fp, "required when the service port is 0");
 	}
-	ret = get_string(obj, p, "path", false, &path, err);
-	if (ret)
-		return ret;
-	join(fp, p, "path");
-	if (path && type != 1)
-		return fail(err, fp, "only allowed when type is \"http\"");
-	if (path) {
-		if (path[0] != '/')
-			return fail(err, fp, "must start with '/'");
-		if (strlen(path) >= sizeof(hc->path))
-			return fail(err, fp, "longer than %zu characters",
-				    sizeof(hc->path) - 1);
-		for (c = path; *c; c++)
-			if ((unsigned char)*c <= ' ' || *c == 0x7f)
-				return fail(err, fp, "may not contain spaces or control characters");
-	}
-	ret = get_uint(obj, p, "interval_ms", false, 1000, 10, 3600000,
-		       &interval, err);
+	ret = parse_health_target(obj, p, type, hc, err);
+	if (!ret)
+		ret = get_uint(obj, p, "interval_ms", false, 1000, 10, 3600000,
+			       &interval, err);
 	/* The default timeout is half the interval (500 ms by default). */
 	if (!ret)
 		ret = get_uint(obj, p, "timeout_ms", false, interval / 2, 1,
@@ -766,9 +832,8 @@ static int parse_health(json_t *svc, const char *sp, struct aeth_cfg_service *s,
 		ret = get_uint(obj, p, "fall", false, 3, 1, 1000, &fall, err);
 	if (ret)
 		return ret;
-	hc->type = type == 0 ? AETH_HC_TCP : AETH_HC_HTTP;
+	hc->type = types[type];
 	hc->port = (uint16_t)port;
-	snprintf(hc->path, sizeof(hc->path), "%s", path ? path : "/");
 	hc->interval_ms = (uint32_t)interval;
 	hc->timeout_ms = (uint32_t)timeout;
 	hc->rise = (uint32_t)rise;
@@ -821,10 +886,14 @@ static int parse_backends(json_t *svc, const char *sp,
 		/* The outer header of the tunnel is of the backend's family,
 		 * its source the node's address of that family. */
 		join(ap, p, "address");
-		if (be->ip.family == AETH_AF_INET && !cfg->node_v4.family)
-			return fail(err, ap, "IPv4 backend needs node.addresses.ipv4");
-		if (be->ip.family == AETH_AF_INET6 && !cfg->node_v6.family)
-			return fail(err, ap, "IPv6 backend needs node.addresses.ipv6");
+		/* without node addresses in the document the agent checks
+		 * once it has them (node_detect.c) */
+		if (cfg->node_v4.family || cfg->node_v6.family) {
+			if (be->ip.family == AETH_AF_INET && !cfg->node_v4.family)
+				return fail(err, ap, "IPv4 backend needs node.addresses.ipv4");
+			if (be->ip.family == AETH_AF_INET6 && !cfg->node_v6.family)
+				return fail(err, ap, "IPv6 backend needs node.addresses.ipv6");
+		}
 		ip_text(&be->ip, be->address_text, sizeof(be->address_text));
 		ret = get_uint(v, p, "weight", false, 1, 0, 65535, &weight, err);
 		if (!ret)

@@ -26,16 +26,19 @@ struct aeth_cfg_cidr {
 	uint8_t prefixlen;	/* 0..32 or 0..128 */
 };
 
-enum aeth_hc_type { AETH_HC_NONE = 0, AETH_HC_TCP, AETH_HC_HTTP };
+enum aeth_hc_type { AETH_HC_NONE = 0, AETH_HC_TCP, AETH_HC_HTTP, AETH_HC_HTTPS };
 
 /* health_check: type required; port 0..65535 (0 = the service port, which
- * then must not be 0); path only for http, starts with '/'; interval_ms
+ * then must not be 0); path only for http and https, starts with '/';
+ * ca (an absolute file name) and server_name only for https; interval_ms
  * 10..3600000 (default 1000); timeout_ms 1..interval_ms-1 (default half the
  * interval); rise and fall 1..1000 (default 2 and 3). */
 struct aeth_cfg_health {
 	enum aeth_hc_type type;
 	uint16_t port;		/* 0: the service port */
-	char path[256];		/* http only; default "/" */
+	char path[256];		/* default "/" (http), "/readyz" (https) */
+	char ca[256];		/* https: PEM CA bundle; "" = not verified */
+	char server_name[256];	/* https: SNI and the name checked; "" = none */
 	uint32_t interval_ms, timeout_ms, rise, fall;
 };
 
@@ -75,7 +78,8 @@ struct aeth_cfg_service {
 };
 
 /* bgp (SPEC.md section 7): every peer's family needs a node address of that
- * family; router_id defaults to node.addresses.ipv4. */
+ * family; router_id defaults to node.addresses.ipv4. A document without
+ * node.addresses is checked for both once the agent filled them in. */
 #define AETH_CFG_BGP_MAX_PEERS 16
 #define AETH_CFG_BGP_MAX_COMMUNITIES 16
 
@@ -103,6 +107,10 @@ struct json_t;
  * node parsed first. */
 int aeth_config_parse_bgp(struct json_t *root, struct aeth_config *cfg,
 			  struct aeth_config_error *err);
+/* The checks that need the node addresses (peer families, the router_id
+ * default), once a document without them was completed (node_detect.c). */
+int aeth_config_bgp_complete(struct aeth_config *cfg,
+			     struct aeth_config_error *err);
 
 /* Required: version (1), node.interfaces (1..AETH_MAX_INTERFACES),
  * node.addresses (ipv4 and/or ipv6), maglev.seed (so that every node builds

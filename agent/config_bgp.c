@@ -124,8 +124,7 @@ static int bgp_ip(json_t *v, const char *path, uint8_t family,
 
 static const char *const peer_keys[] = { "address", "asn", "bfd", NULL };
 
-static int parse_peer(json_t *v, const char *p, const struct aeth_config *cfg,
-		      struct aeth_cfg_bgp_peer *peer,
+static int parse_peer(json_t *v, const char *p, struct aeth_cfg_bgp_peer *peer,
 		      struct aeth_config_error *err)
 {
 	char ap[PATH_LEN + 16], bp[PATH_LEN + 16];
@@ -141,11 +140,6 @@ static int parse_peer(json_t *v, const char *p, const struct aeth_config *cfg,
 	ret = bgp_ip(json_object_get(v, "address"), ap, 0, &peer->address, err);
 	if (ret)
 		return ret;
-	/* the session's source is the node's address of the peer's family */
-	if (peer->address.family == AETH_AF_INET && !cfg->node_v4.family)
-		return bgp_fail(err, ap, "IPv4 peer needs node.addresses.ipv4");
-	if (peer->address.family == AETH_AF_INET6 && !cfg->node_v6.family)
-		return bgp_fail(err, ap, "IPv6 peer needs node.addresses.ipv6");
 	inet_ntop(peer->address.family == AETH_AF_INET ? AF_INET : AF_INET6,
 		  peer->address.addr.bytes, peer->address_text,
 		  sizeof(peer->address_text));
@@ -160,8 +154,8 @@ static int parse_peer(json_t *v, const char *p, const struct aeth_config *cfg,
 	return 0;
 }
 
-static int parse_peers(json_t *obj, const struct aeth_config *cfg,
-		       struct aeth_cfg_bgp *bgp, struct aeth_config_error *err)
+static int parse_peers(json_t *obj, struct aeth_cfg_bgp *bgp,
+		       struct aeth_config_error *err)
 {
 	json_t *list = json_object_get(obj, "peers"), *v;
 	char p[PATH_LEN];
@@ -179,7 +173,7 @@ static int parse_peers(json_t *obj, const struct aeth_config *cfg,
 				AETH_CFG_BGP_MAX_PEERS);
 	json_array_foreach(list, i, v) {
 		snprintf(p, sizeof(p), "bgp.peers[%zu]", i);
-		ret = parse_peer(v, p, cfg, &bgp->peers[i], err);
+		ret = parse_peer(v, p, &bgp->peers[i], err);
 		if (ret)
 			return ret;
 		for (j = 0; j < i; j++) {
@@ -238,15 +232,36 @@ static int parse_communities(json_t *obj, struct aeth_cfg_bgp *bgp,
 	return 0;
 }
 
-static int parse_router_id(json_t *obj, const struct aeth_config *cfg,
-			   struct aeth_cfg_bgp *bgp,
+static int parse_router_id(json_t *obj, struct aeth_cfg_bgp *bgp,
 			   struct aeth_config_error *err)
 {
 	json_t *v = json_object_get(obj, "router_id");
 
-	if (v)
-		return bgp_ip(v, "bgp.router_id", AETH_AF_INET, &bgp->router_id,
-			      err);
+	if (!v)
+		return 0;	/* node.addresses.ipv4, see below */
+	return bgp_ip(v, "bgp.router_id", AETH_AF_INET, &bgp->router_id, err);
+}
+
+int aeth_config_bgp_complete(struct aeth_config *cfg,
+			     struct aeth_config_error *err)
+{
+	struct aeth_cfg_bgp *bgp = cfg->bgp;
+	char p[PATH_LEN];
+
+	if (!bgp)
+		return 0;
+	/* the session's source is the node's address of the peer's family */
+	for (size_t i = 0; i < bgp->n_peers; i++) {
+		uint8_t fam = bgp->peers[i].address.family;
+
+		snprintf(p, sizeof(p), "bgp.peers[%zu].address", i);
+		if (fam == AETH_AF_INET && !cfg->node_v4.family)
+			return bgp_fail(err, p, "IPv4 peer needs node.addresses.ipv4");
+		if (fam == AETH_AF_INET6 && !cfg->node_v6.family)
+			return bgp_fail(err, p, "IPv6 peer needs node.addresses.ipv6");
+	}
+	if (bgp->router_id.family)
+		return 0;
 	if (!cfg->node_v4.family)
 		return bgp_fail(err, "bgp.router_id",
 				"required when node.addresses.ipv4 is absent");
@@ -276,7 +291,7 @@ int aeth_config_parse_bgp(json_t *root, struct aeth_config *cfg,
 		return bgp_fail(err, "bgp", "out of memory");
 	ret = bgp_asn(obj, "bgp", "local_asn", &bgp->local_asn, err);
 	if (!ret)
-		ret = parse_router_id(obj, cfg, bgp, err);
+		ret = parse_router_id(obj, bgp, err);
 	/* 3 s is the least RFC 4271 allows besides 0 (no keepalives) */
 	if (!ret)
 		ret = bgp_uint(obj, "bgp", "hold_time", false, 3, 65535, &hold,
@@ -284,12 +299,15 @@ int aeth_config_parse_bgp(json_t *root, struct aeth_config *cfg,
 	if (!ret)
 		ret = parse_communities(obj, bgp, err);
 	if (!ret)
-		ret = parse_peers(obj, cfg, bgp, err);
+		ret = parse_peers(obj, bgp, err);
 	if (ret) {
 		free(bgp);
 		return ret;
 	}
 	bgp->hold_time = (uint32_t)hold;
 	cfg->bgp = bgp;
-	return 0;
+	/* without node addresses the agent checks once it has them */
+	if (!cfg->node_v4.family && !cfg->node_v6.family)
+		return 0;
+	return aeth_config_bgp_complete(cfg, err);
 }

@@ -1,5 +1,6 @@
-/* Backend health checks: non-blocking tcp connect or http GET on libevent,
- * counted against rise/fall, with a callback and a log line on each flip. */
+/* Backend health checks: non-blocking tcp connect, or http / https GET on
+ * libevent's HTTP client (health_http.c), counted against rise/fall, with a
+ * callback and a log line on each flip. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -15,13 +16,12 @@
 #include <event2/event.h>
 
 #include "health.h"
+#include "health_http.h"
 #include "log.h"
 
 #define HC_BUCKETS 4096
-#define HC_STATUS_MAX 256	/* we read the status line only */
-#define HC_REQ_MAX 512
 
-enum hc_phase { HC_IDLE = 0, HC_CONNECTING, HC_SENDING, HC_READING };
+enum hc_phase { HC_IDLE = 0, HC_CONNECTING, HC_HTTP };
 
 struct hc_check {
 	struct hc_check *next;		/* hash bucket chain */
@@ -34,14 +34,14 @@ struct hc_check {
 	bool seen;			/* named by the update in progress */
 	uint32_t successes, failures;	/* consecutive */
 	enum hc_phase phase;
-	int fd;
+	int fd;				/* tcp */
 	struct event *timer;		/* next probe */
 	struct event *io;		/* fd readiness; its timeout is the deadline */
+	struct hc_http *http;		/* http, https: the probe in flight */
+	struct event *deadline;		/* http, https: the probe's timeout */
+	struct hc_tls *tls;		/* https: the CA loaded once */
+	char tls_error[256];		/* https: why tls is NULL */
 	uint64_t started_ms;		/* CLOCK_MONOTONIC at probe start */
-	char req[HC_REQ_MAX];
-	size_t req_len, req_sent;
-	char status[HC_STATUS_MAX];
-	size_t status_len;
 };
 
 /* A backend that was down and lost its check: reported up from the loop,
@@ -116,7 +116,8 @@ static bool settings_equal(const struct aeth_cfg_health *a,
 	return a->type == b->type && a->port == b->port &&
 	       a->interval_ms == b->interval_ms && a->timeout_ms == b->timeout_ms &&
 	       a->rise == b->rise && a->fall == b->fall &&
-	       (a->type != AETH_HC_HTTP || strcmp(a->path, b->path) == 0);
+	       strcmp(a->path, b->path) == 0 && strcmp(a->ca, b->ca) == 0 &&
+	       strcmp(a->server_name, b->server_name) == 0;
 }
 
 /* The settings a check runs with: port 0 is the service port, and values a
@@ -135,9 +136,9 @@ static void effective_settings(const struct aeth_cfg_service *svc,
 		out->rise = 1;
 	if (!out->fall)
 		out->fall = 1;
-	if (out->type == AETH_HC_HTTP && !out->path[0])
-		strcpy(out->path, "/");
 	out->path[sizeof(out->path) - 1] = '\0';
+	if (!out->path[0])
+		strcpy(out->path, out->type == AETH_HC_HTTPS ? "/readyz" : "/");
 }
 
 static void hc_close_probe(struct hc_check *c)
@@ -150,6 +151,10 @@ static void hc_close_probe(struct hc_check *c)
 		close(c->fd);
 		c->fd = -1;
 	}
+	hc_http_cancel(c->http);
+	c->http = NULL;
+	if (c->deadline)
+		evtimer_del(c->deadline);
 	c->phase = HC_IDLE;
 }
 
@@ -215,18 +220,6 @@ static void hc_probe_done(struct hc_check *c, bool ok, const char *fmt, ...)
 	}
 }
 
-static const char *phase_name(enum hc_phase phase)
-{
-	switch (phase) {
-	case HC_CONNECTING:
-		return "connect";
-	case HC_SENDING:
-		return "http send";
-	default:
-		return "http response";
-	}
-}
-
 static void hc_io_cb(evutil_socket_t fd, short what, void *arg);
 
 /* Wait for fd readiness until the probe's deadline. Returns false (and ends
@@ -252,113 +245,65 @@ static bool hc_wait(struct hc_check *c, short events)
 	return true;
 }
 
-/* 2xx and 3xx pass, as load balancers usually count them. */
-static void hc_check_status(struct hc_check *c, bool eof)
-{
-	unsigned code;
-	char *sp;
-
-	c->status[c->status_len] = '\0';
-	if (!memchr(c->status, '\n', c->status_len) && !eof &&
-	    c->status_len < sizeof(c->status) - 1) {
-		hc_wait(c, EV_READ);
-		return;
-	}
-	if (c->status_len == 0) {
-		hc_probe_done(c, false, "http: connection closed without a response");
-		return;
-	}
-	sp = strchr(c->status, ' ');
-	if (strncmp(c->status, "HTTP/", 5) != 0 || !sp ||
-	    sscanf(sp + 1, "%3u", &code) != 1 || code < 100 || code > 999) {
-		hc_probe_done(c, false, "http: malformed status line");
-		return;
-	}
-	if (code >= 200 && code < 400)
-		hc_probe_done(c, true, NULL);
-	else
-		hc_probe_done(c, false, "http: status %u", code);
-}
-
-static void hc_send(struct hc_check *c)
-{
-	ssize_t n;
-
-	while (c->req_sent < c->req_len) {
-		n = send(c->fd, c->req + c->req_sent, c->req_len - c->req_sent,
-			 MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			hc_wait(c, EV_WRITE);
-			return;
-		}
-		if (n < 0) {
-			hc_probe_done(c, false, "http send: %s", strerror(errno));
-			return;
-		}
-		c->req_sent += (size_t)n;
-	}
-	c->phase = HC_READING;
-	hc_wait(c, EV_READ);
-}
-
-static void hc_connected(struct hc_check *c)
-{
-	if (c->cfg.type != AETH_HC_HTTP) {
-		hc_probe_done(c, true, NULL);
-		return;
-	}
-	c->phase = HC_SENDING;
-	c->req_sent = 0;
-	c->status_len = 0;
-	hc_send(c);
-}
-
 static void hc_io_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct hc_check *c = arg;
 	socklen_t len = sizeof(int);
 	int err = 0;
-	ssize_t n;
 
 	/* readiness and an expired timeout can come together when the loop
 	 * was busy: the socket's answer wins */
 	if (!(what & (EV_READ | EV_WRITE))) {
-		hc_probe_done(c, false, "%s: timed out after %u ms",
-			      phase_name(c->phase), c->cfg.timeout_ms);
+		hc_probe_done(c, false, "connect: timed out after %u ms",
+			      c->cfg.timeout_ms);
 		return;
 	}
-	switch (c->phase) {
-	case HC_CONNECTING:
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-			err = errno;
-		if (err) {
-			hc_probe_done(c, false, "connect: %s", strerror(err));
-			return;
-		}
-		hc_connected(c);
-		break;
-	case HC_SENDING:
-		hc_send(c);
-		break;
-	case HC_READING:
-		n = recv(fd, c->status + c->status_len,
-			 sizeof(c->status) - 1 - c->status_len, 0);
-		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-			hc_wait(c, EV_READ);
-			return;
-		}
-		if (n < 0) {
-			hc_probe_done(c, false, "http response: %s", strerror(errno));
-			return;
-		}
-		c->status_len += (size_t)n;
-		hc_check_status(c, n == 0);
-		break;
-	default:
-		break;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err)
+		hc_probe_done(c, false, "connect: %s", strerror(err));
+	else
+		hc_probe_done(c, true, NULL);
+}
+
+static void hc_http_result(void *arg, bool ok, const char *reason)
+{
+	struct hc_check *c = arg;
+
+	hc_probe_done(c, ok, "%s", reason ? reason : "");
+}
+
+static void hc_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct hc_check *c = arg;
+
+	hc_probe_done(c, false, "%s: timed out after %u ms",
+		      c->cfg.type == AETH_HC_HTTPS ? "https" : "http",
+		      c->cfg.timeout_ms);
+}
+
+/* An http or https probe, bounded by our own deadline (libevent's
+ * connection timeouts count in whole seconds). */
+static void hc_start_http(struct hc_check *c)
+{
+	struct timeval tv = {
+		.tv_sec = c->cfg.timeout_ms / 1000,
+		.tv_usec = (c->cfg.timeout_ms % 1000) * 1000,
+	};
+
+	if (c->cfg.type == AETH_HC_HTTPS && !c->tls) {
+		hc_probe_done(c, false, "https: %s", c->tls_error);
+		return;
 	}
+	c->phase = HC_HTTP;
+	c->http = hc_http_start(c->h->base, c->tls, &c->cfg, c->addr_text,
+				c->ip.family == AETH_AF_INET6, hc_http_result, c);
+	if (!c->http) {
+		hc_probe_done(c, false, "cannot start the request: %s",
+			      strerror(errno));
+		return;
+	}
+	evtimer_add(c->deadline, &tv);
 }
 
 static socklen_t hc_sockaddr(const struct hc_check *c, struct sockaddr_storage *ss)
@@ -388,6 +333,10 @@ static void hc_timer_cb(evutil_socket_t fd, short what, void *arg)
 	socklen_t sl = hc_sockaddr(c, &ss);
 
 	c->started_ms = now_ms();
+	if (c->cfg.type != AETH_HC_TCP) {
+		hc_start_http(c);
+		return;
+	}
 	c->phase = HC_CONNECTING;
 	c->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd < 0) {
@@ -395,7 +344,7 @@ static void hc_timer_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (connect(c->fd, (struct sockaddr *)&ss, sl) == 0) {
-		hc_connected(c);
+		hc_probe_done(c, true, NULL);
 		return;
 	}
 	if (errno != EINPROGRESS) {
@@ -410,6 +359,9 @@ static void hc_free(struct hc_check *c)
 	hc_close_probe(c);
 	if (c->timer)
 		event_free(c->timer);
+	if (c->deadline)
+		event_free(c->deadline);
+	hc_tls_free(c->tls);
 	free(c);
 }
 
@@ -421,14 +373,14 @@ static void hc_restart(struct hc_check *c)
 	evtimer_del(c->timer);
 	c->successes = 0;
 	c->failures = 0;
-	if (c->cfg.type == AETH_HC_HTTP) {
-		bool v6 = c->ip.family == AETH_AF_INET6;
-		int n = snprintf(c->req, sizeof(c->req),
-				 "GET %s HTTP/1.0\r\nHost: %s%s%s\r\n\r\n",
-				 c->cfg.path, v6 ? "[" : "", c->addr_text,
-				 v6 ? "]" : "");
-
-		c->req_len = n > 0 && (size_t)n < sizeof(c->req) ? (size_t)n : 0;
+	hc_tls_free(c->tls);
+	c->tls = NULL;
+	if (c->cfg.type == AETH_HC_HTTPS) {
+		c->tls = hc_tls_new(&c->cfg, c->tls_error, sizeof(c->tls_error));
+		/* every probe fails until the settings change: say why once */
+		if (!c->tls)
+			log_warn("health check of backend %s of %s: %s",
+				 c->addr_text, c->service, c->tls_error);
 	}
 	hc_schedule(c, hc_random(c->h) % c->cfg.interval_ms);
 }
@@ -451,8 +403,9 @@ static struct hc_check *hc_new(struct aeth_health *h, const char *service,
 		snprintf(c->addr_text, sizeof(c->addr_text), "%s", be->address_text);
 	c->cfg = *cfg;
 	c->timer = evtimer_new(h->base, hc_timer_cb, c);
-	if (!c->timer) {
-		free(c);
+	c->deadline = evtimer_new(h->base, hc_deadline_cb, c);
+	if (!c->timer || !c->deadline) {
+		hc_free(c);
 		return NULL;
 	}
 	return c;

@@ -332,6 +332,48 @@ static int write_sysctl(const char *path, const char *value)
 	return n < 0 ? -errno : 0;
 }
 
+/* The first character of a sysctl's value; '\0' when unreadable. */
+static char read_sysctl(const char *path)
+{
+	char buf[8] = "";
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return '\0';
+	if (read(fd, buf, sizeof(buf) - 1) <= 0)
+		buf[0] = '\0';
+	close(fd);
+	return buf[0];
+}
+
+/* Set a sysctl, or where /proc/sys is read-only (a pod without privileges)
+ * accept the host's value when it is already right and otherwise say what
+ * to set on the host. */
+static void ensure_sysctl(const char *path, const char *value, bool required,
+			  const char *or_all)
+{
+	char name[256], *c;
+	int err = write_sysctl(path, value);
+	char now;
+
+	if (!err || !required)
+		return;
+	now = read_sysctl(path);
+	/* accept_local is on when conf.all's is (the kernel ORs the two) */
+	if (now == value[0] || (or_all && read_sysctl(or_all) == value[0])) {
+		log_debug("%s is %s already (cannot write it: %s)", path, value,
+			  strerror(-err));
+		return;
+	}
+	snprintf(name, sizeof(name), "%s", path + strlen("/proc/sys/"));
+	for (c = name; *c; c++)
+		if (*c == '/')
+			*c = '.';
+	log_warn("%s is %c, needs %s, and cannot be set here (%s): set it on "
+		 "the host (sysctl -w %s=%s; docs/deploy.md)", name,
+		 now ? now : '?', value, strerror(-err), name, value);
+}
+
 /* Packets the data path hands to the stack after encapsulating them (no
  * neighbour yet, or too big without DF) carry the node's own address as
  * source and must be forwarded: forwarding on, accept_local so a local
@@ -343,33 +385,28 @@ static void set_sysctls(const char *ifname)
 	static const struct {
 		const char *fmt, *value;
 		bool required;
+		const char *or_all;
 	} knobs[] = {
-		{ "/proc/sys/net/ipv4/ip_forward", "1", true },
-		{ "/proc/sys/net/ipv4/conf/%s/forwarding", "1", true },
-		{ "/proc/sys/net/ipv4/conf/%s/accept_local", "1", true },
-		{ "/proc/sys/net/ipv4/conf/%s/rp_filter", "0", true },
-		{ "/proc/sys/net/ipv6/conf/%s/forwarding", "1", false },
+		{ "/proc/sys/net/ipv4/ip_forward", "1", true, NULL },
+		{ "/proc/sys/net/ipv4/conf/%s/forwarding", "1", true, NULL },
+		{ "/proc/sys/net/ipv4/conf/%s/accept_local", "1", true,
+		  "/proc/sys/net/ipv4/conf/all/accept_local" },
+		{ "/proc/sys/net/ipv4/conf/%s/rp_filter", "0", true, NULL },
+		{ "/proc/sys/net/ipv6/conf/%s/forwarding", "1", false, NULL },
 	};
-	char path[256], buf[8] = "";
-	int fd;
+	char path[256], all;
 
 	for (size_t i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++) {
-		int err;
-
 		snprintf(path, sizeof(path), knobs[i].fmt, ifname);
-		err = write_sysctl(path, knobs[i].value);
-		if (err && knobs[i].required)
-			log_warn("%s: setting %s: %s", ifname, path,
-				 strerror(-err));
+		ensure_sysctl(path, knobs[i].value, knobs[i].required,
+			      knobs[i].or_all);
 	}
-	fd = open("/proc/sys/net/ipv4/conf/all/rp_filter", O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		if (read(fd, buf, sizeof(buf) - 1) > 0 && buf[0] != '0')
-			log_warn("net.ipv4.conf.all.rp_filter is %c: packets "
-				 "handed to the stack with the node's source may "
-				 "be dropped", buf[0]);
-		close(fd);
-	}
+	all = read_sysctl("/proc/sys/net/ipv4/conf/all/rp_filter");
+	if (all && all != '0')
+		log_warn("net.ipv4.conf.all.rp_filter is %c: packets handed to "
+			 "the stack with the node's source may be dropped "
+			 "(sysctl -w net.ipv4.conf.all.rp_filter=0 on the host)",
+			 all);
 }
 
 /* ---- attaching --------------------------------------------------------- */

@@ -19,7 +19,9 @@
 #include "loader.h"
 #include "log.h"
 #include "metrics.h"
+#include "node_detect.h"
 #include "node_watch.h"
+#include "version.h"
 #include "watch.h"
 
 #define DEFAULT_PIN_DIR "/sys/fs/bpf/aether"
@@ -32,12 +34,14 @@ struct options {
 	const char *config, *pin_dir, *socket, *metrics, *check_config;
 	bool detach, json;
 	enum aeth_log_level level;
+	struct aeth_node_hint node;	/* --interface, --node-address */
 };
 
 struct daemon {
 	struct aeth_agent agent;
 	struct event_base *base;
 	struct aeth_health *health;
+	const struct aeth_node_hint *node;
 };
 
 static void usage(FILE *f)
@@ -47,14 +51,77 @@ static void usage(FILE *f)
 		"                    [--metrics-addr HOST:PORT|none]\n"
 		"                    [--log-format text|json]\n"
 		"                    [--log-level error|warn|info|debug]\n"
+		"                    [--interface NIC] [--node-address IP]...\n"
 		"       aether-agent --check-config FILE\n"
-		"       aether-agent --detach [--pin-dir DIR] [--socket PATH]\n");
+		"       aether-agent --detach [--pin-dir DIR] [--socket PATH]\n"
+		"       aether-agent --version\n");
+}
+
+/* --help, and the man page (scripts/help2man.py reads this output). */
+static void help(void)
+{
+	usage(stdout);
+	fputs("\n"
+	      "The aether-lb node agent: loads the XDP program onto the node's\n"
+	      "NICs and keeps its maps equal to the configuration document.\n"
+	      "It reapplies the document when the file changes, on SIGHUP and\n"
+	      "on PUT /v1/config; exiting leaves the program attached.\n"
+	      "\n"
+	      "Options:\n"
+	      "  --config FILE         the configuration document (JSON)\n"
+	      "  --pin-dir DIR         where the maps are pinned (default "
+	      DEFAULT_PIN_DIR ")\n"
+	      "  --socket PATH         the API socket (default " DEFAULT_SOCKET ")\n"
+	      "  --metrics-addr ADDR   /metrics, /healthz and /readyz on HOST:PORT,\n"
+	      "                        [IPV6]:PORT, or none (default "
+	      DEFAULT_METRICS ")\n"
+	      "  --log-format FORMAT   text or json\n"
+	      "  --log-level LEVEL     error, warn, info or debug\n"
+	      "  --interface NIC       the NIC when the document names none\n"
+	      "                        (default: the NIC that holds the node\n"
+	      "                        address, else the default route's)\n"
+	      "  --node-address IP     the node's address of IP's family when the\n"
+	      "                        document has no node.addresses (once per\n"
+	      "                        family; default: the NIC's addresses)\n"
+	      "  --check-config FILE   validate FILE and exit (0 valid, 1 not)\n"
+	      "  --detach              withdraw the BGP announcements (the BIRD\n"
+	      "                        beside --socket), then remove the program\n"
+	      "                        from the NICs and unpin\n"
+	      "  --version             print the version and the commit\n"
+	      "  -h, --help            this help\n", stdout);
+}
+
+static void print_version(void)
+{
+	printf("aether-agent %s (commit %s)\n", AETH_VERSION, AETH_COMMIT);
+}
+
+static int parse_node_option(bool iface, const char *arg,
+			     struct aeth_node_hint *node)
+{
+	if (iface && (!*arg || strlen(arg) >= sizeof(node->interface) ||
+		      strpbrk(arg, "/: \t\n"))) {
+		fprintf(stderr, "aether-agent: --interface: not an interface "
+			"name: '%s'\n", arg);
+		return -EINVAL;
+	}
+	if (iface) {
+		snprintf(node->interface, sizeof(node->interface), "%s", arg);
+		return 0;
+	}
+	if (aeth_node_hint_address(node, arg)) {
+		fprintf(stderr, "aether-agent: --node-address: not an IP "
+			"address: '%s'\n", arg);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum { O_CONFIG = 1, O_PIN_DIR, O_SOCKET, O_METRICS, O_LOG_FORMAT,
-	       O_LOG_LEVEL, O_CHECK, O_DETACH, O_HELP };
+	       O_LOG_LEVEL, O_CHECK, O_DETACH, O_HELP, O_VERSION, O_IFACE,
+	       O_NODE_ADDR };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, O_CONFIG },
 		{ "pin-dir", required_argument, NULL, O_PIN_DIR },
@@ -65,6 +132,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "check-config", required_argument, NULL, O_CHECK },
 		{ "detach", no_argument, NULL, O_DETACH },
 		{ "help", no_argument, NULL, O_HELP },
+		{ "version", no_argument, NULL, O_VERSION },
+		{ "interface", required_argument, NULL, O_IFACE },
+		{ "node-address", required_argument, NULL, O_NODE_ADDR },
 		{ 0 },
 	};
 	int c;
@@ -100,8 +170,16 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'h':
 		case O_HELP:
-			usage(stdout);
+			help();
 			exit(0);
+		case O_VERSION:
+			print_version();
+			exit(0);
+		case O_IFACE:
+		case O_NODE_ADDR:
+			if (parse_node_option(c == O_IFACE, optarg, &o->node))
+				return -EINVAL;
+			break;
 		default:
 			usage(stderr);
 			return -EINVAL;
@@ -162,6 +240,14 @@ static void health_changed(void *arg, const char *service,
 	aeth_bgp_update(d->agent.bgp);
 }
 
+static int complete_node(struct aeth_agent *a, struct aeth_config *cfg,
+			 struct aeth_config_error *err)
+{
+	struct daemon *d = (struct daemon *)a;	/* agent is the first member */
+
+	return aeth_node_complete(cfg, d->node, err);
+}
+
 static void on_applied(struct aeth_agent *a)
 {
 	struct daemon *d = (struct daemon *)a;	/* agent is the first member */
@@ -206,6 +292,20 @@ static const char *state_dir(const char *socket, char *buf, size_t len)
 	if (!realpath(dir, buf))
 		snprintf(buf, len, "%s", dir);
 	return buf;
+}
+
+static struct aeth_metrics *start_metrics(struct event_base *base,
+					  const char *addr, struct aeth_agent *a)
+{
+	struct aeth_metrics *m = aeth_metrics_start(base, addr, &a->fds,
+						    &a->status);
+
+	if (!m && errno == EINVAL)
+		log_err("--metrics-addr %s: not A.B.C.D:PORT or [ADDRESS]:PORT "
+			"with a literal address", addr);
+	else if (!m)
+		log_err("metrics listener on %s: %s", addr, strerror(errno));
+	return m;
 }
 
 static int run(const struct options *o)
@@ -256,6 +356,8 @@ static int run(const struct options *o)
 	a->backend_up = backend_up;
 	a->backend_up_arg = &d;
 	a->on_applied = on_applied;
+	a->complete = complete_node;
+	d.node = &o->node;
 
 	if (aeth_apply_text(a, text, len, "file", &res))
 		goto out;
@@ -263,15 +365,9 @@ static int run(const struct options *o)
 		log_err("not attached to every interface of %s", o->config);
 		goto out;
 	}
-	if (strcmp(o->metrics, "none")) {
-		metrics = aeth_metrics_start(d.base, o->metrics, &a->fds,
-					     &a->status);
-		if (!metrics) {
-			log_err("metrics listener on %s: %s", o->metrics,
-				strerror(errno));
-			goto out;
-		}
-	}
+	if (strcmp(o->metrics, "none") &&
+	    !(metrics = start_metrics(d.base, o->metrics, a)))
+		goto out;
 	api = aeth_api_start(d.base, o->socket, a);
 	if (!api)
 		goto out;

@@ -21,9 +21,11 @@
 
 #include "aether/abi.h"
 #include "aether/names.h"
+#include "http_gzip.h"
 #include "log.h"
 #include "metrics.h"
 #include "pinned.h"
+#include "version.h"
 
 #define MAX_HEADERS_SIZE 8192	/* a scraper's request is a few hundred bytes */
 #define MAX_BODY_SIZE 4096
@@ -312,20 +314,63 @@ static void scrape_services(struct evbuffer *b, const struct array_read *svcinfo
 	}
 }
 
+/* The data path's events, one metric per meaning (Prometheus naming): a
+ * family groups only events that partition one count (how an encapsulated
+ * packet left, hit or miss). Rows of a family are adjacent. */
+static const struct {
+	int event;
+	const char *name, *label, *help;
+} event_metrics[] = {
+	{ AETH_EV_TX, "aether_forwarded_packets_total", "path=\"tx\"",
+	  "Packets encapsulated to a backend, by how they left: tx back out of "
+	  "the NIC, redirect to another NIC, to_stack_no_neigh or to_stack_frag "
+	  "through the kernel's stack." },
+	{ AETH_EV_REDIRECT, "aether_forwarded_packets_total", "path=\"redirect\"", NULL },
+	{ AETH_EV_TO_STACK_NO_NEIGH, "aether_forwarded_packets_total",
+	  "path=\"to_stack_no_neigh\"", NULL },
+	{ AETH_EV_TO_STACK_FRAG, "aether_forwarded_packets_total",
+	  "path=\"to_stack_frag\"", NULL },
+	{ AETH_EV_PASS_NOT_SERVICE, "aether_passed_packets_total", NULL,
+	  "Packets for neither a VIP nor a tunnel, passed to the stack untouched." },
+	{ AETH_EV_DECAP, "aether_decapsulated_packets_total", NULL,
+	  "Tunnel packets from an LB node decapsulated for a service this node backs." },
+	{ AETH_EV_CT_HIT, "aether_conntrack_lookups_total", "result=\"hit\"",
+	  "Connection-table lookups by result." },
+	{ AETH_EV_CT_MISS, "aether_conntrack_lookups_total", "result=\"miss\"", NULL },
+	{ AETH_EV_CT_INSERT, "aether_conntrack_inserts_total", NULL,
+	  "New connections recorded in the connection table." },
+	{ AETH_EV_CT_INSERT_SKIPPED, "aether_conntrack_inserts_skipped_total", NULL,
+	  "New connections balanced but not recorded: the CPU's insert budget "
+	  "(conntrack.insert_rate_per_cpu) was spent." },
+	{ AETH_EV_CT_RESELECT, "aether_conntrack_reselects_total", NULL,
+	  "Connections whose recorded backend was removed, given a new one." },
+	{ AETH_EV_ICMP_TOO_BIG_SENT, "aether_icmp_too_big_sent_total", NULL,
+	  "ICMP fragmentation-needed / packet-too-big answers sent to clients." },
+	{ AETH_EV_ICMP_STEERED, "aether_icmp_errors_steered_total", NULL,
+	  "ICMP errors about a service flow forwarded to that flow's backend." },
+};
+_Static_assert(sizeof(event_metrics) / sizeof(event_metrics[0]) == AETH_EV_MAX,
+	       "every event has its metric");
+
 static void scrape_global(struct evbuffer *b, const struct aeth_global_stats *g)
 {
-	add_family(b, "aether_reason_total", "counter",
-		   "Packets dropped per reason, all services and unmatched traffic.");
+	add_family(b, "aether_node_drops_total", "counter",
+		   "Packets dropped per reason on this node: every service and "
+		   "traffic no service matched.");
 	for (int r = 0; r < AETH_R_MAX; r++)
-		evbuffer_add_printf(b, "aether_reason_total{reason=\"%s\"} %llu\n",
+		evbuffer_add_printf(b, "aether_node_drops_total{reason=\"%s\"} %llu\n",
 				    aeth_reason_names[r],
 				    (unsigned long long)g->reasons[r]);
-	add_family(b, "aether_events_total", "counter",
-		   "Data path events that are not drops.");
-	for (int e = 0; e < AETH_EV_MAX; e++)
-		evbuffer_add_printf(b, "aether_events_total{event=\"%s\"} %llu\n",
-				    aeth_event_names[e],
-				    (unsigned long long)g->events[e]);
+	for (size_t i = 0; i < sizeof(event_metrics) / sizeof(event_metrics[0]); i++) {
+		if (event_metrics[i].help)
+			add_family(b, event_metrics[i].name, "counter",
+				   event_metrics[i].help);
+		evbuffer_add_printf(b, "%s%s%s%s %llu\n", event_metrics[i].name,
+				    event_metrics[i].label ? "{" : "",
+				    event_metrics[i].label ? event_metrics[i].label : "",
+				    event_metrics[i].label ? "}" : "",
+				    (unsigned long long)g->events[event_metrics[i].event]);
+	}
 }
 
 static void scrape_backends(struct evbuffer *b, const struct array_read *svcinfo,
@@ -381,6 +426,10 @@ static void scrape_backends(struct evbuffer *b, const struct array_read *svcinfo
 
 static void scrape_agent(struct evbuffer *b, const struct aeth_agent_status *st)
 {
+	add_family(b, "aether_build_info", "gauge",
+		   "Always 1; the labels say which build is running.");
+	evbuffer_add_printf(b, "aether_build_info{version=\"%s\",commit=\"%s\"} 1\n",
+			    AETH_VERSION, AETH_COMMIT);
 	add_family(b, "aether_config_generation", "gauge",
 		   "Generation of the applied configuration document.");
 	evbuffer_add_printf(b, "aether_config_generation %llu\n",
@@ -394,10 +443,57 @@ static void scrape_agent(struct evbuffer *b, const struct aeth_agent_status *st)
 			    (unsigned long long)st->apply_rejected);
 	evbuffer_add_printf(b, "aether_config_apply_total{result=\"failed\"} %llu\n",
 			    (unsigned long long)st->apply_failed);
+	add_family(b, "aether_config_last_apply_success", "gauge",
+		   "1 when the last document offered (file, SIGHUP or API) was "
+		   "applied, 0 when it was rejected or failed.");
+	evbuffer_add_printf(b, "aether_config_last_apply_success %d\n",
+			    st->last_apply_ok);
+	add_family(b, "aether_config_last_apply_timestamp_seconds", "gauge",
+		   "Unix time of the last document offered, applied or not.");
+	evbuffer_add_printf(b, "aether_config_last_apply_timestamp_seconds %.3f\n",
+			    st->last_apply_unix_ns / 1e9);
+	add_family(b, "aether_config_last_success_timestamp_seconds", "gauge",
+		   "Unix time of the last document applied.");
+	evbuffer_add_printf(b, "aether_config_last_success_timestamp_seconds %.3f\n",
+			    st->last_success_unix_ns / 1e9);
 	add_family(b, "aether_ready", "gauge",
 		   "1 once a configuration is applied and the program is attached.");
 	evbuffer_add_printf(b, "aether_ready %d\n",
 			    st->config_applied && st->attached);
+}
+
+/* Map pressure: how full the tables that can run out are. */
+static void scrape_fill(struct evbuffer *b, const struct array_read *svcinfo,
+			const struct array_read *backends, int ct_fd,
+			const struct ct_count *ct)
+{
+	struct bpf_map_info info = { 0 };
+	uint32_t len = sizeof(info), used;
+
+	add_family(b, "aether_map_fill_ratio", "gauge",
+		   "Entries in use over capacity: services, backends, and the "
+		   "connection table (as last counted).");
+	if (svcinfo->n) {
+		used = 0;
+		for (uint32_t id = 0; id < svcinfo->n; id++)
+			used += svc_in_use(svcinfo, id);
+		evbuffer_add_printf(b, "aether_map_fill_ratio{map=\"services\"} %.6f\n",
+				    (double)used / svcinfo->n);
+	}
+	if (backends->n) {
+		used = 0;
+		for (uint32_t id = 0; id < backends->n; id++) {
+			const struct aeth_backend *be = array_at(backends, id);
+
+			used += be && (be->flags & AETH_BE_F_IN_USE);
+		}
+		evbuffer_add_printf(b, "aether_map_fill_ratio{map=\"backends\"} %.6f\n",
+				    (double)used / backends->n);
+	}
+	if (ct_fd >= 0 && ct->entries >= 0 &&
+	    !bpf_obj_get_info_by_fd(ct_fd, &info, &len) && info.max_entries)
+		evbuffer_add_printf(b, "aether_map_fill_ratio{map=\"conntrack\"} %.6f\n",
+				    (double)ct->entries / info.max_entries);
 }
 
 static void scrape_conntrack(struct evbuffer *b, int fd, const struct ct_count *ct)
@@ -562,6 +658,7 @@ static int scrape(struct aeth_metrics *m, struct evbuffer *b, const char **what)
 	}
 	if (fds) {
 		scrape_conntrack(b, fds->ct, &m->ct);
+		scrape_fill(b, &svcinfo, &backends, fds->ct, &m->ct);
 		ct_count_maybe_start(&m->ct, false);
 	}
 	if (m->status)
@@ -615,8 +712,16 @@ static void serve_metrics(struct aeth_metrics *m, struct evhttp_request *req)
 		log_warn("metrics: %s", msg);
 		reply_text(req, HTTP_INTERNAL, "Internal Server Error", msg);
 	} else {
-		evhttp_add_header(evhttp_request_get_output_headers(req),
-				  "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+		struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+		const char *ae = evhttp_find_header(
+			evhttp_request_get_input_headers(req), "Accept-Encoding");
+
+		evhttp_add_header(out, "Content-Type",
+				  "text/plain; version=0.0.4; charset=utf-8");
+		evhttp_add_header(out, "Vary", "Accept-Encoding");
+		/* a failed compression still answers, uncompressed */
+		if (http_accepts_gzip(ae) && http_gzip(b) == 0)
+			evhttp_add_header(out, "Content-Encoding", "gzip");
 		evhttp_send_reply(req, HTTP_OK, "OK", b);
 	}
 	evbuffer_free(b);
@@ -663,57 +768,49 @@ static void handle_request(struct evhttp_request *req, void *arg)
 		serve_readyz(m, req);
 }
 
-/* "A.B.C.D:PORT" or "[V6]:PORT"; literal addresses only, nothing resolved. */
+/* "A.B.C.D:PORT" or "[ADDR]:PORT" (either family in brackets, so a
+ * template can bracket whatever address the node has); literal addresses
+ * only, nothing resolved. libevent's parser reads the address; on top of
+ * it the port is required (an unbracketed IPv6 address would otherwise
+ * swallow it as its last group), digits only, and may be 0 (any free
+ * port), which libevent refuses. */
 static int parse_listen_addr(const char *addr, struct sockaddr_storage *ss,
 			     socklen_t *sl)
 {
-	char host[INET6_ADDRSTRLEN + 2];
-	const char *colon, *h = addr;
-	size_t hlen;
-	char *end;
+	char buf[128];
+	const char *colon, *close = NULL;
+	int len = (int)sizeof(*ss);
+	size_t hlen, plen;
 	unsigned long port;
 
 	memset(ss, 0, sizeof(*ss));
 	if (addr[0] == '[') {
-		const char *close = strchr(addr, ']');
-
-		if (!close || close[1] != ':')
-			return -EINVAL;
-		h = addr + 1;
-		hlen = (size_t)(close - h);
-		colon = close + 1;
+		close = strchr(addr, ']');
+		colon = close && close[1] == ':' ? close + 1 : NULL;
 	} else {
-		colon = strrchr(addr, ':');
-		if (!colon)
-			return -EINVAL;
-		hlen = (size_t)(colon - addr);
+		colon = strchr(addr, ':');
+		if (colon && strchr(colon + 1, ':'))
+			return -EINVAL;	/* IPv6 without brackets */
 	}
-	if (hlen == 0 || hlen >= sizeof(host))
+	if (!colon)
 		return -EINVAL;
-	memcpy(host, h, hlen);
-	host[hlen] = '\0';
-	errno = 0;
-	port = strtoul(colon + 1, &end, 10);
-	if (colon[1] < '0' || colon[1] > '9' || *end || errno || port > 65535)
+	plen = strlen(colon + 1);
+	if (plen == 0 || plen > 5 || strspn(colon + 1, "0123456789") != plen)
 		return -EINVAL;
-
-	if (addr[0] == '[') {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-
-		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
-			return -EINVAL;
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons((uint16_t)port);
-		*sl = sizeof(*sin6);
-	} else {
-		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-
-		if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
-			return -EINVAL;
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons((uint16_t)port);
-		*sl = sizeof(*sin);
-	}
+	port = strtoul(colon + 1, NULL, 10);
+	if (port > 65535 || strlen(addr) >= sizeof(buf))
+		return -EINVAL;
+	/* an IPv4 address leaves its brackets; port 0 is left out */
+	hlen = (size_t)(colon - addr);
+	if (close && !memchr(addr, ':', (size_t)(close - addr)))
+		snprintf(buf, sizeof(buf), "%.*s", (int)(close - addr - 1), addr + 1);
+	else
+		snprintf(buf, sizeof(buf), "%.*s", (int)hlen, addr);
+	if (port)
+		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), ":%lu", port);
+	if (evutil_parse_sockaddr_port(buf, (struct sockaddr *)ss, &len) < 0)
+		return -EINVAL;
+	*sl = (socklen_t)len;
 	return 0;
 }
 

@@ -16,6 +16,9 @@ struct aeth_agent_status {
 	uint64_t apply_ok;		/* aether_config_apply_total{result="ok"} */
 	uint64_t apply_rejected;	/* {result="rejected"}: invalid document */
 	uint64_t apply_failed;		/* {result="failed"}: valid, but the maps refused */
+	bool last_apply_ok;		/* the last document offered was applied */
+	uint64_t last_apply_unix_ns;	/* when it was offered; 0 = never */
+	uint64_t last_success_unix_ns;	/* the last one applied; 0 = never */
 	bool config_applied;		/* a first document is live */
 	bool attached;			/* the program is on every interface */
 	/* more families appended to each scrape (BGP), when set */

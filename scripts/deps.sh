@@ -5,9 +5,9 @@ set -euo pipefail
 
 packages=(
 	clang llvm libbpf-dev libxdp-dev bpftool xdp-tools libelf-dev zlib1g-dev
-	libevent-dev libjansson-dev libcriterion-dev meson ninja-build pkg-config
+	libevent-dev libssl-dev libjansson-dev libcriterion-dev meson ninja-build pkg-config
 	iproute2 iputils-ping curl openssl python3 python3-yaml tcpdump ethtool procps
-	nftables iptables ipset hping3 libcap2-bin bird2
+	nftables iptables ipset hping3 libcap2-bin podman runc uidmap bird2
 )
 
 missing=()
@@ -18,8 +18,13 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "deps: installing ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
+	echo "deps: apt-get update"
 	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	# progress: one line per package fetched and set up (a fresh machine
+	# takes a few minutes here); errors still reach stderr
+	apt-get install -y --no-install-recommends "${missing[@]}" |
+		{ grep --line-buffered -E '^(Get:|Setting up )' |
+			sed -u 's/^/deps: /' || true; }
 	# the package enables a system-wide bird; the agents and the test
 	# router each run their own, on their own sockets
 	if [[ " ${missing[*]} " == *" bird2 "* ]] && command -v systemctl >/dev/null; then

@@ -1,34 +1,39 @@
 /* aetherctl: the operators' view of the pinned maps (SPEC.md section 5).
  * Global options, OBJECT VERB dispatch with unique prefixes, and help. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ctl.h"
 #include "log.h"
+#include "version.h"
 
 static const struct ctl_object *const objects[] = {
 	&ctl_obj_service, &ctl_obj_backend,   &ctl_obj_maglev,
 	&ctl_obj_conntrack, &ctl_obj_acl,     &ctl_obj_ratelimit,
 	&ctl_obj_stats,   &ctl_obj_status,    &ctl_obj_explain,
-	&ctl_obj_node,
+	&ctl_obj_node,    &ctl_obj_config,
 };
 
 #define N_OBJECTS (sizeof(objects) / sizeof(objects[0]))
 
 static const char global_usage[] =
-	"Usage: aetherctl [--pin-dir DIR] [-j | -p] OBJECT VERB [ARGS]\n"
+	"Usage: aetherctl [--pin-dir DIR] [--socket PATH] [-j | -p] OBJECT VERB [ARGS]\n"
 	"\n"
 	"Reads the aether-lb maps pinned under DIR (default "
 	CTL_DEFAULT_PIN_DIR ");\n"
-	"never writes them. Objects and verbs may be abbreviated.\n"
+	"never writes them. node and config go through the agent's API socket.\n"
+	"Objects and verbs may be abbreviated; options may come anywhere.\n"
 	"\n"
 	"Options:\n"
 	"  --pin-dir DIR  where the maps are pinned\n"
+	"  --socket PATH  the agent's API socket (default " CTL_DEFAULT_SOCKET ")\n"
 	"  -j, --json     JSON output\n"
 	"  -p, --pretty   indented JSON output (implies -j)\n"
 	"  -h, --help     this help; OBJECT --help and OBJECT VERB --help too\n"
+	"  --version      print the version and the commit\n"
 	"\n"
 	"Objects:\n";
 
@@ -96,6 +101,52 @@ static void list_names(char *buf, size_t len, const char *const *names,
 		off += snprintf(buf + off, len - off, "%s%s", off ? ", " : "",
 				names[i]);
 	}
+}
+
+/* -j, -p, --pin-dir and --socket wherever they are on the line
+ * ("aetherctl service list -j"): applied to ctx and taken out of argv. "--"
+ * ends them. 0, or -EINVAL (reported) for a missing value. */
+static int take_global_options(struct ctl_ctx *ctx, int *argc, char **argv)
+{
+	static const struct { const char *name; size_t off; } vals[] = {
+		{ "--pin-dir", offsetof(struct ctl_ctx, pin_dir) },
+		{ "--socket", offsetof(struct ctl_ctx, socket) },
+	};
+	int out = 1;
+
+	for (int i = 1; i < *argc; i++) {
+		const char *a = argv[i];
+		size_t v;
+
+		if (!strcmp(a, "--")) {
+			while (i < *argc)
+				argv[out++] = argv[i++];
+			break;
+		}
+		if (!strcmp(a, "-j") || !strcmp(a, "--json") ||
+		    !strcmp(a, "-p") || !strcmp(a, "--pretty")) {
+			ctx->json = true;
+			ctx->pretty |= a[1] == 'p' || a[2] == 'p';
+			continue;
+		}
+		for (v = 0; v < sizeof(vals) / sizeof(vals[0]); v++) {
+			size_t n = strlen(vals[v].name);
+			const char **dst = (const char **)((char *)ctx + vals[v].off);
+
+			if (strncmp(a, vals[v].name, n) || (a[n] && a[n] != '='))
+				continue;
+			if (!a[n] && i + 1 >= *argc)
+				return ctl_usage_error(ctx, "%s needs a value",
+						       vals[v].name);
+			*dst = a[n] ? a + n + 1 : argv[++i];
+			break;
+		}
+		if (v == sizeof(vals) / sizeof(vals[0]))
+			argv[out++] = argv[i];
+	}
+	*argc = out;
+	argv[out] = NULL;
+	return 0;
 }
 
 static bool is_help(const char *s)
@@ -218,7 +269,8 @@ static int run_object(struct ctl_ctx *ctx, const struct ctl_object *o,
 
 int main(int argc, char **argv)
 {
-	struct ctl_ctx ctx = { .pin_dir = CTL_DEFAULT_PIN_DIR };
+	struct ctl_ctx ctx = { .pin_dir = CTL_DEFAULT_PIN_DIR,
+			       .socket = CTL_DEFAULT_SOCKET };
 	const char *names[N_OBJECTS];
 	char list[256];
 	int i, idx, ret;
@@ -226,6 +278,8 @@ int main(int argc, char **argv)
 	/* libbpf's own warnings would repeat what we report; keep errors */
 	aeth_log_init(AETH_LOG_ERROR, false);
 	aeth_log_hook_libs();
+	if (take_global_options(&ctx, &argc, argv))
+		return CTL_EXIT_USAGE;
 
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -237,6 +291,10 @@ int main(int argc, char **argv)
 			ctx.pretty = true;
 		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			print_global_usage(stdout);
+			return 0;
+		} else if (!strcmp(a, "--version")) {
+			printf("aetherctl %s (commit %s)\n", AETH_VERSION,
+			       AETH_COMMIT);
 			return 0;
 		} else if (!strcmp(a, "--pin-dir")) {
 			if (i + 1 >= argc) {

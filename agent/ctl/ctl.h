@@ -13,6 +13,7 @@
 #include "pinned.h"
 
 #define CTL_DEFAULT_PIN_DIR "/sys/fs/bpf/aether"
+#define CTL_DEFAULT_SOCKET "/run/aether/agent.sock"
 
 /* Exit codes: 0 fine, 1 the operation failed, 2 bad arguments. */
 #define CTL_EXIT_FAIL 1
@@ -20,6 +21,7 @@
 
 struct ctl_ctx {
 	const char *pin_dir;
+	const char *socket;	/* the agent's API (config, node) */
 	bool json;
 	bool pretty;
 	bool opened;
@@ -49,8 +51,8 @@ struct ctl_object {
 
 extern const struct ctl_object ctl_obj_service, ctl_obj_backend,
 	ctl_obj_maglev, ctl_obj_conntrack, ctl_obj_acl, ctl_obj_ratelimit,
-	ctl_obj_stats, ctl_obj_status, ctl_obj_explain;
-extern const struct ctl_object ctl_obj_node;
+	ctl_obj_stats, ctl_obj_status, ctl_obj_explain, ctl_obj_config,
+	ctl_obj_node;
 
 /* Output (ctl_out.c). Errors go once: {"error"} on stdout in JSON mode, one
  * "aetherctl: ..." line on stderr otherwise. */

@@ -25,8 +25,11 @@ demo_bgp_announced() {
 	step "BGP: the router learnt the VIPs from both LB nodes"
 	topo_birdc show protocols | sed -n '2,$p' | sed 's/^/   /'
 	demo_routes
-	step "aetherctl node show (lb1)"
-	"$CTL" node show --socket "$(topo_sock lb1)" | sed 's/^/   /'
+	step "aetherctl node show (lb1): drained, BGP peers, what it announces"
+	"$CTL" -j node show --socket "$(topo_sock lb1)" | python3 -c 'import json, sys
+d = json.load(sys.stdin)
+print(json.dumps({"drained": d["drained"], "bgp": d["bgp"]}, indent=2))' |
+		sed 's/^/   /'
 }
 
 demo_bgp_drain() {

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <zlib.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <criterion/criterion.h>
@@ -27,6 +28,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "pinned.h"
+#include "version.h"
 
 #define PIN_PREFIX "/sys/fs/bpf/aeth-op-"
 #define CT_ENTRIES 16384
@@ -340,6 +342,9 @@ Test(metrics, counters_summed_over_cpus_with_labels)
 	status.generation = 42;
 	status.apply_ok = 3;
 	status.apply_rejected = 1;
+	status.last_apply_ok = true;
+	status.last_apply_unix_ns = 1700000000500000000ull;
+	status.last_success_unix_ns = 1600000000000000000ull;
 
 	m = start("127.0.0.1:0");
 	cr_assert_eq(http_get(&c, aeth_metrics_port(m), "/metrics", &body), 200,
@@ -357,9 +362,16 @@ Test(metrics, counters_summed_over_cpus_with_labels)
 		"aether_drops_total{service=\"kube-apiserver\",reason=\"no_route\"} 2",
 		"aether_drops_total{service=\"kube-apiserver\",reason=\"fragment\"} 0",
 		"aether_packets_total{service=\"we\\\"ird\\\\na\\nme\",verdict=\"tx\"} 0",
-		"aether_reason_total{reason=\"unconfigured_port\"} 42",
-		"aether_reason_total{reason=\"not_authorized\"} 0",
-		"aether_events_total{event=\"tx\"} 123",
+		"aether_node_drops_total{reason=\"unconfigured_port\"} 42",
+		"aether_node_drops_total{reason=\"not_authorized\"} 0",
+		"aether_forwarded_packets_total{path=\"tx\"} 123",
+		"aether_forwarded_packets_total{path=\"redirect\"} 0",
+		"aether_conntrack_lookups_total{result=\"hit\"} 0",
+		"aether_icmp_errors_steered_total 0",
+		"aether_config_last_apply_success 1",
+		"aether_config_last_apply_timestamp_seconds 1700000000.500",
+		"aether_config_last_success_timestamp_seconds 1600000000.000",
+
 		"aether_backend_packets_total{service=\"kube-apiserver\",backend=\"192.0.2.21\"} 11",
 		"aether_backend_bytes_total{service=\"kube-apiserver\",backend=\"192.0.2.21\"} 1100",
 		"aether_backend_packets_total{service=\"kube-apiserver\",backend=\"2001:db8::22\"} 0",
@@ -373,11 +385,38 @@ Test(metrics, counters_summed_over_cpus_with_labels)
 		"aether_config_apply_total{result=\"rejected\"} 1",
 		"aether_config_apply_total{result=\"failed\"} 0",
 		"aether_conntrack_max_entries 16384",
+		"aether_build_info{version=\"" AETH_VERSION "\",commit=\""
+			AETH_COMMIT "\"} 1",
 	};
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
 		cr_expect(has_line(body, want[i]), "missing line: %s", want[i]);
+	/* map pressure: 2 backends and 2 services in use */
+	char fill[128];
+	snprintf(fill, sizeof(fill), "aether_map_fill_ratio{map=\"backends\"} %.6f",
+		 2.0 / AETH_MAX_BACKENDS);
+	cr_expect(has_line(body, fill), "missing line: %s", fill);
+	snprintf(fill, sizeof(fill), "aether_map_fill_ratio{map=\"services\"} %.6f",
+		 2.0 / AETH_MAX_SERVICES);
+	cr_expect(has_line(body, fill), "missing line: %s", fill);
 	cr_expect(!strstr(body, "stale"), "a service not in use was exported");
 	cr_expect(!strstr(body, "192.0.2.99"), "a removed backend was exported");
+
+	/* docs/metrics.md lists every family the page has */
+	FILE *doc = fopen(AETH_METRICS_DOC, "r");
+	static char doc_text[65536];
+	size_t doc_len;
+
+	cr_assert_not_null(doc, AETH_METRICS_DOC);
+	doc_len = fread(doc_text, 1, sizeof(doc_text) - 1, doc);
+	doc_text[doc_len] = '\0';
+	fclose(doc);
+	for (const char *t = body; (t = strstr(t, "# TYPE ")); t++) {
+		char name[128], quoted[132];
+
+		cr_assert_eq(sscanf(t, "# TYPE %127s", name), 1);
+		snprintf(quoted, sizeof(quoted), "`%s", name);
+		cr_expect(strstr(doc_text, quoted), "%s not in docs/metrics.md", name);
+	}
 
 	/* every sample belongs to the family its TYPE line opened, each
 	 * family opened once: the grouping Prometheus requires */
@@ -493,10 +532,21 @@ Test(metrics, listen_addresses)
 	free(c.resp);
 	aeth_metrics_stop(m);
 
+	/* brackets around an IPv4 address too, as a template writes
+	 * [$(NODE_IP)]:PORT for either family */
+	m = start("[127.0.0.1]:0");
+	cr_assert_eq(http_do(&c, AF_INET, aeth_metrics_port(m),
+			     "GET /healthz HTTP/1.0\r\n\r\n", NULL), 200);
+	free(c.resp);
+	aeth_metrics_stop(m);
+
+	/* an IPv6 address without brackets would lose its port to the
+	 * address ("2001:db8::11:9464" is an address): refused, not misread */
 	static const char *const bad[] = {
 		"localhost:9464", "127.0.0.1", "127.0.0.1:", "127.0.0.1:70000",
-		"::1:9464", "[::1]9464", "[127.0.0.1]:9464", ":9464", "1.2.3:80",
-		"127.0.0.1:12x",
+		"::1:9464", "[::1]9464", ":9464", "1.2.3:80",
+		"127.0.0.1:12x", "::1", "2001:db8::11:9464", "[::1]:", "[::1]",
+		"127.0.0.1:+80", "[::1]:99999", "[]:80", "[127.0.0.1:80]:80",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		errno = 0;
@@ -615,7 +665,8 @@ Test(metrics, full_tables)
 	size_t samples = 0;
 	for (const char *p = body; *p;) {
 		/* the conntrack count appears once its first pass is done */
-		if (*p != '#' && strncmp(p, "aether_conntrack_entries ", 25))
+		if (*p != '#' && strncmp(p, "aether_conntrack_entries ", 25) &&
+		    strncmp(p, "aether_map_fill_ratio{map=\"conntrack\"}", 38))
 			samples++;
 		p = strchr(p, '\n');
 		if (!p)
@@ -624,7 +675,10 @@ Test(metrics, full_tables)
 	}
 	cr_assert_eq(samples, (size_t)AETH_MAX_SERVICES * 14 +
 				      (size_t)AETH_MAX_BACKENDS * 4 + AETH_R_MAX +
-				      AETH_EV_MAX + 1 + 3 + 1 + 1);
+				      AETH_EV_MAX + 1 + 3 + 1 + 1 +
+				      1 /* aether_build_info */ +
+				      3 /* last apply: success, two times */ +
+				      2 /* fill of services and backends */);
 	cr_assert_lt(t, 2000000, "scrape took %llu us", (unsigned long long)t);
 
 	aeth_metrics_stop(m);
@@ -670,5 +724,77 @@ Test(metrics, conntrack_entries_counted)
 		free(c.resp);
 	}
 	cr_assert(found, "no line %s", want);
+	/* and the table's fill from the same count */
+	snprintf(want, sizeof(want), "aether_map_fill_ratio{map=\"conntrack\"} %.6f",
+		 (double)walked / CT_ENTRIES);
+	cr_assert_eq(http_get(&c, aeth_metrics_port(m), "/metrics", &body), 200);
+	cr_assert(has_line(body, want), "no line %s", want);
+	free(c.resp);
+	aeth_metrics_stop(m);
+}
+
+/* Inflate a gzip body of len bytes; NULL when it is not one. */
+static char *gunzip(const char *in, size_t len)
+{
+	z_stream zs = { 0 };
+	size_t cap = 1 << 20;
+	char *out = malloc(cap);
+	int ret;
+
+	if (inflateInit2(&zs, 15 + 16) != Z_OK)
+		return NULL;
+	zs.next_in = (unsigned char *)in;
+	zs.avail_in = (uInt)len;
+	zs.next_out = (unsigned char *)out;
+	zs.avail_out = (uInt)cap - 1;
+	ret = inflate(&zs, Z_FINISH);
+	inflateEnd(&zs);
+	if (ret != Z_STREAM_END) {
+		free(out);
+		return NULL;
+	}
+	out[zs.total_out] = '\0';
+	return out;
+}
+
+/* Accept-Encoding: gzip gets the same page compressed; q=0, another coding
+ * or no header get it plain. */
+Test(metrics, gzip_when_accepted)
+{
+	static const char *const plain[] = {
+		"", "Accept-Encoding: identity\r\n", "Accept-Encoding: gzip;q=0\r\n",
+		"Accept-Encoding: br, gzipx\r\n",
+	};
+	struct aeth_metrics *m = start("127.0.0.1:0");
+	struct http_call c;
+	const char *body;
+	char req[256], *page;
+
+	put_service(3, "kube-apiserver", true);
+	status.generation = 7;
+	cr_assert_eq(http_do(&c, AF_INET, aeth_metrics_port(m),
+			     "GET /metrics HTTP/1.0\r\n"
+			     "Accept-Encoding: deflate, GZip;q=0.5\r\n\r\n",
+			     &body), 200);
+	cr_assert_not_null(strstr(c.resp, "\r\nContent-Encoding: gzip\r\n"),
+			   "not compressed: %.300s", c.resp);
+	page = gunzip(body, c.len - (size_t)(body - c.resp));
+	cr_assert_not_null(page, "not a gzip body");
+	cr_assert(has_line(page, "aether_config_generation 7"));
+	cr_assert(has_line(page, "aether_packets_total{service=\"kube-apiserver\","
+			   "verdict=\"tx\"} 0"));
+	free(page);
+	free(c.resp);
+
+	for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+		snprintf(req, sizeof(req), "GET /metrics HTTP/1.0\r\n%s\r\n",
+			 plain[i]);
+		cr_assert_eq(http_do(&c, AF_INET, aeth_metrics_port(m), req,
+				     &body), 200);
+		cr_expect_null(strstr(c.resp, "Content-Encoding"), "%s", plain[i]);
+		cr_expect(has_line(body, "aether_config_generation 7"), "%s",
+			  plain[i]);
+		free(c.resp);
+	}
 	aeth_metrics_stop(m);
 }

@@ -251,6 +251,57 @@ Test(config, empty_service_list_is_valid)
 	aeth_config_free(cfg);
 }
 
+/* An https check defaults to /readyz; ca and server_name are kept as given.
+ * An IPv6-only node may say "ipv4": "" (as a template with an empty
+ * variable renders it). */
+Test(config, https_check_and_ipv6_only_node)
+{
+	struct aeth_config *cfg = parse_ok(
+		"{\"version\": 1, \"node\": {\"interfaces\": [\"eth0\"],"
+		" \"addresses\": {\"ipv4\": \"\", \"ipv6\": \"2001:db8::11\"}},"
+		" \"maglev\": {\"seed\": \"00000000000000000000000000000001\"},"
+		" \"services\": [{\"name\": \"api\", \"vip\": \"2001:db8::10\","
+		"  \"port\": 6443, \"protocol\": \"tcp\","
+		"  \"health_check\": {\"type\": \"https\", \"ca\": \"/etc/k/ca.crt\","
+		"   \"server_name\": \"kubernetes.default\"},"
+		"  \"backends\": []},"
+		"  {\"name\": \"api2\", \"vip\": \"2001:db8::12\", \"port\": 6443,"
+		"   \"protocol\": \"tcp\", \"health_check\": {\"type\": \"https\","
+		"   \"path\": \"/livez\"}, \"backends\": []}]}");
+	const struct aeth_cfg_health *a = &cfg->services[0].health;
+	const struct aeth_cfg_health *b = &cfg->services[1].health;
+
+	cr_assert_eq(cfg->node_v4.family, 0, "empty ipv4 is absent");
+	cr_assert_eq(cfg->node_v6.family, AETH_AF_INET6);
+	cr_assert_eq(a->type, AETH_HC_HTTPS);
+	cr_assert_str_eq(a->path, "/readyz");
+	cr_assert_str_eq(a->ca, "/etc/k/ca.crt");
+	cr_assert_str_eq(a->server_name, "kubernetes.default");
+	cr_assert_str_eq(b->path, "/livez");
+	cr_assert_str_eq(b->ca, "", "no ca: not verified");
+	cr_assert_str_eq(b->server_name, "");
+	aeth_config_free(cfg);
+}
+
+/* A document for every node leaves the NIC and the addresses to the
+ * agent (its flags or what it finds on the node). */
+Test(config, node_nic_and_addresses_may_be_left_to_the_agent)
+{
+	struct aeth_config *cfg = parse_ok(
+		"{\"version\": 1, \"node\": {\"mtu\": 1500},"
+		" \"maglev\": {\"seed\": \"00000000000000000000000000000001\"},"
+		" \"services\": [{\"name\": \"api\", \"vip\": \"203.0.113.10\","
+		"  \"port\": 6443, \"protocol\": \"tcp\","
+		"  \"backends\": [{\"address\": \"192.0.2.21\"},"
+		"   {\"address\": \"2001:db8::21\"}]}]}");
+
+	cr_assert_eq(cfg->n_interfaces, 0);
+	cr_assert_eq(cfg->node_v4.family, 0);
+	cr_assert_eq(cfg->node_v6.family, 0);
+	cr_assert_eq(cfg->services[0].n_backends, 2);
+	aeth_config_free(cfg);
+}
+
 /* ---- mutations of the SPEC example ---- */
 
 /* Set (or with value NULL delete) the node at a JSON pointer; an index equal
@@ -438,7 +489,7 @@ static const struct mutation_case cases[] = {
 	  "services[0].rate_limit.per_minute: unknown field" },
 	/* health check */
 	{ "health type", { { SVC "/health_check/type", "\"icmp\"" } },
-	  "services[0].health_check.type: must be \"tcp\" or \"http\"" },
+	  "services[0].health_check.type: must be \"tcp\", \"http\" or \"https\"" },
 	{ "health type missing", { { SVC "/health_check/type", NULL } },
 	  "services[0].health_check.type: is required" },
 	{ "timeout not below interval", { { SVC "/health_check/timeout_ms", "1000" } },
@@ -450,7 +501,21 @@ static const struct mutation_case cases[] = {
 	{ "fall zero", { { SVC "/health_check/fall", "0" } },
 	  "services[0].health_check.fall: must be >= 1" },
 	{ "path on tcp check", { { SVC "/health_check/path", "\"/healthz\"" } },
-	  "services[0].health_check.path: only allowed when type is \"http\"" },
+	  "services[0].health_check.path: only allowed when type is \"http\" or \"https\"" },
+	{ "ca on http check",
+	  { { SVC "/health_check/type", "\"http\"" }, { SVC "/health_check/ca", "\"/etc/ca.pem\"" } },
+	  "services[0].health_check.ca: only allowed when type is \"https\"" },
+	{ "server name on tcp check", { { SVC "/health_check/server_name", "\"kubernetes\"" } },
+	  "services[0].health_check.server_name: only allowed when type is \"https\"" },
+	{ "relative ca",
+	  { { SVC "/health_check/type", "\"https\"" }, { SVC "/health_check/ca", "\"ca.pem\"" } },
+	  "services[0].health_check.ca: must be an absolute file name" },
+	{ "empty server name",
+	  { { SVC "/health_check/type", "\"https\"" }, { SVC "/health_check/server_name", "\"\"" } },
+	  "services[0].health_check.server_name: must not be empty" },
+	{ "ca not a string",
+	  { { SVC "/health_check/type", "\"https\"" }, { SVC "/health_check/ca", "7" } },
+	  "services[0].health_check.ca: must be a string" },
 	{ "relative http path",
 	  { { SVC "/health_check/type", "\"http\"" }, { SVC "/health_check/path", "\"healthz\"" } },
 	  "services[0].health_check.path: must start with '/'" },

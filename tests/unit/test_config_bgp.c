@@ -1,5 +1,6 @@
 /* The "bgp" member (SPEC.md section 7): defaults, and each invalid field
  * rejected with its place. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -176,4 +177,33 @@ Test(config_bgp, other_fields)
 			       "\"password\": \"x\"}]}"),
 		     "bgp.peers[0].password: unknown field");
 	expect_error(DOC(BOTH, "[]"), "bgp: must be an object");
+}
+
+/* Without node.addresses the document passes; the checks that need them
+ * run once the agent filled them in (node_detect.c). */
+Test(config_bgp, checked_once_node_addresses_are_known)
+{
+	struct aeth_config_error err;
+	struct aeth_config *cfg = parse_ok(
+		"{\"version\": 1, \"node\": {\"interfaces\": [\"eth0\"]},"
+		" \"maglev\": {\"seed\": \"00112233445566778899aabbccddeeff\"},"
+		" \"services\": [], \"bgp\": {\"local_asn\": 64512, \"peers\": ["
+		" {\"address\": \"192.0.2.1\", \"asn\": 64500},"
+		" {\"address\": \"2001:db8::1\", \"asn\": 64500}]}}");
+
+	cr_assert_not_null(cfg->bgp);
+	cr_expect_eq(cfg->bgp->router_id.family, 0);
+	/* the node turns out to have IPv4 only */
+	inet_pton(AF_INET, "192.0.2.11", &cfg->node_v4.addr.v4);
+	cfg->node_v4.family = AETH_AF_INET;
+	cr_expect_eq(aeth_config_bgp_complete(cfg, &err), -EINVAL);
+	cr_expect_str_eq(err.path, "bgp.peers[1].address");
+	cr_expect_str_eq(err.message, "IPv6 peer needs node.addresses.ipv6");
+	/* and both */
+	inet_pton(AF_INET6, "2001:db8::11", cfg->node_v6.addr.bytes);
+	cfg->node_v6.family = AETH_AF_INET6;
+	cr_expect_eq(aeth_config_bgp_complete(cfg, &err), 0);
+	cr_expect_eq(cfg->bgp->router_id.family, AETH_AF_INET);
+	cr_expect_eq(cfg->bgp->router_id.addr.bytes[3], 11);
+	aeth_config_free(cfg);
 }
