@@ -14,6 +14,7 @@
 #include "pinned.h"
 
 struct aether_lb;
+struct aeth_bgp;
 struct xdp_program;
 
 /* One service as it is in the maps, indexed by service id. */
@@ -75,6 +76,8 @@ struct aeth_agent {
 	 * (the document is then rejected). */
 	int (*complete)(struct aeth_agent *a, struct aeth_config *cfg,
 			struct aeth_config_error *err);
+
+	struct aeth_bgp *bgp;		/* the BGP speaker's supervisor, or NULL */
 
 	struct xdp_program *xdp_progs[AETH_MAX_INTERFACES];
 	int inner_mmap;		/* Maglev inner maps mmapable: 0 unknown, 1, -1 */

@@ -1,4 +1,5 @@
-/* The control API on a unix socket: GET/PUT /v1/config, GET /v1/status.
+/* The control API on a unix socket: GET/PUT /v1/config, GET /v1/status,
+ * PUT /v1/drain.
  * PUT goes through the same apply path as the file and SIGHUP. */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +22,7 @@
 #include "aether/names.h"
 #include "api.h"
 #include "apply.h"
+#include "bgp.h"
 #include "log.h"
 
 struct aeth_api {
@@ -177,7 +179,44 @@ static void get_status(struct aeth_api *api, struct evhttp_request *req)
 		reply_error(req, HTTP_INTERNAL, "out of memory");
 		return;
 	}
+	json_object_set_new(st, "drained", json_boolean(aeth_bgp_drained(a->bgp)));
+	json_object_set_new(st, "bgp", aeth_bgp_status_json(a->bgp));
 	reply_json(req, HTTP_OK, st);
+}
+
+/* PUT /v1/drain {"drained": true|false} (SPEC.md section 3). */
+static void put_drain(struct aeth_api *api, struct evhttp_request *req)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	const char *text = (const char *)evbuffer_pullup(in, -1);
+	json_t *body, *v;
+	int err;
+
+	body = json_loadb(text ? text : "", len, 0, NULL);
+	v = json_object_get(body, "drained");
+	if (!json_is_object(body) || json_object_size(body) != 1 ||
+	    !json_is_boolean(v)) {
+		json_decref(body);
+		reply_json(req, HTTP_BADREQUEST, json_pack("{s:s,s:s}",
+			   "error", "body must be {\"drained\": true|false}",
+			   "path", "drained"));
+		return;
+	}
+	if (!api->agent->bgp) {
+		json_decref(body);
+		reply_error(req, HTTP_INTERNAL, "the BGP supervisor is not running");
+		return;
+	}
+	err = aeth_bgp_set_drained(api->agent->bgp, json_is_true(v));
+	json_decref(body);
+	if (err) {
+		reply_error(req, HTTP_INTERNAL, strerror(-err));
+		return;
+	}
+	reply_json(req, HTTP_OK, json_pack("{s:b,s:o}", "drained",
+		   aeth_bgp_drained(api->agent->bgp), "bgp",
+		   aeth_bgp_status_json(api->agent->bgp)));
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -202,6 +241,11 @@ static void on_request(struct evhttp_request *req, void *arg)
 			get_status(api, req);
 		else
 			reply_error(req, HTTP_BADMETHOD, "use GET");
+	} else if (strcmp(uri, "/v1/drain") == 0) {
+		if (cmd == EVHTTP_REQ_PUT)
+			put_drain(api, req);
+		else
+			reply_error(req, HTTP_BADMETHOD, "use PUT");
 	} else {
 		reply_error(req, HTTP_NOTFOUND, "no such resource");
 	}

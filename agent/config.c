@@ -1103,7 +1103,9 @@ static int parse_kubernetes(json_t *root, struct aeth_config *cfg,
 }
 
 static const char *const root_keys[] = {
-	"version", "node", "maglev", "conntrack", "services", "kubernetes", NULL,
+	"version", "node", "maglev", "conntrack", "services", "kubernetes",
+	"bgp",
+	NULL,
 };
 
 static int parse_root(json_t *root, struct aeth_config *cfg,
@@ -1134,6 +1136,8 @@ static int parse_root(json_t *root, struct aeth_config *cfg,
 		ret = parse_services(root, cfg, err);
 	if (!ret)
 		ret = parse_kubernetes(root, cfg, err);
+	if (!ret)
+		ret = aeth_config_parse_bgp(root, cfg, err);
 	if (ret)
 		return ret;
 	/* IPv6 requires every link to carry 1280 bytes (RFC 8200). */
@@ -1284,6 +1288,7 @@ void aeth_config_free(struct aeth_config *cfg)
 	}
 	free(cfg->services);
 	free(cfg->k8s.pools);
+	free(cfg->bgp);
 	free(cfg->interfaces);
 	free(cfg->text);
 	free(cfg);

@@ -89,6 +89,41 @@ struct aeth_cfg_kubernetes {
 	size_t n_pools;
 };
 
+/* bgp (SPEC.md section 7): every peer's family needs a node address of that
+ * family; router_id defaults to node.addresses.ipv4. A document without
+ * node.addresses is checked for both once the agent filled them in. */
+#define AETH_CFG_BGP_MAX_PEERS 16
+#define AETH_CFG_BGP_MAX_COMMUNITIES 16
+
+struct aeth_cfg_bgp_peer {
+	struct aeth_ip address;
+	char address_text[48];
+	uint32_t asn;
+	bool bfd;
+};
+
+struct aeth_cfg_bgp {
+	uint32_t local_asn;
+	struct aeth_ip router_id;	/* IPv4 */
+	uint32_t hold_time;		/* seconds; 0 = the speaker's default */
+	uint16_t communities[AETH_CFG_BGP_MAX_COMMUNITIES][2];	/* ASN:VALUE */
+	size_t n_communities;
+	struct aeth_cfg_bgp_peer peers[AETH_CFG_BGP_MAX_PEERS];
+	size_t n_peers;
+};
+
+struct aeth_config;
+struct aeth_config_error;
+struct json_t;
+/* The optional top-level "bgp" member into cfg->bgp (config_bgp.c); needs
+ * node parsed first. */
+int aeth_config_parse_bgp(struct json_t *root, struct aeth_config *cfg,
+			  struct aeth_config_error *err);
+/* The checks that need the node addresses (peer families, the router_id
+ * default), once a document without them was completed (node_detect.c). */
+int aeth_config_bgp_complete(struct aeth_config *cfg,
+			     struct aeth_config_error *err);
+
 /* Required: version (1), node.interfaces (1..AETH_MAX_INTERFACES),
  * node.addresses (ipv4 and/or ipv6), maglev.seed (so that every node builds
  * the same tables), services (may be empty) and in each service name, vip,
@@ -112,6 +147,7 @@ struct aeth_config {
 	struct aeth_cfg_service *services;
 	size_t n_services;
 	struct aeth_cfg_kubernetes k8s;	/* present false when absent */
+	struct aeth_cfg_bgp *bgp;	/* NULL when absent */
 	char *text;			/* the document as received */
 	size_t text_len;
 	uint8_t hash[32];		/* SHA-256 of text */

@@ -2,6 +2,7 @@
  * document from the file, SIGHUP and the API socket, and serves metrics. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include "agent.h"
 #include "api.h"
 #include "apply.h"
+#include "bgp.h"
 #include "config.h"
 #include "health.h"
 #include "k8s_render.h"
@@ -28,6 +30,7 @@
 #define DEFAULT_SOCKET "/run/aether/agent.sock"
 #define DEFAULT_METRICS "127.0.0.1:9464"
 #define WATCH_DEBOUNCE_MS 100	/* a burst of writes or a ConfigMap swap settles */
+#define DETACH_WITHDRAW_WAIT_MS 1000	/* routers act on the withdrawal */
 
 struct options {
 	const char *config, *pin_dir, *socket, *metrics, *check_config;
@@ -58,7 +61,7 @@ static void usage(FILE *f)
 		"                    [--kubernetes [--kubeconfig FILE]]\n"
 		"       aether-agent --check-config FILE\n"
 		"       aether-agent --render-kubernetes OBJECTS.json --config FILE\n"
-		"       aether-agent --detach [--pin-dir DIR]\n"
+		"       aether-agent --detach [--pin-dir DIR] [--socket PATH]\n"
 		"       aether-agent --version\n");
 }
 
@@ -96,7 +99,9 @@ static void help(void)
 	      "                        print the document --config plus the\n"
 	      "                        Services of a kubectl List make, and exit\n"
 	      "  --check-config FILE   validate FILE and exit (0 valid, 1 not)\n"
-	      "  --detach              remove the program from the NICs, unpin\n"
+	      "  --detach              withdraw the BGP announcements (the BIRD\n"
+	      "                        beside --socket), then remove the program\n"
+	      "                        from the NICs and unpin\n"
 	      "  --version             print the version and the commit\n"
 	      "  -h, --help            this help\n", stdout);
 }
@@ -257,6 +262,7 @@ static void health_changed(void *arg, const char *service,
 	struct daemon *d = arg;
 
 	aeth_apply_refresh(&d->agent);
+	aeth_bgp_update(d->agent.bgp);
 }
 
 static int complete_node(struct aeth_agent *a, struct aeth_config *cfg,
@@ -274,6 +280,7 @@ static void on_applied(struct aeth_agent *a)
 	aeth_loader_attach(a, a->cfg);
 	if (d->health && aeth_health_update(d->health, a->cfg))
 		log_warn("updating health checks failed");
+	aeth_bgp_update(a->bgp);
 }
 
 static void on_file(void *arg, const char *text, size_t len, const char *source)
@@ -295,6 +302,25 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
 	log_info("signal %d: exiting; the program stays attached and the "
 		 "maps pinned", (int)sig);
 	event_base_loopbreak(d->base);
+}
+
+/* The directory of the API socket, absolute: BIRD runs detached and must
+ * not depend on our working directory. */
+static const char *state_dir(const char *socket, char *buf, size_t len)
+{
+	char dir[PATH_MAX], *slash;
+
+	snprintf(dir, sizeof(dir), "%s", socket);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	if (!realpath(dir, buf))
+		snprintf(buf, len, "%s", dir);
+	return buf;
 }
 
 static struct aeth_metrics *start_metrics(struct event_base *base,
@@ -323,7 +349,7 @@ static int run(const struct options *o)
 	struct aeth_node_watch *node_watch = NULL;
 	struct aeth_api *api = NULL;
 	struct event *ev_term = NULL, *ev_int = NULL;
-	char errbuf[600], *text = NULL;
+	char errbuf[600], statebuf[PATH_MAX], *text = NULL;
 	size_t len;
 	int err, ret = 1;
 
@@ -374,6 +400,15 @@ static int run(const struct options *o)
 	api = aeth_api_start(d.base, o->socket, a);
 	if (!api)
 		goto out;
+	/* BIRD's files live beside the API socket */
+	a->bgp = aeth_bgp_start(d.base, a, state_dir(o->socket, statebuf,
+						     sizeof(statebuf)));
+	if (!a->bgp) {
+		log_err("BGP supervisor: %s", strerror(errno));
+		goto out;
+	}
+	a->status.scrape_more = aeth_bgp_scrape;
+	a->status.scrape_more_arg = a->bgp;
 	watch = aeth_watch_start(d.base, o->config, WATCH_DEBOUNCE_MS, text,
 				 len, on_file, &d);
 	if (!watch) {
@@ -414,6 +449,8 @@ out:
 	aeth_k8s_watch_stop(d.k8s);
 	aeth_watch_stop(watch);
 	aeth_api_stop(api);
+	a->status.scrape_more = NULL;
+	aeth_bgp_stop(a->bgp);	/* BIRD keeps announcing for the next agent */
 	if (metrics)
 		aeth_metrics_stop(metrics);
 	if (d.health)
@@ -444,6 +481,12 @@ int main(int argc, char **argv)
 	if (o.render_k8s)
 		return aeth_k8s_render(o.render_k8s, o.config);
 	if (o.detach) {
+		char dir[PATH_MAX];
+
+		/* routers move the flows away before the program goes */
+		if (aeth_bgp_withdraw_all(state_dir(o.socket, dir, sizeof(dir)),
+					  DETACH_WITHDRAW_WAIT_MS) < 0)
+			log_warn("could not stop bird in %s; detaching anyway", dir);
 		if (aeth_loader_detach(o.pin_dir, errbuf, sizeof(errbuf))) {
 			log_err("%s", errbuf);
 			return 1;

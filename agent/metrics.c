@@ -667,6 +667,8 @@ static int scrape(struct aeth_metrics *m, struct evbuffer *b, const char **what)
 		scrape_agent(b, m->status);
 	if (m->source)
 		m->source(b, m->source_arg);
+	if (m->status && m->status->scrape_more)
+		m->status->scrape_more(b, m->status->scrape_more_arg);
 out:
 	free(svcinfo.values);
 	free(svc_stats.values);

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 struct event_base;
+struct evbuffer;
 struct aeth_map_fds;
 
 /* What the metrics listener reads of the agent besides the maps. The agent
@@ -20,6 +21,9 @@ struct aeth_agent_status {
 	uint64_t last_success_unix_ns;	/* the last one applied; 0 = never */
 	bool config_applied;		/* a first document is live */
 	bool attached;			/* the program is on every interface */
+	/* more families appended to each scrape (BGP), when set */
+	void (*scrape_more)(struct evbuffer *b, void *arg);
+	void *scrape_more_arg;
 };
 
 struct aeth_metrics;

@@ -215,5 +215,6 @@ int aeth_node_complete(struct aeth_config *cfg, const struct aeth_node_hint *hin
 				    "(--node-address) or found on %s",
 				    cfg->interfaces[0]);
 	}
-	return check_backend_families(cfg, err);
+	ret = check_backend_families(cfg, err);
+	return ret ? ret : aeth_config_bgp_complete(cfg, err);
 }

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs the benchmarks (not part of the tests) and keeps their results under
 # bench/results/:
-#   bench/run.sh [all|cost|maglev|throughput|scale] [ARGS...]
+#   bench/run.sh [all|cost|maglev|throughput|scale|bgp] [ARGS...]
 #     cost        cost per packet of every data-path path (cost-<date>.json);
 #                 ARGS go to it: --rounds N, --only ROW, --baseline OBJ
 #     maglev      Maglev table build time (maglev-<date>.txt); ARGS: RUNS
 #     throughput  live 64-byte traffic against nftables/iptables (+ PNG)
 #     scale       control plane, map memory, connection table at 1 M
+#     bgp         config change to the router's table over BGP (bgp-<date>.json)
 #     all         every one of them in turn (the default)
 # BUILD_DIR (default build) is the meson build directory to use.
 set -euo pipefail
@@ -14,7 +15,7 @@ cd "$(dirname "$0")/.."
 
 what=all
 case "${1:-}" in
-cost | maglev | throughput | scale | all) what=$1; shift ;;
+cost | maglev | throughput | scale | bgp | all) what=$1; shift ;;
 esac
 
 build=${BUILD_DIR:-build}
@@ -47,10 +48,12 @@ cost) run_cost "$@" ;;
 maglev) run_maglev "$@" ;;
 throughput) BUILD_DIR=$build bench/throughput.sh ;;
 scale) BUILD_DIR=$build bench/scale.sh ;;
+bgp) BUILD_DIR=$build bench/bgp.sh ;;
 all)
 	echo "== cost per packet"; run_cost
 	echo "== Maglev build time"; run_maglev
 	echo "== throughput"; BUILD_DIR=$build bench/throughput.sh
 	echo "== control plane and scale"; BUILD_DIR=$build bench/scale.sh
+	echo "== config change to the router (BGP)"; BUILD_DIR=$build bench/bgp.sh
 	;;
 esac

@@ -52,6 +52,7 @@ cleanup() {
 	say "namespaces, pins and state removed"
 }
 trap cleanup EXIT
+. scripts/lib/demo_bgp.sh
 
 step "Installing what is missing and building into ${TOPO_BUILD#"$PWD"/}/"
 scripts/deps.sh || exit 1
@@ -60,11 +61,14 @@ ninja -C "$TOPO_BUILD" >/dev/null || { ninja -C "$TOPO_BUILD"; exit 1; }
 say "built $AGENT and $CTL"
 
 step "Bringing up the cluster in namespaces ($P-*)"
-say "router $P-rtr: ECMP to $VIP4 and $VIP6 via lb1 and lb2"
-say "LB nodes $P-lb1, $P-lb2: aether-agent, XDP on eth0, IPIP to the backends"
+say "router $P-rtr: BIRD, learns $VIP4 and $VIP6 over BGP from lb1 and lb2 (ECMP)"
+say "LB nodes $P-lb1, $P-lb2: aether-agent, XDP on eth0, IPIP to the backends,"
+say "  each announcing the VIPs through the BIRD its agent runs (BFD on)"
 say "backends $P-be1..3: VIPs on lo, aether-agent decapsulates, HTTPS on :$API_PORT"
 say "clients: $P-cin (authorized, ${TOPO_V4[cin]}) and $P-cout (not, ${TOPO_V4[cout]})"
 topo_up --config scripts/lib/default-config.json || exit 1
+demo_bgp_announced
+
 step "aetherctl status (lb1): the program on its NIC"
 topo_ctl lb1 status
 
@@ -126,3 +130,6 @@ topo_ctl lb1 stats
 step "Counters on lb1's /metrics (127.0.0.1:${TOPO_METRICS[lb1]} in $P-lb1)"
 topo_http lb1 /metrics | grep -E '^aether_(packets_total|drops_total|backend_up|config_generation)' |
 	grep -v ' 0$' | head -n 25
+
+demo_bgp_drain
+demo_bgp_failure

@@ -8,7 +8,7 @@ packages=(
 	libevent-dev libssl-dev libjansson-dev libcriterion-dev meson ninja-build pkg-config
 	libcurl4-openssl-dev libyaml-dev
 	iproute2 iputils-ping curl openssl python3 python3-yaml tcpdump ethtool procps
-	nftables iptables ipset hping3 libcap2-bin podman runc uidmap
+	nftables iptables ipset hping3 libcap2-bin podman runc uidmap bird2
 )
 
 missing=()
@@ -26,6 +26,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 	apt-get install -y --no-install-recommends "${missing[@]}" |
 		{ grep --line-buffered -E '^(Get:|Setting up )' |
 			sed -u 's/^/deps: /' || true; }
+	# the package enables a system-wide bird; the agents and the test
+	# router each run their own, on their own sockets
+	if [[ " ${missing[*]} " == *" bird2 "* ]] && command -v systemctl >/dev/null; then
+		systemctl disable --now bird.service >/dev/null 2>&1 || true
+	fi
 fi
 
 if ! mountpoint -q /sys/fs/bpf; then

@@ -5,8 +5,8 @@
 
 An LB node gets the template with node.addresses replaced. A backend node
 only decapsulates: it gets the same services with no backends, no health
-check, no guard (the LB nodes guard), so its agent strips the tunnel for
-exactly the VIPs the LB nodes send it.
+check, no guard (the LB nodes guard), no bgp (the LB nodes announce), so
+its agent strips the tunnel for exactly the VIPs the LB nodes send it.
 """
 
 import argparse
@@ -30,6 +30,8 @@ def main():
             svc["backends"] = []
             for k in ("health_check", "rate_limit", "authorized_networks"):
                 svc.pop(k, None)
+        # backends announce nothing
+        doc.pop("bgp", None)
     json.dump(doc, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

@@ -6,7 +6,7 @@
 #
 #   cin  198.51.100.10  2001:db8:100::10 --+            (authorized client)
 #   cout 198.51.100.200 2001:db8:200::10 --+-- rtr      (unauthorized client)
-#                                               |  ECMP to the VIPs via lb1, lb2
+#                                               |  ECMP to the VIPs via lb1, lb2 (BGP)
 #   fab (bridge br0, 192.0.2.0/24, 2001:db8::/64) -- rtr .1, lb1 .11, lb2 .12,
 #                                                    be1 .21, be2 .22, be3 .23
 #
@@ -17,6 +17,8 @@
 
 TOPO_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TOPO_ROOT=$(cd "$TOPO_LIB/../.." && pwd)
+# the router's BIRD learns the VIPs over BGP from the LB nodes' agents
+. "$TOPO_LIB/topo_bgp.sh"
 
 VIP4=203.0.113.10
 VIP6=2001:db8:ffff::10
@@ -157,11 +159,12 @@ topo_make_network() {
 		topo_exec "$n" ethtool -K eth0 tx off >/dev/null || return 1
 	done
 
-	# router: forwards, hashes ECMP on the L4 5-tuple
+	# router: forwards, hashes ECMP on the L4 5-tuple, learns the VIPs
+	# from the LB nodes over BGP
 	topo_sysctl rtr net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
 		net.ipv4.fib_multipath_hash_policy=1 \
 		net.ipv6.fib_multipath_hash_policy=1
-	topo_route_via ecmp || return 1
+	topo_bgp_router_start || return 1
 
 	# LB nodes: what the stack fallback of the data path needs (packets it
 	# encapsulated but passes up carry the node's own source address)
@@ -188,25 +191,30 @@ topo_make_network() {
 	done
 }
 
-# topo_route_via ecmp|lb1|lb2: how the router reaches the VIPs
+# topo_route_via ecmp|lb1|lb2: how the router reaches the VIPs. ecmp: as
+# BGP says (every announcing LB node; without agents, --plain, a static
+# route over both); an LB node: pinned to it by a route in the override
+# table, which the router consults before BGP's.
 topo_route_via() {
-	local v4 v6 n
+	local t=$TOPO_OVERRIDE_TABLE v4="" v6="" n
 	case $1 in
 	ecmp)
-		v4="" v6=""
+		ip -n "$P-rtr" route flush table "$t" &&
+			ip -n "$P-rtr" -6 route flush table "$t" || return 1
+		[ -f "$TOPO_STATE/plain" ] || return 0
 		for n in $TOPO_LBS; do
 			v4+=" nexthop via ${TOPO_V4[$n]} dev eth0"
 			v6+=" nexthop via ${TOPO_V6[$n]} dev eth0"
 		done
 		# shellcheck disable=SC2086
-		ip -n "$P-rtr" route replace "$VIP4/32" $v4 &&
-			ip -n "$P-rtr" -6 route replace "$VIP6/128" $v6
+		ip -n "$P-rtr" route replace "$VIP4/32" table "$t" $v4 &&
+			ip -n "$P-rtr" -6 route replace "$VIP6/128" table "$t" $v6
 		;;
 	*)
 		ip -n "$P-rtr" route replace "$VIP4/32" via "${TOPO_V4[$1]}" \
-			dev eth0 &&
+			dev eth0 table "$t" &&
 			ip -n "$P-rtr" -6 route replace "$VIP6/128" \
-				via "${TOPO_V6[$1]}" dev eth0
+				via "${TOPO_V6[$1]}" dev eth0 table "$t"
 		;;
 	esac
 }
@@ -415,6 +423,7 @@ topo_up() {
 		topo_server_start "$n" || return 1
 	done
 	if [ $plain -eq 1 ]; then
+		touch "$TOPO_STATE/plain"	# no BGP: topo_route_via ecmp is static
 		topo_plain_routes
 		return 0
 	fi
@@ -427,7 +436,9 @@ topo_up() {
 		topo_wait_ready "$n" 30 || return 1
 	done
 	# health checks need rise successes before backends count
-	topo_wait_backends_up 15
+	topo_wait_backends_up 15 || return 1
+	# every LB node announces the VIPs
+	topo_bgp_wait_announced 20
 }
 
 # topo_wait_backends_up SECONDS: until every LB node reports every backend up
