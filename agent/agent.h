@@ -70,6 +70,11 @@ struct aeth_agent {
 	/* Called after every successful apply of a new document (attach to
 	 * the interfaces it names, update health checks). */
 	void (*on_applied)(struct aeth_agent *a);
+	/* Called with every valid document before anything is touched: a
+	 * non-zero return rejects it with err (an interface missing here, or
+	 * carrying a program that is not ours). */
+	int (*precheck)(struct aeth_agent *a, const struct aeth_config *cfg,
+			struct aeth_config_error *err);
 
 	struct xdp_program *xdp_progs[AETH_MAX_INTERFACES];
 	int inner_mmap;		/* Maglev inner maps mmapable: 0 unknown, 1, -1 */

@@ -2,6 +2,7 @@
  * document from the file, SIGHUP and the API socket, and serves metrics. */
 #include <errno.h>
 #include <getopt.h>
+#include <net/if.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "health.h"
 #include "loader.h"
 #include "log.h"
+#include "log_event.h"
 #include "metrics.h"
 #include "node_watch.h"
 #include "watch.h"
@@ -136,7 +138,17 @@ static int check_config(const char *path)
 			printf("%s\n", msg);
 		return 1;
 	}
+	/* what an apply on this node would refuse too */
+	for (size_t i = 0; i < cfg->n_interfaces; i++) {
+		if (if_nametoindex(cfg->interfaces[i]))
+			continue;
+		printf("%s: node.interfaces[%zu]: no interface %s on this "
+		       "node\n", path, i, cfg->interfaces[i]);
+		ret = 1;
+	}
 	aeth_config_free(cfg);
+	if (ret)
+		return 1;
 	printf("ok\n");
 	return 0;
 }
@@ -165,6 +177,37 @@ static void on_applied(struct aeth_agent *a)
 	aeth_loader_attach(a, a->cfg);
 	if (d->health && aeth_health_update(d->health, a->cfg))
 		log_warn("updating health checks failed");
+}
+
+static int precheck(struct aeth_agent *a, const struct aeth_config *cfg,
+		    struct aeth_config_error *err)
+{
+	return aeth_loader_check_ifaces(a->fds.meta, a->pin_dir, cfg, err);
+}
+
+/* Before touching anything: is another agent serving this socket, or do
+ * the interfaces carry a program that is not of this pin directory? */
+static int refuse_takeover(const struct options *o,
+			   const struct aeth_config *cfg)
+{
+	struct aeth_config_error cerr;
+	char msg[600];
+	int err;
+
+	err = aeth_api_socket_in_use(o->socket);
+	if (err) {
+		log_err("API socket %s: %s; refusing to start", o->socket,
+			err == -EADDRINUSE ? "another process serves it" :
+			strerror(-err));
+		return err;
+	}
+	memset(&cerr, 0, sizeof(cerr));
+	err = aeth_loader_check_ifaces(0, o->pin_dir, cfg, &cerr);
+	if (err) {
+		aeth_config_error_format(&cerr, msg, sizeof(msg));
+		log_err("%s: %s; refusing to start", o->config, msg);
+	}
+	return err;
 }
 
 static void on_file(void *arg, const char *text, size_t len, const char *source)
@@ -203,7 +246,8 @@ static int run(const struct options *o)
 	memset(&d, 0, sizeof(d));
 	err = aeth_read_file(o->config, AETH_CONFIG_MAX_BYTES, &text, &len);
 	if (err) {
-		log_err("reading %s: %s", o->config, strerror(-err));
+		log_err("reading %s: %s", o->config,
+			aeth_read_file_strerror(err));
 		return 1;
 	}
 	/* the document sizes the connection table: validate it first */
@@ -211,6 +255,10 @@ static int run(const struct options *o)
 	if (aeth_config_parse(text, len, &cfg, &cerr)) {
 		aeth_config_error_format(&cerr, errbuf, sizeof(errbuf));
 		log_err("%s: %s", o->config, errbuf);
+		goto out;
+	}
+	if (refuse_takeover(o, cfg)) {
+		aeth_config_free(cfg);
 		goto out;
 	}
 	err = aeth_loader_open(a, o->pin_dir, cfg->ct_max_entries, errbuf,
@@ -232,6 +280,7 @@ static int run(const struct options *o)
 	a->backend_up = backend_up;
 	a->backend_up_arg = &d;
 	a->on_applied = on_applied;
+	a->precheck = precheck;
 
 	if (aeth_apply_text(a, text, len, "file", &res))
 		goto out;
@@ -304,6 +353,7 @@ int main(int argc, char **argv)
 		return 1;
 	aeth_log_init(o.level, o.json);
 	aeth_log_hook_libs();
+	aeth_log_hook_libevent();
 	signal(SIGPIPE, SIG_IGN);
 	/* until the watch takes SIGHUP over, it must not end the daemon */
 	signal(SIGHUP, SIG_IGN);

@@ -456,7 +456,9 @@ Test(daemon, attach_restart_replace_detach)
 	cr_assert_eq(aeth_loader_attach(A, A->cfg), 0);
 	cr_assert_eq(attached_id("aeth-ag-v0", NULL), id1);
 
-	/* another program version running: replaced in place */
+	/* a program that is not ours (no aeth_meta of this pin dir): never
+	 * replaced; the check names the interface, and once the operator has
+	 * removed it the agent attaches */
 	pfd = pass_prog();
 	ofd = bpf_prog_get_fd_by_id(id1);
 	{
@@ -474,6 +476,20 @@ Test(daemon, attach_restart_replace_detach)
 	agent_close(A);
 	A = agent_open(dir);
 	apply_ok(A, DOC_IF("auto"));
+	{
+		struct aeth_config_error cerr;
+
+		memset(&cerr, 0, sizeof(cerr));
+		cr_assert_eq(aeth_loader_check_ifaces(A->fds.meta, dir, A->cfg,
+						      &cerr), -EBUSY);
+		cr_assert_str_eq(cerr.path, "node.interfaces[0]");
+		cr_assert_not_null(strstr(cerr.message, "not aether-lb's"),
+				   "%s", cerr.message);
+	}
+	cr_assert_eq(aeth_loader_attach(A, A->cfg), -EBUSY);
+	cr_assert_eq(attached_id("aeth-ag-v0", NULL), pass_id);
+	cr_assert_eq(bpf_xdp_detach(if_nametoindex("aeth-ag-v0"),
+				    XDP_FLAGS_DRV_MODE, NULL), 0);
 	cr_assert_eq(aeth_loader_attach(A, A->cfg), 0);
 	id2 = attached_id("aeth-ag-v0", NULL);
 	cr_assert_neq(id2, pass_id);

@@ -1,0 +1,25 @@
+/* Bounds on the API socket's connections: at most AETH_API_MAX_CONNS open,
+ * each closed AETH_API_IDLE_MS after it was accepted or last completed a
+ * request (idle and trickling clients alike), and accept() paused for a
+ * while when the process is out of descriptors instead of spinning. */
+#ifndef AETHER_API_CONNS_H
+#define AETHER_API_CONNS_H
+
+#define AETH_API_MAX_CONNS 64
+#define AETH_API_IDLE_MS 10000
+#define AETH_API_ACCEPT_PAUSE_MS 250
+
+struct event_base;
+struct evhttp;
+struct evhttp_bound_socket;
+struct aeth_api_conns;
+
+/* Watch the connections evhttp accepts on bound. NULL on failure. */
+struct aeth_api_conns *aeth_api_conns_start(struct event_base *base,
+					    struct evhttp *http,
+					    struct evhttp_bound_socket *bound);
+/* A request was served on fd: its idle time starts again. */
+void aeth_api_conns_touch(struct aeth_api_conns *c, int fd);
+void aeth_api_conns_stop(struct aeth_api_conns *c);
+
+#endif /* AETHER_API_CONNS_H */
