@@ -23,7 +23,7 @@ struct conn {
 	int fd;
 	dev_t dev;
 	ino_t ino;
-	uint64_t deadline_ms;
+	uint64_t since_ms;	/* accepted, or last request served */
 };
 
 struct aeth_api_conns {
@@ -75,7 +75,7 @@ static void prune(struct aeth_api_conns *c, uint64_t now)
 	while (i < c->n_conns) {
 		struct conn *e = &c->conns[i];
 
-		if (same_socket(e) && now < e->deadline_ms) {
+		if (same_socket(e) && now < e->since_ms + AETH_API_IDLE_MS) {
 			i++;
 			continue;
 		}
@@ -85,16 +85,32 @@ static void prune(struct aeth_api_conns *c, uint64_t now)
 	}
 }
 
-static void refuse(struct aeth_api_conns *c, int fd, uint64_t now)
+/* End the connection that has waited longest for anything to happen, if
+ * it has waited at least min_age_ms: a client that connects now is more
+ * likely the operator than one idle since, but a connection must get the
+ * chance to send its request. Returns false when there was none. */
+static bool evict_oldest(struct aeth_api_conns *c, uint64_t now,
+			 uint64_t min_age_ms)
 {
-	shutdown(fd, SHUT_RDWR);
+	size_t old = 0;
+
+	if (!c->n_conns)
+		return false;
+	for (size_t i = 1; i < c->n_conns; i++)
+		if (c->conns[i].since_ms < c->conns[old].since_ms)
+			old = i;
+	if (now - c->conns[old].since_ms < min_age_ms)
+		return false;
+	shutdown(c->conns[old].fd, SHUT_RDWR);
+	c->conns[old] = c->conns[--c->n_conns];
 	c->refused++;
-	if (now - c->last_refused_log_ms < 10000)
-		return;
-	c->last_refused_log_ms = now;
-	log_warn("API socket: %d connections open, refusing more (%llu "
-		 "refused so far)", AETH_API_MAX_CONNS,
-		 (unsigned long long)c->refused);
+	if (now - c->last_refused_log_ms >= 10000) {
+		c->last_refused_log_ms = now;
+		log_warn("API socket: more than %d connections; ending the "
+			 "longest idle (%llu so far)", AETH_API_MAX_CONNS,
+			 (unsigned long long)c->refused);
+	}
+	return true;
 }
 
 static void track(struct aeth_api_conns *c, int fd, uint64_t now)
@@ -104,13 +120,14 @@ static void track(struct aeth_api_conns *c, int fd, uint64_t now)
 	if (fd < 0 || fstat(fd, &st))
 		return;
 	prune(c, now);
-	if (c->n_conns == AETH_API_MAX_CONNS) {
-		refuse(c, fd, now);
+	if (c->n_conns == AETH_API_MAX_CONNS &&
+	    !evict_oldest(c, now, AETH_API_MIN_AGE_MS)) {
+		/* all are fresh: a burst; the newcomer waits its turn */
+		shutdown(fd, SHUT_RDWR);
 		return;
 	}
 	c->conns[c->n_conns++] = (struct conn){
-		.fd = fd, .dev = st.st_dev, .ino = st.st_ino,
-		.deadline_ms = now + AETH_API_IDLE_MS,
+		.fd = fd, .dev = st.st_dev, .ino = st.st_ino, .since_ms = now,
 	};
 }
 
@@ -183,6 +200,11 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 		return;
 	evconnlistener_disable(l);
 	evtimer_add(c->resume_ev, &tv);
+	/* out of descriptors: free some of ours so that the next accept (and
+	 * everything else the agent opens) can succeed */
+	if (err == EMFILE || err == ENFILE)
+		for (size_t n = (c->n_conns + 3) / 4; n; n--)
+			evict_oldest(c, now, 0);
 	if (now - c->last_error_log_ms >= 10000) {
 		c->last_error_log_ms = now;
 		log_warn("API socket: accept: %s; pausing %d ms",
@@ -220,7 +242,7 @@ void aeth_api_conns_touch(struct aeth_api_conns *c, int fd)
 {
 	for (size_t i = 0; c && i < c->n_conns; i++)
 		if (c->conns[i].fd == fd && same_socket(&c->conns[i]))
-			c->conns[i].deadline_ms = now_ms() + AETH_API_IDLE_MS;
+			c->conns[i].since_ms = now_ms();
 }
 
 /* After evhttp_free: the connections are gone, only our references stay. */

@@ -1,12 +1,15 @@
 /* Bounds on the API socket's connections: at most AETH_API_MAX_CONNS open,
  * each closed AETH_API_IDLE_MS after it was accepted or last completed a
- * request (idle and trickling clients alike), and accept() paused for a
- * while when the process is out of descriptors instead of spinning. */
+ * request (idle and trickling clients alike; beyond the cap the longest
+ * idle one is ended), and accept() paused for a while when the process is
+ * out of descriptors (ending the longest idle quarter) instead of
+ * spinning. */
 #ifndef AETHER_API_CONNS_H
 #define AETHER_API_CONNS_H
 
 #define AETH_API_MAX_CONNS 64
 #define AETH_API_IDLE_MS 10000
+#define AETH_API_MIN_AGE_MS 1000	/* never ended younger to make room */
 #define AETH_API_ACCEPT_PAUSE_MS 250
 
 struct event_base;
