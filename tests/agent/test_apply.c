@@ -1032,3 +1032,61 @@ Test(apply, ten_thousand_cidrs, .timeout = 120)
 	close(trie);
 	free(doc);
 }
+
+/* Read what the agent logged while fn ran (stderr into a file). */
+static void capture_log(void (*fn)(void), char *out, size_t len)
+{
+	char path[] = "/tmp/aeth-ag-log-XXXXXX";
+	int fd = mkstemp(path), saved = dup(2);
+	ssize_t n;
+
+	cr_assert_geq(fd, 0);
+	fflush(stderr);
+	dup2(fd, 2);
+	fn();
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	n = pread(fd, out, len - 1, 0);
+	out[n > 0 ? n : 0] = '\0';
+	close(fd);
+	unlink(path);
+}
+
+static void reopen(void)
+{
+	agent_close(A);
+	A = agent_open(dir);
+}
+
+/* kill -9 after an apply wrote new backend entries but before its switch
+ * leaves entries of no live service: the restart log counts the live
+ * backends only, names the others apart, and the next apply frees them. */
+Test(apply, restart_log_counts_live_backends_only)
+{
+	struct aeth_backend b, got;
+	char log[4096];
+
+	apply_ok(A, DOC_A);	/* 3 services, 8 backends */
+	memset(&b, 0, sizeof(b));
+	b.family = AETH_AF_INET6;
+	b.flags = AETH_BE_F_IN_USE;
+	b.svc_id = AETH_MAX_SERVICES - 1;	/* no such service */
+	for (uint32_t id = 5000; id < 6000; id++) {
+		b.addr.bytes[15] = (uint8_t)id;
+		cr_assert_eq(bpf_map_update_elem(A->fds.backend, &id, &b,
+						 BPF_ANY), 0);
+	}
+	aeth_log_init(AETH_LOG_INFO, false);
+	capture_log(reopen, log, sizeof(log));
+	cr_assert_not_null(strstr(log, "recovered 3 services and 8 backends"),
+			   "%s", log);
+	cr_assert_not_null(strstr(log, "1000 backend entries of an unfinished "
+				  "apply are not live"), "%s", log);
+	apply_ok(A, DOC_B);
+	for (uint32_t id = 5000; id < 6000; id += 111) {
+		memset(&got, 0, sizeof(got));
+		bpf_map_lookup_elem(A->fds.backend, &id, &got);
+		cr_assert_not(got.flags & AETH_BE_F_IN_USE, "id %u kept", id);
+	}
+}
