@@ -70,9 +70,9 @@ struct aeth_agent {
 	/* Called after every successful apply of a new document (attach to
 	 * the interfaces it names, update health checks). */
 	void (*on_applied)(struct aeth_agent *a);
-	/* Called with every valid document before anything is touched: a
-	 * non-zero return rejects it with err (an interface missing here, or
-	 * carrying a program that is not ours). */
+	/* Called with every valid document before any map is touched: a
+	 * non-zero return rejects it with err (an interface missing here,
+	 * carrying a program that is not ours, or refusing the program). */
 	int (*precheck)(struct aeth_agent *a, const struct aeth_config *cfg,
 			struct aeth_config_error *err);
 

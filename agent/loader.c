@@ -636,6 +636,45 @@ int aeth_loader_check_ifaces(int meta_fd, const char *pin_dir,
 	return 0;
 }
 
+/* Attach to the interfaces of cfg that carry no program yet, before the
+ * document touches any map, so that an interface the program cannot go on
+ * (no native XDP, say) rejects the document as a whole. On the first
+ * failure the interfaces this call attached are freed again. The caller
+ * has checked that whatever runs elsewhere is ours. */
+int aeth_loader_attach_new(struct aeth_agent *a, const struct aeth_config *cfg,
+			   struct aeth_config_error *err)
+{
+	int done[AETH_MAX_INTERFACES], modes[AETH_MAX_INTERFACES], n = 0;
+	size_t i;
+	int ret = 0;
+
+	for (i = 0; i < cfg->n_interfaces && i < AETH_MAX_INTERFACES; i++) {
+		LIBBPF_OPTS(bpf_xdp_query_opts, q);
+		int ifindex = if_nametoindex(cfg->interfaces[i]);
+		enum aeth_xdp_mode got = AETH_XDP_MODE_NONE;
+
+		if (!ifindex || bpf_xdp_query(ifindex, 0, &q) ||
+		    q.drv_prog_id || q.skb_prog_id)
+			continue;	/* checked, or ours already */
+		ret = attach_fresh(a, i, ifindex, cfg->xdp_mode, &got);
+		if (ret) {
+			snprintf(err->path, sizeof(err->path),
+				 "node.interfaces[%zu]", i);
+			snprintf(err->message, sizeof(err->message),
+				 "%s: attaching in %s mode: %s",
+				 cfg->interfaces[i],
+				 aeth_xdp_mode_names[cfg->xdp_mode],
+				 strerror(-ret));
+			break;
+		}
+		done[n] = ifindex;
+		modes[n++] = got;
+	}
+	while (ret && n--)
+		bpf_xdp_detach(done[n], mode_flags(modes[n]), NULL);
+	return ret;
+}
+
 static int attach_one(struct aeth_agent *a, int slot, const char *ifname,
 		      enum aeth_xdp_mode want, struct aeth_iface_status *st)
 {

@@ -182,7 +182,9 @@ static void on_applied(struct aeth_agent *a)
 static int precheck(struct aeth_agent *a, const struct aeth_config *cfg,
 		    struct aeth_config_error *err)
 {
-	return aeth_loader_check_ifaces(a->fds.meta, a->pin_dir, cfg, err);
+	int ret = aeth_loader_check_ifaces(a->fds.meta, a->pin_dir, cfg, err);
+
+	return ret ? ret : aeth_loader_attach_new(a, cfg, err);
 }
 
 /* Before touching anything: is another agent serving this socket, or do

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # What the agent refuses, through its real interfaces (PUT on the socket,
 # the config file, a second process, a FIFO), and that what runs stays:
-#  1. a document naming an interface missing here (400 with its place, the
-#     program stays on the one that exists; --check-config says so);
-#     an interface carrying a program that is not ours is never taken;
+#  1. a document naming an interface missing here, or one the program cannot
+#     go on (400 with its place, the program stays on the one that exists,
+#     nothing is left on the others; --check-config says so); an interface
+#     carrying a program that is not ours is never taken;
 #  2. IPv4-mapped IPv6 forms, 3. meaningless addresses, NUL and invalid
 #     UTF-8 in a name: 400 with the place;
 #  4. a document beyond the id limits: 400 with the place, and the largest
@@ -176,6 +177,13 @@ expect_400 "foreign program" "$RUN/d" "node.interfaces[1]" "not aether-lb's"
 [ "$(prog_on rf1)" = "$FOREIGN" ] || die "foreign program on rf1 replaced"
 ok "foreign program $FOREIGN on rf1 left alone"
 in_ns ip link set dev rf1 xdpdrv off
+# a NIC the program cannot go on in the mode asked (a bridge: no native XDP)
+in_ns ip link add dm0 type bridge && in_ns ip link set dm0 up
+doc "$RUN/d" 'doc["node"]["interfaces"] = ["rf1", "dm0"]'
+expect_400 "NIC without native XDP" "$RUN/d" "node.interfaces[1]" "dm0: attaching in native mode"
+[ "$(prog_on rf0)" = "$PROG" ] && [ "$(prog_on rf1)" = 0 ] && [ "$(prog_on dm0)" = 0 ] ||
+	die "a refused document left programs behind: rf0 $(prog_on rf0) rf1 $(prog_on rf1) dm0 $(prog_on dm0)"
+ok "rf0 keeps $PROG; nothing left on rf1 and dm0"
 
 # ---- 2, 3 and names ----------------------------------------------------------
 doc "$RUN/d" 'svc["authorized_networks"]["cidrs"].append("::ffff:198.51.100.0/120")'
