@@ -85,12 +85,11 @@ static void prune(struct aeth_api_conns *c, uint64_t now)
 	}
 }
 
-/* End the connection that has waited longest for anything to happen, if
- * it has waited at least min_age_ms: a client that connects now is more
- * likely the operator than one idle since, but a connection must get the
- * chance to send its request. Returns false when there was none. */
-static bool evict_oldest(struct aeth_api_conns *c, uint64_t now,
-			 uint64_t min_age_ms)
+/* End the connection that has waited longest for anything to happen: a
+ * client that connects now is more likely the operator than one idle
+ * since (a burst of idle connections must not lock the operator out).
+ * Returns false when there was none. */
+static bool evict_oldest(struct aeth_api_conns *c, uint64_t now)
 {
 	size_t old = 0;
 
@@ -99,8 +98,6 @@ static bool evict_oldest(struct aeth_api_conns *c, uint64_t now,
 	for (size_t i = 1; i < c->n_conns; i++)
 		if (c->conns[i].since_ms < c->conns[old].since_ms)
 			old = i;
-	if (now - c->conns[old].since_ms < min_age_ms)
-		return false;
 	shutdown(c->conns[old].fd, SHUT_RDWR);
 	c->conns[old] = c->conns[--c->n_conns];
 	c->refused++;
@@ -120,12 +117,8 @@ static void track(struct aeth_api_conns *c, int fd, uint64_t now)
 	if (fd < 0 || fstat(fd, &st))
 		return;
 	prune(c, now);
-	if (c->n_conns == AETH_API_MAX_CONNS &&
-	    !evict_oldest(c, now, AETH_API_MIN_AGE_MS)) {
-		/* all are fresh: a burst; the newcomer waits its turn */
-		shutdown(fd, SHUT_RDWR);
-		return;
-	}
+	if (c->n_conns == AETH_API_MAX_CONNS)
+		evict_oldest(c, now);
 	c->conns[c->n_conns++] = (struct conn){
 		.fd = fd, .dev = st.st_dev, .ino = st.st_ino, .since_ms = now,
 	};
@@ -204,7 +197,7 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 	 * everything else the agent opens) can succeed */
 	if (err == EMFILE || err == ENFILE)
 		for (size_t n = (c->n_conns + 3) / 4; n; n--)
-			evict_oldest(c, now, 0);
+			evict_oldest(c, now);
 	if (now - c->last_error_log_ms >= 10000) {
 		c->last_error_log_ms = now;
 		log_warn("API socket: accept: %s; pausing %d ms",

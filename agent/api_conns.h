@@ -9,7 +9,6 @@
 
 #define AETH_API_MAX_CONNS 64
 #define AETH_API_IDLE_MS 10000
-#define AETH_API_MIN_AGE_MS 1000	/* never ended younger to make room */
 #define AETH_API_ACCEPT_PAUSE_MS 250
 
 struct event_base;

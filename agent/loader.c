@@ -667,6 +667,8 @@ int aeth_loader_attach_new(struct aeth_agent *a, const struct aeth_config *cfg,
 				 strerror(-ret));
 			break;
 		}
+		log_info("%s: attached (%s mode, single program)",
+			 cfg->interfaces[i], aeth_xdp_mode_names[got]);
 		done[n] = ifindex;
 		modes[n++] = got;
 	}

@@ -332,6 +332,10 @@ EOF
 	BG_PIDS+=($!)
 }
 
+metrics_ok() {
+	in_ns curl -sf -m 5 http://127.0.0.1:9464/metrics | grep -q aether_config_generation
+}
+
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$AGENT_PID/stat"; }
 
 gen=$(status_field generation)
@@ -341,8 +345,8 @@ t_cpu0=$(cpu_ticks)
 log0=$(wc -l <"$RUN/agent.log")
 for i in 1 2 3; do
 	[ "$(status_field generation)" = "$gen" ] || die "status did not answer under 3,000 connections"
-	in_ns curl -sf -m 3 http://127.0.0.1:9464/metrics | grep -q aether_config_generation ||
-		die "/metrics did not answer under 3,000 connections"
+	# a loaded machine may be slow, never silent: one retry
+	metrics_ok || metrics_ok || die "/metrics did not answer under 3,000 connections"
 	sleep 1
 done
 t_cpu1=$(cpu_ticks)
