@@ -41,6 +41,14 @@ cleanup() {
 	[ $FAILED -ne 0 ] && rc=1
 	for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
 	stop_agent KILL
+	# a sanitized agent (AETH_BUILD=build-asan) reports into its log
+	if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' \
+		"$RUN/agent.log" "$RUN/second.log" 2>/dev/null; then
+		echo "FAIL sanitizer report in the agent's log:"
+		grep -hE -A12 'ERROR: (Address|Leak)Sanitizer|runtime error:' \
+			"$RUN/agent.log" "$RUN/second.log" | head -40
+		rc=1
+	fi
 	if [ $rc -ne 0 ] && [ -f "$RUN/agent.log" ]; then
 		echo "--- agent log (last lines)"
 		tail -n 15 "$RUN/agent.log"
