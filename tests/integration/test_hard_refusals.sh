@@ -364,9 +364,20 @@ log1=$(wc -l <"$RUN/agent.log")
 ok "status and /metrics answer under 3,000 connections; no spin, no log flood"
 kill "${BG_PIDS[0]}" 2>/dev/null; wait "${BG_PIDS[0]}" 2>/dev/null; BG_PIDS=()
 
-# out of descriptors: a low limit, many connections held open
+# the socket path taken over by someone else while the agent runs: on exit
+# the agent removes only the socket it made
+rm -f "$SOCK"
+python3 -c 'import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1)
+time.sleep(30)' "$SOCK" &
+BG_PIDS+=($!)
+for _ in $(seq 50); do [ -S "$SOCK" ] && break; sleep 0.1; done
 stop_agent TERM
-[ -S "$SOCK" ] && die "socket left behind by its owner"
+[ -S "$SOCK" ] || die "the agent removed a socket it did not make"
+ok "on exit the agent leaves a socket it did not make"
+kill "${BG_PIDS[0]}"; wait "${BG_PIDS[0]}" 2>/dev/null; BG_PIDS=()
+
+# out of descriptors: a low limit, many connections held open
 nsenter --net="/run/netns/$NS" prlimit --nofile="$FD_LIMIT:$FD_LIMIT" \
 	"$AGENT" --config "$CONF" \
 	--pin-dir "$PIN" --socket "$SOCK" --metrics-addr 127.0.0.1:9464 \
