@@ -333,7 +333,8 @@ struct aeth_api *aeth_api_start(struct event_base *base, const char *path,
 	bound = api->http ? evhttp_accept_socket_with_handle(api->http, fd) :
 			    NULL;
 	if (bound)
-		api->conns = aeth_api_conns_start(base, api->http, bound);
+		api->conns = aeth_api_conns_start(base, api->http, bound,
+						  "API socket");
 	if (!api->conns) {
 		log_err("API socket %s: cannot serve HTTP on it", path);
 		if (api->http)

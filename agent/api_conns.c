@@ -28,6 +28,7 @@ struct conn {
 
 struct aeth_api_conns {
 	struct aeth_api_conns *next;	/* in listeners */
+	const char *what;		/* for the log: "API socket" */
 	struct event_base *base;
 	struct evconnlistener *listener;
 	struct event *learn_ev, *sweep_ev, *resume_ev;
@@ -103,8 +104,8 @@ static bool evict_oldest(struct aeth_api_conns *c, uint64_t now)
 	c->refused++;
 	if (now - c->last_refused_log_ms >= 10000) {
 		c->last_refused_log_ms = now;
-		log_warn("API socket: more than %d connections; ending the "
-			 "longest idle (%llu so far)", AETH_API_MAX_CONNS,
+		log_warn("%s: more than %d connections; ending the longest "
+			 "idle (%llu so far)", c->what, AETH_API_MAX_CONNS,
 			 (unsigned long long)c->refused);
 	}
 	return true;
@@ -200,14 +201,15 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 			evict_oldest(c, now);
 	if (now - c->last_error_log_ms >= 10000) {
 		c->last_error_log_ms = now;
-		log_warn("API socket: accept: %s; pausing %d ms",
+		log_warn("%s: accept: %s; pausing %d ms", c->what,
 			 strerror(err), AETH_API_ACCEPT_PAUSE_MS);
 	}
 }
 
 struct aeth_api_conns *aeth_api_conns_start(struct event_base *base,
 					    struct evhttp *http,
-					    struct evhttp_bound_socket *bound)
+					    struct evhttp_bound_socket *bound,
+					    const char *what)
 {
 	struct aeth_api_conns *c = calloc(1, sizeof(*c));
 	struct timeval second = { 1, 0 };
@@ -215,6 +217,7 @@ struct aeth_api_conns *aeth_api_conns_start(struct event_base *base,
 	if (!c)
 		return NULL;
 	c->base = base;
+	c->what = what;
 	c->listener = evhttp_bound_socket_get_listener(bound);
 	c->learn_ev = event_new(base, -1, 0, on_learn, c);
 	c->sweep_ev = event_new(base, -1, EV_PERSIST, on_sweep, c);

@@ -1,4 +1,4 @@
-/* Bounds on the API socket's connections: at most AETH_API_MAX_CONNS open,
+/* Bounds on an HTTP listener's connections (the API socket, /metrics): at most AETH_API_MAX_CONNS open,
  * each closed AETH_API_IDLE_MS after it was accepted or last completed a
  * request (idle and trickling clients alike; beyond the cap the longest
  * idle one is ended), and accept() paused for a while when the process is
@@ -16,10 +16,13 @@ struct evhttp;
 struct evhttp_bound_socket;
 struct aeth_api_conns;
 
-/* Watch the connections evhttp accepts on bound. NULL on failure. */
+/* Watch the connections evhttp accepts on bound (the API socket, or the
+ * metrics listener); what names it in the log and must outlive it. NULL on
+ * failure. */
 struct aeth_api_conns *aeth_api_conns_start(struct event_base *base,
 					    struct evhttp *http,
-					    struct evhttp_bound_socket *bound);
+					    struct evhttp_bound_socket *bound,
+					    const char *what);
 /* A request was served on fd: its idle time starts again. */
 void aeth_api_conns_touch(struct aeth_api_conns *c, int fd);
 void aeth_api_conns_stop(struct aeth_api_conns *c);
