@@ -396,6 +396,7 @@ log1=$(wc -l <"$RUN/agent.log")
 [ $((log1 - log0)) -lt 30 ] || die "log flooded out of descriptors: $((log1 - log0)) lines"
 ok "out of descriptors: no spin ($((t_cpu1 - t_cpu0)) ticks in 3 s), $((log1 - log0)) log lines"
 [ -n "$(status_field generation)" ] || die "API did not answer while the connections were held"
+grep -q "interface is gone" "$RUN/agent.log" && die "out of descriptors read as a lost interface"
 ok "API answers while the connections are still held"
 grep -q "libevent: .*Error from accept\|accept: Too many open files" "$RUN/agent.log" &&
 	ok "accept errors in the agent's own log format" || true
