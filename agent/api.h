@@ -10,8 +10,9 @@ struct aeth_api;
 #define AETH_API_MAX_BODY (64u << 20)	/* largest PUT body accepted */
 
 /* Listen on the unix socket path (parents created, a stale socket
- * replaced, a live one refused, mode 0600) and serve GET/PUT /v1/config and GET /v1/status for
- * a. Only uid 0 peers are served. NULL with errno set on failure. */
+ * replaced, a live one refused, mode 0600) and serve GET/PUT /v1/config
+ * and GET /v1/status for a. Only uid 0 peers are served. NULL with errno
+ * set on failure. */
 struct aeth_api *aeth_api_start(struct event_base *base, const char *path,
 				struct aeth_agent *a);
 /* Is path a socket that a live process serves (-EADDRINUSE), something

@@ -1,9 +1,9 @@
-/* Bounds on an HTTP listener's connections (the API socket, /metrics): at most AETH_API_MAX_CONNS open,
- * each closed AETH_API_IDLE_MS after it was accepted or last completed a
- * request (idle and trickling clients alike; beyond the cap the longest
- * idle one is ended), and accept() paused for a while when the process is
- * out of descriptors (ending the longest idle quarter) instead of
- * spinning. */
+/* Bounds on an HTTP listener's connections (the API socket, /metrics): at
+ * most AETH_API_MAX_CONNS open, each closed AETH_API_IDLE_MS after it was
+ * accepted or last completed a request (idle and trickling clients alike;
+ * beyond the cap the longest idle one is ended), and accept() paused for a
+ * while when the process is out of descriptors (ending the longest idle
+ * quarter) instead of spinning. */
 #ifndef AETHER_API_CONNS_H
 #define AETHER_API_CONNS_H
 

@@ -122,7 +122,8 @@ static void deliver(struct aeth_watch *w, const char *source, bool force)
 const char *aeth_read_file_strerror(int err)
 {
 	if (err == -ENOTSUP)
-		return "not a regular file (a FIFO, device or socket is refused)";
+		return "not a regular file (a FIFO, device or socket is "
+		       "refused)";
 	return strerror(-err);
 }
 
