@@ -372,8 +372,9 @@ static uint64_t mono_ms(void)
 
 /* The file itself rewritten every 20 ms without pause: each write restarts
  * the settle delay, but a change is still delivered within
- * AETH_WATCH_MAX_DELAY_MS of the first event (plus loop slack), and what is
- * written beside it in the directory is never looked at. */
+ * AETH_WATCH_MAX_DELAY_MS of the first event (plus slack for a loaded
+ * machine; without the bound it never comes while the writes go on), and
+ * what is written beside it in the directory is never looked at. */
 Test(daemon, watch_delay_is_bounded_and_neighbours_ignored)
 {
 	struct event_base *base = event_base_new();
@@ -409,7 +410,7 @@ Test(daemon, watch_delay_is_bounded_and_neighbours_ignored)
 		}
 	}
 	cr_assert_eq(s.n, 1, "no delivery in 2 s of continuous writes");
-	cr_assert_leq(mono_ms() - first, AETH_WATCH_MAX_DELAY_MS + 200,
+	cr_assert_leq(mono_ms() - first, AETH_WATCH_MAX_DELAY_MS + 400,
 		      "delivered %llu ms after the first write",
 		      (unsigned long long)(mono_ms() - first));
 	aeth_watch_stop(w);
