@@ -184,24 +184,13 @@ static void get_status(struct aeth_api *api, struct evhttp_request *req)
 	reply_json(req, HTTP_OK, st);
 }
 
-/* A request on this connection: its idle time starts again. */
-static void touch_conn(struct aeth_api *api, struct evhttp_request *req)
-{
-	struct evhttp_connection *conn = evhttp_request_get_connection(req);
-	struct bufferevent *bev;
-
-	bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
-	if (bev)
-		aeth_api_conns_touch(api->conns, bufferevent_getfd(bev));
-}
-
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct aeth_api *api = arg;
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	const char *uri = evhttp_request_get_uri(req);
 
-	touch_conn(api, req);
+	aeth_api_conns_touch(api->conns, req);
 	if (!peer_is_root(req)) {
 		reply_error(req, 403, "only root may use this socket");
 		return;

@@ -234,9 +234,16 @@ struct aeth_api_conns *aeth_api_conns_start(struct event_base *base,
 	return c;
 }
 
-void aeth_api_conns_touch(struct aeth_api_conns *c, int fd)
+void aeth_api_conns_touch(struct aeth_api_conns *c,
+			  struct evhttp_request *req)
 {
-	for (size_t i = 0; c && i < c->n_conns; i++)
+	struct evhttp_connection *conn = evhttp_request_get_connection(req);
+	struct bufferevent *bev;
+	int fd;
+
+	bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
+	fd = bev ? bufferevent_getfd(bev) : -1;
+	for (size_t i = 0; c && fd >= 0 && i < c->n_conns; i++)
 		if (c->conns[i].fd == fd && same_socket(&c->conns[i]))
 			c->conns[i].since_ms = now_ms();
 }

@@ -14,6 +14,7 @@
 struct event_base;
 struct evhttp;
 struct evhttp_bound_socket;
+struct evhttp_request;
 struct aeth_api_conns;
 
 /* Watch the connections evhttp accepts on bound (the API socket, or the
@@ -23,8 +24,9 @@ struct aeth_api_conns *aeth_api_conns_start(struct event_base *base,
 					    struct evhttp *http,
 					    struct evhttp_bound_socket *bound,
 					    const char *what);
-/* A request was served on fd: its idle time starts again. */
-void aeth_api_conns_touch(struct aeth_api_conns *c, int fd);
+/* A request came on req's connection: its idle time starts again. */
+void aeth_api_conns_touch(struct aeth_api_conns *c,
+			  struct evhttp_request *req);
 void aeth_api_conns_stop(struct aeth_api_conns *c);
 
 #endif /* AETHER_API_CONNS_H */

@@ -642,6 +642,7 @@ static void handle_request(struct evhttp_request *req, void *arg)
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 
+	aeth_api_conns_touch(m->conns, req);
 	if (!path)
 		path = "";
 	if (strcmp(path, "/metrics") && strcmp(path, "/healthz") &&
