@@ -21,13 +21,17 @@
 
 #include "aether/names.h"
 #include "api.h"
+#include "api_conns.h"
 #include "apply.h"
 #include "bgp.h"
 #include "log.h"
 
 struct aeth_api {
 	struct evhttp *http;
+	struct aeth_api_conns *conns;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	dev_t dev;		/* the socket file we made, to unlink only it */
+	ino_t ino;
 	struct aeth_agent *agent;
 };
 
@@ -225,6 +229,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	const char *uri = evhttp_request_get_uri(req);
 
+	aeth_api_conns_touch(api->conns, req);
 	if (!peer_is_root(req)) {
 		reply_error(req, 403, "only root may use this socket");
 		return;
@@ -268,7 +273,31 @@ static int mkdir_parents(const char *path)
 	return 0;
 }
 
-static int listen_unix(const char *path)
+int aeth_api_socket_in_use(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd, ret = 0;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	if (lstat(path, &st))
+		return 0;
+	if (!S_ISSOCK(st.st_mode))
+		return -EEXIST;		/* not a socket: not ours to remove */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* someone accepts (or queues) connections on it: it is live */
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ||
+	    errno == EAGAIN)
+		ret = -EADDRINUSE;
+	close(fd);
+	return ret;
+}
+
+static int listen_unix(const char *path, struct aeth_api *api)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct stat st;
@@ -281,51 +310,71 @@ static int listen_unix(const char *path)
 	err = mkdir_parents(path);
 	if (err)
 		return err;
-	/* a socket left by a previous run; anything else is not ours */
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode))
-			return -EEXIST;
+	/* a socket left by a run that ended; a live one is another agent's */
+	err = aeth_api_socket_in_use(path);
+	if (err)
+		return err;
+	if (lstat(path, &st) == 0)
 		unlink(path);
-	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	old_mask = umask(0177);	/* born 0600: no window for other users */
 	err = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
 	umask(old_mask);
-	if (err || chmod(path, 0600) || listen(fd, 64)) {
+	if (err || chmod(path, 0600) || listen(fd, 64) || lstat(path, &st)) {
 		err = -errno;
 		close(fd);
 		return err;
 	}
+	api->dev = st.st_dev;
+	api->ino = st.st_ino;
 	return fd;
+}
+
+/* Remove the socket file only if it is still the one we made. */
+static void unlink_own(const struct aeth_api *api)
+{
+	struct stat st;
+
+	if (lstat(api->path, &st) == 0 && st.st_dev == api->dev &&
+	    st.st_ino == api->ino)
+		unlink(api->path);
 }
 
 struct aeth_api *aeth_api_start(struct event_base *base, const char *path,
 				struct aeth_agent *a)
 {
 	struct aeth_api *api = calloc(1, sizeof(*api));
+	struct evhttp_bound_socket *bound;
 	int fd, err;
 
 	if (!api)
 		return NULL;
 	api->agent = a;
 	snprintf(api->path, sizeof(api->path), "%s", path);
-	fd = listen_unix(path);
+	fd = listen_unix(path, api);
 	if (fd < 0) {
 		err = -fd;
-		log_err("API socket %s: %s", path, strerror(err));
+		log_err("API socket %s: %s", path, err == EADDRINUSE ?
+			"another process serves it" : strerror(err));
 		free(api);
 		errno = err;
 		return NULL;
 	}
 	api->http = evhttp_new(base);
-	if (!api->http || !evhttp_accept_socket_with_handle(api->http, fd)) {
+	bound = api->http ? evhttp_accept_socket_with_handle(api->http, fd) :
+			    NULL;
+	if (bound)
+		api->conns = aeth_api_conns_start(base, api->http, bound,
+						  "API socket");
+	if (!api->conns) {
 		log_err("API socket %s: cannot serve HTTP on it", path);
 		if (api->http)
 			evhttp_free(api->http);
-		close(fd);
-		unlink(path);
+		if (!bound)
+			close(fd);
+		unlink_own(api);
 		free(api);
 		errno = ENOMEM;
 		return NULL;
@@ -344,6 +393,7 @@ void aeth_api_stop(struct aeth_api *api)
 	if (!api)
 		return;
 	evhttp_free(api->http);	/* closes the listening socket */
-	unlink(api->path);
+	aeth_api_conns_stop(api->conns);
+	unlink_own(api);
 	free(api);
 }

@@ -10,11 +10,15 @@ struct aeth_api;
 #define AETH_API_MAX_BODY (64u << 20)	/* largest PUT body accepted */
 
 /* Listen on the unix socket path (parents created, a stale socket
- * replaced, mode 0600) and serve GET/PUT /v1/config and GET /v1/status for
- * a. Only uid 0 peers are served. NULL with errno set on failure. */
+ * replaced, a live one refused, mode 0600) and serve GET/PUT /v1/config
+ * and GET /v1/status for a. Only uid 0 peers are served. NULL with errno
+ * set on failure. */
 struct aeth_api *aeth_api_start(struct event_base *base, const char *path,
 				struct aeth_agent *a);
-/* Stop serving and remove the socket file. */
+/* Is path a socket that a live process serves (-EADDRINUSE), something
+ * other than a socket (-EEXIST), or free or stale (0)? */
+int aeth_api_socket_in_use(const char *path);
+/* Stop serving and remove the socket file (only the one we made). */
 void aeth_api_stop(struct aeth_api *api);
 
 #endif /* AETHER_API_H */

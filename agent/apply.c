@@ -322,7 +322,7 @@ int aeth_state_recover(struct aeth_agent *a)
 	struct aeth_state *st = state_alloc();
 	struct aeth_svc_key key, next, *prev = NULL;
 	uint32_t max_svc = 0, max_be = 0, zero = 0;
-	size_t n_svc = 0, n_be = 0;
+	size_t n_svc = 0, n_be = 0, n_stale = 0;
 	int err;
 
 	if (!st)
@@ -362,10 +362,12 @@ int aeth_state_recover(struct aeth_agent *a)
 			err = append_u32(&s->be_ids, &s->n_be, id);
 			if (err)
 				goto fail;
+			n_be++;
+		} else {
+			n_stale++;
 		}
 		if (id + 1 > max_be)
 			max_be = id + 1;
-		n_be++;
 	}
 	err = reconcile_vips(a, st);
 	if (err)
@@ -378,10 +380,16 @@ int aeth_state_recover(struct aeth_agent *a)
 	aeth_state_free(a->state);
 	a->state = st;
 	a->status.generation = a->meta.generation;
+	/* Backends of no live service were written by an apply that did
+	 * not finish (killed before its switch): not live, and freed by the
+	 * next apply. They are told apart so the log counts what serves. */
 	if (n_svc || n_be)
 		log_info("recovered %zu services and %zu backends from %s "
 			 "(generation %llu)", n_svc, n_be, a->pin_dir,
 			 (unsigned long long)a->meta.generation);
+	if (n_stale)
+		log_info("%zu backend entries of an unfinished apply are not "
+			 "live; the next apply frees them", n_stale);
 	return 0;
 fail:
 	aeth_state_free(st);
@@ -699,7 +707,8 @@ static int plan(struct aeth_agent *a, const struct aeth_config *cfg,
 				     svc_busy, &pc);
 		if (id < 0) {
 			snprintf(msg, msglen, "services[%zu]: no free service id "
-				 "(limit %u)", i, AETH_MAX_SERVICES);
+				 "(%u in all, the running document's included)",
+				 i, AETH_MAX_SERVICES);
 			err = -ENOSPC;
 			goto out;
 		}
@@ -739,7 +748,8 @@ static int plan(struct aeth_agent *a, const struct aeth_config *cfg,
 			if (id < 0) {
 				snprintf(msg, msglen,
 					 "services[%zu].backends[%zu]: no free "
-					 "backend id (limit %u)", i, j,
+					 "backend id (%u in all, the running "
+					 "document's included)", i, j,
 					 AETH_MAX_BACKENDS);
 				err = -ENOSPC;
 				goto out;
@@ -1341,6 +1351,21 @@ out:
 	free(acl);
 }
 
+/* "services[1].backends[2]: no free ..." into res->err, split at ": " */
+static void id_space_rejection(struct aeth_apply_result *res)
+{
+	const char *sep = strstr(res->message, ": ");
+	size_t n = sep ? (size_t)(sep - res->message) : 0;
+
+	res->rejected = true;
+	if (n >= sizeof(res->err.path))
+		n = sizeof(res->err.path) - 1;
+	memcpy(res->err.path, res->message, n);
+	res->err.path[n] = '\0';
+	snprintf(res->err.message, sizeof(res->err.message), "%.255s",
+		 sep ? sep + 2 : res->message);
+}
+
 int aeth_apply_config(struct aeth_agent *a, struct aeth_config *cfg,
 		      bool new_generation, struct aeth_apply_result *res)
 {
@@ -1365,6 +1390,12 @@ int aeth_apply_config(struct aeth_agent *a, struct aeth_config *cfg,
 		goto out;
 	}
 	err = plan(a, cfg, ns, sp, res->message, sizeof(res->message));
+	if (err == -ENOSPC) {
+		/* a limit of this document against what runs: the client's
+		 * to fix (apply in two steps), so a rejection with its place */
+		id_space_rejection(res);
+		goto out;
+	}
 	if (err) {
 		if (!res->message[0])
 			snprintf(res->message, sizeof(res->message),
@@ -1417,6 +1448,37 @@ static void record(struct aeth_agent *a, const char *source,
 		a->status.last_success_unix_ns = a->last_apply_unix_ns;
 }
 
+static int reject(struct aeth_agent *a, const char *source,
+		  struct aeth_apply_result *res)
+{
+	res->rejected = true;
+	aeth_config_error_format(&res->err, res->message,
+				 sizeof(res->message));
+	a->status.apply_rejected++;
+	record(a, source, "rejected", res->message);
+	log_err("config from %s rejected: %s", source, res->message);
+	return -EINVAL;
+}
+
+/* The document that runs, again (SIGHUP, a rewrite with the same bytes):
+ * nothing to change, so no new generation; the interfaces are still
+ * checked and attached (on_applied). */
+static bool unchanged(struct aeth_agent *a, const struct aeth_config *cfg,
+		      const char *source, struct aeth_apply_result *res)
+{
+	if (!a->cfg || !a->status.config_applied ||
+	    memcmp(a->cfg->hash, cfg->hash, sizeof(cfg->hash)))
+		return false;
+	res->generation = a->meta.generation;
+	a->status.apply_ok++;
+	record(a, source, "ok", NULL);
+	log_info("config from %s unchanged: generation %llu stays", source,
+		 (unsigned long long)res->generation);
+	if (a->on_applied)
+		a->on_applied(a);
+	return true;
+}
+
 int aeth_apply_text(struct aeth_agent *a, const char *text, size_t len,
 		    const char *source, struct aeth_apply_result *res)
 {
@@ -1425,20 +1487,25 @@ int aeth_apply_text(struct aeth_agent *a, const char *text, size_t len,
 
 	memset(res, 0, sizeof(*res));
 	err = aeth_config_parse(text, len, &cfg, &res->err);
-	if (!err && a->complete && (err = a->complete(a, cfg, &res->err))) {
+	if (err)
+		return reject(a, source, res);
+	if (a->complete && a->complete(a, cfg, &res->err)) {
 		aeth_config_free(cfg);
-		cfg = NULL;
+		return reject(a, source, res);
 	}
-	if (err) {
-		res->rejected = true;
-		aeth_config_error_format(&res->err, res->message,
-					 sizeof(res->message));
-		a->status.apply_rejected++;
-		record(a, source, "rejected", res->message);
-		log_err("config from %s rejected: %s", source, res->message);
-		return -EINVAL;
+	if (a->precheck && a->precheck(a, cfg, &res->err)) {
+		aeth_config_free(cfg);
+		return reject(a, source, res);
+	}
+	if (unchanged(a, cfg, source, res)) {
+		aeth_config_free(cfg);
+		return 0;
 	}
 	err = aeth_apply_config(a, cfg, true, res);
+	if (err && res->rejected) {
+		aeth_config_free(cfg);
+		return reject(a, source, res);
+	}
 	if (err) {
 		aeth_config_free(cfg);
 		a->status.apply_failed++;

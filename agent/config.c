@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "config_check.h"
 #include "sha256.h"
 
 /* Primes up to AETH_MAX_TABLE_SIZE; each about 2x the previous. */
@@ -210,6 +211,10 @@ static int get_choice(json_t *obj, const char *parent, const char *key,
 	return fail(err, p, "must be %s", list);
 }
 
+/* 0, -EINVAL (not an address) or -EDOM (an IPv4-mapped IPv6 form). The
+ * data path keys IPv4 as ::ffff:a.b.c.d, so a mapped form would alias an
+ * IPv4 entry (ACL) or name an address no packet carries (VIP, backend):
+ * one rule everywhere, IPv4 is written as IPv4. */
 static int parse_ip(const char *s, struct aeth_ip *ip)
 {
 	memset(ip, 0, sizeof(*ip));
@@ -219,10 +224,14 @@ static int parse_ip(const char *s, struct aeth_ip *ip)
 	}
 	if (inet_pton(AF_INET6, s, ip->addr.bytes) == 1) {
 		ip->family = AETH_AF_INET6;
+		if (IN6_IS_ADDR_V4MAPPED((struct in6_addr *)ip->addr.bytes))
+			return -EDOM;
 		return 0;
 	}
 	return -EINVAL;
 }
+
+#define MAPPED_MSG "IPv4-mapped IPv6 form: write the IPv4 address as IPv4"
 
 static void ip_text(const struct aeth_ip *ip, char *buf, size_t len)
 {
@@ -260,7 +269,10 @@ static int get_ip(json_t *obj, const char *parent, const char *key,
 	if (!s)
 		return 0;
 	join(p, parent, key);
-	if (parse_ip(s, ip))
+	ret = parse_ip(s, ip);
+	if (ret == -EDOM)
+		return fail(err, p, MAPPED_MSG);
+	if (ret)
 		return fail(err, p, want_family == AETH_AF_INET ? "not an IPv4 address" :
 			    want_family == AETH_AF_INET6 ? "not an IPv6 address" :
 			    "not an IP address");
@@ -294,8 +306,17 @@ static int parse_cidr(json_t *v, const char *path, struct aeth_cfg_cidr *c,
 			return fail(err, path, "not a CIDR (address/prefix)");
 		plen = plen * 10 + (unsigned int)(*d - '0');
 	}
-	if (parse_ip(addr, &c->ip))
+	/* "/024" is not how anyone writes a prefix: refuse rather than guess */
+	if (slash[1] == '0' && slash[2])
+		return fail(err, path, "prefix length with leading zeros");
+	switch (parse_ip(addr, &c->ip)) {
+	case 0:
+		break;
+	case -EDOM:
+		return fail(err, path, MAPPED_MSG);
+	default:
 		return fail(err, path, "not a CIDR (address/prefix)");
+	}
 	max = c->ip.family == AETH_AF_INET ? 32 : 128;
 	if (plen > max)
 		return fail(err, path, "prefix length must be <= %u", max);
@@ -883,9 +904,9 @@ static int parse_backends(json_t *svc, const char *sp,
 	if (!json_is_array(list))
 		return fail(err, lp, "must be an array");
 	s->n_backends = json_array_size(list);
-	if (*total + s->n_backends > AETH_MAX_BACKENDS)
+	if (*total + s->n_backends > AETH_CFG_MAX_BACKENDS)
 		return fail(err, lp, "too many backends in total (at most %d)",
-			    AETH_MAX_BACKENDS);
+			    AETH_CFG_MAX_BACKENDS);
 	*total += s->n_backends;
 	if (s->n_backends > s->table_size)
 		return fail(err, lp, "more backends (%zu) than table_size (%u)",
@@ -982,9 +1003,9 @@ static int parse_services(json_t *root, struct aeth_config *cfg,
 		return ret;
 	if (!json_is_array(list))
 		return fail(err, "services", "must be an array");
-	if (json_array_size(list) > AETH_MAX_SERVICES)
+	if (json_array_size(list) > AETH_CFG_MAX_SERVICES)
 		return fail(err, "services", "too many services (at most %d)",
-			    AETH_MAX_SERVICES);
+			    AETH_CFG_MAX_SERVICES);
 	cfg->n_services = json_array_size(list);
 	if (!cfg->n_services)
 		return 0;
@@ -1182,7 +1203,12 @@ int aeth_config_parse(const char *text, size_t len, struct aeth_config **out,
 		return -EINVAL;
 	}
 
-	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (aeth_config_check_utf8(text, len, err))
+		return -EINVAL;
+	/* NUL escapes are let through the parser so that the check below can
+	 * name the field that holds one */
+	root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+			  &jerr);
 	if (!root) {
 		err->path[0] = '\0';
 		snprintf(err->message, sizeof(err->message), "%s", jerr.text);
@@ -1196,7 +1222,11 @@ int aeth_config_parse(const char *text, size_t len, struct aeth_config **out,
 		json_decref(root);
 		return fail(err, "document", "out of memory");
 	}
-	ret = parse_root(root, cfg, err);
+	ret = aeth_config_check_nul(root, err);
+	if (!ret)
+		ret = parse_root(root, cfg, err);
+	if (!ret)
+		ret = aeth_config_check_addresses(cfg, err);
 	json_decref(root);
 	if (!ret) {
 		cfg->text = malloc(len + 1);
@@ -1227,9 +1257,9 @@ int aeth_config_load_file(const char *path, struct aeth_config **out,
 	if (!err)
 		err = &local;
 	memset(err, 0, sizeof(*err));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = aeth_open_regular(path);
 	if (fd < 0) {
-		ret = -errno;
+		ret = fd;
 		goto io_error;
 	}
 	/* Read to the end rather than trusting st_size: pipes and procfs
@@ -1274,8 +1304,10 @@ io_error:
 		close(fd);
 	free(buf);
 	snprintf(err->path, sizeof(err->path), "%s", path);
-	snprintf(err->message, sizeof(err->message), "%s", strerror(-ret));
-	return ret;
+	snprintf(err->message, sizeof(err->message), "%s", ret == -EINVAL ?
+		 "not a regular file (a FIFO, device or directory is refused)" :
+		 strerror(-ret));
+	return ret == -EINVAL ? -ENOTSUP : ret;
 }
 
 void aeth_config_free(struct aeth_config *cfg)

@@ -14,6 +14,11 @@
 #define AETH_CFG_CT_MIN_ENTRIES 1024u		/* conntrack.max_entries */
 #define AETH_CFG_CT_MAX_ENTRIES (16u << 20)
 #define AETH_CFG_MAX_RATE 1000000000u	/* any per-second rate or burst */
+/* A document may use at most half of each id space: the ids of the running
+ * document stay taken until the switch, so any valid document can replace
+ * any other in one apply. */
+#define AETH_CFG_MAX_SERVICES (AETH_MAX_SERVICES / 2)
+#define AETH_CFG_MAX_BACKENDS (AETH_MAX_BACKENDS / 2)
 
 /* An address as the data path stores it (union aeth_addr + family). */
 struct aeth_ip {

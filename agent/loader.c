@@ -563,6 +563,157 @@ static __u32 prog_id_of(int fd)
 	return info.id;
 }
 
+/* ---- who owns the program on an interface ------------------------------ */
+
+/* The id of the aeth_meta map: ours open (a->fds.meta) or pinned under
+ * pin_dir; 0 when there is none. */
+static __u32 meta_map_id(int meta_fd, const char *pin_dir)
+{
+	struct bpf_map_info info;
+	__u32 len = sizeof(info);
+	char path[PATH_MAX];
+	int fd = meta_fd;
+
+	if (fd <= 0) {
+		if (!pin_dir || pinned_map_path(path, sizeof(path), pin_dir,
+						AETH_MAP_META))
+			return 0;
+		fd = bpf_obj_get(path);
+		if (fd < 0)
+			return 0;
+	}
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		info.id = 0;
+	if (fd != meta_fd)
+		close(fd);
+	return info.id;
+}
+
+enum owner { OWNER_US, OWNER_OTHER_AGENT, OWNER_FOREIGN };
+
+/* A program is ours when it uses our aeth_meta map; another agent's when
+ * it uses an aeth_meta map of another pin directory. */
+static enum owner prog_owner(__u32 prog_id, __u32 our_meta)
+{
+	static struct bpf_map_info maps[MAX_PROG_MAPS];
+	__u32 ids[MAX_PROG_MAPS];
+	struct bpf_prog_info pi;
+	enum owner o = OWNER_FOREIGN;
+	int fd = bpf_prog_get_fd_by_id(prog_id), n;
+
+	if (fd < 0)
+		return OWNER_FOREIGN;
+	n = prog_maps(fd, &pi, maps, ids);
+	close(fd);
+	for (int i = 0; i < n; i++) {
+		if (strcmp(maps[i].name, AETH_MAP_META))
+			continue;
+		o = our_meta && maps[i].id == our_meta ? OWNER_US :
+							 OWNER_OTHER_AGENT;
+	}
+	return o;
+}
+
+/* 0 when we may attach to ifname: it exists here and carries no program or
+ * ours. Otherwise -ENODEV or -EBUSY with the reason in msg. */
+static int iface_usable(const char *ifname, __u32 our_meta, char *msg,
+			size_t len)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+	int ifindex = if_nametoindex(ifname);
+	__u32 ids[2];
+
+	if (!ifindex) {
+		snprintf(msg, len, "no interface %s on this node", ifname);
+		return -ENODEV;
+	}
+	if (bpf_xdp_query(ifindex, 0, &q))
+		return 0;	/* attaching will say what is wrong */
+	ids[0] = q.drv_prog_id;
+	ids[1] = q.skb_prog_id;
+	for (int i = 0; i < 2; i++) {
+		if (!ids[i])
+			continue;
+		switch (prog_owner(ids[i], our_meta)) {
+		case OWNER_US:
+			break;
+		case OWNER_OTHER_AGENT:
+			snprintf(msg, len, "%s carries XDP program %u of another "
+				 "aether-agent (maps pinned elsewhere): refusing "
+				 "to take it over", ifname, ids[i]);
+			return -EBUSY;
+		default:
+			snprintf(msg, len, "%s carries XDP program %u that is not "
+				 "aether-lb's: refusing to replace it (remove it "
+				 "first)", ifname, ids[i]);
+			return -EBUSY;
+		}
+	}
+	return 0;
+}
+
+int aeth_loader_check_ifaces(int meta_fd, const char *pin_dir,
+			     const struct aeth_config *cfg,
+			     struct aeth_config_error *err)
+{
+	__u32 our_meta = meta_map_id(meta_fd, pin_dir);
+	int ret;
+
+	for (size_t i = 0; i < cfg->n_interfaces; i++) {
+		ret = iface_usable(cfg->interfaces[i], our_meta, err->message,
+				   sizeof(err->message));
+		if (ret) {
+			snprintf(err->path, sizeof(err->path),
+				 "node.interfaces[%zu]", i);
+			err->line = err->column = 0;
+			return ret;
+		}
+	}
+	return 0;
+}
+
+/* Attach to the interfaces of cfg that carry no program yet, before the
+ * document touches any map, so that an interface the program cannot go on
+ * (no native XDP, say) rejects the document as a whole. On the first
+ * failure the interfaces this call attached are freed again. The caller
+ * has checked that whatever runs elsewhere is ours. */
+int aeth_loader_attach_new(struct aeth_agent *a, const struct aeth_config *cfg,
+			   struct aeth_config_error *err)
+{
+	int done[AETH_MAX_INTERFACES], modes[AETH_MAX_INTERFACES], n = 0;
+	size_t i;
+	int ret = 0;
+
+	for (i = 0; i < cfg->n_interfaces && i < AETH_MAX_INTERFACES; i++) {
+		LIBBPF_OPTS(bpf_xdp_query_opts, q);
+		int ifindex = if_nametoindex(cfg->interfaces[i]);
+		enum aeth_xdp_mode got = AETH_XDP_MODE_NONE;
+
+		if (!ifindex || bpf_xdp_query(ifindex, 0, &q) ||
+		    q.drv_prog_id || q.skb_prog_id)
+			continue;	/* checked, or ours already */
+		ret = attach_fresh(a, i, ifindex, cfg->xdp_mode, &got);
+		if (ret) {
+			snprintf(err->path, sizeof(err->path),
+				 "node.interfaces[%zu]", i);
+			snprintf(err->message, sizeof(err->message),
+				 "%s: attaching in %s mode: %s",
+				 cfg->interfaces[i],
+				 aeth_xdp_mode_names[cfg->xdp_mode],
+				 strerror(-ret));
+			break;
+		}
+		log_info("%s: attached (%s mode, single program)",
+			 cfg->interfaces[i], aeth_xdp_mode_names[got]);
+		done[n] = ifindex;
+		modes[n++] = got;
+	}
+	while (ret && n--)
+		bpf_xdp_detach(done[n], mode_flags(modes[n]), NULL);
+	return ret;
+}
+
 static int attach_one(struct aeth_agent *a, int slot, const char *ifname,
 		      enum aeth_xdp_mode want, struct aeth_iface_status *st)
 {
@@ -593,6 +744,15 @@ static int attach_one(struct aeth_agent *a, int slot, const char *ifname,
 	if (old_id && old_id == a->meta.ifaces[slot].prog_id &&
 	    old_id == prog_id_of(new_fd))
 		goto record;	/* ours, from an earlier apply of this run */
+	if (old_id && prog_owner(old_id, meta_map_id(a->fds.meta, NULL)) !=
+		      OWNER_US) {
+		char msg[256];
+
+		iface_usable(ifname, meta_map_id(a->fds.meta, NULL), msg,
+			     sizeof(msg));
+		log_err("%s", msg);
+		return -EBUSY;
+	}
 	if (old_id) {
 		LIBBPF_OPTS(bpf_xdp_attach_opts, ao);
 		int old_fd = bpf_prog_get_fd_by_id(old_id);
@@ -707,8 +867,9 @@ int aeth_loader_attach(struct aeth_agent *a, const struct aeth_config *cfg)
 			snprintf(ifs[i].name, sizeof(ifs[i].name), "%s",
 				 cfg->interfaces[i]);
 	}
-	/* interfaces the document dropped */
-	for (uint32_t j = 0; j < a->meta.n_interfaces &&
+	/* interfaces the document dropped; not when the new ones did not all
+	 * take the program: then what runs stays */
+	for (uint32_t j = 0; !first_err && j < a->meta.n_interfaces &&
 			     j < AETH_MAX_INTERFACES; j++) {
 		const struct aeth_iface_status *old = &a->meta.ifaces[j];
 		bool kept = false;

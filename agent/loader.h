@@ -23,6 +23,21 @@ int aeth_loader_open(struct aeth_agent *a, const char *pin_dir,
  * error (logged). */
 int aeth_loader_attach(struct aeth_agent *a, const struct aeth_config *cfg);
 
+/* Can the program go on every interface of cfg: each exists in this
+ * network namespace and carries no XDP program, or one of ours (one that
+ * uses the aeth_meta map open as meta_fd, or pinned under pin_dir when
+ * meta_fd is 0)? Returns 0, or -ENODEV / -EBUSY with err naming the
+ * interface (node.interfaces[N]) and why. Touches nothing. */
+int aeth_loader_check_ifaces(int meta_fd, const char *pin_dir,
+			     const struct aeth_config *cfg,
+			     struct aeth_config_error *err);
+
+/* Attach to every interface of cfg that carries no program yet; on a
+ * failure detach what this call attached and fill err
+ * (node.interfaces[N]: why). Returns 0 or a negative errno. */
+int aeth_loader_attach_new(struct aeth_agent *a, const struct aeth_config *cfg,
+			   struct aeth_config_error *err);
+
 /* Pin again, under a->pin_dir (recreated, and locked again when it was),
  * every map of ours whose pin is missing. names gets the re-pinned names,
  * comma-separated. Returns how many were re-pinned (0: nothing missing) or a

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <net/if.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "k8s_watch.h"
 #include "loader.h"
 #include "log.h"
+#include "log_event.h"
 #include "metrics.h"
 #include "node_detect.h"
 #include "node_watch.h"
@@ -242,7 +244,17 @@ static int check_config(const char *path)
 			printf("%s\n", msg);
 		return 1;
 	}
+	/* what an apply on this node would refuse too */
+	for (size_t i = 0; i < cfg->n_interfaces; i++) {
+		if (if_nametoindex(cfg->interfaces[i]))
+			continue;
+		printf("%s: node.interfaces[%zu]: no interface %s on this "
+		       "node\n", path, i, cfg->interfaces[i]);
+		ret = 1;
+	}
 	aeth_config_free(cfg);
+	if (ret)
+		return 1;
 	printf("ok\n");
 	return 0;
 }
@@ -281,6 +293,39 @@ static void on_applied(struct aeth_agent *a)
 	if (d->health && aeth_health_update(d->health, a->cfg))
 		log_warn("updating health checks failed");
 	aeth_bgp_update(a->bgp);
+}
+
+static int precheck(struct aeth_agent *a, const struct aeth_config *cfg,
+		    struct aeth_config_error *err)
+{
+	int ret = aeth_loader_check_ifaces(a->fds.meta, a->pin_dir, cfg, err);
+
+	return ret ? ret : aeth_loader_attach_new(a, cfg, err);
+}
+
+/* Before touching anything: is another agent serving this socket, or do
+ * the interfaces carry a program that is not of this pin directory? */
+static int refuse_takeover(const struct options *o,
+			   const struct aeth_config *cfg)
+{
+	struct aeth_config_error cerr;
+	char msg[600];
+	int err;
+
+	err = aeth_api_socket_in_use(o->socket);
+	if (err) {
+		log_err("API socket %s: %s; refusing to start", o->socket,
+			err == -EADDRINUSE ? "another process serves it" :
+			strerror(-err));
+		return err;
+	}
+	memset(&cerr, 0, sizeof(cerr));
+	err = aeth_loader_check_ifaces(0, o->pin_dir, cfg, &cerr);
+	if (err) {
+		aeth_config_error_format(&cerr, msg, sizeof(msg));
+		log_err("%s: %s; refusing to start", o->config, msg);
+	}
+	return err;
 }
 
 static void on_file(void *arg, const char *text, size_t len, const char *source)
@@ -356,7 +401,8 @@ static int run(const struct options *o)
 	memset(&d, 0, sizeof(d));
 	err = aeth_read_file(o->config, AETH_CONFIG_MAX_BYTES, &text, &len);
 	if (err) {
-		log_err("reading %s: %s", o->config, strerror(-err));
+		log_err("reading %s: %s", o->config,
+			aeth_read_file_strerror(err));
 		return 1;
 	}
 	/* the document sizes the connection table: validate it first */
@@ -364,6 +410,10 @@ static int run(const struct options *o)
 	if (aeth_config_parse(text, len, &cfg, &cerr)) {
 		aeth_config_error_format(&cerr, errbuf, sizeof(errbuf));
 		log_err("%s: %s", o->config, errbuf);
+		goto out;
+	}
+	if (refuse_takeover(o, cfg)) {
+		aeth_config_free(cfg);
 		goto out;
 	}
 	err = aeth_loader_open(a, o->pin_dir, cfg->ct_max_entries, errbuf,
@@ -387,6 +437,7 @@ static int run(const struct options *o)
 	a->on_applied = on_applied;
 	a->complete = complete_node;
 	d.node = &o->node;
+	a->precheck = precheck;
 
 	if (aeth_apply_text(a, text, len, "file", &res))
 		goto out;
@@ -472,6 +523,7 @@ int main(int argc, char **argv)
 		return 1;
 	aeth_log_init(o.level, o.json);
 	aeth_log_hook_libs();
+	aeth_log_hook_libevent();
 	signal(SIGPIPE, SIG_IGN);
 	/* until the watch takes SIGHUP over, it must not end the daemon */
 	signal(SIGHUP, SIG_IGN);

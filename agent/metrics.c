@@ -22,6 +22,7 @@
 #include "aether/abi.h"
 #include "aether/names.h"
 #include "http_gzip.h"
+#include "api_conns.h"
 #include "log.h"
 #include "metrics.h"
 #include "pinned.h"
@@ -59,6 +60,7 @@ struct ct_count {
 struct aeth_metrics {
 	struct evhttp *http;
 	struct evhttp_bound_socket *bound;
+	struct aeth_api_conns *conns;	/* connection bounds */
 	const struct aeth_map_fds *maps;
 	const struct aeth_agent_status *status;
 	uint16_t port;
@@ -751,6 +753,7 @@ static void handle_request(struct evhttp_request *req, void *arg)
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 
+	aeth_api_conns_touch(m->conns, req);
 	if (!path)
 		path = "";
 	if (strcmp(path, "/metrics") && strcmp(path, "/healthz") &&
@@ -894,6 +897,13 @@ struct aeth_metrics *aeth_metrics_start(struct event_base *base, const char *add
 		err = -ENOMEM;
 		goto fail;
 	}
+	/* the same bounds as the API: capped, idle ones ended, no spinning
+	 * when out of descriptors */
+	m->conns = aeth_api_conns_start(base, m->http, m->bound, "metrics");
+	if (!m->conns) {
+		err = -ENOMEM;
+		goto fail;
+	}
 	m->ct.ev = evtimer_new(base, ct_count_step, m);
 	if (!m->ct.ev) {
 		err = -ENOMEM;
@@ -905,6 +915,7 @@ struct aeth_metrics *aeth_metrics_start(struct event_base *base, const char *add
 fail:
 	if (m->http)
 		evhttp_free(m->http);
+	aeth_api_conns_stop(m->conns);
 	free(m);
 	errno = -err;
 	return NULL;
@@ -927,6 +938,7 @@ void aeth_metrics_stop(struct aeth_metrics *m)
 	if (!m)
 		return;
 	evhttp_free(m->http);	/* closes the listening socket too */
+	aeth_api_conns_stop(m->conns);
 	if (m->ct.ev)
 		event_free(m->ct.ev);
 	free(m->ct.keys);

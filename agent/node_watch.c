@@ -65,6 +65,10 @@ static void check_slot(struct aeth_node_watch *w, size_t i)
 		snprintf(s->name, sizeof(s->name), "%s", name);
 	}
 	ifindex = if_nametoindex(name);
+	/* only ENODEV says the interface is gone; out of descriptors (the
+	 * lookup needs a socket) says nothing about it */
+	if (!ifindex && errno != ENODEV)
+		return;
 	if (!ifindex) {
 		if (!s->absent_logged) {
 			log_warn("%s: interface is gone; attaching again once "

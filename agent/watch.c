@@ -6,11 +6,13 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -18,12 +20,15 @@
 #include "log.h"
 #include "watch.h"
 #include "config.h"
+#include "config_check.h"
 
 struct aeth_watch {
 	char path[PATH_MAX];
 	int ifd;
 	struct event *inotify_ev, *timer_ev, *hup_ev;
 	struct timeval debounce;
+	uint64_t first_ms;	/* first relevant event not yet delivered */
+	char base[NAME_MAX + 1];	/* the file's name in its directory */
 	char *last;		/* content last delivered */
 	size_t last_len;
 	aeth_watch_cb cb;
@@ -36,9 +41,9 @@ int aeth_read_file(const char *path, size_t max, char **text, size_t *len)
 	char *buf;
 	int fd, err = 0;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = aeth_open_regular(path);
 	if (fd < 0)
-		return -errno;
+		return fd == -EINVAL ? -ENOTSUP : fd;
 	buf = malloc(cap + 1);
 	if (!buf) {
 		close(fd);
@@ -99,7 +104,8 @@ static void deliver(struct aeth_watch *w, const char *source, bool force)
 		/* mid-swap the file may be briefly missing: the next event
 		 * brings it back */
 		if (err != -ENOENT || force)
-			log_warn("reading %s: %s", w->path, strerror(-err));
+			log_warn("reading %s: %s; the running state stays",
+				 w->path, aeth_read_file_strerror(err));
 		return;
 	}
 	if (!force && w->last && len == w->last_len &&
@@ -113,22 +119,99 @@ static void deliver(struct aeth_watch *w, const char *source, bool force)
 	w->cb(w->arg, text, len, source);
 }
 
+const char *aeth_read_file_strerror(int err)
+{
+	if (err == -ENOTSUP)
+		return "not a regular file (a FIFO, device or socket is "
+		       "refused)";
+	return strerror(-err);
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
-	deliver(arg, "file", false);
+	struct aeth_watch *w = arg;
+
+	w->first_ms = 0;
+	deliver(w, "file", false);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Names in the directory that can change what path reads: the file, the
+ * ConfigMap's ..data link, and the first component of a relative symlink
+ * target (..data/config.json, or a file beside it). */
+static bool relevant(const struct aeth_watch *w, const char *name)
+{
+	char target[PATH_MAX], *slash;
+	ssize_t n;
+
+	if (strcmp(name, w->base) == 0 || strcmp(name, "..data") == 0)
+		return true;
+	n = readlink(w->path, target, sizeof(target) - 1);
+	if (n <= 0 || target[0] == '/')
+		return false;
+	target[n] = '\0';
+	slash = strchr(target, '/');
+	if (slash)
+		*slash = '\0';
+	return strcmp(name, target) == 0;
+}
+
+static bool any_relevant(const struct aeth_watch *w, const char *buf,
+			 ssize_t len)
+{
+	const struct inotify_event *ev;
+
+	for (const char *p = buf; p < buf + len; p += sizeof(*ev) + ev->len) {
+		ev = (const struct inotify_event *)p;
+		if (ev->mask & IN_Q_OVERFLOW)
+			return true;	/* events were lost: look anyway */
+		if (ev->len && relevant(w, ev->name))
+			return true;
+	}
+	return false;
+}
+
+/* Settle for debounce after the last relevant event, but never more than
+ * AETH_WATCH_MAX_DELAY_MS after the first: a file written without pause
+ * cannot hold a change back for ever. */
+static void arm(struct aeth_watch *w)
+{
+	uint64_t now = now_ms(), due, last;
+	struct timeval tv;
+
+	if (!w->first_ms)
+		w->first_ms = now;
+	due = now + (uint64_t)w->debounce.tv_sec * 1000 +
+	      w->debounce.tv_usec / 1000;
+	last = w->first_ms + AETH_WATCH_MAX_DELAY_MS;
+	if (due > last)
+		due = last > now ? last : now;
+	tv.tv_sec = (due - now) / 1000;
+	tv.tv_usec = ((due - now) % 1000) * 1000;
+	evtimer_add(w->timer_ev, &tv);
 }
 
 static void on_inotify(evutil_socket_t fd, short what, void *arg)
 {
 	struct aeth_watch *w = arg;
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool mine = false;
+	ssize_t n;
 
-	/* any change in the directory may be ours (a ConfigMap swaps the
-	 * ..data symlink, editors rename over the file): drain the events,
-	 * then look at the content once things settle */
-	while (read(w->ifd, buf, sizeof(buf)) > 0)
-		;
-	evtimer_add(w->timer_ev, &w->debounce);
+	/* the directory is shared with whatever else lives there (logs,
+	 * downloads, other agents): only our names count */
+	while ((n = read(w->ifd, buf, sizeof(buf))) > 0)
+		if (!mine && any_relevant(w, buf, n))
+			mine = true;
+	if (mine)
+		arm(w);
 }
 
 static void on_sighup(evutil_socket_t fd, short what, void *arg)
@@ -160,6 +243,8 @@ struct aeth_watch *aeth_watch_start(struct event_base *base, const char *path,
 		err = ENAMETOOLONG;
 		goto fail;
 	}
+	snprintf(dir, sizeof(dir), "%s", path);
+	snprintf(w->base, sizeof(w->base), "%s", basename(dir));
 	snprintf(dir, sizeof(dir), "%s", path);
 	if (initial) {
 		w->last = malloc(initial_len + 1);

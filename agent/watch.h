@@ -12,9 +12,10 @@ struct aeth_watch;
 typedef void (*aeth_watch_cb)(void *arg, const char *text, size_t len,
 			      const char *source);
 
-/* Watch path's directory with inotify (changes are debounced by
- * debounce_ms and delivered only when the content differs from the last
- * delivery) and re-read on SIGHUP. initial, when not NULL, is the content
+/* Watch path's directory with inotify for the names that can change what
+ * path reads. Changes are debounced by debounce_ms (bounded by
+ * AETH_WATCH_MAX_DELAY_MS) and delivered only when the content differs from
+ * the last delivery; SIGHUP re-reads. initial, when not NULL, is the content
  * already applied. NULL with errno set on failure. */
 struct aeth_watch *aeth_watch_start(struct event_base *base, const char *path,
 				    unsigned int debounce_ms,
@@ -22,8 +23,15 @@ struct aeth_watch *aeth_watch_start(struct event_base *base, const char *path,
 				    aeth_watch_cb cb, void *arg);
 void aeth_watch_stop(struct aeth_watch *w);
 
-/* Read a whole file of at most max bytes into a new NUL-terminated buffer.
- * Returns 0 or a negative errno (-EFBIG when larger). */
+/* A change is delivered at most this long after its first inotify event,
+ * however busy the file stays. */
+#define AETH_WATCH_MAX_DELAY_MS 300
+
+/* Read a whole file of at most max bytes into a new NUL-terminated buffer,
+ * without blocking on a FIFO. Returns 0 or a negative errno (-EFBIG when
+ * larger, -ENOTSUP when not a regular file). */
 int aeth_read_file(const char *path, size_t max, char **text, size_t *len);
+/* The message for an error of aeth_read_file. */
+const char *aeth_read_file_strerror(int err);
 
 #endif /* AETHER_WATCH_H */

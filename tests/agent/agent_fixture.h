@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,8 +56,18 @@ static inline void rm_pin_dir(const char *dir)
 	rmdir(dir);
 }
 
-/* Remove every pin directory of these suites (a crashed test leaves its
- * own behind). */
+/* Is the test process that named this pin directory (…-PID) still alive?
+ * Then it is another run's, going on beside this one. */
+static inline bool pin_owner_alive(const char *name)
+{
+	const char *dash = strrchr(name, '-');
+	long pid = dash ? strtol(dash + 1, NULL, 10) : 0;
+
+	return pid > 0 && kill((pid_t)pid, 0) == 0;
+}
+
+/* Remove every pin directory of these suites whose test is gone (a crashed
+ * test leaves its own behind). */
 static inline void rm_all_test_pins(void)
 {
 	char path[4096];
@@ -66,7 +77,8 @@ static inline void rm_all_test_pins(void)
 	if (!d)
 		return;
 	while ((de = readdir(d))) {
-		if (strncmp(de->d_name, PIN_PREFIX, strlen(PIN_PREFIX)))
+		if (strncmp(de->d_name, PIN_PREFIX, strlen(PIN_PREFIX)) ||
+		    pin_owner_alive(de->d_name))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", BPFFS, de->d_name);
 		rm_pin_dir(path);

@@ -681,7 +681,7 @@ static void thousand_services(bool mmapable)
 	for (int round = 0; round < 2; round++) {
 		len = snprintf(doc, cap,
 			       "{\"version\":1,\"node\":{\"interfaces\":[\"lo\"],"
-			       "\"addresses\":{\"ipv4\":\"192.0.2.11\"}},"
+			       "\"addresses\":{\"ipv4\":\"198.18.0.11\"}},"
 			       "\"maglev\":{\"seed\":\"5f3c0a1e9b7d2c44a1b2c3d4e5f60718\","
 			       "\"table_size\":16381},\"services\":[");
 		for (int i = 0; i < 1000; i++)
@@ -927,10 +927,12 @@ Test(apply, datapath_follows_applied_maps)
 	free(table);
 }
 
-/* Backend ids of the previous document stay in use until its tables are
- * gone, so replacing 9,000 backends by 9,000 others needs 18,000 ids: more
- * than aeth_backend holds. Refused before any map is touched. */
-static char *many_backends_doc(int prefix)
+/* A document may hold at most half of the backend id space
+ * (AETH_CFG_MAX_BACKENDS): the running document's ids stay taken until the
+ * switch, so replacing 8,000 backends by 8,000 others (16,000 ids at once)
+ * must work, and a document beyond the limit is refused by validation,
+ * with its place, before any map is touched. */
+static char *many_backends_doc(int prefix, int n_services)
 {
 	size_t cap = 9 * 1000 * 40 + 8192, len;
 	char *doc = malloc(cap);
@@ -940,7 +942,7 @@ static char *many_backends_doc(int prefix)
 		       "\"addresses\":{\"ipv6\":\"2001:db8::11\"}},"
 		       "\"maglev\":{\"seed\":\"5f3c0a1e9b7d2c44a1b2c3d4e5f60718\","
 		       "\"table_size\":16381},\"services\":[");
-	for (int s = 0; s < 9; s++) {
+	for (int s = 0; s < n_services; s++) {
 		len += snprintf(doc + len, cap - len,
 				"%s{\"name\":\"s%d\",\"vip\":\"203.0.113.%d\","
 				"\"port\":80,\"protocol\":\"tcp\",\"backends\":[",
@@ -955,28 +957,33 @@ static char *many_backends_doc(int prefix)
 	return doc;
 }
 
-Test(apply, backend_ids_exhausted_refused_untouched, .timeout = 120)
+Test(apply, backend_ids_never_exhausted_by_a_valid_document, .timeout = 120)
 {
-	char *one = many_backends_doc(1), *two = many_backends_doc(2);
+	char *one = many_backends_doc(1, 8), *two = many_backends_doc(2, 8);
+	char *big = many_backends_doc(3, 9);
 	struct aeth_apply_result res;
 	struct snapshot before, now;
 	int rc;
 
 	rc = aeth_apply_text(A, one, strlen(one), "test", &res);
 	cr_assert_eq(rc, 0, "%s", res.message);
-	snap(A, &before);
 	rc = aeth_apply_text(A, two, strlen(two), "test", &res);
-	cr_assert_eq(rc, -ENOSPC, "rc %d: %s", rc, res.message);
-	cr_assert_not(res.rejected);
-	cr_assert_not_null(strstr(res.message, "no free backend id"), "%s",
-			   res.message);
+	cr_assert_eq(rc, 0, "%s", res.message);
+	snap(A, &before);
+	rc = aeth_apply_text(A, big, strlen(big), "test", &res);
+	cr_assert_eq(rc, -EINVAL, "rc %d: %s", rc, res.message);
+	cr_assert(res.rejected);
+	cr_assert_str_eq(res.err.path, "services[8].backends");
+	cr_assert_str_eq(res.err.message,
+			 "too many backends in total (at most 8192)");
 	snap(A, &now);
 	assert_same_serving_state(&before, &now, 0);
-	cr_assert_str_eq(A->last_result, "failed");
+	cr_assert_str_eq(A->last_result, "rejected");
 	free(before.be);
 	free(now.be);
 	free(one);
 	free(two);
+	free(big);
 }
 
 /* SPEC: at least 10,000 CIDRs per service. All of them in the trie, the
@@ -1024,4 +1031,62 @@ Test(apply, ten_thousand_cidrs, .timeout = 120)
 	cr_assert_not(acl_has(trie, "2001:db8:2710::1"));
 	close(trie);
 	free(doc);
+}
+
+/* Read what the agent logged while fn ran (stderr into a file). */
+static void capture_log(void (*fn)(void), char *out, size_t len)
+{
+	char path[] = "/tmp/aeth-ag-log-XXXXXX";
+	int fd = mkstemp(path), saved = dup(2);
+	ssize_t n;
+
+	cr_assert_geq(fd, 0);
+	fflush(stderr);
+	dup2(fd, 2);
+	fn();
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	n = pread(fd, out, len - 1, 0);
+	out[n > 0 ? n : 0] = '\0';
+	close(fd);
+	unlink(path);
+}
+
+static void reopen(void)
+{
+	agent_close(A);
+	A = agent_open(dir);
+}
+
+/* kill -9 after an apply wrote new backend entries but before its switch
+ * leaves entries of no live service: the restart log counts the live
+ * backends only, names the others apart, and the next apply frees them. */
+Test(apply, restart_log_counts_live_backends_only)
+{
+	struct aeth_backend b, got;
+	char log[4096];
+
+	apply_ok(A, DOC_A);	/* 3 services, 8 backends */
+	memset(&b, 0, sizeof(b));
+	b.family = AETH_AF_INET6;
+	b.flags = AETH_BE_F_IN_USE;
+	b.svc_id = AETH_MAX_SERVICES - 1;	/* no such service */
+	for (uint32_t id = 5000; id < 6000; id++) {
+		b.addr.bytes[15] = (uint8_t)id;
+		cr_assert_eq(bpf_map_update_elem(A->fds.backend, &id, &b,
+						 BPF_ANY), 0);
+	}
+	aeth_log_init(AETH_LOG_INFO, false);
+	capture_log(reopen, log, sizeof(log));
+	cr_assert_not_null(strstr(log, "recovered 3 services and 8 backends"),
+			   "%s", log);
+	cr_assert_not_null(strstr(log, "1000 backend entries of an unfinished "
+				  "apply are not live"), "%s", log);
+	apply_ok(A, DOC_B);
+	for (uint32_t id = 5000; id < 6000; id += 111) {
+		memset(&got, 0, sizeof(got));
+		bpf_map_lookup_elem(A->fds.backend, &id, &got);
+		cr_assert_not(got.flags & AETH_BE_F_IN_USE, "id %u kept", id);
+	}
 }

@@ -73,9 +73,14 @@ static void teardown(void)
 ReportHook(POST_ALL)(struct criterion_global_stats *stats)
 {
 	rm_all_test_pins();
-	/* namespaces of tests that crashed before their teardown */
-	if (system("for n in $(ip netns list | awk '/^aeth-ag-t/ {print $1}'); "
-		   "do ip netns del $n; done; rm -rf /tmp/aeth-ag-t-*") != 0)
+	/* namespaces and directories of tests that crashed before their
+	 * teardown: only those whose test process is gone (another run of
+	 * this suite may be going on beside this one) */
+	if (system("for n in $(ip netns list | awk '/^aeth-ag-t/ {print $1}') "
+		   "$(cd /tmp && ls -d aeth-ag-t-* 2>/dev/null); do "
+		   "p=$(echo $n | sed 's/^aeth-ag-t-*\\([0-9]*\\).*/\\1/'); "
+		   "kill -0 $p 2>/dev/null && continue; "
+		   "ip netns del $n 2>/dev/null; rm -rf /tmp/$n; done") != 0)
 		fprintf(stderr, "cleanup of aeth-ag-t namespaces failed\n");
 }
 
@@ -357,6 +362,61 @@ Test(daemon, watch_configmap_swap_rename_and_sighup)
 	event_base_free(base);
 }
 
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The file itself rewritten every 20 ms without pause: each write restarts
+ * the settle delay, but a change is still delivered within
+ * AETH_WATCH_MAX_DELAY_MS of the first event (plus slack for a loaded
+ * machine; without the bound it never comes while the writes go on), and
+ * what is written beside it in the directory is never looked at. */
+Test(daemon, watch_delay_is_bounded_and_neighbours_ignored)
+{
+	struct event_base *base = event_base_new();
+	struct seen s = { 0 };
+	struct aeth_watch *w;
+	char path[300], other[300], text[32];
+	uint64_t t0, first = 0;
+
+	snprintf(path, sizeof(path), "%s/busy.json", tmpdir);
+	snprintf(other, sizeof(other), "%s/neighbour.log", tmpdir);
+	write_file(path, "v0");
+	w = aeth_watch_start(base, path, 100, "v0", 2, on_doc, &s);
+	cr_assert_not_null(w);
+
+	/* a neighbour alone: nothing is read or delivered */
+	for (int i = 0; i < 20; i++) {
+		write_file(other, i % 2 ? "a" : "b");
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		usleep(10000);
+	}
+	loop_until(base, &s, 1, 300);
+	cr_assert_eq(s.n, 0);
+
+	t0 = mono_ms();
+	for (int i = 1; s.n == 0 && mono_ms() - t0 < 2000; i++) {
+		snprintf(text, sizeof(text), "v%d", i);
+		write_file(path, text);
+		if (!first)
+			first = mono_ms();
+		for (int k = 0; k < 20; k++) {
+			event_base_loop(base, EVLOOP_NONBLOCK);
+			usleep(1000);
+		}
+	}
+	cr_assert_eq(s.n, 1, "no delivery in 2 s of continuous writes");
+	cr_assert_leq(mono_ms() - first, AETH_WATCH_MAX_DELAY_MS + 400,
+		      "delivered %llu ms after the first write",
+		      (unsigned long long)(mono_ms() - first));
+	aeth_watch_stop(w);
+	event_base_free(base);
+}
+
 /* ---- attaching in a namespace ---------------------------------------- */
 
 static void enter_netns(const char *name)
@@ -456,7 +516,9 @@ Test(daemon, attach_restart_replace_detach)
 	cr_assert_eq(aeth_loader_attach(A, A->cfg), 0);
 	cr_assert_eq(attached_id("aeth-ag-v0", NULL), id1);
 
-	/* another program version running: replaced in place */
+	/* a program that is not ours (no aeth_meta of this pin dir): never
+	 * replaced; the check names the interface, and once the operator has
+	 * removed it the agent attaches */
 	pfd = pass_prog();
 	ofd = bpf_prog_get_fd_by_id(id1);
 	{
@@ -474,6 +536,20 @@ Test(daemon, attach_restart_replace_detach)
 	agent_close(A);
 	A = agent_open(dir);
 	apply_ok(A, DOC_IF("auto"));
+	{
+		struct aeth_config_error cerr;
+
+		memset(&cerr, 0, sizeof(cerr));
+		cr_assert_eq(aeth_loader_check_ifaces(A->fds.meta, dir, A->cfg,
+						      &cerr), -EBUSY);
+		cr_assert_str_eq(cerr.path, "node.interfaces[0]");
+		cr_assert_not_null(strstr(cerr.message, "not aether-lb's"),
+				   "%s", cerr.message);
+	}
+	cr_assert_eq(aeth_loader_attach(A, A->cfg), -EBUSY);
+	cr_assert_eq(attached_id("aeth-ag-v0", NULL), pass_id);
+	cr_assert_eq(bpf_xdp_detach(if_nametoindex("aeth-ag-v0"),
+				    XDP_FLAGS_DRV_MODE, NULL), 0);
 	cr_assert_eq(aeth_loader_attach(A, A->cfg), 0);
 	id2 = attached_id("aeth-ag-v0", NULL);
 	cr_assert_neq(id2, pass_id);

@@ -35,7 +35,7 @@ static bool ro_proc_sys;		/* the agent sees /proc/sys read-only */
 static const char config_fmt[] =
 	"{\"version\": 1,\n"
 	" \"node\": {\"interfaces\": [\"aopv0\"], \"xdp_mode\": \"native\",\n"
-	"          \"addresses\": {\"ipv4\": \"192.0.2.1\"}, \"mtu\": 1500},\n"
+	"          \"addresses\": {\"ipv4\": \"192.0.2.9\"}, \"mtu\": 1500},\n"
 	" \"maglev\": {\"seed\": \"5f3c0a1e9b7d2c44a1b2c3d4e5f60718\", \"table_size\": 251},\n"
 	" \"conntrack\": {\"max_entries\": 4096},\n"
 	" \"services\": [{\"name\": \"web\", \"vip\": \"203.0.113.10\", \"port\": 80,\n"
