@@ -379,10 +379,17 @@ static int backends(struct tr *t, size_t i, struct be **out, size_t *n)
 	}
 	free(eps);
 	qsort(v, *n, sizeof(*v), be_order);
-	/* two nodes reporting one address: the document takes it once */
-	for (size_t j = 0; j < *n; j++)
+	/* two nodes reporting one address: the document takes it once; this
+	 * node leaves itself out (it would tunnel to itself, which the
+	 * document's rules refuse), so its table differs from the other
+	 * nodes' when it is both an LB node and a backend */
+	for (size_t j = 0; j < *n; j++) {
+		if (!ip_cmp(&v[j].ip, &t->cfg->node_v4) ||
+		    !ip_cmp(&v[j].ip, &t->cfg->node_v6))
+			continue;
 		if (!m || ip_cmp(&v[m - 1].ip, &v[j].ip))
 			v[m++] = v[j];
+	}
 	*n = m;
 	*out = v;
 	return 0;

@@ -455,6 +455,23 @@ Test(k8s, backends_cluster_policy_every_ready_node_by_family)
 	json_decref(list);
 }
 
+/* A node that is also a backend leaves itself out: it would tunnel to its
+ * own address, which the document's rules refuse. */
+Test(k8s, backends_leave_out_this_node)
+{
+	char *on_a = base_with("\"ipv4\": \"192.0.2.11\"", "\"ipv4\": \"10.0.0.1\"");
+	struct aeth_k8s_result r;
+	json_t *list = fixture();
+	BUF;
+
+	translate_base(on_a, list, &r);
+	cr_assert_str_eq(out_backends(&r, "default/web:80", buf),
+			 "10.0.0.2/1,fd00::4/1");
+	aeth_k8s_result_free(&r);
+	free(on_a);
+	json_decref(list);
+}
+
 Test(k8s, backends_local_policy_weights_and_draining)
 {
 	struct aeth_k8s_result r;
