@@ -513,6 +513,8 @@ static void node_of(const struct aeth_config *cfg, struct aeth_node *n)
 	}
 	n->mtu = cfg->mtu;
 	n->ct_insert_rate = cfg->ct_insert_rate;
+	n->udp_timeout_s = cfg->udp_timeout_s;
+	n->icmp_rate = cfg->icmp_rate;
 	memcpy(n->hash_seed, cfg->seed, sizeof(n->hash_seed));
 }
 
@@ -1109,6 +1111,72 @@ static uint64_t now_unix_ns(void)
 
 /* Write the new state ns over the old one. Returns 0 or a negative errno
  * with tx->msg filled; the caller rolls back. */
+/* The trie key of a CIDR as the data path looks it up (guard.h). */
+static void trie_key_of(const struct aeth_cfg_cidr *c, struct aeth_acl_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	if (c->ip.family == AETH_AF_INET) {
+		k->addr[10] = 0xff;
+		k->addr[11] = 0xff;
+		memcpy(k->addr + 12, &c->ip.addr.v4, 4);
+		k->prefixlen = c->prefixlen + 96u;
+	} else {
+		memcpy(k->addr, c->ip.addr.bytes, 16);
+		k->prefixlen = c->prefixlen;
+	}
+}
+
+static bool decap_listed(const struct aeth_config *cfg,
+			 const struct aeth_acl_key *k)
+{
+	struct aeth_acl_key c;
+
+	for (size_t i = 0; i < cfg->n_decap_sources; i++) {
+		trie_key_of(&cfg->decap_sources[i], &c);
+		if (memcmp(&c, k, sizeof(c)) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* aeth_decap = decap.sources: new entries first, then the stale ones go, so
+ * an LB node listed before and after is never refused in between. */
+static int write_decap(struct tx *tx, struct aeth_agent *a,
+		       const struct aeth_config *cfg)
+{
+	struct aeth_acl_key k, next, *stale = NULL;
+	size_t n_stale = 0;
+	void *prev = NULL;
+	__u32 family;
+	int err = 0;
+
+	for (size_t i = 0; i < cfg->n_decap_sources && !err; i++) {
+		trie_key_of(&cfg->decap_sources[i], &k);
+		family = cfg->decap_sources[i].ip.family;
+		err = tx_write(tx, a->fds.decap, &k, sizeof(k), &family,
+			       sizeof(family));
+	}
+	while (!err && bpf_map_get_next_key(a->fds.decap, prev, &next) == 0) {
+		k = next;
+		prev = &k;
+		if (decap_listed(cfg, &next))
+			continue;
+		struct aeth_acl_key *s = realloc(stale, (n_stale + 1) *
+							sizeof(*stale));
+		if (!s) {
+			err = -ENOMEM;
+			break;
+		}
+		stale = s;
+		stale[n_stale++] = next;
+	}
+	for (size_t i = 0; i < n_stale && !err; i++)
+		err = tx_delete(tx, a->fds.decap, &stale[i], sizeof(stale[i]),
+				sizeof(family));
+	free(stale);
+	return err;
+}
+
 static int write_state(struct tx *tx, struct aeth_agent *a,
 		       const struct aeth_config *cfg, struct aeth_state *ns,
 		       struct svc_plan *sp)
@@ -1127,6 +1195,9 @@ static int write_state(struct tx *tx, struct aeth_agent *a,
 		if (err)
 			return tx_fail(tx, err, "writing %s", AETH_MAP_NODE);
 	}
+	err = write_decap(tx, a, cfg);
+	if (err)
+		return tx_fail(tx, err, "writing %s", AETH_MAP_DECAP);
 
 	/* backends before the tables that name them */
 	for (uint32_t id = 0; id < AETH_MAX_BACKENDS; id++) {

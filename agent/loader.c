@@ -31,7 +31,8 @@ static const char *const pinned_names[] = {
 	AETH_MAP_META, AETH_MAP_NODE, AETH_MAP_VIP, AETH_MAP_SVC,
 	AETH_MAP_SVCINFO, AETH_MAP_BACKEND, AETH_MAP_MAGLEV, AETH_MAP_ACL,
 	AETH_MAP_CT, AETH_MAP_CT_BUDGET, AETH_MAP_RL_SRC, AETH_MAP_RL_SVC,
-	AETH_MAP_SVC_STATS, AETH_MAP_BE_STATS, AETH_MAP_GLOBAL,
+	AETH_MAP_SVC_STATS, AETH_MAP_BE_STATS, AETH_MAP_GLOBAL, AETH_MAP_DECAP,
+	AETH_MAP_PCPU,
 };
 
 #define N_PINNED (sizeof(pinned_names) / sizeof(pinned_names[0]))
@@ -187,6 +188,8 @@ static void fds_from_skel(struct aeth_agent *a)
 	a->fds.svc_stats = bpf_map__fd(s->maps.aeth_svc_stats);
 	a->fds.be_stats = bpf_map__fd(s->maps.aeth_be_stats);
 	a->fds.global = bpf_map__fd(s->maps.aeth_global);
+	a->fds.decap = bpf_map__fd(s->maps.aeth_decap);
+	a->fds.pcpu = bpf_map__fd(s->maps.aeth_pcpu);
 }
 
 int aeth_loader_open(struct aeth_agent *a, const char *pin_dir,

@@ -20,50 +20,89 @@
 #include "encap.h"
 #include "icmp.h"
 #include "decap.h"
+#include "aether/ct_rule.h"
 
 #define LB_TCP_SYN 0x02
 #define LB_TCP_ACK 0x10
 
-/* The backend of a flow: its recorded one when still in use for this
- * service, else a fresh Maglev pick (recorded when record is set). */
+#define LB_UDP_REFRESH_NS 1000000000ull	/* seen_ns written at most 1/s */
+
+/* A TCP SYN without ACK: the only TCP packet that opens a connection. */
+static __always_inline bool lb_tcp_syn(const struct lb_pkt *p)
+{
+	return p->flow.proto == IPPROTO_TCP &&
+	       (p->tcp_flags & (LB_TCP_SYN | LB_TCP_ACK)) == LB_TCP_SYN;
+}
+
+/* Judge entry e of this flow (include/aether/ct_rule.h); a UDP entry in
+ * use has its seen_ns refreshed. The clock is read for UDP only. */
+static __always_inline int lb_ct_judge(const struct lb_pkt *p,
+				       const struct aeth_node *node,
+				       const struct aeth_svc *svc,
+				       struct aeth_ct_entry *e,
+				       struct aeth_backend **bep)
+{
+	__u32 id = e->backend_id;
+	struct aeth_backend *be = bpf_map_lookup_elem(&aeth_backend, &id);
+	bool udp = p->flow.proto == IPPROTO_UDP;
+	__u64 now = udp ? bpf_ktime_get_coarse_ns() : 0;
+	int v;
+
+	v = aeth_ct_judge(e, be, svc->id, p->flow.proto, lb_tcp_syn(p), now,
+			  node->udp_timeout_s);
+	if (v == AETH_CT_EXPIRED) {
+		stats_event(AETH_EV_CT_EXPIRED);
+		return AETH_CT_NEW;
+	}
+	if (v == AETH_CT_USE) {
+		if (udp && now - e->seen_ns > LB_UDP_REFRESH_NS)
+			e->seen_ns = now;
+		*bep = be;
+	}
+	return v;
+}
+
+/* Charge a new connection to the service's limiters. Returns -1 or the
+ * reason to drop with. A service without limits has nothing to charge:
+ * skip the clock read (20-45 ns). */
+static __always_inline int lb_admit(const struct aeth_svc *svc,
+				    const struct lb_pkt *p)
+{
+	if (!(svc->src_interval_ns | svc->svc_interval_ns))
+		return -1;
+	return guard_admit_new_connection(svc, &p->flow, bpf_ktime_get_ns());
+}
+
+/* The backend of a flow: its recorded one when still good for this packet,
+ * else a Maglev pick. Recorded (record set) for admitted new connections
+ * and re-selections; a TCP non-SYN that misses the table is forwarded by
+ * Maglev and not recorded (bpf/maps.h, aeth_ct: why). */
 static __always_inline struct aeth_backend *
 lb_backend(struct lb_pkt *p, const struct aeth_node *node,
 	   const struct aeth_svc *svc, __u32 *be_id, bool record, int *drop)
 {
 	struct aeth_ct_entry *e = ct_lookup(&p->flow);
-	struct aeth_backend *be;
-	bool reselect = false;
-	int r;
+	struct aeth_backend *be = NULL;
+	int verdict = AETH_CT_NEW;
 
 	*drop = -1;
 	if (e) {
-		__u32 id = e->backend_id;
-
-		be = bpf_map_lookup_elem(&aeth_backend, &id);
-		if (be && (be->flags & AETH_BE_F_IN_USE) &&
-		    be->svc_id == svc->id && e->svc_id == svc->id) {
+		verdict = lb_ct_judge(p, node, svc, e, &be);
+		if (verdict == AETH_CT_USE) {
 			stats_event(AETH_EV_CT_HIT);
-			*be_id = id;
+			*be_id = e->backend_id;
 			return be;
 		}
-		reselect = true;
 		stats_event(AETH_EV_CT_RESELECT);
 	} else {
 		stats_event(AETH_EV_CT_MISS);
-		/* only a connection's first packet is charged; a mid-flow
-		 * packet without entry (moved here by ECMP) is not. A
-		 * service without limits has nothing to charge: skip the
-		 * clock read (20-45 ns). */
-		if (record && (svc->src_interval_ns | svc->svc_interval_ns) &&
-		    (p->flow.proto == IPPROTO_UDP ||
-		     (p->tcp_flags & (LB_TCP_SYN | LB_TCP_ACK)) == LB_TCP_SYN)) {
-			r = guard_admit_new_connection(svc, &p->flow,
-						       bpf_ktime_get_ns());
-			if (r >= 0) {
-				*drop = r;
-				return NULL;
-			}
-		}
+		if (p->flow.proto == IPPROTO_TCP && !lb_tcp_syn(p))
+			verdict = AETH_CT_RESELECT;	/* stray: not recorded */
+	}
+	if (record && verdict == AETH_CT_NEW) {
+		*drop = lb_admit(svc, p);
+		if (*drop >= 0)
+			return NULL;
 	}
 	be = mg_select(svc, &p->flow, node, be_id);
 	if (!be) {
@@ -72,18 +111,16 @@ lb_backend(struct lb_pkt *p, const struct aeth_node *node,
 	}
 	if (!record)
 		return be;
-	if (reselect) {
-		struct aeth_ct_entry ne = {
-			.backend_id = *be_id,
-			.svc_id = svc->id,
-			.created_ns = bpf_ktime_get_coarse_ns(),
-		};
-
-		bpf_map_update_elem(&aeth_ct, &p->flow, &ne, BPF_ANY);
-	} else {
-		stats_new_flow(svc->id);
-		ct_record(node, &p->flow, *be_id, svc->id);
+	if (!e && verdict != AETH_CT_NEW) {
+		stats_event(AETH_EV_CT_STRAY);
+		return be;
 	}
+	if (verdict == AETH_CT_NEW)
+		stats_new_flow(svc->id);
+	if (e)	/* overwriting a key evicts nothing: no budget needed */
+		ct_overwrite(&p->flow, *be_id, svc->id);
+	else
+		ct_record(node, &p->flow, *be_id, svc->id);
 	return be;
 }
 
@@ -253,6 +290,24 @@ pass:
 	return XDP_PASS;
 }
 
+/* A tunnel packet to an address of the node other than node.addresses
+ * (or to anyone: the node is no router of tunnels) must not reach the
+ * kernel's own tunnel devices, which would decapsulate it without our
+ * checks. IPv6 extension headers are walked to find the tunnel (only
+ * packets that carry some pay for that). */
+static __always_inline bool lb_stray_tunnel(struct xdp_md *ctx,
+					    struct lb_pkt *p)
+{
+	if (decap_is_tunnel(p))
+		return true;
+	if (p->flow.family != AETH_AF_INET6 ||
+	    (p->proto != NEXTHDR_HOP && p->proto != NEXTHDR_ROUTING &&
+	     p->proto != NEXTHDR_DEST && p->proto != NEXTHDR_FRAGMENT))
+		return false;
+	/* parse_l3_rest is idempotent: the later call sees the same */
+	return parse_l3_rest(ctx, p) == 0 && decap_is_tunnel(p);
+}
+
 SEC("xdp")
 int aether_lb(struct xdp_md *ctx)
 {
@@ -277,6 +332,8 @@ int aether_lb(struct xdp_md *ctx)
 	 * node's addresses). */
 	if (decap_for_node(&p, node))
 		return lb_decap(ctx, &p);
+	if (lb_stray_tunnel(ctx, &p))
+		return stats_drop(AETH_R_DECAP_INVALID, STATS_NO_SVC);
 	gen = svc_generation();
 	now = bpf_jiffies64();
 	neg = svc_neg_find(&p.flow.dst, p.flow.family, gen, now, &known_absent);

@@ -51,23 +51,15 @@ static __always_inline bool guard_v4_mapped(const struct aeth_flow *flow)
 	       flow->src.v6[1] == 0 && flow->src.v6[2] == bpf_htonl(0x0000ffff);
 }
 
-/* True when flow->src may reach svc (always when the ACL is off). */
-static __always_inline bool guard_source_authorized(const struct aeth_svc *svc,
-						    const struct aeth_flow *flow)
+/* True when flow->src lies in one of trie's prefixes (an ACL trie or
+ * aeth_decap: both keyed by guard_acl_host_key, valued by the family of the
+ * listed prefix). */
+static __always_inline bool guard_trie_allows(void *trie,
+					      const struct aeth_flow *flow)
 {
 	struct aeth_acl_key key;
-	__u32 slot, *family;
-	void *trie;
+	__u32 *family;
 
-	if (!(svc->flags & AETH_SVC_F_ACL))
-		return true;
-	/* svc is this packet's snapshot of the service entry: the agent
-	 * replaces the whole entry to flip slots, so the slot read here and
-	 * the trie behind it belong to one list, old or new, never a mix. */
-	slot = svc->acl_slot;
-	trie = bpf_map_lookup_elem(&aeth_acl, &slot);
-	if (!trie)
-		return false;	/* enabled without a list: fail closed */
 	if (guard_v4_mapped(flow))
 		return false;
 	guard_acl_host_key(&key, flow);
@@ -79,6 +71,25 @@ static __always_inline bool guard_source_authorized(const struct aeth_svc *svc,
 	 * the family of the listed prefix; a longer IPv4 prefix that covers
 	 * the source always wins the longest match over it. */
 	return !(*family == AETH_AF_INET6 && flow->family == AETH_AF_INET);
+}
+
+/* True when flow->src may reach svc (always when the ACL is off). */
+static __always_inline bool guard_source_authorized(const struct aeth_svc *svc,
+						    const struct aeth_flow *flow)
+{
+	__u32 slot;
+	void *trie;
+
+	if (!(svc->flags & AETH_SVC_F_ACL))
+		return true;
+	/* svc is this packet's snapshot of the service entry: the agent
+	 * replaces the whole entry to flip slots, so the slot read here and
+	 * the trie behind it belong to one list, old or new, never a mix. */
+	slot = svc->acl_slot;
+	trie = bpf_map_lookup_elem(&aeth_acl, &slot);
+	if (!trie)
+		return false;	/* enabled without a list: fail closed */
+	return guard_trie_allows(trie, flow);
 }
 
 /* Top `bits` bits of a 32-bit word, in network order (bits 0..32). */

@@ -1025,3 +1025,55 @@ Test(apply, ten_thousand_cidrs, .timeout = 120)
 	close(trie);
 	free(doc);
 }
+
+static int decap_count(struct aeth_agent *a)
+{
+	struct aeth_acl_key k, next;
+	void *prev = NULL;
+	int n = 0;
+
+	while (bpf_map_get_next_key(a->fds.decap, prev, &next) == 0) {
+		k = next;
+		prev = &k;
+		n++;
+	}
+	return n;
+}
+
+#define DOC_DECAP(list) \
+	"{'version':1,'node':{'interfaces':['lo'],'xdp_mode':'generic'," \
+	"'addresses':{'ipv4':'192.0.2.11','ipv6':'2001:db8::11'},'mtu':1500}," \
+	"'maglev':{'seed':'5f3c0a1e9b7d2c44a1b2c3d4e5f60718','table_size':251}," \
+	"'conntrack':{'max_entries':4096,'udp_timeout_s':45}," \
+	"'icmp':{'too_big_per_second_per_cpu':77}," \
+	"'decap':{'sources':[" list "]},'services':[" SVC_DNS "]}"
+
+/* decap.sources is what aeth_decap holds, replaced as a whole; the node
+ * entry carries the UDP timeout and the ICMP budget. */
+Test(apply, decap_sources_and_node_settings)
+{
+	struct aeth_node node;
+	uint32_t zero = 0, family;
+
+	apply_ok(A, DOC_DECAP("'192.0.2.1/32','2001:db8:1::/64'"));
+	cr_assert_eq(decap_count(A), 2);
+	cr_assert(acl_match(A->fds.decap, "192.0.2.1", &family));
+	cr_assert_eq(family, AETH_AF_INET);
+	cr_assert(acl_match(A->fds.decap, "2001:db8:1::5", &family));
+	cr_assert_eq(family, AETH_AF_INET6);
+	cr_assert(!acl_has(A->fds.decap, "192.0.2.2"));
+	cr_assert_eq(bpf_map_lookup_elem(A->fds.node, &zero, &node), 0);
+	cr_assert_eq(node.udp_timeout_s, 45);
+	cr_assert_eq(node.icmp_rate, 77);
+
+	apply_ok(A, DOC_DECAP("'192.0.2.0/30'"));
+	cr_assert_eq(decap_count(A), 1);
+	cr_assert(acl_has(A->fds.decap, "192.0.2.2"));
+	cr_assert(!acl_has(A->fds.decap, "2001:db8:1::5"));
+
+	apply_ok(A, DOC_A);	/* no decap member: no tunnel accepted */
+	cr_assert_eq(decap_count(A), 0);
+	cr_assert_eq(bpf_map_lookup_elem(A->fds.node, &zero, &node), 0);
+	cr_assert_eq(node.udp_timeout_s, AETH_DEFAULT_UDP_TIMEOUT_S);
+	cr_assert_eq(node.icmp_rate, AETH_DEFAULT_ICMP_RATE);
+}

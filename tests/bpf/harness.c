@@ -70,6 +70,8 @@ int dp_open_sized(struct dp_h *h, __u32 ct_entries, __u32 rl_entries)
 	h->svc_stats = bpf_map__fd(skel->maps.aeth_svc_stats);
 	h->be_stats = bpf_map__fd(skel->maps.aeth_be_stats);
 	h->global = bpf_map__fd(skel->maps.aeth_global);
+	h->decap = bpf_map__fd(skel->maps.aeth_decap);
+	h->pcpu = bpf_map__fd(skel->maps.aeth_pcpu);
 	h->ncpus = libbpf_num_possible_cpus();
 	if (h->ncpus <= 0) {
 		err = h->ncpus ? h->ncpus : -EINVAL;
@@ -116,6 +118,8 @@ void dp_node_default(struct aeth_node *node)
 	node->flags = AETH_NODE_F_V4 | AETH_NODE_F_V6;
 	node->mtu = 1500;
 	node->ct_insert_rate = 0;
+	node->udp_timeout_s = AETH_DEFAULT_UDP_TIMEOUT_S;
+	node->icmp_rate = AETH_DEFAULT_ICMP_RATE;
 	memcpy(node->hash_seed, seed, sizeof(seed));
 }
 
@@ -263,11 +267,18 @@ int dp_acl_add(int acl_fd, const char *addr, uint32_t prefixlen)
 		k.addr[11] = 0xff;
 		memcpy(k.addr + 12, &a.v4, 4);
 		k.prefixlen = prefixlen + 96;
+		v = AETH_AF_INET;
 	} else {
 		memcpy(k.addr, a.bytes, 16);
 		k.prefixlen = prefixlen;
+		v = AETH_AF_INET6;	/* the family of the prefix, as the agent */
 	}
 	return bpf_map_update_elem(acl_fd, &k, &v, BPF_ANY) ? -errno : 0;
+}
+
+int dp_decap_add(struct dp_h *h, const char *addr, uint32_t prefixlen)
+{
+	return dp_acl_add(h->decap, addr, prefixlen);
 }
 
 int dp_run(struct dp_h *h, const void *in, size_t in_len, void *out,

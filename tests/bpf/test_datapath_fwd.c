@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -33,14 +34,19 @@ struct result {
 	size_t len;
 };
 
-static void setup(void)
+static void setup_node_only(void)
 {
 	struct aeth_node node;
 
-	cr_assert_eq(dp_netns_setup(&net), 0);
-	cr_assert_eq(dp_open(&h), 0);
 	dp_node_default(&node);
 	cr_assert_eq(dp_set_node(&h, &node), 0);
+}
+
+static void setup(void)
+{
+	cr_assert_eq(dp_netns_setup(&net), 0);
+	cr_assert_eq(dp_open(&h), 0);
+	setup_node_only();
 }
 
 static void teardown(void)
@@ -517,12 +523,15 @@ Test(fwd, removed_backend_reselected)
 	backend(10, "192.0.2.21", AETH_BE_F_IN_USE, 1);
 	backend(11, "192.0.2.22", AETH_BE_F_IN_USE, 1);
 	service(1, VIP4, 6443, 6, ids, 1);
+	s.tcp_flags = PKT_TCP_SYN;
 	build(&s, &f);
 	run(&f, &r);
 	expect_tx(&r, &s, &f, "192.0.2.21");
 
 	backend(10, "192.0.2.21", 0, 1);	/* removed */
 	set_table_all(1, 11);
+	s.tcp_flags = PKT_TCP_ACK;
+	build(&s, &f);
 	run(&f, &r);
 	expect_tx(&r, &s, &f, "192.0.2.22");
 	cr_assert_eq(global().events[AETH_EV_CT_RESELECT], 1);
@@ -603,7 +612,10 @@ Test(fwd, empty_table_is_no_backend)
 	cr_assert_eq(global().reasons[AETH_R_NO_BACKEND], 2);
 }
 
-Test(fwd, mid_flow_packet_without_entry_is_recorded)
+/* A TCP packet that is not a SYN and misses the table (moved here by ECMP,
+ * or spoofed) follows Maglev like on every node, but buys no entry and is
+ * no new connection. */
+Test(fwd, mid_flow_packet_without_entry_is_not_recorded)
 {
 	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
 	struct aeth_flow fl = flow_of(&s);
@@ -616,8 +628,141 @@ Test(fwd, mid_flow_packet_without_entry_is_recorded)
 	build(&s, &f);
 	run(&f, &r);
 	expect_tx(&r, &s, &f, "192.0.2.21");
+	cr_assert_neq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
+	cr_assert_eq(svc_stats(1).new_flows, 0);
+	cr_assert_eq(global().events[AETH_EV_CT_STRAY], 1);
+	cr_assert_eq(global().events[AETH_EV_CT_INSERT], 0);
+}
+
+/* A flood of spoofed ACKs from inside the authorized networks evicts no
+ * established entry, even with no insert cap and a table it overfills. */
+Test(fwd, spoofed_ack_flood_evicts_nothing)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 30000, VIP4, 6443);
+	struct aeth_flow fl;
+	struct aeth_ct_entry e;
+	struct frame f;
+	struct result r;
+	int i;
+
+	dp_close(&h);
+	cr_assert_eq(dp_open_sized(&h, 1024, 0), 0);
+	setup_node_only();
+	one_backend_service(1, VIP4, 6443, 6, 10, "192.0.2.21");
+	s.tcp_flags = PKT_TCP_SYN;
+	for (i = 0; i < 100; i++) {	/* established connections */
+		s.sport = 30000 + i;
+		build(&s, &f);
+		run(&f, &r);
+		cr_assert_eq(r.verdict, XDP_TX);
+	}
+	s.tcp_flags = PKT_TCP_ACK;
+	for (i = 0; i < 4096; i++) {	/* four times the table */
+		s.src.v4 = htonl(0xc6336400u | (i & 0xff));	/* 198.51.100.x */
+		s.sport = 1024 + i;
+		build(&s, &f);
+		run(&f, &r);
+		cr_assert_eq(r.verdict, XDP_TX);
+	}
+	dp_addr(CLI4, &s.src);
+	for (i = 0; i < 100; i++) {
+		s.sport = 30000 + i;
+		fl = flow_of(&s);
+		cr_assert_eq(bpf_map_lookup_elem(h.ct, &fl, &e), 0,
+			     "connection %d evicted", i);
+	}
+	cr_assert_eq(global().events[AETH_EV_CT_INSERT], 100);
+	cr_assert_eq(svc_stats(1).new_flows, 100);
+}
+
+/* A client reusing a tuple (NAT) whose entry names a backend that no longer
+ * takes new connections: the SYN re-selects and the entry follows. */
+static void syn_reselects_when(uint32_t flags)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct aeth_flow fl = flow_of(&s);
+	uint32_t ids[] = { 10 };
+	struct aeth_ct_entry e;
+	struct frame f;
+	struct result r;
+
+	backend(10, "192.0.2.21", AETH_BE_F_IN_USE, 1);
+	backend(11, "192.0.2.22", AETH_BE_F_IN_USE, 1);
+	service(1, VIP4, 6443, 6, ids, 1);
+	s.tcp_flags = PKT_TCP_SYN;
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+
+	backend(10, "192.0.2.21", AETH_BE_F_IN_USE | flags, 1);
+	set_table_all(1, 11);
+	run(&f, &r);	/* the same SYN again */
+	expect_tx(&r, &s, &f, "192.0.2.22");
 	cr_assert_eq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
-	cr_assert_eq(e.backend_id, 10);
+	cr_assert_eq(e.backend_id, 11);
+	cr_assert_eq(svc_stats(1).new_flows, 2);
+	s.tcp_flags = PKT_TCP_ACK;	/* and the connection stays there */
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.22");
+}
+
+Test(fwd, syn_on_entry_of_draining_backend_reselects)
+{
+	syn_reselects_when(AETH_BE_F_DRAINING);
+}
+
+Test(fwd, syn_on_entry_of_unhealthy_backend_reselects)
+{
+	syn_reselects_when(AETH_BE_F_UNHEALTHY);
+}
+
+static uint64_t coarse_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+/* A UDP entry idle for longer than udp_timeout_s (default 30) is gone: the
+ * flow no longer sticks to a backend that left the table. */
+Test(fwd, idle_udp_entry_expires)
+{
+	struct pkt_spec s = pkt_spec_udp4(CLI4, 5353, VIP4, 53);
+	struct aeth_flow fl = flow_of(&s);
+	uint32_t ids[] = { 10 };
+	struct aeth_ct_entry e;
+	struct frame f;
+	struct result r;
+
+	backend(10, "192.0.2.21", AETH_BE_F_IN_USE, 1);
+	backend(11, "192.0.2.22", AETH_BE_F_IN_USE, 1);
+	service(1, VIP4, 53, 17, ids, 1);
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+	backend(10, "192.0.2.21", AETH_BE_F_IN_USE | AETH_BE_F_UNHEALTHY, 1);
+	set_table_all(1, 11);
+	run(&f, &r);	/* still active: keeps its backend */
+	expect_tx(&r, &s, &f, "192.0.2.21");
+
+	cr_assert_eq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
+	e.seen_ns = coarse_now_ns() - 29ull * 1000000000ull;
+	cr_assert_eq(bpf_map_update_elem(h.ct, &fl, &e, BPF_EXIST), 0);
+	run(&f, &r);	/* idle 29 s: still there, and refreshed */
+	expect_tx(&r, &s, &f, "192.0.2.21");
+	cr_assert_eq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
+	cr_assert_gt(e.seen_ns, coarse_now_ns() - 1000000000ull);
+
+	e.seen_ns = coarse_now_ns() - 31ull * 1000000000ull;
+	cr_assert_eq(bpf_map_update_elem(h.ct, &fl, &e, BPF_EXIST), 0);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.22");
+	cr_assert_eq(global().events[AETH_EV_CT_EXPIRED], 1);
+	cr_assert_eq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
+	cr_assert_eq(e.backend_id, 11);
+	cr_assert_eq(svc_stats(1).new_flows, 2);
 }
 
 Test(fwd, insert_budget_skips_recording_but_forwards)

@@ -202,6 +202,7 @@ Test(packet_fuzz, decap_only_for_configured_services)
 	dp_table_round_robin(table, 7, &id, 1);
 	cr_assert_eq(dp_set_maglev(&h, 0, table, 7), 0);
 	cr_assert_eq(dp_add_service(&h, &key, &svc), 0);
+	cr_assert_eq(dp_decap_add(&h, "192.0.2.12", 32), 0);	/* the LB */
 
 	/* a balancer's packet for the service: stripped, to the stack */
 	cr_expect_eq(run_tunnel(&h, net.if0, "203.0.113.10", 6443, 6, &d,
