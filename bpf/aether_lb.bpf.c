@@ -74,12 +74,12 @@ static __always_inline int lb_admit(const struct aeth_svc *svc,
 }
 
 /* The backend of a flow: its recorded one when still good for this packet,
- * else a Maglev pick. Recorded (record set) for admitted new connections
- * and re-selections; a TCP non-SYN that misses the table is forwarded by
+ * else a Maglev pick, recorded for admitted new connections and
+ * re-selections; a TCP non-SYN that misses the table is forwarded by
  * Maglev and not recorded (bpf/maps.h, aeth_ct: why). */
 static __always_inline struct aeth_backend *
 lb_backend(struct lb_pkt *p, const struct aeth_node *node,
-	   const struct aeth_svc *svc, __u32 *be_id, bool record, int *drop)
+	   const struct aeth_svc *svc, __u32 *be_id, int *drop)
 {
 	struct aeth_ct_entry *e = ct_lookup(&p->flow);
 	struct aeth_backend *be = NULL;
@@ -99,7 +99,7 @@ lb_backend(struct lb_pkt *p, const struct aeth_node *node,
 		if (p->flow.proto == IPPROTO_TCP && !lb_tcp_syn(p))
 			verdict = AETH_CT_RESELECT;	/* stray: not recorded */
 	}
-	if (record && verdict == AETH_CT_NEW) {
+	if (verdict == AETH_CT_NEW) {
 		*drop = lb_admit(svc, p);
 		if (*drop >= 0)
 			return NULL;
@@ -109,8 +109,6 @@ lb_backend(struct lb_pkt *p, const struct aeth_node *node,
 		*drop = AETH_R_NO_BACKEND;
 		return NULL;
 	}
-	if (!record)
-		return be;
 	if (!e && verdict != AETH_CT_NEW) {
 		stats_event(AETH_EV_CT_STRAY);
 		return be;
@@ -124,6 +122,38 @@ lb_backend(struct lb_pkt *p, const struct aeth_node *node,
 	return be;
 }
 
+/* A packet that would not fit the MTU once encapsulated. It is never
+ * handed on to be fragmented: the backend's decap refuses outer fragments,
+ * so a fragmented tunnel packet would be lost without a word. Instead the
+ * client gets "fragmentation needed" / "packet too big" (with or without
+ * DF), within this CPU's ICMP budget, never to a source that is no single
+ * host and never about an ICMP error (steer); either way the packet is
+ * counted as mtu_exceeded. */
+static __always_inline int lb_too_big(struct xdp_md *ctx, struct lb_pkt *p,
+				      const struct aeth_node *node, __u32 hlen,
+				      __u32 svc_id, bool steer)
+{
+	__u32 mtu = node->mtu > hlen ? node->mtu - hlen : 0;
+	int rc;
+
+	if (steer || !icmp_source_answerable(p))
+		return stats_drop(AETH_R_MTU_EXCEEDED, svc_id);
+	if (!icmp_budget_take(node)) {
+		stats_event(AETH_EV_ICMP_TOO_BIG_LIMITED);
+		return stats_drop(AETH_R_MTU_EXCEEDED, svc_id);
+	}
+	if (p->flow.family == AETH_AF_INET)
+		rc = icmp_frag_needed_v4(ctx, p, mtu < 68 ? 68 : mtu);
+	else
+		rc = icmp_too_big_v6(ctx, p, mtu < 1280 ? 1280 : mtu);
+	/* counted as a drop of the client's packet; the answer is sent */
+	stats_drop(AETH_R_MTU_EXCEEDED, svc_id);
+	if (rc)
+		return XDP_DROP;
+	stats_event(AETH_EV_ICMP_TOO_BIG_SENT);
+	return XDP_TX;
+}
+
 /* Encapsulate towards the backend and send it on its way. steer: an ICMP
  * error being forwarded (never answered with another ICMP). */
 static __always_inline int lb_forward(struct xdp_md *ctx, struct lb_pkt *p,
@@ -134,50 +164,22 @@ static __always_inline int lb_forward(struct xdp_md *ctx, struct lb_pkt *p,
 {
 	__u32 hlen = encap_overhead(be), svc_id = svc->id, bytes = p->l3_len;
 	struct bpf_fib_lookup fib;
-	bool to_stack_frag = false;
 	__u32 ingress = ctx->ingress_ifindex;
-	int rc = BPF_FIB_LKUP_RET_SUCCESS;
+	int rc;
 
 	if (!(node->flags & (be->family == AETH_AF_INET ? AETH_NODE_F_V4 :
 							   AETH_NODE_F_V6)))
 		return stats_drop(AETH_R_NO_ROUTE, svc_id);
+	if (node->mtu && p->l3_len + hlen > node->mtu)
+		return lb_too_big(ctx, p, node, hlen, svc_id, steer);
 
-	if (node->mtu && p->l3_len + hlen > node->mtu) {
-		__u32 mtu = node->mtu > hlen ? node->mtu - hlen : 0;
-
-		if (!steer && p->flow.family == AETH_AF_INET && !p->df) {
-			to_stack_frag = true;
-		} else if (steer) {
-			return stats_drop(AETH_R_MTU_EXCEEDED, svc_id);
-		} else {
-			if (p->flow.family == AETH_AF_INET)
-				rc = icmp_frag_needed_v4(ctx, p,
-							 mtu < 68 ? 68 : mtu);
-			else
-				rc = icmp_too_big_v6(ctx, p,
-						     mtu < 1280 ? 1280 : mtu);
-			stats_drop(AETH_R_MTU_EXCEEDED, svc_id);
-			if (rc)
-				return XDP_DROP;
-			stats_event(AETH_EV_ICMP_TOO_BIG_SENT);
-			return XDP_TX;
-		}
-	}
-
-	if (!to_stack_frag) {
-		rc = encap_fib(ctx, p, node, be, be_id, &fib);
-		if (rc != BPF_FIB_LKUP_RET_SUCCESS &&
-		    rc != BPF_FIB_LKUP_RET_NO_NEIGH)
-			return stats_drop(AETH_R_NO_ROUTE, svc_id);
-	}
+	rc = encap_fib(ctx, p, node, be, be_id, &fib);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return stats_drop(AETH_R_NO_ROUTE, svc_id);
 	if (encap_push(ctx, p, node, be))
 		return stats_drop(AETH_R_NO_ROUTE, svc_id);
 	stats_forward(svc_id, be_id, bytes);
 
-	if (to_stack_frag) {
-		stats_event(AETH_EV_TO_STACK_FRAG);
-		return XDP_PASS;
-	}
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
 		/* the stack forwards it and resolves the neighbour */
 		stats_event(AETH_EV_TO_STACK_NO_NEIGH);
@@ -193,15 +195,39 @@ static __always_inline int lb_forward(struct xdp_md *ctx, struct lb_pkt *p,
 	return bpf_redirect(fib.ifindex, 0);
 }
 
-/* ICMP to a VIP: errors about a service flow follow the flow; anything else
- * is not something a VIP was configured for. */
+/* The backend of the flow an ICMP error quotes: only a flow with a live
+ * connection entry on a backend still in use is followed. A Maglev guess
+ * would let anyone aim forged errors at any backend. */
+static __always_inline struct aeth_backend *
+lb_icmp_backend(const struct lb_pkt *p, const struct aeth_node *node,
+		const struct aeth_svc *svc, __u32 *be_id)
+{
+	struct aeth_ct_entry *e = ct_lookup(&p->flow);
+	struct aeth_backend *be;
+	__u64 now;
+	__u32 id;
+
+	if (!e)
+		return NULL;
+	id = e->backend_id;
+	be = bpf_map_lookup_elem(&aeth_backend, &id);
+	now = p->flow.proto == IPPROTO_UDP ? bpf_ktime_get_coarse_ns() : 0;
+	if (aeth_ct_judge(e, be, svc->id, p->flow.proto, false, now,
+			  node->udp_timeout_s) != AETH_CT_USE)
+		return NULL;
+	*be_id = id;
+	return be;
+}
+
+/* ICMP to a VIP: errors about a service flow with an entry follow the flow;
+ * anything else is not something a VIP was configured for. */
 static __always_inline int lb_icmp(struct xdp_md *ctx, struct lb_pkt *p,
 				   const struct aeth_node *node)
 {
 	struct aeth_backend *be;
 	struct aeth_svc *svc;
 	__u32 be_id = 0;
-	int drop;
+	int rc;
 
 	if (icmp_error_flow(ctx, p))
 		return stats_drop(AETH_R_UNCONFIGURED_PORT, STATS_NO_SVC);
@@ -211,11 +237,13 @@ static __always_inline int lb_icmp(struct xdp_md *ctx, struct lb_pkt *p,
 		return stats_drop(AETH_R_UNCONFIGURED_PORT, STATS_NO_SVC);
 	if (!guard_source_authorized(svc, &p->flow))
 		return stats_drop(AETH_R_NOT_AUTHORIZED, svc->id);
-	be = lb_backend(p, node, svc, &be_id, false, &drop);
-	if (!be)
-		return stats_drop(drop, svc->id);
-	stats_event(AETH_EV_ICMP_STEERED);
-	return lb_forward(ctx, p, node, svc, be, be_id, true);
+	be = lb_icmp_backend(p, node, svc, &be_id);
+	if (!be)	/* about no flow we carry */
+		return stats_drop(AETH_R_UNCONFIGURED_PORT, svc->id);
+	rc = lb_forward(ctx, p, node, svc, be, be_id, true);
+	if (rc != XDP_DROP)
+		stats_event(AETH_EV_ICMP_STEERED);
+	return rc;
 }
 
 /* A packet for a service found by its exact (VIP, port, proto). */
@@ -230,7 +258,7 @@ static __always_inline int lb_service_found(struct xdp_md *ctx,
 
 	if (!guard_source_authorized(svc, &p->flow))
 		return stats_drop(AETH_R_NOT_AUTHORIZED, svc->id);
-	be = lb_backend(p, node, svc, &be_id, true, &drop);
+	be = lb_backend(p, node, svc, &be_id, &drop);
 	if (!be)
 		return stats_drop(drop, svc->id);
 	return lb_forward(ctx, p, node, svc, be, be_id, false);

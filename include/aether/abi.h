@@ -75,7 +75,7 @@ enum aeth_event {
 	AETH_EV_TX,		/* encapsulated, XDP_TX */
 	AETH_EV_REDIRECT,	/* encapsulated, redirected to another NIC */
 	AETH_EV_TO_STACK_NO_NEIGH, /* encapsulated, no neighbour: XDP_PASS */
-	AETH_EV_TO_STACK_FRAG,	/* encapsulated, too big without DF: the stack fragments */
+	AETH_EV_TO_STACK_FRAG,	/* unused: a too-big packet is answered, never fragmented */
 	AETH_EV_DECAP,		/* valid tunnel packet stripped, XDP_PASS */
 	AETH_EV_CT_HIT,
 	AETH_EV_CT_MISS,

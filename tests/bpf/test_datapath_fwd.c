@@ -965,7 +965,9 @@ Test(fwd, mtu_v6_too_big_quotes_extension_headers)
 	too_big_v6_case(2);
 }
 
-Test(fwd, mtu_v4_without_df_goes_to_stack_to_fragment)
+/* Without DF too: handing it on to be fragmented would lose it at the
+ * backend (outer fragments are refused), so the client is told. */
+Test(fwd, mtu_v4_without_df_answers_frag_needed)
 {
 	struct pkt_spec s = pkt_spec_udp4(CLI4, 40000, VIP4, 53);
 	struct frame f;
@@ -977,10 +979,90 @@ Test(fwd, mtu_v4_without_df_goes_to_stack_to_fragment)
 	s.payload_len = 1500 - 20 - 8 - 30;	/* 1470 + 40 > 1500 */
 	build(&s, &f);
 	run(&f, &r);
-	cr_assert_eq(r.verdict, XDP_PASS);
-	expect_encap(&r, &s, &f, "2001:db8::21", s.dmac, s.smac);
-	cr_assert_eq(global().events[AETH_EV_TO_STACK_FRAG], 1);
-	cr_assert_eq(global().reasons[AETH_R_MTU_EXCEEDED], 0);
+	cr_assert_eq(r.verdict, XDP_TX);
+	cr_assert_eq(r.b[14 + 9], 1, "an ICMP answer");
+	cr_assert_eq(r.b[14 + 20], 3);
+	cr_assert_eq(r.b[14 + 21], 4);
+	cr_assert_eq((r.b[14 + 26] << 8) | r.b[14 + 27], 1460);
+	cr_assert_eq(global().events[AETH_EV_TO_STACK_FRAG], 0);
+	cr_assert_eq(global().events[AETH_EV_ICMP_TOO_BIG_SENT], 1);
+	cr_assert_eq(global().reasons[AETH_R_MTU_EXCEEDED], 1);
+	cr_assert_eq(svc_stats(1).packets, 0);
+}
+
+/* A too-big packet of source src (v4 or v6 text): dropped, counted, and
+ * whether an answer went out. */
+static bool too_big_answered(const char *src)
+{
+	struct pkt_spec s = strchr(src, ':') ?
+				    pkt_spec_udp6(src, 40000, VIP6, 53) :
+				    pkt_spec_udp4(src, 40000, VIP4, 53);
+	uint64_t before = global().reasons[AETH_R_MTU_EXCEEDED];
+	struct frame f;
+	struct result r;
+
+	s.payload = big_payload;
+	s.payload_len = 1480;
+	build(&s, &f);
+	run(&f, &r);
+	cr_assert_eq(global().reasons[AETH_R_MTU_EXCEEDED], before + 1, "%s",
+		     src);
+	cr_assert(r.verdict == XDP_TX || r.verdict == XDP_DROP);
+	return r.verdict == XDP_TX;
+}
+
+static void too_big_services(void)
+{
+	backend(10, "192.0.2.21", AETH_BE_F_IN_USE, 1);
+	backend(11, "2001:db8::21", AETH_BE_F_IN_USE, 2);
+	service(1, VIP4, 53, 17, (uint32_t[]){ 10 }, 1);
+	service(2, VIP6, 53, 17, (uint32_t[]){ 11 }, 1);
+}
+
+/* Never an answer to an address that is no single host: a forged source
+ * there would make the balancer answer many, or nobody. */
+Test(fwd, too_big_never_answers_non_unicast_sources)
+{
+	static const char *const bad[] = {
+		"0.0.0.0", "127.0.0.1", "224.0.0.1", "239.1.2.3",
+		"255.255.255.255", "240.0.0.1", "::", "::1", "ff02::1",
+		"ff0e::5",
+	};
+	size_t i;
+
+	too_big_services();
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert(!too_big_answered(bad[i]), "answered %s", bad[i]);
+	cr_assert(too_big_answered(CLI4));
+	cr_assert(too_big_answered(CLI6));
+	cr_assert_eq(global().events[AETH_EV_ICMP_TOO_BIG_SENT], 2);
+}
+
+/* The answers are rate limited per CPU (node.icmp_rate per second, at
+ * most one second's worth at once); refused answers are still counted. */
+Test(fwd, too_big_answers_rate_limited_per_cpu)
+{
+	struct aeth_node node;
+	int i, sent = 0;
+
+	cr_assert_eq(dp_pin_cpu(0), 0);	/* the budget is per CPU */
+	too_big_services();
+	dp_node_default(&node);
+	node.icmp_rate = 5;
+	cr_assert_eq(dp_set_node(&h, &node), 0);
+	for (i = 0; i < 50; i++)
+		sent += too_big_answered(CLI4);
+	cr_assert_eq(sent, 5, "%d answers from a budget of 5", sent);
+	cr_assert_eq(global().events[AETH_EV_ICMP_TOO_BIG_LIMITED], 45);
+	usleep(450 * 1000);	/* refills 5/s: about two more */
+	sent = 0;
+	for (i = 0; i < 10; i++)
+		sent += too_big_answered(CLI4);
+	cr_assert(sent >= 1 && sent <= 3, "%d answers after 450 ms", sent);
+	node.icmp_rate = 0;	/* off */
+	cr_assert_eq(dp_set_node(&h, &node), 0);
+	usleep(1100 * 1000);
+	cr_assert(!too_big_answered(CLI4));
 }
 
 Test(fwd, fits_exactly_at_mtu)
@@ -1050,16 +1132,72 @@ static void icmp_steer_case(int v6)
 	expect_tx(&r, &e, &ef, b1);
 	cr_assert_eq(global().events[AETH_EV_ICMP_STEERED], 1);
 
-	/* no entry for this flow: Maglev decides */
+	/* no entry for this flow: not steered anywhere (a Maglev guess would
+	 * let anyone aim forged errors at any backend) */
 	icmp_error_frame(v6, 6443, 40001, &e, &ef);
 	run(&ef, &r);
-	expect_tx(&r, &e, &ef, b2);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	cr_assert_eq(global().reasons[AETH_R_UNCONFIGURED_PORT], 1);
+	cr_assert_eq(global().events[AETH_EV_ICMP_STEERED], 1);
+	(void)b2;
 
 	/* not about a service port: dropped */
 	icmp_error_frame(v6, 22, 40000, &e, &ef);
 	run(&ef, &r);
 	cr_assert_eq(r.verdict, XDP_DROP);
-	cr_assert_eq(global().reasons[AETH_R_UNCONFIGURED_PORT], 1);
+	cr_assert_eq(global().reasons[AETH_R_UNCONFIGURED_PORT], 2);
+}
+
+/* An entry whose backend was removed: the error is about a flow nobody
+ * carries any more, so it goes nowhere. */
+Test(fwd, icmp_error_for_removed_backend_dropped)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	uint32_t ids[] = { 10 };
+	struct pkt_spec e;
+	struct frame f, ef;
+	struct result r;
+
+	backend(10, "192.0.2.21", AETH_BE_F_IN_USE, 1);
+	service(1, VIP4, 6443, 6, ids, 1);
+	s.tcp_flags = PKT_TCP_SYN;
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+	backend(10, "192.0.2.21", 0, 1);
+	icmp_error_frame(0, 6443, 40000, &e, &ef);
+	run(&ef, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	cr_assert_eq(global().events[AETH_EV_ICMP_STEERED], 0);
+}
+
+/* icmp_steered counts errors that were sent, not ones that then failed
+ * (here: too big for the MTU once encapsulated, never answered). */
+Test(fwd, icmp_steered_counted_only_when_sent)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct aeth_node node;
+	uint32_t ids[] = { 10 };
+	struct pkt_spec e;
+	struct frame f, ef;
+	struct result r;
+
+	backend(10, "192.0.2.21", AETH_BE_F_IN_USE, 1);
+	service(1, VIP4, 6443, 6, ids, 1);
+	s.tcp_flags = PKT_TCP_SYN;
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+	icmp_error_frame(0, 6443, 40000, &e, &ef);
+	dp_node_default(&node);
+	node.mtu = (ef.len - 14) + 19;	/* the error + 20 does not fit */
+	cr_assert_eq(dp_set_node(&h, &node), 0);
+	run(&ef, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	cr_assert_eq(global().reasons[AETH_R_MTU_EXCEEDED], 1);
+	cr_assert_eq(global().events[AETH_EV_ICMP_TOO_BIG_SENT], 0,
+		     "never an ICMP error about an ICMP error");
+	cr_assert_eq(global().events[AETH_EV_ICMP_STEERED], 0);
 }
 
 Test(fwd, icmp_error_follows_flow_v4)

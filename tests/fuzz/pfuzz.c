@@ -9,6 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
+
 #include "harness.h"
 #include "pkt.h"
 #include "pfuzz.h"
@@ -303,8 +305,20 @@ static int config_load(struct dp_h *h)
 
 /* ---- random numbers ----------------------------------------------------- */
 
+/* A client flow the generator sent, so ICMP errors can quote real ones. */
+struct gen_flow {
+	int family;
+	union aeth_addr src, dst;
+	uint16_t sport, dport;
+	uint8_t proto;
+};
+
+#define GEN_FLOWS 16
+
 struct gen {
 	uint64_t s;
+	struct gen_flow recent[GEN_FLOWS];
+	unsigned int n_recent;
 };
 
 static uint64_t rnd(struct gen *g)
@@ -455,6 +469,19 @@ static size_t gen_icmp_error(struct gen *g, int family, uint8_t *p, size_t cap)
 	q.proto = chance(g, 50) ? 6 : chance(g, 90) ? 17 : rnd(g);
 	q.sport = pick_port(g);
 	q.dport = rnd(g);
+	if (g->n_recent && chance(g, 50)) {	/* about a flow we sent */
+		const struct gen_flow *f =
+			&g->recent[below(g, g->n_recent < GEN_FLOWS ?
+						    g->n_recent : GEN_FLOWS)];
+
+		if (f->family == family) {
+			q.src = f->dst;
+			q.dst = f->src;
+			q.sport = f->dport;
+			q.dport = f->sport;
+			q.proto = f->proto;
+		}
+	}
 	q.tcp_flags = PKT_TCP_SYN;
 	if (family == AETH_AF_INET && chance(g, 10)) {
 		q.ip_opts_len = 4 * (1 + below(g, 10));
@@ -572,6 +599,16 @@ static size_t gen_l3(struct gen *g, int depth, int family, void *out,
 	}
 	s.payload = payload;
 	s.payload_len = plen;
+	if (depth == 0 && (s.proto == 6 || s.proto == 17)) {
+		struct gen_flow *f = &g->recent[g->n_recent++ % GEN_FLOWS];
+
+		f->family = family;
+		f->src = s.src;
+		f->dst = s.dst;
+		f->sport = s.sport;
+		f->dport = s.dport;
+		f->proto = s.proto;
+	}
 
 	if (family == AETH_AF_INET) {
 		if (chance(g, 8)) {
@@ -1198,6 +1235,18 @@ static bool stray_tunnel(const uint8_t *in, size_t in_len, const struct view *v)
 	       (proto == 4 || proto == 41);
 }
 
+/* A too-big answer goes to a single host only. */
+static bool answerable(int family, const uint8_t *a)
+{
+	static const uint8_t zero[16];
+
+	if (family == AETH_AF_INET)
+		return a[0] != 0 && a[0] != 127 && a[0] < 224;
+	if (a[0] == 0xff)
+		return false;
+	return memcmp(a, zero, 15) || (a[15] & ~1);
+}
+
 /* The data path's own answer to a packet too big to encapsulate. */
 static const char *check_too_big(const struct view *v, const uint8_t *in,
 				 size_t in_len, const uint8_t *out,
@@ -1223,6 +1272,8 @@ static const char *check_too_big(const struct view *v, const uint8_t *in,
 		return why;
 	if (fl.icmp)
 		return "ICMP answer to an ICMP error";
+	if (!answerable(v->family, v->src))
+		return "ICMP answer to a source that is no single host";
 	svc = service_of(fl.family, fl.dst, fl.dport, fl.proto);
 	if (svc < 0 || !authorized(svc, fl.family, fl.src))
 		return "ICMP answer to an unauthorized or unknown flow";
@@ -1270,6 +1321,38 @@ static uint64_t terminal_sum(const struct aeth_global_stats *d)
 	for (i = 0; i < AETH_R_MAX; i++)
 		n += d->reasons[i];
 	return n;
+}
+
+/* A steered ICMP error must quote a flow with a connection entry, and go
+ * to that entry's backend. */
+static const char *check_steered_entry(struct pf_ctx *c, const struct view *v,
+				       const uint8_t *out)
+{
+	struct aeth_ct_entry e;
+	struct aeth_flow key;
+	struct flow fl;
+	const char *why;
+	size_t n;
+
+	if (view_flow(c->in, c->in_len, v, &fl, &why))
+		return why;
+	n = alen(fl.family);
+	memset(&key, 0, sizeof(key));
+	memcpy(key.src.bytes, fl.src, n);
+	memcpy(key.dst.bytes, fl.dst, n);
+	key.sport = htons(fl.sport);
+	key.dport = htons(fl.dport);
+	key.proto = fl.proto;
+	key.family = fl.family;
+	if (bpf_map_lookup_elem(c->h.ct, &key, &e))
+		return "ICMP error steered for a flow without a connection entry";
+	if (e.backend_id >= N_BACKENDS ||
+	    !addr_eq(backends[e.backend_id].family,
+		     &backends[e.backend_id].addr,
+		     get16(out + v->l3_off - 2) == 0x0800 ?
+			     out + v->l3_off + 16 : out + v->l3_off + 24))
+		return "ICMP error steered to another backend than its entry's";
+	return NULL;
 }
 
 /* Judge one packet. d: the global counter deltas it caused. */
@@ -1393,6 +1476,10 @@ static void judge(struct pf_ctx *c, const uint8_t *out, size_t out_len,
 				why = "a drop reason counted for a packet not dropped";
 	}
 	if (steered && !why)
+		why = check_steered_entry(c, &v, out);
+	if (d->events[AETH_EV_TO_STACK_FRAG] && !why)
+		why = "a too-big packet handed on to be fragmented";
+	if (steered && !why)
 		c->res->outcomes[PF_ICMP_STEERED]++;
 	if (why)
 		violation(c, out, out_len, verdict, "%s", why);
@@ -1461,7 +1548,7 @@ int pf_run(uint64_t seed, uint64_t n, bool verbose, int max_reports,
 	static uint8_t in[PKT_MAX], out[PKT_MAX];
 	struct aeth_global_stats before, after, d;
 	struct pf_ctx c;
-	struct gen g = { seed };
+	struct gen g = { .s = seed };
 	double t0;
 	uint32_t verdict;
 	size_t out_len;
