@@ -155,12 +155,18 @@ int dp_netns_setup(struct dp_net *net);
 /* What the program should emit for frame `in` (built from spec s) sent to
  * backend `backend`: s's L2 header with the given MACs and its VLAN tags,
  * an outer header from the node address of the backend's family (TTL, TOS,
- * DF, IPv4 id and IPv6 flow label carried over as the data path promises),
+ * DF and IPv6 flow label carried over as the data path promises; the outer
+ * IPv4 id is 0 with DF, else the program's own: copy it from the output
+ * with dp_expect_take_ip_id before comparing),
  * then the client's IP packet unchanged. Built with pkt.c only. Returns the
  * length. */
 struct pkt_spec;
 size_t dp_expect_encap(const struct pkt_spec *s, const void *in, size_t in_len,
 		       const char *backend, const uint8_t dmac[6],
 		       const uint8_t smac[6], void *out);
+
+/* Without DF, copy the outer IPv4 id of got (frame, L3 at l3) into want
+ * and fix want's header checksum. */
+void dp_expect_take_ip_id(void *want, const void *got, size_t l3);
 
 #endif /* AETHER_TESTS_HARNESS_H */

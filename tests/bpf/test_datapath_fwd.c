@@ -129,6 +129,9 @@ static void expect_encap(const struct result *r, const struct pkt_spec *s,
 	size_t n = dp_expect_encap(s, f->b, f->len, backend, dmac, smac, want);
 	size_t l3 = 14 + 4 * s->n_vlan;
 
+	if (r->len > l3 + 20)
+		dp_expect_take_ip_id(want, r->b, l3);
+
 	cr_assert(pkt_equal(r->b, r->len, want, n));
 	if (r->b[l3] >> 4 == 4)
 		cr_assert(pkt_ipv4_csum_ok(r->b + l3));
@@ -1409,4 +1412,44 @@ Test(fwd, nexthop_cache_follows_backend_and_neighbour)
 	run(&f, &r);
 	cr_assert_eq(r.verdict, XDP_TX);
 	expect_encap(&r, &s, &f, "192.0.2.21", new_mac, net.mac_if0);
+}
+
+/* ---- outer IPv4 identification ---- */
+
+static uint16_t outer_id(const struct result *r)
+{
+	return (uint16_t)(r->b[14 + 4] << 8 | r->b[14 + 5]);
+}
+
+/* Not the client's id: two clients' packets with the same id must not
+ * share an outer id (the backend would reassemble them together), and a
+ * packet with DF is atomic (id 0). */
+Test(fwd, outer_ipv4_id_is_not_the_inner_one)
+{
+	struct pkt_spec a = pkt_spec_udp4(CLI4, 5353, VIP4, 53);
+	struct pkt_spec b = pkt_spec_udp4("198.51.100.8", 5353, VIP4, 53);
+	struct frame f;
+	struct result r1, r2, r3;
+
+	cr_assert_eq(dp_pin_cpu(0), 0);
+	one_backend_service(1, VIP4, 53, 17, 10, "192.0.2.21");
+	a.df = b.df = false;
+	a.ip_id = b.ip_id = 0x4242;
+	build(&a, &f);
+	run(&f, &r1);
+	expect_tx(&r1, &a, &f, "192.0.2.21");
+	run(&f, &r2);
+	build(&b, &f);
+	run(&f, &r3);
+	expect_tx(&r3, &b, &f, "192.0.2.21");
+	cr_assert_eq(r1.b[14 + 6] & 0x40, 0, "no DF");
+	cr_assert_neq(outer_id(&r1), outer_id(&r3), "two clients, one id");
+	cr_assert_neq(outer_id(&r1), outer_id(&r2), "one flow, one id twice");
+	cr_assert(outer_id(&r1) != 0x4242 || outer_id(&r3) != 0x4242);
+
+	a.df = true;
+	build(&a, &f);
+	run(&f, &r1);
+	expect_tx(&r1, &a, &f, "192.0.2.21");
+	cr_assert_eq(outer_id(&r1), 0);
 }

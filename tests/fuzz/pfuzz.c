@@ -1023,6 +1023,8 @@ static const char *check_encap(const struct view *v, const uint8_t *in,
 		frag = (v->family == AETH_AF_INET6 || v->df) ? 0x4000 : 0;
 		if (get16(o + 6) != frag)
 			return "outer DF / fragment field wrong";
+		if (frag && get16(o + 4))
+			return "outer id of an atomic (DF) packet is not 0";
 		if (o[8] != v->ttl || o[1] != v->tos)
 			return "outer TTL / TOS not carried over";
 		if (o[9] != (v->family == AETH_AF_INET ? 4 : 41))
