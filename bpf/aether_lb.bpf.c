@@ -191,6 +191,10 @@ static __always_inline int lb_forward(struct xdp_md *ctx, struct lb_pkt *p,
 		stats_event(AETH_EV_TX);
 		return XDP_TX;
 	}
+	/* only to an interface the agent attached us to: XDP cannot send on
+	 * the others, and the kernel would drop it after we counted it */
+	if (!bpf_map_lookup_elem(&aeth_tx_ports, &fib.ifindex))
+		return stats_drop(AETH_R_NO_ROUTE, svc_id);
 	stats_event(AETH_EV_REDIRECT);
 	return bpf_redirect(fib.ifindex, 0);
 }

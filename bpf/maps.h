@@ -192,6 +192,21 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } aeth_pcpu SEC(".maps");
 
+/* ifindex -> ifindex of the interfaces the program is attached to: the
+ * only ones a forwarded packet is redirected to. Agent writes. A redirect
+ * to anything else (a VLAN sub-interface, a bridge, a tunnel the route
+ * names) would fail inside the kernel after the program counted it sent;
+ * checked here it is a no_route drop instead. A hash: ifindexes are
+ * large and sparse. (Not a devmap: libbpf 1.1 cannot reuse a pinned one,
+ * the kernel adds BPF_F_RDONLY_PROG to its flags.) */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, AETH_MAX_TX_PORTS);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aeth_tx_ports SEC(".maps");
+
 /* Counters. Data path writes, everyone sums over CPUs. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

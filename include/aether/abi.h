@@ -17,6 +17,7 @@
 #define AETH_MAX_TABLE_SIZE 65537	/* largest supported Maglev table */
 #define AETH_MAX_ACL_CIDRS 65536	/* per service */
 #define AETH_MAX_INTERFACES 8
+#define AETH_MAX_TX_PORTS 64	/* aeth_tx_ports entries */
 #define AETH_NAME_LEN 64
 #define AETH_IFNAME_LEN 16
 #define AETH_DEFAULT_CT_ENTRIES 1048576
@@ -51,6 +52,7 @@
 #define AETH_MAP_GLOBAL "aeth_global"
 #define AETH_MAP_DECAP "aeth_decap"
 #define AETH_MAP_PCPU "aeth_pcpu"
+#define AETH_MAP_TX_PORTS "aeth_tx_ports"
 
 #define AETH_PROG_NAME "aether_lb"	/* SEC("xdp") entry point */
 

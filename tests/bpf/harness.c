@@ -72,6 +72,7 @@ int dp_open_sized(struct dp_h *h, __u32 ct_entries, __u32 rl_entries)
 	h->global = bpf_map__fd(skel->maps.aeth_global);
 	h->decap = bpf_map__fd(skel->maps.aeth_decap);
 	h->pcpu = bpf_map__fd(skel->maps.aeth_pcpu);
+	h->tx_ports = bpf_map__fd(skel->maps.aeth_tx_ports);
 	h->ncpus = libbpf_num_possible_cpus();
 	if (h->ncpus <= 0) {
 		err = h->ncpus ? h->ncpus : -EINVAL;
@@ -274,6 +275,12 @@ int dp_acl_add(int acl_fd, const char *addr, uint32_t prefixlen)
 		v = AETH_AF_INET6;	/* the family of the prefix, as the agent */
 	}
 	return bpf_map_update_elem(acl_fd, &k, &v, BPF_ANY) ? -errno : 0;
+}
+
+int dp_add_tx_port(struct dp_h *h, uint32_t ifindex)
+{
+	return bpf_map_update_elem(h->tx_ports, &ifindex, &ifindex, BPF_ANY) ?
+		       -errno : 0;
 }
 
 int dp_decap_add(struct dp_h *h, const char *addr, uint32_t prefixlen)

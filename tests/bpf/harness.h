@@ -81,7 +81,8 @@ struct dp_h {
 	void *skel;		/* struct aether_lb (skeleton), opaque here */
 	int prog_fd;
 	int meta, node, vip, svc, svcinfo, backend, maglev, acl, ct, ct_budget,
-	    rl_src, rl_svc, svc_stats, be_stats, global, decap, pcpu;
+	    rl_src, rl_svc, svc_stats, be_stats, global, decap, pcpu,
+	    tx_ports;
 	int ncpus;		/* possible CPUs: stride of per-CPU values */
 };
 
@@ -124,6 +125,9 @@ void dp_table_round_robin(uint32_t *table, uint32_t size, const uint32_t *ids,
 
 int dp_acl_create(struct dp_h *h, uint32_t slot);
 int dp_acl_add(int acl_fd, const char *addr, uint32_t prefixlen);
+/* Let the program redirect to ifindex (aeth_tx_ports, as the agent does
+ * for the interfaces it attaches to). */
+int dp_add_tx_port(struct dp_h *h, uint32_t ifindex);
 /* Accept tunnels from addr/prefixlen (aeth_decap, decap.sources). */
 int dp_decap_add(struct dp_h *h, const char *addr, uint32_t prefixlen);
 

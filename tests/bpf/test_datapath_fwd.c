@@ -47,6 +47,9 @@ static void setup(void)
 	cr_assert_eq(dp_netns_setup(&net), 0);
 	cr_assert_eq(dp_open(&h), 0);
 	setup_node_only();
+	/* the program is "attached" to both NICs */
+	cr_assert_eq(dp_add_tx_port(&h, net.if0), 0);
+	cr_assert_eq(dp_add_tx_port(&h, net.if2), 0);
 }
 
 static void teardown(void)
@@ -262,6 +265,25 @@ Test(fwd, other_interface_redirects)
 	cr_assert_eq(r.verdict, XDP_REDIRECT);
 	expect_encap(&r, &s, &f, "192.0.2.150", neigh_mac, net.mac_if2);
 	cr_assert_eq(global().events[AETH_EV_REDIRECT], 1);
+}
+
+/* A route through an interface the program is not attached to (a VLAN
+ * sub-interface, say) cannot be taken by XDP: no_route, not a redirect
+ * the kernel then drops unseen. */
+Test(fwd, redirect_to_unattached_interface_is_no_route)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct frame f;
+	struct result r;
+
+	cr_assert_eq(bpf_map_delete_elem(h.tx_ports, &net.if2), 0);
+	one_backend_service(1, VIP4, 6443, 6, 10, "192.0.2.150");
+	build(&s, &f);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	cr_assert_eq(global().reasons[AETH_R_NO_ROUTE], 1);
+	cr_assert_eq(svc_stats(1).drops[AETH_R_NO_ROUTE], 1);
+	cr_assert_eq(global().events[AETH_EV_REDIRECT], 0);
 }
 
 Test(fwd, no_neighbour_goes_to_stack_encapsulated)

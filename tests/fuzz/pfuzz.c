@@ -1576,6 +1576,10 @@ int pf_run(uint64_t seed, uint64_t n, bool verbose, int max_reports,
 		return err;
 	}
 	err = config_load(&c.h);
+	if (!err)
+		err = dp_add_tx_port(&c.h, c.net.if0);
+	if (!err)
+		err = dp_add_tx_port(&c.h, c.net.if2);
 	if (err) {
 		fprintf(stderr, "packet fuzz: filling the maps: %s\n",
 			strerror(-err));
