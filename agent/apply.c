@@ -275,6 +275,8 @@ void aeth_state_free(struct aeth_state *st)
 			svc_free(&st->svcs[i]);
 	free(st->svcs);
 	free(st->backends);
+	free(st->retired_mg);
+	free(st->retired_acl);
 	free(st);
 }
 
@@ -1365,13 +1367,47 @@ out:
 	return err;
 }
 
-/* After the flip nothing reads the previous tables: drop them. */
-static void release_old_slots(struct aeth_agent *a, const struct aeth_state *ns)
+/* Is slot still named by a service of st (as its table or its list)? */
+static bool slot_in_use(const struct aeth_state *st, uint32_t slot, bool acl)
+{
+	const struct aeth_applied_svc *n =
+		&st->svcs[slot / AETH_SLOTS_PER_SERVICE];
+
+	if (!n->in_use)
+		return false;
+	if (acl)
+		return (n->value.flags & AETH_SVC_F_ACL) &&
+		       n->value.acl_slot == slot;
+	return n->value.table_size && n->value.maglev_slot == slot;
+}
+
+/* Empty the slots the previous apply retired that this one did not take
+ * back. A whole apply has passed since the switch away from them, so no
+ * packet that read the old service entry is still running. */
+static void free_retired(struct aeth_agent *a, const struct aeth_state *ns)
 {
 	const struct aeth_state *old = a->state;
-	uint32_t *mg = NULL, *acl = NULL;
+	size_t i, n;
+
+	for (i = n = 0; i < old->n_retired_mg; i++)
+		if (!slot_in_use(ns, old->retired_mg[i], false))
+			old->retired_mg[n++] = old->retired_mg[i];
+	delete_slots(a->fds.maglev, old->retired_mg, n);
+	for (i = n = 0; i < old->n_retired_acl; i++)
+		if (!slot_in_use(ns, old->retired_acl[i], true))
+			old->retired_acl[n++] = old->retired_acl[i];
+	delete_slots(a->fds.acl, old->retired_acl, n);
+}
+
+/* After the switch: free what the previous apply retired, and retire (not
+ * yet empty) the slots this apply switched away from. */
+static void release_old_slots(struct aeth_agent *a, struct aeth_state *ns)
+{
+	const struct aeth_state *old = a->state;
+	uint32_t *mg, *acl;
 	size_t n_mg = 0, n_acl = 0;
 
+	free_retired(a, ns);
 	mg = malloc(AETH_MAX_SLOTS * sizeof(*mg));
 	acl = malloc(AETH_MAX_SLOTS * sizeof(*acl));
 	if (!mg || !acl)
@@ -1393,20 +1429,17 @@ static void release_old_slots(struct aeth_agent *a, const struct aeth_state *ns)
 			      o->value.flags != n->value.flags;
 		for (uint32_t slot = base; slot < base + AETH_SLOTS_PER_SERVICE;
 		     slot++) {
-			bool keep_mg = n->in_use && n->value.table_size &&
-				       n->value.maglev_slot == slot;
-			bool keep_acl = n->in_use &&
-					(n->value.flags & AETH_SVC_F_ACL) &&
-					n->value.acl_slot == slot;
-
-			if (!keep_mg && mg_changed)
+			if (mg_changed && !slot_in_use(ns, slot, false))
 				mg[n_mg++] = slot;
-			if (!keep_acl && acl_changed)
+			if (acl_changed && !slot_in_use(ns, slot, true))
 				acl[n_acl++] = slot;
 		}
 	}
-	delete_slots(a->fds.maglev, mg, n_mg);
-	delete_slots(a->fds.acl, acl, n_acl);
+	ns->retired_mg = mg;
+	ns->n_retired_mg = n_mg;
+	ns->retired_acl = acl;
+	ns->n_retired_acl = n_acl;
+	return;
 out:
 	free(mg);
 	free(acl);
