@@ -62,7 +62,7 @@ say "built $AGENT and $CTL"
 step "Bringing up the cluster in namespaces ($P-*)"
 say "router $P-rtr: ECMP to $VIP4 and $VIP6 via lb1 and lb2"
 say "LB nodes $P-lb1, $P-lb2: aether-agent, XDP on eth0, IPIP to the backends"
-say "backends $P-be1..3: VIPs on lo, aether-agent decapsulates, HTTPS on :$API_PORT"
+say "backends $P-be1..3: VIPs on lo, aether-agent decapsulates (tunnels from lb1/lb2 only: decap.sources), HTTPS on :$API_PORT"
 say "clients: $P-cin (authorized, ${TOPO_V4[cin]}) and $P-cout (not, ${TOPO_V4[cout]})"
 topo_up --config scripts/lib/default-config.json || exit 1
 step "aetherctl status (lb1): the program on its NIC"
