@@ -2,9 +2,11 @@
 /* The XDP entry point: guard, balance, encapsulate, decapsulate.
  *
  * Per packet: parse; to one of the node's addresses -> decap if it is a
- * tunnel packet (decap.h), else XDP_PASS; not a VIP -> XDP_PASS untouched.
- * To a VIP: fragments dropped, ICMP errors about a service flow steered to
- * its backend, other ICMP and unconfigured ports/protocols dropped
+ * tunnel packet from an LB node (decap.h), else XDP_PASS; a tunnel packet
+ * to anyone else -> dropped; not a VIP -> XDP_PASS untouched.
+ * To a VIP: fragments dropped, ICMP errors about a service flow with a
+ * connection entry steered to its backend, other ICMP and unconfigured
+ * ports/protocols dropped
  * (unconfigured_port: a VIP only accepts what was configured), then guard,
  * conntrack, Maglev, MTU check and encapsulation towards the backend.
  * A VIP must not be one of the node's own addresses. */
