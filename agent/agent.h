@@ -45,6 +45,11 @@ struct aeth_state {
 	uint32_t svc_cursor, be_cursor;
 	struct aeth_node node;
 	bool node_known;
+	/* Outer slots (Maglev, ACL) this state's apply stopped using. They are
+	 * emptied by the next apply, not this one: a packet that read the
+	 * service entry before the switch may still look its old slot up. */
+	uint32_t *retired_mg, *retired_acl;
+	size_t n_retired_mg, n_retired_acl;
 };
 
 /* Asks whether a backend passes its health check (true without a check). */

@@ -275,6 +275,8 @@ void aeth_state_free(struct aeth_state *st)
 			svc_free(&st->svcs[i]);
 	free(st->svcs);
 	free(st->backends);
+	free(st->retired_mg);
+	free(st->retired_acl);
 	free(st);
 }
 
@@ -521,6 +523,8 @@ static void node_of(const struct aeth_config *cfg, struct aeth_node *n)
 	}
 	n->mtu = cfg->mtu;
 	n->ct_insert_rate = cfg->ct_insert_rate;
+	n->udp_timeout_s = cfg->udp_timeout_s;
+	n->icmp_rate = cfg->icmp_rate;
 	memcpy(n->hash_seed, cfg->seed, sizeof(n->hash_seed));
 }
 
@@ -1119,6 +1123,72 @@ static uint64_t now_unix_ns(void)
 
 /* Write the new state ns over the old one. Returns 0 or a negative errno
  * with tx->msg filled; the caller rolls back. */
+/* The trie key of a CIDR as the data path looks it up (guard.h). */
+static void trie_key_of(const struct aeth_cfg_cidr *c, struct aeth_acl_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	if (c->ip.family == AETH_AF_INET) {
+		k->addr[10] = 0xff;
+		k->addr[11] = 0xff;
+		memcpy(k->addr + 12, &c->ip.addr.v4, 4);
+		k->prefixlen = c->prefixlen + 96u;
+	} else {
+		memcpy(k->addr, c->ip.addr.bytes, 16);
+		k->prefixlen = c->prefixlen;
+	}
+}
+
+static bool decap_listed(const struct aeth_config *cfg,
+			 const struct aeth_acl_key *k)
+{
+	struct aeth_acl_key c;
+
+	for (size_t i = 0; i < cfg->n_decap_sources; i++) {
+		trie_key_of(&cfg->decap_sources[i], &c);
+		if (memcmp(&c, k, sizeof(c)) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* aeth_decap = decap.sources: new entries first, then the stale ones go, so
+ * an LB node listed before and after is never refused in between. */
+static int write_decap(struct tx *tx, struct aeth_agent *a,
+		       const struct aeth_config *cfg)
+{
+	struct aeth_acl_key k, next, *stale = NULL;
+	size_t n_stale = 0;
+	void *prev = NULL;
+	__u32 family;
+	int err = 0;
+
+	for (size_t i = 0; i < cfg->n_decap_sources && !err; i++) {
+		trie_key_of(&cfg->decap_sources[i], &k);
+		family = cfg->decap_sources[i].ip.family;
+		err = tx_write(tx, a->fds.decap, &k, sizeof(k), &family,
+			       sizeof(family));
+	}
+	while (!err && bpf_map_get_next_key(a->fds.decap, prev, &next) == 0) {
+		k = next;
+		prev = &k;
+		if (decap_listed(cfg, &next))
+			continue;
+		struct aeth_acl_key *s = realloc(stale, (n_stale + 1) *
+							sizeof(*stale));
+		if (!s) {
+			err = -ENOMEM;
+			break;
+		}
+		stale = s;
+		stale[n_stale++] = next;
+	}
+	for (size_t i = 0; i < n_stale && !err; i++)
+		err = tx_delete(tx, a->fds.decap, &stale[i], sizeof(stale[i]),
+				sizeof(family));
+	free(stale);
+	return err;
+}
+
 static int write_state(struct tx *tx, struct aeth_agent *a,
 		       const struct aeth_config *cfg, struct aeth_state *ns,
 		       struct svc_plan *sp)
@@ -1137,6 +1207,9 @@ static int write_state(struct tx *tx, struct aeth_agent *a,
 		if (err)
 			return tx_fail(tx, err, "writing %s", AETH_MAP_NODE);
 	}
+	err = write_decap(tx, a, cfg);
+	if (err)
+		return tx_fail(tx, err, "writing %s", AETH_MAP_DECAP);
 
 	/* backends before the tables that name them */
 	for (uint32_t id = 0; id < AETH_MAX_BACKENDS; id++) {
@@ -1304,13 +1377,47 @@ out:
 	return err;
 }
 
-/* After the flip nothing reads the previous tables: drop them. */
-static void release_old_slots(struct aeth_agent *a, const struct aeth_state *ns)
+/* Is slot still named by a service of st (as its table or its list)? */
+static bool slot_in_use(const struct aeth_state *st, uint32_t slot, bool acl)
+{
+	const struct aeth_applied_svc *n =
+		&st->svcs[slot / AETH_SLOTS_PER_SERVICE];
+
+	if (!n->in_use)
+		return false;
+	if (acl)
+		return (n->value.flags & AETH_SVC_F_ACL) &&
+		       n->value.acl_slot == slot;
+	return n->value.table_size && n->value.maglev_slot == slot;
+}
+
+/* Empty the slots the previous apply retired that this one did not take
+ * back. A whole apply has passed since the switch away from them, so no
+ * packet that read the old service entry is still running. */
+static void free_retired(struct aeth_agent *a, const struct aeth_state *ns)
 {
 	const struct aeth_state *old = a->state;
-	uint32_t *mg = NULL, *acl = NULL;
+	size_t i, n;
+
+	for (i = n = 0; i < old->n_retired_mg; i++)
+		if (!slot_in_use(ns, old->retired_mg[i], false))
+			old->retired_mg[n++] = old->retired_mg[i];
+	delete_slots(a->fds.maglev, old->retired_mg, n);
+	for (i = n = 0; i < old->n_retired_acl; i++)
+		if (!slot_in_use(ns, old->retired_acl[i], true))
+			old->retired_acl[n++] = old->retired_acl[i];
+	delete_slots(a->fds.acl, old->retired_acl, n);
+}
+
+/* After the switch: free what the previous apply retired, and retire (not
+ * yet empty) the slots this apply switched away from. */
+static void release_old_slots(struct aeth_agent *a, struct aeth_state *ns)
+{
+	const struct aeth_state *old = a->state;
+	uint32_t *mg, *acl;
 	size_t n_mg = 0, n_acl = 0;
 
+	free_retired(a, ns);
 	mg = malloc(AETH_MAX_SLOTS * sizeof(*mg));
 	acl = malloc(AETH_MAX_SLOTS * sizeof(*acl));
 	if (!mg || !acl)
@@ -1332,20 +1439,17 @@ static void release_old_slots(struct aeth_agent *a, const struct aeth_state *ns)
 			      o->value.flags != n->value.flags;
 		for (uint32_t slot = base; slot < base + AETH_SLOTS_PER_SERVICE;
 		     slot++) {
-			bool keep_mg = n->in_use && n->value.table_size &&
-				       n->value.maglev_slot == slot;
-			bool keep_acl = n->in_use &&
-					(n->value.flags & AETH_SVC_F_ACL) &&
-					n->value.acl_slot == slot;
-
-			if (!keep_mg && mg_changed)
+			if (mg_changed && !slot_in_use(ns, slot, false))
 				mg[n_mg++] = slot;
-			if (!keep_acl && acl_changed)
+			if (acl_changed && !slot_in_use(ns, slot, true))
 				acl[n_acl++] = slot;
 		}
 	}
-	delete_slots(a->fds.maglev, mg, n_mg);
-	delete_slots(a->fds.acl, acl, n_acl);
+	ns->retired_mg = mg;
+	ns->n_retired_mg = n_mg;
+	ns->retired_acl = acl;
+	ns->n_retired_acl = n_acl;
+	return;
 out:
 	free(mg);
 	free(acl);
@@ -1469,6 +1573,13 @@ static bool unchanged(struct aeth_agent *a, const struct aeth_config *cfg,
 	if (!a->cfg || !a->status.config_applied ||
 	    memcmp(a->cfg->hash, cfg->hash, sizeof(cfg->hash)))
 		return false;
+	/* the grace of the slots the previous apply retired ends here too, so
+	 * a re-applied document frees them as a changed one would */
+	if (a->state) {
+		free_retired(a, a->state);
+		a->state->n_retired_mg = 0;
+		a->state->n_retired_acl = 0;
+	}
 	res->generation = a->meta.generation;
 	a->status.apply_ok++;
 	record(a, source, "ok", NULL);

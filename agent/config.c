@@ -644,12 +644,15 @@ static int parse_maglev(json_t *root, struct aeth_config *cfg,
 	return parse_table_size(mg, "maglev", 16381, &cfg->table_size, err);
 }
 
-static const char *const ct_keys[] = { "max_entries", "insert_rate_per_cpu", NULL };
+static const char *const ct_keys[] = {
+	"max_entries", "insert_rate_per_cpu", "udp_timeout_s", NULL,
+};
 
 static int parse_conntrack(json_t *root, struct aeth_config *cfg,
 			   struct aeth_config_error *err)
 {
 	uint64_t max = AETH_DEFAULT_CT_ENTRIES, rate = AETH_DEFAULT_CT_INSERT_RATE;
+	uint64_t udp = AETH_DEFAULT_UDP_TIMEOUT_S;
 	json_t *ct;
 	int ret;
 
@@ -664,8 +667,76 @@ static int parse_conntrack(json_t *root, struct aeth_config *cfg,
 		ret = get_uint(ct, "conntrack", "insert_rate_per_cpu", false,
 			       AETH_DEFAULT_CT_INSERT_RATE, 0,
 			       AETH_CFG_MAX_RATE, &rate, err);
+	if (!ret && ct)
+		ret = get_uint(ct, "conntrack", "udp_timeout_s", false,
+			       AETH_DEFAULT_UDP_TIMEOUT_S, 1, 86400, &udp, err);
 	cfg->ct_max_entries = (uint32_t)max;
 	cfg->ct_insert_rate = (uint32_t)rate;
+	cfg->udp_timeout_s = (uint32_t)udp;
+	return ret;
+}
+
+static const char *const decap_keys[] = { "sources", NULL };
+
+/* decap.sources: the LB nodes whose tunnels this node accepts. */
+static int parse_decap(json_t *root, struct aeth_config *cfg,
+		       struct aeth_config_error *err)
+{
+	char p[PATH_LEN];
+	json_t *decap, *list, *v;
+	size_t i;
+	int ret;
+
+	ret = field(root, "", "decap", false, &decap, err);
+	if (ret || !decap)
+		return ret;
+	ret = expect_object(decap, "decap", decap_keys, err);
+	if (!ret)
+		ret = field(decap, "decap", "sources", false, &list, err);
+	if (ret || !list)
+		return ret;
+	if (!json_is_array(list))
+		return fail(err, "decap.sources", "must be an array");
+	if (json_array_size(list) > AETH_MAX_DECAP_SOURCES)
+		return fail(err, "decap.sources", "too many CIDRs (at most %d)",
+			    AETH_MAX_DECAP_SOURCES);
+	cfg->n_decap_sources = json_array_size(list);
+	if (!cfg->n_decap_sources)
+		return 0;
+	cfg->decap_sources = calloc(cfg->n_decap_sources,
+				    sizeof(*cfg->decap_sources));
+	if (!cfg->decap_sources)
+		return fail(err, "decap.sources", "out of memory");
+	json_array_foreach(list, i, v) {
+		join_index(p, "decap.sources", i);
+		ret = parse_cidr(v, p, &cfg->decap_sources[i], err);
+		if (ret)
+			return ret;
+	}
+	return check_unique(cfg->decap_sources, cfg->n_decap_sources, cidr_cmp,
+			    "decap.sources", "", "duplicate of sources[%zu]",
+			    err);
+}
+
+static const char *const icmp_keys[] = { "too_big_per_second_per_cpu", NULL };
+
+/* icmp.too_big_per_second_per_cpu: the budget of frag-needed / packet-too-big
+ * replies (our addition to SPEC.md). */
+static int parse_icmp(json_t *root, struct aeth_config *cfg,
+		      struct aeth_config_error *err)
+{
+	uint64_t rate = AETH_DEFAULT_ICMP_RATE;
+	json_t *icmp;
+	int ret;
+
+	ret = field(root, "", "icmp", false, &icmp, err);
+	if (!ret && icmp)
+		ret = expect_object(icmp, "icmp", icmp_keys, err);
+	if (!ret && icmp)
+		ret = get_uint(icmp, "icmp", "too_big_per_second_per_cpu", false,
+			       AETH_DEFAULT_ICMP_RATE, 0, AETH_CFG_MAX_RATE,
+			       &rate, err);
+	cfg->icmp_rate = (uint32_t)rate;
 	return ret;
 }
 
@@ -1124,8 +1195,8 @@ static int parse_kubernetes(json_t *root, struct aeth_config *cfg,
 }
 
 static const char *const root_keys[] = {
-	"version", "node", "maglev", "conntrack", "services", "kubernetes",
-	"bgp",
+	"version", "node", "maglev", "conntrack", "services", "decap", "icmp",
+	"kubernetes", "bgp",
 	NULL,
 };
 
@@ -1153,6 +1224,10 @@ static int parse_root(json_t *root, struct aeth_config *cfg,
 		ret = parse_maglev(root, cfg, err);
 	if (!ret)
 		ret = parse_conntrack(root, cfg, err);
+	if (!ret)
+		ret = parse_decap(root, cfg, err);
+	if (!ret)
+		ret = parse_icmp(root, cfg, err);
 	if (!ret)
 		ret = parse_services(root, cfg, err);
 	if (!ret)
@@ -1321,6 +1396,7 @@ void aeth_config_free(struct aeth_config *cfg)
 	free(cfg->services);
 	free(cfg->k8s.pools);
 	free(cfg->bgp);
+	free(cfg->decap_sources);
 	free(cfg->interfaces);
 	free(cfg->text);
 	free(cfg);

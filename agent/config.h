@@ -149,6 +149,14 @@ struct aeth_config {
 	 * recorded (they are still balanced by Maglev). Bounds the cost of a
 	 * SYN flood. Default AETH_DEFAULT_CT_INSERT_RATE, 0 = unlimited. */
 	uint32_t ct_insert_rate;
+	uint32_t udp_timeout_s;		/* conntrack.udp_timeout_s, default 30 */
+	/* decap.sources: outer sources whose tunnels are accepted; none when
+	 * empty or absent. */
+	struct aeth_cfg_cidr *decap_sources;
+	size_t n_decap_sources;
+	/* icmp.too_big_per_second_per_cpu (our addition): frag-needed /
+	 * packet-too-big replies per CPU per second, default 1000, 0 = none. */
+	uint32_t icmp_rate;
 	struct aeth_cfg_service *services;
 	size_t n_services;
 	struct aeth_cfg_kubernetes k8s;	/* present false when absent */

@@ -31,7 +31,8 @@ static const char *const pinned_names[] = {
 	AETH_MAP_META, AETH_MAP_NODE, AETH_MAP_VIP, AETH_MAP_SVC,
 	AETH_MAP_SVCINFO, AETH_MAP_BACKEND, AETH_MAP_MAGLEV, AETH_MAP_ACL,
 	AETH_MAP_CT, AETH_MAP_CT_BUDGET, AETH_MAP_RL_SRC, AETH_MAP_RL_SVC,
-	AETH_MAP_SVC_STATS, AETH_MAP_BE_STATS, AETH_MAP_GLOBAL,
+	AETH_MAP_SVC_STATS, AETH_MAP_BE_STATS, AETH_MAP_GLOBAL, AETH_MAP_DECAP,
+	AETH_MAP_PCPU, AETH_MAP_TX_PORTS,
 };
 
 #define N_PINNED (sizeof(pinned_names) / sizeof(pinned_names[0]))
@@ -187,6 +188,9 @@ static void fds_from_skel(struct aeth_agent *a)
 	a->fds.svc_stats = bpf_map__fd(s->maps.aeth_svc_stats);
 	a->fds.be_stats = bpf_map__fd(s->maps.aeth_be_stats);
 	a->fds.global = bpf_map__fd(s->maps.aeth_global);
+	a->fds.decap = bpf_map__fd(s->maps.aeth_decap);
+	a->fds.pcpu = bpf_map__fd(s->maps.aeth_pcpu);
+	a->fds.tx_ports = bpf_map__fd(s->maps.aeth_tx_ports);
 }
 
 int aeth_loader_open(struct aeth_agent *a, const char *pin_dir,
@@ -797,6 +801,10 @@ static int attach_one(struct aeth_agent *a, int slot, const char *ifname,
 			 aeth_xdp_mode_names[got]);
 	}
 record:
+	/* a redirect target from now on (aeth_tx_ports) */
+	if (bpf_map_update_elem(a->fds.tx_ports, &ifindex, &ifindex, BPF_ANY))
+		log_debug("%s: not a redirect target: %s", ifname,
+			  strerror(errno));
 	memset(&q, 0, sizeof(q));
 	q.sz = sizeof(q);
 	bpf_xdp_query(ifindex, 0, &q);
@@ -879,6 +887,7 @@ int aeth_loader_attach(struct aeth_agent *a, const struct aeth_config *cfg)
 				kept = true;
 		if (kept || !old->ifindex)
 			continue;
+		bpf_map_delete_elem(a->fds.tx_ports, &old->ifindex);
 		if (detach_one(old))
 			log_warn("%s: could not detach (no longer in "
 				 "node.interfaces)", old->name);

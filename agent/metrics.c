@@ -352,6 +352,15 @@ static const struct {
 	  "ICMP fragmentation-needed / packet-too-big answers sent to clients." },
 	{ AETH_EV_ICMP_STEERED, "aether_icmp_errors_steered_total", NULL,
 	  "ICMP errors about a service flow forwarded to that flow's backend." },
+	{ AETH_EV_ICMP_TOO_BIG_LIMITED, "aether_icmp_too_big_limited_total", NULL,
+	  "Too-big packets whose ICMP answer the per-CPU budget "
+	  "(icmp.too_big_per_second_per_cpu) refused." },
+	{ AETH_EV_CT_EXPIRED, "aether_conntrack_expired_total", NULL,
+	  "Idle UDP entries found expired (conntrack.udp_timeout_s): the packet "
+	  "started a new connection." },
+	{ AETH_EV_CT_STRAY, "aether_conntrack_stray_total", NULL,
+	  "TCP packets without an entry that are not a SYN: forwarded by Maglev, "
+	  "not recorded." },
 };
 _Static_assert(sizeof(event_metrics) / sizeof(event_metrics[0]) == AETH_EV_MAX,
 	       "every event has its metric");

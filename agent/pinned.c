@@ -58,6 +58,11 @@ static const struct pinned_map_spec pinned_maps[] = {
 		   sizeof(struct aeth_be_stats)),
 	PINNED_MAP(global, AETH_MAP_GLOBAL, BPF_MAP_TYPE_PERCPU_ARRAY, 4,
 		   sizeof(struct aeth_global_stats)),
+	PINNED_MAP(decap, AETH_MAP_DECAP, BPF_MAP_TYPE_LPM_TRIE,
+		   sizeof(struct aeth_acl_key), 4),
+	PINNED_MAP(pcpu, AETH_MAP_PCPU, BPF_MAP_TYPE_PERCPU_ARRAY, 4,
+		   sizeof(struct aeth_pcpu)),
+	PINNED_MAP(tx_ports, AETH_MAP_TX_PORTS, BPF_MAP_TYPE_HASH, 4, 4),
 };
 
 #define N_PINNED_MAPS (sizeof(pinned_maps) / sizeof(pinned_maps[0]))

@@ -9,7 +9,8 @@
 /* One fd per pinned map (-1 when not open). Names: include/aether/abi.h. */
 struct aeth_map_fds {
 	int meta, node, vip, svc, svcinfo, backend, maglev, acl, ct, ct_budget,
-	    rl_src, rl_svc, svc_stats, be_stats, global;
+	    rl_src, rl_svc, svc_stats, be_stats, global, decap, pcpu,
+	    tx_ports;
 };
 
 /* Open every map pinned under pin_dir read-write and check that aeth_meta's

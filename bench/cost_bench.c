@@ -387,6 +387,8 @@ static void setup(struct bench *b)
 	check(bench_open(&b->h), "loading aether_lb");
 	dp_node_default(&node);
 	check(dp_set_node(&b->h, &node), "node");
+	/* the decap row's tunnels come from this LB node */
+	check(dp_decap_add(&b->h, "192.0.2.50", 32), "decap.sources");
 
 	add_svc(b, VIP4, PORT_FWD, IPPROTO_TCP, be_id++, "192.0.2.21");
 	add_svc(b, VIP6, PORT_FWD, IPPROTO_TCP, be_id++, "2001:db8::21");
@@ -801,6 +803,11 @@ int main(int argc, char **argv)
 	r = ROW("new_flow_no_insert", "new flow, insert skipped (budget 1)",
 		50000, XDP_TX, -1, AETH_EV_CT_INSERT_SKIPPED, 0);
 	tcp_row(r, "198.51.100.7", 40000, VIP4, PORT_NEW, PKT_TCP_SYN);
+	r->vary_off = V4_SRC_OFF;
+
+	r = ROW("stray_ack", "TCP ACK without entry (Maglev, not recorded)",
+		200000, XDP_TX, -1, AETH_EV_CT_STRAY, 0);
+	tcp_row(r, "198.51.100.7", 40000, VIP4, PORT_NEW, PKT_TCP_ACK);
 	r->vary_off = V4_SRC_OFF;
 
 	r = ROW("established_v4", "established flow encapsulated, IPv4",

@@ -2,9 +2,11 @@
 /* The XDP entry point: guard, balance, encapsulate, decapsulate.
  *
  * Per packet: parse; to one of the node's addresses -> decap if it is a
- * tunnel packet (decap.h), else XDP_PASS; not a VIP -> XDP_PASS untouched.
- * To a VIP: fragments dropped, ICMP errors about a service flow steered to
- * its backend, other ICMP and unconfigured ports/protocols dropped
+ * tunnel packet from an LB node (decap.h), else XDP_PASS; a tunnel packet
+ * to anyone else -> dropped; not a VIP -> XDP_PASS untouched.
+ * To a VIP: fragments dropped, ICMP errors about a service flow with a
+ * connection entry steered to its backend, other ICMP and unconfigured
+ * ports/protocols dropped
  * (unconfigured_port: a VIP only accepts what was configured), then guard,
  * conntrack, Maglev, MTU check and encapsulation towards the backend.
  * A VIP must not be one of the node's own addresses. */
@@ -20,71 +22,138 @@
 #include "encap.h"
 #include "icmp.h"
 #include "decap.h"
+#include "aether/ct_rule.h"
 
 #define LB_TCP_SYN 0x02
 #define LB_TCP_ACK 0x10
 
-/* The backend of a flow: its recorded one when still in use for this
- * service, else a fresh Maglev pick (recorded when record is set). */
+#define LB_UDP_REFRESH_NS 1000000000ull	/* seen_ns written at most 1/s */
+
+/* A TCP SYN without ACK: the only TCP packet that opens a connection. */
+static __always_inline bool lb_tcp_syn(const struct lb_pkt *p)
+{
+	return p->flow.proto == IPPROTO_TCP &&
+	       (p->tcp_flags & (LB_TCP_SYN | LB_TCP_ACK)) == LB_TCP_SYN;
+}
+
+/* Judge entry e of this flow (include/aether/ct_rule.h); a UDP entry in
+ * use has its seen_ns refreshed. The clock is read for UDP only. */
+static __always_inline int lb_ct_judge(const struct lb_pkt *p,
+				       const struct aeth_node *node,
+				       const struct aeth_svc *svc,
+				       struct aeth_ct_entry *e,
+				       struct aeth_backend **bep)
+{
+	__u32 id = e->backend_id;
+	struct aeth_backend *be = bpf_map_lookup_elem(&aeth_backend, &id);
+	bool udp = p->flow.proto == IPPROTO_UDP;
+	__u64 now = udp ? bpf_ktime_get_coarse_ns() : 0;
+	int v;
+
+	v = aeth_ct_judge(e, be, svc->id, p->flow.proto, lb_tcp_syn(p), now,
+			  node->udp_timeout_s);
+	if (v == AETH_CT_EXPIRED) {
+		stats_event(AETH_EV_CT_EXPIRED);
+		return AETH_CT_NEW;
+	}
+	if (v == AETH_CT_USE) {
+		if (udp && now - e->seen_ns > LB_UDP_REFRESH_NS)
+			e->seen_ns = now;
+		*bep = be;
+	}
+	return v;
+}
+
+/* Charge a new connection to the service's limiters. Returns -1 or the
+ * reason to drop with. A service without limits has nothing to charge:
+ * skip the clock read (20-45 ns). */
+static __always_inline int lb_admit(const struct aeth_svc *svc,
+				    const struct lb_pkt *p)
+{
+	if (!(svc->src_interval_ns | svc->svc_interval_ns))
+		return -1;
+	return guard_admit_new_connection(svc, &p->flow, bpf_ktime_get_ns());
+}
+
+/* The backend of a flow: its recorded one when still good for this packet,
+ * else a Maglev pick, recorded for admitted new connections and
+ * re-selections; a TCP non-SYN that misses the table is forwarded by
+ * Maglev and not recorded (bpf/maps.h, aeth_ct: why). */
 static __always_inline struct aeth_backend *
 lb_backend(struct lb_pkt *p, const struct aeth_node *node,
-	   const struct aeth_svc *svc, __u32 *be_id, bool record, int *drop)
+	   const struct aeth_svc *svc, __u32 *be_id, int *drop)
 {
 	struct aeth_ct_entry *e = ct_lookup(&p->flow);
-	struct aeth_backend *be;
-	bool reselect = false;
-	int r;
+	struct aeth_backend *be = NULL;
+	int verdict = AETH_CT_NEW;
 
 	*drop = -1;
 	if (e) {
-		__u32 id = e->backend_id;
-
-		be = bpf_map_lookup_elem(&aeth_backend, &id);
-		if (be && (be->flags & AETH_BE_F_IN_USE) &&
-		    be->svc_id == svc->id && e->svc_id == svc->id) {
+		verdict = lb_ct_judge(p, node, svc, e, &be);
+		if (verdict == AETH_CT_USE) {
 			stats_event(AETH_EV_CT_HIT);
-			*be_id = id;
+			*be_id = e->backend_id;
 			return be;
 		}
-		reselect = true;
 		stats_event(AETH_EV_CT_RESELECT);
 	} else {
 		stats_event(AETH_EV_CT_MISS);
-		/* only a connection's first packet is charged; a mid-flow
-		 * packet without entry (moved here by ECMP) is not. A
-		 * service without limits has nothing to charge: skip the
-		 * clock read (20-45 ns). */
-		if (record && (svc->src_interval_ns | svc->svc_interval_ns) &&
-		    (p->flow.proto == IPPROTO_UDP ||
-		     (p->tcp_flags & (LB_TCP_SYN | LB_TCP_ACK)) == LB_TCP_SYN)) {
-			r = guard_admit_new_connection(svc, &p->flow,
-						       bpf_ktime_get_ns());
-			if (r >= 0) {
-				*drop = r;
-				return NULL;
-			}
-		}
+		if (p->flow.proto == IPPROTO_TCP && !lb_tcp_syn(p))
+			verdict = AETH_CT_RESELECT;	/* stray: not recorded */
+	}
+	if (verdict == AETH_CT_NEW) {
+		*drop = lb_admit(svc, p);
+		if (*drop >= 0)
+			return NULL;
 	}
 	be = mg_select(svc, &p->flow, node, be_id);
 	if (!be) {
 		*drop = AETH_R_NO_BACKEND;
 		return NULL;
 	}
-	if (!record)
+	if (!e && verdict != AETH_CT_NEW) {
+		stats_event(AETH_EV_CT_STRAY);
 		return be;
-	if (reselect) {
-		struct aeth_ct_entry ne = {
-			.backend_id = *be_id,
-			.svc_id = svc->id,
-			.created_ns = bpf_ktime_get_coarse_ns(),
-		};
-
-		bpf_map_update_elem(&aeth_ct, &p->flow, &ne, BPF_ANY);
-	} else {
-		stats_new_flow(svc->id);
-		ct_record(node, &p->flow, *be_id, svc->id);
 	}
+	if (verdict == AETH_CT_NEW)
+		stats_new_flow(svc->id);
+	if (e)	/* overwriting a key evicts nothing: no budget needed */
+		ct_overwrite(&p->flow, *be_id, svc->id);
+	else
+		ct_record(node, &p->flow, *be_id, svc->id);
 	return be;
+}
+
+/* A packet that would not fit the MTU once encapsulated. It is never
+ * handed on to be fragmented: the backend's decap refuses outer fragments,
+ * so a fragmented tunnel packet would be lost without a word. Instead the
+ * client gets "fragmentation needed" / "packet too big" (with or without
+ * DF), within this CPU's ICMP budget, never to a source that is no single
+ * host and never about an ICMP error (steer); either way the packet is
+ * counted as mtu_exceeded. */
+static __always_inline int lb_too_big(struct xdp_md *ctx, struct lb_pkt *p,
+				      const struct aeth_node *node, __u32 hlen,
+				      __u32 svc_id, bool steer)
+{
+	__u32 mtu = node->mtu > hlen ? node->mtu - hlen : 0;
+	int rc;
+
+	if (steer || !icmp_source_answerable(p))
+		return stats_drop(AETH_R_MTU_EXCEEDED, svc_id);
+	if (!icmp_budget_take(node)) {
+		stats_event(AETH_EV_ICMP_TOO_BIG_LIMITED);
+		return stats_drop(AETH_R_MTU_EXCEEDED, svc_id);
+	}
+	if (p->flow.family == AETH_AF_INET)
+		rc = icmp_frag_needed_v4(ctx, p, mtu < 68 ? 68 : mtu);
+	else
+		rc = icmp_too_big_v6(ctx, p, mtu < 1280 ? 1280 : mtu);
+	/* counted as a drop of the client's packet; the answer is sent */
+	stats_drop(AETH_R_MTU_EXCEEDED, svc_id);
+	if (rc)
+		return XDP_DROP;
+	stats_event(AETH_EV_ICMP_TOO_BIG_SENT);
+	return XDP_TX;
 }
 
 /* Encapsulate towards the backend and send it on its way. steer: an ICMP
@@ -97,50 +166,22 @@ static __always_inline int lb_forward(struct xdp_md *ctx, struct lb_pkt *p,
 {
 	__u32 hlen = encap_overhead(be), svc_id = svc->id, bytes = p->l3_len;
 	struct bpf_fib_lookup fib;
-	bool to_stack_frag = false;
 	__u32 ingress = ctx->ingress_ifindex;
-	int rc = BPF_FIB_LKUP_RET_SUCCESS;
+	int rc;
 
 	if (!(node->flags & (be->family == AETH_AF_INET ? AETH_NODE_F_V4 :
 							   AETH_NODE_F_V6)))
 		return stats_drop(AETH_R_NO_ROUTE, svc_id);
+	if (node->mtu && p->l3_len + hlen > node->mtu)
+		return lb_too_big(ctx, p, node, hlen, svc_id, steer);
 
-	if (node->mtu && p->l3_len + hlen > node->mtu) {
-		__u32 mtu = node->mtu > hlen ? node->mtu - hlen : 0;
-
-		if (!steer && p->flow.family == AETH_AF_INET && !p->df) {
-			to_stack_frag = true;
-		} else if (steer) {
-			return stats_drop(AETH_R_MTU_EXCEEDED, svc_id);
-		} else {
-			if (p->flow.family == AETH_AF_INET)
-				rc = icmp_frag_needed_v4(ctx, p,
-							 mtu < 68 ? 68 : mtu);
-			else
-				rc = icmp_too_big_v6(ctx, p,
-						     mtu < 1280 ? 1280 : mtu);
-			stats_drop(AETH_R_MTU_EXCEEDED, svc_id);
-			if (rc)
-				return XDP_DROP;
-			stats_event(AETH_EV_ICMP_TOO_BIG_SENT);
-			return XDP_TX;
-		}
-	}
-
-	if (!to_stack_frag) {
-		rc = encap_fib(ctx, p, node, be, be_id, &fib);
-		if (rc != BPF_FIB_LKUP_RET_SUCCESS &&
-		    rc != BPF_FIB_LKUP_RET_NO_NEIGH)
-			return stats_drop(AETH_R_NO_ROUTE, svc_id);
-	}
+	rc = encap_fib(ctx, p, node, be, be_id, &fib);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return stats_drop(AETH_R_NO_ROUTE, svc_id);
 	if (encap_push(ctx, p, node, be))
 		return stats_drop(AETH_R_NO_ROUTE, svc_id);
 	stats_forward(svc_id, be_id, bytes);
 
-	if (to_stack_frag) {
-		stats_event(AETH_EV_TO_STACK_FRAG);
-		return XDP_PASS;
-	}
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
 		/* the stack forwards it and resolves the neighbour */
 		stats_event(AETH_EV_TO_STACK_NO_NEIGH);
@@ -152,19 +193,47 @@ static __always_inline int lb_forward(struct xdp_md *ctx, struct lb_pkt *p,
 		stats_event(AETH_EV_TX);
 		return XDP_TX;
 	}
+	/* only to an interface the agent attached us to: XDP cannot send on
+	 * the others, and the kernel would drop it after we counted it */
+	if (!bpf_map_lookup_elem(&aeth_tx_ports, &fib.ifindex))
+		return stats_drop(AETH_R_NO_ROUTE, svc_id);
 	stats_event(AETH_EV_REDIRECT);
 	return bpf_redirect(fib.ifindex, 0);
 }
 
-/* ICMP to a VIP: errors about a service flow follow the flow; anything else
- * is not something a VIP was configured for. */
+/* The backend of the flow an ICMP error quotes: only a flow with a live
+ * connection entry on a backend still in use is followed. A Maglev guess
+ * would let anyone aim forged errors at any backend. */
+static __always_inline struct aeth_backend *
+lb_icmp_backend(const struct lb_pkt *p, const struct aeth_node *node,
+		const struct aeth_svc *svc, __u32 *be_id)
+{
+	struct aeth_ct_entry *e = ct_lookup(&p->flow);
+	struct aeth_backend *be;
+	__u64 now;
+	__u32 id;
+
+	if (!e)
+		return NULL;
+	id = e->backend_id;
+	be = bpf_map_lookup_elem(&aeth_backend, &id);
+	now = p->flow.proto == IPPROTO_UDP ? bpf_ktime_get_coarse_ns() : 0;
+	if (aeth_ct_judge(e, be, svc->id, p->flow.proto, false, now,
+			  node->udp_timeout_s) != AETH_CT_USE)
+		return NULL;
+	*be_id = id;
+	return be;
+}
+
+/* ICMP to a VIP: errors about a service flow with an entry follow the flow;
+ * anything else is not something a VIP was configured for. */
 static __always_inline int lb_icmp(struct xdp_md *ctx, struct lb_pkt *p,
 				   const struct aeth_node *node)
 {
 	struct aeth_backend *be;
 	struct aeth_svc *svc;
 	__u32 be_id = 0;
-	int drop;
+	int rc;
 
 	if (icmp_error_flow(ctx, p))
 		return stats_drop(AETH_R_UNCONFIGURED_PORT, STATS_NO_SVC);
@@ -174,11 +243,13 @@ static __always_inline int lb_icmp(struct xdp_md *ctx, struct lb_pkt *p,
 		return stats_drop(AETH_R_UNCONFIGURED_PORT, STATS_NO_SVC);
 	if (!guard_source_authorized(svc, &p->flow))
 		return stats_drop(AETH_R_NOT_AUTHORIZED, svc->id);
-	be = lb_backend(p, node, svc, &be_id, false, &drop);
-	if (!be)
-		return stats_drop(drop, svc->id);
-	stats_event(AETH_EV_ICMP_STEERED);
-	return lb_forward(ctx, p, node, svc, be, be_id, true);
+	be = lb_icmp_backend(p, node, svc, &be_id);
+	if (!be)	/* about no flow we carry */
+		return stats_drop(AETH_R_UNCONFIGURED_PORT, svc->id);
+	rc = lb_forward(ctx, p, node, svc, be, be_id, true);
+	if (rc != XDP_DROP)
+		stats_event(AETH_EV_ICMP_STEERED);
+	return rc;
 }
 
 /* A packet for a service found by its exact (VIP, port, proto). */
@@ -193,7 +264,7 @@ static __always_inline int lb_service_found(struct xdp_md *ctx,
 
 	if (!guard_source_authorized(svc, &p->flow))
 		return stats_drop(AETH_R_NOT_AUTHORIZED, svc->id);
-	be = lb_backend(p, node, svc, &be_id, true, &drop);
+	be = lb_backend(p, node, svc, &be_id, &drop);
 	if (!be)
 		return stats_drop(drop, svc->id);
 	return lb_forward(ctx, p, node, svc, be, be_id, false);
@@ -253,6 +324,24 @@ pass:
 	return XDP_PASS;
 }
 
+/* A tunnel packet to an address of the node other than node.addresses
+ * (or to anyone: the node is no router of tunnels) must not reach the
+ * kernel's own tunnel devices, which would decapsulate it without our
+ * checks. IPv6 extension headers are walked to find the tunnel (only
+ * packets that carry some pay for that). */
+static __always_inline bool lb_stray_tunnel(struct xdp_md *ctx,
+					    struct lb_pkt *p)
+{
+	if (decap_is_tunnel(p))
+		return true;
+	if (p->flow.family != AETH_AF_INET6 ||
+	    (p->proto != NEXTHDR_HOP && p->proto != NEXTHDR_ROUTING &&
+	     p->proto != NEXTHDR_DEST && p->proto != NEXTHDR_FRAGMENT))
+		return false;
+	/* parse_l3_rest is idempotent: the later call sees the same */
+	return parse_l3_rest(ctx, p) == 0 && decap_is_tunnel(p);
+}
+
 SEC("xdp")
 int aether_lb(struct xdp_md *ctx)
 {
@@ -277,6 +366,8 @@ int aether_lb(struct xdp_md *ctx)
 	 * node's addresses). */
 	if (decap_for_node(&p, node))
 		return lb_decap(ctx, &p);
+	if (lb_stray_tunnel(ctx, &p))
+		return stats_drop(AETH_R_DECAP_INVALID, STATS_NO_SVC);
 	gen = svc_generation();
 	now = bpf_jiffies64();
 	neg = svc_neg_find(&p.flow.dst, p.flow.family, gen, now, &known_absent);

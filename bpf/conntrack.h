@@ -52,6 +52,7 @@ static __always_inline void ct_record(const struct aeth_node *node,
 		.backend_id = be_id,
 		.svc_id = svc_id,
 		.created_ns = now,
+		.seen_ns = now,
 	};
 
 	if (!ct_budget_take(node, now)) {
@@ -60,6 +61,21 @@ static __always_inline void ct_record(const struct aeth_node *node,
 	}
 	if (bpf_map_update_elem(&aeth_ct, flow, &e, BPF_ANY) == 0)
 		stats_event(AETH_EV_CT_INSERT);
+}
+
+/* Replace the entry of a flow that has one (a re-selection). */
+static __always_inline void ct_overwrite(const struct aeth_flow *flow,
+					 __u32 be_id, __u32 svc_id)
+{
+	__u64 now = bpf_ktime_get_coarse_ns();
+	struct aeth_ct_entry e = {
+		.backend_id = be_id,
+		.svc_id = svc_id,
+		.created_ns = now,
+		.seen_ns = now,
+	};
+
+	bpf_map_update_elem(&aeth_ct, flow, &e, BPF_ANY);
 }
 
 #endif /* AETHER_BPF_CONNTRACK_H */

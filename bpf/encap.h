@@ -15,6 +15,7 @@
 #include <bpf/bpf_endian.h>
 #include "aether/abi.h"
 #include "csum.h"
+#include "maps.h"
 #include "parse.h"
 
 static __always_inline __u32 encap_overhead(const struct aeth_backend *be)
@@ -140,6 +141,24 @@ static __always_inline int encap_fib(struct xdp_md *ctx,
 	return rc;
 }
 
+/* The outer IPv4 identification of a packet that may be fragmented on
+ * the way (no DF). Never the client's own id: the outer header is ours
+ * (node -> backend), and ids copied from many clients would collide at the
+ * backend's reassembly. A per-CPU counter from a random start; with DF the
+ * packet is atomic and the id 0 (RFC 6864). */
+static __always_inline __be16 encap_next_ip_id(void)
+{
+	struct aeth_pcpu *pc;
+	__u32 zero = 0;
+
+	pc = bpf_map_lookup_elem(&aeth_pcpu, &zero);
+	if (!pc)
+		return (__be16)bpf_get_prandom_u32();
+	if (!pc->ip_id)
+		pc->ip_id = bpf_get_prandom_u32() | 1;
+	return bpf_htons((__u16)pc->ip_id++);
+}
+
 /* Put the outer header in front of the client's IP packet (Ethernet
  * padding trimmed first). Returns 0 or -1 (no headroom). */
 static __always_inline int encap_push(struct xdp_md *ctx,
@@ -188,7 +207,7 @@ static __always_inline int encap_push(struct xdp_md *ctx,
 		__u16 w0 = csum_bytes_as_stored(0x45, p->tos);
 		__u16 w4 = csum_bytes_as_stored(p->ttl, inner_proto);
 		__be16 tot_len = bpf_htons(p->l3_len + hlen);
-		__be16 id = p->flow.family == AETH_AF_INET ? p->ip_id : 0;
+		__be16 id = frag ? 0 : encap_next_ip_id();
 		__be16 frag_off = bpf_htons(frag);
 		__be32 saddr = node->v4, daddr = be->addr.v4;
 		__u32 sum = (__u32)w0 + tot_len + id + frag_off + w4 +

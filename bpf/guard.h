@@ -21,6 +21,9 @@
  * many for the service, then advances in steps (see guard_count_svc_drop). */
 #define GUARD_SVC_DROP_EXACT 1024
 #define GUARD_SVC_DROP_STEP 64
+/* aeth_rl_src[key].dropped: exact up to this, then in GUARD_SVC_DROP_STEP
+ * steps (see guard_count_src_drop). */
+#define GUARD_SRC_DROP_EXACT 256
 
 /* The trie key of a host address: IPv4 as ::ffff:a.b.c.d (prefix 128 either
  * way, the agent stores IPv4 prefixes as prefixlen + 96). */
@@ -51,23 +54,15 @@ static __always_inline bool guard_v4_mapped(const struct aeth_flow *flow)
 	       flow->src.v6[1] == 0 && flow->src.v6[2] == bpf_htonl(0x0000ffff);
 }
 
-/* True when flow->src may reach svc (always when the ACL is off). */
-static __always_inline bool guard_source_authorized(const struct aeth_svc *svc,
-						    const struct aeth_flow *flow)
+/* True when flow->src lies in one of trie's prefixes (an ACL trie or
+ * aeth_decap: both keyed by guard_acl_host_key, valued by the family of the
+ * listed prefix). */
+static __always_inline bool guard_trie_allows(void *trie,
+					      const struct aeth_flow *flow)
 {
 	struct aeth_acl_key key;
-	__u32 slot, *family;
-	void *trie;
+	__u32 *family;
 
-	if (!(svc->flags & AETH_SVC_F_ACL))
-		return true;
-	/* svc is this packet's snapshot of the service entry: the agent
-	 * replaces the whole entry to flip slots, so the slot read here and
-	 * the trie behind it belong to one list, old or new, never a mix. */
-	slot = svc->acl_slot;
-	trie = bpf_map_lookup_elem(&aeth_acl, &slot);
-	if (!trie)
-		return false;	/* enabled without a list: fail closed */
 	if (guard_v4_mapped(flow))
 		return false;
 	guard_acl_host_key(&key, flow);
@@ -79,6 +74,25 @@ static __always_inline bool guard_source_authorized(const struct aeth_svc *svc,
 	 * the family of the listed prefix; a longer IPv4 prefix that covers
 	 * the source always wins the longest match over it. */
 	return !(*family == AETH_AF_INET6 && flow->family == AETH_AF_INET);
+}
+
+/* True when flow->src may reach svc (always when the ACL is off). */
+static __always_inline bool guard_source_authorized(const struct aeth_svc *svc,
+						    const struct aeth_flow *flow)
+{
+	__u32 slot;
+	void *trie;
+
+	if (!(svc->flags & AETH_SVC_F_ACL))
+		return true;
+	/* svc is this packet's snapshot of the service entry: the agent
+	 * replaces the whole entry to flip slots, so the slot read here and
+	 * the trie behind it belong to one list, old or new, never a mix. */
+	slot = svc->acl_slot;
+	trie = bpf_map_lookup_elem(&aeth_acl, &slot);
+	if (!trie)
+		return false;	/* enabled without a list: fail closed */
+	return guard_trie_allows(trie, flow);
 }
 
 /* Top `bits` bits of a 32-bit word, in network order (bits 0..32). */
@@ -146,6 +160,29 @@ static __always_inline bool guard_gcra_charge(__u64 *tat, __u64 now,
 	return false;
 }
 
+/* Count a per-source refusal in the bucket's shared entry. A flood from one
+ * source is refused on every CPU, and an atomic add per packet would bounce
+ * that entry's cache line between them. Exact for the entry's first
+ * GUARD_SRC_DROP_EXACT refusals (an operator sees a client meet its limit;
+ * reading the line is cheap, writing it is not), then in steps of
+ * GUARD_SVC_DROP_STEP paced by this CPU's exact per-CPU count of the
+ * service's rate_limited drops (which the caller adds this one to). */
+static __always_inline void guard_count_src_drop(struct aeth_rl_src_state *st,
+						 __u32 id)
+{
+	struct aeth_svc_stats *s;
+
+	if (*(volatile __u64 *)&st->dropped < GUARD_SRC_DROP_EXACT) {
+		__sync_fetch_and_add(&st->dropped, 1);
+		return;
+	}
+	s = bpf_map_lookup_elem(&aeth_svc_stats, &id);
+	if (!s)
+		return;
+	if ((s->drops[AETH_R_RATE_LIMITED] + 1) % GUARD_SVC_DROP_STEP == 0)
+		__sync_fetch_and_add(&st->dropped, GUARD_SVC_DROP_STEP);
+}
+
 /* The per-source bucket: charge it, creating it on a source's first new
  * connection. Returns true when the source may open this connection. */
 static __always_inline bool guard_charge_source(const struct aeth_rl_src_key *key,
@@ -171,7 +208,7 @@ static __always_inline bool guard_charge_source(const struct aeth_rl_src_key *ke
 		__sync_fetch_and_add(&st->admitted, 1);
 		return true;
 	}
-	__sync_fetch_and_add(&st->dropped, 1);
+	guard_count_src_drop(st, svc->id);
 	return false;
 }
 

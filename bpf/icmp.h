@@ -16,6 +16,7 @@
 #include <bpf/bpf_endian.h>
 #include "aether/abi.h"
 #include "csum.h"
+#include "maps.h"
 #include "parse.h"
 
 /* linux/icmp.h drags in libc socket headers; what we need of it: */
@@ -41,6 +42,7 @@ struct icmphdr {
 };
 
 #define ICMP_REPLY_TTL 64
+#define ICMP_NSEC 1000000000ull
 #define ICMP6_QUOTE_MAX 120	/* 8 + 120 bytes: what csum_add_words sums */
 
 static __always_inline void icmp_swap_macs(struct l2_save *l2)
@@ -175,6 +177,56 @@ static __always_inline int icmp_too_big_v6(struct xdp_md *ctx,
 	sum = csum_add_words(sum, ic, (sizeof(*ic) + quote) / 2, end);
 	ic->icmp6_cksum = csum_fold(sum);
 	return 0;
+}
+
+/* May a too-big answer go to p's source? Never to an address that is no
+ * single host (unspecified, loopback, multicast, broadcast and the reserved
+ * 240/4): a forged source there would make us answer many or nobody. */
+static __always_inline bool icmp_source_answerable(const struct lb_pkt *p)
+{
+	__u32 a = bpf_ntohl(p->flow.src.v4), w0;
+
+	if (p->flow.family == AETH_AF_INET)
+		return (a >> 24) != 0 && (a >> 24) != 127 && (a >> 28) < 14;
+	w0 = bpf_ntohl(p->flow.src.v6[0]);
+	if ((w0 >> 24) == 0xff)
+		return false;	/* multicast */
+	/* :: and ::1 */
+	return (w0 | p->flow.src.v6[1] | p->flow.src.v6[2] |
+		(bpf_ntohl(p->flow.src.v6[3]) & ~1u)) != 0;
+}
+
+/* Take one answer from this CPU's too-big budget: a token bucket of
+ * node->icmp_rate tokens per second, holding at most one second's worth.
+ * Per CPU, so a flood of too-big packets costs no shared cache line. */
+static __always_inline bool icmp_budget_take(const struct aeth_node *node)
+{
+	__u64 now, add, rate = node->icmp_rate;
+	struct aeth_pcpu *pc;
+	__u32 zero = 0;
+
+	if (!rate)
+		return false;
+	pc = bpf_map_lookup_elem(&aeth_pcpu, &zero);
+	if (!pc)
+		return false;
+	now = bpf_ktime_get_coarse_ns();
+	if (now - pc->icmp_refill_ns >= ICMP_NSEC) {
+		pc->icmp_tokens = rate;
+		pc->icmp_refill_ns = now;
+	} else {
+		add = (now - pc->icmp_refill_ns) * rate / ICMP_NSEC;
+		if (add) {
+			pc->icmp_tokens += add;
+			if (pc->icmp_tokens > rate)
+				pc->icmp_tokens = rate;
+			pc->icmp_refill_ns += add * ICMP_NSEC / rate;
+		}
+	}
+	if (!pc->icmp_tokens)
+		return false;
+	pc->icmp_tokens--;
+	return true;
 }
 
 static __always_inline bool addr6_eq(const __u32 *a, const __u32 *b)

@@ -9,15 +9,14 @@
 #include <bpf/bpf_helpers.h>
 #include "aether/abi.h"
 #include "aether/flow_hash.h"
+#include "aether/ct_rule.h"
 #include "maps.h"
 
-/* A backend that may take a new flow. */
+/* A backend that may take a new flow (the rule aetherctl shares). */
 static __always_inline bool mg_backend_usable(const struct aeth_backend *be,
 					      __u32 svc_id)
 {
-	return (be->flags & (AETH_BE_F_IN_USE | AETH_BE_F_DRAINING |
-			     AETH_BE_F_UNHEALTHY)) == AETH_BE_F_IN_USE &&
-	       be->svc_id == svc_id;
+	return aeth_backend_usable(be, svc_id);
 }
 
 /* Pick the backend of a flow; NULL when the table is empty, missing, or

@@ -129,6 +129,19 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } aeth_ct SEC(".maps");
 
+/* Connection table policy for TCP packets that are not a SYN and miss the
+ * table (a flow moved here by ECMP, an entry evicted, or a spoofed ACK):
+ * they are forwarded by Maglev and NOT recorded. Every node builds the same
+ * table, so such a packet reaches the same backend any node would pick; what
+ * is lost is only stickiness when the backend set changes while a flow
+ * lives on a node that never saw its SYN. Recording them would let a flood
+ * of spoofed ACKs from inside the authorized networks buy entries (an LRU
+ * insert, 400-600 ns, and an eviction of an established flow each) at line
+ * rate; not recording makes such a packet cost a Maglev lookup, less than a
+ * new flow, and evict nothing. UDP has no SYN: a UDP packet without entry is
+ * a new connection, charged and recorded; its entry expires after
+ * node.udp_timeout_s idle (seen_ns). */
+
 /* Per-CPU conntrack insert budget window. Data path writes. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -155,6 +168,44 @@ struct {
 	__type(value, struct aeth_rl_svc_state);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } aeth_rl_svc SEC(".maps");
+
+/* decap.sources: the outer sources (LB nodes) whose tunnels this node
+ * decapsulates; key and value as in the ACL tries (IPv4 as ::ffff:a.b.c.d,
+ * value the listed prefix's family). Agent writes. An LPM trie because the
+ * document names CIDRs; empty means no tunnel is accepted. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, AETH_MAX_DECAP_SOURCES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct aeth_acl_key);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aeth_decap SEC(".maps");
+
+/* Per-CPU scratch: the too-big reply token bucket and the outer IPv4 id
+ * counter. Data path writes. Per CPU so neither costs a shared cache line. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct aeth_pcpu);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aeth_pcpu SEC(".maps");
+
+/* ifindex -> ifindex of the interfaces the program is attached to: the
+ * only ones a forwarded packet is redirected to. Agent writes. A redirect
+ * to anything else (a VLAN sub-interface, a bridge, a tunnel the route
+ * names) would fail inside the kernel after the program counted it sent;
+ * checked here it is a no_route drop instead. A hash: ifindexes are
+ * large and sparse. (Not a devmap: libbpf 1.1 cannot reuse a pinned one,
+ * the kernel adds BPF_F_RDONLY_PROG to its flags.) */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, AETH_MAX_TX_PORTS);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aeth_tx_ports SEC(".maps");
 
 /* Counters. Data path writes, everyone sums over CPUs. */
 struct {

@@ -64,7 +64,7 @@ step "Bringing up the cluster in namespaces ($P-*)"
 say "router $P-rtr: BIRD, learns $VIP4 and $VIP6 over BGP from lb1 and lb2 (ECMP)"
 say "LB nodes $P-lb1, $P-lb2: aether-agent, XDP on eth0, IPIP to the backends,"
 say "  each announcing the VIPs through the BIRD its agent runs (BFD on)"
-say "backends $P-be1..3: VIPs on lo, aether-agent decapsulates, HTTPS on :$API_PORT"
+say "backends $P-be1..3: VIPs on lo, aether-agent decapsulates (tunnels from lb1/lb2 only: decap.sources), HTTPS on :$API_PORT"
 say "clients: $P-cin (authorized, ${TOPO_V4[cin]}) and $P-cout (not, ${TOPO_V4[cout]})"
 topo_up --config scripts/lib/default-config.json || exit 1
 demo_bgp_announced

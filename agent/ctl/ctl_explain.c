@@ -7,10 +7,12 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
 
+#include "aether/ct_rule.h"
 #include "aether/flow_hash.h"
 #include "aether/names.h"
 #include "ctl.h"
@@ -116,13 +118,12 @@ static int limiter_refusal(struct ctl_ctx *ctx, const struct aeth_svc *svc,
 	return -1;
 }
 
-/* What bpf/maglev.h lets take a new flow. */
-static bool backend_usable_for_new(const struct aeth_backend *be,
-				   uint32_t svc_id)
+static uint64_t coarse_now_ns(void)
 {
-	return (be->flags & (AETH_BE_F_IN_USE | AETH_BE_F_DRAINING |
-			     AETH_BE_F_UNHEALTHY)) == AETH_BE_F_IN_USE &&
-	       be->svc_id == svc_id;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 static int decide_backend(struct ctl_ctx *ctx, const struct aeth_flow *f,
@@ -133,7 +134,7 @@ static int decide_backend(struct ctl_ctx *ctx, const struct aeth_flow *f,
 	struct aeth_ct_entry ce;
 	struct aeth_node node;
 	__u32 count, zero = 0, id;
-	int fd, r;
+	int fd, r, judge;
 
 	memset(v, 0, sizeof(*v));
 	memset(&vk, 0, sizeof(vk));
@@ -166,14 +167,23 @@ static int decide_backend(struct ctl_ctx *ctx, const struct aeth_flow *f,
 		return 0;
 	}
 
-	/* an entry counts while its backend is in use for this service; a
-	 * stale one is re-selected without charging the limiters */
+	if (bpf_map_lookup_elem(ctx->fds.node, &zero, &node)) {
+		r = -errno;
+		ctl_error(ctx, "reading %s: %s", AETH_MAP_NODE, strerror(errno));
+		return r;
+	}
+	/* the entry's worth as the data path judges it (aether/ct_rule.h);
+	 * a stale one is re-selected without charging the limiters */
+	judge = AETH_CT_NEW;
 	if (!bpf_map_lookup_elem(ctx->fds.ct, f, &ce)) {
 		struct aeth_backend be;
+		bool have = !bpf_map_lookup_elem(ctx->fds.backend,
+						 &ce.backend_id, &be);
 
-		if (!bpf_map_lookup_elem(ctx->fds.backend, &ce.backend_id, &be) &&
-		    (be.flags & AETH_BE_F_IN_USE) && be.svc_id == v->svc.id &&
-		    ce.svc_id == v->svc.id) {
+		judge = aeth_ct_judge(&ce, have ? &be : NULL, v->svc.id,
+				      f->proto, syn && f->proto == IPPROTO_TCP,
+				      coarse_now_ns(), node.udp_timeout_s);
+		if (judge == AETH_CT_USE) {
 			v->verdict = "tx";
 			v->reason = "conntrack";
 			v->have_backend = true;
@@ -181,8 +191,11 @@ static int decide_backend(struct ctl_ctx *ctx, const struct aeth_flow *f,
 			v->be = be;
 			return 0;
 		}
-	} else if (f->proto == IPPROTO_UDP || syn) {
-		/* a new connection: TCP SYN, or UDP without an entry */
+	} else if (f->proto == IPPROTO_TCP && !syn) {
+		judge = AETH_CT_RESELECT;	/* stray: Maglev, not charged */
+	}
+	if (judge != AETH_CT_RESELECT) {
+		/* a new connection: TCP SYN, or UDP without a live entry */
 		r = limiter_refusal(ctx, &v->svc, f);
 		if (r >= 0) {
 			v->verdict = "drop";
@@ -195,11 +208,6 @@ static int decide_backend(struct ctl_ctx *ctx, const struct aeth_flow *f,
 	v->reason = aeth_reason_names[AETH_R_NO_BACKEND];
 	if (!v->svc.table_size)
 		return 0;
-	if (bpf_map_lookup_elem(ctx->fds.node, &zero, &node)) {
-		r = -errno;
-		ctl_error(ctx, "reading %s: %s", AETH_MAP_NODE, strerror(errno));
-		return r;
-	}
 	v->have_hash = true;
 	v->hash = aeth_flow_hash(f, node.hash_seed);
 	v->slot = v->hash % v->svc.table_size;
@@ -212,7 +220,7 @@ static int decide_backend(struct ctl_ctx *ctx, const struct aeth_flow *f,
 		return 0;
 	v->backend_id = id;
 	if (bpf_map_lookup_elem(ctx->fds.backend, &id, &v->be) ||
-	    !backend_usable_for_new(&v->be, v->svc.id))
+	    !aeth_backend_usable(&v->be, v->svc.id))
 		return 0;
 	v->verdict = "tx";
 	v->reason = "maglev";

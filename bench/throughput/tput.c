@@ -351,6 +351,7 @@ static const char *const event_names[AETH_EV_MAX] = {
 	"pass", "tx", "redirect", "to_stack_no_neigh", "to_stack_frag",
 	"decap", "ct_hit", "ct_miss", "ct_insert", "ct_insert_skipped",
 	"ct_reselect", "icmp_too_big_sent", "icmp_steered",
+	"icmp_too_big_limited", "ct_expired", "ct_stray",
 };
 
 static int word_index(const char *w)

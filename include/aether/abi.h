@@ -9,7 +9,7 @@
 
 /* Bump on any change to a pinned struct or map definition. The agent refuses
  * (or migrates) pinned maps whose aeth_meta.schema_version differs. */
-#define AETH_SCHEMA_VERSION 1
+#define AETH_SCHEMA_VERSION 2
 
 /* Limits. Outer map sizes are fixed at load; inner maps are sized per use. */
 #define AETH_MAX_SERVICES 4096
@@ -17,10 +17,14 @@
 #define AETH_MAX_TABLE_SIZE 65537	/* largest supported Maglev table */
 #define AETH_MAX_ACL_CIDRS 65536	/* per service */
 #define AETH_MAX_INTERFACES 8
+#define AETH_MAX_TX_PORTS 64	/* aeth_tx_ports entries */
 #define AETH_NAME_LEN 64
 #define AETH_IFNAME_LEN 16
 #define AETH_DEFAULT_CT_ENTRIES 1048576
 #define AETH_DEFAULT_CT_INSERT_RATE 50000 /* per CPU per second */
+#define AETH_DEFAULT_UDP_TIMEOUT_S 30	/* idle UDP connection entry */
+#define AETH_DEFAULT_ICMP_RATE 1000	/* too-big replies per CPU per second */
+#define AETH_MAX_DECAP_SOURCES 1024	/* decap.sources CIDRs */
 
 /* Two outer slots per service for the Maglev table and the ACL: the agent
  * fills the inactive slot, then flips the service entry to it in one update. */
@@ -46,6 +50,9 @@
 #define AETH_MAP_SVC_STATS "aeth_svc_stats"
 #define AETH_MAP_BE_STATS "aeth_be_stats"
 #define AETH_MAP_GLOBAL "aeth_global"
+#define AETH_MAP_DECAP "aeth_decap"
+#define AETH_MAP_PCPU "aeth_pcpu"
+#define AETH_MAP_TX_PORTS "aeth_tx_ports"
 
 #define AETH_PROG_NAME "aether_lb"	/* SEC("xdp") entry point */
 
@@ -70,7 +77,7 @@ enum aeth_event {
 	AETH_EV_TX,		/* encapsulated, XDP_TX */
 	AETH_EV_REDIRECT,	/* encapsulated, redirected to another NIC */
 	AETH_EV_TO_STACK_NO_NEIGH, /* encapsulated, no neighbour: XDP_PASS */
-	AETH_EV_TO_STACK_FRAG,	/* encapsulated, too big without DF: the stack fragments */
+	AETH_EV_TO_STACK_FRAG,	/* unused: a too-big packet is answered, never fragmented */
 	AETH_EV_DECAP,		/* valid tunnel packet stripped, XDP_PASS */
 	AETH_EV_CT_HIT,
 	AETH_EV_CT_MISS,
@@ -79,6 +86,9 @@ enum aeth_event {
 	AETH_EV_CT_RESELECT,	/* entry named a removed backend: re-selected */
 	AETH_EV_ICMP_TOO_BIG_SENT, /* frag-needed / packet-too-big answered */
 	AETH_EV_ICMP_STEERED,	/* ICMP error forwarded to its flow's backend */
+	AETH_EV_ICMP_TOO_BIG_LIMITED, /* too big, reply refused by the ICMP budget */
+	AETH_EV_CT_EXPIRED,	/* idle UDP entry found expired: a new connection */
+	AETH_EV_CT_STRAY,	/* TCP non-SYN without entry: Maglev, not recorded */
 	AETH_EV_MAX,
 };
 
@@ -127,6 +137,8 @@ struct aeth_node {
 	__u32 mtu;		/* largest encapsulated packet, L3 bytes */
 	__u32 ct_insert_rate;	/* conntrack inserts per second per CPU; 0 = no cap */
 	__u32 hash_seed[4];	/* maglev.seed, the flow hash key */
+	__u32 udp_timeout_s;	/* idle UDP entry lifetime; 0 = never expires */
+	__u32 icmp_rate;	/* too-big replies per CPU per second; 0 = none */
 };
 
 /* aeth_vip: every address that is some service's VIP -> number of services
@@ -212,6 +224,7 @@ struct aeth_ct_entry {
 	__u32 backend_id;
 	__u32 svc_id;
 	__u64 created_ns;	/* bpf_ktime_get_coarse_ns() at insert */
+	__u64 seen_ns;		/* UDP: last packet, refreshed at most once a second */
 };
 
 /* aeth_ct_budget[0] (per CPU): inserts in the current one-second window. */
@@ -220,8 +233,17 @@ struct aeth_ct_budget {
 	__u64 inserts;
 };
 
+/* aeth_pcpu[0] (per CPU): scratch state of the data path on one CPU. */
+struct aeth_pcpu {
+	__u64 icmp_tokens;	/* too-big replies left (token bucket) */
+	__u64 icmp_refill_ns;	/* when icmp_tokens was last refilled */
+	__u32 ip_id;		/* next outer IPv4 identification */
+	__u32 pad;
+};
+
 /* aeth_acl inner LPM trie key: IPv4 is stored as ::ffff:a.b.c.d with
- * prefixlen + 96, so both families share one trie and one lookup. */
+ * prefixlen + 96, so both families share one trie and one lookup. aeth_decap
+ * (decap.sources) uses the same key and value. */
 struct aeth_acl_key {
 	__u32 prefixlen;
 	__u8 addr[16];
@@ -270,14 +292,15 @@ struct aeth_global_stats {
 _Static_assert(sizeof(union aeth_addr) == 16, "aeth_addr");
 _Static_assert(sizeof(struct aeth_iface_status) == 32, "aeth_iface_status");
 _Static_assert(sizeof(struct aeth_meta) == 56 + 32 * AETH_MAX_INTERFACES, "aeth_meta");
-_Static_assert(sizeof(struct aeth_node) == 48, "aeth_node");
+_Static_assert(sizeof(struct aeth_node) == 56, "aeth_node");
 _Static_assert(sizeof(struct aeth_vip_key) == 20, "aeth_vip_key");
 _Static_assert(sizeof(struct aeth_svc_key) == 20, "aeth_svc_key");
 _Static_assert(sizeof(struct aeth_svc) == 56, "aeth_svc");
 _Static_assert(sizeof(struct aeth_svcinfo) == 120, "aeth_svcinfo");
 _Static_assert(sizeof(struct aeth_backend) == 28, "aeth_backend");
 _Static_assert(sizeof(struct aeth_flow) == 40, "aeth_flow");
-_Static_assert(sizeof(struct aeth_ct_entry) == 16, "aeth_ct_entry");
+_Static_assert(sizeof(struct aeth_ct_entry) == 24, "aeth_ct_entry");
+_Static_assert(sizeof(struct aeth_pcpu) == 24, "aeth_pcpu");
 _Static_assert(sizeof(struct aeth_ct_budget) == 16, "aeth_ct_budget");
 _Static_assert(sizeof(struct aeth_acl_key) == 20, "aeth_acl_key");
 _Static_assert(sizeof(struct aeth_rl_src_key) == 24, "aeth_rl_src_key");

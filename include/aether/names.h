@@ -32,6 +32,9 @@ static const char *const aeth_event_names[AETH_EV_MAX] = {
 	[AETH_EV_CT_RESELECT] = "conntrack_reselect",
 	[AETH_EV_ICMP_TOO_BIG_SENT] = "icmp_too_big_sent",
 	[AETH_EV_ICMP_STEERED] = "icmp_steered",
+	[AETH_EV_ICMP_TOO_BIG_LIMITED] = "icmp_too_big_limited",
+	[AETH_EV_CT_EXPIRED] = "conntrack_expired",
+	[AETH_EV_CT_STRAY] = "conntrack_stray",
 };
 
 static const char *const aeth_xdp_mode_names[] = {

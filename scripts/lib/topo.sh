@@ -11,8 +11,9 @@
 #                                                    be1 .21, be2 .22, be3 .23
 #
 # The LB nodes encapsulate VIP traffic to a backend (XDP_TX back onto the
-# fabric); the backends strip the tunnel in XDP and answer straight to the
-# router (direct server return).
+# fabric); the backends strip the tunnel in XDP (only from lb1 and lb2, their
+# decap.sources, and only for authorized inner sources) and answer straight
+# to the router (direct server return).
 # shellcheck shell=bash
 
 TOPO_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -274,12 +275,18 @@ s = socket.create_connection((sys.argv[1], int(sys.argv[2])), 0.5)' \
 # topo_write_config NODE TEMPLATE: the node's document from the template,
 # replaced atomically (rename) as a ConfigMap update would.
 topo_write_config() {
-	local n=$1 tpl=$2 role=lb dir
+	local n=$1 tpl=$2 role=lb dir lb decap=()
 	dir=$(dirname "$(topo_conf "$n")")
 	mkdir -p "$dir"
 	case " $TOPO_BACKENDS " in *" $n "*) role=backend ;; esac
+	# backends accept tunnels from the LB nodes only (decap.sources)
+	for lb in $TOPO_LBS; do
+		decap+=(--decap-source "${TOPO_V4[$lb]}/32"
+			--decap-source "${TOPO_V6[$lb]}/128")
+	done
 	python3 "$TOPO_LIB/nodeconf.py" "$tpl" --role "$role" \
-		--v4 "${TOPO_V4[$n]}" --v6 "${TOPO_V6[$n]}" >"$dir/.config.new" &&
+		--v4 "${TOPO_V4[$n]}" --v6 "${TOPO_V6[$n]}" "${decap[@]}" \
+		>"$dir/.config.new" &&
 		mv -f "$dir/.config.new" "$dir/config.json"
 }
 

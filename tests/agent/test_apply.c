@@ -2,6 +2,7 @@
  * atomic table swap, rollback at every failure point, restart over pinned
  * maps, and the schema check. Root only. */
 #include <netinet/in.h>
+#include <pthread.h>
 #include <time.h>
 
 #include "agent_fixture.h"
@@ -222,10 +223,14 @@ Test(apply, diff_changes_only_what_differs)
 	cr_assert_eq(slot_map_id(A->fds.maglev, dns1.maglev_slot), dns_tbl);
 	cr_assert_eq(slot_map_id(A->fds.acl, api1.acl_slot), api_acl);
 
-	/* the changed one flipped to its other slot; the old one is gone */
+	/* the changed one flipped to its other slot; the old one is kept
+	 * whole for packets still holding the old entry, until the next
+	 * apply */
 	cr_assert_eq(v61.id, v60.id);
 	cr_assert_neq(v61.maglev_slot, v6_old_slot);
 	cr_assert_eq(v61.maglev_slot / 2, v61.id);
+	cr_assert_neq(slot_map_id(A->fds.maglev, v6_old_slot), 0);
+	apply_ok(A, DOC_B);
 	cr_assert_eq(slot_map_id(A->fds.maglev, v6_old_slot), 0);
 
 	/* backend ids: kept for the survivor, fresh (not the freed one) for
@@ -252,6 +257,7 @@ Test(apply, diff_changes_only_what_differs)
 		free(t);
 		free(want);
 	}
+	/* the second DOC_B changed nothing: no new generation */
 	cr_assert_eq(A->meta.generation, 2);
 }
 
@@ -296,7 +302,8 @@ Test(apply, removal_in_reverse)
 	vk.family = AETH_AF_INET6;
 	cr_assert_neq(bpf_map_lookup_elem(A->fds.vip, &vk, &count), 0);
 
-	/* the removed services' tables are released */
+	/* the removed services' tables are released, one apply later */
+	apply_ok(A, DOC_HEAD SVC_API DOC_TAIL);
 	cr_assert_eq(slot_map_id(A->fds.maglev, 2 * v60.id), 0);
 	cr_assert_eq(slot_map_id(A->fds.maglev, 2 * v60.id + 1), 0);
 	cr_assert_eq(slot_map_id(A->fds.maglev, 2 * dns0.id), 0);
@@ -442,6 +449,9 @@ Test(apply, failure_at_any_step_keeps_previous_state)
 	snap(A, &after);
 	cr_assert(svc_get(A, "203.0.113.10", 6443, IPPROTO_TCP, &api_new));
 	cr_assert_neq(api_new.maglev_slot, api_old.maglev_slot);
+	cr_assert_eq(slot_map_id(A->fds.maglev, api_old.maglev_slot),
+		     old_tbl_id, "retired, not yet emptied");
+	apply_ok(A, DOC_C);
 	cr_assert_eq(slot_map_id(A->fds.maglev, api_old.maglev_slot), 0);
 	for (uint32_t i = 0; i < 251; i++) {
 		uint32_t v;
@@ -811,6 +821,10 @@ Test(apply, acl_empty_then_disabled)
 		 "'backends':[{'address':'192.0.2.61'}]}" DOC_TAIL);
 	cr_assert(svc_get(A, "203.0.113.30", 22, IPPROTO_TCP, &s));
 	cr_assert_eq(s.flags & AETH_SVC_F_ACL, 0);
+	apply_ok(A, DOC_HEAD
+		 "{'name':'closed','vip':'203.0.113.30','port':22,'protocol':'tcp',"
+		 "'authorized_networks':{'enabled':false},"
+		 "'backends':[{'address':'192.0.2.61'}]}" DOC_TAIL);
 	cr_assert_eq(slot_map_id(A->fds.acl, 2 * s.id), 0);
 	cr_assert_eq(slot_map_id(A->fds.acl, 2 * s.id + 1), 0);
 }
@@ -1089,4 +1103,174 @@ Test(apply, restart_log_counts_live_backends_only)
 		bpf_map_lookup_elem(A->fds.backend, &id, &got);
 		cr_assert_not(got.flags & AETH_BE_F_IN_USE, "id %u kept", id);
 	}
+}
+
+static int decap_count(struct aeth_agent *a)
+{
+	struct aeth_acl_key k, next;
+	void *prev = NULL;
+	int n = 0;
+
+	while (bpf_map_get_next_key(a->fds.decap, prev, &next) == 0) {
+		k = next;
+		prev = &k;
+		n++;
+	}
+	return n;
+}
+
+#define DOC_DECAP(list) \
+	"{'version':1,'node':{'interfaces':['lo'],'xdp_mode':'generic'," \
+	"'addresses':{'ipv4':'192.0.2.11','ipv6':'2001:db8::11'},'mtu':1500}," \
+	"'maglev':{'seed':'5f3c0a1e9b7d2c44a1b2c3d4e5f60718','table_size':251}," \
+	"'conntrack':{'max_entries':4096,'udp_timeout_s':45}," \
+	"'icmp':{'too_big_per_second_per_cpu':77}," \
+	"'decap':{'sources':[" list "]},'services':[" SVC_DNS "]}"
+
+/* decap.sources is what aeth_decap holds, replaced as a whole; the node
+ * entry carries the UDP timeout and the ICMP budget. */
+Test(apply, decap_sources_and_node_settings)
+{
+	struct aeth_node node;
+	uint32_t zero = 0, family;
+
+	apply_ok(A, DOC_DECAP("'192.0.2.1/32','2001:db8:1::/64'"));
+	cr_assert_eq(decap_count(A), 2);
+	cr_assert(acl_match(A->fds.decap, "192.0.2.1", &family));
+	cr_assert_eq(family, AETH_AF_INET);
+	cr_assert(acl_match(A->fds.decap, "2001:db8:1::5", &family));
+	cr_assert_eq(family, AETH_AF_INET6);
+	cr_assert(!acl_has(A->fds.decap, "192.0.2.2"));
+	cr_assert_eq(bpf_map_lookup_elem(A->fds.node, &zero, &node), 0);
+	cr_assert_eq(node.udp_timeout_s, 45);
+	cr_assert_eq(node.icmp_rate, 77);
+
+	apply_ok(A, DOC_DECAP("'192.0.2.0/30'"));
+	cr_assert_eq(decap_count(A), 1);
+	cr_assert(acl_has(A->fds.decap, "192.0.2.2"));
+	cr_assert(!acl_has(A->fds.decap, "2001:db8:1::5"));
+
+	apply_ok(A, DOC_A);	/* no decap member: no tunnel accepted */
+	cr_assert_eq(decap_count(A), 0);
+	cr_assert_eq(bpf_map_lookup_elem(A->fds.node, &zero, &node), 0);
+	cr_assert_eq(node.udp_timeout_s, AETH_DEFAULT_UDP_TIMEOUT_S);
+	cr_assert_eq(node.icmp_rate, AETH_DEFAULT_ICMP_RATE);
+}
+
+/* ---- switching tables and lists while packets are in flight ------------- */
+
+#define DOC_API_V(cidrs, extra_backend) \
+	DOC_HEAD "{'name':'api','vip':'203.0.113.10','port':6443," \
+	"'protocol':'tcp','authorized_networks':{'enabled':true,'cidrs':[" \
+	cidrs "]},'backends':[{'address':'192.0.2.21'}," \
+	"{'address':'" extra_backend "'}]}" DOC_TAIL
+#define DOC_API_1 DOC_API_V("'198.51.100.0/24'", "192.0.2.22")
+#define DOC_API_2 DOC_API_V("'198.51.100.0/24','203.0.113.0/24'", "192.0.2.23")
+
+/* A packet that read the service entry just before a switch looks up the
+ * old slots after it: they must still hold the whole old table and list
+ * (they are emptied one apply later, when no such packet can be left). */
+Test(apply, switched_slots_stay_whole_for_packets_in_flight)
+{
+	struct aeth_svc before, after;
+	uint32_t tbl_id, *tbl0, *tbl1;
+	int trie_id;
+
+	apply_ok(A, DOC_API_1);
+	cr_assert(svc_get(A, "203.0.113.10", 6443, IPPROTO_TCP, &before));
+	tbl_id = slot_map_id(A->fds.maglev, before.maglev_slot);
+	tbl0 = read_table(tbl_id, 251);
+
+	apply_ok(A, DOC_API_2);	/* new table and new list */
+	cr_assert(svc_get(A, "203.0.113.10", 6443, IPPROTO_TCP, &after));
+	cr_assert_neq(after.maglev_slot, before.maglev_slot);
+	cr_assert_neq(after.acl_slot, before.acl_slot);
+	/* what the in-flight packet finds through its old entry */
+	cr_assert_eq(slot_map_id(A->fds.maglev, before.maglev_slot), tbl_id);
+	tbl1 = read_table(tbl_id, 251);
+	cr_assert_arr_eq(tbl1, tbl0, 251 * sizeof(uint32_t));
+	trie_id = slot_map_id(A->fds.acl, before.acl_slot);
+	cr_assert_neq(trie_id, 0, "old list emptied under the packet");
+	{
+		int fd = bpf_map_get_fd_by_id(trie_id);
+
+		cr_assert_geq(fd, 0);
+		cr_assert(acl_has(fd, "198.51.100.7"));
+		close(fd);
+	}
+	free(tbl0);
+	free(tbl1);
+	/* one apply later they are released (unless taken back), also when
+	 * that apply is the same document again (no new generation) */
+	apply_ok(A, DOC_API_2);
+	cr_assert_eq(slot_map_id(A->fds.maglev, before.maglev_slot), 0);
+	cr_assert_eq(slot_map_id(A->fds.acl, before.acl_slot), 0);
+}
+
+struct flipper_load {
+	struct aeth_agent *a;
+	volatile int stop;
+	uint64_t runs;
+};
+
+/* Authorized ACKs without an entry: the ACL and the Maglev table on every
+ * packet, no limiter, no state. */
+static void *flipper_traffic(void *arg)
+{
+	struct flipper_load *l = arg;
+	uint8_t buf[2 + 14 + 20 + 20] __attribute__((aligned(4))), out[256];
+	uint8_t *pkt = buf + 2;
+	struct iphdr *ip = (struct iphdr *)(pkt + 14);
+	struct tcphdr *tcp = (struct tcphdr *)(pkt + 34);
+	int fd = bpf_program__fd(l->a->skel->progs.aether_lb);
+
+	memset(buf, 0, sizeof(buf));
+	((struct ethhdr *)pkt)->h_proto = htons(ETH_P_IP);
+	ip->version = 4;
+	ip->ihl = 5;
+	ip->tot_len = htons(40);
+	ip->ttl = 64;
+	ip->protocol = IPPROTO_TCP;
+	ip->daddr = ip_of("203.0.113.10").addr.v4;
+	tcp->dest = htons(6443);
+	tcp->doff = 5;
+	tcp->ack = 1;
+	while (!l->stop) {
+		LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = pkt,
+			    .data_size_in = sizeof(buf) - 2, .data_out = out,
+			    .data_size_out = sizeof(out), .repeat = 1);
+
+		ip->saddr = htonl(0xc6336400u | (l->runs & 0xff));
+		tcp->source = htons(1024 + (l->runs & 0x7fff));
+		ip->check = 0;
+		ip->check = ip_csum(ip, 20);
+		if (bpf_prog_test_run_opts(fd, &opts))
+			break;
+		l->runs++;
+	}
+	return NULL;
+}
+
+/* Tables and lists switched back and forth under traffic from authorized
+ * sources: never no_backend, never not_authorized. */
+Test(apply, table_and_acl_switches_under_load)
+{
+	struct flipper_load l = { .a = NULL };
+	uint64_t nb, na;
+	pthread_t t;
+
+	apply_ok(A, DOC_API_1);
+	l.a = A;
+	nb = reason_count(A, AETH_R_NO_BACKEND);
+	na = reason_count(A, AETH_R_NOT_AUTHORIZED);
+	cr_assert_eq(pthread_create(&t, NULL, flipper_traffic, &l), 0);
+	for (int i = 0; i < 60; i++)
+		apply_ok(A, i % 2 ? DOC_API_1 : DOC_API_2);
+	l.stop = 1;
+	pthread_join(t, NULL);
+	cr_log_info("%llu packets during 60 switches",
+		    (unsigned long long)l.runs);
+	cr_assert_gt(l.runs, 1000);
+	cr_assert_eq(reason_count(A, AETH_R_NO_BACKEND), nb);
+	cr_assert_eq(reason_count(A, AETH_R_NOT_AUTHORIZED), na);
 }

@@ -70,6 +70,9 @@ int dp_open_sized(struct dp_h *h, __u32 ct_entries, __u32 rl_entries)
 	h->svc_stats = bpf_map__fd(skel->maps.aeth_svc_stats);
 	h->be_stats = bpf_map__fd(skel->maps.aeth_be_stats);
 	h->global = bpf_map__fd(skel->maps.aeth_global);
+	h->decap = bpf_map__fd(skel->maps.aeth_decap);
+	h->pcpu = bpf_map__fd(skel->maps.aeth_pcpu);
+	h->tx_ports = bpf_map__fd(skel->maps.aeth_tx_ports);
 	h->ncpus = libbpf_num_possible_cpus();
 	if (h->ncpus <= 0) {
 		err = h->ncpus ? h->ncpus : -EINVAL;
@@ -116,6 +119,8 @@ void dp_node_default(struct aeth_node *node)
 	node->flags = AETH_NODE_F_V4 | AETH_NODE_F_V6;
 	node->mtu = 1500;
 	node->ct_insert_rate = 0;
+	node->udp_timeout_s = AETH_DEFAULT_UDP_TIMEOUT_S;
+	node->icmp_rate = AETH_DEFAULT_ICMP_RATE;
 	memcpy(node->hash_seed, seed, sizeof(seed));
 }
 
@@ -263,11 +268,24 @@ int dp_acl_add(int acl_fd, const char *addr, uint32_t prefixlen)
 		k.addr[11] = 0xff;
 		memcpy(k.addr + 12, &a.v4, 4);
 		k.prefixlen = prefixlen + 96;
+		v = AETH_AF_INET;
 	} else {
 		memcpy(k.addr, a.bytes, 16);
 		k.prefixlen = prefixlen;
+		v = AETH_AF_INET6;	/* the family of the prefix, as the agent */
 	}
 	return bpf_map_update_elem(acl_fd, &k, &v, BPF_ANY) ? -errno : 0;
+}
+
+int dp_add_tx_port(struct dp_h *h, uint32_t ifindex)
+{
+	return bpf_map_update_elem(h->tx_ports, &ifindex, &ifindex, BPF_ANY) ?
+		       -errno : 0;
+}
+
+int dp_decap_add(struct dp_h *h, const char *addr, uint32_t prefixlen)
+{
+	return dp_acl_add(h->decap, addr, prefixlen);
 }
 
 int dp_run(struct dp_h *h, const void *in, size_t in_len, void *out,
@@ -440,9 +458,24 @@ size_t dp_expect_encap(const struct pkt_spec *s, const void *in, size_t in_len,
 	o.frag_off = 0;
 	o.mf = false;
 	o.df = s->family == AETH_AF_INET6 ? true : s->df;
-	o.ip_id = s->family == AETH_AF_INET ? s->ip_id : 0;
+	/* with DF the outer id is 0; without, the program's own counter,
+	 * which the caller takes from the output (dp_expect_take_ip_id) */
+	o.ip_id = 0;
 	o.flow_label = s->family == AETH_AF_INET6 ? s->flow_label : 0;
 	return pkt_build(&o, out, PKT_MAX);
+}
+
+void dp_expect_take_ip_id(void *want, const void *got, size_t l3)
+{
+	uint8_t *w = (uint8_t *)want + l3;
+	const uint8_t *g = (const uint8_t *)got + l3;
+
+	if (w[0] != 0x45 || (w[6] & 0x40))
+		return;
+	w[4] = g[4];
+	w[5] = g[5];
+	w[10] = w[11] = 0;
+	memcpy(w + 10, (uint16_t[]){ pkt_csum(w, 20, 0) }, 2);
 }
 
 int dp_pin_cpu(int cpu)

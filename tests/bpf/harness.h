@@ -11,7 +11,8 @@
  *                                  DP_CT_ENTRIES / DP_RL_ENTRIES for speed
  *   dp_set_node(&h, &node);        aeth_node[0]; dp_node_default() gives
  *                                  DP_NODE_V4 / DP_NODE_V6, mtu 1500, no
- *                                  insert cap and DP_SEED
+ *                                  insert cap, DP_SEED, and the defaults of
+ *                                  udp_timeout_s and icmp_rate
  *   dp_add_service(&h, &key, &svc) aeth_svc[key] = svc and the VIP counted
  *                                  in aeth_vip (dp_svc_key() builds the key),
  *                                  then aeth_meta.generation bumped as the
@@ -31,6 +32,7 @@
  *                                  close the fd once the CIDRs are in)
  *   dp_acl_add(fd, &ip, prefixlen) adds a CIDR; IPv4 goes in as
  *                                  ::ffff:a.b.c.d with prefixlen + 96
+ *   dp_decap_add(&h, ip, prefixlen) adds a decap.sources CIDR
  *   dp_run(&h, in, len, out, &out_len, ifindex, &verdict)
  *                                  BPF_PROG_TEST_RUN once with
  *                                  ctx_in.ingress_ifindex = ifindex (0: none;
@@ -79,7 +81,8 @@ struct dp_h {
 	void *skel;		/* struct aether_lb (skeleton), opaque here */
 	int prog_fd;
 	int meta, node, vip, svc, svcinfo, backend, maglev, acl, ct, ct_budget,
-	    rl_src, rl_svc, svc_stats, be_stats, global;
+	    rl_src, rl_svc, svc_stats, be_stats, global, decap, pcpu,
+	    tx_ports;
 	int ncpus;		/* possible CPUs: stride of per-CPU values */
 };
 
@@ -122,6 +125,11 @@ void dp_table_round_robin(uint32_t *table, uint32_t size, const uint32_t *ids,
 
 int dp_acl_create(struct dp_h *h, uint32_t slot);
 int dp_acl_add(int acl_fd, const char *addr, uint32_t prefixlen);
+/* Let the program redirect to ifindex (aeth_tx_ports, as the agent does
+ * for the interfaces it attaches to). */
+int dp_add_tx_port(struct dp_h *h, uint32_t ifindex);
+/* Accept tunnels from addr/prefixlen (aeth_decap, decap.sources). */
+int dp_decap_add(struct dp_h *h, const char *addr, uint32_t prefixlen);
 
 int dp_run(struct dp_h *h, const void *in, size_t in_len, void *out,
 	   size_t *out_len, uint32_t ifindex, uint32_t *verdict);
@@ -151,12 +159,18 @@ int dp_netns_setup(struct dp_net *net);
 /* What the program should emit for frame `in` (built from spec s) sent to
  * backend `backend`: s's L2 header with the given MACs and its VLAN tags,
  * an outer header from the node address of the backend's family (TTL, TOS,
- * DF, IPv4 id and IPv6 flow label carried over as the data path promises),
+ * DF and IPv6 flow label carried over as the data path promises; the outer
+ * IPv4 id is 0 with DF, else the program's own: copy it from the output
+ * with dp_expect_take_ip_id before comparing),
  * then the client's IP packet unchanged. Built with pkt.c only. Returns the
  * length. */
 struct pkt_spec;
 size_t dp_expect_encap(const struct pkt_spec *s, const void *in, size_t in_len,
 		       const char *backend, const uint8_t dmac[6],
 		       const uint8_t smac[6], void *out);
+
+/* Without DF, copy the outer IPv4 id of got (frame, L3 at l3) into want
+ * and fix want's header checksum. */
+void dp_expect_take_ip_id(void *want, const void *got, size_t l3);
 
 #endif /* AETHER_TESTS_HARNESS_H */

@@ -56,6 +56,9 @@ static void setup(void)
 	cr_assert_eq(dp_set_maglev(&h, 2, table, TSIZE), 0);
 	cr_assert_eq(dp_add_service(&h, &k4, &s4), 0);
 	cr_assert_eq(dp_add_service(&h, &k6, &s6), 0);
+	/* tunnels come from the LB node at 192.0.2.99 / 2001:db8::99 */
+	cr_assert_eq(dp_decap_add(&h, "192.0.2.99", 32), 0);
+	cr_assert_eq(dp_decap_add(&h, "2001:db8::99", 128), 0);
 }
 
 static void teardown(void)
@@ -496,14 +499,31 @@ Test(dp, decap_keeps_vlan_tags)
 	expect_decap(1, &i4);
 }
 
+/* An ICMP error from router 198.51.100.254 about the VIP's reply to the
+ * client quoted (VIP:sport -> client:dport). */
+static void icmp_error_inner(struct pkt_spec *i4, uint8_t *icmp, size_t cap,
+			     const char *client)
+{
+	struct pkt_spec q = pkt_spec_tcp4(VIP4, 6443, client, 40000);
+	size_t n;
+
+	n = pkt_build_l3(&q, icmp + 8, cap - 8);
+	cr_assert_gt(n, 0);
+	memset(icmp, 0, 8);
+	icmp[0] = 3;
+	icmp[1] = 1;
+	*i4 = pkt_spec_tcp4("198.51.100.254", 0, VIP4, 0);
+	i4->proto = 1;
+	i4->payload = icmp;
+	i4->payload_len = 8 + 28;
+}
+
 Test(dp, decap_of_steered_icmp_error)
 {
-	struct pkt_spec i4 = pkt_spec_tcp4("198.51.100.254", 0, VIP4, 0);
-	uint8_t icmp[8 + 28] = { 3, 1 };
+	struct pkt_spec i4;
+	uint8_t icmp[128];
 
-	i4.proto = 1;
-	i4.payload = icmp;
-	i4.payload_len = sizeof(icmp);
+	icmp_error_inner(&i4, icmp, sizeof(icmp), CLI4);
 	expect_decap(0, &i4);
 }
 
@@ -563,16 +583,167 @@ Test(dp, plain_traffic_to_node_passes)
 	cr_assert_eq(total_drops(), 0);
 }
 
-Test(dp, tunnel_to_someone_else_passes)
+/* Tunnels to any other address are no way in through the kernel's own
+ * tunnel devices either. */
+Test(dp, tunnel_to_someone_else_dropped)
 {
 	struct pkt_spec i4 = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct pkt_spec i6 = pkt_spec_tcp6(CLI6, 40000, VIP6, 443);
 	struct pkt_spec outer;
 	struct frame f;
+	struct result r;
 
 	tunnel_frame(0, &i4, &outer, &f);
 	dp_addr("192.0.2.98", &outer.dst);
 	build(&outer, &f);
-	expect_pass_unchanged(&f);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	tunnel_frame(1, &i6, &outer, &f);
+	dp_addr("2001:db8::98", &outer.dst);
+	outer.n_ext = 1;	/* hidden behind a destination-options header */
+	outer.ext[0] = (struct pkt_ext){ 60, 0 };
+	build(&outer, &f);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	cr_assert_eq(reason(AETH_R_DECAP_INVALID), 2);
+	cr_assert_eq(global().events[AETH_EV_DECAP], 0);
+}
+
+/* Outer source outside decap.sources: a host that reaches the node cannot
+ * tunnel to the backend. */
+Test(dp, decap_only_from_listed_sources)
+{
+	struct pkt_spec i4 = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct pkt_spec i6 = pkt_spec_tcp6(CLI6, 40000, VIP6, 443);
+	struct pkt_spec outer;
+	struct frame f;
+	struct result r;
+
+	tunnel_frame(0, &i4, &outer, &f);
+	dp_addr("192.0.2.98", &outer.src);
+	build(&outer, &f);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	tunnel_frame(1, &i6, &outer, &f);
+	dp_addr("2001:db8::98", &outer.src);
+	build(&outer, &f);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	/* an IPv4 source must not match through an IPv6 ::/0 entry */
+	cr_assert_eq(dp_decap_add(&h, "::", 0), 0);
+	tunnel_frame(0, &i4, &outer, &f);
+	dp_addr("192.0.2.98", &outer.src);
+	build(&outer, &f);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	cr_assert_eq(reason(AETH_R_DECAP_INVALID), 3);
+	cr_assert_eq(global().events[AETH_EV_DECAP], 0);
+	expect_decap(0, &i4);	/* the listed source still works */
+}
+
+Test(dp, decap_refused_without_sources)
+{
+	struct pkt_spec i4 = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct aeth_acl_key k = { .prefixlen = 128 };
+
+	k.addr[10] = k.addr[11] = 0xff;
+	dp_addr("192.0.2.99", (union aeth_addr *)(k.addr + 12));
+	cr_assert_eq(bpf_map_delete_elem(h.decap, &k), 0);
+	expect_decap_invalid(0, &i4);
+	cr_assert_eq(global().events[AETH_EV_DECAP], 0);
+}
+
+static void enable_acl(const char *cidr, uint32_t plen)
+{
+	struct aeth_svc_key k4 = dp_svc_key(VIP4, 6443, 6);
+	struct aeth_svc s4 = dp_svc(1, 1, TSIZE);
+	int fd;
+
+	fd = dp_acl_create(&h, 7);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(dp_acl_add(fd, cidr, plen), 0);
+	close(fd);
+	s4.flags |= AETH_SVC_F_ACL;
+	s4.acl_slot = 7;
+	cr_assert_eq(dp_add_service(&h, &k4, &s4), 0);
+}
+
+/* A listed (or spoofed) outer source does not skip the service's
+ * authorized networks: the inner source is judged as on the LB node. */
+Test(dp, decap_checks_inner_source_against_acl)
+{
+	struct pkt_spec in = pkt_spec_tcp4("198.51.100.200", 40000, VIP4, 6443);
+	struct pkt_spec ok = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct pkt_spec ic;
+	uint8_t icmp[128];
+
+	enable_acl(CLI4, 32);
+	expect_decap_invalid(0, &in);
+	expect_decap_invalid(1, &in);
+	in.tcp_flags = PKT_TCP_SYN;
+	expect_decap_invalid(0, &in);
+	/* an ICMP error quoting a flow of an unauthorized client */
+	icmp_error_inner(&ic, icmp, sizeof(icmp), "198.51.100.200");
+	expect_decap_invalid(0, &ic);
+	cr_assert_eq(global().events[AETH_EV_DECAP], 0);
+	expect_decap(0, &ok);
+	icmp_error_inner(&ic, icmp, sizeof(icmp), CLI4);
+	expect_decap(0, &ic);
+}
+
+/* An inner ICMP that is no error about a service flow is no way in. */
+Test(dp, decap_refuses_icmp_that_quotes_no_flow)
+{
+	struct pkt_spec i4 = pkt_spec_tcp4("198.51.100.254", 0, VIP4, 0);
+	uint8_t icmp[8 + 28] = { 8, 0 };	/* echo request */
+
+	i4.proto = 1;
+	i4.payload = icmp;
+	i4.payload_len = sizeof(icmp);
+	expect_decap_invalid(0, &i4);
+	icmp[0] = 3;	/* an error quoting nothing sensible */
+	expect_decap_invalid(0, &i4);
+}
+
+/* RFC 6040: CE on the outer header survives decapsulation. */
+Test(dp, decap_carries_ce_to_ect_inner)
+{
+	struct pkt_spec i4 = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct pkt_spec i6 = pkt_spec_tcp6(CLI6, 40000, VIP6, 443);
+	struct pkt_spec outer;
+	struct frame f, want;
+	struct result r;
+
+	i4.tos = 0x02;	/* ECT(0) */
+	memcpy(i4.ip_opts, "\x01\x01\x01\x00", 4);	/* checksum over options */
+	i4.ip_opts_len = 4;
+	tunnel_frame(0, &i4, &outer, &f);
+	outer.tos = 0x03;	/* CE */
+	build(&outer, &f);
+	run(&f, &r);
+	i4.tos = 0x03;
+	build(&i4, &want);
+	cr_assert_eq(r.verdict, XDP_PASS);
+	cr_assert(pkt_equal(r.b, r.len, want.b, want.len));
+	cr_assert(pkt_ipv4_csum_ok(r.b + 14));
+
+	i6.tos = 0x01;	/* ECT(1) */
+	tunnel_frame(0, &i6, &outer, &f);
+	outer.tos = 0x03;
+	build(&outer, &f);
+	run(&f, &r);
+	i6.tos = 0x03;
+	build(&i6, &want);
+	cr_assert_eq(r.verdict, XDP_PASS);
+	cr_assert(pkt_equal(r.b, r.len, want.b, want.len));
+
+	i4.tos = 0;	/* not ECT under CE: RFC 6040 drops it */
+	tunnel_frame(1, &i4, &outer, &f);
+	outer.tos = 0x03;
+	build(&outer, &f);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	cr_assert_eq(reason(AETH_R_DECAP_INVALID), 1);
 }
 
 /* ---- randomised robustness ---- */

@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -33,14 +34,22 @@ struct result {
 	size_t len;
 };
 
-static void setup(void)
+static void setup_node_only(void)
 {
 	struct aeth_node node;
 
-	cr_assert_eq(dp_netns_setup(&net), 0);
-	cr_assert_eq(dp_open(&h), 0);
 	dp_node_default(&node);
 	cr_assert_eq(dp_set_node(&h, &node), 0);
+}
+
+static void setup(void)
+{
+	cr_assert_eq(dp_netns_setup(&net), 0);
+	cr_assert_eq(dp_open(&h), 0);
+	setup_node_only();
+	/* the program is "attached" to both NICs */
+	cr_assert_eq(dp_add_tx_port(&h, net.if0), 0);
+	cr_assert_eq(dp_add_tx_port(&h, net.if2), 0);
 }
 
 static void teardown(void)
@@ -122,6 +131,9 @@ static void expect_encap(const struct result *r, const struct pkt_spec *s,
 	uint8_t want[PKT_MAX];
 	size_t n = dp_expect_encap(s, f->b, f->len, backend, dmac, smac, want);
 	size_t l3 = 14 + 4 * s->n_vlan;
+
+	if (r->len > l3 + 20)
+		dp_expect_take_ip_id(want, r->b, l3);
 
 	cr_assert(pkt_equal(r->b, r->len, want, n));
 	if (r->b[l3] >> 4 == 4)
@@ -253,6 +265,25 @@ Test(fwd, other_interface_redirects)
 	cr_assert_eq(r.verdict, XDP_REDIRECT);
 	expect_encap(&r, &s, &f, "192.0.2.150", neigh_mac, net.mac_if2);
 	cr_assert_eq(global().events[AETH_EV_REDIRECT], 1);
+}
+
+/* A route through an interface the program is not attached to (a VLAN
+ * sub-interface, say) cannot be taken by XDP: no_route, not a redirect
+ * the kernel then drops unseen. */
+Test(fwd, redirect_to_unattached_interface_is_no_route)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct frame f;
+	struct result r;
+
+	cr_assert_eq(bpf_map_delete_elem(h.tx_ports, &net.if2), 0);
+	one_backend_service(1, VIP4, 6443, 6, 10, "192.0.2.150");
+	build(&s, &f);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	cr_assert_eq(global().reasons[AETH_R_NO_ROUTE], 1);
+	cr_assert_eq(svc_stats(1).drops[AETH_R_NO_ROUTE], 1);
+	cr_assert_eq(global().events[AETH_EV_REDIRECT], 0);
 }
 
 Test(fwd, no_neighbour_goes_to_stack_encapsulated)
@@ -517,12 +548,15 @@ Test(fwd, removed_backend_reselected)
 	backend(10, "192.0.2.21", AETH_BE_F_IN_USE, 1);
 	backend(11, "192.0.2.22", AETH_BE_F_IN_USE, 1);
 	service(1, VIP4, 6443, 6, ids, 1);
+	s.tcp_flags = PKT_TCP_SYN;
 	build(&s, &f);
 	run(&f, &r);
 	expect_tx(&r, &s, &f, "192.0.2.21");
 
 	backend(10, "192.0.2.21", 0, 1);	/* removed */
 	set_table_all(1, 11);
+	s.tcp_flags = PKT_TCP_ACK;
+	build(&s, &f);
 	run(&f, &r);
 	expect_tx(&r, &s, &f, "192.0.2.22");
 	cr_assert_eq(global().events[AETH_EV_CT_RESELECT], 1);
@@ -603,7 +637,10 @@ Test(fwd, empty_table_is_no_backend)
 	cr_assert_eq(global().reasons[AETH_R_NO_BACKEND], 2);
 }
 
-Test(fwd, mid_flow_packet_without_entry_is_recorded)
+/* A TCP packet that is not a SYN and misses the table (moved here by ECMP,
+ * or spoofed) follows Maglev like on every node, but buys no entry and is
+ * no new connection. */
+Test(fwd, mid_flow_packet_without_entry_is_not_recorded)
 {
 	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
 	struct aeth_flow fl = flow_of(&s);
@@ -616,8 +653,141 @@ Test(fwd, mid_flow_packet_without_entry_is_recorded)
 	build(&s, &f);
 	run(&f, &r);
 	expect_tx(&r, &s, &f, "192.0.2.21");
+	cr_assert_neq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
+	cr_assert_eq(svc_stats(1).new_flows, 0);
+	cr_assert_eq(global().events[AETH_EV_CT_STRAY], 1);
+	cr_assert_eq(global().events[AETH_EV_CT_INSERT], 0);
+}
+
+/* A flood of spoofed ACKs from inside the authorized networks evicts no
+ * established entry, even with no insert cap and a table it overfills. */
+Test(fwd, spoofed_ack_flood_evicts_nothing)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 30000, VIP4, 6443);
+	struct aeth_flow fl;
+	struct aeth_ct_entry e;
+	struct frame f;
+	struct result r;
+	int i;
+
+	dp_close(&h);
+	cr_assert_eq(dp_open_sized(&h, 1024, 0), 0);
+	setup_node_only();
+	one_backend_service(1, VIP4, 6443, 6, 10, "192.0.2.21");
+	s.tcp_flags = PKT_TCP_SYN;
+	for (i = 0; i < 100; i++) {	/* established connections */
+		s.sport = 30000 + i;
+		build(&s, &f);
+		run(&f, &r);
+		cr_assert_eq(r.verdict, XDP_TX);
+	}
+	s.tcp_flags = PKT_TCP_ACK;
+	for (i = 0; i < 4096; i++) {	/* four times the table */
+		s.src.v4 = htonl(0xc6336400u | (i & 0xff));	/* 198.51.100.x */
+		s.sport = 1024 + i;
+		build(&s, &f);
+		run(&f, &r);
+		cr_assert_eq(r.verdict, XDP_TX);
+	}
+	dp_addr(CLI4, &s.src);
+	for (i = 0; i < 100; i++) {
+		s.sport = 30000 + i;
+		fl = flow_of(&s);
+		cr_assert_eq(bpf_map_lookup_elem(h.ct, &fl, &e), 0,
+			     "connection %d evicted", i);
+	}
+	cr_assert_eq(global().events[AETH_EV_CT_INSERT], 100);
+	cr_assert_eq(svc_stats(1).new_flows, 100);
+}
+
+/* A client reusing a tuple (NAT) whose entry names a backend that no longer
+ * takes new connections: the SYN re-selects and the entry follows. */
+static void syn_reselects_when(uint32_t flags)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct aeth_flow fl = flow_of(&s);
+	uint32_t ids[] = { 10 };
+	struct aeth_ct_entry e;
+	struct frame f;
+	struct result r;
+
+	backend(10, "192.0.2.21", AETH_BE_F_IN_USE, 1);
+	backend(11, "192.0.2.22", AETH_BE_F_IN_USE, 1);
+	service(1, VIP4, 6443, 6, ids, 1);
+	s.tcp_flags = PKT_TCP_SYN;
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+
+	backend(10, "192.0.2.21", AETH_BE_F_IN_USE | flags, 1);
+	set_table_all(1, 11);
+	run(&f, &r);	/* the same SYN again */
+	expect_tx(&r, &s, &f, "192.0.2.22");
 	cr_assert_eq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
-	cr_assert_eq(e.backend_id, 10);
+	cr_assert_eq(e.backend_id, 11);
+	cr_assert_eq(svc_stats(1).new_flows, 2);
+	s.tcp_flags = PKT_TCP_ACK;	/* and the connection stays there */
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.22");
+}
+
+Test(fwd, syn_on_entry_of_draining_backend_reselects)
+{
+	syn_reselects_when(AETH_BE_F_DRAINING);
+}
+
+Test(fwd, syn_on_entry_of_unhealthy_backend_reselects)
+{
+	syn_reselects_when(AETH_BE_F_UNHEALTHY);
+}
+
+static uint64_t coarse_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+/* A UDP entry idle for longer than udp_timeout_s (default 30) is gone: the
+ * flow no longer sticks to a backend that left the table. */
+Test(fwd, idle_udp_entry_expires)
+{
+	struct pkt_spec s = pkt_spec_udp4(CLI4, 5353, VIP4, 53);
+	struct aeth_flow fl = flow_of(&s);
+	uint32_t ids[] = { 10 };
+	struct aeth_ct_entry e;
+	struct frame f;
+	struct result r;
+
+	backend(10, "192.0.2.21", AETH_BE_F_IN_USE, 1);
+	backend(11, "192.0.2.22", AETH_BE_F_IN_USE, 1);
+	service(1, VIP4, 53, 17, ids, 1);
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+	backend(10, "192.0.2.21", AETH_BE_F_IN_USE | AETH_BE_F_UNHEALTHY, 1);
+	set_table_all(1, 11);
+	run(&f, &r);	/* still active: keeps its backend */
+	expect_tx(&r, &s, &f, "192.0.2.21");
+
+	cr_assert_eq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
+	e.seen_ns = coarse_now_ns() - 29ull * 1000000000ull;
+	cr_assert_eq(bpf_map_update_elem(h.ct, &fl, &e, BPF_EXIST), 0);
+	run(&f, &r);	/* idle 29 s: still there, and refreshed */
+	expect_tx(&r, &s, &f, "192.0.2.21");
+	cr_assert_eq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
+	cr_assert_gt(e.seen_ns, coarse_now_ns() - 1000000000ull);
+
+	e.seen_ns = coarse_now_ns() - 31ull * 1000000000ull;
+	cr_assert_eq(bpf_map_update_elem(h.ct, &fl, &e, BPF_EXIST), 0);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.22");
+	cr_assert_eq(global().events[AETH_EV_CT_EXPIRED], 1);
+	cr_assert_eq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
+	cr_assert_eq(e.backend_id, 11);
+	cr_assert_eq(svc_stats(1).new_flows, 2);
 }
 
 Test(fwd, insert_budget_skips_recording_but_forwards)
@@ -820,7 +990,9 @@ Test(fwd, mtu_v6_too_big_quotes_extension_headers)
 	too_big_v6_case(2);
 }
 
-Test(fwd, mtu_v4_without_df_goes_to_stack_to_fragment)
+/* Without DF too: handing it on to be fragmented would lose it at the
+ * backend (outer fragments are refused), so the client is told. */
+Test(fwd, mtu_v4_without_df_answers_frag_needed)
 {
 	struct pkt_spec s = pkt_spec_udp4(CLI4, 40000, VIP4, 53);
 	struct frame f;
@@ -832,10 +1004,90 @@ Test(fwd, mtu_v4_without_df_goes_to_stack_to_fragment)
 	s.payload_len = 1500 - 20 - 8 - 30;	/* 1470 + 40 > 1500 */
 	build(&s, &f);
 	run(&f, &r);
-	cr_assert_eq(r.verdict, XDP_PASS);
-	expect_encap(&r, &s, &f, "2001:db8::21", s.dmac, s.smac);
-	cr_assert_eq(global().events[AETH_EV_TO_STACK_FRAG], 1);
-	cr_assert_eq(global().reasons[AETH_R_MTU_EXCEEDED], 0);
+	cr_assert_eq(r.verdict, XDP_TX);
+	cr_assert_eq(r.b[14 + 9], 1, "an ICMP answer");
+	cr_assert_eq(r.b[14 + 20], 3);
+	cr_assert_eq(r.b[14 + 21], 4);
+	cr_assert_eq((r.b[14 + 26] << 8) | r.b[14 + 27], 1460);
+	cr_assert_eq(global().events[AETH_EV_TO_STACK_FRAG], 0);
+	cr_assert_eq(global().events[AETH_EV_ICMP_TOO_BIG_SENT], 1);
+	cr_assert_eq(global().reasons[AETH_R_MTU_EXCEEDED], 1);
+	cr_assert_eq(svc_stats(1).packets, 0);
+}
+
+/* A too-big packet of source src (v4 or v6 text): dropped, counted, and
+ * whether an answer went out. */
+static bool too_big_answered(const char *src)
+{
+	struct pkt_spec s = strchr(src, ':') ?
+				    pkt_spec_udp6(src, 40000, VIP6, 53) :
+				    pkt_spec_udp4(src, 40000, VIP4, 53);
+	uint64_t before = global().reasons[AETH_R_MTU_EXCEEDED];
+	struct frame f;
+	struct result r;
+
+	s.payload = big_payload;
+	s.payload_len = 1480;
+	build(&s, &f);
+	run(&f, &r);
+	cr_assert_eq(global().reasons[AETH_R_MTU_EXCEEDED], before + 1, "%s",
+		     src);
+	cr_assert(r.verdict == XDP_TX || r.verdict == XDP_DROP);
+	return r.verdict == XDP_TX;
+}
+
+static void too_big_services(void)
+{
+	backend(10, "192.0.2.21", AETH_BE_F_IN_USE, 1);
+	backend(11, "2001:db8::21", AETH_BE_F_IN_USE, 2);
+	service(1, VIP4, 53, 17, (uint32_t[]){ 10 }, 1);
+	service(2, VIP6, 53, 17, (uint32_t[]){ 11 }, 1);
+}
+
+/* Never an answer to an address that is no single host: a forged source
+ * there would make the balancer answer many, or nobody. */
+Test(fwd, too_big_never_answers_non_unicast_sources)
+{
+	static const char *const bad[] = {
+		"0.0.0.0", "127.0.0.1", "224.0.0.1", "239.1.2.3",
+		"255.255.255.255", "240.0.0.1", "::", "::1", "ff02::1",
+		"ff0e::5",
+	};
+	size_t i;
+
+	too_big_services();
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert(!too_big_answered(bad[i]), "answered %s", bad[i]);
+	cr_assert(too_big_answered(CLI4));
+	cr_assert(too_big_answered(CLI6));
+	cr_assert_eq(global().events[AETH_EV_ICMP_TOO_BIG_SENT], 2);
+}
+
+/* The answers are rate limited per CPU (node.icmp_rate per second, at
+ * most one second's worth at once); refused answers are still counted. */
+Test(fwd, too_big_answers_rate_limited_per_cpu)
+{
+	struct aeth_node node;
+	int i, sent = 0;
+
+	cr_assert_eq(dp_pin_cpu(0), 0);	/* the budget is per CPU */
+	too_big_services();
+	dp_node_default(&node);
+	node.icmp_rate = 5;
+	cr_assert_eq(dp_set_node(&h, &node), 0);
+	for (i = 0; i < 50; i++)
+		sent += too_big_answered(CLI4);
+	cr_assert_eq(sent, 5, "%d answers from a budget of 5", sent);
+	cr_assert_eq(global().events[AETH_EV_ICMP_TOO_BIG_LIMITED], 45);
+	usleep(450 * 1000);	/* refills 5/s: about two more */
+	sent = 0;
+	for (i = 0; i < 10; i++)
+		sent += too_big_answered(CLI4);
+	cr_assert(sent >= 1 && sent <= 3, "%d answers after 450 ms", sent);
+	node.icmp_rate = 0;	/* off */
+	cr_assert_eq(dp_set_node(&h, &node), 0);
+	usleep(1100 * 1000);
+	cr_assert(!too_big_answered(CLI4));
 }
 
 Test(fwd, fits_exactly_at_mtu)
@@ -905,16 +1157,72 @@ static void icmp_steer_case(int v6)
 	expect_tx(&r, &e, &ef, b1);
 	cr_assert_eq(global().events[AETH_EV_ICMP_STEERED], 1);
 
-	/* no entry for this flow: Maglev decides */
+	/* no entry for this flow: not steered anywhere (a Maglev guess would
+	 * let anyone aim forged errors at any backend) */
 	icmp_error_frame(v6, 6443, 40001, &e, &ef);
 	run(&ef, &r);
-	expect_tx(&r, &e, &ef, b2);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	cr_assert_eq(global().reasons[AETH_R_UNCONFIGURED_PORT], 1);
+	cr_assert_eq(global().events[AETH_EV_ICMP_STEERED], 1);
+	(void)b2;
 
 	/* not about a service port: dropped */
 	icmp_error_frame(v6, 22, 40000, &e, &ef);
 	run(&ef, &r);
 	cr_assert_eq(r.verdict, XDP_DROP);
-	cr_assert_eq(global().reasons[AETH_R_UNCONFIGURED_PORT], 1);
+	cr_assert_eq(global().reasons[AETH_R_UNCONFIGURED_PORT], 2);
+}
+
+/* An entry whose backend was removed: the error is about a flow nobody
+ * carries any more, so it goes nowhere. */
+Test(fwd, icmp_error_for_removed_backend_dropped)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	uint32_t ids[] = { 10 };
+	struct pkt_spec e;
+	struct frame f, ef;
+	struct result r;
+
+	backend(10, "192.0.2.21", AETH_BE_F_IN_USE, 1);
+	service(1, VIP4, 6443, 6, ids, 1);
+	s.tcp_flags = PKT_TCP_SYN;
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+	backend(10, "192.0.2.21", 0, 1);
+	icmp_error_frame(0, 6443, 40000, &e, &ef);
+	run(&ef, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	cr_assert_eq(global().events[AETH_EV_ICMP_STEERED], 0);
+}
+
+/* icmp_steered counts errors that were sent, not ones that then failed
+ * (here: too big for the MTU once encapsulated, never answered). */
+Test(fwd, icmp_steered_counted_only_when_sent)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct aeth_node node;
+	uint32_t ids[] = { 10 };
+	struct pkt_spec e;
+	struct frame f, ef;
+	struct result r;
+
+	backend(10, "192.0.2.21", AETH_BE_F_IN_USE, 1);
+	service(1, VIP4, 6443, 6, ids, 1);
+	s.tcp_flags = PKT_TCP_SYN;
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+	icmp_error_frame(0, 6443, 40000, &e, &ef);
+	dp_node_default(&node);
+	node.mtu = (ef.len - 14) + 19;	/* the error + 20 does not fit */
+	cr_assert_eq(dp_set_node(&h, &node), 0);
+	run(&ef, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	cr_assert_eq(global().reasons[AETH_R_MTU_EXCEEDED], 1);
+	cr_assert_eq(global().events[AETH_EV_ICMP_TOO_BIG_SENT], 0,
+		     "never an ICMP error about an ICMP error");
+	cr_assert_eq(global().events[AETH_EV_ICMP_STEERED], 0);
 }
 
 Test(fwd, icmp_error_follows_flow_v4)
@@ -1126,4 +1434,44 @@ Test(fwd, nexthop_cache_follows_backend_and_neighbour)
 	run(&f, &r);
 	cr_assert_eq(r.verdict, XDP_TX);
 	expect_encap(&r, &s, &f, "192.0.2.21", new_mac, net.mac_if0);
+}
+
+/* ---- outer IPv4 identification ---- */
+
+static uint16_t outer_id(const struct result *r)
+{
+	return (uint16_t)(r->b[14 + 4] << 8 | r->b[14 + 5]);
+}
+
+/* Not the client's id: two clients' packets with the same id must not
+ * share an outer id (the backend would reassemble them together), and a
+ * packet with DF is atomic (id 0). */
+Test(fwd, outer_ipv4_id_is_not_the_inner_one)
+{
+	struct pkt_spec a = pkt_spec_udp4(CLI4, 5353, VIP4, 53);
+	struct pkt_spec b = pkt_spec_udp4("198.51.100.8", 5353, VIP4, 53);
+	struct frame f;
+	struct result r1, r2, r3;
+
+	cr_assert_eq(dp_pin_cpu(0), 0);
+	one_backend_service(1, VIP4, 53, 17, 10, "192.0.2.21");
+	a.df = b.df = false;
+	a.ip_id = b.ip_id = 0x4242;
+	build(&a, &f);
+	run(&f, &r1);
+	expect_tx(&r1, &a, &f, "192.0.2.21");
+	run(&f, &r2);
+	build(&b, &f);
+	run(&f, &r3);
+	expect_tx(&r3, &b, &f, "192.0.2.21");
+	cr_assert_eq(r1.b[14 + 6] & 0x40, 0, "no DF");
+	cr_assert_neq(outer_id(&r1), outer_id(&r3), "two clients, one id");
+	cr_assert_neq(outer_id(&r1), outer_id(&r2), "one flow, one id twice");
+	cr_assert(outer_id(&r1) != 0x4242 || outer_id(&r3) != 0x4242);
+
+	a.df = true;
+	build(&a, &f);
+	run(&f, &r1);
+	expect_tx(&r1, &a, &f, "192.0.2.21");
+	cr_assert_eq(outer_id(&r1), 0);
 }

@@ -97,6 +97,9 @@ static const struct map_expect maps[] = {
 	{ AETH_MAP_SVC_STATS, "new_flows" },
 	{ AETH_MAP_BE_STATS, "packets" },
 	{ AETH_MAP_GLOBAL, "events" },
+	{ AETH_MAP_DECAP, NULL },
+	{ AETH_MAP_PCPU, "icmp_tokens" },
+	{ AETH_MAP_TX_PORTS, NULL },
 };
 
 Test(ctl_maps, names_are_short_prefixed_and_kept_whole)

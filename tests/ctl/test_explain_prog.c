@@ -31,7 +31,8 @@ static const char *const map_names[] = {
 	AETH_MAP_META, AETH_MAP_NODE, AETH_MAP_VIP, AETH_MAP_SVC,
 	AETH_MAP_SVCINFO, AETH_MAP_BACKEND, AETH_MAP_MAGLEV, AETH_MAP_ACL,
 	AETH_MAP_CT, AETH_MAP_CT_BUDGET, AETH_MAP_RL_SRC, AETH_MAP_RL_SVC,
-	AETH_MAP_SVC_STATS, AETH_MAP_BE_STATS, AETH_MAP_GLOBAL,
+	AETH_MAP_SVC_STATS, AETH_MAP_BE_STATS, AETH_MAP_GLOBAL, AETH_MAP_DECAP,
+	AETH_MAP_PCPU, AETH_MAP_TX_PORTS,
 };
 
 static void unpin_all(void)
@@ -53,7 +54,8 @@ static void pin_all(void)
 {
 	const int fds[] = { h.meta, h.node, h.vip, h.svc, h.svcinfo, h.backend,
 			    h.maglev, h.acl, h.ct, h.ct_budget, h.rl_src,
-			    h.rl_svc, h.svc_stats, h.be_stats, h.global };
+			    h.rl_svc, h.svc_stats, h.be_stats, h.global,
+			    h.decap, h.pcpu, h.tx_ports };
 	struct aeth_meta meta = { .schema_version = AETH_SCHEMA_VERSION };
 	char path[128];
 	__u32 zero = 0;
@@ -133,6 +135,8 @@ static void setup(void)
 	cr_assert_eq(dp_open(&h), 0);
 	dp_node_default(&node);
 	cr_assert_eq(dp_set_node(&h, &node), 0);
+	cr_assert_eq(dp_add_tx_port(&h, net.if0), 0);
+	cr_assert_eq(dp_add_tx_port(&h, net.if2), 0);
 
 	backend(0, "192.0.2.21", 0, 0);
 	backend(1, "192.0.2.22", 0, 0);

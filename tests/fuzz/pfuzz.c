@@ -9,6 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
+
 #include "harness.h"
 #include "pkt.h"
 #include "pfuzz.h"
@@ -97,6 +99,16 @@ static struct pf_service services[] = {
 
 static union aeth_addr node_v4, node_v6;
 
+/* decap.sources: the LB nodes whose tunnels the node accepts. */
+#define PF_LB4 "192.0.2.99"
+#define PF_LB6 "2001:db8::99"
+static const struct {
+	const char *text;
+	unsigned int plen;
+} decap_sources[] = { { PF_LB4, 32 }, { "2001:db8::98", 127 } };
+#define N_DECAP (sizeof(decap_sources) / sizeof(decap_sources[0]))
+static struct pf_cidr decap_cidr[N_DECAP];
+
 static size_t alen(int family)
 {
 	return family == AETH_AF_INET ? 4 : 16;
@@ -128,6 +140,11 @@ static void config_parse(void)
 
 	dp_addr(DP_NODE_V4, &node_v4);
 	dp_addr(DP_NODE_V6, &node_v6);
+	for (i = 0; i < N_DECAP; i++) {
+		decap_cidr[i].family = dp_addr(decap_sources[i].text,
+					       &decap_cidr[i].addr);
+		decap_cidr[i].plen = decap_sources[i].plen;
+	}
 	for (i = 0; i < N_BACKENDS; i++)
 		backends[i].family = dp_addr(backends[i].text, &backends[i].addr);
 	for (i = 0; i < N_SERVICES; i++) {
@@ -203,6 +220,20 @@ static bool authorized(int svc, int family, const uint8_t *src)
 	return false;
 }
 
+static bool decap_source(int family, const uint8_t *src)
+{
+	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+					    0xff, 0xff };
+	size_t i;
+
+	if (family == AETH_AF_INET6 && !memcmp(src, mapped, 12))
+		return false;
+	for (i = 0; i < N_DECAP; i++)
+		if (cidr_match(&decap_cidr[i], family, src))
+			return true;
+	return false;
+}
+
 /* ---- loading the configuration into the program ------------------------- */
 
 static int config_load(struct dp_h *h)
@@ -215,6 +246,9 @@ static int config_load(struct dp_h *h)
 	dp_node_default(&node);
 	node.mtu = PF_MTU;
 	err = dp_set_node(h, &node);
+	for (i = 0; !err && i < N_DECAP; i++)
+		err = dp_decap_add(h, decap_sources[i].text,
+				   decap_sources[i].plen);
 	for (i = 0; !err && i < N_BACKENDS; i++) {
 		struct aeth_backend be = dp_backend(backends[i].text,
 						    backends[i].flags,
@@ -271,8 +305,20 @@ static int config_load(struct dp_h *h)
 
 /* ---- random numbers ----------------------------------------------------- */
 
+/* A client flow the generator sent, so ICMP errors can quote real ones. */
+struct gen_flow {
+	int family;
+	union aeth_addr src, dst;
+	uint16_t sport, dport;
+	uint8_t proto;
+};
+
+#define GEN_FLOWS 16
+
 struct gen {
 	uint64_t s;
+	struct gen_flow recent[GEN_FLOWS];
+	unsigned int n_recent;
 };
 
 static uint64_t rnd(struct gen *g)
@@ -423,6 +469,19 @@ static size_t gen_icmp_error(struct gen *g, int family, uint8_t *p, size_t cap)
 	q.proto = chance(g, 50) ? 6 : chance(g, 90) ? 17 : rnd(g);
 	q.sport = pick_port(g);
 	q.dport = rnd(g);
+	if (g->n_recent && chance(g, 50)) {	/* about a flow we sent */
+		const struct gen_flow *f =
+			&g->recent[below(g, g->n_recent < GEN_FLOWS ?
+						    g->n_recent : GEN_FLOWS)];
+
+		if (f->family == family) {
+			q.src = f->dst;
+			q.dst = f->src;
+			q.sport = f->dport;
+			q.dport = f->sport;
+			q.proto = f->proto;
+		}
+	}
 	q.tcp_flags = PKT_TCP_SYN;
 	if (family == AETH_AF_INET && chance(g, 10)) {
 		q.ip_opts_len = 4 * (1 + below(g, 10));
@@ -522,6 +581,9 @@ static size_t gen_l3(struct gen *g, int depth, int family, void *out,
 		s.proto = rnd(g);
 	}
 
+	if ((s.proto == 4 || s.proto == 41) && depth == 0 && chance(g, 60))
+		addr_from(&s.src, family, family == AETH_AF_INET ? PF_LB4 :
+								   PF_LB6);
 	if (s.proto == 1 || s.proto == 58) {
 		plen = gen_icmp_error(g, family, payload, sizeof(payload) / 2);
 	} else if (s.proto == 4 || s.proto == 41) {
@@ -537,6 +599,16 @@ static size_t gen_l3(struct gen *g, int depth, int family, void *out,
 	}
 	s.payload = payload;
 	s.payload_len = plen;
+	if (depth == 0 && (s.proto == 6 || s.proto == 17)) {
+		struct gen_flow *f = &g->recent[g->n_recent++ % GEN_FLOWS];
+
+		f->family = family;
+		f->src = s.src;
+		f->dst = s.dst;
+		f->sport = s.sport;
+		f->dport = s.dport;
+		f->proto = s.proto;
+	}
 
 	if (family == AETH_AF_INET) {
 		if (chance(g, 8)) {
@@ -951,6 +1023,8 @@ static const char *check_encap(const struct view *v, const uint8_t *in,
 		frag = (v->family == AETH_AF_INET6 || v->df) ? 0x4000 : 0;
 		if (get16(o + 6) != frag)
 			return "outer DF / fragment field wrong";
+		if (frag && get16(o + 4))
+			return "outer id of an atomic (DF) packet is not 0";
 		if (o[8] != v->ttl || o[1] != v->tos)
 			return "outer TTL / TOS not carried over";
 		if (o[9] != (v->family == AETH_AF_INET ? 4 : 41))
@@ -1000,29 +1074,106 @@ static const char *check_encap(const struct view *v, const uint8_t *in,
 	return NULL;
 }
 
-/* A decapsulated packet: only for configured services, bytes unchanged. */
+/* An inner ICMP error accepted by decap: it quotes a packet from a VIP of a
+ * service whose authorized networks hold the client it was sent to. */
+static const char *check_decap_icmp(int family, const uint8_t *in,
+				    size_t in_len, const uint8_t *ip,
+				    size_t l4)
+{
+	const uint8_t *q = in + l4 + 8, *ports, *vip = family == AETH_AF_INET ?
+							ip + 16 : ip + 24;
+	uint8_t type, proto;
+	int svc;
+
+	if (l4 + 8 > in_len)
+		return "decapsulated an ICMP message without header";
+	type = in[l4];
+	if (family == AETH_AF_INET ? (type != 3 && type != 11 && type != 12) :
+				     (type < 1 || type > 4))
+		return "decapsulated an ICMP message that is no error";
+	if (family == AETH_AF_INET) {
+		if (l4 + 8 + 20 > in_len || (q[0] >> 4) != 4 || (q[0] & 0xf) < 5)
+			return "decapsulated an ICMP error quoting no IPv4 header";
+		if (memcmp(q + 12, vip, 4))
+			return "decapsulated an ICMP error about another source";
+		proto = q[9];
+		ports = q + (q[0] & 0xf) * 4;
+	} else {
+		if (l4 + 8 + 40 > in_len || (q[0] >> 4) != 6)
+			return "decapsulated an ICMP error quoting no IPv6 header";
+		if (memcmp(q + 8, vip, 16))
+			return "decapsulated an ICMP error about another source";
+		proto = q[6];
+		ports = q + 40;
+	}
+	if ((size_t)(ports + 4 - in) > in_len || (proto != 6 && proto != 17))
+		return "decapsulated an ICMP error quoting no TCP/UDP flow";
+	svc = service_of(family, vip, get16(ports), proto);
+	if (svc < 0)
+		return "decapsulated an ICMP error about no service";
+	if (!authorized(svc, family, family == AETH_AF_INET ? q + 16 : q + 24))
+		return "decapsulated an ICMP error about an unauthorized client";
+	return NULL;
+}
+
+/* The inner bytes expected after decap: RFC 6040 carries outer CE onto an
+ * ECN-capable inner packet (the IPv4 checksum is then only required to
+ * stay as valid as it was). */
+static const char *check_decap_bytes(const struct view *v, const uint8_t *in,
+				     size_t in_len, size_t off,
+				     const uint8_t *out, size_t out_len)
+{
+	size_t l2 = v->l3_off, n = in_len - off;
+	const uint8_t *ip = in + off, *o = out + l2;
+	bool v4 = (ip[0] >> 4) == 4;
+	uint8_t ecn = v4 ? ip[1] & 3 : (ip[1] >> 4) & 3;
+	bool ce = (v->tos & 3) == 3 && ecn != 3;
+
+	if (out_len != l2 + n || memcmp(out, in, l2 - 2))
+		return "decapsulated frame has the wrong length or L2 header";
+	if (ce && ecn == 0)
+		return "decapsulated not-ECT under CE (RFC 6040: drop)";
+	if (!ce)
+		return memcmp(o, ip, n) ?
+			       "decapsulated bytes differ from the inner packet" :
+			       NULL;
+	if (v4) {
+		if (o[1] != (ip[1] | 3) || memcmp(o, ip, 1) ||
+		    memcmp(o + 2, ip + 2, 8) || memcmp(o + 12, ip + 12, n - 12))
+			return "CE not carried to the inner IPv4 header";
+		if (pkt_ipv4_csum_ok(o) != pkt_ipv4_csum_ok(ip))
+			return "inner IPv4 checksum broken by the CE mark";
+		return NULL;
+	}
+	if (o[1] != (ip[1] | 0x30) || o[0] != ip[0] ||
+	    memcmp(o + 2, ip + 2, n - 2))
+		return "CE not carried to the inner IPv6 header";
+	return NULL;
+}
+
+/* A decapsulated packet: from an LB node, for a configured service, from a
+ * source the service authorizes; bytes unchanged but for RFC 6040. */
 static const char *check_decap(const struct view *v, const uint8_t *in,
 			       size_t in_len, const uint8_t *out,
 			       size_t out_len)
 {
 	size_t off, l2 = v->l3_off, end = v->l3_off + v->l3_len, l4;
-	const uint8_t *ip;
+	const uint8_t *ip, *src, *dst;
+	const char *why;
 	uint8_t proto;
 	bool frag;
-	int family;
+	int family, svc;
 
 	if (v->front != 0 || !is_node(v->family, v->dst))
 		return "decapsulated a packet not for the node";
+	if (!decap_source(v->family, v->src))
+		return "decapsulated a tunnel from a source not in decap.sources";
 	if (view_l3(in, in_len, v, &proto, &off, &frag))
 		return "decapsulated a packet with inconsistent IP lengths";
 	if (frag)
 		return "decapsulated a fragment";
 	if (proto != 4 && proto != 41)
 		return "decapsulated a packet that is no tunnel";
-	if (out_len != in_len - (off - v->l3_off) ||
-	    memcmp(out, in, l2 - 2) ||
-	    memcmp(out + l2, in + off, in_len - off))
-		return "decapsulated bytes differ from the inner packet";
 	ip = in + off;
 	if (proto == 4) {
 		family = AETH_AF_INET;
@@ -1033,8 +1184,8 @@ static const char *check_decap(const struct view *v, const uint8_t *in,
 			return "inner IPv4 length or fragment passed";
 		proto = ip[9];
 		l4 = off + (ip[0] & 0xf) * 4;
-		if (!is_vip(family, ip + 16))
-			return "decapsulated a packet for a non-VIP address";
+		src = ip + 12;
+		dst = ip + 16;
 	} else {
 		family = AETH_AF_INET6;
 		if (get16(out + l2 - 2) != 0x86dd || off + 40 > in_len ||
@@ -1044,21 +1195,58 @@ static const char *check_decap(const struct view *v, const uint8_t *in,
 			return "inner IPv6 length passed";
 		proto = ip[6];
 		l4 = off + 40;
-		if (!is_vip(family, ip + 24))
-			return "decapsulated a packet for a non-VIP address";
+		src = ip + 8;
+		dst = ip + 24;
 	}
+	if (!is_vip(family, dst))
+		return "decapsulated a packet for a non-VIP address";
+	why = check_decap_bytes(v, in, in_len, off, out, out_len);
+	if (why)
+		return why;
 	if (proto == 6 || proto == 17) {
 		if (l4 + 4 > end)
 			return "inner ports outside the packet";
-		if (service_of(family, family == AETH_AF_INET ? ip + 16 : ip + 24,
-			       get16(in + l4 + 2), proto) < 0)
+		svc = service_of(family, dst, get16(in + l4 + 2), proto);
+		if (svc < 0)
 			return "decapsulated a packet for an unconfigured port";
+		if (!authorized(svc, family, src))
+			return "decapsulated a packet from an unauthorized source";
 		return NULL;
 	}
 	if ((family == AETH_AF_INET && proto == 1) ||
 	    (family == AETH_AF_INET6 && proto == 58))
-		return NULL;
+		return check_decap_icmp(family, in, in_len, ip, l4);
 	return "decapsulated a protocol no service is for";
+}
+
+/* A tunnel packet (after IPv6 extension headers) to someone other than the
+ * node: the data path must drop it (decap_invalid), never pass it. */
+static bool stray_tunnel(const uint8_t *in, size_t in_len, const struct view *v)
+{
+	uint8_t proto;
+	size_t l4;
+	bool frag;
+
+	if (v->front != 0 || is_node(v->family, v->dst))
+		return false;
+	if (v->proto == 4 || v->proto == 41)
+		return true;
+	if (v->family != AETH_AF_INET6 || !is_ext(v->proto))
+		return false;
+	return !view_l3(in, in_len, v, &proto, &l4, &frag) &&
+	       (proto == 4 || proto == 41);
+}
+
+/* A too-big answer goes to a single host only. */
+static bool answerable(int family, const uint8_t *a)
+{
+	static const uint8_t zero[16];
+
+	if (family == AETH_AF_INET)
+		return a[0] != 0 && a[0] != 127 && a[0] < 224;
+	if (a[0] == 0xff)
+		return false;
+	return memcmp(a, zero, 15) || (a[15] & ~1);
 }
 
 /* The data path's own answer to a packet too big to encapsulate. */
@@ -1086,6 +1274,8 @@ static const char *check_too_big(const struct view *v, const uint8_t *in,
 		return why;
 	if (fl.icmp)
 		return "ICMP answer to an ICMP error";
+	if (!answerable(v->family, v->src))
+		return "ICMP answer to a source that is no single host";
 	svc = service_of(fl.family, fl.dst, fl.dport, fl.proto);
 	if (svc < 0 || !authorized(svc, fl.family, fl.src))
 		return "ICMP answer to an unauthorized or unknown flow";
@@ -1135,6 +1325,38 @@ static uint64_t terminal_sum(const struct aeth_global_stats *d)
 	return n;
 }
 
+/* A steered ICMP error must quote a flow with a connection entry, and go
+ * to that entry's backend. */
+static const char *check_steered_entry(struct pf_ctx *c, const struct view *v,
+				       const uint8_t *out)
+{
+	struct aeth_ct_entry e;
+	struct aeth_flow key;
+	struct flow fl;
+	const char *why;
+	size_t n;
+
+	if (view_flow(c->in, c->in_len, v, &fl, &why))
+		return why;
+	n = alen(fl.family);
+	memset(&key, 0, sizeof(key));
+	memcpy(key.src.bytes, fl.src, n);
+	memcpy(key.dst.bytes, fl.dst, n);
+	key.sport = htons(fl.sport);
+	key.dport = htons(fl.dport);
+	key.proto = fl.proto;
+	key.family = fl.family;
+	if (bpf_map_lookup_elem(c->h.ct, &key, &e))
+		return "ICMP error steered for a flow without a connection entry";
+	if (e.backend_id >= N_BACKENDS ||
+	    !addr_eq(backends[e.backend_id].family,
+		     &backends[e.backend_id].addr,
+		     get16(out + v->l3_off - 2) == 0x0800 ?
+			     out + v->l3_off + 16 : out + v->l3_off + 24))
+		return "ICMP error steered to another backend than its entry's";
+	return NULL;
+}
+
 /* Judge one packet. d: the global counter deltas it caused. */
 static void judge(struct pf_ctx *c, const uint8_t *out, size_t out_len,
 		  uint32_t verdict, const struct aeth_global_stats *d)
@@ -1162,6 +1384,16 @@ static void judge(struct pf_ctx *c, const uint8_t *out, size_t out_len,
 		if (d->reasons[i])
 			c->res->reasons[i]++;
 
+	/* a tunnel to anyone but the node: dropped as decap_invalid */
+	if (stray_tunnel(in, in_len, &v)) {
+		if (verdict != XDP_DROP || !d->reasons[AETH_R_DECAP_INVALID])
+			violation(c, out, out_len, verdict,
+				  "a tunnel packet not for the node was not "
+				  "dropped as decap_invalid");
+		else
+			c->res->outcomes[PF_DROP]++;
+		return;
+	}
 	/* not ours: untouched, whatever it looks like further in */
 	if ((v.front == 1 || (v.front == 0 && !ours)) && !unchanged) {
 		violation(c, out, out_len, verdict,
@@ -1246,6 +1478,10 @@ static void judge(struct pf_ctx *c, const uint8_t *out, size_t out_len,
 				why = "a drop reason counted for a packet not dropped";
 	}
 	if (steered && !why)
+		why = check_steered_entry(c, &v, out);
+	if (d->events[AETH_EV_TO_STACK_FRAG] && !why)
+		why = "a too-big packet handed on to be fragmented";
+	if (steered && !why)
 		c->res->outcomes[PF_ICMP_STEERED]++;
 	if (why)
 		violation(c, out, out_len, verdict, "%s", why);
@@ -1314,7 +1550,7 @@ int pf_run(uint64_t seed, uint64_t n, bool verbose, int max_reports,
 	static uint8_t in[PKT_MAX], out[PKT_MAX];
 	struct aeth_global_stats before, after, d;
 	struct pf_ctx c;
-	struct gen g = { seed };
+	struct gen g = { .s = seed };
 	double t0;
 	uint32_t verdict;
 	size_t out_len;
@@ -1340,6 +1576,10 @@ int pf_run(uint64_t seed, uint64_t n, bool verbose, int max_reports,
 		return err;
 	}
 	err = config_load(&c.h);
+	if (!err)
+		err = dp_add_tx_port(&c.h, c.net.if0);
+	if (!err)
+		err = dp_add_tx_port(&c.h, c.net.if2);
 	if (err) {
 		fprintf(stderr, "packet fuzz: filling the maps: %s\n",
 			strerror(-err));

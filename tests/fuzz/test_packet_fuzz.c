@@ -129,6 +129,19 @@ Test(packet_fuzz, icmpv4_number_in_ipv6_not_steered)
 	cr_assert_eq(dp_set_maglev(&h, 0, table, 7), 0);
 	cr_assert_eq(dp_add_service(&h, &key, &svc), 0);
 
+	/* the flow the error is about: a connection with an entry */
+	{
+		struct pkt_spec syn = pkt_spec_tcp6("2001:db8:100::7", 40000,
+						    "2001:db8:f::10", 443);
+		uint8_t f[PKT_MAX], o[PKT_MAX];
+		size_t n, on = sizeof(o);
+		uint32_t v;
+
+		syn.tcp_flags = PKT_TCP_SYN;
+		n = pkt_build(&syn, f, sizeof(f));
+		cr_assert_eq(dp_run(&h, f, n, o, &on, net.if0, &v), 0);
+		cr_assert_eq(v, XDP_TX);
+	}
 	/* the real thing follows its flow */
 	cr_expect_eq(run_icmp_error_v6(&h, net.if0, 58, &d), XDP_TX);
 	cr_expect_eq(d.events[AETH_EV_ICMP_STEERED], 1);
@@ -202,6 +215,7 @@ Test(packet_fuzz, decap_only_for_configured_services)
 	dp_table_round_robin(table, 7, &id, 1);
 	cr_assert_eq(dp_set_maglev(&h, 0, table, 7), 0);
 	cr_assert_eq(dp_add_service(&h, &key, &svc), 0);
+	cr_assert_eq(dp_decap_add(&h, "192.0.2.12", 32), 0);	/* the LB */
 
 	/* a balancer's packet for the service: stripped, to the stack */
 	cr_expect_eq(run_tunnel(&h, net.if0, "203.0.113.10", 6443, 6, &d,

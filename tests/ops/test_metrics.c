@@ -51,7 +51,8 @@ static const struct {
 	{ &fds.ct, AETH_MAP_CT },	{ &fds.ct_budget, AETH_MAP_CT_BUDGET },
 	{ &fds.rl_src, AETH_MAP_RL_SRC }, { &fds.rl_svc, AETH_MAP_RL_SVC },
 	{ &fds.svc_stats, AETH_MAP_SVC_STATS }, { &fds.be_stats, AETH_MAP_BE_STATS },
-	{ &fds.global, AETH_MAP_GLOBAL },
+	{ &fds.global, AETH_MAP_GLOBAL }, { &fds.decap, AETH_MAP_DECAP },
+	{ &fds.pcpu, AETH_MAP_PCPU }, { &fds.tx_ports, AETH_MAP_TX_PORTS },
 };
 #define N_MAPS (sizeof(map_names) / sizeof(map_names[0]))
 

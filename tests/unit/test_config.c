@@ -173,6 +173,9 @@ Test(config, defaults_are_filled)
 	cr_assert_eq(cfg->seed[10], 0xaa);
 	cr_assert_eq(cfg->ct_max_entries, AETH_DEFAULT_CT_ENTRIES);
 	cr_assert_eq(cfg->ct_insert_rate, AETH_DEFAULT_CT_INSERT_RATE);
+	cr_assert_eq(cfg->udp_timeout_s, 30);
+	cr_assert_eq(cfg->icmp_rate, 1000);
+	cr_assert_eq(cfg->n_decap_sources, 0, "no tunnel accepted by default");
 	cr_assert_eq(s->proto, 17);
 	cr_assert_eq(s->table_size, 4093, "inherits maglev.table_size");
 	cr_assert(!s->acl_enabled);
@@ -192,6 +195,27 @@ Test(config, defaults_are_filled)
 	cr_assert_eq(s->health.fall, 3);
 	cr_assert_eq(s->backends[0].weight, 1);
 	cr_assert(!s->backends[0].draining);
+	aeth_config_free(cfg);
+}
+
+Test(config, decap_sources_udp_timeout_and_icmp_rate)
+{
+	struct aeth_config *cfg = parse_ok(
+		"{\"version\": 1,"
+		" \"node\": {\"interfaces\": [\"eth0\"], \"addresses\": {\"ipv4\": \"192.0.2.1\"}},"
+		" \"maglev\": {\"seed\": \"00112233445566778899AABBCCDDEEFF\"},"
+		" \"conntrack\": {\"udp_timeout_s\": 120},"
+		" \"decap\": {\"sources\": [\"192.0.2.11/32\", \"2001:db8:1::/64\"]},"
+		" \"icmp\": {\"too_big_per_second_per_cpu\": 0},"
+		" \"services\": []}");
+
+	cr_assert_eq(cfg->udp_timeout_s, 120);
+	cr_assert_eq(cfg->icmp_rate, 0);
+	cr_assert_eq(cfg->n_decap_sources, 2);
+	cr_assert_eq(cfg->decap_sources[0].ip.family, AETH_AF_INET);
+	cr_assert_eq(cfg->decap_sources[0].prefixlen, 32);
+	cr_assert_eq(cfg->decap_sources[1].ip.family, AETH_AF_INET6);
+	cr_assert_eq(cfg->decap_sources[1].prefixlen, 64);
 	aeth_config_free(cfg);
 }
 
@@ -420,6 +444,27 @@ static const struct mutation_case cases[] = {
 	  "conntrack.insert_rate_per_cpu: must be >= 0" },
 	{ "conntrack field", { { "/conntrack/timeout", "30" } },
 	  "conntrack.timeout: unknown field" },
+	{ "udp timeout zero", { { "/conntrack/udp_timeout_s", "0" } },
+	  "conntrack.udp_timeout_s: must be >= 1" },
+	{ "decap not an object", { { "/decap", "[]" } },
+	  "decap: must be an object" },
+	{ "decap field", { { "/decap", "{\"source\": []}" } },
+	  "decap.source: unknown field" },
+	{ "decap sources not a list", { { "/decap", "{\"sources\": \"x\"}" } },
+	  "decap.sources: must be an array" },
+	{ "decap source not a CIDR",
+	  { { "/decap", "{\"sources\": [\"192.0.2.11/32\", \"192.0.2.12\"]}" } },
+	  "decap.sources[1]: not a CIDR (address/prefix)" },
+	{ "decap source host bits",
+	  { { "/decap", "{\"sources\": [\"192.0.2.11/24\"]}" } },
+	  "decap.sources[0]: host bits set (the network is 192.0.2.0/24)" },
+	{ "decap source twice",
+	  { { "/decap", "{\"sources\": [\"2001:db8::/64\", \"2001:db8::/64\"]}" } },
+	  "decap.sources[1]: duplicate of sources[0]" },
+	{ "icmp rate negative", { { "/icmp", "{\"too_big_per_second_per_cpu\": -1}" } },
+	  "icmp.too_big_per_second_per_cpu: must be >= 0" },
+	{ "icmp field", { { "/icmp", "{\"rate\": 1}" } },
+	  "icmp.rate: unknown field" },
 	/* service */
 	{ "service not an object", { { SVC, "\"kube\"" } }, "services[0]: must be an object" },
 	{ "unknown service field", { { SVC "/bogus", "true" } },
