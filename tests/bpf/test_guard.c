@@ -963,8 +963,10 @@ Test(limit, concurrent_cpus_share_the_burst)
 		    (unsigned long long)st.admitted,
 		    (unsigned long long)st.dropped);
 	cr_expect_eq(st.admitted, burst);
-	/* the shared count moves in steps of 64 per CPU after 256 */
-	cr_expect_leq(st.dropped, 2 * repeat - burst);
+	/* the shared count moves in steps of 64 per CPU after 256, paced by
+	 * each CPU's own count (which includes its exact-phase refusals), so
+	 * it is within one step per CPU of the truth either way */
+	cr_expect_leq(st.dropped, 2 * repeat - burst + 2 * 64);
 	cr_expect_geq(st.dropped, 2 * repeat - burst - 2 * 64);
 	cr_expect_eq(svc_drops(SVC4, AETH_R_RATE_LIMITED), 2 * repeat - burst);
 	/* both CPUs took part in the refusals */
