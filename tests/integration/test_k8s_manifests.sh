@@ -92,12 +92,19 @@ with open("docs/SPEC.md") as f:
     spec_text = f.read()
 sec3 = spec_text.split("## 3.", 1)[1].split("## 4.", 1)[0]
 usage = sec3.split("```", 2)[1]
+# (--kubeconfig is for agents outside the cluster: the pod uses its
+# service account)
 spec_flags = set(re.findall(r"--[a-z][a-z-]+", usage)) - {
-    "--check-config", "--detach"}
+    "--check-config", "--detach", "--version", "--render-kubernetes",
+    "--kubeconfig"}
+no_value = {"--kubernetes"}
 check(len(spec_flags) >= 6, "SPEC.md names the agent flags (%s)" %
       " ".join(sorted(spec_flags)))
 for fl in sorted(spec_flags):
-    check(fl in flags and flags[fl] != "", "agent gets %s" % fl)
+    if fl in no_value:
+        check(fl in flags and flags[fl] == "", "agent gets %s" % fl)
+    else:
+        check(fl in flags and flags[fl] != "", "agent gets %s" % fl)
 
 mounts = {m["mountPath"]: m for m in agent.get("volumeMounts", [])}
 vols = {v["name"]: v for v in pod.get("volumes", [])}
