@@ -193,6 +193,22 @@ static void fds_from_skel(struct aeth_agent *a)
 	a->fds.tx_ports = bpf_map__fd(s->maps.aeth_tx_ports);
 }
 
+/* The id of the program this process loaded: known to be ours on a NIC
+ * even without CAP_SYS_ADMIN, which opening a program by id needs (the
+ * first start with the DaemonSet's capabilities minus that one). */
+static __u32 own_prog_id;
+
+static void remember_own_prog(const struct aeth_agent *a)
+{
+	struct bpf_prog_info info;
+	__u32 len = sizeof(info);
+
+	memset(&info, 0, sizeof(info));
+	if (!bpf_obj_get_info_by_fd(bpf_program__fd(a->skel->progs.aether_lb),
+				    &info, &len))
+		own_prog_id = info.id;
+}
+
 int aeth_loader_open(struct aeth_agent *a, const char *pin_dir,
 		     uint32_t ct_max_entries, char *errbuf, size_t errlen)
 {
@@ -278,6 +294,7 @@ int aeth_loader_open(struct aeth_agent *a, const char *pin_dir,
 		goto fail;
 	}
 	fds_from_skel(a);
+	remember_own_prog(a);
 
 	memset(&a->meta, 0, sizeof(a->meta));
 	bpf_map_lookup_elem(a->fds.meta, &zero, &a->meta);
@@ -594,7 +611,7 @@ static __u32 meta_map_id(int meta_fd, const char *pin_dir)
 	return info.id;
 }
 
-enum owner { OWNER_US, OWNER_OTHER_AGENT, OWNER_FOREIGN };
+enum owner { OWNER_US, OWNER_OTHER_AGENT, OWNER_FOREIGN, OWNER_UNKNOWN };
 
 /* A program is ours when it uses our aeth_meta map; another agent's when
  * it uses an aeth_meta map of another pin directory. */
@@ -604,10 +621,13 @@ static enum owner prog_owner(__u32 prog_id, __u32 our_meta)
 	__u32 ids[MAX_PROG_MAPS];
 	struct bpf_prog_info pi;
 	enum owner o = OWNER_FOREIGN;
-	int fd = bpf_prog_get_fd_by_id(prog_id), n;
+	int fd, n;
 
-	if (fd < 0)
-		return OWNER_FOREIGN;
+	if (prog_id && prog_id == own_prog_id)
+		return OWNER_US;
+	fd = bpf_prog_get_fd_by_id(prog_id);
+	if (fd < 0)	/* EPERM: not allowed to look, so not known to be ours */
+		return errno == EPERM ? OWNER_UNKNOWN : OWNER_FOREIGN;
 	n = prog_maps(fd, &pi, maps, ids);
 	close(fd);
 	for (int i = 0; i < n; i++) {
@@ -647,6 +667,12 @@ static int iface_usable(const char *ifname, __u32 our_meta, char *msg,
 				 "aether-agent (maps pinned elsewhere): refusing "
 				 "to take it over", ifname, ids[i]);
 			return -EBUSY;
+		case OWNER_UNKNOWN:
+			snprintf(msg, len, "%s carries XDP program %u, which this "
+				 "process may not inspect: %s (CAP_SYS_ADMIN is "
+				 "needed to restart over a running program)",
+				 ifname, ids[i], strerror(EPERM));
+			return -EPERM;
 		default:
 			snprintf(msg, len, "%s carries XDP program %u that is not "
 				 "aether-lb's: refusing to replace it (remove it "
@@ -745,9 +771,9 @@ static int attach_one(struct aeth_agent *a, int slot, const char *ifname,
 		old_id = q.skb_prog_id;
 		got = AETH_XDP_MODE_GENERIC;
 	}
-	if (old_id && old_id == a->meta.ifaces[slot].prog_id &&
-	    old_id == prog_id_of(new_fd))
-		goto record;	/* ours, from an earlier apply of this run */
+	if (old_id && old_id == prog_id_of(new_fd))
+		goto record;	/* this run's program (an earlier apply, or
+				 * attached before the maps changed) */
 	if (old_id && prog_owner(old_id, meta_map_id(a->fds.meta, NULL)) !=
 		      OWNER_US) {
 		char msg[256];

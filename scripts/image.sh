@@ -33,9 +33,14 @@ mkdir -p "$root/usr/bin" "$root/tmp" "$root/etc" "$root/run" "$root/sys" "$root/
 chmod 1777 "$root/tmp"
 install -m 0755 "$stage/install/usr/sbin/aether-agent" \
 	"$stage/install/usr/bin/aetherctl" "$root/usr/bin/"
+# the BGP speaker the agent runs (SPEC.md section 7), as in deploy/Containerfile
+bird=$(command -v bird || echo /usr/sbin/bird)
+[ -x "$bird" ] || { echo "image: bird is needed (apt-get install bird2)" >&2; exit 1; }
+install -m 0755 "$bird" "$root/usr/bin/bird"
 
 # the libraries the binaries link, with the loader, at their own paths
-for lib in $(ldd "$root/usr/bin/aether-agent" "$root/usr/bin/aetherctl" |
+for lib in $(ldd "$root/usr/bin/aether-agent" "$root/usr/bin/aetherctl" \
+	"$root/usr/bin/bird" |
 	grep -oE '/[^ ]+\.so[^ ]*' | sort -u); do
 	mkdir -p "$root$(dirname "$lib")"
 	cp -L "$lib" "$root$lib"
@@ -56,4 +61,4 @@ podman import --quiet \
 	"$stage/rootfs.tar" "$tag" >/dev/null
 size=$(podman image inspect --format '{{.Size}}' "$tag")
 echo "image: $tag, $((size / 1024 / 1024)) MiB ($size bytes):" \
-	"aether-agent, aetherctl and $(find "$root" -name '*.so*' | wc -l) libraries"
+	"aether-agent, aetherctl, bird and $(find "$root" -name '*.so*' | wc -l) libraries"

@@ -50,7 +50,7 @@ exec podman run --rm --name "aeth-img-$$-\$node" \\
 	--ulimit nofile=1024:1024 --ulimit nproc=1024:1024 \\
 	--network host --read-only --security-opt apparmor=unconfined \\
 	--security-opt no-new-privileges \\
-	--cap-drop ALL --cap-add BPF,PERFMON,NET_ADMIN,SYS_ADMIN \\
+	--cap-drop ALL --cap-add BPF,PERFMON,NET_ADMIN,SYS_ADMIN,NET_BIND_SERVICE \\
 	-v /sys/fs/bpf:/sys/fs/bpf "\${mounts[@]}" "$IMAGE" "\$@"
 EOF
 chmod +x "$wrapper"
@@ -67,9 +67,10 @@ ok "$n agents run from $IMAGE"
 name=$(podman ps --filter "name=aeth-img-$$-" --format '{{.Names}}' | head -n 1)
 pid=$(podman inspect --format '{{.State.Pid}}' "$name")
 eff=$(awk '/^CapEff/ { print $2 }' "/proc/$pid/status")
-# CAP_NET_ADMIN 12, CAP_SYS_ADMIN 21, CAP_PERFMON 38, CAP_BPF 39
-[ "$eff" = "000000c000201000" ] || die "$name runs with capabilities $eff"
-ok "$name runs with BPF, PERFMON, NET_ADMIN and SYS_ADMIN only"
+# CAP_NET_BIND_SERVICE 10 (BIRD on TCP 179), CAP_NET_ADMIN 12,
+# CAP_SYS_ADMIN 21, CAP_PERFMON 38, CAP_BPF 39
+[ "$eff" = "000000c000201400" ] || die "$name runs with capabilities $eff"
+ok "$name runs with BPF, PERFMON, NET_ADMIN, SYS_ADMIN and NET_BIND_SERVICE only"
 
 for vip in "$VIP4" "$VIP6"; do
 	seen=""
