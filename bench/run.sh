@@ -3,7 +3,9 @@
 # bench/results/:
 #   bench/run.sh [all|cost|maglev|throughput|scale|bgp] [ARGS...]
 #     cost        cost per packet of every data-path path (cost-<date>.json);
-#                 ARGS go to it: --rounds N, --only ROW, --baseline OBJ
+#                 ARGS go to it: --rounds N, --only ROW, --baseline OBJ;
+#                 --baseline-rev REV builds REV's program (e.g. main, HEAD~1)
+#                 with bpf/meson.build's flags and times it as --baseline
 #     maglev      Maglev table build time (maglev-<date>.txt); ARGS: RUNS
 #     throughput  live 64-byte traffic against nftables/iptables (+ PNG)
 #     scale       control plane, map memory, connection table at 1 M
@@ -26,10 +28,37 @@ fi
 mkdir -p bench/results
 stamp=$(date -u +%Y%m%d-%H%M%S)
 
+# The data path of git revision $1, compiled as bpf/meson.build does, into
+# $2 (an object for bench/cost --baseline).
+build_rev_obj() {
+	local rev=$1 obj=$2 src
+	src=$(mktemp -d)
+	git archive "$rev" bpf include | tar -x -C "$src"
+	clang -O2 -g -target bpf -mcpu=v3 -Wall -Wno-unused-function \
+		-I"$src/include" -I"$src/bpf" \
+		-idirafter /usr/include/x86_64-linux-gnu \
+		-c "$src/bpf/aether_lb.bpf.c" -o "$obj"
+	rm -rf "$src"
+}
+
 run_cost() {
+	local args=() base=""
+	while [ $# -gt 0 ]; do
+		if [ "$1" = --baseline-rev ] && [ $# -ge 2 ]; then
+			base=$(mktemp --suffix=.bpf.o)
+			build_rev_obj "$2" "$base"
+			args+=(--baseline "$base")
+			echo "baseline: the program of $2 ($(git rev-parse --short "$2"))"
+			shift 2
+		else
+			args+=("$1")
+			shift
+		fi
+	done
 	ninja -C "$build" bench/cost >/dev/null
 	local out="bench/results/cost-$stamp.json"
-	"$build/bench/cost" --json "$out" "$@"
+	"$build/bench/cost" --json "$out" "${args[@]}"
+	[ -z "$base" ] || rm -f "$base"
 	bench/plot_cost.sh "$out"
 	echo
 	echo "results: $out"

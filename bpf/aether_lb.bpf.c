@@ -272,10 +272,10 @@ static __always_inline int lb_service_found(struct xdp_md *ctx,
 
 /* A packet to a VIP that no exact (VIP, port, proto) service took. l3 and
  * l4: what parse_l3_rest() and parse_l4() returned (l4 is only meaningful
- * for TCP and UDP). */
+ * for TCP and UDP); neg: the VIP cache's entry, told of a missing wildcard. */
 static __always_inline int lb_service(struct xdp_md *ctx, struct lb_pkt *p,
 				      const struct aeth_node *node, int l3,
-				      int l4)
+				      int l4, struct svc_neg_ref *neg)
 {
 	struct aeth_svc *svc;
 
@@ -293,8 +293,11 @@ static __always_inline int lb_service(struct xdp_md *ctx, struct lb_pkt *p,
 		return stats_drop(AETH_R_MALFORMED, STATS_NO_SVC);
 	/* the exact port missed already: the wildcard service, if any */
 	svc = svc_lookup_port(&p->flow.dst, p->flow.family, 0, p->flow.proto);
-	if (!svc)
+	if (!svc) {
+		svc_neg_note_no_wildcard(neg, &p->flow.dst, p->flow.family,
+					 p->flow.proto);
 		return stats_drop(AETH_R_UNCONFIGURED_PORT, STATS_NO_SVC);
+	}
 	return lb_service_found(ctx, p, node, svc);
 }
 
@@ -345,11 +348,9 @@ static __always_inline bool lb_stray_tunnel(struct xdp_md *ctx,
 SEC("xdp")
 int aether_lb(struct xdp_md *ctx)
 {
-	struct svc_neg_entry *neg;
+	struct svc_neg_ref neg;
 	struct aeth_node *node;
 	struct aeth_svc *svc;
-	bool known_absent;
-	__u64 gen, now;
 	struct lb_pkt p;
 	__u32 zero = 0;
 	int r, l3, l4 = 0;
@@ -368,10 +369,10 @@ int aether_lb(struct xdp_md *ctx)
 		return lb_decap(ctx, &p);
 	if (lb_stray_tunnel(ctx, &p))
 		return stats_drop(AETH_R_DECAP_INVALID, STATS_NO_SVC);
-	gen = svc_generation();
-	now = bpf_jiffies64();
-	neg = svc_neg_find(&p.flow.dst, p.flow.family, gen, now, &known_absent);
-	if (known_absent)
+	neg.gen = svc_generation();
+	neg.now = bpf_jiffies64();
+	svc_neg_find(&neg, &p.flow.dst, p.flow.family);
+	if (neg.kind == SVC_NEG_NOT_VIP)
 		goto pass;
 	/* TCP and UDP: the service lookup itself tells a VIP (a hit), which
 	 * spares established and new flows the aeth_vip lookup; only a miss
@@ -387,12 +388,16 @@ int aether_lb(struct xdp_md *ctx)
 					      p.flow.dport, p.flow.proto);
 			if (svc)
 				return lb_service_found(ctx, &p, node, svc);
+			/* a VIP known to have no wildcard service: no
+			 * other lookup can find one */
+			if (svc_neg_no_wildcard(&neg, p.flow.proto))
+				return stats_drop(AETH_R_UNCONFIGURED_PORT,
+						  STATS_NO_SVC);
 		}
 	}
 	if (svc_is_vip(&p.flow.dst, p.flow.family))
-		return lb_service(ctx, &p, node, l3, l4);
-	if (neg)
-		svc_neg_store(neg, &p.flow.dst, p.flow.family, gen, now);
+		return lb_service(ctx, &p, node, l3, l4, &neg);
+	svc_neg_store(&neg, &p.flow.dst, p.flow.family, SVC_NEG_NOT_VIP);
 pass:
 	stats_event(AETH_EV_PASS_NOT_SERVICE);
 	return XDP_PASS;

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <linux/bpf.h>
+#include <linux/in.h>
 #include <bpf/bpf_helpers.h>
 #include "aether/abi.h"
 #include "maps.h"
@@ -15,25 +16,45 @@
  * were not VIPs, stamped with the applied config generation (aeth_meta,
  * bumped by the agent after every apply, so a new VIP is seen at once) and
  * expiring after SVC_NEG_TTL jiffies (100 ms at HZ=250) for writers that do
- * not bump it. Only negative answers are kept: a VIP is always looked up.
+ * not bump it. Only negative answers are kept: a VIP's services are always
+ * looked up. For a VIP the entry also says which protocols are known to
+ * have no wildcard-port service, so a port without a service is dropped
+ * after the exact lookup alone, without the aeth_vip and wildcard lookups
+ * (whatever the port: a scan of random ports is cheap too).
  * Private to the loaded program (no aeth_ prefix: never pinned). */
 #define SVC_NEG_SIZE 1024
 #define SVC_NEG_TTL 25
+
+/* svc_neg_entry.vip */
+#define SVC_NEG_NOT_VIP 0
+#define SVC_NEG_VIP (1u << 0)
+#define SVC_NEG_NO_WILD_TCP (1u << 1)	/* no (vip, 0, TCP) service */
+#define SVC_NEG_NO_WILD_UDP (1u << 2)
+#define SVC_NEG_UNKNOWN 0xffffffffu	/* no valid entry for the address */
 
 struct svc_neg_entry {
 	union aeth_addr addr;
 	__u64 generation;
 	__u64 expires;		/* jiffies */
 	__u32 family;
-	__u32 pad;
+	__u32 vip;		/* SVC_NEG_NOT_VIP or SVC_NEG_VIP | NO_WILD_* */
 };
 
+/* Not named like the previous layout's map (lb_vip_neg), which
+ * bench/cost --baseline shares by name with an older build. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, SVC_NEG_SIZE);
 	__type(key, __u32);
 	__type(value, struct svc_neg_entry);
-} lb_vip_neg SEC(".maps");
+} lb_vip_known SEC(".maps");
+
+/* What a packet learnt from the cache, for the stores after its lookups. */
+struct svc_neg_ref {
+	struct svc_neg_entry *e;
+	__u64 gen, now;
+	__u32 kind;		/* SVC_NEG_* of the address, or SVC_NEG_UNKNOWN */
+};
 
 static __always_inline __u32 svc_neg_slot(const union aeth_addr *a)
 {
@@ -51,29 +72,61 @@ static __always_inline __u64 svc_generation(void)
 	return m ? *(volatile __u64 *)&m->generation : 0;
 }
 
-/* The entry for addr's slot, and whether it says "not a VIP". */
-static __always_inline struct svc_neg_entry *
-svc_neg_find(const union aeth_addr *a, __u8 family, __u64 gen, __u64 now,
-	     bool *hit)
+/* The entry for addr's slot, and in r->kind what it says of addr. */
+static __always_inline void svc_neg_find(struct svc_neg_ref *r,
+					 const union aeth_addr *a, __u8 family)
 {
 	__u32 slot = svc_neg_slot(a);
-	struct svc_neg_entry *e = bpf_map_lookup_elem(&lb_vip_neg, &slot);
+	struct svc_neg_entry *e = bpf_map_lookup_elem(&lb_vip_known, &slot);
 
-	*hit = e && e->generation == gen && now < e->expires &&
-	       e->family == family &&
-	       ((e->addr.v6[0] ^ a->v6[0]) | (e->addr.v6[1] ^ a->v6[1]) |
-		(e->addr.v6[2] ^ a->v6[2]) | (e->addr.v6[3] ^ a->v6[3])) == 0;
-	return e;
+	r->e = e;
+	r->kind = SVC_NEG_UNKNOWN;
+	if (e && e->generation == r->gen && r->now < e->expires &&
+	    e->family == family &&
+	    ((e->addr.v6[0] ^ a->v6[0]) | (e->addr.v6[1] ^ a->v6[1]) |
+	     (e->addr.v6[2] ^ a->v6[2]) | (e->addr.v6[3] ^ a->v6[3])) == 0)
+		r->kind = e->vip;
 }
 
-static __always_inline void svc_neg_store(struct svc_neg_entry *e,
+static __always_inline void svc_neg_store(const struct svc_neg_ref *r,
 					  const union aeth_addr *a,
-					  __u8 family, __u64 gen, __u64 now)
+					  __u8 family, __u32 kind)
 {
+	struct svc_neg_entry *e = r->e;
+
+	if (!e)
+		return;
 	e->addr = *a;
 	e->family = family;
-	e->generation = gen;
-	e->expires = now + SVC_NEG_TTL;
+	e->generation = r->gen;
+	e->expires = r->now + SVC_NEG_TTL;
+	e->vip = kind;
+}
+
+static __always_inline __u32 svc_neg_no_wild(__u8 proto)
+{
+	return proto == IPPROTO_TCP ? SVC_NEG_NO_WILD_TCP : SVC_NEG_NO_WILD_UDP;
+}
+
+/* True when the address is a VIP known to have no wildcard-port service
+ * for proto (TCP or UDP). */
+static __always_inline bool svc_neg_no_wildcard(const struct svc_neg_ref *r,
+						__u8 proto)
+{
+	return r->kind != SVC_NEG_UNKNOWN && (r->kind & SVC_NEG_VIP) &&
+	       (r->kind & svc_neg_no_wild(proto));
+}
+
+/* Remember that the VIP a has no wildcard-port service for proto. An entry
+ * already valid for a keeps its expiry (what it knew was learnt then). */
+static __always_inline void svc_neg_note_no_wildcard(struct svc_neg_ref *r,
+						     const union aeth_addr *a,
+						     __u8 family, __u8 proto)
+{
+	if (r->e && r->kind != SVC_NEG_UNKNOWN && (r->kind & SVC_NEG_VIP))
+		r->e->vip = r->kind | svc_neg_no_wild(proto);
+	else
+		svc_neg_store(r, a, family, SVC_NEG_VIP | svc_neg_no_wild(proto));
 }
 
 static __always_inline bool svc_is_vip(const union aeth_addr *addr, __u8 family)

@@ -452,6 +452,63 @@ Test(fwd, exact_port_wins_over_wildcard)
 	expect_tx(&r, &s, &f, "192.0.2.21");
 }
 
+/* Each CPU remembers that a VIP has no wildcard-port service for a
+ * protocol (bpf/service.h), so a port without a service is dropped after
+ * the exact lookup alone. A wildcard service added later is seen once the
+ * generation changes, or once the memory expires for a writer that does
+ * not change it; TCP and UDP are remembered apart. */
+Test(fwd, wildcard_added_seen_after_generation_change_or_expiry)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 22);
+	struct pkt_spec u = pkt_spec_udp4(CLI4, 40000, VIP4, 5353);
+	struct aeth_meta meta;
+	struct frame f, fu;
+	struct result r;
+	__u32 zero = 0;
+
+	cr_assert_eq(dp_pin_cpu(0), 0);	/* the memory is per CPU */
+	one_backend_service(1, VIP4, 80, 6, 10, "192.0.2.21");
+	build(&s, &f);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	s.dport = 23;	/* another port, dropped from memory */
+	build(&s, &f);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	cr_assert_eq(global().reasons[AETH_R_UNCONFIGURED_PORT], 2);
+	build(&u, &fu);
+	run(&fu, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	cr_assert_eq(global().reasons[AETH_R_UNCONFIGURED_PORT], 3);
+
+	/* a TCP wildcard from a writer that keeps the generation */
+	cr_assert_eq(bpf_map_lookup_elem(h.meta, &zero, &meta), 0);
+	one_backend_service(2, VIP4, 0, 6, 20, "192.0.2.22");
+	cr_assert_eq(bpf_map_update_elem(h.meta, &zero, &meta, BPF_ANY), 0);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);	/* still remembered */
+	cr_assert_eq(dp_bump_generation(&h), 0);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.22");
+
+	/* UDP: learnt again after the change, then a wildcard added without
+	 * one; the TCP wildcard in between stays found */
+	run(&fu, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	cr_assert_eq(global().reasons[AETH_R_UNCONFIGURED_PORT], 5);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.22");
+	cr_assert_eq(bpf_map_lookup_elem(h.meta, &zero, &meta), 0);
+	one_backend_service(3, VIP4, 0, 17, 30, "192.0.2.23");
+	cr_assert_eq(bpf_map_update_elem(h.meta, &zero, &meta, BPF_ANY), 0);
+	run(&fu, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	cr_assert_eq(global().reasons[AETH_R_UNCONFIGURED_PORT], 6);
+	usleep(300 * 1000);	/* 25 jiffies: 250 ms even at HZ=100 */
+	run(&fu, &r);
+	expect_tx(&r, &u, &fu, "192.0.2.23");
+}
+
 Test(fwd, udp_flows_are_recorded)
 {
 	struct pkt_spec s = pkt_spec_udp4(CLI4, 40000, VIP4, 53);
