@@ -21,6 +21,8 @@ pid=""
 cleanup() {
 	local rc=$?
 	[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+	# the BGP speaker the agents started outlives them by design
+	pkill -f -- "-c $TMP/bird.conf" 2>/dev/null
 	ip netns del "$NS" 2>/dev/null
 	rm -rf "$PIN" "$TMP"
 	[ $rc -eq 0 ] && echo "PASS privileges ($CHECKS checks)" || echo "FAIL privileges"
