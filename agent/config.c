@@ -32,9 +32,8 @@ bool aeth_table_size_supported(uint32_t size)
 
 #define PATH_LEN sizeof(((struct aeth_config_error *)0)->path)
 
-__attribute__((format(printf, 3, 4)))
-static int fail(struct aeth_config_error *err, const char *path,
-		const char *fmt, ...)
+int aeth_config_fail(struct aeth_config_error *err, const char *path,
+		     const char *fmt, ...)
 {
 	va_list ap;
 
@@ -78,7 +77,7 @@ static int check_keys(json_t *obj, const char *path, const char *const *known,
 				break;
 		if (!*k) {
 			join(p, path, key);
-			return fail(err, p, "unknown field");
+			return aeth_config_fail(err, p, "unknown field");
 		}
 	}
 	return 0;
@@ -88,7 +87,7 @@ static int expect_object(json_t *v, const char *path, const char *const *known,
 			 struct aeth_config_error *err)
 {
 	if (!json_is_object(v))
-		return fail(err, path, "must be an object");
+		return aeth_config_fail(err, path, "must be an object");
 	return check_keys(v, path, known, err);
 }
 
@@ -101,7 +100,7 @@ static int field(json_t *obj, const char *parent, const char *key,
 	*out = json_object_get(obj, key);
 	if (!*out && required) {
 		join(p, parent, key);
-		return fail(err, p, "is required");
+		return aeth_config_fail(err, p, "is required");
 	}
 	return 0;
 }
@@ -124,12 +123,12 @@ static int get_uint(json_t *obj, const char *parent, const char *key,
 	}
 	join(p, parent, key);
 	if (!json_is_integer(v))
-		return fail(err, p, "must be an integer");
+		return aeth_config_fail(err, p, "must be an integer");
 	i = json_integer_value(v);
 	if (i < 0 || (uint64_t)i < min)
-		return fail(err, p, "must be >= %llu", (unsigned long long)min);
+		return aeth_config_fail(err, p, "must be >= %llu", (unsigned long long)min);
 	if ((uint64_t)i > max)
-		return fail(err, p, "must be <= %llu", (unsigned long long)max);
+		return aeth_config_fail(err, p, "must be <= %llu", (unsigned long long)max);
 	*out = (uint64_t)i;
 	return 0;
 }
@@ -150,7 +149,7 @@ static int get_string(json_t *obj, const char *parent, const char *key,
 		return 0;
 	if (!json_is_string(v)) {
 		join(p, parent, key);
-		return fail(err, p, "must be a string");
+		return aeth_config_fail(err, p, "must be a string");
 	}
 	*out = json_string_value(v);
 	return 0;
@@ -173,7 +172,7 @@ static int get_bool(json_t *obj, const char *parent, const char *key,
 	}
 	if (!json_is_boolean(v)) {
 		join(p, parent, key);
-		return fail(err, p, "must be true or false");
+		return aeth_config_fail(err, p, "must be true or false");
 	}
 	*out = json_is_true(v);
 	return 0;
@@ -208,7 +207,7 @@ static int get_choice(json_t *obj, const char *parent, const char *key,
 			      i == 0 ? "" : choices[i + 1] ? ", " : " or ",
 			      choices[i]);
 	join(p, parent, key);
-	return fail(err, p, "must be %s", list);
+	return aeth_config_fail(err, p, "must be %s", list);
 }
 
 /* 0, -EINVAL (not an address) or -EDOM (an IPv4-mapped IPv6 form). The
@@ -271,16 +270,16 @@ static int get_ip(json_t *obj, const char *parent, const char *key,
 	join(p, parent, key);
 	ret = parse_ip(s, ip);
 	if (ret == -EDOM)
-		return fail(err, p, MAPPED_MSG);
+		return aeth_config_fail(err, p, MAPPED_MSG);
 	if (ret)
-		return fail(err, p, want_family == AETH_AF_INET ? "not an IPv4 address" :
+		return aeth_config_fail(err, p, want_family == AETH_AF_INET ? "not an IPv4 address" :
 			    want_family == AETH_AF_INET6 ? "not an IPv6 address" :
 			    "not an IP address");
 	if (want_family && ip->family != want_family)
-		return fail(err, p, want_family == AETH_AF_INET ?
+		return aeth_config_fail(err, p, want_family == AETH_AF_INET ?
 			    "not an IPv4 address" : "not an IPv6 address");
 	if (!ip_is_unicast(ip))
-		return fail(err, p, "not a unicast address");
+		return aeth_config_fail(err, p, "not a unicast address");
 	return 0;
 }
 
@@ -293,33 +292,33 @@ static int parse_cidr(json_t *v, const char *path, struct aeth_cfg_cidr *c,
 	struct aeth_ip masked;
 
 	if (!json_is_string(v))
-		return fail(err, path, "must be a string");
+		return aeth_config_fail(err, path, "must be a string");
 	s = json_string_value(v);
 	slash = strchr(s, '/');
 	if (!slash || (size_t)(slash - s) >= sizeof(addr) || !slash[1] ||
 	    strlen(slash + 1) > 3)
-		return fail(err, path, "not a CIDR (address/prefix)");
+		return aeth_config_fail(err, path, "not a CIDR (address/prefix)");
 	memcpy(addr, s, (size_t)(slash - s));
 	addr[slash - s] = '\0';
 	for (d = slash + 1; *d; d++) {
 		if (!isdigit((unsigned char)*d))
-			return fail(err, path, "not a CIDR (address/prefix)");
+			return aeth_config_fail(err, path, "not a CIDR (address/prefix)");
 		plen = plen * 10 + (unsigned int)(*d - '0');
 	}
 	/* "/024" is not how anyone writes a prefix: refuse rather than guess */
 	if (slash[1] == '0' && slash[2])
-		return fail(err, path, "prefix length with leading zeros");
+		return aeth_config_fail(err, path, "prefix length with leading zeros");
 	switch (parse_ip(addr, &c->ip)) {
 	case 0:
 		break;
 	case -EDOM:
-		return fail(err, path, MAPPED_MSG);
+		return aeth_config_fail(err, path, MAPPED_MSG);
 	default:
-		return fail(err, path, "not a CIDR (address/prefix)");
+		return aeth_config_fail(err, path, "not a CIDR (address/prefix)");
 	}
 	max = c->ip.family == AETH_AF_INET ? 32 : 128;
 	if (plen > max)
-		return fail(err, path, "prefix length must be <= %u", max);
+		return aeth_config_fail(err, path, "prefix length must be <= %u", max);
 	c->prefixlen = (uint8_t)plen;
 
 	/* Host bits are an error, not silently cleared: the author most
@@ -329,7 +328,7 @@ static int parse_cidr(json_t *v, const char *path, struct aeth_cfg_cidr *c,
 		masked.addr.bytes[bit / 8] &= (uint8_t)~(0x80u >> (bit % 8));
 	if (memcmp(&masked.addr, &c->ip.addr, sizeof(masked.addr)) != 0) {
 		ip_text(&masked, net, sizeof(net));
-		return fail(err, path, "host bits set (the network is %s/%u)",
+		return aeth_config_fail(err, path, "host bits set (the network is %s/%u)",
 			    net, plen);
 	}
 	return 0;
@@ -445,11 +444,11 @@ static int check_unique(const void *items, size_t n,
 
 	dup = first_duplicate(items, n, cmp, &first);
 	if (dup == -2)
-		return fail(err, list, "out of memory");
+		return aeth_config_fail(err, list, "out of memory");
 	if (dup < 0)
 		return 0;
 	snprintf(p, sizeof(p), "%s[%ld]%s", list, dup, suffix);
-	return fail(err, p, what, first);
+	return aeth_config_fail(err, p, what, first);
 }
 
 /* The name of a Kubernetes Service's port (SPEC.md section 8):
@@ -482,9 +481,9 @@ static int parse_name(json_t *obj, const char *parent, char *out,
 		return ret;
 	join(p, parent, "name");
 	if (!*s)
-		return fail(err, p, "must not be empty");
+		return aeth_config_fail(err, p, "must not be empty");
 	if (strlen(s) >= AETH_NAME_LEN)
-		return fail(err, p, "longer than %d characters", AETH_NAME_LEN - 1);
+		return aeth_config_fail(err, p, "longer than %d characters", AETH_NAME_LEN - 1);
 	/* Names are metric labels and aetherctl arguments, where a ':' or
 	 * '/' would read as VIP:PORT/PROTO; NAMESPACE/NAME:PORT cannot. */
 	if (is_k8s_port_name(s)) {
@@ -493,7 +492,7 @@ static int parse_name(json_t *obj, const char *parent, char *out,
 	}
 	for (c = s; *c; c++)
 		if (!isalnum((unsigned char)*c) && !strchr("._-", *c))
-			return fail(err, p, "may contain only letters, digits, '.', '_' and '-'");
+			return aeth_config_fail(err, p, "may contain only letters, digits, '.', '_' and '-'");
 	strcpy(out, s);
 	return 0;
 }
@@ -534,32 +533,32 @@ static int parse_node(json_t *root, struct aeth_config *cfg,
 		return ret;
 	/* absent: the agent finds the NIC (node_detect.c) */
 	if (ifs && !json_is_array(ifs))
-		return fail(err, "node.interfaces", "must be an array");
+		return aeth_config_fail(err, "node.interfaces", "must be an array");
 	if (ifs && json_array_size(ifs) == 0)
-		return fail(err, "node.interfaces", "must name at least one interface");
+		return aeth_config_fail(err, "node.interfaces", "must name at least one interface");
 	if (json_array_size(ifs) > AETH_MAX_INTERFACES)
-		return fail(err, "node.interfaces", "too many interfaces (at most %d)",
+		return aeth_config_fail(err, "node.interfaces", "too many interfaces (at most %d)",
 			    AETH_MAX_INTERFACES);
 	cfg->n_interfaces = json_array_size(ifs);
 	cfg->interfaces = calloc(cfg->n_interfaces ? cfg->n_interfaces : 1,
 				 sizeof(*cfg->interfaces));
 	if (!cfg->interfaces)
-		return fail(err, "node.interfaces", "out of memory");
+		return aeth_config_fail(err, "node.interfaces", "out of memory");
 	json_array_foreach(ifs, i, v) {
 		const char *s;
 
 		join_index(p, "node.interfaces", i);
 		if (!json_is_string(v))
-			return fail(err, p, "must be a string");
+			return aeth_config_fail(err, p, "must be a string");
 		s = json_string_value(v);
 		if (!*s)
-			return fail(err, p, "must not be empty");
+			return aeth_config_fail(err, p, "must not be empty");
 		if (strlen(s) >= AETH_IFNAME_LEN)
-			return fail(err, p, "longer than %d characters",
+			return aeth_config_fail(err, p, "longer than %d characters",
 				    AETH_IFNAME_LEN - 1);
 		/* The kernel's own rule for device names. */
 		if (!strcmp(s, ".") || !strcmp(s, "..") || strpbrk(s, "/: \t\n\r\v\f"))
-			return fail(err, p, "not a valid interface name");
+			return aeth_config_fail(err, p, "not a valid interface name");
 		strcpy(cfg->interfaces[i], s);
 	}
 	ret = check_unique(cfg->interfaces, cfg->n_interfaces, iface_cmp,
@@ -584,7 +583,7 @@ static int parse_node(json_t *root, struct aeth_config *cfg,
 	if (ret)
 		return ret;
 	if (addrs && !cfg->node_v4.family && !cfg->node_v6.family)
-		return fail(err, "node.addresses", "needs ipv4 or ipv6");
+		return aeth_config_fail(err, "node.addresses", "needs ipv4 or ipv6");
 
 	/* 576: the smallest datagram every IPv4 host accepts (RFC 791). */
 	ret = get_uint(node, "node", "mtu", false, 1500, 576, 65535, &mtu, err);
@@ -605,14 +604,14 @@ static int parse_table_size(json_t *obj, const char *parent, uint32_t def,
 	join(p, parent, "table_size");
 	jv = json_object_get(obj, "table_size");
 	if (jv && !json_is_integer(jv))
-		return fail(err, p, "must be an integer");
+		return aeth_config_fail(err, p, "must be an integer");
 	if (jv)
 		v = json_integer_value(jv);
 	if (v < 0 || v > UINT32_MAX || !aeth_table_size_supported((uint32_t)v)) {
 		for (const uint32_t *s = aeth_table_sizes; *s; s++)
 			n += snprintf(list + n, sizeof(list) - n, "%s%u",
 				      n ? ", " : "", *s);
-		return fail(err, p, "must be one of %s", list);
+		return aeth_config_fail(err, p, "must be one of %s", list);
 	}
 	*out = (uint32_t)v;
 	return 0;
@@ -635,7 +634,7 @@ static int parse_maglev(json_t *root, struct aeth_config *cfg,
 	if (ret)
 		return ret;
 	if (strlen(seed) != 32 || strspn(seed, "0123456789abcdefABCDEF") != 32)
-		return fail(err, "maglev.seed", "must be 32 hexadecimal digits");
+		return aeth_config_fail(err, "maglev.seed", "must be 32 hexadecimal digits");
 	for (i = 0; i < 16; i++) {
 		char byte[3] = { seed[2 * i], seed[2 * i + 1], '\0' };
 
@@ -696,9 +695,9 @@ static int parse_decap(json_t *root, struct aeth_config *cfg,
 	if (ret || !list)
 		return ret;
 	if (!json_is_array(list))
-		return fail(err, "decap.sources", "must be an array");
+		return aeth_config_fail(err, "decap.sources", "must be an array");
 	if (json_array_size(list) > AETH_MAX_DECAP_SOURCES)
-		return fail(err, "decap.sources", "too many CIDRs (at most %d)",
+		return aeth_config_fail(err, "decap.sources", "too many CIDRs (at most %d)",
 			    AETH_MAX_DECAP_SOURCES);
 	cfg->n_decap_sources = json_array_size(list);
 	if (!cfg->n_decap_sources)
@@ -706,7 +705,7 @@ static int parse_decap(json_t *root, struct aeth_config *cfg,
 	cfg->decap_sources = calloc(cfg->n_decap_sources,
 				    sizeof(*cfg->decap_sources));
 	if (!cfg->decap_sources)
-		return fail(err, "decap.sources", "out of memory");
+		return aeth_config_fail(err, "decap.sources", "out of memory");
 	json_array_foreach(list, i, v) {
 		join_index(p, "decap.sources", i);
 		ret = parse_cidr(v, p, &cfg->decap_sources[i], err);
@@ -764,15 +763,15 @@ static int parse_acl(json_t *svc, const char *sp, struct aeth_cfg_service *s,
 		return ret;
 	join(lp, p, "cidrs");
 	if (!json_is_array(list))
-		return fail(err, lp, "must be an array");
+		return aeth_config_fail(err, lp, "must be an array");
 	if (json_array_size(list) > AETH_MAX_ACL_CIDRS)
-		return fail(err, lp, "too many CIDRs (at most %d)", AETH_MAX_ACL_CIDRS);
+		return aeth_config_fail(err, lp, "too many CIDRs (at most %d)", AETH_MAX_ACL_CIDRS);
 	s->n_cidrs = json_array_size(list);
 	if (!s->n_cidrs)
 		return 0;
 	s->cidrs = calloc(s->n_cidrs, sizeof(*s->cidrs));
 	if (!s->cidrs)
-		return fail(err, lp, "out of memory");
+		return aeth_config_fail(err, lp, "out of memory");
 	json_array_foreach(list, i, v) {
 		join_index(p, lp, i);
 		ret = parse_cidr(v, p, &s->cidrs[i], err);
@@ -813,7 +812,7 @@ static int parse_rate_limit(json_t *svc, const char *sp,
 			       AETH_CFG_MAX_RATE, &burst, err);
 	if (!ret && json_object_get(obj, "burst") && !per_source) {
 		join(bp, p, "burst");
-		return fail(err, bp, "needs new_connections_per_second");
+		return aeth_config_fail(err, bp, "needs new_connections_per_second");
 	}
 	if (!ret)
 		ret = get_uint(obj, p, "source_prefix_v4", false, 32, 0, 32, &v4, err);
@@ -854,14 +853,14 @@ static int get_hc_text(json_t *obj, const char *p, const char *key,
 		return ret;
 	join(fp, p, key);
 	if (!allowed)
-		return fail(err, fp, "only allowed when type is %s", types);
+		return aeth_config_fail(err, fp, "only allowed when type is %s", types);
 	if (!**out)
-		return fail(err, fp, "must not be empty");
+		return aeth_config_fail(err, fp, "must not be empty");
 	if (strlen(*out) >= max)
-		return fail(err, fp, "longer than %zu characters", max - 1);
+		return aeth_config_fail(err, fp, "longer than %zu characters", max - 1);
 	for (c = *out; *c; c++)
 		if ((unsigned char)*c <= ' ' || *c == 0x7f)
-			return fail(err, fp, "may not contain spaces or control characters");
+			return aeth_config_fail(err, fp, "may not contain spaces or control characters");
 	return 0;
 }
 
@@ -886,13 +885,13 @@ static int parse_health_target(json_t *obj, const char *p, int type,
 		return ret;
 	if (path && path[0] != '/') {
 		join(fp, p, "path");
-		return fail(err, fp, "must start with '/'");
+		return aeth_config_fail(err, fp, "must start with '/'");
 	}
 	/* the agent may run with another working directory than the tool
 	 * that validated the document */
 	if (ca && ca[0] != '/') {
 		join(fp, p, "ca");
-		return fail(err, fp, "must be an absolute file name");
+		return aeth_config_fail(err, fp, "must be an absolute file name");
 	}
 	snprintf(hc->path, sizeof(hc->path), "%s",
 		 path ? path : type == 2 ? "/readyz" : "/");
@@ -926,7 +925,7 @@ static int parse_health(json_t *svc, const char *sp, struct aeth_cfg_service *s,
 		return ret;
 	if (port == 0 && s->port == 0) {
 		join(fp, p, "port");
-		return fail(err, fp, "required when the service port is 0");
+		return aeth_config_fail(err, fp, "required when the service port is 0");
 	}
 	ret = parse_health_target(obj, p, type, hc, err);
 	if (!ret)
@@ -938,7 +937,7 @@ static int parse_health(json_t *svc, const char *sp, struct aeth_cfg_service *s,
 			       3600000, &timeout, err);
 	if (!ret && timeout >= interval) {
 		join(fp, p, "timeout_ms");
-		return fail(err, fp, "must be less than interval_ms");
+		return aeth_config_fail(err, fp, "must be less than interval_ms");
 	}
 	if (!ret)
 		ret = get_uint(obj, p, "rise", false, 2, 1, 1000, &rise, err);
@@ -973,20 +972,20 @@ static int parse_backends(json_t *svc, const char *sp,
 		return ret;
 	join(lp, sp, "backends");
 	if (!json_is_array(list))
-		return fail(err, lp, "must be an array");
+		return aeth_config_fail(err, lp, "must be an array");
 	s->n_backends = json_array_size(list);
 	if (*total + s->n_backends > AETH_CFG_MAX_BACKENDS)
-		return fail(err, lp, "too many backends in total (at most %d)",
+		return aeth_config_fail(err, lp, "too many backends in total (at most %d)",
 			    AETH_CFG_MAX_BACKENDS);
 	*total += s->n_backends;
 	if (s->n_backends > s->table_size)
-		return fail(err, lp, "more backends (%zu) than table_size (%u)",
+		return aeth_config_fail(err, lp, "more backends (%zu) than table_size (%u)",
 			    s->n_backends, s->table_size);
 	if (!s->n_backends)
 		return 0;
 	s->backends = calloc(s->n_backends, sizeof(*s->backends));
 	if (!s->backends)
-		return fail(err, lp, "out of memory");
+		return aeth_config_fail(err, lp, "out of memory");
 
 	json_array_foreach(list, i, v) {
 		struct aeth_cfg_backend *be = &s->backends[i];
@@ -1004,9 +1003,9 @@ static int parse_backends(json_t *svc, const char *sp,
 		 * once it has them (node_detect.c) */
 		if (cfg->node_v4.family || cfg->node_v6.family) {
 			if (be->ip.family == AETH_AF_INET && !cfg->node_v4.family)
-				return fail(err, ap, "IPv4 backend needs node.addresses.ipv4");
+				return aeth_config_fail(err, ap, "IPv4 backend needs node.addresses.ipv4");
 			if (be->ip.family == AETH_AF_INET6 && !cfg->node_v6.family)
-				return fail(err, ap, "IPv6 backend needs node.addresses.ipv6");
+				return aeth_config_fail(err, ap, "IPv6 backend needs node.addresses.ipv6");
 		}
 		ip_text(&be->ip, be->address_text, sizeof(be->address_text));
 		ret = get_uint(v, p, "weight", false, 1, 0, 65535, &weight, err);
@@ -1073,16 +1072,16 @@ static int parse_services(json_t *root, struct aeth_config *cfg,
 	if (ret)
 		return ret;
 	if (!json_is_array(list))
-		return fail(err, "services", "must be an array");
+		return aeth_config_fail(err, "services", "must be an array");
 	if (json_array_size(list) > AETH_CFG_MAX_SERVICES)
-		return fail(err, "services", "too many services (at most %d)",
+		return aeth_config_fail(err, "services", "too many services (at most %d)",
 			    AETH_CFG_MAX_SERVICES);
 	cfg->n_services = json_array_size(list);
 	if (!cfg->n_services)
 		return 0;
 	cfg->services = calloc(cfg->n_services, sizeof(*cfg->services));
 	if (!cfg->services)
-		return fail(err, "services", "out of memory");
+		return aeth_config_fail(err, "services", "out of memory");
 	json_array_foreach(list, i, v) {
 		join_index(p, "services", i);
 		ret = parse_service(v, p, &cfg->services[i], cfg, &total, err);
@@ -1157,7 +1156,7 @@ static int parse_kubernetes(json_t *root, struct aeth_config *cfg,
 		return ret;
 	/* The API server's own limit for a qualified name. */
 	if (!*cls || strlen(cls) >= sizeof(k->lb_class))
-		return fail(err, "kubernetes.load_balancer_class",
+		return aeth_config_fail(err, "kubernetes.load_balancer_class",
 			    "must be 1 to %zu characters", sizeof(k->lb_class) - 1);
 	strcpy(k->lb_class, cls);
 	ret = get_bool(obj, "kubernetes", "default_class", false, false,
@@ -1167,9 +1166,9 @@ static int parse_kubernetes(json_t *root, struct aeth_config *cfg,
 	if (ret)
 		return ret;
 	if (!json_is_array(list))
-		return fail(err, "kubernetes.ip_pools", "must be an array");
+		return aeth_config_fail(err, "kubernetes.ip_pools", "must be an array");
 	if (json_array_size(list) > AETH_CFG_MAX_POOLS)
-		return fail(err, "kubernetes.ip_pools", "too many pools (at most %d)",
+		return aeth_config_fail(err, "kubernetes.ip_pools", "too many pools (at most %d)",
 			    AETH_CFG_MAX_POOLS);
 	k->present = true;
 	k->n_pools = json_array_size(list);
@@ -1177,7 +1176,7 @@ static int parse_kubernetes(json_t *root, struct aeth_config *cfg,
 		return 0;
 	k->pools = calloc(k->n_pools, sizeof(*k->pools));
 	if (!k->pools)
-		return fail(err, "kubernetes.ip_pools", "out of memory");
+		return aeth_config_fail(err, "kubernetes.ip_pools", "out of memory");
 	json_array_foreach(list, i, v) {
 		join_index(p, "kubernetes.ip_pools", i);
 		ret = parse_cidr(v, p, &k->pools[i], err);
@@ -1189,7 +1188,7 @@ static int parse_kubernetes(json_t *root, struct aeth_config *cfg,
 		for (size_t j = 0; j < i; j++)
 			if (cidr_overlap(&k->pools[i], &k->pools[j])) {
 				join_index(p, "kubernetes.ip_pools", i);
-				return fail(err, p, "overlaps ip_pools[%zu]", j);
+				return aeth_config_fail(err, p, "overlaps ip_pools[%zu]", j);
 			}
 	return 0;
 }
@@ -1207,16 +1206,16 @@ static int parse_root(json_t *root, struct aeth_config *cfg,
 	int ret;
 
 	if (!json_is_object(root))
-		return fail(err, "document", "must be a JSON object");
+		return aeth_config_fail(err, "document", "must be a JSON object");
 	ret = check_keys(root, "", root_keys, err);
 	if (!ret)
 		ret = field(root, "", "version", true, &version, err);
 	if (ret)
 		return ret;
 	if (!json_is_integer(version))
-		return fail(err, "version", "must be an integer");
+		return aeth_config_fail(err, "version", "must be an integer");
 	if (json_integer_value(version) != 1)
-		return fail(err, "version", "must be 1");
+		return aeth_config_fail(err, "version", "must be 1");
 	cfg->version = 1;
 
 	ret = parse_node(root, cfg, err);
@@ -1238,7 +1237,7 @@ static int parse_root(json_t *root, struct aeth_config *cfg,
 		return ret;
 	/* IPv6 requires every link to carry 1280 bytes (RFC 8200). */
 	if (cfg->mtu < 1280 && uses_ipv6(cfg))
-		return fail(err, "node.mtu", "must be >= 1280 when IPv6 is used");
+		return aeth_config_fail(err, "node.mtu", "must be >= 1280 when IPv6 is used");
 	return 0;
 }
 
@@ -1256,7 +1255,7 @@ int aeth_config_parse(const char *text, size_t len, struct aeth_config **out,
 		err = &local;
 	memset(err, 0, sizeof(*err));
 	if (len > AETH_CONFIG_MAX_BYTES)
-		return fail(err, "document", "larger than %u bytes",
+		return aeth_config_fail(err, "document", "larger than %u bytes",
 			    AETH_CONFIG_MAX_BYTES);
 
 	/* jansson reads a NUL byte as the end of the buffer's text and would
@@ -1295,7 +1294,7 @@ int aeth_config_parse(const char *text, size_t len, struct aeth_config **out,
 	cfg = calloc(1, sizeof(*cfg));
 	if (!cfg) {
 		json_decref(root);
-		return fail(err, "document", "out of memory");
+		return aeth_config_fail(err, "document", "out of memory");
 	}
 	ret = aeth_config_check_nul(root, err);
 	if (!ret)
@@ -1306,7 +1305,7 @@ int aeth_config_parse(const char *text, size_t len, struct aeth_config **out,
 	if (!ret) {
 		cfg->text = malloc(len + 1);
 		if (!cfg->text)
-			ret = fail(err, "document", "out of memory");
+			ret = aeth_config_fail(err, "document", "out of memory");
 	}
 	if (ret) {
 		aeth_config_free(cfg);

@@ -186,6 +186,12 @@ int aeth_config_load_file(const char *path, struct aeth_config **out,
 void aeth_config_free(struct aeth_config *cfg);
 
 /* "path: message" or "line L, column C: message" into buf. */
+/* Sets err to path and the formatted message (no line or column) and
+ * returns -EINVAL: the one way the document's checks report a refusal. */
+__attribute__((format(printf, 3, 4)))
+int aeth_config_fail(struct aeth_config_error *err, const char *path,
+		     const char *fmt, ...);
+
 void aeth_config_error_format(const struct aeth_config_error *err, char *buf,
 			      size_t len);
 

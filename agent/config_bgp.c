@@ -17,21 +17,6 @@
 #define ASN_MAX 4294967294ull
 #define AS_TRANS 23456
 
-__attribute__((format(printf, 3, 4)))
-static int bgp_fail(struct aeth_config_error *err, const char *path,
-		    const char *fmt, ...)
-{
-	va_list ap;
-
-	snprintf(err->path, sizeof(err->path), "%s", path);
-	va_start(ap, fmt);
-	vsnprintf(err->message, sizeof(err->message), fmt, ap);
-	va_end(ap);
-	err->line = 0;
-	err->column = 0;
-	return -EINVAL;
-}
-
 static int bgp_keys(json_t *obj, const char *path, const char *const *known,
 		    struct aeth_config_error *err)
 {
@@ -39,7 +24,7 @@ static int bgp_keys(json_t *obj, const char *path, const char *const *known,
 	json_t *v;
 
 	if (!json_is_object(obj))
-		return bgp_fail(err, path, "must be an object");
+		return aeth_config_fail(err, path, "must be an object");
 	json_object_foreach(obj, key, v) {
 		const char *const *k = known;
 
@@ -49,7 +34,7 @@ static int bgp_keys(json_t *obj, const char *path, const char *const *known,
 			char p[PATH_LEN];
 
 			snprintf(p, sizeof(p), "%s.%s", path, key);
-			return bgp_fail(err, p, "unknown field");
+			return aeth_config_fail(err, p, "unknown field");
 		}
 	}
 	return 0;
@@ -66,13 +51,13 @@ static int bgp_uint(json_t *obj, const char *parent, const char *key,
 	snprintf(p, sizeof(p), "%s.%s", parent, key);
 	if (!v) {
 		*out = 0;
-		return required ? bgp_fail(err, p, "is required") : 0;
+		return required ? aeth_config_fail(err, p, "is required") : 0;
 	}
 	if (!json_is_integer(v))
-		return bgp_fail(err, p, "must be an integer");
+		return aeth_config_fail(err, p, "must be an integer");
 	i = json_integer_value(v);
 	if (i < 0 || (uint64_t)i < min || (uint64_t)i > max)
-		return bgp_fail(err, p, "must be %llu..%llu",
+		return aeth_config_fail(err, p, "must be %llu..%llu",
 				(unsigned long long)min, (unsigned long long)max);
 	*out = (uint64_t)i;
 	return 0;
@@ -90,7 +75,7 @@ static int bgp_asn(json_t *obj, const char *parent, const char *key,
 		return ret;
 	snprintf(p, sizeof(p), "%s.%s", parent, key);
 	if (v == AS_TRANS)
-		return bgp_fail(err, p, "23456 is AS_TRANS, not an AS number");
+		return aeth_config_fail(err, p, "23456 is AS_TRANS, not an AS number");
 	*out = (uint32_t)v;
 	return 0;
 }
@@ -103,7 +88,7 @@ static int bgp_ip(json_t *v, const char *path, uint8_t family,
 
 	memset(ip, 0, sizeof(*ip));
 	if (!json_is_string(v))
-		return bgp_fail(err, path, "must be a string");
+		return aeth_config_fail(err, path, "must be a string");
 	s = json_string_value(v);
 	if (family != AETH_AF_INET6 && inet_pton(AF_INET, s, &ip->addr.v4) == 1)
 		ip->family = AETH_AF_INET;
@@ -111,14 +96,14 @@ static int bgp_ip(json_t *v, const char *path, uint8_t family,
 		 inet_pton(AF_INET6, s, ip->addr.bytes) == 1)
 		ip->family = AETH_AF_INET6;
 	else
-		return bgp_fail(err, path, family == AETH_AF_INET ?
+		return aeth_config_fail(err, path, family == AETH_AF_INET ?
 				"not an IPv4 address" : "not an IP address");
 	if (ip->family == AETH_AF_INET ?
 	    (ip->addr.v4 == 0 || (ntohl(ip->addr.v4) >> 28) == 0xe ||
 	     ip->addr.v4 == 0xffffffffu) :
 	    (ip->addr.bytes[0] == 0xff ||
 	     !memcmp(ip->addr.bytes, (uint8_t[16]){ 0 }, 16)))
-		return bgp_fail(err, path, "not a unicast address");
+		return aeth_config_fail(err, path, "not a unicast address");
 	return 0;
 }
 
@@ -136,7 +121,7 @@ static int parse_peer(json_t *v, const char *p, struct aeth_cfg_bgp_peer *peer,
 		return ret;
 	snprintf(ap, sizeof(ap), "%s.address", p);
 	if (!json_object_get(v, "address"))
-		return bgp_fail(err, ap, "is required");
+		return aeth_config_fail(err, ap, "is required");
 	ret = bgp_ip(json_object_get(v, "address"), ap, 0, &peer->address, err);
 	if (ret)
 		return ret;
@@ -149,7 +134,7 @@ static int parse_peer(json_t *v, const char *p, struct aeth_cfg_bgp_peer *peer,
 	bfd = json_object_get(v, "bfd");
 	snprintf(bp, sizeof(bp), "%s.bfd", p);
 	if (bfd && !json_is_boolean(bfd))
-		return bgp_fail(err, bp, "must be true or false");
+		return aeth_config_fail(err, bp, "must be true or false");
 	peer->bfd = json_is_true(bfd);
 	return 0;
 }
@@ -163,13 +148,13 @@ static int parse_peers(json_t *obj, struct aeth_cfg_bgp *bgp,
 	int ret;
 
 	if (!list)
-		return bgp_fail(err, "bgp.peers", "is required");
+		return aeth_config_fail(err, "bgp.peers", "is required");
 	if (!json_is_array(list))
-		return bgp_fail(err, "bgp.peers", "must be an array");
+		return aeth_config_fail(err, "bgp.peers", "must be an array");
 	if (json_array_size(list) == 0)
-		return bgp_fail(err, "bgp.peers", "must name at least one peer");
+		return aeth_config_fail(err, "bgp.peers", "must name at least one peer");
 	if (json_array_size(list) > AETH_CFG_BGP_MAX_PEERS)
-		return bgp_fail(err, "bgp.peers", "too many peers (at most %d)",
+		return aeth_config_fail(err, "bgp.peers", "too many peers (at most %d)",
 				AETH_CFG_BGP_MAX_PEERS);
 	json_array_foreach(list, i, v) {
 		snprintf(p, sizeof(p), "bgp.peers[%zu]", i);
@@ -181,7 +166,7 @@ static int parse_peers(json_t *obj, struct aeth_cfg_bgp *bgp,
 				   sizeof(struct aeth_ip)))
 				continue;
 			snprintf(p, sizeof(p), "bgp.peers[%zu].address", i);
-			return bgp_fail(err, p, "duplicate of peers[%zu]", j);
+			return aeth_config_fail(err, p, "duplicate of peers[%zu]", j);
 		}
 		bgp->n_peers++;
 	}
@@ -196,11 +181,11 @@ static int parse_community(json_t *v, const char *p, uint16_t out[2],
 	char tail;
 
 	if (!json_is_string(v))
-		return bgp_fail(err, p, "must be a string");
+		return aeth_config_fail(err, p, "must be a string");
 	if (sscanf(json_string_value(v), "%5u:%5u%c", &a, &b, &tail) != 2 ||
 	    strspn(json_string_value(v), "0123456789:") !=
 		    strlen(json_string_value(v)) || a > 65535 || b > 65535)
-		return bgp_fail(err, p, "must be \"ASN:VALUE\" with both 0..65535");
+		return aeth_config_fail(err, p, "must be \"ASN:VALUE\" with both 0..65535");
 	out[0] = (uint16_t)a;
 	out[1] = (uint16_t)b;
 	return 0;
@@ -217,9 +202,9 @@ static int parse_communities(json_t *obj, struct aeth_cfg_bgp *bgp,
 	if (!list)
 		return 0;
 	if (!json_is_array(list))
-		return bgp_fail(err, "bgp.communities", "must be an array");
+		return aeth_config_fail(err, "bgp.communities", "must be an array");
 	if (json_array_size(list) > AETH_CFG_BGP_MAX_COMMUNITIES)
-		return bgp_fail(err, "bgp.communities",
+		return aeth_config_fail(err, "bgp.communities",
 				"too many communities (at most %d)",
 				AETH_CFG_BGP_MAX_COMMUNITIES);
 	json_array_foreach(list, i, v) {
@@ -256,14 +241,14 @@ int aeth_config_bgp_complete(struct aeth_config *cfg,
 
 		snprintf(p, sizeof(p), "bgp.peers[%zu].address", i);
 		if (fam == AETH_AF_INET && !cfg->node_v4.family)
-			return bgp_fail(err, p, "IPv4 peer needs node.addresses.ipv4");
+			return aeth_config_fail(err, p, "IPv4 peer needs node.addresses.ipv4");
 		if (fam == AETH_AF_INET6 && !cfg->node_v6.family)
-			return bgp_fail(err, p, "IPv6 peer needs node.addresses.ipv6");
+			return aeth_config_fail(err, p, "IPv6 peer needs node.addresses.ipv6");
 	}
 	if (bgp->router_id.family)
 		return 0;
 	if (!cfg->node_v4.family)
-		return bgp_fail(err, "bgp.router_id",
+		return aeth_config_fail(err, "bgp.router_id",
 				"required when node.addresses.ipv4 is absent");
 	bgp->router_id = cfg->node_v4;
 	return 0;
@@ -288,7 +273,7 @@ int aeth_config_parse_bgp(json_t *root, struct aeth_config *cfg,
 		return ret;
 	bgp = calloc(1, sizeof(*bgp));
 	if (!bgp)
-		return bgp_fail(err, "bgp", "out of memory");
+		return aeth_config_fail(err, "bgp", "out of memory");
 	ret = bgp_asn(obj, "bgp", "local_asn", &bgp->local_asn, err);
 	if (!ret)
 		ret = parse_router_id(obj, bgp, err);

@@ -15,21 +15,6 @@
 
 #define PATH_LEN sizeof(((struct aeth_config_error *)0)->path)
 
-__attribute__((format(printf, 3, 4)))
-static int refuse(struct aeth_config_error *err, const char *path,
-		  const char *fmt, ...)
-{
-	va_list ap;
-
-	snprintf(err->path, sizeof(err->path), "%s", path);
-	va_start(ap, fmt);
-	vsnprintf(err->message, sizeof(err->message), fmt, ap);
-	va_end(ap);
-	err->line = 0;
-	err->column = 0;
-	return -EINVAL;
-}
-
 /* Length of the UTF-8 sequence at p (RFC 3629: no overlong forms, no
  * surrogates, nothing above U+10FFFF), 0 when it is not one. */
 static size_t utf8_seq(const unsigned char *p, size_t left)
@@ -97,7 +82,7 @@ static int nul_walk(json_t *v, char *path, struct aeth_config_error *err)
 
 	if (json_is_string(v)) {
 		if (memchr(json_string_value(v), '\0', json_string_length(v)))
-			return refuse(err, path[0] ? path : "document",
+			return aeth_config_fail(err, path[0] ? path : "document",
 				      "contains a NUL character (\\u0000)");
 		return 0;
 	}
@@ -178,10 +163,10 @@ static int check_vip(const struct aeth_config *cfg, size_t i,
 
 	snprintf(p, sizeof(p), "services[%zu].vip", i);
 	if (ip_is_loopback(&s->vip))
-		return refuse(err, p, "a loopback address: no packet from "
+		return aeth_config_fail(err, p, "a loopback address: no packet from "
 			      "outside the node can reach it");
 	if (node)
-		return refuse(err, p, "the node's own address (%s): packets "
+		return aeth_config_fail(err, p, "the node's own address (%s): packets "
 			      "to it belong to the node's stack", node);
 	return 0;
 }
@@ -197,14 +182,14 @@ static int check_backend(const struct aeth_config *cfg, size_t i, size_t j,
 
 	snprintf(p, sizeof(p), "services[%zu].backends[%zu].address", i, j);
 	if (ip_is_loopback(&b->ip))
-		return refuse(err, p, "a loopback address: no tunnel reaches "
+		return aeth_config_fail(err, p, "a loopback address: no tunnel reaches "
 			      "it");
 	if (node)
-		return refuse(err, p, "the node's own address (%s): the node "
+		return aeth_config_fail(err, p, "the node's own address (%s): the node "
 			      "would tunnel to itself", node);
 	hit = bsearch(&key, vips, n_vips, sizeof(*vips), vip_ref_cmp);
 	if (hit)
-		return refuse(err, p, "the VIP of services[%zu]: its traffic "
+		return aeth_config_fail(err, p, "the VIP of services[%zu]: its traffic "
 			      "would come back to the balancer", hit->svc);
 	return 0;
 }
@@ -216,12 +201,12 @@ int aeth_config_check_addresses(const struct aeth_config *cfg,
 	int ret = 0;
 
 	if (ip_is_loopback(&cfg->node_v4) && cfg->node_v4.family)
-		return refuse(err, "node.addresses.ipv4", "a loopback address");
+		return aeth_config_fail(err, "node.addresses.ipv4", "a loopback address");
 	if (ip_is_loopback(&cfg->node_v6) && cfg->node_v6.family)
-		return refuse(err, "node.addresses.ipv6", "a loopback address");
+		return aeth_config_fail(err, "node.addresses.ipv6", "a loopback address");
 	vips = calloc(cfg->n_services ? cfg->n_services : 1, sizeof(*vips));
 	if (!vips)
-		return refuse(err, "services", "out of memory");
+		return aeth_config_fail(err, "services", "out of memory");
 	for (size_t i = 0; i < cfg->n_services && !ret; i++) {
 		vips[i].ip = cfg->services[i].vip;
 		vips[i].svc = i;
