@@ -273,11 +273,11 @@ static int get_ip(json_t *obj, const char *parent, const char *key,
 		return aeth_config_fail(err, p, MAPPED_MSG);
 	if (ret)
 		return aeth_config_fail(err, p, want_family == AETH_AF_INET ? "not an IPv4 address" :
-			    want_family == AETH_AF_INET6 ? "not an IPv6 address" :
-			    "not an IP address");
+					want_family == AETH_AF_INET6 ? "not an IPv6 address" :
+					"not an IP address");
 	if (want_family && ip->family != want_family)
 		return aeth_config_fail(err, p, want_family == AETH_AF_INET ?
-			    "not an IPv4 address" : "not an IPv6 address");
+					"not an IPv4 address" : "not an IPv6 address");
 	if (!ip_is_unicast(ip))
 		return aeth_config_fail(err, p, "not a unicast address");
 	return 0;
@@ -329,7 +329,7 @@ static int parse_cidr(json_t *v, const char *path, struct aeth_cfg_cidr *c,
 	if (memcmp(&masked.addr, &c->ip.addr, sizeof(masked.addr)) != 0) {
 		ip_text(&masked, net, sizeof(net));
 		return aeth_config_fail(err, path, "host bits set (the network is %s/%u)",
-			    net, plen);
+					net, plen);
 	}
 	return 0;
 }
@@ -538,7 +538,7 @@ static int parse_node(json_t *root, struct aeth_config *cfg,
 		return aeth_config_fail(err, "node.interfaces", "must name at least one interface");
 	if (json_array_size(ifs) > AETH_MAX_INTERFACES)
 		return aeth_config_fail(err, "node.interfaces", "too many interfaces (at most %d)",
-			    AETH_MAX_INTERFACES);
+					AETH_MAX_INTERFACES);
 	cfg->n_interfaces = json_array_size(ifs);
 	cfg->interfaces = calloc(cfg->n_interfaces ? cfg->n_interfaces : 1,
 				 sizeof(*cfg->interfaces));
@@ -555,7 +555,7 @@ static int parse_node(json_t *root, struct aeth_config *cfg,
 			return aeth_config_fail(err, p, "must not be empty");
 		if (strlen(s) >= AETH_IFNAME_LEN)
 			return aeth_config_fail(err, p, "longer than %d characters",
-				    AETH_IFNAME_LEN - 1);
+						AETH_IFNAME_LEN - 1);
 		/* The kernel's own rule for device names. */
 		if (!strcmp(s, ".") || !strcmp(s, "..") || strpbrk(s, "/: \t\n\r\v\f"))
 			return aeth_config_fail(err, p, "not a valid interface name");
@@ -698,7 +698,7 @@ static int parse_decap(json_t *root, struct aeth_config *cfg,
 		return aeth_config_fail(err, "decap.sources", "must be an array");
 	if (json_array_size(list) > AETH_MAX_DECAP_SOURCES)
 		return aeth_config_fail(err, "decap.sources", "too many CIDRs (at most %d)",
-			    AETH_MAX_DECAP_SOURCES);
+					AETH_MAX_DECAP_SOURCES);
 	cfg->n_decap_sources = json_array_size(list);
 	if (!cfg->n_decap_sources)
 		return 0;
@@ -976,11 +976,11 @@ static int parse_backends(json_t *svc, const char *sp,
 	s->n_backends = json_array_size(list);
 	if (*total + s->n_backends > AETH_CFG_MAX_BACKENDS)
 		return aeth_config_fail(err, lp, "too many backends in total (at most %d)",
-			    AETH_CFG_MAX_BACKENDS);
+					AETH_CFG_MAX_BACKENDS);
 	*total += s->n_backends;
 	if (s->n_backends > s->table_size)
 		return aeth_config_fail(err, lp, "more backends (%zu) than table_size (%u)",
-			    s->n_backends, s->table_size);
+					s->n_backends, s->table_size);
 	if (!s->n_backends)
 		return 0;
 	s->backends = calloc(s->n_backends, sizeof(*s->backends));
@@ -1075,7 +1075,7 @@ static int parse_services(json_t *root, struct aeth_config *cfg,
 		return aeth_config_fail(err, "services", "must be an array");
 	if (json_array_size(list) > AETH_CFG_MAX_SERVICES)
 		return aeth_config_fail(err, "services", "too many services (at most %d)",
-			    AETH_CFG_MAX_SERVICES);
+					AETH_CFG_MAX_SERVICES);
 	cfg->n_services = json_array_size(list);
 	if (!cfg->n_services)
 		return 0;
@@ -1157,7 +1157,7 @@ static int parse_kubernetes(json_t *root, struct aeth_config *cfg,
 	/* The API server's own limit for a qualified name. */
 	if (!*cls || strlen(cls) >= sizeof(k->lb_class))
 		return aeth_config_fail(err, "kubernetes.load_balancer_class",
-			    "must be 1 to %zu characters", sizeof(k->lb_class) - 1);
+					"must be 1 to %zu characters", sizeof(k->lb_class) - 1);
 	strcpy(k->lb_class, cls);
 	ret = get_bool(obj, "kubernetes", "default_class", false, false,
 		       &k->default_class, err);
@@ -1169,7 +1169,7 @@ static int parse_kubernetes(json_t *root, struct aeth_config *cfg,
 		return aeth_config_fail(err, "kubernetes.ip_pools", "must be an array");
 	if (json_array_size(list) > AETH_CFG_MAX_POOLS)
 		return aeth_config_fail(err, "kubernetes.ip_pools", "too many pools (at most %d)",
-			    AETH_CFG_MAX_POOLS);
+					AETH_CFG_MAX_POOLS);
 	k->present = true;
 	k->n_pools = json_array_size(list);
 	if (!k->n_pools)
@@ -1256,7 +1256,7 @@ int aeth_config_parse(const char *text, size_t len, struct aeth_config **out,
 	memset(err, 0, sizeof(*err));
 	if (len > AETH_CONFIG_MAX_BYTES)
 		return aeth_config_fail(err, "document", "larger than %u bytes",
-			    AETH_CONFIG_MAX_BYTES);
+					AETH_CONFIG_MAX_BYTES);
 
 	/* jansson reads a NUL byte as the end of the buffer's text and would
 	 * accept what follows unseen: refuse it where it is, counting columns

@@ -58,7 +58,7 @@ static int bgp_uint(json_t *obj, const char *parent, const char *key,
 	i = json_integer_value(v);
 	if (i < 0 || (uint64_t)i < min || (uint64_t)i > max)
 		return aeth_config_fail(err, p, "must be %llu..%llu",
-				(unsigned long long)min, (unsigned long long)max);
+					(unsigned long long)min, (unsigned long long)max);
 	*out = (uint64_t)i;
 	return 0;
 }
@@ -97,7 +97,7 @@ static int bgp_ip(json_t *v, const char *path, uint8_t family,
 		ip->family = AETH_AF_INET6;
 	else
 		return aeth_config_fail(err, path, family == AETH_AF_INET ?
-				"not an IPv4 address" : "not an IP address");
+					"not an IPv4 address" : "not an IP address");
 	if (ip->family == AETH_AF_INET ?
 	    (ip->addr.v4 == 0 || (ntohl(ip->addr.v4) >> 28) == 0xe ||
 	     ip->addr.v4 == 0xffffffffu) :
@@ -155,7 +155,7 @@ static int parse_peers(json_t *obj, struct aeth_cfg_bgp *bgp,
 		return aeth_config_fail(err, "bgp.peers", "must name at least one peer");
 	if (json_array_size(list) > AETH_CFG_BGP_MAX_PEERS)
 		return aeth_config_fail(err, "bgp.peers", "too many peers (at most %d)",
-				AETH_CFG_BGP_MAX_PEERS);
+					AETH_CFG_BGP_MAX_PEERS);
 	json_array_foreach(list, i, v) {
 		snprintf(p, sizeof(p), "bgp.peers[%zu]", i);
 		ret = parse_peer(v, p, &bgp->peers[i], err);
@@ -205,8 +205,8 @@ static int parse_communities(json_t *obj, struct aeth_cfg_bgp *bgp,
 		return aeth_config_fail(err, "bgp.communities", "must be an array");
 	if (json_array_size(list) > AETH_CFG_BGP_MAX_COMMUNITIES)
 		return aeth_config_fail(err, "bgp.communities",
-				"too many communities (at most %d)",
-				AETH_CFG_BGP_MAX_COMMUNITIES);
+					"too many communities (at most %d)",
+					AETH_CFG_BGP_MAX_COMMUNITIES);
 	json_array_foreach(list, i, v) {
 		snprintf(p, sizeof(p), "bgp.communities[%zu]", i);
 		ret = parse_community(v, p, bgp->communities[i], err);
@@ -249,7 +249,7 @@ int aeth_config_bgp_complete(struct aeth_config *cfg,
 		return 0;
 	if (!cfg->node_v4.family)
 		return aeth_config_fail(err, "bgp.router_id",
-				"required when node.addresses.ipv4 is absent");
+					"required when node.addresses.ipv4 is absent");
 	bgp->router_id = cfg->node_v4;
 	return 0;
 }

@@ -83,7 +83,7 @@ static int nul_walk(json_t *v, char *path, struct aeth_config_error *err)
 	if (json_is_string(v)) {
 		if (memchr(json_string_value(v), '\0', json_string_length(v)))
 			return aeth_config_fail(err, path[0] ? path : "document",
-				      "contains a NUL character (\\u0000)");
+						"contains a NUL character (\\u0000)");
 		return 0;
 	}
 	if (json_is_object(v)) {
@@ -164,10 +164,10 @@ static int check_vip(const struct aeth_config *cfg, size_t i,
 	snprintf(p, sizeof(p), "services[%zu].vip", i);
 	if (ip_is_loopback(&s->vip))
 		return aeth_config_fail(err, p, "a loopback address: no packet from "
-			      "outside the node can reach it");
+					"outside the node can reach it");
 	if (node)
 		return aeth_config_fail(err, p, "the node's own address (%s): packets "
-			      "to it belong to the node's stack", node);
+					"to it belong to the node's stack", node);
 	return 0;
 }
 
@@ -183,14 +183,14 @@ static int check_backend(const struct aeth_config *cfg, size_t i, size_t j,
 	snprintf(p, sizeof(p), "services[%zu].backends[%zu].address", i, j);
 	if (ip_is_loopback(&b->ip))
 		return aeth_config_fail(err, p, "a loopback address: no tunnel reaches "
-			      "it");
+					"it");
 	if (node)
 		return aeth_config_fail(err, p, "the node's own address (%s): the node "
-			      "would tunnel to itself", node);
+					"would tunnel to itself", node);
 	hit = bsearch(&key, vips, n_vips, sizeof(*vips), vip_ref_cmp);
 	if (hit)
 		return aeth_config_fail(err, p, "the VIP of services[%zu]: its traffic "
-			      "would come back to the balancer", hit->svc);
+					"would come back to the balancer", hit->svc);
 	return 0;
 }
 
