@@ -36,31 +36,45 @@ static __always_inline bool lb_tcp_syn(const struct lb_pkt *p)
 	       (p->tcp_flags & (LB_TCP_SYN | LB_TCP_ACK)) == LB_TCP_SYN;
 }
 
-/* Judge entry e of this flow (include/aether/ct_rule.h); a UDP entry in
- * use has its seen_ns refreshed. The clock is read for UDP only. */
+/* Entry e of this flow judged by include/aether/ct_rule.h (syn: it may
+ * open a connection), its backend into *bep when usable. The clock is read
+ * for UDP only; *now gets it. */
+static __always_inline int lb_ct_verdict(const struct lb_pkt *p,
+					 const struct aeth_node *node,
+					 const struct aeth_svc *svc,
+					 const struct aeth_ct_entry *e, bool syn,
+					 struct aeth_backend **bep, __u64 *now)
+{
+	__u32 id = e->backend_id;
+	struct aeth_backend *be = bpf_map_lookup_elem(&aeth_backend, &id);
+	int v;
+
+	*now = p->flow.proto == IPPROTO_UDP ? bpf_ktime_get_coarse_ns() : 0;
+	v = aeth_ct_judge(e, be, svc->id, p->flow.proto, syn, *now,
+			  node->udp_timeout_s);
+	if (v == AETH_CT_USE)
+		*bep = be;
+	return v;
+}
+
+/* lb_ct_verdict for a packet of the flow itself: an expired entry is a new
+ * connection, and a UDP entry in use has its seen_ns refreshed. */
 static __always_inline int lb_ct_judge(const struct lb_pkt *p,
 				       const struct aeth_node *node,
 				       const struct aeth_svc *svc,
 				       struct aeth_ct_entry *e,
 				       struct aeth_backend **bep)
 {
-	__u32 id = e->backend_id;
-	struct aeth_backend *be = bpf_map_lookup_elem(&aeth_backend, &id);
-	bool udp = p->flow.proto == IPPROTO_UDP;
-	__u64 now = udp ? bpf_ktime_get_coarse_ns() : 0;
-	int v;
+	__u64 now;
+	int v = lb_ct_verdict(p, node, svc, e, lb_tcp_syn(p), bep, &now);
 
-	v = aeth_ct_judge(e, be, svc->id, p->flow.proto, lb_tcp_syn(p), now,
-			  node->udp_timeout_s);
 	if (v == AETH_CT_EXPIRED) {
 		stats_event(AETH_EV_CT_EXPIRED);
 		return AETH_CT_NEW;
 	}
-	if (v == AETH_CT_USE) {
-		if (udp && now - e->seen_ns > LB_UDP_REFRESH_NS)
-			e->seen_ns = now;
-		*bep = be;
-	}
+	if (v == AETH_CT_USE && p->flow.proto == IPPROTO_UDP &&
+	    now - e->seen_ns > LB_UDP_REFRESH_NS)
+		e->seen_ns = now;
 	return v;
 }
 
@@ -86,6 +100,7 @@ lb_backend(struct lb_pkt *p, const struct aeth_node *node,
 	struct aeth_ct_entry *e = ct_lookup(&p->flow);
 	struct aeth_backend *be = NULL;
 	int verdict = AETH_CT_NEW;
+	bool stray = false;
 
 	*drop = -1;
 	if (e) {
@@ -98,10 +113,10 @@ lb_backend(struct lb_pkt *p, const struct aeth_node *node,
 		stats_event(AETH_EV_CT_RESELECT);
 	} else {
 		stats_event(AETH_EV_CT_MISS);
-		if (p->flow.proto == IPPROTO_TCP && !lb_tcp_syn(p))
-			verdict = AETH_CT_RESELECT;	/* stray: not recorded */
+		/* a TCP non-SYN without entry: not charged, not recorded */
+		stray = p->flow.proto == IPPROTO_TCP && !lb_tcp_syn(p);
 	}
-	if (verdict == AETH_CT_NEW) {
+	if (verdict == AETH_CT_NEW && !stray) {
 		*drop = lb_admit(svc, p);
 		if (*drop >= 0)
 			return NULL;
@@ -111,7 +126,7 @@ lb_backend(struct lb_pkt *p, const struct aeth_node *node,
 		*drop = AETH_R_NO_BACKEND;
 		return NULL;
 	}
-	if (!e && verdict != AETH_CT_NEW) {
+	if (stray) {
 		stats_event(AETH_EV_CT_STRAY);
 		return be;
 	}
@@ -209,19 +224,14 @@ lb_icmp_backend(const struct lb_pkt *p, const struct aeth_node *node,
 		const struct aeth_svc *svc, __u32 *be_id)
 {
 	struct aeth_ct_entry *e = ct_lookup(&p->flow);
-	struct aeth_backend *be;
+	struct aeth_backend *be = NULL;
 	__u64 now;
-	__u32 id;
 
-	if (!e)
+	/* an error never refreshes the entry it quotes */
+	if (!e || lb_ct_verdict(p, node, svc, e, false, &be, &now) !=
+		  AETH_CT_USE)
 		return NULL;
-	id = e->backend_id;
-	be = bpf_map_lookup_elem(&aeth_backend, &id);
-	now = p->flow.proto == IPPROTO_UDP ? bpf_ktime_get_coarse_ns() : 0;
-	if (aeth_ct_judge(e, be, svc->id, p->flow.proto, false, now,
-			  node->udp_timeout_s) != AETH_CT_USE)
-		return NULL;
-	*be_id = id;
+	*be_id = e->backend_id;
 	return be;
 }
 
