@@ -23,13 +23,13 @@ static const char global_usage[] =
 	"Usage: aetherctl [--pin-dir DIR] [--socket PATH] [-j | -p] OBJECT VERB [ARGS]\n"
 	"\n"
 	"Reads the aether-lb maps pinned under DIR (default "
-	CTL_DEFAULT_PIN_DIR ");\n"
+	AETH_DEFAULT_PIN_DIR ");\n"
 	"never writes them. node and config go through the agent's API socket.\n"
 	"Objects and verbs may be abbreviated; options may come anywhere.\n"
 	"\n"
 	"Options:\n"
 	"  --pin-dir DIR  where the maps are pinned\n"
-	"  --socket PATH  the agent's API socket (default " CTL_DEFAULT_SOCKET ")\n"
+	"  --socket PATH  the agent's API socket (default " AETH_DEFAULT_SOCKET ")\n"
 	"  -j, --json     JSON output\n"
 	"  -p, --pretty   indented JSON output (implies -j)\n"
 	"  -h, --help     this help; OBJECT --help and OBJECT VERB --help too\n"
@@ -269,15 +269,15 @@ static int run_object(struct ctl_ctx *ctx, const struct ctl_object *o,
 
 int main(int argc, char **argv)
 {
-	struct ctl_ctx ctx = { .pin_dir = CTL_DEFAULT_PIN_DIR,
-			       .socket = CTL_DEFAULT_SOCKET };
+	struct ctl_ctx ctx = { .pin_dir = AETH_DEFAULT_PIN_DIR,
+			       .socket = AETH_DEFAULT_SOCKET };
 	const char *names[N_OBJECTS];
 	char list[256];
 	int i, idx, ret;
 
 	/* libbpf's own warnings would repeat what we report; keep errors */
 	aeth_log_init(AETH_LOG_ERROR, false);
-	aeth_log_hook_libs();
+	aeth_log_hook_libbpf();
 	if (take_global_options(&ctx, &argc, argv))
 		return CTL_EXIT_USAGE;
 

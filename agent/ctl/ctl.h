@@ -10,10 +10,9 @@
 #include <jansson.h>
 
 #include "aether/abi.h"
+#include "agent_api.h"
 #include "pinned.h"
 
-#define CTL_DEFAULT_PIN_DIR "/sys/fs/bpf/aether"
-#define CTL_DEFAULT_SOCKET "/run/aether/agent.sock"
 
 /* Exit codes: 0 fine, 1 the operation failed, 2 bad arguments. */
 #define CTL_EXIT_FAIL 1

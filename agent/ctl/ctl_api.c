@@ -8,7 +8,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "agent_api.h"
 #include "ctl.h"
 
 #define API_MAX_RESPONSE (AETH_CONFIG_MAX_BYTES + 65536)

@@ -1,4 +1,4 @@
-/* agent/pinned.c: opening a pin directory checks the schema version and the
+/* agent/lib/pinned.c: opening a pin directory checks the schema version and the
  * shape of every map, and per-CPU sums add every CPU. */
 #include <errno.h>
 #include <stdio.h>

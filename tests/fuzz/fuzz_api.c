@@ -1,4 +1,4 @@
-/* libFuzzer target for the API's request handling (agent/api.c over a real
+/* libFuzzer target for the API's request handling (agent/daemon/api.c over a real
  * unix socket and libevent's HTTP parser): any bytes from a client give an
  * answer or a closed connection, never a crash, leak or bad access. The
  * apply path is the real parser and validator without maps: a valid

@@ -136,7 +136,7 @@ chmod 0600 "$SOCK"
 ok "with the socket opened to all, nobody still gets 403 and applies nothing"
 
 # --- bounded requests -------------------------------------------------------
-# 64 MiB is the body limit (agent/api.h): one byte more
+# 64 MiB is the body limit (agent/daemon/api.h): one byte more
 head -c $((64 * 1024 * 1024 + 1)) /dev/zero | tr '\0' ' ' >"$RUN/big.json"
 code=$(api PUT /v1/config --data-binary "@$RUN/big.json" \
 	-H 'Content-Type: application/json')

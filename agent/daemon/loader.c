@@ -20,6 +20,7 @@
 #include "aether/names.h"
 #include "aether_lb.skel.h"
 #include "apply.h"
+#include "file_util.h"
 #include "loader.h"
 #include "log.h"
 
@@ -36,27 +37,6 @@ static const char *const pinned_names[] = {
 };
 
 #define N_PINNED (sizeof(pinned_names) / sizeof(pinned_names[0]))
-
-static int mkdir_p(const char *dir, mode_t mode)
-{
-	char buf[PATH_MAX];
-	size_t len = strlen(dir);
-
-	if (len == 0 || len >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, dir, len + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, mode) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, mode) && errno != EEXIST)
-		return -errno;
-	return 0;
-}
 
 static int pinned_map_path(char *buf, size_t len, const char *dir,
 			   const char *name)
@@ -219,7 +199,7 @@ int aeth_loader_open(struct aeth_agent *a, const char *pin_dir,
 	int err;
 
 	snprintf(a->pin_dir, sizeof(a->pin_dir), "%s", pin_dir);
-	err = mkdir_p(pin_dir, 0700);
+	err = aeth_mkdir_p(pin_dir, 0700);
 	if (err) {
 		snprintf(errbuf, errlen, "cannot create pin directory %s: %s",
 			 pin_dir, strerror(-err));
@@ -452,6 +432,19 @@ static int quiet_libxdp(enum libxdp_print_level level, const char *fmt,
 			va_list ap)
 {
 	return quiet_libbpf(LIBBPF_DEBUG, fmt, ap);
+}
+
+static int libxdp_to_log(enum libxdp_print_level level, const char *fmt,
+			 va_list ap)
+{
+	aeth_logv(level == LIBXDP_WARN ? AETH_LOG_WARN : AETH_LOG_DEBUG, fmt, ap);
+	return 0;
+}
+
+void aeth_loader_hook_logs(void)
+{
+	aeth_log_hook_libbpf();
+	libxdp_set_print(libxdp_to_log);
 }
 
 /* Fresh attach through libxdp. This kernel refuses the dispatcher, so libxdp
@@ -992,7 +985,7 @@ int aeth_loader_repin(struct aeth_agent *a, char *names, size_t len)
 	if (stat(a->pin_dir, &sb)) {
 		if (errno != ENOENT)
 			return -errno;
-		err = mkdir_p(a->pin_dir, 0700);
+		err = aeth_mkdir_p(a->pin_dir, 0700);
 		if (err)
 			return err;
 		/* the lock was on the directory that went away */

@@ -1,19 +1,23 @@
 /* One logging family for the agent and the CLI: levels, text or JSON lines on
- * stderr. libbpf's and libxdp's own messages are routed through it. */
+ * stderr. libbpf's own messages are routed through it (the daemon routes
+ * libxdp's too, see loader.h). */
 #ifndef AETHER_LOG_H
 #define AETHER_LOG_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 
 enum aeth_log_level { AETH_LOG_ERROR = 0, AETH_LOG_WARN, AETH_LOG_INFO, AETH_LOG_DEBUG };
 
 void aeth_log_init(enum aeth_log_level level, bool json);
 int aeth_log_level_parse(const char *s, enum aeth_log_level *out);
-/* Route libbpf and libxdp messages into our log (warn and debug levels). */
-void aeth_log_hook_libs(void);
+/* Route libbpf's messages into our log (warn and debug levels). */
+void aeth_log_hook_libbpf(void);
 
 __attribute__((format(printf, 2, 3)))
 void aeth_log(enum aeth_log_level level, const char *fmt, ...);
+
+void aeth_logv(enum aeth_log_level level, const char *fmt, va_list ap);
 
 #define log_err(...) aeth_log(AETH_LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) aeth_log(AETH_LOG_WARN, __VA_ARGS__)

@@ -7,8 +7,8 @@
 #include <stdint.h>
 
 #include "aether/abi.h"
+#include "agent_api.h"
 
-#define AETH_CONFIG_MAX_BYTES (64u << 20) /* largest document accepted */
 
 /* Ranges the parser enforces beyond abi.h's limits. */
 #define AETH_CFG_CT_MIN_ENTRIES 1024u		/* conntrack.max_entries */

@@ -9,7 +9,7 @@
 
 #include "k8s_render.h"
 #include "k8s_translate.h"
-#include "watch.h"
+#include "file_util.h"
 
 static json_t *load_objects(const char *path)
 {

@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "config_check.h"
+#include "file_util.h"
 #include "sha256.h"
 
 /* Primes up to AETH_MAX_TABLE_SIZE; each about 2x the previous. */
@@ -1323,65 +1324,29 @@ int aeth_config_load_file(const char *path, struct aeth_config **out,
 			  struct aeth_config_error *err)
 {
 	struct aeth_config_error local;
-	size_t len = 0, cap = 65536;
-	char *buf = NULL, *nbuf;
-	int fd, ret;
-	ssize_t n;
+	size_t len;
+	char *text;
+	int ret;
 
 	if (!err)
 		err = &local;
 	memset(err, 0, sizeof(*err));
-	fd = aeth_open_regular(path);
-	if (fd < 0) {
-		ret = fd;
-		goto io_error;
-	}
-	/* Read to the end rather than trusting st_size: pipes and procfs
-	 * report 0, and a file being replaced may change under us. */
-	for (;;) {
-		if (len == cap || !buf) {
-			if (buf)
-				cap *= 2;
-			nbuf = realloc(buf, cap);
-			if (!nbuf) {
-				ret = -ENOMEM;
-				goto io_error;
-			}
-			buf = nbuf;
-		}
-		n = read(fd, buf + len, cap - len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			ret = -errno;
-			goto io_error;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (len > AETH_CONFIG_MAX_BYTES) {
-			close(fd);
-			free(buf);
-			snprintf(err->path, sizeof(err->path), "%s", path);
+	ret = aeth_read_file(path, AETH_CONFIG_MAX_BYTES, &text, &len);
+	if (ret) {
+		snprintf(err->path, sizeof(err->path), "%s", path);
+		if (ret == -EFBIG)
 			snprintf(err->message, sizeof(err->message),
 				 "larger than %u bytes", AETH_CONFIG_MAX_BYTES);
-			return -EFBIG;
-		}
+		else
+			snprintf(err->message, sizeof(err->message), "%s",
+				 ret == -ENOTSUP ? "not a regular file (a FIFO, "
+				 "device or directory is refused)" :
+				 strerror(-ret));
+		return ret;
 	}
-	close(fd);
-	ret = aeth_config_parse(buf, len, out, err);
-	free(buf);
+	ret = aeth_config_parse(text, len, out, err);
+	free(text);
 	return ret;
-
-io_error:
-	if (fd >= 0)
-		close(fd);
-	free(buf);
-	snprintf(err->path, sizeof(err->path), "%s", path);
-	snprintf(err->message, sizeof(err->message), "%s", ret == -EINVAL ?
-		 "not a regular file (a FIFO, device or directory is refused)" :
-		 strerror(-ret));
-	return ret == -EINVAL ? -ENOTSUP : ret;
 }
 
 void aeth_config_free(struct aeth_config *cfg)

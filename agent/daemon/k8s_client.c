@@ -8,7 +8,7 @@
 #include <curl/curl.h>
 
 #include "k8s_client.h"
-#include "watch.h"
+#include "file_util.h"
 #include "yaml_json.h"
 
 #define SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"

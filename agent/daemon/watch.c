@@ -20,7 +20,7 @@
 #include "log.h"
 #include "watch.h"
 #include "config.h"
-#include "config_check.h"
+#include "file_util.h"
 
 struct aeth_watch {
 	char path[PATH_MAX];
@@ -34,62 +34,6 @@ struct aeth_watch {
 	aeth_watch_cb cb;
 	void *arg;
 };
-
-int aeth_read_file(const char *path, size_t max, char **text, size_t *len)
-{
-	size_t cap = 65536, n = 0;
-	char *buf;
-	int fd, err = 0;
-
-	fd = aeth_open_regular(path);
-	if (fd < 0)
-		return fd == -EINVAL ? -ENOTSUP : fd;
-	buf = malloc(cap + 1);
-	if (!buf) {
-		close(fd);
-		return -ENOMEM;
-	}
-	for (;;) {
-		ssize_t r;
-
-		if (n == cap) {
-			char *p;
-
-			if (cap > max) {
-				err = -EFBIG;
-				break;
-			}
-			cap *= 2;
-			p = realloc(buf, cap + 1);
-			if (!p) {
-				err = -ENOMEM;
-				break;
-			}
-			buf = p;
-		}
-		r = read(fd, buf + n, cap - n);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			err = -errno;
-			break;
-		}
-		if (r == 0)
-			break;
-		n += r;
-	}
-	close(fd);
-	if (!err && n > max)
-		err = -EFBIG;
-	if (err) {
-		free(buf);
-		return err;
-	}
-	buf[n] = '\0';
-	*text = buf;
-	*len = n;
-	return 0;
-}
 
 /* Read the file and hand it on; unchanged content is dropped unless forced
  * (SIGHUP means "apply this again"). */
@@ -117,14 +61,6 @@ static void deliver(struct aeth_watch *w, const char *source, bool force)
 	w->last = text;
 	w->last_len = len;
 	w->cb(w->arg, text, len, source);
-}
-
-const char *aeth_read_file_strerror(int err)
-{
-	if (err == -ENOTSUP)
-		return "not a regular file (a FIFO, device or socket is "
-		       "refused)";
-	return strerror(-err);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)

@@ -22,6 +22,7 @@
 #include "aether/names.h"
 #include "api.h"
 #include "api_conns.h"
+#include "file_util.h"
 #include "apply.h"
 #include "bgp.h"
 #include "log.h"
@@ -256,23 +257,6 @@ static void on_request(struct evhttp_request *req, void *arg)
 	}
 }
 
-static int mkdir_parents(const char *path)
-{
-	char buf[PATH_MAX];
-
-	if ((size_t)snprintf(buf, sizeof(buf), "%s", path) >= sizeof(buf))
-		return -ENAMETOOLONG;
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	return 0;
-}
-
 int aeth_api_socket_in_use(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -307,7 +291,7 @@ static int listen_unix(const char *path, struct aeth_api *api)
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
 	strcpy(sa.sun_path, path);
-	err = mkdir_parents(path);
+	err = aeth_mkdir_parents(path, 0755);
 	if (err)
 		return err;
 	/* a socket left by a run that ended; a live one is another agent's */

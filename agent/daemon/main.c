@@ -12,6 +12,7 @@
 #include <event2/event.h>
 
 #include "agent.h"
+#include "agent_api.h"
 #include "api.h"
 #include "apply.h"
 #include "bgp.h"
@@ -28,8 +29,6 @@
 #include "version.h"
 #include "watch.h"
 
-#define DEFAULT_PIN_DIR "/sys/fs/bpf/aether"
-#define DEFAULT_SOCKET "/run/aether/agent.sock"
 #define DEFAULT_METRICS "127.0.0.1:9464"
 #define WATCH_DEBOUNCE_MS 100	/* a burst of writes or a ConfigMap swap settles */
 #define DETACH_WITHDRAW_WAIT_MS 1000	/* routers act on the withdrawal */
@@ -80,8 +79,8 @@ static void help(void)
 	      "Options:\n"
 	      "  --config FILE         the configuration document (JSON)\n"
 	      "  --pin-dir DIR         where the maps are pinned (default "
-	      DEFAULT_PIN_DIR ")\n"
-	      "  --socket PATH         the API socket (default " DEFAULT_SOCKET ")\n"
+	      AETH_DEFAULT_PIN_DIR ")\n"
+	      "  --socket PATH         the API socket (default " AETH_DEFAULT_SOCKET ")\n"
 	      "  --metrics-addr ADDR   /metrics, /healthz and /readyz on HOST:PORT,\n"
 	      "                        [IPV6]:PORT, or none (default "
 	      DEFAULT_METRICS ")\n"
@@ -159,8 +158,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 	};
 	int c;
 
-	o->pin_dir = DEFAULT_PIN_DIR;
-	o->socket = DEFAULT_SOCKET;
+	o->pin_dir = AETH_DEFAULT_PIN_DIR;
+	o->socket = AETH_DEFAULT_SOCKET;
 	o->metrics = DEFAULT_METRICS;
 	o->level = AETH_LOG_INFO;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -522,7 +521,7 @@ int main(int argc, char **argv)
 	if (parse_options(argc, argv, &o))
 		return 1;
 	aeth_log_init(o.level, o.json);
-	aeth_log_hook_libs();
+	aeth_loader_hook_logs();
 	aeth_log_hook_libevent();
 	signal(SIGPIPE, SIG_IGN);
 	/* until the watch takes SIGHUP over, it must not end the daemon */

@@ -5,7 +5,6 @@
 #include <time.h>
 
 #include <bpf/libbpf.h>
-#include <xdp/libxdp.h>
 
 #include "log.h"
 
@@ -93,14 +92,12 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	return 0;
 }
 
-static int libxdp_print(enum libxdp_print_level level, const char *fmt, va_list ap)
+void aeth_logv(enum aeth_log_level level, const char *fmt, va_list ap)
 {
-	log_emit(level == LIBXDP_WARN ? AETH_LOG_WARN : AETH_LOG_DEBUG, fmt, ap);
-	return 0;
+	log_emit(level, fmt, ap);
 }
 
-void aeth_log_hook_libs(void)
+void aeth_log_hook_libbpf(void)
 {
 	libbpf_set_print(libbpf_print);
-	libxdp_set_print(libxdp_print);
 }

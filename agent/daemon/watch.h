@@ -5,6 +5,8 @@
 
 #include <stddef.h>
 
+#include "file_util.h"
+
 struct event_base;
 struct aeth_watch;
 
@@ -26,12 +28,5 @@ void aeth_watch_stop(struct aeth_watch *w);
 /* A change is delivered at most this long after its first inotify event,
  * however busy the file stays. */
 #define AETH_WATCH_MAX_DELAY_MS 300
-
-/* Read a whole file of at most max bytes into a new NUL-terminated buffer,
- * without blocking on a FIFO. Returns 0 or a negative errno (-EFBIG when
- * larger, -ENOTSUP when not a regular file). */
-int aeth_read_file(const char *path, size_t max, char **text, size_t *len);
-/* The message for an error of aeth_read_file. */
-const char *aeth_read_file_strerror(int err);
 
 #endif /* AETHER_WATCH_H */

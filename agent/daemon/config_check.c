@@ -222,23 +222,3 @@ int aeth_config_check_addresses(const struct aeth_config *cfg,
 	free(vips);
 	return ret;
 }
-
-int aeth_open_regular(const char *path)
-{
-	struct stat st;
-	int fd, err;
-
-	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st)) {
-		err = -errno;
-		close(fd);
-		return err;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		close(fd);
-		return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-	}
-	return fd;
-}

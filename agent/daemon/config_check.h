@@ -19,9 +19,4 @@ int aeth_config_check_nul(json_t *root, struct aeth_config_error *err);
 int aeth_config_check_addresses(const struct aeth_config *cfg,
 				struct aeth_config_error *err);
 
-/* Open a document for reading without blocking: a FIFO or a device at the
- * path must not stall the agent. Returns the fd, or -errno (-EISDIR for a
- * directory, -EINVAL for any other file that is not a regular one). */
-int aeth_open_regular(const char *path);
-
 #endif /* AETHER_CONFIG_CHECK_H */
