@@ -80,14 +80,14 @@ struct aeth_agent {
 	 * leaves to the node (node_detect.c). 0, or -EINVAL with err set
 	 * (the document is then rejected). */
 	int (*complete)(struct aeth_agent *a, struct aeth_config *cfg,
-			struct aeth_config_error *err);
+			struct aeth_error *err);
 
 	struct aeth_bgp *bgp;		/* the BGP speaker's supervisor, or NULL */
 	/* Called with every valid document before any map is touched: a
 	 * non-zero return rejects it with err (an interface missing here,
 	 * carrying a program that is not ours, or refusing the program). */
 	int (*precheck)(struct aeth_agent *a, const struct aeth_config *cfg,
-			struct aeth_config_error *err);
+			struct aeth_error *err);
 
 	struct xdp_program *xdp_progs[AETH_MAX_INTERFACES];
 	int inner_mmap;		/* Maglev inner maps mmapable: 0 unknown, 1, -1 */

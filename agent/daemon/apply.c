@@ -1556,7 +1556,7 @@ static int reject(struct aeth_agent *a, const char *source,
 		  struct aeth_apply_result *res)
 {
 	res->rejected = true;
-	aeth_config_error_format(&res->err, res->message,
+	aeth_error_format(&res->err, res->message,
 				 sizeof(res->message));
 	a->status.apply_rejected++;
 	record(a, source, "rejected", res->message);

@@ -12,7 +12,7 @@
 
 struct aeth_apply_result {
 	bool rejected;			/* invalid document: no map touched */
-	struct aeth_config_error err;	/* when rejected */
+	struct aeth_error err;	/* when rejected */
 	char message[600];		/* one line describing any failure */
 	uint64_t generation;		/* after a successful apply */
 };

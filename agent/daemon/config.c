@@ -31,22 +31,7 @@ bool aeth_table_size_supported(uint32_t size)
 	return false;
 }
 
-#define PATH_LEN sizeof(((struct aeth_config_error *)0)->path)
-
-int aeth_config_fail(struct aeth_config_error *err, const char *path,
-		     const char *fmt, ...)
-{
-	va_list ap;
-
-	if (snprintf(err->path, sizeof(err->path), "%s", path) < 0)
-		err->path[0] = '\0';
-	va_start(ap, fmt);
-	vsnprintf(err->message, sizeof(err->message), fmt, ap);
-	va_end(ap);
-	err->line = 0;
-	err->column = 0;
-	return -EINVAL;
-}
+#define PATH_LEN sizeof(((struct aeth_error *)0)->path)
 
 /* Paths longer than PATH_LEN are cut: only an unknown key of absurd
  * length gets there, and its start still says where it is. */
@@ -64,7 +49,7 @@ static void join_index(char *buf, const char *parent, size_t i)
 
 /* Every key of obj must be in known (NULL-terminated). */
 static int check_keys(json_t *obj, const char *path, const char *const *known,
-		      struct aeth_config_error *err)
+		      struct aeth_error *err)
 {
 	const char *key;
 	json_t *v;
@@ -85,7 +70,7 @@ static int check_keys(json_t *obj, const char *path, const char *const *known,
 }
 
 static int expect_object(json_t *v, const char *path, const char *const *known,
-			 struct aeth_config_error *err)
+			 struct aeth_error *err)
 {
 	if (!json_is_object(v))
 		return aeth_config_fail(err, path, "must be an object");
@@ -94,7 +79,7 @@ static int expect_object(json_t *v, const char *path, const char *const *known,
 
 /* *out = obj[key] or NULL when absent (an error when required). */
 static int field(json_t *obj, const char *parent, const char *key,
-		 bool required, json_t **out, struct aeth_config_error *err)
+		 bool required, json_t **out, struct aeth_error *err)
 {
 	char p[PATH_LEN];
 
@@ -108,7 +93,7 @@ static int field(json_t *obj, const char *parent, const char *key,
 
 static int get_uint(json_t *obj, const char *parent, const char *key,
 		    bool required, uint64_t def, uint64_t min, uint64_t max,
-		    uint64_t *out, struct aeth_config_error *err)
+		    uint64_t *out, struct aeth_error *err)
 {
 	char p[PATH_LEN];
 	json_int_t i;
@@ -136,7 +121,7 @@ static int get_uint(json_t *obj, const char *parent, const char *key,
 
 static int get_string(json_t *obj, const char *parent, const char *key,
 		      bool required, const char **out,
-		      struct aeth_config_error *err)
+		      struct aeth_error *err)
 {
 	char p[PATH_LEN];
 	json_t *v;
@@ -158,7 +143,7 @@ static int get_string(json_t *obj, const char *parent, const char *key,
 
 static int get_bool(json_t *obj, const char *parent, const char *key,
 		    bool required, bool def, bool *out,
-		    struct aeth_config_error *err)
+		    struct aeth_error *err)
 {
 	char p[PATH_LEN];
 	json_t *v;
@@ -182,7 +167,7 @@ static int get_bool(json_t *obj, const char *parent, const char *key,
 /* Index of s in choices (NULL-terminated), or an error listing them. */
 static int get_choice(json_t *obj, const char *parent, const char *key,
 		      const char *const *choices, int def, int *out,
-		      struct aeth_config_error *err)
+		      struct aeth_error *err)
 {
 	char p[PATH_LEN], list[128] = "";
 	const char *s;
@@ -256,7 +241,7 @@ static bool ip_is_unicast(const struct aeth_ip *ip)
 /* A unicast address of either family (or only want_family when non-zero). */
 static int get_ip(json_t *obj, const char *parent, const char *key,
 		  bool required, uint8_t want_family, struct aeth_ip *ip,
-		  struct aeth_config_error *err)
+		  struct aeth_error *err)
 {
 	char p[PATH_LEN];
 	const char *s;
@@ -285,7 +270,7 @@ static int get_ip(json_t *obj, const char *parent, const char *key,
 }
 
 static int parse_cidr(json_t *v, const char *path, struct aeth_cfg_cidr *c,
-		      struct aeth_config_error *err)
+		      struct aeth_error *err)
 {
 	char addr[64], net[INET6_ADDRSTRLEN];
 	const char *s, *slash, *d;
@@ -437,7 +422,7 @@ static int iface_cmp(const void *items, size_t a, size_t b)
 static int check_unique(const void *items, size_t n,
 			int (*cmp)(const void *items, size_t a, size_t b),
 			const char *list, const char *suffix,
-			const char *what, struct aeth_config_error *err)
+			const char *what, struct aeth_error *err)
 {
 	char p[PATH_LEN];
 	size_t first = 0;
@@ -471,7 +456,7 @@ static bool is_k8s_port_name(const char *s)
 }
 
 static int parse_name(json_t *obj, const char *parent, char *out,
-		      struct aeth_config_error *err)
+		      struct aeth_error *err)
 {
 	char p[PATH_LEN];
 	const char *s, *c;
@@ -501,7 +486,7 @@ static int parse_name(json_t *obj, const char *parent, char *out,
 /* A node address; "" is the same as absent, as a template renders a family
  * the node does not have (an IPv6-only node's empty ipv4). */
 static int get_node_ip(json_t *addrs, const char *key, uint8_t family,
-		       struct aeth_ip *ip, struct aeth_config_error *err)
+		       struct aeth_ip *ip, struct aeth_error *err)
 {
 	json_t *v = json_object_get(addrs, key);
 
@@ -517,7 +502,7 @@ static const char *const addr_keys[] = { "ipv4", "ipv6", NULL };
 static const char *const xdp_modes[] = { "native", "generic", "auto", NULL };
 
 static int parse_node(json_t *root, struct aeth_config *cfg,
-		      struct aeth_config_error *err)
+		      struct aeth_error *err)
 {
 	json_t *node, *ifs, *addrs, *v;
 	char p[PATH_LEN];
@@ -595,7 +580,7 @@ static int parse_node(json_t *root, struct aeth_config *cfg,
 static const char *const maglev_keys[] = { "seed", "table_size", NULL };
 
 static int parse_table_size(json_t *obj, const char *parent, uint32_t def,
-			    uint32_t *out, struct aeth_config_error *err)
+			    uint32_t *out, struct aeth_error *err)
 {
 	char p[PATH_LEN], list[128];
 	json_int_t v = def;
@@ -619,7 +604,7 @@ static int parse_table_size(json_t *obj, const char *parent, uint32_t def,
 }
 
 static int parse_maglev(json_t *root, struct aeth_config *cfg,
-			struct aeth_config_error *err)
+			struct aeth_error *err)
 {
 	const char *seed;
 	json_t *mg;
@@ -649,7 +634,7 @@ static const char *const ct_keys[] = {
 };
 
 static int parse_conntrack(json_t *root, struct aeth_config *cfg,
-			   struct aeth_config_error *err)
+			   struct aeth_error *err)
 {
 	uint64_t max = AETH_DEFAULT_CT_ENTRIES, rate = AETH_DEFAULT_CT_INSERT_RATE;
 	uint64_t udp = AETH_DEFAULT_UDP_TIMEOUT_S;
@@ -680,7 +665,7 @@ static const char *const decap_keys[] = { "sources", NULL };
 
 /* decap.sources: the LB nodes whose tunnels this node accepts. */
 static int parse_decap(json_t *root, struct aeth_config *cfg,
-		       struct aeth_config_error *err)
+		       struct aeth_error *err)
 {
 	char p[PATH_LEN];
 	json_t *decap, *list, *v;
@@ -723,7 +708,7 @@ static const char *const icmp_keys[] = { "too_big_per_second_per_cpu", NULL };
 /* icmp.too_big_per_second_per_cpu: the budget of frag-needed / packet-too-big
  * replies (our addition to SPEC.md). */
 static int parse_icmp(json_t *root, struct aeth_config *cfg,
-		      struct aeth_config_error *err)
+		      struct aeth_error *err)
 {
 	uint64_t rate = AETH_DEFAULT_ICMP_RATE;
 	json_t *icmp;
@@ -743,7 +728,7 @@ static int parse_icmp(json_t *root, struct aeth_config *cfg,
 static const char *const acl_keys[] = { "enabled", "cidrs", NULL };
 
 static int parse_acl(json_t *svc, const char *sp, struct aeth_cfg_service *s,
-		     struct aeth_config_error *err)
+		     struct aeth_error *err)
 {
 	char p[PATH_LEN], lp[PATH_LEN];
 	json_t *acl, *list, *v;
@@ -790,7 +775,7 @@ static const char *const rl_keys[] = {
 
 static int parse_rate_limit(json_t *svc, const char *sp,
 			    struct aeth_cfg_service *s,
-			    struct aeth_config_error *err)
+			    struct aeth_error *err)
 {
 	struct aeth_cfg_rate_limit *rl = &s->rate_limit;
 	uint64_t per_source, burst, v4, v6, per_service;
@@ -843,7 +828,7 @@ static const char *const hc_types[] = { "tcp", "http", "https", NULL };
  * shorter than max. *out NULL when absent. */
 static int get_hc_text(json_t *obj, const char *p, const char *key,
 		       bool allowed, const char *types, size_t max,
-		       const char **out, struct aeth_config_error *err)
+		       const char **out, struct aeth_error *err)
 {
 	char fp[PATH_LEN];
 	const char *c;
@@ -868,7 +853,7 @@ static int get_hc_text(json_t *obj, const char *p, const char *key,
 /* path (http, https), ca and server_name (https). */
 static int parse_health_target(json_t *obj, const char *p, int type,
 			       struct aeth_cfg_health *hc,
-			       struct aeth_config_error *err)
+			       struct aeth_error *err)
 {
 	const char *path, *ca, *name;
 	char fp[PATH_LEN];
@@ -902,7 +887,7 @@ static int parse_health_target(json_t *obj, const char *p, int type,
 }
 
 static int parse_health(json_t *svc, const char *sp, struct aeth_cfg_service *s,
-			struct aeth_config_error *err)
+			struct aeth_error *err)
 {
 	static const enum aeth_hc_type types[] = {
 		AETH_HC_TCP, AETH_HC_HTTP, AETH_HC_HTTPS,
@@ -960,7 +945,7 @@ static const char *const be_states[] = { "active", "draining", NULL };
 
 static int parse_backends(json_t *svc, const char *sp,
 			  struct aeth_cfg_service *s, struct aeth_config *cfg,
-			  size_t *total, struct aeth_config_error *err)
+			  size_t *total, struct aeth_error *err)
 {
 	char lp[PATH_LEN], p[PATH_LEN], ap[PATH_LEN];
 	json_t *list, *v;
@@ -1029,7 +1014,7 @@ static const char *const protocols[] = { "tcp", "udp", NULL };
 
 static int parse_service(json_t *v, const char *sp, struct aeth_cfg_service *s,
 			 struct aeth_config *cfg, size_t *total,
-			 struct aeth_config_error *err)
+			 struct aeth_error *err)
 {
 	uint64_t port;
 	int ret, proto;
@@ -1062,7 +1047,7 @@ static int parse_service(json_t *v, const char *sp, struct aeth_cfg_service *s,
 }
 
 static int parse_services(json_t *root, struct aeth_config *cfg,
-			  struct aeth_config_error *err)
+			  struct aeth_error *err)
 {
 	size_t i, total = 0;
 	char p[PATH_LEN];
@@ -1137,7 +1122,7 @@ static const char *const k8s_keys[] = {
 
 /* kubernetes (SPEC.md section 8): the class served and the VIP pools. */
 static int parse_kubernetes(json_t *root, struct aeth_config *cfg,
-			    struct aeth_config_error *err)
+			    struct aeth_error *err)
 {
 	struct aeth_cfg_kubernetes *k = &cfg->k8s;
 	const char *cls;
@@ -1201,7 +1186,7 @@ static const char *const root_keys[] = {
 };
 
 static int parse_root(json_t *root, struct aeth_config *cfg,
-		      struct aeth_config_error *err)
+		      struct aeth_error *err)
 {
 	json_t *version;
 	int ret;
@@ -1243,9 +1228,9 @@ static int parse_root(json_t *root, struct aeth_config *cfg,
 }
 
 int aeth_config_parse(const char *text, size_t len, struct aeth_config **out,
-		      struct aeth_config_error *err)
+		      struct aeth_error *err)
 {
-	struct aeth_config_error local;
+	struct aeth_error local;
 	struct aeth_config *cfg;
 	json_error_t jerr;
 	const char *nul;
@@ -1321,9 +1306,9 @@ int aeth_config_parse(const char *text, size_t len, struct aeth_config **out,
 }
 
 int aeth_config_load_file(const char *path, struct aeth_config **out,
-			  struct aeth_config_error *err)
+			  struct aeth_error *err)
 {
-	struct aeth_config_error local;
+	struct aeth_error local;
 	size_t len;
 	char *text;
 	int ret;
@@ -1364,14 +1349,4 @@ void aeth_config_free(struct aeth_config *cfg)
 	free(cfg->interfaces);
 	free(cfg->text);
 	free(cfg);
-}
-
-void aeth_config_error_format(const struct aeth_config_error *err, char *buf,
-			      size_t len)
-{
-	if (err->path[0])
-		snprintf(buf, len, "%s: %s", err->path, err->message);
-	else
-		snprintf(buf, len, "line %d, column %d: %s", err->line,
-			 err->column, err->message);
 }

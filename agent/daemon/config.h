@@ -8,6 +8,7 @@
 
 #include "aether/abi.h"
 #include "agent_api.h"
+#include "error.h"
 
 
 /* Ranges the parser enforces beyond abi.h's limits. */
@@ -118,16 +119,16 @@ struct aeth_cfg_bgp {
 };
 
 struct aeth_config;
-struct aeth_config_error;
+struct aeth_error;
 struct json_t;
 /* The optional top-level "bgp" member into cfg->bgp (config_bgp.c); needs
  * node parsed first. */
 int aeth_config_parse_bgp(struct json_t *root, struct aeth_config *cfg,
-			  struct aeth_config_error *err);
+			  struct aeth_error *err);
 /* The checks that need the node addresses (peer families, the router_id
  * default), once a document without them was completed (node_detect.c). */
 int aeth_config_bgp_complete(struct aeth_config *cfg,
-			     struct aeth_config_error *err);
+			     struct aeth_error *err);
 
 /* Required: version (1), node.interfaces (1..AETH_MAX_INTERFACES),
  * node.addresses (ipv4 and/or ipv6), maglev.seed (so that every node builds
@@ -166,34 +167,22 @@ struct aeth_config {
 	uint8_t hash[32];		/* SHA-256 of text */
 };
 
-/* Where and why a document was rejected. path is "" for syntax errors, which
- * carry line and column instead. */
-struct aeth_config_error {
-	char path[256];
-	char message[256];
-	int line, column;
-};
 
 /* Parse and validate; on success *out owns a new config, on failure *out is
  * not written. Returns 0 or -EINVAL with err filled
  * ("services[2].rate_limit.burst: must be >= 1"). err may be NULL. */
 int aeth_config_parse(const char *text, size_t len, struct aeth_config **out,
-		      struct aeth_config_error *err);
+		      struct aeth_error *err);
 /* As aeth_config_parse on a file's contents. I/O errors return -errno
  * (-EFBIG above AETH_CONFIG_MAX_BYTES) with err->path the file name. */
 int aeth_config_load_file(const char *path, struct aeth_config **out,
-			  struct aeth_config_error *err);
+			  struct aeth_error *err);
 void aeth_config_free(struct aeth_config *cfg);
 
-/* "path: message" or "line L, column C: message" into buf. */
-/* Sets err to path and the formatted message (no line or column) and
- * returns -EINVAL: the one way the document's checks report a refusal. */
-__attribute__((format(printf, 3, 4)))
-int aeth_config_fail(struct aeth_config_error *err, const char *path,
-		     const char *fmt, ...);
-
-void aeth_config_error_format(const struct aeth_config_error *err, char *buf,
-			      size_t len);
+/* The document's checks report a refusal with this: err gets the path and
+ * the message (no line or column), and -EINVAL is returned. */
+#define aeth_config_fail(err, path, ...) \
+	aeth_fail((err), -EINVAL, (path), __VA_ARGS__)
 
 /* Supported Maglev table sizes (primes), ascending, 0-terminated. */
 extern const uint32_t aeth_table_sizes[];

@@ -10,7 +10,7 @@
 
 #include "config.h"
 
-#define PATH_LEN sizeof(((struct aeth_config_error *)0)->path)
+#define PATH_LEN sizeof(((struct aeth_error *)0)->path)
 
 /* 0 and 4294967295 are reserved (RFC 7607, RFC 7300); 23456 is AS_TRANS,
  * which only stands in for a 4-byte ASN on old speakers (RFC 6793). */
@@ -18,7 +18,7 @@
 #define AS_TRANS 23456
 
 static int bgp_keys(json_t *obj, const char *path, const char *const *known,
-		    struct aeth_config_error *err)
+		    struct aeth_error *err)
 {
 	const char *key;
 	json_t *v;
@@ -42,7 +42,7 @@ static int bgp_keys(json_t *obj, const char *path, const char *const *known,
 
 static int bgp_uint(json_t *obj, const char *parent, const char *key,
 		    bool required, uint64_t min, uint64_t max, uint64_t *out,
-		    struct aeth_config_error *err)
+		    struct aeth_error *err)
 {
 	json_t *v = json_object_get(obj, key);
 	char p[PATH_LEN];
@@ -64,7 +64,7 @@ static int bgp_uint(json_t *obj, const char *parent, const char *key,
 }
 
 static int bgp_asn(json_t *obj, const char *parent, const char *key,
-		   uint32_t *out, struct aeth_config_error *err)
+		   uint32_t *out, struct aeth_error *err)
 {
 	char p[PATH_LEN];
 	uint64_t v;
@@ -82,7 +82,7 @@ static int bgp_asn(json_t *obj, const char *parent, const char *key,
 
 /* A unicast address; family 0 accepts either. */
 static int bgp_ip(json_t *v, const char *path, uint8_t family,
-		  struct aeth_ip *ip, struct aeth_config_error *err)
+		  struct aeth_ip *ip, struct aeth_error *err)
 {
 	const char *s;
 
@@ -110,7 +110,7 @@ static int bgp_ip(json_t *v, const char *path, uint8_t family,
 static const char *const peer_keys[] = { "address", "asn", "bfd", NULL };
 
 static int parse_peer(json_t *v, const char *p, struct aeth_cfg_bgp_peer *peer,
-		      struct aeth_config_error *err)
+		      struct aeth_error *err)
 {
 	char ap[PATH_LEN + 16], bp[PATH_LEN + 16];
 	json_t *bfd;
@@ -140,7 +140,7 @@ static int parse_peer(json_t *v, const char *p, struct aeth_cfg_bgp_peer *peer,
 }
 
 static int parse_peers(json_t *obj, struct aeth_cfg_bgp *bgp,
-		       struct aeth_config_error *err)
+		       struct aeth_error *err)
 {
 	json_t *list = json_object_get(obj, "peers"), *v;
 	char p[PATH_LEN];
@@ -175,7 +175,7 @@ static int parse_peers(json_t *obj, struct aeth_cfg_bgp *bgp,
 
 /* "ASN:VALUE", both 0..65535 (standard communities, RFC 1997). */
 static int parse_community(json_t *v, const char *p, uint16_t out[2],
-			   struct aeth_config_error *err)
+			   struct aeth_error *err)
 {
 	unsigned int a, b;
 	char tail;
@@ -192,7 +192,7 @@ static int parse_community(json_t *v, const char *p, uint16_t out[2],
 }
 
 static int parse_communities(json_t *obj, struct aeth_cfg_bgp *bgp,
-			     struct aeth_config_error *err)
+			     struct aeth_error *err)
 {
 	json_t *list = json_object_get(obj, "communities"), *v;
 	char p[PATH_LEN];
@@ -218,7 +218,7 @@ static int parse_communities(json_t *obj, struct aeth_cfg_bgp *bgp,
 }
 
 static int parse_router_id(json_t *obj, struct aeth_cfg_bgp *bgp,
-			   struct aeth_config_error *err)
+			   struct aeth_error *err)
 {
 	json_t *v = json_object_get(obj, "router_id");
 
@@ -228,7 +228,7 @@ static int parse_router_id(json_t *obj, struct aeth_cfg_bgp *bgp,
 }
 
 int aeth_config_bgp_complete(struct aeth_config *cfg,
-			     struct aeth_config_error *err)
+			     struct aeth_error *err)
 {
 	struct aeth_cfg_bgp *bgp = cfg->bgp;
 	char p[PATH_LEN];
@@ -259,7 +259,7 @@ static const char *const bgp_keys_known[] = {
 };
 
 int aeth_config_parse_bgp(json_t *root, struct aeth_config *cfg,
-			  struct aeth_config_error *err)
+			  struct aeth_error *err)
 {
 	json_t *obj = json_object_get(root, "bgp");
 	struct aeth_cfg_bgp *bgp;

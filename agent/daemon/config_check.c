@@ -13,7 +13,7 @@
 
 #include "config_check.h"
 
-#define PATH_LEN sizeof(((struct aeth_config_error *)0)->path)
+#define PATH_LEN sizeof(((struct aeth_error *)0)->path)
 
 /* Length of the UTF-8 sequence at p (RFC 3629: no overlong forms, no
  * surrogates, nothing above U+10FFFF), 0 when it is not one. */
@@ -46,7 +46,7 @@ static size_t utf8_seq(const unsigned char *p, size_t left)
 }
 
 int aeth_config_check_utf8(const char *text, size_t len,
-			   struct aeth_config_error *err)
+			   struct aeth_error *err)
 {
 	const unsigned char *p = (const unsigned char *)text;
 	int line = 1, column = 0;
@@ -73,7 +73,7 @@ int aeth_config_check_utf8(const char *text, size_t len,
 	return 0;
 }
 
-static int nul_walk(json_t *v, char *path, struct aeth_config_error *err)
+static int nul_walk(json_t *v, char *path, struct aeth_error *err)
 {
 	size_t len = strlen(path), i;
 	const char *key;
@@ -106,7 +106,7 @@ static int nul_walk(json_t *v, char *path, struct aeth_config_error *err)
 	return ret;
 }
 
-int aeth_config_check_nul(json_t *root, struct aeth_config_error *err)
+int aeth_config_check_nul(json_t *root, struct aeth_error *err)
 {
 	char path[PATH_LEN] = "";
 
@@ -155,7 +155,7 @@ static int vip_ref_cmp(const void *a, const void *b)
 }
 
 static int check_vip(const struct aeth_config *cfg, size_t i,
-		     struct aeth_config_error *err)
+		     struct aeth_error *err)
 {
 	const struct aeth_cfg_service *s = &cfg->services[i];
 	const char *node = node_addr_name(cfg, &s->vip);
@@ -173,7 +173,7 @@ static int check_vip(const struct aeth_config *cfg, size_t i,
 
 static int check_backend(const struct aeth_config *cfg, size_t i, size_t j,
 			 const struct vip_ref *vips, size_t n_vips,
-			 struct aeth_config_error *err)
+			 struct aeth_error *err)
 {
 	const struct aeth_cfg_backend *b = &cfg->services[i].backends[j];
 	const char *node = node_addr_name(cfg, &b->ip);
@@ -195,7 +195,7 @@ static int check_backend(const struct aeth_config *cfg, size_t i, size_t j,
 }
 
 int aeth_config_check_addresses(const struct aeth_config *cfg,
-				struct aeth_config_error *err)
+				struct aeth_error *err)
 {
 	struct vip_ref *vips;
 	int ret = 0;

@@ -660,7 +660,7 @@ static int refuse_duplicates(struct k8s_objects *o, struct k8s_rejects *rej)
 
 int k8s_objects_read(json_t *list, const struct aeth_cfg_kubernetes *k,
 		     struct k8s_objects *out, struct k8s_rejects *rej,
-		     struct aeth_config_error *err)
+		     struct aeth_error *err)
 {
 	json_t *items = json_object_get(list, "items"), *item;
 	const char *kind = json_string_value(json_object_get(list, "kind"));

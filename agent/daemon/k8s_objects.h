@@ -78,7 +78,7 @@ struct k8s_objects {
  * -EINVAL when list is not a List (err filled), or -ENOMEM. */
 int k8s_objects_read(json_t *list, const struct aeth_cfg_kubernetes *k,
 		     struct k8s_objects *out, struct k8s_rejects *rej,
-		     struct aeth_config_error *err);
+		     struct aeth_error *err);
 void k8s_objects_free(struct k8s_objects *o);
 
 /* Appends a rejection; returns -ENOMEM when it cannot. */

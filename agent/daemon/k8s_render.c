@@ -25,7 +25,7 @@ static json_t *load_objects(const char *path)
 
 int aeth_k8s_render(const char *objects, const char *config)
 {
-	struct aeth_config_error err;
+	struct aeth_error err;
 	struct aeth_k8s_result res;
 	char msg[900], *base = NULL;
 	json_t *list = NULL;
@@ -46,7 +46,7 @@ int aeth_k8s_render(const char *objects, const char *config)
 	json_decref(list);
 	free(base);
 	if (ret) {
-		aeth_config_error_format(&err, msg, sizeof(msg));
+		aeth_error_format(&err, msg, sizeof(msg));
 		fprintf(stderr, "aether-agent: %s: %s\n",
 			!strcmp(err.path, "objects") ? objects : config,
 			ret == -EINVAL ? msg : strerror(-ret));

@@ -484,7 +484,7 @@ static int validate(struct tr *t, json_t *doc, size_t n_base, size_t *owner,
 		    char **text)
 {
 	json_t *services = json_object_get(doc, "services");
-	struct aeth_config_error err;
+	struct aeth_error err;
 	struct aeth_config *cfg;
 	char msg[600];
 
@@ -509,7 +509,7 @@ static int validate(struct tr *t, json_t *doc, size_t n_base, size_t *owner,
 		if (!named)
 			idx = n - 1;
 		o = owner[idx];
-		aeth_config_error_format(&err, msg, sizeof(msg));
+		aeth_error_format(&err, msg, sizeof(msg));
 		if (named) {
 			json_t *svc = json_array_get(services, idx);
 
@@ -589,7 +589,7 @@ static int build(struct tr *t, json_t *doc, char **text)
 }
 
 static int open_base(const char *base, size_t len, struct aeth_config **cfg,
-		     json_t **doc, struct aeth_config_error *err)
+		     json_t **doc, struct aeth_error *err)
 {
 	int ret = aeth_config_parse(base, len, cfg, err);
 
@@ -612,9 +612,9 @@ static int open_base(const char *base, size_t len, struct aeth_config **cfg,
 }
 
 int aeth_k8s_translate(const char *base, size_t base_len, json_t *list,
-		       struct aeth_k8s_result *out, struct aeth_config_error *err)
+		       struct aeth_k8s_result *out, struct aeth_error *err)
 {
-	struct aeth_config_error local;
+	struct aeth_error local;
 	struct aeth_config *cfg = NULL;
 	struct tr t = { 0 };
 	json_t *doc = NULL;

@@ -59,7 +59,7 @@ struct aeth_k8s_result {
  * Returns 0, or -EINVAL when the base document is invalid or lacks
  * "kubernetes", or the list is not a List (err says where), or -ENOMEM. */
 int aeth_k8s_translate(const char *base, size_t base_len, json_t *list,
-		       struct aeth_k8s_result *out, struct aeth_config_error *err);
+		       struct aeth_k8s_result *out, struct aeth_error *err);
 void aeth_k8s_result_free(struct aeth_k8s_result *r);
 
 /* Watch mode: each Service left out keeps the services it had in prev (the

@@ -126,7 +126,7 @@ static void note_rejects(struct aeth_k8s_watch *w,
 
 static void translate_and_apply(struct aeth_k8s_watch *w)
 {
-	struct aeth_config_error err;
+	struct aeth_error err;
 	struct aeth_apply_result ar;
 	struct aeth_k8s_result res;
 	char msg[600];
@@ -146,7 +146,7 @@ static void translate_and_apply(struct aeth_k8s_watch *w)
 		 * applied alone when it has no "kubernetes" member. */
 		if (w->force_apply) {
 			w->force_apply = false;
-			aeth_config_error_format(&err, msg, sizeof(msg));
+			aeth_error_format(&err, msg, sizeof(msg));
 			log_warn("kubernetes: not a base document: %s", msg);
 			aeth_apply_text(w->agent, w->base, w->base_len, "file", &ar);
 			free(w->last_text);

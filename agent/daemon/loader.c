@@ -678,7 +678,7 @@ static int iface_usable(const char *ifname, __u32 our_meta, char *msg,
 
 int aeth_loader_check_ifaces(int meta_fd, const char *pin_dir,
 			     const struct aeth_config *cfg,
-			     struct aeth_config_error *err)
+			     struct aeth_error *err)
 {
 	__u32 our_meta = meta_map_id(meta_fd, pin_dir);
 	int ret;
@@ -702,7 +702,7 @@ int aeth_loader_check_ifaces(int meta_fd, const char *pin_dir,
  * failure the interfaces this call attached are freed again. The caller
  * has checked that whatever runs elsewhere is ours. */
 int aeth_loader_attach_new(struct aeth_agent *a, const struct aeth_config *cfg,
-			   struct aeth_config_error *err)
+			   struct aeth_error *err)
 {
 	int done[AETH_MAX_INTERFACES], modes[AETH_MAX_INTERFACES], n = 0;
 	size_t i;

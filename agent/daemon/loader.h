@@ -33,13 +33,13 @@ int aeth_loader_attach(struct aeth_agent *a, const struct aeth_config *cfg);
  * interface (node.interfaces[N]) and why. Touches nothing. */
 int aeth_loader_check_ifaces(int meta_fd, const char *pin_dir,
 			     const struct aeth_config *cfg,
-			     struct aeth_config_error *err);
+			     struct aeth_error *err);
 
 /* Attach to every interface of cfg that carries no program yet; on a
  * failure detach what this call attached and fill err
  * (node.interfaces[N]: why). Returns 0 or a negative errno. */
 int aeth_loader_attach_new(struct aeth_agent *a, const struct aeth_config *cfg,
-			   struct aeth_config_error *err);
+			   struct aeth_error *err);
 
 /* Pin again, under a->pin_dir (recreated, and locked again when it was),
  * every map of ours whose pin is missing. names gets the re-pinned names,

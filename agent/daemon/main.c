@@ -227,7 +227,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 
 static int check_config(const char *path)
 {
-	struct aeth_config_error err;
+	struct aeth_error err;
 	struct aeth_config *cfg = NULL;
 	char msg[600];
 	int ret;
@@ -235,7 +235,7 @@ static int check_config(const char *path)
 	memset(&err, 0, sizeof(err));
 	ret = aeth_config_load_file(path, &cfg, &err);
 	if (ret) {
-		aeth_config_error_format(&err, msg, sizeof(msg));
+		aeth_error_format(&err, msg, sizeof(msg));
 		/* I/O errors already name the file; document errors do not */
 		if (ret == -EINVAL)
 			printf("%s: %s\n", path, msg);
@@ -277,7 +277,7 @@ static void health_changed(void *arg, const char *service,
 }
 
 static int complete_node(struct aeth_agent *a, struct aeth_config *cfg,
-			 struct aeth_config_error *err)
+			 struct aeth_error *err)
 {
 	struct daemon *d = (struct daemon *)a;	/* agent is the first member */
 
@@ -295,7 +295,7 @@ static void on_applied(struct aeth_agent *a)
 }
 
 static int precheck(struct aeth_agent *a, const struct aeth_config *cfg,
-		    struct aeth_config_error *err)
+		    struct aeth_error *err)
 {
 	int ret = aeth_loader_check_ifaces(a->fds.meta, a->pin_dir, cfg, err);
 
@@ -307,7 +307,7 @@ static int precheck(struct aeth_agent *a, const struct aeth_config *cfg,
 static int refuse_takeover(const struct options *o,
 			   const struct aeth_config *cfg)
 {
-	struct aeth_config_error cerr;
+	struct aeth_error cerr;
 	char msg[600];
 	int err;
 
@@ -321,7 +321,7 @@ static int refuse_takeover(const struct options *o,
 	memset(&cerr, 0, sizeof(cerr));
 	err = aeth_loader_check_ifaces(0, o->pin_dir, cfg, &cerr);
 	if (err) {
-		aeth_config_error_format(&cerr, msg, sizeof(msg));
+		aeth_error_format(&cerr, msg, sizeof(msg));
 		log_err("%s: %s; refusing to start", o->config, msg);
 	}
 	return err;
@@ -385,7 +385,7 @@ static int run(const struct options *o)
 {
 	struct daemon d;
 	struct aeth_agent *a = &d.agent;
-	struct aeth_config_error cerr;
+	struct aeth_error cerr;
 	struct aeth_config *cfg = NULL;
 	struct aeth_apply_result res;
 	struct aeth_metrics *metrics = NULL;
@@ -407,7 +407,7 @@ static int run(const struct options *o)
 	/* the document sizes the connection table: validate it first */
 	memset(&cerr, 0, sizeof(cerr));
 	if (aeth_config_parse(text, len, &cfg, &cerr)) {
-		aeth_config_error_format(&cerr, errbuf, sizeof(errbuf));
+		aeth_error_format(&cerr, errbuf, sizeof(errbuf));
 		log_err("%s: %s", o->config, errbuf);
 		goto out;
 	}

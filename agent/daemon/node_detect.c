@@ -130,7 +130,7 @@ static void address_on(const char *ifname, uint8_t family, struct aeth_ip *ip)
 }
 
 __attribute__((format(printf, 3, 4)))
-static int fail(struct aeth_config_error *err, const char *path,
+static int fail(struct aeth_error *err, const char *path,
 		const char *fmt, ...)
 {
 	va_list ap;
@@ -144,7 +144,7 @@ static int fail(struct aeth_config_error *err, const char *path,
 }
 
 static int pick_interface(struct aeth_config *cfg, const struct aeth_node_hint *hint,
-			  struct aeth_config_error *err)
+			  struct aeth_error *err)
 {
 	char name[AETH_IFNAME_LEN];
 
@@ -167,7 +167,7 @@ static int pick_interface(struct aeth_config *cfg, const struct aeth_node_hint *
 /* The tunnel's outer source is the node's address of the backend's
  * family: the check config.c defers when the document has no addresses. */
 static int check_backend_families(const struct aeth_config *cfg,
-				  struct aeth_config_error *err)
+				  struct aeth_error *err)
 {
 	char path[128];
 
@@ -191,7 +191,7 @@ static int check_backend_families(const struct aeth_config *cfg,
 }
 
 int aeth_node_complete(struct aeth_config *cfg, const struct aeth_node_hint *hint,
-		       struct aeth_config_error *err)
+		       struct aeth_error *err)
 {
 	bool find_addresses = !cfg->node_v4.family && !cfg->node_v6.family;
 	int ret;

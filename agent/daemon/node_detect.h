@@ -23,6 +23,6 @@ int aeth_node_hint_address(struct aeth_node_hint *hint, const char *text);
  * Then every backend must have a node address of its family. 0, or -EINVAL
  * with err naming the member and why. */
 int aeth_node_complete(struct aeth_config *cfg, const struct aeth_node_hint *hint,
-		       struct aeth_config_error *err);
+		       struct aeth_error *err);
 
 #endif /* AETHER_NODE_DETECT_H */

@@ -537,7 +537,7 @@ Test(daemon, attach_restart_replace_detach)
 	A = agent_open(dir);
 	apply_ok(A, DOC_IF("auto"));
 	{
-		struct aeth_config_error cerr;
+		struct aeth_error cerr;
 
 		memset(&cerr, 0, sizeof(cerr));
 		cr_assert_eq(aeth_loader_check_ifaces(A->fds.meta, dir, A->cfg,

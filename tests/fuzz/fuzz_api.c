@@ -33,7 +33,7 @@ int aeth_apply_text(struct aeth_agent *a, const char *text, size_t len,
 	memset(res, 0, sizeof(*res));
 	if (aeth_config_parse(text, len, &cfg, &res->err)) {
 		res->rejected = true;
-		aeth_config_error_format(&res->err, res->message,
+		aeth_error_format(&res->err, res->message,
 					 sizeof(res->message));
 		return -EINVAL;
 	}

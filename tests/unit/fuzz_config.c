@@ -8,13 +8,13 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct aeth_config_error err;
+	struct aeth_error err;
 	struct aeth_config *cfg = NULL;
 	char msg[600];
 
 	if (aeth_config_parse((const char *)data, size, &cfg, &err) == 0)
 		aeth_config_free(cfg);
 	else
-		aeth_config_error_format(&err, msg, sizeof(msg));
+		aeth_error_format(&err, msg, sizeof(msg));
 	return 0;
 }

@@ -14,7 +14,7 @@
 static struct aeth_config *load(const char *bgp)
 {
 	char doc[2048];
-	struct aeth_config_error err;
+	struct aeth_error err;
 	struct aeth_config *cfg = NULL;
 
 	snprintf(doc, sizeof(doc),

@@ -64,13 +64,13 @@ static const char minimal[] =
 
 static struct aeth_config *parse_ok(const char *text)
 {
-	struct aeth_config_error err;
+	struct aeth_error err;
 	struct aeth_config *cfg = NULL;
 	char msg[600];
 	int ret;
 
 	ret = aeth_config_parse(text, strlen(text), &cfg, &err);
-	aeth_config_error_format(&err, msg, sizeof(msg));
+	aeth_error_format(&err, msg, sizeof(msg));
 	cr_assert_eq(ret, 0, "rejected: %s", msg);
 	cr_assert_not_null(cfg);
 	return cfg;
@@ -83,12 +83,12 @@ static void expect_error(const char *name, const char *text, size_t len,
 {
 	struct aeth_config *sentinel = (struct aeth_config *)0x1;
 	struct aeth_config *cfg = sentinel;
-	struct aeth_config_error err;
+	struct aeth_error err;
 	char msg[600];
 	int ret;
 
 	ret = aeth_config_parse(text, len, &cfg, &err);
-	aeth_config_error_format(&err, msg, sizeof(msg));
+	aeth_error_format(&err, msg, sizeof(msg));
 	cr_expect_eq(ret, -EINVAL, "%s: accepted", name);
 	cr_expect_eq(cfg, sentinel, "%s: out pointer written", name);
 	cr_expect_str_eq(msg, want, "%s: got \"%s\"", name, msg);
@@ -778,7 +778,7 @@ Test(config, acl_list_limit)
 Test(config, rejected_document_leaves_previous_config_untouched)
 {
 	struct aeth_config *cfg = parse_ok(spec_example), *keep = cfg;
-	struct aeth_config_error err;
+	struct aeth_error err;
 	uint8_t hash[32];
 	char *bad = strdup(spec_example);
 
@@ -801,7 +801,7 @@ Test(config, load_file_reads_and_reports_the_file)
 {
 	char path[] = "/tmp/aeth-cfg-test-XXXXXX", msg[600];
 	struct aeth_config *cfg = NULL;
-	struct aeth_config_error err;
+	struct aeth_error err;
 	int fd = mkstemp(path);
 
 	cr_assert_geq(fd, 0);
@@ -816,7 +816,7 @@ Test(config, load_file_reads_and_reports_the_file)
 
 	cr_assert_eq(aeth_config_load_file(path, &cfg, &err), -ENOENT);
 	cr_assert_null(cfg);
-	aeth_config_error_format(&err, msg, sizeof(msg));
+	aeth_error_format(&err, msg, sizeof(msg));
 	cr_assert_eq(strncmp(msg, path, strlen(path)), 0, "%s", msg);
 	cr_assert_str_eq(msg + strlen(path), ": No such file or directory");
 
@@ -855,7 +855,7 @@ Test(config, random_corruption_is_rejected_cleanly)
 	srand(1);
 	for (int round = 0; round < 20000; round++) {
 		struct aeth_config *cfg = NULL;
-		struct aeth_config_error err;
+		struct aeth_error err;
 		size_t n = len;
 		int edits = 1 + rand() % 3, ret;
 
@@ -900,7 +900,7 @@ Test(config, load_file_refuses_oversized_documents)
 {
 	char path[] = "/tmp/aeth-cfg-big-XXXXXX";
 	struct aeth_config *cfg = NULL;
-	struct aeth_config_error err;
+	struct aeth_error err;
 	int fd = mkstemp(path);
 
 	cr_assert_geq(fd, 0);

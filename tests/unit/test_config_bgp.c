@@ -22,26 +22,26 @@
 
 static struct aeth_config *parse_ok(const char *text)
 {
-	struct aeth_config_error err;
+	struct aeth_error err;
 	struct aeth_config *cfg = NULL;
 	char msg[600];
 	int ret;
 
 	ret = aeth_config_parse(text, strlen(text), &cfg, &err);
-	aeth_config_error_format(&err, msg, sizeof(msg));
+	aeth_error_format(&err, msg, sizeof(msg));
 	cr_assert_eq(ret, 0, "rejected: %s", msg);
 	return cfg;
 }
 
 static void expect_error(const char *text, const char *want)
 {
-	struct aeth_config_error err;
+	struct aeth_error err;
 	struct aeth_config *cfg = NULL;
 	char msg[600];
 	int ret;
 
 	ret = aeth_config_parse(text, strlen(text), &cfg, &err);
-	aeth_config_error_format(&err, msg, sizeof(msg));
+	aeth_error_format(&err, msg, sizeof(msg));
 	cr_expect_eq(ret, -EINVAL, "accepted: %s", text);
 	cr_expect_null(cfg);
 	cr_expect_str_eq(msg, want, "got \"%s\"", msg);
@@ -183,7 +183,7 @@ Test(config_bgp, other_fields)
  * run once the agent filled them in (node_detect.c). */
 Test(config_bgp, checked_once_node_addresses_are_known)
 {
-	struct aeth_config_error err;
+	struct aeth_error err;
 	struct aeth_config *cfg = parse_ok(
 		"{\"version\": 1, \"node\": {\"interfaces\": [\"eth0\"]},"
 		" \"maglev\": {\"seed\": \"00112233445566778899aabbccddeeff\"},"

@@ -40,13 +40,13 @@ static const char *good(void)
 
 static void refused(const char *text, const char *want)
 {
-	struct aeth_config_error err;
+	struct aeth_error err;
 	struct aeth_config *cfg = NULL;
 	char msg[600];
 	int ret;
 
 	ret = aeth_config_parse(text, strlen(text), &cfg, &err);
-	aeth_config_error_format(&err, msg, sizeof(msg));
+	aeth_error_format(&err, msg, sizeof(msg));
 	cr_expect_eq(ret, -EINVAL, "accepted: %s", text);
 	cr_expect_null(cfg);
 	cr_expect_str_eq(msg, want, "got \"%s\"", msg);
@@ -56,7 +56,7 @@ static void refused(const char *text, const char *want)
 Test(refusals, the_base_document_is_valid)
 {
 	struct aeth_config *cfg = NULL;
-	struct aeth_config_error err;
+	struct aeth_error err;
 
 	cr_assert_eq(aeth_config_parse(good(), strlen(good()), &cfg, &err), 0,
 		     "%s: %s", err.path, err.message);

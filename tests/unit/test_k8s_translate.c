@@ -60,16 +60,16 @@ TestSuite(k8s, .init = setup, .fini = teardown);
 static void translate_base(const char *base, json_t *list,
 			   struct aeth_k8s_result *r)
 {
-	struct aeth_config_error err;
+	struct aeth_error err;
 	struct aeth_config *cfg = NULL;
 	char msg[600];
 	int ret;
 
 	ret = aeth_k8s_translate(base, strlen(base), list, r, &err);
-	aeth_config_error_format(&err, msg, sizeof(msg));
+	aeth_error_format(&err, msg, sizeof(msg));
 	cr_assert_eq(ret, 0, "translate: %s", msg);
 	ret = aeth_config_parse(r->text, r->len, &cfg, &err);
-	aeth_config_error_format(&err, msg, sizeof(msg));
+	aeth_error_format(&err, msg, sizeof(msg));
 	cr_assert_eq(ret, 0, "output invalid: %s", msg);
 	aeth_config_free(cfg);
 }
@@ -823,7 +823,7 @@ Test(k8s, limits_of_the_document_leave_out_that_service)
 
 Test(k8s, refuses_what_is_not_a_list_or_a_base_without_kubernetes)
 {
-	struct aeth_config_error err;
+	struct aeth_error err;
 	struct aeth_k8s_result r;
 	json_t *list = fixture(), *notlist = json_pack("{s:s}", "kind", "Service");
 	char *base = base_with("\"kubernetes\"", "\"x\": 1, \"kubernetes_off\"");
@@ -832,17 +832,17 @@ Test(k8s, refuses_what_is_not_a_list_or_a_base_without_kubernetes)
 
 	cr_assert_eq(aeth_k8s_translate(base_text, strlen(base_text), notlist, &r,
 					&err), -EINVAL);
-	aeth_config_error_format(&err, msg, sizeof(msg));
+	aeth_error_format(&err, msg, sizeof(msg));
 	cr_assert_str_eq(msg, "objects: not a Kubernetes List (kind List and an "
 			 "items array)");
 	cr_assert_eq(aeth_k8s_translate(base, strlen(base), list, &r, &err), -EINVAL);
-	aeth_config_error_format(&err, msg, sizeof(msg));
+	aeth_error_format(&err, msg, sizeof(msg));
 	cr_assert_str_eq(msg, "x: unknown field");
 	nok8s = calloc(1, strlen(base_text) + 1);
 	memcpy(nok8s, base_text, strstr(base_text, ",\n  \"kubernetes\"") - base_text);
 	strcat(nok8s, "\n}\n");
 	cr_assert_eq(aeth_k8s_translate(nok8s, strlen(nok8s), list, &r, &err), -EINVAL);
-	aeth_config_error_format(&err, msg, sizeof(msg));
+	aeth_error_format(&err, msg, sizeof(msg));
 	cr_assert_str_eq(msg, "kubernetes: is required to serve Kubernetes Services");
 	free(nok8s);
 	free(base);
@@ -853,12 +853,12 @@ Test(k8s, refuses_what_is_not_a_list_or_a_base_without_kubernetes)
 static void config_fails(const char *from, const char *to, const char *want)
 {
 	char *text = base_with(from, to), msg[600];
-	struct aeth_config_error err;
+	struct aeth_error err;
 	struct aeth_config *cfg = NULL;
 
 	cr_assert_eq(aeth_config_parse(text, strlen(text), &cfg, &err), -EINVAL,
 		     "accepted: %s", to);
-	aeth_config_error_format(&err, msg, sizeof(msg));
+	aeth_error_format(&err, msg, sizeof(msg));
 	cr_assert_str_eq(msg, want);
 	cr_assert_null(cfg);
 	free(text);
