@@ -246,54 +246,63 @@ static void claim_slot(struct mg_fill *f, struct mg_state *s)
 		enter_late_phase(f);
 }
 
-int aeth_maglev_build(const struct aeth_maglev_backend *backends, size_t n,
-		      const uint8_t seed[16], uint32_t size, uint32_t *table)
+/* The working set of one build, freed together. */
+struct mg_work {
+	const struct aeth_maglev_backend **order;
+	struct mg_state *st;
+	struct mg_group *groups;
+	uint64_t *heap, *members;
+	size_t live, n_groups;
+	struct mg_fill fill;
+};
+
+static void work_free(struct mg_work *w)
 {
-	const struct aeth_maglev_backend **order = NULL;
-	struct mg_state *st = NULL;
-	struct mg_group *groups = NULL;
-	uint64_t *heap = NULL, *members = NULL;
-	struct mg_fill fill = { .table = table, .size = size, .left = size };
-	size_t i, live = 0, n_groups = 0;
-	int err = 0;
+	free(w->fill.free);
+	free(w->fill.used);
+	free(w->groups);
+	free(w->members);
+	free(w->heap);
+	free(w->st);
+	free(w->order);
+}
 
-	if (!table || (n && !backends) || !seed || size > AETH_MAX_TABLE_SIZE ||
-	    !is_prime(size))
-		return -EINVAL;
+static int work_alloc(struct mg_work *w, size_t n, uint32_t size)
+{
+	w->order = calloc(n, sizeof(*w->order));
+	w->st = calloc(n, sizeof(*w->st));
+	w->heap = calloc(n + 1, sizeof(*w->heap));
+	w->members = calloc(n, sizeof(*w->members));
+	w->groups = calloc(n, sizeof(*w->groups));
+	w->fill.used = calloc(size / 64 + 1, sizeof(*w->fill.used));
+	if (!w->order || !w->st || !w->heap || !w->members || !w->groups ||
+	    !w->fill.used)
+		return -ENOMEM;
+	return 0;
+}
 
-	for (i = 0; i < size; i++)
-		table[i] = AETH_NO_BACKEND;
-	if (n == 0)
-		return 0;
-	if (n > AETH_MAX_BACKENDS)
-		return -E2BIG;
+/* The canonical order makes the table independent of input order; a
+ * reserved id or a duplicate address is refused. */
+static int canonical_order(struct mg_work *w,
+			   const struct aeth_maglev_backend *backends, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		w->order[i] = &backends[i];
+	qsort(w->order, n, sizeof(*w->order), backend_cmp);
+	for (size_t i = 0; i < n; i++)
+		if (w->order[i]->id == AETH_NO_BACKEND ||
+		    (i && ip_cmp(&w->order[i - 1]->ip, &w->order[i]->ip) == 0))
+			return -EINVAL;
+	return 0;
+}
 
-	order = calloc(n, sizeof(*order));
-	st = calloc(n, sizeof(*st));
-	heap = calloc(n + 1, sizeof(*heap));
-	members = calloc(n, sizeof(*members));
-	groups = calloc(n, sizeof(*groups));
-	fill.used = calloc(size / 64 + 1, sizeof(*fill.used));
-	if (!order || !st || !heap || !members || !groups || !fill.used) {
-		err = -ENOMEM;
-		goto out;
-	}
-
-	/* The canonical order makes the table independent of input order. */
-	for (i = 0; i < n; i++)
-		order[i] = &backends[i];
-	qsort(order, n, sizeof(*order), backend_cmp);
-	for (i = 0; i < n; i++) {
-		if (order[i]->id == AETH_NO_BACKEND ||
-		    (i && ip_cmp(&order[i - 1]->ip, &order[i]->ip) == 0)) {
-			err = -EINVAL;
-			goto out;
-		}
-	}
-
-	for (i = 0; i < n; i++) {
-		const struct aeth_maglev_backend *be = order[i];
-		struct mg_state *s = &st[live];
+/* One permutation state per backend of non-zero weight. */
+static void init_states(struct mg_work *w, size_t n, const uint8_t seed[16],
+			uint32_t size)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct aeth_maglev_backend *be = w->order[i];
+		struct mg_state *s = &w->st[w->live];
 
 		if (be->weight == 0)
 			continue;
@@ -303,74 +312,109 @@ int aeth_maglev_build(const struct aeth_maglev_backend *backends, size_t n,
 		s->skip = (uint32_t)(addr_hash(seed, &be->ip, 2) % (size - 1)) + 1;
 		s->next = s->offset;
 		/* stride <= 2^32 and rank < 2^14: sorts by stride, then rank */
-		members[live] = s->stride << RANK_BITS | live;
-		live++;
+		w->members[w->live] = s->stride << RANK_BITS | w->live;
+		w->live++;
 	}
-	if (live == 0)
-		goto out;
+}
 
-	while ((uint64_t)fill.late_at * fill.late_at * LATE_RATIO < size)
-		fill.late_at++;
-	if (fill.late_at > size)
-		fill.late_at = size;
+/* The late phase (a free list instead of probing) starts when about
+ * sqrt(size / LATE_RATIO) slots are left. */
+static int init_fill(struct mg_fill *f, uint32_t size)
+{
+	while ((uint64_t)f->late_at * f->late_at * LATE_RATIO < size)
+		f->late_at++;
+	if (f->late_at > size)
+		f->late_at = size;
 	/* The free list only ever holds the last late_at slots. */
-	fill.free = malloc(fill.late_at * sizeof(*fill.free));
-	if (!fill.free) {
-		err = -ENOMEM;
-		goto out;
-	}
-	fill.barrett = UINT64_MAX / size;
-	if (fill.left <= fill.late_at)
-		enter_late_phase(&fill);
+	f->free = malloc(f->late_at * sizeof(*f->free));
+	if (!f->free)
+		return -ENOMEM;
+	f->barrett = UINT64_MAX / size;
+	if (f->left <= f->late_at)
+		enter_late_phase(f);
+	return 0;
+}
 
-	/* Group by weight. With one weight this is the paper's round robin
-	 * with a heap of one entry; with a few weights the heap stays tiny. */
-	qsort(members, live, sizeof(*members), u64_cmp);
-	for (i = 0; i < live; i++) {
-		struct mg_state *s = &st[members[i] & RANK_MASK];
-		struct mg_group *g = &groups[n_groups];
+/* Group by weight. With one weight this is the paper's round robin with a
+ * heap of one entry; with a few weights the heap stays tiny. */
+static void group_by_weight(struct mg_work *w)
+{
+	qsort(w->members, w->live, sizeof(*w->members), u64_cmp);
+	for (size_t i = 0; i < w->live; i++) {
+		struct mg_state *s = &w->st[w->members[i] & RANK_MASK];
+		struct mg_group *g = &w->groups[w->n_groups];
 
-		if (i == 0 || s->stride != groups[n_groups - 1].stride) {
+		if (i == 0 || s->stride != w->groups[w->n_groups - 1].stride) {
 			g->stride = s->stride;
 			g->pass = s->stride;
 			g->first = (uint32_t)i;
-			heap[n_groups++] = g->pass << RANK_BITS | (members[i] & RANK_MASK);
+			w->heap[w->n_groups++] = g->pass << RANK_BITS |
+						 (w->members[i] & RANK_MASK);
 		}
-		groups[n_groups - 1].count++;
-		s->group = (uint32_t)(n_groups - 1);
-		members[i] &= RANK_MASK;
+		w->groups[w->n_groups - 1].count++;
+		s->group = (uint32_t)(w->n_groups - 1);
+		w->members[i] &= RANK_MASK;
 	}
-	if (n_groups == 1) {
-		/* The common case, without the bookkeeping. */
-		while (fill.left)
-			for (i = 0; i < live && fill.left; i++)
-				claim_slot(&fill, &st[i]);
-		goto out;
-	}
-	heap[n_groups] = UINT64_MAX;
-	for (i = n_groups / 2; i-- > 0;)
-		heap_sift_down(heap, n_groups, i);
+}
 
-	while (fill.left) {
-		struct mg_state *s = &st[heap[0] & RANK_MASK];
-		struct mg_group *g = &groups[s->group];
+static void fill_weighted(struct mg_work *w)
+{
+	uint64_t *heap = w->heap;
+	size_t ng = w->n_groups;
 
-		claim_slot(&fill, s);
+	heap[ng] = UINT64_MAX;
+	for (size_t i = ng / 2; i-- > 0;)
+		heap_sift_down(heap, ng, i);
+	while (w->fill.left) {
+		struct mg_state *s = &w->st[heap[0] & RANK_MASK];
+		struct mg_group *g = &w->groups[s->group];
+
+		claim_slot(&w->fill, s);
 		if (++g->cursor == g->count) {
 			g->cursor = 0;
 			g->pass += g->stride;
 		}
-		heap_replace_top(heap, n_groups, g->pass << RANK_BITS |
-				 members[g->first + g->cursor]);
+		heap_replace_top(heap, ng, g->pass << RANK_BITS |
+				 w->members[g->first + g->cursor]);
 	}
+}
 
-out:
-	free(fill.free);
-	free(fill.used);
-	free(groups);
-	free(members);
-	free(heap);
-	free(st);
-	free(order);
+int aeth_maglev_build(const struct aeth_maglev_backend *backends, size_t n,
+		      const uint8_t seed[16], uint32_t size, uint32_t *table)
+{
+	struct mg_work w = {
+		.fill = { .table = table, .size = size, .left = size },
+	};
+	int err;
+
+	if (!table || (n && !backends) || !seed || size > AETH_MAX_TABLE_SIZE ||
+	    !is_prime(size))
+		return -EINVAL;
+	for (uint32_t i = 0; i < size; i++)
+		table[i] = AETH_NO_BACKEND;
+	if (n == 0)
+		return 0;
+	if (n > AETH_MAX_BACKENDS)
+		return -E2BIG;
+
+	err = work_alloc(&w, n, size);
+	if (!err)
+		err = canonical_order(&w, backends, n);
+	if (!err)
+		init_states(&w, n, seed, size);
+	if (!err && w.live)
+		err = init_fill(&w.fill, size);
+	if (!err && w.live) {
+		group_by_weight(&w);
+		if (w.n_groups == 1) {
+			/* The common case, without the bookkeeping. */
+			while (w.fill.left)
+				for (size_t i = 0; i < w.live && w.fill.left; i++)
+					claim_slot(&w.fill, &w.st[i]);
+		} else {
+			fill_weighted(&w);
+		}
+	}
+	work_free(&w);
 	return err;
 }
