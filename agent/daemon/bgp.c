@@ -131,11 +131,11 @@ static void mark_peers(struct aeth_bgp *g, const char *state)
 static void speaker_start(struct aeth_bgp *g, const struct aeth_cfg_bgp *cfg,
 			  struct aeth_ip *vips, size_t n)
 {
-	char err[512];
+	struct aeth_error err = { 0 };
 	pid_t pid;
 
 	if (write_conf(g, cfg, vips, n) == 0) {
-		pid = aeth_bird_start(&g->bird, err, sizeof(err));
+		pid = aeth_bird_start(&g->bird, &err);
 		if (pid > 0) {
 			log_info("bgp: bird started (pid %d), announcing %zu VIPs",
 				 (int)pid, n);
@@ -147,7 +147,8 @@ static void speaker_start(struct aeth_bgp *g, const struct aeth_cfg_bgp *cfg,
 			mark_peers(g, "idle");
 			return;
 		}
-		log_err("bgp: %s; retrying in %u ms", err, g->backoff_ms);
+		log_err("bgp: %s; retrying in %u ms", err.message,
+			g->backoff_ms);
 	}
 	free(vips);
 	g->start_failures++;

@@ -134,8 +134,9 @@ static int wait_foreground(pid_t child, int *status)
 	return -ETIMEDOUT;
 }
 
-static void start_error(const struct aeth_bird *b, const char *what,
-			char *err, size_t errlen)
+/* what, and the first lines BIRD printed, into err; returns code. */
+static int start_error(const struct aeth_bird *b, int code, const char *what,
+		       struct aeth_error *err)
 {
 	char out[400] = "";
 	char *nl;
@@ -145,10 +146,11 @@ static void start_error(const struct aeth_bird *b, const char *what,
 		*nl = ' ';
 	if ((nl = strchr(out, '\n')))
 		*nl = '\0';
-	snprintf(err, errlen, "%s%s%s", what, out[0] ? ": " : "", out);
+	return aeth_fail(err, code, "", "%s%s%s", what, out[0] ? ": " : "",
+			 out);
 }
 
-pid_t aeth_bird_start(const struct aeth_bird *b, char *err, size_t errlen)
+pid_t aeth_bird_start(const struct aeth_bird *b, struct aeth_error *err)
 {
 	int status = 0, ret;
 	pid_t child, pid;
@@ -156,28 +158,23 @@ pid_t aeth_bird_start(const struct aeth_bird *b, char *err, size_t errlen)
 	unlink(b->pidfile);
 	child = fork();
 	if (child < 0) {
-		snprintf(err, errlen, "fork: %s", strerror(errno));
-		return -errno;
+		ret = -errno;
+		return aeth_fail(err, ret, "", "fork: %s", strerror(-ret));
 	}
 	if (child == 0)
 		exec_bird(b);
 	ret = wait_foreground(child, &status);
-	if (ret) {
-		start_error(b, "bird did not start in 5 s", err, errlen);
-		return ret;
-	}
-	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
-		start_error(b, "bird refused to start", err, errlen);
-		return -ECHILD;
-	}
+	if (ret)
+		return start_error(b, ret, "bird did not start in 5 s", err);
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		return start_error(b, -ECHILD, "bird refused to start", err);
 	for (int i = 0; i < 100; i++) {
 		pid = aeth_bird_find(b);
 		if (pid > 0)
 			return pid;
 		sleep_ms(10);
 	}
-	start_error(b, "bird started but wrote no pid file", err, errlen);
-	return -ESRCH;
+	return start_error(b, -ESRCH, "bird started but wrote no pid file", err);
 }
 
 int aeth_bird_stop(pid_t pid, int timeout_ms)

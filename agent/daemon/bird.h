@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "error.h"
+
 struct aeth_bird {
 	char dir[PATH_MAX];
 	char conf[PATH_MAX];	/* bird.conf, written by us */
@@ -29,7 +31,7 @@ bool aeth_bird_alive(pid_t pid);
 /* Start the daemon on b->conf (already written). It detaches itself, so it
  * outlives the agent. Returns its pid, or a negative errno with err filled
  * (BIRD's own message when it refused to start). */
-pid_t aeth_bird_start(const struct aeth_bird *b, char *err, size_t errlen);
+pid_t aeth_bird_start(const struct aeth_bird *b, struct aeth_error *err);
 
 /* SIGTERM (BIRD closes its sessions with a notification), then wait up to
  * timeout_ms for it to go. Returns 0, or -ETIMEDOUT. */

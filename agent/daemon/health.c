@@ -376,7 +376,10 @@ static void hc_restart(struct hc_check *c)
 	hc_tls_free(c->tls);
 	c->tls = NULL;
 	if (c->cfg.type == AETH_HC_HTTPS) {
-		c->tls = hc_tls_new(&c->cfg, c->tls_error, sizeof(c->tls_error));
+		struct aeth_error err = { 0 };
+
+		c->tls = hc_tls_new(&c->cfg, &err);
+		aeth_error_format(&err, c->tls_error, sizeof(c->tls_error));
 		/* every probe fails until the settings change: say why once */
 		if (!c->tls)
 			log_warn("health check of backend %s of %s: %s",

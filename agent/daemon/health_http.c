@@ -54,13 +54,13 @@ static int verify_cb(int preverify_ok, X509_STORE_CTX *store)
 	return preverify_ok;
 }
 
-struct hc_tls *hc_tls_new(const struct aeth_cfg_health *cfg, char *err,
-			  size_t len)
+struct hc_tls *hc_tls_new(const struct aeth_cfg_health *cfg,
+			  struct aeth_error *err)
 {
 	struct hc_tls *tls = calloc(1, sizeof(*tls));
 
 	if (!tls || !(tls->ctx = SSL_CTX_new(TLS_client_method()))) {
-		snprintf(err, len, "TLS: out of memory");
+		aeth_fail(err, -ENOMEM, "", "TLS: out of memory");
 		free(tls);
 		return NULL;
 	}
@@ -69,13 +69,14 @@ struct hc_tls *hc_tls_new(const struct aeth_cfg_health *cfg, char *err,
 		 cfg->server_name);
 	tls->verify = cfg->ca[0] != '\0';
 	if (tls->verify && access(cfg->ca, R_OK) < 0) {
-		snprintf(err, len, "ca %s: %s", cfg->ca, strerror(errno));
+		aeth_fail(err, -errno, "", "ca %s: %s", cfg->ca, strerror(errno));
 		hc_tls_free(tls);
 		return NULL;
 	}
 	if (tls->verify &&
 	    SSL_CTX_load_verify_locations(tls->ctx, cfg->ca, NULL) != 1) {
-		snprintf(err, len, "ca %s: no PEM certificate in it", cfg->ca);
+		aeth_fail(err, -EINVAL, "", "ca %s: no PEM certificate in it",
+			  cfg->ca);
 		ERR_clear_error();
 		hc_tls_free(tls);
 		return NULL;

@@ -18,8 +18,8 @@ typedef void (*hc_http_done)(void *arg, bool ok, const char *reason);
 
 /* TLS settings of an https check: the CA bundle loaded once. NULL with
  * err filled when the CA cannot be loaded. */
-struct hc_tls *hc_tls_new(const struct aeth_cfg_health *cfg, char *err,
-			  size_t len);
+struct hc_tls *hc_tls_new(const struct aeth_cfg_health *cfg,
+			  struct aeth_error *err);
 void hc_tls_free(struct hc_tls *tls);
 
 /* GET cfg->path from addr:cfg->port (addr as inet_ntop prints it), over

@@ -14,7 +14,7 @@
 #define SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
 #define MAX_BODY (64u << 20)
 
-int k8s_creds_in_cluster(struct k8s_creds *c, char *msg, size_t len)
+int k8s_creds_in_cluster(struct k8s_creds *c, struct aeth_error *err)
 {
 	const char *host = getenv("KUBERNETES_SERVICE_HOST");
 	const char *port = getenv("KUBERNETES_SERVICE_PORT");
@@ -23,9 +23,9 @@ int k8s_creds_in_cluster(struct k8s_creds *c, char *msg, size_t len)
 
 	memset(c, 0, sizeof(*c));
 	if (!host || !port) {
-		snprintf(msg, len, "not in a cluster (KUBERNETES_SERVICE_HOST "
-			 "unset): give --kubeconfig");
-		return -ENOENT;
+		return aeth_fail(err, -ENOENT, "", "not in a cluster "
+				 "(KUBERNETES_SERVICE_HOST unset): give "
+				 "--kubeconfig");
 	}
 	snprintf(c->server, sizeof(c->server), strchr(host, ':') ?
 		 "https://[%s]:%s" : "https://%s:%s", host, port);
@@ -102,8 +102,8 @@ static int file_or_data(json_t *obj, const char *file_key, const char *data_key,
 	return d ? b64_decode(d, blob) : 0;
 }
 
-int k8s_creds_kubeconfig(const char *path, struct k8s_creds *c, char *msg,
-			 size_t len)
+int k8s_creds_kubeconfig(const char *path, struct k8s_creds *c,
+			 struct aeth_error *err)
 {
 	json_error_t jerr;
 	json_t *doc, *ctx, *cl, *user;
@@ -113,7 +113,7 @@ int k8s_creds_kubeconfig(const char *path, struct k8s_creds *c, char *msg,
 	memset(c, 0, sizeof(*c));
 	/* JSON (kubectl config view -o json), else YAML */
 	doc = json_load_file(path, 0, &jerr);
-	if (!doc && !(doc = aeth_yaml_load_file(path, msg, len)))
+	if (!doc && !(doc = aeth_yaml_load_file(path, err)))
 		return -EINVAL;
 	cur = json_string_value(json_object_get(doc, "current-context"));
 	ctx = named(doc, "contexts", cur, "context");
@@ -123,8 +123,8 @@ int k8s_creds_kubeconfig(const char *path, struct k8s_creds *c, char *msg,
 		     "user");
 	server = json_string_value(json_object_get(cl, "server"));
 	if (!ctx || !cl || !server || strncmp(server, "https://", 8)) {
-		snprintf(msg, len, "%s: current-context needs a cluster with an "
-			 "https:// server", path);
+		aeth_fail(err, -EINVAL, path, "current-context needs a cluster "
+			  "with an https:// server");
 		goto out;
 	}
 	snprintf(c->server, sizeof(c->server), "%.*s",
@@ -143,7 +143,7 @@ int k8s_creds_kubeconfig(const char *path, struct k8s_creds *c, char *msg,
 			 c->cert_file, sizeof(c->cert_file), &c->cert) ||
 	    file_or_data(user, "client-key", "client-key-data",
 			 c->key_file, sizeof(c->key_file), &c->key)) {
-		snprintf(msg, len, "%s: a *-data field is not base64", path);
+		aeth_fail(err, -EINVAL, path, "a *-data field is not base64");
 		goto out;
 	}
 	ret = 0;

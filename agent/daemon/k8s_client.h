@@ -11,6 +11,8 @@
 
 #include <jansson.h>
 
+#include "error.h"
+
 struct k8s_blob {
 	char *data;
 	size_t len;
@@ -30,11 +32,11 @@ struct k8s_creds {
 
 /* The service account of the pod: KUBERNETES_SERVICE_HOST/_PORT and
  * /var/run/secrets/kubernetes.io/serviceaccount. 0 or -errno, why in msg. */
-int k8s_creds_in_cluster(struct k8s_creds *c, char *msg, size_t len);
+int k8s_creds_in_cluster(struct k8s_creds *c, struct aeth_error *err);
 /* A kubeconfig (its current context), YAML as kubectl writes it or JSON.
  * 0 or -errno, why in msg. */
-int k8s_creds_kubeconfig(const char *path, struct k8s_creds *c, char *msg,
-			 size_t len);
+int k8s_creds_kubeconfig(const char *path, struct k8s_creds *c,
+			 struct aeth_error *err);
 void k8s_creds_free(struct k8s_creds *c);
 
 struct k8s_resp {

@@ -201,13 +201,16 @@ void aeth_k8s_watch_set_base(struct aeth_k8s_watch *w, const char *text,
 
 static int open_creds(struct aeth_k8s_watch *w, const char *kubeconfig)
 {
-	char msg[600];
+	struct aeth_error err = { 0 };
+	char msg[800];
 	int ret;
 
-	ret = kubeconfig ? k8s_creds_kubeconfig(kubeconfig, &w->creds, msg, sizeof(msg))
-			 : k8s_creds_in_cluster(&w->creds, msg, sizeof(msg));
-	if (ret)
+	ret = kubeconfig ? k8s_creds_kubeconfig(kubeconfig, &w->creds, &err)
+			 : k8s_creds_in_cluster(&w->creds, &err);
+	if (ret) {
+		aeth_error_format(&err, msg, sizeof(msg));
 		log_err("kubernetes: %s", msg);
+	}
 	return ret;
 }
 

@@ -59,7 +59,7 @@ static json_t *convert(yaml_document_t *doc, yaml_node_t *n, int depth)
 	return out;
 }
 
-json_t *aeth_yaml_load_file(const char *path, char *msg, size_t len)
+json_t *aeth_yaml_load_file(const char *path, struct aeth_error *err)
 {
 	yaml_parser_t parser;
 	yaml_document_t doc;
@@ -68,23 +68,25 @@ json_t *aeth_yaml_load_file(const char *path, char *msg, size_t len)
 
 	f = fopen(path, "r");
 	if (!f) {
-		snprintf(msg, len, "%s: %s", path, strerror(errno));
+		aeth_fail(err, -errno, path, "%s", strerror(errno));
 		return NULL;
 	}
 	if (!yaml_parser_initialize(&parser)) {
 		fclose(f);
-		snprintf(msg, len, "%s: out of memory", path);
+		aeth_fail(err, -ENOMEM, path, "out of memory");
 		return NULL;
 	}
 	yaml_parser_set_input_file(&parser, f);
 	if (!yaml_parser_load(&parser, &doc)) {
-		snprintf(msg, len, "%s: line %zu, column %zu: %s", path,
-			 parser.problem_mark.line + 1, parser.problem_mark.column + 1,
-			 parser.problem ? parser.problem : "not YAML");
+		aeth_fail(err, -EINVAL, path, "line %zu, column %zu: %s",
+			  parser.problem_mark.line + 1,
+			  parser.problem_mark.column + 1,
+			  parser.problem ? parser.problem : "not YAML");
 	} else {
 		out = convert(&doc, yaml_document_get_root_node(&doc), 0);
 		if (!out)
-			snprintf(msg, len, "%s: empty, or nested too deep", path);
+			aeth_fail(err, -EINVAL, path,
+				  "empty, or nested too deep");
 		yaml_document_delete(&doc);
 	}
 	yaml_parser_delete(&parser);

@@ -7,9 +7,11 @@
 
 #include <jansson.h>
 
+#include "error.h"
+
 /* The first document of the file; plain true/false become booleans, ~ and
  * null null, every other scalar a string. NULL with msg filled (line and
  * column) when it cannot be read. */
-json_t *aeth_yaml_load_file(const char *path, char *msg, size_t len);
+json_t *aeth_yaml_load_file(const char *path, struct aeth_error *err);
 
 #endif /* AETHER_YAML_JSON_H */

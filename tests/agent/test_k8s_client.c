@@ -10,6 +10,26 @@
 
 #include "k8s_client.h"
 
+/* The credentials' error as one line ("path: message"), as the agent logs it. */
+static int kubeconfig_creds(const char *path, struct k8s_creds *c, char *msg,
+			    size_t len)
+{
+	struct aeth_error err = { 0 };
+	int ret = k8s_creds_kubeconfig(path, c, &err);
+
+	aeth_error_format(&err, msg, len);
+	return ret;
+}
+
+static int in_cluster_creds(struct k8s_creds *c, char *msg, size_t len)
+{
+	struct aeth_error err = { 0 };
+	int ret = k8s_creds_in_cluster(c, &err);
+
+	aeth_error_format(&err, msg, len);
+	return ret;
+}
+
 static char path[64];
 
 static void write_kubeconfig(const char *user, const char *cluster)
@@ -49,7 +69,7 @@ Test(k8s_client, kubeconfig_with_a_token_and_a_ca_file)
 	write_kubeconfig("{\"token\": \"abc.def\"}",
 			 "{\"server\": \"https://192.0.2.1:6443/\", "
 			 "\"certificate-authority\": \"/etc/ca.crt\"}");
-	cr_assert_eq(k8s_creds_kubeconfig(path, &c, msg, sizeof(msg)), 0, "%s", msg);
+	cr_assert_eq(kubeconfig_creds(path, &c, msg, sizeof(msg)), 0, "%s", msg);
 	cr_assert_str_eq(c.server, "https://192.0.2.1:6443");
 	cr_assert_str_eq(c.ca_file, "/etc/ca.crt");
 	cr_assert_str_eq(c.token, "abc.def");
@@ -69,7 +89,7 @@ Test(k8s_client, kubeconfig_with_inline_certificates_and_a_token_file)
 			 "{\"server\": \"https://[2001:db8::1]:6443\", "
 			 "\"certificate-authority-data\": \"Y2E=\", "
 			 "\"insecure-skip-tls-verify\": true}");
-	cr_assert_eq(k8s_creds_kubeconfig(path, &c, msg, sizeof(msg)), 0, "%s", msg);
+	cr_assert_eq(kubeconfig_creds(path, &c, msg, sizeof(msg)), 0, "%s", msg);
 	cr_assert_eq(c.cert.len, 18);
 	cr_assert_eq(memcmp(c.cert.data, "-----BEGIN X-----\n", 18), 0);
 	cr_assert_eq(c.key.len, 3);
@@ -88,14 +108,14 @@ Test(k8s_client, kubeconfig_refusals_say_why)
 	char msg[300];
 
 	write_kubeconfig("{}", "{\"server\": \"http://192.0.2.1:8080\"}");
-	cr_assert_eq(k8s_creds_kubeconfig(path, &c, msg, sizeof(msg)), -EINVAL);
+	cr_assert_eq(kubeconfig_creds(path, &c, msg, sizeof(msg)), -EINVAL);
 	cr_assert(strstr(msg, "needs a cluster with an https:// server"), "%s", msg);
 	teardown();
 	write_kubeconfig("{\"client-key-data\": \"not base64!\"}",
 			 "{\"server\": \"https://192.0.2.1\"}");
-	cr_assert_eq(k8s_creds_kubeconfig(path, &c, msg, sizeof(msg)), -EINVAL);
+	cr_assert_eq(kubeconfig_creds(path, &c, msg, sizeof(msg)), -EINVAL);
 	cr_assert(strstr(msg, "a *-data field is not base64"), "%s", msg);
-	cr_assert_eq(k8s_creds_kubeconfig("/nonexistent/kubeconfig", &c, msg,
+	cr_assert_eq(kubeconfig_creds("/nonexistent/kubeconfig", &c, msg,
 					  sizeof(msg)), -EINVAL);
 	cr_assert(strstr(msg, "/nonexistent/kubeconfig: No such file"), "%s", msg);
 }
@@ -106,11 +126,11 @@ Test(k8s_client, in_cluster_needs_the_service_environment)
 	char msg[300];
 
 	unsetenv("KUBERNETES_SERVICE_HOST");
-	cr_assert_eq(k8s_creds_in_cluster(&c, msg, sizeof(msg)), -ENOENT);
+	cr_assert_eq(in_cluster_creds(&c, msg, sizeof(msg)), -ENOENT);
 	cr_assert(strstr(msg, "give --kubeconfig"), "%s", msg);
 	setenv("KUBERNETES_SERVICE_HOST", "fd00::1", 1);
 	setenv("KUBERNETES_SERVICE_PORT", "443", 1);
-	cr_assert_eq(k8s_creds_in_cluster(&c, msg, sizeof(msg)), 0);
+	cr_assert_eq(in_cluster_creds(&c, msg, sizeof(msg)), 0);
 	cr_assert_str_eq(c.server, "https://[fd00::1]:443");
 	cr_assert_str_eq(c.token_file,
 			 "/var/run/secrets/kubernetes.io/serviceaccount/token");
@@ -146,7 +166,7 @@ Test(k8s_client, kubeconfig_in_yaml_as_kubectl_writes_it)
 	      "  user:\n"
 	      "    token: \"tok-123\"\n", f);
 	fclose(f);
-	cr_assert_eq(k8s_creds_kubeconfig(path, &c, msg, sizeof(msg)), 0, "%s", msg);
+	cr_assert_eq(kubeconfig_creds(path, &c, msg, sizeof(msg)), 0, "%s", msg);
 	cr_assert_str_eq(c.server, "https://192.0.2.1:6443");
 	cr_assert_str_eq(c.token, "tok-123");
 	cr_assert_eq(c.ca.len, 2);
@@ -158,6 +178,6 @@ Test(k8s_client, kubeconfig_in_yaml_as_kubectl_writes_it)
 	f = fopen(path, "w");
 	fputs("clusters:\n  - a\n b: [\n", f);
 	fclose(f);
-	cr_assert_eq(k8s_creds_kubeconfig(path, &c, msg, sizeof(msg)), -EINVAL);
+	cr_assert_eq(kubeconfig_creds(path, &c, msg, sizeof(msg)), -EINVAL);
 	cr_assert(strstr(msg, "line "), "%s", msg);
 }

@@ -41,12 +41,13 @@ TestSuite(bird, .init = setup, .fini = teardown);
 
 Test(bird, start_find_command_stop)
 {
-	char err[512], reply[2048];
+	struct aeth_error err = { 0 };
+	char reply[2048];
 	pid_t pid;
 
 	cr_assert_eq(aeth_bird_write_conf(&bird, good_conf), 0);
-	pid = aeth_bird_start(&bird, err, sizeof(err));
-	cr_assert_gt(pid, 0, "start: %s", err);
+	pid = aeth_bird_start(&bird, &err);
+	cr_assert_gt(pid, 0, "start: %s", err.message);
 	cr_expect_eq(aeth_bird_find(&bird), pid);
 	cr_expect(aeth_bird_alive(pid));
 
@@ -83,23 +84,25 @@ Test(bird, start_find_command_stop)
 
 Test(bird, refused_config_says_why)
 {
-	char err[512];
+	struct aeth_error err = { 0 };
 
 	cr_assert_eq(aeth_bird_write_conf(&bird, "protocol nonsense {}\n"), 0);
-	cr_expect_lt(aeth_bird_start(&bird, err, sizeof(err)), 0);
-	cr_expect(strstr(err, "bird refused to start"), "err: %s", err);
-	cr_expect(strstr(err, "bird.conf"), "BIRD's own message: %s", err);
+	cr_expect_lt(aeth_bird_start(&bird, &err), 0);
+	cr_expect(strstr(err.message, "bird refused to start"), "err: %s",
+		  err.message);
+	cr_expect(strstr(err.message, "bird.conf"), "BIRD's own message: %s",
+		  err.message);
 	cr_expect_eq(aeth_bird_find(&bird), 0);
 }
 
 Test(bird, missing_binary_says_why)
 {
-	char err[512];
+	struct aeth_error err = { 0 };
 
 	cr_assert_eq(aeth_bird_write_conf(&bird, good_conf), 0);
 	setenv("PATH", "/nonexistent", 1);
-	cr_expect_lt(aeth_bird_start(&bird, err, sizeof(err)), 0);
-	cr_expect(strstr(err, "cannot run bird"), "err: %s", err);
+	cr_expect_lt(aeth_bird_start(&bird, &err), 0);
+	cr_expect(strstr(err.message, "cannot run bird"), "err: %s", err.message);
 }
 
 Test(bird, stale_pid_file_is_not_bird)
