@@ -49,6 +49,12 @@ struct daemon {
 	struct aeth_health *health;
 	const struct aeth_node_hint *node;
 	struct aeth_k8s_watch *k8s;	/* --kubernetes */
+	/* what run() starts after the first apply, stopped in reverse */
+	struct aeth_metrics *metrics;
+	struct aeth_api *api;
+	struct aeth_watch *watch;
+	struct aeth_node_watch *node_watch;
+	struct event *ev_term, *ev_int;
 };
 
 static void usage(FILE *f)
@@ -381,19 +387,144 @@ static struct aeth_metrics *start_metrics(struct event_base *base,
 	return m;
 }
 
+/* Read and check the document, refuse to take over what another agent
+ * runs, and open (or re-open) the pinned maps sized by the document. */
+static int open_agent(const struct options *o, struct aeth_agent *a,
+		      const char *text, size_t len)
+{
+	struct aeth_error cerr = { 0 };
+	struct aeth_config *cfg = NULL;
+	char errbuf[600];
+	int err;
+
+	/* the document sizes the connection table: validate it first */
+	err = aeth_config_parse(text, len, &cfg, &cerr);
+	if (err) {
+		aeth_error_format(&cerr, errbuf, sizeof(errbuf));
+		log_err("%s: %s", o->config, errbuf);
+		return err;
+	}
+	err = refuse_takeover(o, cfg);	/* logs why */
+	if (!err) {
+		err = aeth_loader_open(a, o->pin_dir, cfg->ct_max_entries,
+				       errbuf, sizeof(errbuf));
+		if (err)
+			log_err("%s", errbuf);
+	}
+	aeth_config_free(cfg);
+	return err;
+}
+
+/* The first apply: the program attached and the maps filled before any
+ * other source of change starts. */
+static int first_apply(const struct options *o, struct daemon *d,
+		       const char *text, size_t len)
+{
+	struct aeth_agent *a = &d->agent;
+	struct aeth_apply_result res;
+
+	d->health = aeth_health_start(d->base, health_changed, d);
+	if (!d->health)
+		log_warn("health checks unavailable: %s", strerror(errno));
+	a->backend_up = backend_up;
+	a->backend_up_arg = d;
+	a->on_applied = on_applied;
+	a->complete = complete_node;
+	d->node = &o->node;
+	a->precheck = precheck;
+
+	if (aeth_apply_text(a, text, len, "file", &res))
+		return -EINVAL;
+	if (!a->status.attached) {
+		log_err("not attached to every interface of %s", o->config);
+		return -ENODEV;
+	}
+	return 0;
+}
+
+/* The sources of change and the listeners, each logged when it fails. */
+static int start_services(const struct options *o, struct daemon *d,
+			  const char *text, size_t len)
+{
+	struct aeth_agent *a = &d->agent;
+	char statebuf[PATH_MAX];
+
+	if (strcmp(o->metrics, "none") &&
+	    !(d->metrics = start_metrics(d->base, o->metrics, a)))
+		return -1;
+	d->api = aeth_api_start(d->base, o->socket, a);
+	if (!d->api)
+		return -1;
+	/* BIRD's files live beside the API socket */
+	a->bgp = aeth_bgp_start(d->base, a, state_dir(o->socket, statebuf,
+						      sizeof(statebuf)));
+	if (!a->bgp) {
+		log_err("BGP supervisor: %s", strerror(errno));
+		return -1;
+	}
+	a->status.scrape_more = aeth_bgp_scrape;
+	a->status.scrape_more_arg = a->bgp;
+	d->watch = aeth_watch_start(d->base, o->config, WATCH_DEBOUNCE_MS, text,
+				    len, on_file, d);
+	if (!d->watch) {
+		log_err("watching %s: %s", o->config, strerror(errno));
+		return -1;
+	}
+	if (o->kubernetes) {
+		d->k8s = aeth_k8s_watch_start(d->base, a, o->kubeconfig, text,
+					      len);
+		if (!d->k8s)
+			return -1;
+		if (d->metrics)
+			aeth_metrics_add_source(d->metrics,
+						aeth_k8s_watch_metrics, d->k8s);
+	}
+	/* interfaces re-created and pins deleted under us */
+	d->node_watch = aeth_node_watch_start(d->base, a,
+					      AETH_NODE_WATCH_INTERVAL_MS);
+	if (!d->node_watch) {
+		log_err("watching the node: %s", strerror(errno));
+		return -1;
+	}
+	d->ev_term = evsignal_new(d->base, SIGTERM, on_stop, d);
+	d->ev_int = evsignal_new(d->base, SIGINT, on_stop, d);
+	if (!d->ev_term || !d->ev_int || event_add(d->ev_term, NULL) ||
+	    event_add(d->ev_int, NULL)) {
+		log_err("cannot handle signals");
+		return -1;
+	}
+	return 0;
+}
+
+/* Everything stopped; the program stays attached and BIRD keeps
+ * announcing for the next agent. */
+static void stop_all(struct daemon *d)
+{
+	struct aeth_agent *a = &d->agent;
+
+	if (d->ev_term)
+		event_free(d->ev_term);
+	if (d->ev_int)
+		event_free(d->ev_int);
+	aeth_node_watch_stop(d->node_watch);
+	aeth_k8s_watch_stop(d->k8s);
+	aeth_watch_stop(d->watch);
+	aeth_api_stop(d->api);
+	a->status.scrape_more = NULL;
+	aeth_bgp_stop(a->bgp);
+	if (d->metrics)
+		aeth_metrics_stop(d->metrics);
+	if (d->health)
+		aeth_health_stop(d->health);
+	aeth_loader_close(a);	/* never detaches */
+	if (d->base)
+		event_base_free(d->base);
+}
+
 static int run(const struct options *o)
 {
 	struct daemon d;
-	struct aeth_agent *a = &d.agent;
-	struct aeth_error cerr;
-	struct aeth_config *cfg = NULL;
-	struct aeth_apply_result res;
-	struct aeth_metrics *metrics = NULL;
-	struct aeth_watch *watch = NULL;
-	struct aeth_node_watch *node_watch = NULL;
-	struct aeth_api *api = NULL;
-	struct event *ev_term = NULL, *ev_int = NULL;
-	char errbuf[600], statebuf[PATH_MAX], *text = NULL;
+	char *text = NULL;
 	size_t len;
 	int err, ret = 1;
 
@@ -404,110 +535,21 @@ static int run(const struct options *o)
 			aeth_read_file_strerror(err));
 		return 1;
 	}
-	/* the document sizes the connection table: validate it first */
-	memset(&cerr, 0, sizeof(cerr));
-	if (aeth_config_parse(text, len, &cfg, &cerr)) {
-		aeth_error_format(&cerr, errbuf, sizeof(errbuf));
-		log_err("%s: %s", o->config, errbuf);
+	if (open_agent(o, &d.agent, text, len))
 		goto out;
-	}
-	if (refuse_takeover(o, cfg)) {
-		aeth_config_free(cfg);
-		goto out;
-	}
-	err = aeth_loader_open(a, o->pin_dir, cfg->ct_max_entries, errbuf,
-			       sizeof(errbuf));
-	aeth_config_free(cfg);
-	if (err) {
-		log_err("%s", errbuf);
-		goto out;
-	}
-
 	d.base = event_base_new();
 	if (!d.base) {
 		log_err("cannot create the event loop");
 		goto out;
 	}
-	d.health = aeth_health_start(d.base, health_changed, &d);
-	if (!d.health)
-		log_warn("health checks unavailable: %s", strerror(errno));
-	a->backend_up = backend_up;
-	a->backend_up_arg = &d;
-	a->on_applied = on_applied;
-	a->complete = complete_node;
-	d.node = &o->node;
-	a->precheck = precheck;
-
-	if (aeth_apply_text(a, text, len, "file", &res))
+	if (first_apply(o, &d, text, len) || start_services(o, &d, text, len))
 		goto out;
-	if (!a->status.attached) {
-		log_err("not attached to every interface of %s", o->config);
-		goto out;
-	}
-	if (strcmp(o->metrics, "none") &&
-	    !(metrics = start_metrics(d.base, o->metrics, a)))
-		goto out;
-	api = aeth_api_start(d.base, o->socket, a);
-	if (!api)
-		goto out;
-	/* BIRD's files live beside the API socket */
-	a->bgp = aeth_bgp_start(d.base, a, state_dir(o->socket, statebuf,
-						     sizeof(statebuf)));
-	if (!a->bgp) {
-		log_err("BGP supervisor: %s", strerror(errno));
-		goto out;
-	}
-	a->status.scrape_more = aeth_bgp_scrape;
-	a->status.scrape_more_arg = a->bgp;
-	watch = aeth_watch_start(d.base, o->config, WATCH_DEBOUNCE_MS, text,
-				 len, on_file, &d);
-	if (!watch) {
-		log_err("watching %s: %s", o->config, strerror(errno));
-		goto out;
-	}
-	if (o->kubernetes) {
-		d.k8s = aeth_k8s_watch_start(d.base, a, o->kubeconfig, text, len);
-		if (!d.k8s)
-			goto out;
-		if (metrics)
-			aeth_metrics_add_source(metrics, aeth_k8s_watch_metrics, d.k8s);
-	}
-	/* interfaces re-created and pins deleted under us */
-	node_watch = aeth_node_watch_start(d.base, a,
-					   AETH_NODE_WATCH_INTERVAL_MS);
-	if (!node_watch) {
-		log_err("watching the node: %s", strerror(errno));
-		goto out;
-	}
-	ev_term = evsignal_new(d.base, SIGTERM, on_stop, &d);
-	ev_int = evsignal_new(d.base, SIGINT, on_stop, &d);
-	if (!ev_term || !ev_int || event_add(ev_term, NULL) ||
-	    event_add(ev_int, NULL)) {
-		log_err("cannot handle signals");
-		goto out;
-	}
 	log_info("running: pin dir %s, socket %s, metrics %s", o->pin_dir,
 		 o->socket, o->metrics);
 	event_base_dispatch(d.base);
 	ret = 0;
 out:
-	if (ev_term)
-		event_free(ev_term);
-	if (ev_int)
-		event_free(ev_int);
-	aeth_node_watch_stop(node_watch);
-	aeth_k8s_watch_stop(d.k8s);
-	aeth_watch_stop(watch);
-	aeth_api_stop(api);
-	a->status.scrape_more = NULL;
-	aeth_bgp_stop(a->bgp);	/* BIRD keeps announcing for the next agent */
-	if (metrics)
-		aeth_metrics_stop(metrics);
-	if (d.health)
-		aeth_health_stop(d.health);
-	aeth_loader_close(a);	/* never detaches */
-	if (d.base)
-		event_base_free(d.base);
+	stop_all(&d);
 	free(text);
 	return ret;
 }
