@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "config_asserts.h"
 #include "sha256.h"
 
 /* SPEC.md section 4, verbatim. */
@@ -61,38 +62,6 @@ static const char minimal[] =
 	"   \"protocol\": \"udp\", \"health_check\": {\"type\": \"tcp\"},"
 	"   \"rate_limit\": {\"new_connections_per_second\": 7},"
 	"   \"backends\": [{\"address\": \"192.0.2.31\"}]}]}";
-
-static struct aeth_config *parse_ok(const char *text)
-{
-	struct aeth_error err;
-	struct aeth_config *cfg = NULL;
-	char msg[600];
-	int ret;
-
-	ret = aeth_config_parse(text, strlen(text), &cfg, &err);
-	aeth_error_format(&err, msg, sizeof(msg));
-	cr_assert_eq(ret, 0, "rejected: %s", msg);
-	cr_assert_not_null(cfg);
-	return cfg;
-}
-
-/* Parse must fail with exactly "want" as formatted error, and leave the
- * caller's pointer alone. */
-static void expect_error(const char *name, const char *text, size_t len,
-			 const char *want)
-{
-	struct aeth_config *sentinel = (struct aeth_config *)0x1;
-	struct aeth_config *cfg = sentinel;
-	struct aeth_error err;
-	char msg[600];
-	int ret;
-
-	ret = aeth_config_parse(text, len, &cfg, &err);
-	aeth_error_format(&err, msg, sizeof(msg));
-	cr_expect_eq(ret, -EINVAL, "%s: accepted", name);
-	cr_expect_eq(cfg, sentinel, "%s: out pointer written", name);
-	cr_expect_str_eq(msg, want, "%s: got \"%s\"", name, msg);
-}
 
 /* ---- valid documents ---- */
 
@@ -640,7 +609,7 @@ ParameterizedTest(size_t *i, config_invalid, rejected_with_place_and_reason)
 		set_at(base, c->edits[k][0], c->edits[k][1]);
 	text = json_dumps(base, JSON_INDENT(2));
 	cr_assert_not_null(text);
-	expect_error(c->name, text, strlen(text), c->want);
+	expect_refused_len(c->name, text, strlen(text), c->want);
 	free(text);
 	json_decref(base);
 }
@@ -656,21 +625,21 @@ Test(config, syntax_errors_give_line_and_column)
 	static const char trunc[] = "{\n  \"version\": 1,\n  \"node\": }\n";
 	static const char nul[] = "{\"version\": 1\0}";
 
-	expect_error("unexpected token", trunc, strlen(trunc),
+	expect_refused_len("unexpected token", trunc, strlen(trunc),
 		     "line 3, column 11: unexpected token near '}'");
-	expect_error("duplicate key", dup, strlen(dup),
+	expect_refused_len("duplicate key", dup, strlen(dup),
 		     "line 1, column 24: duplicate object key near '\"version\"'");
-	expect_error("empty", "", 0,
+	expect_refused_len("empty", "", 0,
 		     "line 1, column 0: '[' or '{' expected near end of file");
-	expect_error("trailing comma", "{\"a\": 1,}", 9,
+	expect_refused_len("trailing comma", "{\"a\": 1,}", 9,
 		     "line 1, column 9: string or '}' expected near '}'");
-	expect_error("huge integer", "{\"version\": 99999999999999999999}", 33,
+	expect_refused_len("huge integer", "{\"version\": 99999999999999999999}", 33,
 		     "line 1, column 32: too big integer near '99999999999999999999'");
-	expect_error("NUL byte", nul, sizeof(nul) - 1,
+	expect_refused_len("NUL byte", nul, sizeof(nul) - 1,
 		     "line 1, column 14: NUL byte in document");
-	expect_error("top-level array", "[1]", 3, "document: must be a JSON object");
+	expect_refused_len("top-level array", "[1]", 3, "document: must be a JSON object");
 	/* Columns count characters: each e-acute is two bytes, one column. */
-	expect_error("NUL after UTF-8", "{\n \"n\xc3\xa9\": \"\xc3\xa9\0\"}", 16,
+	expect_refused_len("NUL after UTF-8", "{\n \"n\xc3\xa9\": \"\xc3\xa9\0\"}", 16,
 		     "line 2, column 10: NUL byte in document");
 }
 
@@ -718,7 +687,7 @@ Test(config, limits_are_enforced)
 	aeth_config_free(parse_ok(text));
 	free(text);
 	text = many_services(AETH_CFG_MAX_SERVICES + 1, 0, 251);
-	expect_error("services", text, strlen(text),
+	expect_refused_len("services", text, strlen(text),
 		     "services: too many services (at most 2048)");
 	free(text);
 
@@ -726,12 +695,12 @@ Test(config, limits_are_enforced)
 	aeth_config_free(parse_ok(text));
 	free(text);
 	text = many_services(3, AETH_CFG_MAX_BACKENDS / 2 - 1, 65537);
-	expect_error("backends", text, strlen(text),
+	expect_refused_len("backends", text, strlen(text),
 		     "services[2].backends: too many backends in total (at most 8192)");
 	free(text);
 
 	text = many_services(1, 252, 251);
-	expect_error("table", text, strlen(text),
+	expect_refused_len("table", text, strlen(text),
 		     "services[0].backends: more backends (252) than table_size (251)");
 	free(text);
 }
@@ -770,7 +739,7 @@ Test(config, acl_list_limit)
 	aeth_config_free(cfg);
 	free(text);
 	text = with_cidrs(AETH_MAX_ACL_CIDRS + 1);
-	expect_error("cidrs", text, strlen(text),
+	expect_refused_len("cidrs", text, strlen(text),
 		     "services[0].authorized_networks.cidrs: too many CIDRs (at most 65536)");
 	free(text);
 }

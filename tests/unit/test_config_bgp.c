@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 
 #include "config.h"
+#include "config_asserts.h"
 
 /* A document with node addresses ADDRS and the bgp member BGP. */
 #define DOC(ADDRS, BGP)                                                      \
@@ -19,33 +20,6 @@
 #define BOTH "{\"ipv4\": \"192.0.2.11\", \"ipv6\": \"2001:db8::11\"}"
 #define V6ONLY "{\"ipv6\": \"2001:db8::11\"}"
 #define PEERS "[{\"address\": \"192.0.2.1\", \"asn\": 64500}]"
-
-static struct aeth_config *parse_ok(const char *text)
-{
-	struct aeth_error err;
-	struct aeth_config *cfg = NULL;
-	char msg[600];
-	int ret;
-
-	ret = aeth_config_parse(text, strlen(text), &cfg, &err);
-	aeth_error_format(&err, msg, sizeof(msg));
-	cr_assert_eq(ret, 0, "rejected: %s", msg);
-	return cfg;
-}
-
-static void expect_error(const char *text, const char *want)
-{
-	struct aeth_error err;
-	struct aeth_config *cfg = NULL;
-	char msg[600];
-	int ret;
-
-	ret = aeth_config_parse(text, strlen(text), &cfg, &err);
-	aeth_error_format(&err, msg, sizeof(msg));
-	cr_expect_eq(ret, -EINVAL, "accepted: %s", text);
-	cr_expect_null(cfg);
-	cr_expect_str_eq(msg, want, "got \"%s\"", msg);
-}
 
 Test(config_bgp, spec_example_and_defaults)
 {
@@ -103,80 +77,80 @@ Test(config_bgp, absent_is_null)
 
 Test(config_bgp, asn_range)
 {
-	expect_error(DOC(BOTH, "{\"local_asn\": 0, \"peers\": " PEERS "}"),
+	expect_refused(DOC(BOTH, "{\"local_asn\": 0, \"peers\": " PEERS "}"),
 		     "bgp.local_asn: must be 1..4294967294");
-	expect_error(DOC(BOTH, "{\"local_asn\": 4294967295, \"peers\": " PEERS "}"),
+	expect_refused(DOC(BOTH, "{\"local_asn\": 4294967295, \"peers\": " PEERS "}"),
 		     "bgp.local_asn: must be 1..4294967294");
-	expect_error(DOC(BOTH, "{\"local_asn\": 23456, \"peers\": " PEERS "}"),
+	expect_refused(DOC(BOTH, "{\"local_asn\": 23456, \"peers\": " PEERS "}"),
 		     "bgp.local_asn: 23456 is AS_TRANS, not an AS number");
-	expect_error(DOC(BOTH, "{\"local_asn\": \"64512\", \"peers\": " PEERS "}"),
+	expect_refused(DOC(BOTH, "{\"local_asn\": \"64512\", \"peers\": " PEERS "}"),
 		     "bgp.local_asn: must be an integer");
-	expect_error(DOC(BOTH, "{\"peers\": " PEERS "}"),
+	expect_refused(DOC(BOTH, "{\"peers\": " PEERS "}"),
 		     "bgp.local_asn: is required");
-	expect_error(DOC(BOTH, "{\"local_asn\": 64512, \"peers\": ["
+	expect_refused(DOC(BOTH, "{\"local_asn\": 64512, \"peers\": ["
 			       "{\"address\": \"192.0.2.1\", \"asn\": -1}]}"),
 		     "bgp.peers[0].asn: must be 1..4294967294");
 }
 
 Test(config_bgp, peer_address)
 {
-	expect_error(DOC(BOTH, "{\"local_asn\": 64512, \"peers\": ["
+	expect_refused(DOC(BOTH, "{\"local_asn\": 64512, \"peers\": ["
 			       "{\"address\": \"192.0.2.1\", \"asn\": 64500},"
 			       "{\"address\": \"router1\", \"asn\": 64500}]}"),
 		     "bgp.peers[1].address: not an IP address");
-	expect_error(DOC(BOTH, "{\"local_asn\": 64512, \"peers\": ["
+	expect_refused(DOC(BOTH, "{\"local_asn\": 64512, \"peers\": ["
 			       "{\"address\": \"224.0.0.5\", \"asn\": 64500}]}"),
 		     "bgp.peers[0].address: not a unicast address");
-	expect_error(DOC(BOTH, "{\"local_asn\": 64512, \"peers\": ["
+	expect_refused(DOC(BOTH, "{\"local_asn\": 64512, \"peers\": ["
 			       "{\"asn\": 64500}]}"),
 		     "bgp.peers[0].address: is required");
-	expect_error(DOC(BOTH, "{\"local_asn\": 64512, \"peers\": ["
+	expect_refused(DOC(BOTH, "{\"local_asn\": 64512, \"peers\": ["
 			       "{\"address\": \"192.0.2.1\", \"asn\": 64500},"
 			       "{\"address\": \"192.0.2.1\", \"asn\": 64501}]}"),
 		     "bgp.peers[1].address: duplicate of peers[0]");
-	expect_error(DOC(BOTH, "{\"local_asn\": 64512, \"peers\": []}"),
+	expect_refused(DOC(BOTH, "{\"local_asn\": 64512, \"peers\": []}"),
 		     "bgp.peers: must name at least one peer");
 }
 
 Test(config_bgp, family_without_node_address)
 {
-	expect_error(DOC(V6ONLY, "{\"local_asn\": 64512, \"router_id\": "
+	expect_refused(DOC(V6ONLY, "{\"local_asn\": 64512, \"router_id\": "
 				 "\"192.0.2.11\", \"peers\": " PEERS "}"),
 		     "bgp.peers[0].address: IPv4 peer needs node.addresses.ipv4");
-	expect_error(DOC("{\"ipv4\": \"192.0.2.11\"}",
+	expect_refused(DOC("{\"ipv4\": \"192.0.2.11\"}",
 			 "{\"local_asn\": 64512, \"peers\": ["
 			 "{\"address\": \"2001:db8::1\", \"asn\": 64500}]}"),
 		     "bgp.peers[0].address: IPv6 peer needs node.addresses.ipv6");
-	expect_error(DOC(V6ONLY, "{\"local_asn\": 64512, \"peers\": ["
+	expect_refused(DOC(V6ONLY, "{\"local_asn\": 64512, \"peers\": ["
 				 "{\"address\": \"2001:db8::1\", \"asn\": 64500}]}"),
 		     "bgp.router_id: required when node.addresses.ipv4 is absent");
-	expect_error(DOC(BOTH, "{\"local_asn\": 64512, \"router_id\": "
+	expect_refused(DOC(BOTH, "{\"local_asn\": 64512, \"router_id\": "
 			       "\"2001:db8::11\", \"peers\": " PEERS "}"),
 		     "bgp.router_id: not an IPv4 address");
 }
 
 Test(config_bgp, other_fields)
 {
-	expect_error(DOC(BOTH, "{\"local_asn\": 64512, \"hold_time\": 2, "
+	expect_refused(DOC(BOTH, "{\"local_asn\": 64512, \"hold_time\": 2, "
 			       "\"peers\": " PEERS "}"),
 		     "bgp.hold_time: must be 3..65535");
-	expect_error(DOC(BOTH, "{\"local_asn\": 64512, \"communities\": "
+	expect_refused(DOC(BOTH, "{\"local_asn\": 64512, \"communities\": "
 			       "[\"64512:70000\"], \"peers\": " PEERS "}"),
 		     "bgp.communities[0]: must be \"ASN:VALUE\" with both 0..65535");
-	expect_error(DOC(BOTH, "{\"local_asn\": 64512, \"communities\": "
+	expect_refused(DOC(BOTH, "{\"local_asn\": 64512, \"communities\": "
 			       "[\"1:2\", \"64512:1x\"], \"peers\": " PEERS "}"),
 		     "bgp.communities[1]: must be \"ASN:VALUE\" with both 0..65535");
-	expect_error(DOC(BOTH, "{\"local_asn\": 64512, \"peers\": ["
+	expect_refused(DOC(BOTH, "{\"local_asn\": 64512, \"peers\": ["
 			       "{\"address\": \"192.0.2.1\", \"asn\": 64500, "
 			       "\"bfd\": 1}]}"),
 		     "bgp.peers[0].bfd: must be true or false");
-	expect_error(DOC(BOTH, "{\"local_asn\": 64512, \"peer\": []}"),
+	expect_refused(DOC(BOTH, "{\"local_asn\": 64512, \"peer\": []}"),
 		     "bgp.peer: unknown field");
-	expect_error(DOC(BOTH, "{\"local_asn\": 64512, \"peers\": ["
+	expect_refused(DOC(BOTH, "{\"local_asn\": 64512, \"peers\": ["
 			       "{\"address\": \"192.0.2.1\", \"asn\": 64500, "
 			       "\"password\": \"x\"}]}"),
 		     "bgp.peers[0].password: unknown field");
-	expect_error(DOC(BOTH, "[]"), "bgp: must be an object");
+	expect_refused(DOC(BOTH, "[]"), "bgp: must be an object");
 }
 
 /* Without node.addresses the document passes; the checks that need them

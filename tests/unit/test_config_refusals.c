@@ -10,6 +10,7 @@
 #include <criterion/criterion.h>
 
 #include "config.h"
+#include "config_asserts.h"
 
 /* vip, backends (JSON array body), cidrs (JSON array body), name */
 #define DOC_FMT \
@@ -38,21 +39,6 @@ static const char *good(void)
 		  "{\"address\": \"192.0.2.21\"}");
 }
 
-static void refused(const char *text, const char *want)
-{
-	struct aeth_error err;
-	struct aeth_config *cfg = NULL;
-	char msg[600];
-	int ret;
-
-	ret = aeth_config_parse(text, strlen(text), &cfg, &err);
-	aeth_error_format(&err, msg, sizeof(msg));
-	cr_expect_eq(ret, -EINVAL, "accepted: %s", text);
-	cr_expect_null(cfg);
-	cr_expect_str_eq(msg, want, "got \"%s\"", msg);
-	aeth_config_free(cfg);
-}
-
 Test(refusals, the_base_document_is_valid)
 {
 	struct aeth_config *cfg = NULL;
@@ -67,31 +53,31 @@ Test(refusals, the_base_document_is_valid)
 
 Test(refusals, ipv4_mapped_forms_everywhere)
 {
-	refused(mk("api", "203.0.113.10",
+	expect_refused(mk("api", "203.0.113.10",
 		   "\"198.51.100.0/24\", \"::ffff:198.51.100.0/120\"",
 		   "{\"address\": \"192.0.2.21\"}"),
 		"services[1].authorized_networks.cidrs[1]: " MAPPED);
-	refused(mk("api", "203.0.113.10", "\"::ffff:0:0/96\"",
+	expect_refused(mk("api", "203.0.113.10", "\"::ffff:0:0/96\"",
 		   "{\"address\": \"192.0.2.21\"}"),
 		"services[1].authorized_networks.cidrs[0]: " MAPPED);
-	refused(mk("api", "203.0.113.10", "",
+	expect_refused(mk("api", "203.0.113.10", "",
 		   "{\"address\": \"192.0.2.21\"}, {\"address\": \"::ffff:192.0.2.21\"}"),
 		"services[1].backends[1].address: " MAPPED);
-	refused(mk("api", "::ffff:203.0.113.10", "",
+	expect_refused(mk("api", "::ffff:203.0.113.10", "",
 		   "{\"address\": \"192.0.2.21\"}"),
 		"services[1].vip: " MAPPED);
 	/* the dotted and the hex spelling are the same address */
-	refused(mk("api", "::ffff:cb00:710a", "", "{\"address\": \"192.0.2.21\"}"),
+	expect_refused(mk("api", "::ffff:cb00:710a", "", "{\"address\": \"192.0.2.21\"}"),
 		"services[1].vip: " MAPPED);
 }
 
 Test(refusals, prefix_with_leading_zeros)
 {
-	refused(mk("api", "203.0.113.10", "\"198.51.100.0/024\"",
+	expect_refused(mk("api", "203.0.113.10", "\"198.51.100.0/024\"",
 		   "{\"address\": \"192.0.2.21\"}"),
 		"services[1].authorized_networks.cidrs[0]: prefix length with "
 		"leading zeros");
-	refused(mk("api", "203.0.113.10", "\"0.0.0.0/00\"",
+	expect_refused(mk("api", "203.0.113.10", "\"0.0.0.0/00\"",
 		   "{\"address\": \"192.0.2.21\"}"),
 		"services[1].authorized_networks.cidrs[0]: prefix length with "
 		"leading zeros");
@@ -108,34 +94,34 @@ Test(refusals, prefix_with_leading_zeros)
 
 Test(refusals, vip_on_loopback_or_the_node)
 {
-	refused(mk("api", "127.0.0.1", "", "{\"address\": \"192.0.2.21\"}"),
+	expect_refused(mk("api", "127.0.0.1", "", "{\"address\": \"192.0.2.21\"}"),
 		"services[1].vip: a loopback address: no packet from outside "
 		"the node can reach it");
-	refused(mk("api", "::1", "", "{\"address\": \"192.0.2.21\"}"),
+	expect_refused(mk("api", "::1", "", "{\"address\": \"192.0.2.21\"}"),
 		"services[1].vip: a loopback address: no packet from outside "
 		"the node can reach it");
-	refused(mk("api", "192.0.2.11", "", "{\"address\": \"192.0.2.21\"}"),
+	expect_refused(mk("api", "192.0.2.11", "", "{\"address\": \"192.0.2.21\"}"),
 		"services[1].vip: the node's own address (node.addresses.ipv4): "
 		"packets to it belong to the node's stack");
-	refused(mk("api", "2001:db8::11", "", "{\"address\": \"192.0.2.21\"}"),
+	expect_refused(mk("api", "2001:db8::11", "", "{\"address\": \"192.0.2.21\"}"),
 		"services[1].vip: the node's own address (node.addresses.ipv6): "
 		"packets to it belong to the node's stack");
 }
 
 Test(refusals, backend_on_loopback_the_node_or_a_vip)
 {
-	refused(mk("api", "203.0.113.10", "", "{\"address\": \"127.0.0.5\"}"),
+	expect_refused(mk("api", "203.0.113.10", "", "{\"address\": \"127.0.0.5\"}"),
 		"services[1].backends[0].address: a loopback address: no "
 		"tunnel reaches it");
-	refused(mk("api", "203.0.113.10", "",
+	expect_refused(mk("api", "203.0.113.10", "",
 		   "{\"address\": \"192.0.2.21\"}, {\"address\": \"192.0.2.11\"}"),
 		"services[1].backends[1].address: the node's own address "
 		"(node.addresses.ipv4): the node would tunnel to itself");
 	/* its own VIP, and another service's */
-	refused(mk("api", "203.0.113.10", "", "{\"address\": \"203.0.113.10\"}"),
+	expect_refused(mk("api", "203.0.113.10", "", "{\"address\": \"203.0.113.10\"}"),
 		"services[1].backends[0].address: the VIP of services[1]: its "
 		"traffic would come back to the balancer");
-	refused(mk("api", "203.0.113.10", "", "{\"address\": \"203.0.113.99\"}"),
+	expect_refused(mk("api", "203.0.113.10", "", "{\"address\": \"203.0.113.99\"}"),
 		"services[1].backends[0].address: the VIP of services[0]: its "
 		"traffic would come back to the balancer");
 }
@@ -149,7 +135,7 @@ static void refused_utf8(const char *text, const char *bad, unsigned byte)
 	snprintf(want, sizeof(want), "line 1, column %d: invalid UTF-8 (byte "
 		 "0x%02x): the document, names included, must be UTF-8",
 		 (int)(strstr(text, bad) - text) + 1, byte);
-	refused(text, want);
+	expect_refused(text, want);
 }
 
 Test(refusals, invalid_utf8_in_a_name)
@@ -160,16 +146,16 @@ Test(refusals, invalid_utf8_in_a_name)
 	refused_utf8(mk("a\xc0\xaf", "203.0.113.10", "", ""), "\xc0", 0xc0);
 	refused_utf8(mk("a\xed\xa0\x80", "203.0.113.10", "", ""), "\xed", 0xed);
 	/* valid multi-byte text still reaches the name check */
-	refused(mk("caf\xc3\xa9", "203.0.113.10", "", ""),
+	expect_refused(mk("caf\xc3\xa9", "203.0.113.10", "", ""),
 		"services[1].name: may contain only letters, digits, '.', '_' "
 		"and '-'");
 }
 
 Test(refusals, nul_in_a_string_names_the_field)
 {
-	refused(mk("api\\u0000x", "203.0.113.10", "", "{\"address\": \"192.0.2.21\"}"),
+	expect_refused(mk("api\\u0000x", "203.0.113.10", "", "{\"address\": \"192.0.2.21\"}"),
 		"services[1].name: contains a NUL character (\\u0000)");
-	refused(mk("api", "203.0.113.10", "\"198.51.100.0/24\\u0000junk\"",
+	expect_refused(mk("api", "203.0.113.10", "\"198.51.100.0/24\\u0000junk\"",
 		   "{\"address\": \"192.0.2.21\"}"),
 		"services[1].authorized_networks.cidrs[0]: contains a NUL "
 		"character (\\u0000)");
