@@ -415,10 +415,11 @@ static int run(const struct options *o)
 		aeth_config_free(cfg);
 		goto out;
 	}
-	err = aeth_loader_open(a, o->pin_dir, cfg->ct_max_entries, errbuf,
-			       sizeof(errbuf));
+	memset(&cerr, 0, sizeof(cerr));
+	err = aeth_loader_open(a, o->pin_dir, cfg->ct_max_entries, &cerr);
 	aeth_config_free(cfg);
 	if (err) {
+		aeth_error_format(&cerr, errbuf, sizeof(errbuf));
 		log_err("%s", errbuf);
 		goto out;
 	}
@@ -532,13 +533,16 @@ int main(int argc, char **argv)
 	if (o.render_k8s)
 		return aeth_k8s_render(o.render_k8s, o.config);
 	if (o.detach) {
+		struct aeth_error derr;
 		char dir[PATH_MAX];
 
 		/* routers move the flows away before the program goes */
 		if (aeth_bgp_withdraw_all(state_dir(o.socket, dir, sizeof(dir)),
 					  DETACH_WITHDRAW_WAIT_MS) < 0)
 			log_warn("could not stop bird in %s; detaching anyway", dir);
-		if (aeth_loader_detach(o.pin_dir, errbuf, sizeof(errbuf))) {
+		memset(&derr, 0, sizeof(derr));
+		if (aeth_loader_detach(o.pin_dir, &derr)) {
+			aeth_error_format(&derr, errbuf, sizeof(errbuf));
 			log_err("%s", errbuf);
 			return 1;
 		}
