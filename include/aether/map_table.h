@@ -53,7 +53,7 @@
 	  "agent", "slot -> authorized networks (LPM trie)")                  \
 	X(ct, BPF_MAP_TYPE_LRU_HASH, struct aeth_flow, struct aeth_ct_entry, \
 	  AETH_DEFAULT_CT_ENTRIES, 0, "data path",                            \
-	  "connection table: flow -> backend")                                \
+	  "connection table: flow -> backend (sized by conntrack.max_entries)") \
 	X(ct_budget, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, struct aeth_ct_budget, \
 	  1, 0, "data path", "per-CPU connection-table insert budget")        \
 	X(rl_src, BPF_MAP_TYPE_LRU_HASH, struct aeth_rl_src_key,             \
