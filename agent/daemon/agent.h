@@ -15,7 +15,6 @@
 
 struct aether_lb;
 struct aeth_bgp;
-struct xdp_program;
 
 /* One service as it is in the maps, indexed by service id. */
 struct aeth_applied_svc {
@@ -89,7 +88,11 @@ struct aeth_agent {
 	int (*precheck)(struct aeth_agent *a, const struct aeth_config *cfg,
 			struct aeth_error *err);
 
-	struct xdp_program *xdp_progs[AETH_MAX_INTERFACES];
+	/* the XDP links this agent attached or found pinned (loader.c) */
+	struct aeth_xdp_link {
+		char ifname[AETH_IFNAME_LEN];
+		int fd;		/* > 2 when held */
+	} links[AETH_MAX_INTERFACES];
 	int inner_mmap;		/* Maglev inner maps mmapable: 0 unknown, 1, -1 */
 	int lock_fd;		/* flock on the pin dir (> 2 when held) */
 };

@@ -1,8 +1,30 @@
 /* Loading the skeleton over pinned maps, attaching it to the interfaces
- * (replacing a running program in place), and removing it all (--detach). */
+ * (replacing a running program in place), and removing it all (--detach).
+ *
+ * Attach policy: BPF links only, through libbpf (no libxdp). A fresh
+ * attach creates an XDP bpf_link (native, or generic when asked or, in
+ * auto mode, when native is refused) and pins it at
+ * <pin_dir>/links/<ifname>: a link lives as long as its pin or an fd, so
+ * the program stays when the agent exits, and the agent holds the fds so
+ * a deleted pin directory can be pinned again. A restart opens the pinned
+ * link and bpf_link_update()s it to the new program: one atomic swap, no
+ * moment without a program, and nothing but our own link is ever touched.
+ * --detach detaches the link and removes the pin.
+ * Why not libxdp: with a dispatcher (kernels that accept it, Debian 12's
+ * 6.1) a restart found the dispatcher and replaced it, dropping the other
+ * programs on the NIC, and libxdp 1.3.1 cannot detach a link; one
+ * mechanism we own end to end is simpler to reason about.
+ * A NIC with a program that is not ours (attached by netlink or by another
+ * link, another agent's included) is refused and left untouched
+ * (iface_usable). An own program attached through netlink by an earlier
+ * agent version cannot become a link without a gap (the kernel refuses a
+ * link over a netlink program), so it is replaced in place through
+ * netlink (XDP_FLAGS_REPLACE) and stays netlink-attached, which the log
+ * says, until --detach; the next start then uses a link. docs/deploy.md
+ * ("Attaching") says the same for operators. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +37,8 @@
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
 #include <net/if.h>
-#include <xdp/libxdp.h>
 
+#include "aether/map_table.h"
 #include "aether/names.h"
 #include "aether_lb.skel.h"
 #include "apply.h"
@@ -28,15 +50,34 @@
 #define BPF_FS_MAGIC 0xcafe4a11
 #endif
 
-static const char *const pinned_names[] = {
-	AETH_MAP_META, AETH_MAP_NODE, AETH_MAP_VIP, AETH_MAP_SVC,
-	AETH_MAP_SVCINFO, AETH_MAP_BACKEND, AETH_MAP_MAGLEV, AETH_MAP_ACL,
-	AETH_MAP_CT, AETH_MAP_CT_BUDGET, AETH_MAP_RL_SRC, AETH_MAP_RL_SVC,
-	AETH_MAP_SVC_STATS, AETH_MAP_BE_STATS, AETH_MAP_GLOBAL, AETH_MAP_DECAP,
-	AETH_MAP_PCPU, AETH_MAP_TX_PORTS,
-};
+/* Where the links are pinned, under the pin directory. */
+#define LINKS_DIR "links"
 
-#define N_PINNED (sizeof(pinned_names) / sizeof(pinned_names[0]))
+/* ---- the table of pinned maps (include/aether/map_table.h) ------------- */
+
+#define PINNED_NAME_(f, ...) AETH_MAP_NAME(f),
+static const char *const pinned_names[] = { AETH_PINNED_MAPS(PINNED_NAME_) };
+#undef PINNED_NAME_
+
+/* The skeleton's map of row i of the table. */
+static struct bpf_map *skel_map(struct aether_lb *s, int i)
+{
+#define SKEL_MAP_(f, ...)                                                    \
+	case AETH_MAPI_##f:                                                  \
+		return s->maps.aeth_##f;
+	switch (i) {
+		AETH_PINNED_MAPS(SKEL_MAP_)
+	}
+#undef SKEL_MAP_
+	return NULL;
+}
+
+static void fds_from_skel(struct aeth_agent *a)
+{
+#define FD_FROM_SKEL_(f, ...) a->fds.f = bpf_map__fd(a->skel->maps.aeth_##f);
+	AETH_PINNED_MAPS(FD_FROM_SKEL_)
+#undef FD_FROM_SKEL_
+}
 
 static int pinned_map_path(char *buf, size_t len, const char *dir,
 			   const char *name)
@@ -45,6 +86,8 @@ static int pinned_map_path(char *buf, size_t len, const char *dir,
 		return -ENAMETOOLONG;
 	return 0;
 }
+
+/* ---- the pin directory ------------------------------------------------- */
 
 /* One agent per pin directory: a second one would fight the first over
  * the maps. The lock is an flock on the directory, released on exit. */
@@ -69,6 +112,33 @@ static int lock_pin_dir(const char *pin_dir, int *lock_fd)
 	return 0;
 }
 
+static void unlock_pin_dir(struct aeth_agent *a)
+{
+	if (a->lock_fd > 2)
+		close(a->lock_fd);
+	a->lock_fd = 0;
+}
+
+/* The schema version in a pinned aeth_meta of another size: the leading
+ * u32 still tells. */
+static int other_size_schema(int fd, __u32 value_size, uint32_t *version)
+{
+	uint8_t *buf = calloc(1, value_size);
+	uint32_t zero = 0;
+	int err = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(fd, &zero, buf) == 0)
+		memcpy(version, buf, sizeof(*version));
+	else
+		err = -errno;
+	free(buf);
+	if (!err && *version == AETH_SCHEMA_VERSION)
+		err = -EPROTO;	/* same number, other size: refuse */
+	return err;
+}
+
 int aeth_loader_pinned_schema(const char *pin_dir, uint32_t *version)
 {
 	struct bpf_map_info info;
@@ -86,47 +156,18 @@ int aeth_loader_pinned_schema(const char *pin_dir, uint32_t *version)
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
 	memset(&info, 0, sizeof(info));
-	err = bpf_obj_get_info_by_fd(fd, &info, &info_len);
-	if (err) {
+	if (bpf_obj_get_info_by_fd(fd, &info, &info_len))
 		err = -errno;
-		goto out;
-	}
-	if (info.value_size < sizeof(uint32_t)) {
+	else if (info.value_size < sizeof(uint32_t))
 		err = -EPROTO;
-		goto out;
-	}
-	memset(&meta, 0, sizeof(meta));
-	if (info.value_size != sizeof(meta)) {
-		/* another layout: the leading schema version still tells */
-		uint8_t *buf = calloc(1, info.value_size);
-
-		if (!buf) {
-			err = -ENOMEM;
-			goto out;
-		}
-		if (bpf_map_lookup_elem(fd, &zero, buf) == 0)
-			memcpy(version, buf, sizeof(*version));
-		else
-			err = -errno;
-		free(buf);
-		if (!err && *version == AETH_SCHEMA_VERSION)
-			err = -EPROTO;	/* same number, other size: refuse */
-		goto out;
-	}
-	if (bpf_map_lookup_elem(fd, &zero, &meta))
+	else if (info.value_size != sizeof(meta))
+		err = other_size_schema(fd, info.value_size, version);
+	else if (bpf_map_lookup_elem(fd, &zero, &meta))
 		err = -errno;
 	else
 		*version = meta.schema_version;
-out:
 	close(fd);
 	return err;
-}
-
-static void unlock_pin_dir(struct aeth_agent *a)
-{
-	if (a->lock_fd > 2)
-		close(a->lock_fd);
-	a->lock_fd = 0;
 }
 
 static uint32_t pinned_ct_size(const char *pin_dir)
@@ -149,29 +190,7 @@ static uint32_t pinned_ct_size(const char *pin_dir)
 	return size;
 }
 
-static void fds_from_skel(struct aeth_agent *a)
-{
-	struct aether_lb *s = a->skel;
-
-	a->fds.meta = bpf_map__fd(s->maps.aeth_meta);
-	a->fds.node = bpf_map__fd(s->maps.aeth_node);
-	a->fds.vip = bpf_map__fd(s->maps.aeth_vip);
-	a->fds.svc = bpf_map__fd(s->maps.aeth_svc);
-	a->fds.svcinfo = bpf_map__fd(s->maps.aeth_svcinfo);
-	a->fds.backend = bpf_map__fd(s->maps.aeth_backend);
-	a->fds.maglev = bpf_map__fd(s->maps.aeth_maglev);
-	a->fds.acl = bpf_map__fd(s->maps.aeth_acl);
-	a->fds.ct = bpf_map__fd(s->maps.aeth_ct);
-	a->fds.ct_budget = bpf_map__fd(s->maps.aeth_ct_budget);
-	a->fds.rl_src = bpf_map__fd(s->maps.aeth_rl_src);
-	a->fds.rl_svc = bpf_map__fd(s->maps.aeth_rl_svc);
-	a->fds.svc_stats = bpf_map__fd(s->maps.aeth_svc_stats);
-	a->fds.be_stats = bpf_map__fd(s->maps.aeth_be_stats);
-	a->fds.global = bpf_map__fd(s->maps.aeth_global);
-	a->fds.decap = bpf_map__fd(s->maps.aeth_decap);
-	a->fds.pcpu = bpf_map__fd(s->maps.aeth_pcpu);
-	a->fds.tx_ports = bpf_map__fd(s->maps.aeth_tx_ports);
-}
+/* ---- opening ----------------------------------------------------------- */
 
 /* The id of the program this process loaded: known to be ours on a NIC
  * even without CAP_SYS_ADMIN, which opening a program by id needs (the
@@ -189,126 +208,133 @@ static void remember_own_prog(const struct aeth_agent *a)
 		own_prog_id = info.id;
 }
 
-int aeth_loader_open(struct aeth_agent *a, const char *pin_dir,
-		     uint32_t ct_max_entries, char *errbuf, size_t errlen)
+/* Create pin_dir, check that it is on a bpffs, lock it, and check the
+ * schema of what is pinned there. Holds the lock on success. */
+static int claim_pin_dir(struct aeth_agent *a, const char *pin_dir,
+			 struct aeth_error *err)
 {
-	struct bpf_map *map;
-	char path[PATH_MAX];
-	uint32_t version, pinned_ct, zero = 0;
+	uint32_t version;
 	struct statfs sfs;
-	int err;
+	int ret;
 
-	snprintf(a->pin_dir, sizeof(a->pin_dir), "%s", pin_dir);
-	err = aeth_mkdir_p(pin_dir, 0700);
-	if (err) {
-		snprintf(errbuf, errlen, "cannot create pin directory %s: %s",
-			 pin_dir, strerror(-err));
-		return err;
-	}
-	if (statfs(pin_dir, &sfs) == 0 && sfs.f_type != BPF_FS_MAGIC) {
-		snprintf(errbuf, errlen, "pin directory %s is not on a bpffs "
-			 "(mount -t bpf bpf /sys/fs/bpf)", pin_dir);
-		return -EINVAL;
-	}
-	err = lock_pin_dir(pin_dir, &a->lock_fd);
-	if (err) {
-		snprintf(errbuf, errlen, "%s: %s", pin_dir,
-			 err == -EWOULDBLOCK ? "another aether-agent uses this "
-			 "pin directory" : strerror(-err));
-		return err;
-	}
-	err = aeth_loader_pinned_schema(pin_dir, &version);
-	if (err || (version && version != AETH_SCHEMA_VERSION)) {
-		snprintf(errbuf, errlen,
-			 "maps pinned under %s have schema version %u, this "
-			 "build uses %u: refusing to reuse them (run "
-			 "aether-agent --detach --pin-dir %s to start afresh; "
-			 "that drops the connection table)",
-			 pin_dir, version, AETH_SCHEMA_VERSION, pin_dir);
+	ret = aeth_mkdir_p(pin_dir, 0700);
+	if (ret)
+		return aeth_fail(err, ret, pin_dir,
+				 "cannot create the pin directory: %s",
+				 strerror(-ret));
+	if (statfs(pin_dir, &sfs) == 0 && sfs.f_type != BPF_FS_MAGIC)
+		return aeth_fail(err, -EINVAL, "", "pin directory %s is not on "
+				 "a bpffs (mount -t bpf bpf /sys/fs/bpf)",
+				 pin_dir);
+	ret = lock_pin_dir(pin_dir, &a->lock_fd);
+	if (ret)
+		return aeth_fail(err, ret, pin_dir, "%s", ret == -EWOULDBLOCK ?
+				 "another aether-agent uses this pin directory" :
+				 strerror(-ret));
+	ret = aeth_loader_pinned_schema(pin_dir, &version);
+	if (ret || (version && version != AETH_SCHEMA_VERSION)) {
 		unlock_pin_dir(a);
-		return err ? err : -EPROTO;
+		return aeth_fail(err, ret ? ret : -EPROTO, "",
+				 "maps pinned under %s have schema version %u, "
+				 "this build uses %u: refusing to reuse them "
+				 "(run aether-agent --detach --pin-dir %s to "
+				 "start afresh; that drops the connection table)",
+				 pin_dir, version, AETH_SCHEMA_VERSION, pin_dir);
 	}
+	return 0;
+}
+
+/* Open the skeleton with every map of the table pinned under pin_dir and
+ * aeth_ct sized (a pinned table keeps its size). */
+static int open_skel(struct aeth_agent *a, const char *pin_dir,
+		     uint32_t ct_max_entries, struct aeth_error *err)
+{
+	uint32_t pinned_ct = pinned_ct_size(pin_dir);
+	char path[PATH_MAX];
+	int ret;
 
 	a->skel = aether_lb__open();
 	if (!a->skel) {
-		err = -errno;
-		snprintf(errbuf, errlen, "opening the BPF object: %s",
-			 strerror(-err));
-		unlock_pin_dir(a);
-		return err;
+		ret = -errno;
+		return aeth_fail(err, ret, "", "opening the BPF object: %s",
+				 strerror(-ret));
 	}
-	bpf_object__for_each_map(map, a->skel->obj) {
-		const char *name = bpf_map__name(map);
-
-		if (strncmp(name, "aeth_", 5))
-			continue;	/* .rodata and friends stay private */
-		err = pinned_map_path(path, sizeof(path), pin_dir, name);
-		if (!err)
-			err = bpf_map__set_pin_path(map, path);
-		if (err) {
-			snprintf(errbuf, errlen, "pin path for %s: %s", name,
-				 strerror(-err));
-			goto fail;
-		}
+	for (int i = 0; i < AETH_N_PINNED_MAPS; i++) {
+		ret = pinned_map_path(path, sizeof(path), pin_dir,
+				      pinned_names[i]);
+		if (!ret)
+			ret = bpf_map__set_pin_path(skel_map(a->skel, i), path);
+		if (ret)
+			return aeth_fail(err, ret, pinned_names[i],
+					 "pin path: %s", strerror(-ret));
 	}
-	pinned_ct = pinned_ct_size(pin_dir);
 	if (pinned_ct && ct_max_entries && pinned_ct != ct_max_entries)
 		log_warn("%s/%s keeps its %u entries (conntrack.max_entries "
 			 "%u takes effect after --detach)", pin_dir, AETH_MAP_CT,
 			 pinned_ct, ct_max_entries);
 	if (pinned_ct)
 		ct_max_entries = pinned_ct;
-	if (ct_max_entries) {
-		err = bpf_map__set_max_entries(a->skel->maps.aeth_ct,
-					       ct_max_entries);
-		if (err) {
-			snprintf(errbuf, errlen, "sizing %s: %s", AETH_MAP_CT,
-				 strerror(-err));
-			goto fail;
-		}
-	}
-	err = aether_lb__load(a->skel);
-	if (err) {
-		snprintf(errbuf, errlen, "loading the BPF object with maps "
-			 "under %s: %s", pin_dir, strerror(-err));
-		goto fail;
-	}
+	if (!ct_max_entries)
+		return 0;
+	ret = bpf_map__set_max_entries(a->skel->maps.aeth_ct, ct_max_entries);
+	return ret ? aeth_fail(err, ret, AETH_MAP_CT, "sizing: %s",
+			       strerror(-ret)) : 0;
+}
+
+/* Load the program over the pinned maps and recover what they hold. */
+static int load_and_recover(struct aeth_agent *a, const char *pin_dir,
+			    struct aeth_error *err)
+{
+	uint32_t zero = 0;
+	int ret;
+
+	ret = aether_lb__load(a->skel);
+	if (ret)
+		return aeth_fail(err, ret, "", "loading the BPF object with "
+				 "maps under %s: %s", pin_dir, strerror(-ret));
 	fds_from_skel(a);
 	remember_own_prog(a);
-
 	memset(&a->meta, 0, sizeof(a->meta));
 	bpf_map_lookup_elem(a->fds.meta, &zero, &a->meta);
 	if (a->meta.schema_version == 0) {
-		err = aeth_meta_write(a);
-		if (err) {
-			snprintf(errbuf, errlen, "writing %s: %s", AETH_MAP_META,
-				 strerror(-err));
-			goto fail;
-		}
+		ret = aeth_meta_write(a);
+		if (ret)
+			return aeth_fail(err, ret, AETH_MAP_META, "writing: %s",
+					 strerror(-ret));
 	}
-	err = aeth_state_recover(a);
-	if (err) {
-		snprintf(errbuf, errlen, "reading the pinned state: %s",
-			 strerror(-err));
-		goto fail;
-	}
+	ret = aeth_state_recover(a);
+	if (ret)
+		return aeth_fail(err, ret, "", "reading the pinned state: %s",
+				 strerror(-ret));
 	return 0;
-fail:
-	aether_lb__destroy(a->skel);
-	a->skel = NULL;
-	unlock_pin_dir(a);
-	return err;
 }
+
+int aeth_loader_open(struct aeth_agent *a, const char *pin_dir,
+		     uint32_t ct_max_entries, struct aeth_error *err)
+{
+	int ret;
+
+	snprintf(a->pin_dir, sizeof(a->pin_dir), "%s", pin_dir);
+	ret = claim_pin_dir(a, pin_dir, err);
+	if (ret)
+		return ret;
+	ret = open_skel(a, pin_dir, ct_max_entries, err);
+	if (!ret)
+		ret = load_and_recover(a, pin_dir, err);
+	if (ret) {
+		aether_lb__destroy(a->skel);
+		a->skel = NULL;
+		unlock_pin_dir(a);
+	}
+	return ret;
+}
+
+static void release_links(struct aeth_agent *a);
 
 void aeth_loader_close(struct aeth_agent *a)
 {
-	/* libxdp's handles refer to the skeleton's object: drop them
-	 * first. Neither detaches anything. */
-	for (int i = 0; i < AETH_MAX_INTERFACES; i++) {
-		if (a->xdp_progs[i])
-			xdp_program__close(a->xdp_progs[i]);
-		a->xdp_progs[i] = NULL;
-	}
+	/* the pins keep the links, and with them the program on the NICs */
+	release_links(a);
 	if (a->skel)
 		aether_lb__destroy(a->skel);
 	a->skel = NULL;
@@ -412,76 +438,15 @@ static void set_sysctls(const char *ifname)
 
 /* ---- attaching --------------------------------------------------------- */
 
+void aeth_loader_hook_logs(void)
+{
+	aeth_log_hook_libbpf();
+}
+
 static __u32 mode_flags(enum aeth_xdp_mode mode)
 {
 	return mode == AETH_XDP_MODE_GENERIC ? XDP_FLAGS_SKB_MODE :
 					       XDP_FLAGS_DRV_MODE;
-}
-
-static int quiet_libbpf(enum libbpf_print_level level, const char *fmt,
-			va_list ap)
-{
-	char msg[1024];
-
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	log_debug("%s", msg);
-	return 0;
-}
-
-static int quiet_libxdp(enum libxdp_print_level level, const char *fmt,
-			va_list ap)
-{
-	return quiet_libbpf(LIBBPF_DEBUG, fmt, ap);
-}
-
-static int libxdp_to_log(enum libxdp_print_level level, const char *fmt,
-			 va_list ap)
-{
-	aeth_logv(level == LIBXDP_WARN ? AETH_LOG_WARN : AETH_LOG_DEBUG, fmt, ap);
-	return 0;
-}
-
-void aeth_loader_hook_logs(void)
-{
-	aeth_log_hook_libbpf();
-	libxdp_set_print(libxdp_to_log);
-}
-
-/* Fresh attach through libxdp. This kernel refuses the dispatcher, so libxdp
- * falls back to a single program; its chatter about that goes to debug. */
-static int attach_fresh(struct aeth_agent *a, int slot, int ifindex,
-			enum aeth_xdp_mode want, enum aeth_xdp_mode *got)
-{
-	DECLARE_LIBXDP_OPTS(xdp_program_opts, opts, .obj = a->skel->obj,
-			    .prog_name = AETH_PROG_NAME);
-	libbpf_print_fn_t old_bpf;
-	libxdp_print_fn_t old_xdp;
-	struct xdp_program *prog = a->xdp_progs[slot];
-	int err;
-
-	if (!prog) {
-		prog = xdp_program__create(&opts);
-		err = libxdp_get_error(prog);
-		if (err)
-			return err;
-		a->xdp_progs[slot] = prog;
-	}
-	old_bpf = libbpf_set_print(quiet_libbpf);
-	old_xdp = libxdp_set_print(quiet_libxdp);
-	err = -EINVAL;
-	if (want == AETH_XDP_MODE_NATIVE || want == AETH_XDP_MODE_AUTO) {
-		err = xdp_program__attach(prog, ifindex, XDP_MODE_NATIVE, 0);
-		if (!err)
-			*got = AETH_XDP_MODE_NATIVE;
-	}
-	if (err && (want == AETH_XDP_MODE_GENERIC || want == AETH_XDP_MODE_AUTO)) {
-		err = xdp_program__attach(prog, ifindex, XDP_MODE_SKB, 0);
-		if (!err)
-			*got = AETH_XDP_MODE_GENERIC;
-	}
-	libbpf_set_print(old_bpf);
-	libxdp_set_print(old_xdp);
-	return err;
 }
 
 #define MAX_PROG_MAPS 64
@@ -696,6 +661,196 @@ int aeth_loader_check_ifaces(int meta_fd, const char *pin_dir,
 	return 0;
 }
 
+/* ---- our links --------------------------------------------------------- */
+
+static int link_pin_path(char *buf, size_t len, const char *pin_dir,
+			 const char *ifname)
+{
+	if ((size_t)snprintf(buf, len, "%s/" LINKS_DIR "/%s", pin_dir,
+			     ifname) >= len)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* What a link holds: its id, program, and interface (0 once the
+ * interface is gone or the link was detached). */
+static int link_info(int fd, __u32 *id, __u32 *prog_id, __u32 *ifindex)
+{
+	struct bpf_link_info info;
+	__u32 len = sizeof(info);
+
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return -errno;
+	if (info.type != BPF_LINK_TYPE_XDP)
+		return -EINVAL;
+	*id = info.id;
+	*prog_id = info.prog_id;
+	*ifindex = info.xdp.ifindex;
+	return 0;
+}
+
+/* The link pinned for ifname under pin_dir when it holds the interface
+ * ifindex now (fd returned); a stale pin (interface gone or renamed, link
+ * detached, not a link) is removed. -ENOENT when there is none. */
+static int pinned_link(const char *pin_dir, const char *ifname, int ifindex)
+{
+	__u32 id, prog, on;
+	char path[PATH_MAX];
+	int fd, err;
+
+	err = link_pin_path(path, sizeof(path), pin_dir, ifname);
+	if (err)
+		return err;
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return -errno;
+	err = link_info(fd, &id, &prog, &on);
+	if (!err && (int)on == ifindex && ifindex)
+		return fd;
+	close(fd);
+	log_info("%s: removing stale link pin %s", ifname, path);
+	unlink(path);
+	return -ENOENT;
+}
+
+static int pin_link(const char *pin_dir, const char *ifname, int fd)
+{
+	char path[PATH_MAX];
+	int err;
+
+	err = pinned_map_path(path, sizeof(path), pin_dir, LINKS_DIR);
+	if (err)
+		return err;
+	if (mkdir(path, 0700) && errno != EEXIST)
+		return -errno;
+	err = link_pin_path(path, sizeof(path), pin_dir, ifname);
+	if (err)
+		return err;
+	unlink(path);	/* a stale pin of a link that is gone */
+	return bpf_obj_pin(fd, path) ? -errno : 0;
+}
+
+static struct aeth_xdp_link *held_link(struct aeth_agent *a,
+				       const char *ifname)
+{
+	for (int i = 0; i < AETH_MAX_INTERFACES; i++)
+		if (a->links[i].fd > 2 &&
+		    !strncmp(a->links[i].ifname, ifname, AETH_IFNAME_LEN))
+			return &a->links[i];
+	return NULL;
+}
+
+static void drop_held(struct aeth_xdp_link *l)
+{
+	if (l && l->fd > 2)
+		close(l->fd);
+	if (l)
+		memset(l, 0, sizeof(*l));
+}
+
+/* Keep fd as the link of ifname: the agent holds every link it pinned, so
+ * that a deleted pin can be pinned again (aeth_loader_repin). */
+static void hold_link(struct aeth_agent *a, const char *ifname, int fd)
+{
+	struct aeth_xdp_link *l = held_link(a, ifname);
+
+	if (l && l->fd == fd)
+		return;
+	drop_held(l);
+	for (int i = 0; !l && i < AETH_MAX_INTERFACES; i++)
+		if (a->links[i].fd <= 2)
+			l = &a->links[i];
+	if (!l) {	/* more links than interfaces: the pin keeps it */
+		close(fd);
+		return;
+	}
+	l->fd = fd;
+	snprintf(l->ifname, sizeof(l->ifname), "%s", ifname);
+}
+
+static void release_links(struct aeth_agent *a)
+{
+	for (int i = 0; i < AETH_MAX_INTERFACES; i++)
+		drop_held(&a->links[i]);
+}
+
+/* Our link on ifname at ifindex: the one held, else the pinned one (held
+ * from now on). A stale one is forgotten. -ENOENT when there is none. */
+static int own_link(struct aeth_agent *a, const char *ifname, int ifindex)
+{
+	struct aeth_xdp_link *l = held_link(a, ifname);
+	__u32 id, prog, on;
+	int fd;
+
+	if (l && !link_info(l->fd, &id, &prog, &on) && (int)on == ifindex)
+		return l->fd;
+	drop_held(l);
+	fd = pinned_link(a->pin_dir, ifname, ifindex);
+	if (fd >= 0)
+		hold_link(a, ifname, fd);
+	return fd;
+}
+
+/* Take our link off ifname (if any), unpin and forget it. */
+static void unlink_own(struct aeth_agent *a, const char *ifname)
+{
+	struct aeth_xdp_link *l = held_link(a, ifname);
+	char path[PATH_MAX];
+
+	if (l)
+		bpf_link_detach(l->fd);
+	drop_held(l);
+	if (!link_pin_path(path, sizeof(path), a->pin_dir, ifname))
+		unlink(path);
+}
+
+/* A new link of our program on ifindex, in the mode asked (auto: native,
+ * else generic), pinned and held. */
+static int link_attach(struct aeth_agent *a, const char *ifname, int ifindex,
+		       enum aeth_xdp_mode want, enum aeth_xdp_mode *got)
+{
+	int prog_fd = bpf_program__fd(a->skel->progs.aether_lb);
+	int fd = -EINVAL, err;
+
+	unlink_own(a, ifname);	/* nothing runs there: whatever was is stale */
+	if (want == AETH_XDP_MODE_NATIVE || want == AETH_XDP_MODE_AUTO) {
+		LIBBPF_OPTS(bpf_link_create_opts, o, .flags = XDP_FLAGS_DRV_MODE);
+
+		fd = bpf_link_create(prog_fd, ifindex, BPF_XDP, &o);
+		*got = AETH_XDP_MODE_NATIVE;
+	}
+	if (fd < 0 && (want == AETH_XDP_MODE_GENERIC ||
+		       want == AETH_XDP_MODE_AUTO)) {
+		LIBBPF_OPTS(bpf_link_create_opts, o, .flags = XDP_FLAGS_SKB_MODE);
+
+		fd = bpf_link_create(prog_fd, ifindex, BPF_XDP, &o);
+		*got = AETH_XDP_MODE_GENERIC;
+	}
+	if (fd < 0)
+		return fd;
+	err = pin_link(a->pin_dir, ifname, fd);
+	if (err) {
+		log_err("%s: pinning the link under %s/" LINKS_DIR ": %s",
+			ifname, a->pin_dir, strerror(-err));
+		bpf_link_detach(fd);
+		close(fd);
+		return err;
+	}
+	hold_link(a, ifname, fd);
+	return 0;
+}
+
+static __u32 link_id_of(struct aeth_agent *a, const char *ifname)
+{
+	struct aeth_xdp_link *l = held_link(a, ifname);
+	__u32 id = 0, prog, on;
+
+	if (l)
+		link_info(l->fd, &id, &prog, &on);
+	return id;
+}
+
 /* Attach to the interfaces of cfg that carry no program yet, before the
  * document touches any map, so that an interface the program cannot go on
  * (no native XDP, say) rejects the document as a whole. On the first
@@ -704,8 +859,7 @@ int aeth_loader_check_ifaces(int meta_fd, const char *pin_dir,
 int aeth_loader_attach_new(struct aeth_agent *a, const struct aeth_config *cfg,
 			   struct aeth_error *err)
 {
-	int done[AETH_MAX_INTERFACES], modes[AETH_MAX_INTERFACES], n = 0;
-	size_t i;
+	size_t done[AETH_MAX_INTERFACES], n = 0, i;
 	int ret = 0;
 
 	for (i = 0; i < cfg->n_interfaces && i < AETH_MAX_INTERFACES; i++) {
@@ -716,35 +870,141 @@ int aeth_loader_attach_new(struct aeth_agent *a, const struct aeth_config *cfg,
 		if (!ifindex || bpf_xdp_query(ifindex, 0, &q) ||
 		    q.drv_prog_id || q.skb_prog_id)
 			continue;	/* checked, or ours already */
-		ret = attach_fresh(a, i, ifindex, cfg->xdp_mode, &got);
+		ret = link_attach(a, cfg->interfaces[i], ifindex,
+				  cfg->xdp_mode, &got);
 		if (ret) {
+			aeth_fail(err, ret, "", "%s: attaching in %s mode: %s",
+				  cfg->interfaces[i],
+				  aeth_xdp_mode_names[cfg->xdp_mode],
+				  strerror(-ret));
 			snprintf(err->path, sizeof(err->path),
 				 "node.interfaces[%zu]", i);
-			snprintf(err->message, sizeof(err->message),
-				 "%s: attaching in %s mode: %s",
-				 cfg->interfaces[i],
-				 aeth_xdp_mode_names[cfg->xdp_mode],
-				 strerror(-ret));
 			break;
 		}
-		log_info("%s: attached (%s mode, single program)",
-			 cfg->interfaces[i], aeth_xdp_mode_names[got]);
-		done[n] = ifindex;
-		modes[n++] = got;
+		log_info("%s: attached (%s mode, bpf_link %u)",
+			 cfg->interfaces[i], aeth_xdp_mode_names[got],
+			 link_id_of(a, cfg->interfaces[i]));
+		done[n++] = i;
 	}
 	while (ret && n--)
-		bpf_xdp_detach(done[n], mode_flags(modes[n]), NULL);
+		unlink_own(a, cfg->interfaces[done[n]]);
 	return ret;
 }
 
-static int attach_one(struct aeth_agent *a, int slot, const char *ifname,
-		      enum aeth_xdp_mode want, struct aeth_iface_status *st)
+/* An own program of an earlier agent version, attached through netlink:
+ * a link cannot take its place without a gap, so swap the program in
+ * place and leave it netlink-attached (until --detach). */
+static int replace_netlink(const char *ifname, int ifindex, int old_fd,
+			   int new_fd, enum aeth_xdp_mode got)
+{
+	LIBBPF_OPTS(bpf_xdp_attach_opts, ao, .old_prog_fd = old_fd);
+	int err;
+
+	err = bpf_xdp_attach(ifindex, new_fd, XDP_FLAGS_REPLACE | mode_flags(got),
+			     &ao);
+	if (err)
+		log_err("%s: replacing program %s: %s", ifname,
+			err == -EBUSY ? "(held by a link that is not ours)" :
+			"attached through netlink", strerror(-err));
+	else
+		log_warn("%s: replaced the program in place (%s); it was "
+			 "attached through netlink by an earlier agent and stays "
+			 "so until aether-agent --detach", ifname,
+			 aeth_xdp_mode_names[got]);
+	return err;
+}
+
+/* Put this run's program in place of our old one (old_id), in one atomic
+ * step: through our link, or netlink for an earlier agent's attachment.
+ * Keeps a program that is the same as ours. */
+static int replace_own(struct aeth_agent *a, const char *ifname, int ifindex,
+		       __u32 old_id, enum aeth_xdp_mode want,
+		       enum aeth_xdp_mode got)
+{
+	LIBBPF_OPTS(bpf_link_update_opts, uo, .flags = BPF_F_REPLACE);
+	int new_fd = bpf_program__fd(a->skel->progs.aether_lb);
+	int old_fd = bpf_prog_get_fd_by_id(old_id), lfd, err;
+	__u32 lid = 0, lprog = 0, on;
+
+	if (old_fd < 0) {
+		err = -errno;
+		log_err("%s: opening attached program %u: %s", ifname, old_id,
+			strerror(-err));
+		return err;
+	}
+	lfd = own_link(a, ifname, ifindex);
+	if (lfd >= 0)
+		link_info(lfd, &lid, &lprog, &on);
+	if (same_program(old_fd, new_fd)) {
+		/* restarted over the same program: leave it be */
+		log_info("%s: program %u already attached (%s, %s)", ifname,
+			 old_id, aeth_xdp_mode_names[got],
+			 lprog == old_id ? "bpf_link" : "netlink");
+		close(old_fd);
+		return 0;
+	}
+	if (want != AETH_XDP_MODE_AUTO && want != got)
+		log_warn("%s: keeping the %s mode of the running program "
+			 "(--detach first to change it)", ifname,
+			 aeth_xdp_mode_names[got]);
+	if (lfd >= 0 && lprog == old_id) {
+		uo.old_prog_fd = old_fd;
+		err = bpf_link_update(lfd, new_fd, &uo);
+		if (err)
+			log_err("%s: updating bpf_link %u from program %u: %s",
+				ifname, lid, old_id, strerror(-err));
+		else
+			log_info("%s: bpf_link %u updated in place: program "
+				 "%u -> %u (%s)", ifname, lid, old_id,
+				 prog_id_of(new_fd), aeth_xdp_mode_names[got]);
+	} else {
+		err = replace_netlink(ifname, ifindex, old_fd, new_fd, got);
+	}
+	close(old_fd);
+	return err;
+}
+
+/* Which program runs on ifindex, and in which mode. */
+static __u32 running_prog(int ifindex, enum aeth_xdp_mode *mode)
 {
 	LIBBPF_OPTS(bpf_xdp_query_opts, q);
-	int new_fd = bpf_program__fd(a->skel->progs.aether_lb);
-	enum aeth_xdp_mode got = AETH_XDP_MODE_NONE;
+
+	*mode = AETH_XDP_MODE_NONE;
+	if (bpf_xdp_query(ifindex, 0, &q))
+		return 0;
+	if (q.drv_prog_id)
+		*mode = AETH_XDP_MODE_NATIVE;
+	else if (q.skb_prog_id)
+		*mode = AETH_XDP_MODE_GENERIC;
+	return q.drv_prog_id ? q.drv_prog_id : q.skb_prog_id;
+}
+
+/* What is on ifindex now, for aeth_meta and aetherctl status. */
+static void record(struct aeth_agent *a, const char *ifname, int ifindex,
+		   struct aeth_iface_status *st)
+{
+	enum aeth_xdp_mode mode;
+	__u32 id = running_prog(ifindex, &mode);
+	int err;
+
+	/* a redirect target from now on (aeth_tx_ports) */
+	err = bpf_map_update_elem(a->fds.tx_ports, &ifindex, &ifindex, BPF_ANY);
+	if (err)
+		log_debug("%s: not a redirect target: %s", ifname,
+			  strerror(-err));
+	memset(st, 0, sizeof(*st));
+	st->ifindex = ifindex;
+	st->mode = mode;
+	st->prog_id = id;
+	snprintf(st->name, sizeof(st->name), "%s", ifname);
+}
+
+static int attach_one(struct aeth_agent *a, const char *ifname,
+		      enum aeth_xdp_mode want, struct aeth_iface_status *st)
+{
+	enum aeth_xdp_mode got;
 	int ifindex, err;
-	__u32 old_id = 0;
+	__u32 old_id, new_id, our_meta;
 
 	ifindex = if_nametoindex(ifname);
 	if (!ifindex) {
@@ -752,100 +1012,47 @@ static int attach_one(struct aeth_agent *a, int slot, const char *ifname,
 		return -ENODEV;
 	}
 	set_sysctls(ifname);
-	err = bpf_xdp_query(ifindex, 0, &q);
-	if (err) {
-		log_err("%s: querying XDP state: %s", ifname, strerror(-err));
-		return err;
-	}
-	if (q.drv_prog_id) {
-		old_id = q.drv_prog_id;
-		got = AETH_XDP_MODE_NATIVE;
-	} else if (q.skb_prog_id) {
-		old_id = q.skb_prog_id;
-		got = AETH_XDP_MODE_GENERIC;
-	}
-	if (old_id && old_id == prog_id_of(new_fd))
-		goto record;	/* this run's program (an earlier apply, or
-				 * attached before the maps changed) */
-	if (old_id && prog_owner(old_id, meta_map_id(a->fds.meta, NULL)) !=
-		      OWNER_US) {
+	old_id = running_prog(ifindex, &got);
+	new_id = prog_id_of(bpf_program__fd(a->skel->progs.aether_lb));
+	our_meta = meta_map_id(a->fds.meta, NULL);
+	if (old_id && old_id != new_id &&
+	    prog_owner(old_id, our_meta) != OWNER_US) {
 		char msg[256];
 
-		iface_usable(ifname, meta_map_id(a->fds.meta, NULL), msg,
-			     sizeof(msg));
+		iface_usable(ifname, our_meta, msg, sizeof(msg));
 		log_err("%s", msg);
 		return -EBUSY;
 	}
-	if (old_id) {
-		LIBBPF_OPTS(bpf_xdp_attach_opts, ao);
-		int old_fd = bpf_prog_get_fd_by_id(old_id);
-
-		if (old_fd < 0) {
-			err = -errno;
-			log_err("%s: opening attached program %u: %s", ifname,
-				old_id, strerror(-err));
-			return err;
-		}
-		if (same_program(old_fd, new_fd)) {
-			/* restarted over the same program: leave it be */
-			close(old_fd);
-			log_info("%s: program %u already attached (%s)", ifname,
-				 old_id, aeth_xdp_mode_names[got]);
-			goto record;
-		}
-		if (want != AETH_XDP_MODE_AUTO && want != got)
-			log_warn("%s: keeping the %s mode of the running program "
-				 "(--detach first to change it)", ifname,
-				 aeth_xdp_mode_names[got]);
-		/* one atomic swap: no packet sees an interface without XDP */
-		ao.old_prog_fd = old_fd;
-		err = bpf_xdp_attach(ifindex, new_fd,
-				     XDP_FLAGS_REPLACE | mode_flags(got), &ao);
-		close(old_fd);
-		if (err) {
-			log_err("%s: replacing program %u: %s", ifname, old_id,
-				strerror(-err));
-			return err;
-		}
-		log_info("%s: replaced program %u in place (%s)", ifname,
-			 old_id, aeth_xdp_mode_names[got]);
-	} else {
-		err = attach_fresh(a, slot, ifindex, want, &got);
-		if (err) {
+	err = 0;
+	if (old_id && old_id == new_id)
+		own_link(a, ifname, ifindex);	/* this run's: hold its link */
+	else if (old_id)
+		err = replace_own(a, ifname, ifindex, old_id, want, got);
+	else
+		err = link_attach(a, ifname, ifindex, want, &got);
+	if (err) {
+		if (!old_id)
 			log_err("%s: attaching in %s mode: %s", ifname,
 				aeth_xdp_mode_names[want], strerror(-err));
-			return err;
-		}
-		log_info("%s: attached (%s mode, single program)", ifname,
-			 aeth_xdp_mode_names[got]);
+		return err;
 	}
-record:
-	/* a redirect target from now on (aeth_tx_ports) */
-	if (bpf_map_update_elem(a->fds.tx_ports, &ifindex, &ifindex, BPF_ANY))
-		log_debug("%s: not a redirect target: %s", ifname,
-			  strerror(errno));
-	memset(&q, 0, sizeof(q));
-	q.sz = sizeof(q);
-	bpf_xdp_query(ifindex, 0, &q);
-	memset(st, 0, sizeof(*st));
-	st->ifindex = ifindex;
-	st->mode = got;
-	st->prog_id = got == AETH_XDP_MODE_GENERIC ? q.skb_prog_id :
-						   q.drv_prog_id;
-	snprintf(st->name, sizeof(st->name), "%s", ifname);
+	if (!old_id)
+		log_info("%s: attached (%s mode, bpf_link %u)", ifname,
+			 aeth_xdp_mode_names[got], link_id_of(a, ifname));
+	record(a, ifname, ifindex, st);
 	return 0;
 }
 
 /* Take the program off an interface (found by name: ifindexes are per
- * namespace), only if it is still the one we put there. */
-static int detach_one(const struct aeth_iface_status *st)
+ * namespace), only if it is still the one we put there: our link's
+ * (pinned under pin_dir), or one attached through netlink. */
+static int detach_one(const char *pin_dir, const struct aeth_iface_status *st)
 {
 	LIBBPF_OPTS(bpf_xdp_query_opts, q);
 	LIBBPF_OPTS(bpf_xdp_attach_opts, ao);
-	__u32 flags = st->mode == AETH_XDP_MODE_GENERIC ? XDP_FLAGS_SKB_MODE :
-							XDP_FLAGS_DRV_MODE;
+	__u32 flags = mode_flags(st->mode), cur, id, prog, on;
 	int ifindex = if_nametoindex(st->name);
-	__u32 cur;
+	char path[PATH_MAX];
 	int fd, err;
 
 	if (!ifindex || bpf_xdp_query(ifindex, 0, &q)) {
@@ -857,6 +1064,19 @@ static int detach_one(const struct aeth_iface_status *st)
 			"still loaded: run --detach where the interface is",
 			st->name, st->prog_id);
 		return -ENODEV;
+	}
+	fd = pinned_link(pin_dir, st->name, ifindex);
+	if (fd >= 0) {
+		link_info(fd, &id, &prog, &on);
+		err = bpf_link_detach(fd);
+		close(fd);
+		if (err)
+			return err;
+		if (!link_pin_path(path, sizeof(path), pin_dir, st->name))
+			unlink(path);
+		log_info("%s: detached bpf_link %u (program %u)", st->name, id,
+			 prog);
+		return 0;
 	}
 	cur = flags == XDP_FLAGS_SKB_MODE ? q.skb_prog_id : q.drv_prog_id;
 	if (!cur || cur != st->prog_id) {
@@ -871,8 +1091,40 @@ static int detach_one(const struct aeth_iface_status *st)
 	err = bpf_xdp_detach(ifindex, flags | XDP_FLAGS_REPLACE, &ao);
 	close(fd);
 	if (!err)
-		log_info("%s: detached program %u", st->name, st->prog_id);
+		log_info("%s: detached program %u (netlink)", st->name,
+			 st->prog_id);
 	return err;
+}
+
+/* Take the program off the interfaces of a->meta that ifs no longer
+ * names. */
+static void detach_dropped(struct aeth_agent *a,
+			   const struct aeth_iface_status *ifs, size_t n)
+{
+	for (uint32_t j = 0; j < a->meta.n_interfaces &&
+			     j < AETH_MAX_INTERFACES; j++) {
+		const struct aeth_iface_status *old = &a->meta.ifaces[j];
+		bool kept = false;
+
+		for (size_t i = 0; i < n; i++)
+			if (ifs[i].ifindex == old->ifindex)
+				kept = true;
+		if (kept || !old->ifindex)
+			continue;
+		bpf_map_delete_elem(a->fds.tx_ports, &old->ifindex);
+		if (detach_one(a->pin_dir, old))
+			log_warn("%s: could not detach (no longer in "
+				 "node.interfaces)", old->name);
+		drop_held(held_link(a, old->name));
+	}
+}
+
+static void meta_write_or_warn(struct aeth_agent *a)
+{
+	int err = aeth_meta_write(a);
+
+	if (err)
+		log_warn("writing %s: %s", AETH_MAP_META, strerror(-err));
 }
 
 int aeth_loader_attach(struct aeth_agent *a, const struct aeth_config *cfg)
@@ -885,7 +1137,7 @@ int aeth_loader_attach(struct aeth_agent *a, const struct aeth_config *cfg)
 		n = AETH_MAX_INTERFACES;
 	memset(ifs, 0, sizeof(ifs));
 	for (size_t i = 0; i < n; i++) {
-		int err = attach_one(a, i, cfg->interfaces[i], cfg->xdp_mode,
+		int err = attach_one(a, cfg->interfaces[i], cfg->xdp_mode,
 				     &ifs[i]);
 
 		if (err && !first_err)
@@ -896,25 +1148,11 @@ int aeth_loader_attach(struct aeth_agent *a, const struct aeth_config *cfg)
 	}
 	/* interfaces the document dropped; not when the new ones did not all
 	 * take the program: then what runs stays */
-	for (uint32_t j = 0; !first_err && j < a->meta.n_interfaces &&
-			     j < AETH_MAX_INTERFACES; j++) {
-		const struct aeth_iface_status *old = &a->meta.ifaces[j];
-		bool kept = false;
-
-		for (size_t i = 0; i < n; i++)
-			if (ifs[i].ifindex == old->ifindex)
-				kept = true;
-		if (kept || !old->ifindex)
-			continue;
-		bpf_map_delete_elem(a->fds.tx_ports, &old->ifindex);
-		if (detach_one(old))
-			log_warn("%s: could not detach (no longer in "
-				 "node.interfaces)", old->name);
-	}
+	if (!first_err)
+		detach_dropped(a, ifs, n);
 	memcpy(a->meta.ifaces, ifs, sizeof(ifs));
 	a->meta.n_interfaces = n;
-	if (aeth_meta_write(a))
-		log_warn("writing %s: %s", AETH_MAP_META, strerror(errno));
+	meta_write_or_warn(a);
 	a->status.attached = first_err == 0;
 	return first_err;
 }
@@ -939,16 +1177,14 @@ int aeth_loader_reattach(struct aeth_agent *a, size_t slot)
 	    slot >= AETH_MAX_INTERFACES)
 		return -EINVAL;
 	memset(&st, 0, sizeof(st));
-	err = attach_one(a, slot, a->cfg->interfaces[slot], a->cfg->xdp_mode,
-			 &st);
+	err = attach_one(a, a->cfg->interfaces[slot], a->cfg->xdp_mode, &st);
 	if (err) {
 		memset(&st, 0, sizeof(st));
 		snprintf(st.name, sizeof(st.name), "%s",
 			 a->cfg->interfaces[slot]);
 	}
 	a->meta.ifaces[slot] = st;
-	if (aeth_meta_write(a))
-		log_warn("writing %s: %s", AETH_MAP_META, strerror(errno));
+	meta_write_or_warn(a);
 	a->status.attached = all_attached(a);
 	return err;
 }
@@ -963,16 +1199,74 @@ void aeth_loader_mark_absent(struct aeth_agent *a, size_t slot)
 	st = &a->meta.ifaces[slot];
 	memset(st, 0, sizeof(*st));
 	snprintf(st->name, sizeof(st->name), "%s", a->cfg->interfaces[slot]);
-	if (aeth_meta_write(a))
-		log_warn("writing %s: %s", AETH_MAP_META, strerror(errno));
+	meta_write_or_warn(a);
 	a->status.attached = false;
 }
 
 /* ---- pins lost under a running agent ---------------------------------- */
 
+/* Add name to the comma-separated list in names. */
+static void note_name(char *names, size_t len, size_t *used, int n,
+		      const char *prefix, const char *name)
+{
+	if (*used < len)
+		*used += snprintf(names + *used, len - *used, "%s%s%s",
+				  n ? ", " : "", prefix, name);
+}
+
+/* The pin directory itself, recreated and locked again when it is gone. */
+static int restore_pin_dir(struct aeth_agent *a)
+{
+	struct stat sb;
+	int err;
+
+	if (stat(a->pin_dir, &sb) == 0)
+		return 0;
+	if (errno != ENOENT)
+		return -errno;
+	err = aeth_mkdir_p(a->pin_dir, 0700);
+	if (err)
+		return err;
+	/* the lock was on the directory that went away */
+	unlock_pin_dir(a);
+	err = lock_pin_dir(a->pin_dir, &a->lock_fd);
+	if (err)
+		log_warn("%s: locking the recreated directory: %s", a->pin_dir,
+			 err == -EWOULDBLOCK ? "another aether-agent holds it" :
+			 strerror(-err));
+	return 0;
+}
+
+/* Pin again every link this agent holds whose pin is missing. */
+static int repin_links(struct aeth_agent *a, char *names, size_t len,
+		       size_t *used, int n)
+{
+	char path[PATH_MAX];
+	struct stat sb;
+	int err;
+
+	for (int i = 0; i < AETH_MAX_INTERFACES; i++) {
+		const struct aeth_xdp_link *l = &a->links[i];
+
+		if (l->fd <= 2)
+			continue;
+		err = link_pin_path(path, sizeof(path), a->pin_dir, l->ifname);
+		if (err)
+			return err;
+		if (stat(path, &sb) == 0 || errno != ENOENT)
+			continue;
+		err = pin_link(a->pin_dir, l->ifname, l->fd);
+		if (err) {
+			log_err("re-pinning %s: %s", path, strerror(-err));
+			return err;
+		}
+		note_name(names, len, used, n++, LINKS_DIR "/", l->ifname);
+	}
+	return n;
+}
+
 int aeth_loader_repin(struct aeth_agent *a, char *names, size_t len)
 {
-	struct bpf_map *map;
 	char path[PATH_MAX];
 	struct stat sb;
 	size_t used = 0;
@@ -982,116 +1276,126 @@ int aeth_loader_repin(struct aeth_agent *a, char *names, size_t len)
 		names[0] = '\0';
 	if (!a->skel)
 		return 0;
-	if (stat(a->pin_dir, &sb)) {
-		if (errno != ENOENT)
-			return -errno;
-		err = aeth_mkdir_p(a->pin_dir, 0700);
-		if (err)
-			return err;
-		/* the lock was on the directory that went away */
-		unlock_pin_dir(a);
-		err = lock_pin_dir(a->pin_dir, &a->lock_fd);
-		if (err)
-			log_warn("%s: locking the recreated directory: %s",
-				 a->pin_dir, err == -EWOULDBLOCK ?
-				 "another aether-agent holds it" :
-				 strerror(-err));
-	}
-	bpf_object__for_each_map(map, a->skel->obj) {
-		const char *name = bpf_map__name(map);
-
-		if (strncmp(name, "aeth_", 5))
-			continue;
-		err = pinned_map_path(path, sizeof(path), a->pin_dir, name);
+	err = restore_pin_dir(a);
+	if (err)
+		return err;
+	for (int i = 0; i < AETH_N_PINNED_MAPS; i++) {
+		err = pinned_map_path(path, sizeof(path), a->pin_dir,
+				      pinned_names[i]);
 		if (err)
 			return err;
 		if (stat(path, &sb) == 0 || errno != ENOENT)
 			continue;
-		if (bpf_obj_pin(bpf_map__fd(map), path)) {
+		if (bpf_obj_pin(bpf_map__fd(skel_map(a->skel, i)), path)) {
 			err = -errno;
 			log_err("re-pinning %s: %s", path, strerror(-err));
 			return err;
 		}
-		if (used < len)
-			used += snprintf(names + used, len - used, "%s%s",
-					 n ? ", " : "", name);
-		n++;
+		note_name(names, len, &used, n++, "", pinned_names[i]);
 	}
-	return n;
+	return repin_links(a, names, len, &used, n);
 }
 
 /* ---- --detach ---------------------------------------------------------- */
 
-int aeth_loader_detach(const char *pin_dir, char *errbuf, size_t errlen)
+/* Detach from every interface aeth_meta (open as meta_fd) records. */
+static int detach_recorded(const char *pin_dir, int meta_fd)
 {
 	struct aeth_meta meta;
-	char path[PATH_MAX];
 	uint32_t zero = 0, version;
-	int fd, err, ret = 0, lock_fd = 0;
+	int err, ret = 0;
 
-	err = pinned_map_path(path, sizeof(path), pin_dir, AETH_MAP_META);
-	if (err)
-		return err;
-	fd = bpf_obj_get(path);
-	if (fd < 0) {
-		err = -errno;
-		snprintf(errbuf, errlen, "no aether-lb state under %s: %s",
-			 pin_dir, strerror(-err));
-		return err;
-	}
-	err = lock_pin_dir(pin_dir, &lock_fd);
-	if (err) {
-		snprintf(errbuf, errlen, "%s: %s", pin_dir,
-			 err == -EWOULDBLOCK ? "an aether-agent is running on "
-			 "it; stop it first" : strerror(-err));
-		close(fd);
-		return err;
-	}
 	err = aeth_loader_pinned_schema(pin_dir, &version);
 	memset(&meta, 0, sizeof(meta));
-	if (!err && version == AETH_SCHEMA_VERSION &&
-	    bpf_map_lookup_elem(fd, &zero, &meta) == 0) {
-		for (uint32_t i = 0; i < meta.n_interfaces &&
-				     i < AETH_MAX_INTERFACES; i++) {
-			if (!meta.ifaces[i].ifindex)
-				continue;
-			err = detach_one(&meta.ifaces[i]);
-			if (err && err != -ENODEV)
-				log_err("%s: detaching: %s", meta.ifaces[i].name,
-					strerror(-err));
-			if (err)
-				ret = err;
-		}
-		if (ret) {
-			/* unpinning now would orphan a running program */
-			snprintf(errbuf, errlen, "not detached everywhere; the "
-				 "maps under %s stay pinned", pin_dir);
-			close(fd);
-			close(lock_fd);
-			return ret;
-		}
-	} else {
+	if (err || version != AETH_SCHEMA_VERSION ||
+	    bpf_map_lookup_elem(meta_fd, &zero, &meta)) {
 		log_warn("%s: unknown schema, unpinning without detaching",
 			 pin_dir);
+		return 0;
 	}
-	close(fd);
-	for (size_t i = 0; i < N_PINNED; i++) {
+	for (uint32_t i = 0; i < meta.n_interfaces && i < AETH_MAX_INTERFACES;
+	     i++) {
+		if (!meta.ifaces[i].ifindex)
+			continue;
+		err = detach_one(pin_dir, &meta.ifaces[i]);
+		if (err && err != -ENODEV)
+			log_err("%s: detaching: %s", meta.ifaces[i].name,
+				strerror(-err));
+		if (err)
+			ret = err;
+	}
+	return ret;
+}
+
+/* Unpin every map of the table and whatever link pins are left (stale:
+ * the live ones were detached), then remove the directories. */
+static int unpin_all(const char *pin_dir)
+{
+	char path[PATH_MAX], links[PATH_MAX];
+	struct dirent *de;
+	int ret = 0;
+	DIR *d;
+
+	for (int i = 0; i < AETH_N_PINNED_MAPS; i++) {
 		if (pinned_map_path(path, sizeof(path), pin_dir,
 				    pinned_names[i]))
 			continue;
 		if (unlink(path) && errno != ENOENT) {
-			err = -errno;
-			log_err("unpinning %s: %s", path, strerror(-err));
-			ret = err;
+			ret = -errno;
+			log_err("unpinning %s: %s", path, strerror(-ret));
 		}
 	}
-	close(lock_fd);
-	if (rmdir(pin_dir) && errno != ENOENT) {
-		err = -errno;
-		log_warn("removing %s: %s", pin_dir, strerror(-err));
+	if (pinned_map_path(links, sizeof(links), pin_dir, LINKS_DIR))
+		return ret;
+	d = opendir(links);
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] == '.' ||
+		    pinned_map_path(path, sizeof(path), links, de->d_name))
+			continue;
+		if (unlink(path) && errno != ENOENT)
+			log_warn("unpinning %s: %s", path, strerror(errno));
 	}
-	if (ret)
-		snprintf(errbuf, errlen, "detach under %s was incomplete",
-			 pin_dir);
+	if (d)
+		closedir(d);
+	rmdir(links);
 	return ret;
+}
+
+int aeth_loader_detach(const char *pin_dir, struct aeth_error *err)
+{
+	char path[PATH_MAX];
+	int fd, ret, lock_fd = 0;
+
+	ret = pinned_map_path(path, sizeof(path), pin_dir, AETH_MAP_META);
+	if (ret)
+		return aeth_fail(err, ret, pin_dir, "path too long");
+	fd = bpf_obj_get(path);
+	if (fd < 0) {
+		ret = -errno;
+		return aeth_fail(err, ret, "", "no aether-lb state under %s: %s",
+				 pin_dir, strerror(-ret));
+	}
+	ret = lock_pin_dir(pin_dir, &lock_fd);
+	if (ret) {
+		close(fd);
+		return aeth_fail(err, ret, pin_dir, "%s", ret == -EWOULDBLOCK ?
+				 "an aether-agent is running on it; stop it "
+				 "first" : strerror(-ret));
+	}
+	ret = detach_recorded(pin_dir, fd);
+	close(fd);
+	if (ret) {
+		/* unpinning now would orphan a running program */
+		close(lock_fd);
+		return aeth_fail(err, ret, "", "not detached everywhere; the "
+				 "maps under %s stay pinned", pin_dir);
+	}
+	ret = unpin_all(pin_dir);
+	close(lock_fd);
+	if (rmdir(pin_dir) && errno != ENOENT)
+		log_warn("removing %s: %s", pin_dir, strerror(errno));
+	if (ret)
+		return aeth_fail(err, ret, "", "detach under %s was incomplete",
+				 pin_dir);
+	return 0;
 }

@@ -7,20 +7,25 @@
 #include <stdint.h>
 
 #include "agent.h"
+#include "error.h"
 
-/* Route libbpf's and libxdp's messages into our log. */
+/* Route libbpf's messages into our log. */
 void aeth_loader_hook_logs(void);
 
 /* Open the skeleton with every map pinned under pin_dir (created), reusing
  * pinned maps (the connection table included) when their schema version is
  * ours, and refusing with one clear line in err when it is not. Sizes
  * aeth_ct to ct_max_entries (a pinned table keeps its size). Fills a->fds and
- * recovers the applied state from the maps. Returns 0 or a negative errno. */
+ * recovers the applied state from the maps. Returns 0 or a negative errno
+ * with err filled. */
 int aeth_loader_open(struct aeth_agent *a, const char *pin_dir,
-		     uint32_t ct_max_entries, char *err, size_t errlen);
+		     uint32_t ct_max_entries, struct aeth_error *err);
 
-/* Attach the program to every interface of cfg in its xdp_mode, replacing a
- * program already there atomically, detaching from interfaces the document
+/* Attach the program to every interface of cfg in its xdp_mode through a
+ * bpf_link pinned at <pin_dir>/links/<ifname>, replacing a program of ours
+ * already there atomically (bpf_link_update, or in place through netlink
+ * for an earlier agent's netlink attachment; see loader.c), detaching
+ * from interfaces the document
  * no longer names, and recording the outcome in aeth_meta. Also sets the
  * sysctls the data path needs on each interface. Returns 0 or the first
  * error (logged). */
@@ -35,14 +40,16 @@ int aeth_loader_check_ifaces(int meta_fd, const char *pin_dir,
 			     const struct aeth_config *cfg,
 			     struct aeth_error *err);
 
-/* Attach to every interface of cfg that carries no program yet; on a
+/* Attach (a new pinned bpf_link) to every interface of cfg that carries
+ * no program yet; on a
  * failure detach what this call attached and fill err
  * (node.interfaces[N]: why). Returns 0 or a negative errno. */
 int aeth_loader_attach_new(struct aeth_agent *a, const struct aeth_config *cfg,
 			   struct aeth_error *err);
 
 /* Pin again, under a->pin_dir (recreated, and locked again when it was),
- * every map of ours whose pin is missing. names gets the re-pinned names,
+ * every map and link of ours whose pin is missing. names gets the
+ * re-pinned names (links as links/IFNAME),
  * comma-separated. Returns how many were re-pinned (0: nothing missing) or a
  * negative errno. */
 int aeth_loader_repin(struct aeth_agent *a, char *names, size_t len);
@@ -56,13 +63,15 @@ int aeth_loader_reattach(struct aeth_agent *a, size_t slot);
  * program) and clear a->status.attached. */
 void aeth_loader_mark_absent(struct aeth_agent *a, size_t slot);
 
-/* Release the skeleton; the program stays attached and the maps pinned. */
+/* Release the skeleton and the link fds; the program stays attached (the
+ * link pins hold it) and the maps pinned. */
 void aeth_loader_close(struct aeth_agent *a);
 
-/* --detach: remove the program from the interfaces recorded in aeth_meta,
- * unpin every map and remove pin_dir. Returns 0 or a negative errno with
- * err filled. */
-int aeth_loader_detach(const char *pin_dir, char *err, size_t errlen);
+/* --detach: remove the program from the interfaces recorded in aeth_meta
+ * (detach our link and unpin it, or through netlink for an earlier agent's
+ * attachment), unpin every map and remove pin_dir. Returns 0 or a negative
+ * errno with err filled. */
+int aeth_loader_detach(const char *pin_dir, struct aeth_error *err);
 
 /* The schema version pinned under pin_dir: 0 when nothing is pinned there. */
 int aeth_loader_pinned_schema(const char *pin_dir, uint32_t *version);

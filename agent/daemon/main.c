@@ -407,9 +407,11 @@ static int open_agent(const struct options *o, struct aeth_agent *a,
 	err = refuse_takeover(o, cfg);	/* logs why */
 	if (!err) {
 		err = aeth_loader_open(a, o->pin_dir, cfg->ct_max_entries,
-				       errbuf, sizeof(errbuf));
-		if (err)
+				       &cerr);
+		if (err) {
+			aeth_error_format(&cerr, errbuf, sizeof(errbuf));
 			log_err("%s", errbuf);
+		}
 	}
 	aeth_config_free(cfg);
 	return err;
@@ -574,13 +576,16 @@ int main(int argc, char **argv)
 	if (o.render_k8s)
 		return aeth_k8s_render(o.render_k8s, o.config);
 	if (o.detach) {
+		struct aeth_error derr;
 		char dir[PATH_MAX];
 
 		/* routers move the flows away before the program goes */
 		if (aeth_bgp_withdraw_all(state_dir(o.socket, dir, sizeof(dir)),
 					  DETACH_WITHDRAW_WAIT_MS) < 0)
 			log_warn("could not stop bird in %s; detaching anyway", dir);
-		if (aeth_loader_detach(o.pin_dir, errbuf, sizeof(errbuf))) {
+		memset(&derr, 0, sizeof(derr));
+		if (aeth_loader_detach(o.pin_dir, &derr)) {
+			aeth_error_format(&derr, errbuf, sizeof(errbuf));
 			log_err("%s", errbuf);
 			return 1;
 		}

@@ -1,6 +1,5 @@
 /* One logging family for the agent and the CLI: levels, text or JSON lines on
- * stderr. libbpf's own messages are routed through it (the daemon routes
- * libxdp's too, see loader.h). */
+ * stderr. libbpf's own messages are routed through it. */
 #ifndef AETHER_LOG_H
 #define AETHER_LOG_H
 

@@ -24,45 +24,13 @@ struct pinned_map_spec {
 	__u32 value_size;
 };
 
-#define PINNED_MAP(fld, nm, t, k, v)                                         \
-	{ .name = nm, .fd_offset = offsetof(struct aeth_map_fds, fld),       \
-	  .type = t, .key_size = k, .value_size = v }
+#define PINNED_MAP(f, t, k, v, ...)                                          \
+	{ .name = AETH_MAP_NAME(f),                                           \
+	  .fd_offset = offsetof(struct aeth_map_fds, f), .type = t,          \
+	  .key_size = sizeof(k), .value_size = sizeof(v) },
 
 static const struct pinned_map_spec pinned_maps[] = {
-	PINNED_MAP(meta, AETH_MAP_META, BPF_MAP_TYPE_ARRAY, 4,
-		   sizeof(struct aeth_meta)),
-	PINNED_MAP(node, AETH_MAP_NODE, BPF_MAP_TYPE_ARRAY, 4,
-		   sizeof(struct aeth_node)),
-	PINNED_MAP(vip, AETH_MAP_VIP, BPF_MAP_TYPE_HASH,
-		   sizeof(struct aeth_vip_key), 4),
-	PINNED_MAP(svc, AETH_MAP_SVC, BPF_MAP_TYPE_HASH,
-		   sizeof(struct aeth_svc_key), sizeof(struct aeth_svc)),
-	PINNED_MAP(svcinfo, AETH_MAP_SVCINFO, BPF_MAP_TYPE_ARRAY, 4,
-		   sizeof(struct aeth_svcinfo)),
-	PINNED_MAP(backend, AETH_MAP_BACKEND, BPF_MAP_TYPE_ARRAY, 4,
-		   sizeof(struct aeth_backend)),
-	PINNED_MAP(maglev, AETH_MAP_MAGLEV, BPF_MAP_TYPE_ARRAY_OF_MAPS, 4, 4),
-	PINNED_MAP(acl, AETH_MAP_ACL, BPF_MAP_TYPE_ARRAY_OF_MAPS, 4, 4),
-	PINNED_MAP(ct, AETH_MAP_CT, BPF_MAP_TYPE_LRU_HASH,
-		   sizeof(struct aeth_flow), sizeof(struct aeth_ct_entry)),
-	PINNED_MAP(ct_budget, AETH_MAP_CT_BUDGET, BPF_MAP_TYPE_PERCPU_ARRAY, 4,
-		   sizeof(struct aeth_ct_budget)),
-	PINNED_MAP(rl_src, AETH_MAP_RL_SRC, BPF_MAP_TYPE_LRU_HASH,
-		   sizeof(struct aeth_rl_src_key),
-		   sizeof(struct aeth_rl_src_state)),
-	PINNED_MAP(rl_svc, AETH_MAP_RL_SVC, BPF_MAP_TYPE_ARRAY, 4,
-		   sizeof(struct aeth_rl_svc_state)),
-	PINNED_MAP(svc_stats, AETH_MAP_SVC_STATS, BPF_MAP_TYPE_PERCPU_ARRAY, 4,
-		   sizeof(struct aeth_svc_stats)),
-	PINNED_MAP(be_stats, AETH_MAP_BE_STATS, BPF_MAP_TYPE_PERCPU_ARRAY, 4,
-		   sizeof(struct aeth_be_stats)),
-	PINNED_MAP(global, AETH_MAP_GLOBAL, BPF_MAP_TYPE_PERCPU_ARRAY, 4,
-		   sizeof(struct aeth_global_stats)),
-	PINNED_MAP(decap, AETH_MAP_DECAP, BPF_MAP_TYPE_LPM_TRIE,
-		   sizeof(struct aeth_acl_key), 4),
-	PINNED_MAP(pcpu, AETH_MAP_PCPU, BPF_MAP_TYPE_PERCPU_ARRAY, 4,
-		   sizeof(struct aeth_pcpu)),
-	PINNED_MAP(tx_ports, AETH_MAP_TX_PORTS, BPF_MAP_TYPE_HASH, 4, 4),
+	AETH_PINNED_MAPS(PINNED_MAP)
 };
 
 #define N_PINNED_MAPS (sizeof(pinned_maps) / sizeof(pinned_maps[0]))

@@ -6,12 +6,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* One fd per pinned map (-1 when not open). Names: include/aether/abi.h. */
+#include "aether/map_table.h"
+
+/* One fd per pinned map (-1 when not open), one field per row of
+ * AETH_PINNED_MAPS (include/aether/map_table.h), in its order. */
+#define AETH_MAP_FD_FIELD_(f, ...) int f;
 struct aeth_map_fds {
-	int meta, node, vip, svc, svcinfo, backend, maglev, acl, ct, ct_budget,
-	    rl_src, rl_svc, svc_stats, be_stats, global, decap, pcpu,
-	    tx_ports;
+	AETH_PINNED_MAPS(AETH_MAP_FD_FIELD_)
 };
+#undef AETH_MAP_FD_FIELD_
+
+_Static_assert(sizeof(struct aeth_map_fds) == AETH_N_PINNED_MAPS * sizeof(int),
+	       "aeth_map_fds: one int per table row");
 
 /* Open every map pinned under pin_dir read-write and check that aeth_meta's
  * schema_version is AETH_SCHEMA_VERSION. On failure returns a negative errno,

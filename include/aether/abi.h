@@ -34,25 +34,29 @@
 /* A Maglev slot naming no backend. */
 #define AETH_NO_BACKEND 0xffffffffu
 
-/* Pinned map names (also the BPF map names: at most 15 characters). */
-#define AETH_MAP_META "aeth_meta"
-#define AETH_MAP_NODE "aeth_node"
-#define AETH_MAP_VIP "aeth_vip"
-#define AETH_MAP_SVC "aeth_svc"
-#define AETH_MAP_SVCINFO "aeth_svcinfo"
-#define AETH_MAP_BACKEND "aeth_backend"
-#define AETH_MAP_MAGLEV "aeth_maglev"
-#define AETH_MAP_ACL "aeth_acl"
-#define AETH_MAP_CT "aeth_ct"
-#define AETH_MAP_CT_BUDGET "aeth_ct_budget"
-#define AETH_MAP_RL_SRC "aeth_rl_src"
-#define AETH_MAP_RL_SVC "aeth_rl_svc"
-#define AETH_MAP_SVC_STATS "aeth_svc_stats"
-#define AETH_MAP_BE_STATS "aeth_be_stats"
-#define AETH_MAP_GLOBAL "aeth_global"
-#define AETH_MAP_DECAP "aeth_decap"
-#define AETH_MAP_PCPU "aeth_pcpu"
-#define AETH_MAP_TX_PORTS "aeth_tx_ports"
+/* Pinned map names (also the BPF map names: at most 15 characters). The
+ * list of pinned maps is AETH_PINNED_MAPS in map_table.h; a map's name is
+ * "aeth_" and its field there. The AETH_MAP_* names below are aliases for
+ * the code that names one map. */
+#define AETH_MAP_NAME(field) "aeth_" #field
+#define AETH_MAP_META AETH_MAP_NAME(meta)
+#define AETH_MAP_NODE AETH_MAP_NAME(node)
+#define AETH_MAP_VIP AETH_MAP_NAME(vip)
+#define AETH_MAP_SVC AETH_MAP_NAME(svc)
+#define AETH_MAP_SVCINFO AETH_MAP_NAME(svcinfo)
+#define AETH_MAP_BACKEND AETH_MAP_NAME(backend)
+#define AETH_MAP_MAGLEV AETH_MAP_NAME(maglev)
+#define AETH_MAP_ACL AETH_MAP_NAME(acl)
+#define AETH_MAP_CT AETH_MAP_NAME(ct)
+#define AETH_MAP_CT_BUDGET AETH_MAP_NAME(ct_budget)
+#define AETH_MAP_RL_SRC AETH_MAP_NAME(rl_src)
+#define AETH_MAP_RL_SVC AETH_MAP_NAME(rl_svc)
+#define AETH_MAP_SVC_STATS AETH_MAP_NAME(svc_stats)
+#define AETH_MAP_BE_STATS AETH_MAP_NAME(be_stats)
+#define AETH_MAP_GLOBAL AETH_MAP_NAME(global)
+#define AETH_MAP_DECAP AETH_MAP_NAME(decap)
+#define AETH_MAP_PCPU AETH_MAP_NAME(pcpu)
+#define AETH_MAP_TX_PORTS AETH_MAP_NAME(tx_ports)
 
 #define AETH_PROG_NAME "aether_lb"	/* SEC("xdp") entry point */
 

@@ -50,7 +50,8 @@ static inline void rm_pin_dir(const char *dir)
 		    (size_t)snprintf(path, sizeof(path), "%s/%s", dir,
 				     de->d_name) >= sizeof(path))
 			continue;
-		unlink(path);
+		if (unlink(path) && errno == EISDIR)
+			rm_pin_dir(path);	/* links/ */
 	}
 	closedir(d);
 	rmdir(dir);
@@ -94,11 +95,14 @@ static inline void pin_dir_for(char *buf, size_t len, const char *name)
 static inline struct aeth_agent *agent_open(const char *dir)
 {
 	struct aeth_agent *a = calloc(1, sizeof(*a));
-	char err[600] = "";
+	struct aeth_error e;
+	char err[800] = "";
 	int rc;
 
 	cr_assert_not_null(a);
-	rc = aeth_loader_open(a, dir, 4096, err, sizeof(err));
+	memset(&e, 0, sizeof(e));
+	rc = aeth_loader_open(a, dir, 4096, &e);
+	aeth_error_format(&e, err, sizeof(err));
 	cr_assert_eq(rc, 0, "loader: %s", err);
 	return a;
 }

@@ -628,7 +628,8 @@ Test(apply, schema_mismatch_refused)
 {
 	struct aeth_agent *b = calloc(1, sizeof(*b));
 	struct aeth_meta meta;
-	char path[512], err[600] = "";
+	struct aeth_error e;
+	char path[512], err[800] = "";
 	uint32_t zero = 0;
 	int fd, rc;
 
@@ -644,7 +645,9 @@ Test(apply, schema_mismatch_refused)
 	cr_assert_eq(bpf_map_update_elem(fd, &zero, &meta, BPF_ANY), 0);
 	close(fd);
 
-	rc = aeth_loader_open(b, dir, 4096, err, sizeof(err));
+	memset(&e, 0, sizeof(e));
+	rc = aeth_loader_open(b, dir, 4096, &e);
+	aeth_error_format(&e, err, sizeof(err));
 	cr_assert_eq(rc, -EPROTO, "rc %d: %s", rc, err);
 	cr_assert_not_null(strstr(err, dir), "%s", err);
 	cr_assert_not_null(strstr(err, "99"), "%s", err);
@@ -656,12 +659,14 @@ Test(apply, schema_mismatch_refused)
 
 Test(apply, detach_unpins_everything)
 {
-	char err[600] = "", path[512];
+	struct aeth_error e;
+	char path[512];
 
 	apply_ok(A, DOC_A);
 	agent_close(A);
 	A = NULL;
-	cr_assert_eq(aeth_loader_detach(dir, err, sizeof(err)), 0, "%s", err);
+	memset(&e, 0, sizeof(e));
+	cr_assert_eq(aeth_loader_detach(dir, &e), 0, "%s", e.message);
 	snprintf(path, sizeof(path), "%s/%s", dir, AETH_MAP_SVC);
 	cr_assert_neq(access(path, F_OK), 0);
 	cr_assert_neq(access(dir, F_OK), 0);

@@ -481,16 +481,111 @@ static int read_sysctl(const char *name)
 	return v;
 }
 
-Test(daemon, attach_restart_replace_detach)
+/* The link pinned for ifname under pins: its id (0: no pin) and program. */
+static __u32 pinned_link_id(const char *pins, const char *ifname, __u32 *prog)
 {
-	char name[64], err[600] = "";
-	__u32 id1, id2, id3, pass_id, skb;
+	struct bpf_link_info info;
+	__u32 len = sizeof(info);
+	char path[512];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/links/%s", pins, ifname);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return 0;
+	memset(&info, 0, sizeof(info));
+	cr_assert_eq(bpf_obj_get_info_by_fd(fd, &info, &len), 0);
+	close(fd);
+	cr_assert_eq(info.type, BPF_LINK_TYPE_XDP);
+	if (prog)
+		*prog = info.prog_id;
+	return info.id;
+}
+
+/* Take our link off: what an operator does with bpftool link detach. */
+static void detach_pinned_link(const char *pins, const char *ifname)
+{
+	char path[512];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/links/%s", pins, ifname);
+	fd = bpf_obj_get(path);
+	cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
+	cr_assert_eq(bpf_link_detach(fd), 0);
+	close(fd);
+}
+
+/* A program that counts as ours (it uses the aeth_meta pinned under pins)
+ * but is not this build's: an earlier version's, as far as the loader can
+ * tell. */
+static int older_own_prog(const char *pins, __u32 *id)
+{
 	struct bpf_prog_info info;
 	__u32 len = sizeof(info);
-	int pfd, ofd;
+	char path[512];
+	int mfd, fd;
+
+	snprintf(path, sizeof(path), "%s/%s", pins, AETH_MAP_META);
+	mfd = bpf_obj_get(path);
+	cr_assert_geq(mfd, 0);
+	{
+		struct bpf_insn insns[] = {
+			{ .code = BPF_LD | BPF_DW | BPF_IMM, .dst_reg = 1,
+			  .src_reg = BPF_PSEUDO_MAP_FD, .imm = mfd },
+			{ .code = 0 },
+			{ .code = 0xb7, .dst_reg = 0, .imm = XDP_PASS },
+			{ .code = 0x95 },
+		};
+
+		/* as libbpf loads SEC("xdp"): a link takes only the same
+		 * expected attach type in an update */
+		LIBBPF_OPTS(bpf_prog_load_opts, po,
+			    .expected_attach_type = BPF_XDP);
+
+		fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "aeth_ag_old", "GPL",
+				   insns, 4, &po);
+	}
+	close(mfd);
+	cr_assert_geq(fd, 0, "loading an older program: %s", strerror(errno));
+	memset(&info, 0, sizeof(info));
+	cr_assert_eq(bpf_obj_get_info_by_fd(fd, &info, &len), 0);
+	*id = info.id;
+	return fd;
+}
+
+static void reopen_and_apply(const char *mode_doc)
+{
+	agent_close(A);
+	A = agent_open(dir);
+	apply_ok(A, mode_doc);
+}
+
+static void refused_and_untouched(__u32 foreign)
+{
+	struct aeth_error cerr;
+
+	memset(&cerr, 0, sizeof(cerr));
+	cr_assert_eq(aeth_loader_check_ifaces(A->fds.meta, dir, A->cfg, &cerr),
+		     -EBUSY);
+	cr_assert_str_eq(cerr.path, "node.interfaces[0]");
+	cr_assert_not_null(strstr(cerr.message, "not aether-lb's"), "%s",
+			   cerr.message);
+	cr_assert_eq(aeth_loader_attach(A, A->cfg), -EBUSY);
+	cr_assert_eq(attached_id("aeth-ag-v0", NULL), foreign);
+}
+
+Test(daemon, attach_restart_replace_detach)
+{
+	__u32 id1, id2, id3, old_id, pass_id, skb, link1, lprog;
+	char name[64], path[512];
+	struct aeth_error e;
+	struct bpf_prog_info info;
+	__u32 len = sizeof(info);
+	int pfd, ofd, lfd, ifindex;
 
 	snprintf(name, sizeof(name), "aeth-ag-t%d", (int)getpid());
 	enter_netns(name);
+	ifindex = if_nametoindex("aeth-ag-v0");
 	A = agent_open(dir);
 	apply_ok(A, DOC_IF("native"));
 	cr_assert_eq(aeth_loader_attach(A, A->cfg), 0);
@@ -502,6 +597,10 @@ Test(daemon, attach_restart_replace_detach)
 	cr_assert_eq(A->meta.ifaces[0].mode, AETH_XDP_MODE_NATIVE);
 	cr_assert_str_eq(A->meta.ifaces[0].name, "aeth-ag-v0");
 	cr_assert(A->status.attached);
+	/* attached through a bpf_link pinned under the pin directory */
+	link1 = pinned_link_id(dir, "aeth-ag-v0", &lprog);
+	cr_assert_neq(link1, 0, "link pinned at %s/links/aeth-ag-v0", dir);
+	cr_assert_eq(lprog, id1);
 	/* what packets handed to the stack with the node's source need */
 	cr_assert_eq(read_sysctl("ipv4/ip_forward"), 1);
 	cr_assert_eq(read_sysctl("ipv4/conf/aeth-ag-v0/forwarding"), 1);
@@ -509,65 +608,113 @@ Test(daemon, attach_restart_replace_detach)
 	cr_assert_eq(read_sysctl("ipv4/conf/aeth-ag-v0/rp_filter"), 0);
 
 	/* a restart with the same program leaves the running one alone */
-	agent_close(A);
-	A = agent_open(dir);
+	reopen_and_apply(DOC_IF("native"));
 	cr_assert_eq(attached_id("aeth-ag-v0", NULL), id1, "detached on exit");
-	apply_ok(A, DOC_IF("native"));
 	cr_assert_eq(aeth_loader_attach(A, A->cfg), 0);
 	cr_assert_eq(attached_id("aeth-ag-v0", NULL), id1);
+	cr_assert_eq(pinned_link_id(dir, "aeth-ag-v0", NULL), link1);
 
-	/* a program that is not ours (no aeth_meta of this pin dir): never
-	 * replaced; the check names the interface, and once the operator has
-	 * removed it the agent attaches */
+	/* a restart over an earlier version of our program: the same link
+	 * now runs the new program (one atomic update, no gap) */
+	pfd = older_own_prog(dir, &old_id);
+	lfd = bpf_obj_get(strcat(strcpy(path, dir), "/links/aeth-ag-v0"));
+	cr_assert_geq(lfd, 0);
+	cr_assert_eq(bpf_link_update(lfd, pfd, NULL), 0, "%s", strerror(errno));
+	close(lfd);
+	close(pfd);
+	cr_assert_eq(attached_id("aeth-ag-v0", NULL), old_id);
+	reopen_and_apply(DOC_IF("native"));
+	cr_assert_eq(aeth_loader_attach(A, A->cfg), 0);
+	id2 = attached_id("aeth-ag-v0", NULL);
+	cr_assert_neq(id2, old_id);
+	cr_assert_neq(id2, 0);
+	cr_assert_eq(pinned_link_id(dir, "aeth-ag-v0", &lprog), link1,
+		     "the same link");
+	cr_assert_eq(lprog, id2);
+	cr_assert_eq(A->meta.ifaces[0].prog_id, id2);
+
+	/* a program that is not ours (no aeth_meta of this pin dir), attached
+	 * through netlink or through a link of its own once the operator
+	 * took ours off: never replaced; the check names the interface, and
+	 * once it is gone the agent attaches a new link */
+	detach_pinned_link(dir, "aeth-ag-v0");
 	pfd = pass_prog();
-	ofd = bpf_prog_get_fd_by_id(id1);
-	{
-		LIBBPF_OPTS(bpf_xdp_attach_opts, ao, .old_prog_fd = ofd);
-
-		cr_assert_eq(bpf_xdp_attach(if_nametoindex("aeth-ag-v0"), pfd,
-					    XDP_FLAGS_DRV_MODE | XDP_FLAGS_REPLACE,
-					    &ao), 0);
-	}
-	close(ofd);
 	memset(&info, 0, sizeof(info));
 	cr_assert_eq(bpf_obj_get_info_by_fd(pfd, &info, &len), 0);
 	pass_id = info.id;
-	close(pfd);
-	agent_close(A);
-	A = agent_open(dir);
-	apply_ok(A, DOC_IF("auto"));
+	cr_assert_eq(bpf_xdp_attach(ifindex, pfd, XDP_FLAGS_DRV_MODE, NULL), 0);
+	reopen_and_apply(DOC_IF("auto"));
+	refused_and_untouched(pass_id);
+	cr_assert_eq(bpf_xdp_detach(ifindex, XDP_FLAGS_DRV_MODE, NULL), 0);
 	{
-		struct aeth_error cerr;
+		LIBBPF_OPTS(bpf_link_create_opts, o, .flags = XDP_FLAGS_DRV_MODE);
 
-		memset(&cerr, 0, sizeof(cerr));
-		cr_assert_eq(aeth_loader_check_ifaces(A->fds.meta, dir, A->cfg,
-						      &cerr), -EBUSY);
-		cr_assert_str_eq(cerr.path, "node.interfaces[0]");
-		cr_assert_not_null(strstr(cerr.message, "not aether-lb's"),
-				   "%s", cerr.message);
+		lfd = bpf_link_create(pfd, ifindex, BPF_XDP, &o);
+		cr_assert_geq(lfd, 0, "foreign link: %s", strerror(-lfd));
 	}
-	cr_assert_eq(aeth_loader_attach(A, A->cfg), -EBUSY);
-	cr_assert_eq(attached_id("aeth-ag-v0", NULL), pass_id);
-	cr_assert_eq(bpf_xdp_detach(if_nametoindex("aeth-ag-v0"),
-				    XDP_FLAGS_DRV_MODE, NULL), 0);
+	refused_and_untouched(pass_id);
+	close(lfd);	/* the only reference: the foreign link goes */
+	close(pfd);
+	cr_assert_eq(attached_id("aeth-ag-v0", NULL), 0);
 	cr_assert_eq(aeth_loader_attach(A, A->cfg), 0);
-	id2 = attached_id("aeth-ag-v0", NULL);
-	cr_assert_neq(id2, pass_id);
-	cr_assert_neq(id2, 0);
+	id3 = attached_id("aeth-ag-v0", NULL);
+	cr_assert_neq(id3, 0);
+	cr_assert_neq(id3, pass_id);
+	ofd = bpf_prog_get_fd_by_id(id3);
 	memset(&info, 0, sizeof(info));
-	ofd = bpf_prog_get_fd_by_id(id2);
 	cr_assert_eq(bpf_obj_get_info_by_fd(ofd, &info, &len), 0);
 	close(ofd);
 	cr_assert_str_eq(info.name, AETH_PROG_NAME);
-	cr_assert_eq(A->meta.ifaces[0].prog_id, id2);
+	cr_assert_eq(A->meta.ifaces[0].prog_id, id3);
+	cr_assert_neq(pinned_link_id(dir, "aeth-ag-v0", &lprog), 0);
+	cr_assert_eq(lprog, id3, "a new link replaced the stale pin");
+
+	/* our program attached through netlink by an earlier agent version:
+	 * replaced in place through netlink (a link cannot take a netlink
+	 * program's place without a gap) and left so */
+	detach_pinned_link(dir, "aeth-ag-v0");
+	pfd = older_own_prog(dir, &old_id);
+	cr_assert_eq(bpf_xdp_attach(ifindex, pfd, XDP_FLAGS_DRV_MODE, NULL), 0);
+	close(pfd);
+	reopen_and_apply(DOC_IF("native"));
+	cr_assert_eq(aeth_loader_attach(A, A->cfg), 0);
+	id3 = attached_id("aeth-ag-v0", NULL);
+	cr_assert_neq(id3, old_id);
+	cr_assert_neq(id3, 0);
+	cr_assert_eq(pinned_link_id(dir, "aeth-ag-v0", NULL), 0,
+		     "no link: still attached through netlink");
+	cr_assert_eq(A->meta.ifaces[0].prog_id, id3);
 
 	/* --detach takes it off and unpins */
 	agent_close(A);
 	A = NULL;
-	cr_assert_eq(aeth_loader_detach(dir, err, sizeof(err)), 0, "%s", err);
-	id3 = attached_id("aeth-ag-v0", &skb);
-	cr_assert_eq(id3, 0);
+	memset(&e, 0, sizeof(e));
+	cr_assert_eq(aeth_loader_detach(dir, &e), 0, "%s", e.message);
+	cr_assert_eq(attached_id("aeth-ag-v0", &skb), 0);
 	cr_assert_eq(skb, 0);
+	cr_assert_neq(access(dir, F_OK), 0);
+}
+
+Test(daemon, detach_removes_the_link)
+{
+	char name[64];
+	struct aeth_error e;
+	__u32 skb;
+
+	snprintf(name, sizeof(name), "aeth-ag-t%dd", (int)getpid());
+	enter_netns(name);
+	A = agent_open(dir);
+	apply_ok(A, DOC_IF("native"));
+	cr_assert_eq(aeth_loader_attach(A, A->cfg), 0);
+	cr_assert_neq(pinned_link_id(dir, "aeth-ag-v0", NULL), 0);
+	agent_close(A);
+	A = NULL;
+	cr_assert_neq(attached_id("aeth-ag-v0", NULL), 0, "the pin holds it");
+	memset(&e, 0, sizeof(e));
+	cr_assert_eq(aeth_loader_detach(dir, &e), 0, "%s", e.message);
+	cr_assert_eq(attached_id("aeth-ag-v0", &skb), 0);
+	cr_assert_eq(skb, 0);
+	cr_assert_eq(pinned_link_id(dir, "aeth-ag-v0", NULL), 0);
 	cr_assert_neq(access(dir, F_OK), 0);
 }
 

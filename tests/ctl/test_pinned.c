@@ -1,5 +1,7 @@
 /* agent/lib/pinned.c: opening a pin directory checks the schema version and the
- * shape of every map, and per-CPU sums add every CPU. */
+ * shape of every map, and per-CPU sums add every CPU. The map table
+ * (include/aether/map_table.h) agrees with bpf/maps.h and docs/deploy.md. */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,6 +11,8 @@
 #include <criterion/criterion.h>
 
 #include "aether/abi.h"
+#include "aether/map_table.h"
+#include "aether_lb.skel.h"
 #include "ctl_fixture.h"
 #include "pinned.h"
 
@@ -122,4 +126,102 @@ Test(pinned, percpu_sum)
 	cr_assert_eq(aeth_percpu_sum_u64(fx.be_stats, 9, &sum, 12), -EINVAL);
 	cr_assert_eq(aeth_percpu_sum_u64(fx.be_stats, AETH_MAX_BACKENDS, &sum,
 					 sizeof(sum)), -ENOENT);
+}
+
+/* ---- include/aether/map_table.h against bpf/maps.h and the docs --------- */
+
+TestSuite(map_table, .timeout = 60);
+
+static void check_def(const struct bpf_map *m, const char *name, __u32 type,
+		      __u32 key, __u32 value, __u32 max, __u32 flags)
+{
+	cr_assert_not_null(m, "%s: in the BPF object", name);
+	cr_assert_str_eq(bpf_map__name(m), name);
+	cr_assert_leq(strlen(name), 15, "%s: kernel names are cut at 15", name);
+	cr_assert_eq(bpf_map__type(m), type, "%s: type", name);
+	cr_assert_eq(bpf_map__key_size(m), key, "%s: key size", name);
+	cr_assert_eq(bpf_map__value_size(m), value, "%s: value size", name);
+	cr_assert_eq(bpf_map__max_entries(m), max, "%s: max_entries", name);
+	cr_assert_eq(bpf_map__map_flags(m), flags, "%s: map_flags", name);
+	cr_assert_not_null(bpf_map__pin_path(m), "%s: pinned by name", name);
+}
+
+/* Every row is a map of bpf/maps.h with that definition, and the object
+ * has no "aeth_" map the table lacks. */
+Test(map_table, agrees_with_the_bpf_definitions)
+{
+	struct aether_lb *s = aether_lb__open();
+	struct bpf_map *m;
+	size_t n = 0;
+
+	cr_assert_not_null(s);
+#define CHECK_ROW(f, t, k, v, max, fl, ...)                                  \
+	check_def(s->maps.aeth_##f, AETH_MAP_NAME(f), t, sizeof(k),          \
+		  sizeof(v), max, fl);
+	AETH_PINNED_MAPS(CHECK_ROW)
+#undef CHECK_ROW
+	bpf_object__for_each_map(m, s->obj)
+		if (!strncmp(bpf_map__name(m), "aeth_", 5))
+			n++;
+	cr_assert_eq(n, AETH_N_PINNED_MAPS, "maps named aeth_ in the object");
+	aether_lb__destroy(s);
+}
+
+/* "BPF_MAP_TYPE_PERCPU_ARRAY" -> "percpu_array" */
+static const char *type_name(const char *macro, char *buf, size_t len)
+{
+	size_t i;
+
+	macro += strlen("BPF_MAP_TYPE_");
+	for (i = 0; macro[i] && i + 1 < len; i++)
+		buf[i] = (char)tolower((unsigned char)macro[i]);
+	buf[i] = '\0';
+	return buf;
+}
+
+/* The table of docs/deploy.md, as the map table makes it. */
+static size_t doc_table(char *out, size_t len)
+{
+	size_t used = 0;
+	char t[32];
+
+	used += snprintf(out + used, len - used,
+			 "| map | type | key | value | entries | written by | "
+			 "holds |\n| --- | --- | --- | --- | --- | --- | --- |\n");
+#define DOC_ROW(f, ty, k, v, max, fl, who, what)                            \
+	used += snprintf(out + used, len - used,                             \
+			 "| `%s` | %s | `%s` | `%s` | %u | %s | %s |\n",     \
+			 AETH_MAP_NAME(f), type_name(#ty, t, sizeof(t)), #k, \
+			 #v, (unsigned)(max), who, what);
+	AETH_PINNED_MAPS(DOC_ROW)
+#undef DOC_ROW
+	return used;
+}
+
+#define DOC_PATH AETH_SOURCE_ROOT "/docs/deploy.md"
+#define DOC_BEGIN "<!-- pinned maps: generated from include/aether/map_table.h " \
+	"(tests/ctl/test_pinned.c checks it) -->\n"
+#define DOC_END "<!-- end of pinned maps -->"
+
+Test(map_table, docs_table_is_generated_from_it)
+{
+	static char doc[1 << 20], want[16384];
+	FILE *f = fopen(DOC_PATH, "r");
+	char *begin, *end;
+	size_t n;
+
+	cr_assert_not_null(f, "%s", DOC_PATH);
+	n = fread(doc, 1, sizeof(doc) - 1, f);
+	fclose(f);
+	doc[n] = '\0';
+	doc_table(want, sizeof(want));
+	begin = strstr(doc, DOC_BEGIN);
+	end = begin ? strstr(begin, DOC_END) : NULL;
+	cr_assert(begin && end, "%s: no '%s' ... '%s' block", DOC_PATH,
+		  DOC_BEGIN, DOC_END);
+	begin += strlen(DOC_BEGIN);
+	*end = '\0';
+	cr_assert_str_eq(begin, want,
+			 "%s differs from the map table; the table should read:"
+			 "\n%s", DOC_PATH, want);
 }
