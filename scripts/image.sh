@@ -3,8 +3,7 @@
 # registry: the binaries from a release build (meson install into a
 # staging tree), and beside them only what they need to run: the shared
 # libraries they link (their ldd closure, from this Debian 12 machine),
-# libxdp's dispatcher objects, and nothing else (no shell, no package
-# manager). podman imports the tree; the image's size is printed.
+# and nothing else (no shell, no package manager). podman imports the tree; the image's size is printed.
 #
 #   scripts/image.sh [TAG]     default localhost/aether-agent:VERSION
 #
@@ -45,10 +44,6 @@ for lib in $(ldd "$root/usr/bin/aether-agent" "$root/usr/bin/aetherctl" \
 	mkdir -p "$root$(dirname "$lib")"
 	cp -L "$lib" "$root$lib"
 done
-# libxdp looks for its dispatcher program in its own directory
-xdpdir=$(dpkg -L libxdp1 | grep -m1 '/bpf/xdp-dispatcher.o$' | xargs dirname)
-mkdir -p "$root$xdpdir"
-cp "$xdpdir"/xdp-dispatcher.o "$root$xdpdir/"
 echo "root:x:0:0:root:/:/usr/bin/aether-agent" >"$root/etc/passwd"
 echo "root:x:0:" >"$root/etc/group"
 
