@@ -24,6 +24,7 @@
 #include <event2/event.h>
 
 #include "aether/abi.h"
+#include "aether/map_table.h"
 #include "aether_lb.skel.h"
 #include "log.h"
 #include "metrics.h"
@@ -44,15 +45,9 @@ static const struct {
 	int *fd;
 	const char *name;
 } map_names[] = {
-	{ &fds.meta, AETH_MAP_META },	{ &fds.node, AETH_MAP_NODE },
-	{ &fds.vip, AETH_MAP_VIP },	{ &fds.svc, AETH_MAP_SVC },
-	{ &fds.svcinfo, AETH_MAP_SVCINFO }, { &fds.backend, AETH_MAP_BACKEND },
-	{ &fds.maglev, AETH_MAP_MAGLEV }, { &fds.acl, AETH_MAP_ACL },
-	{ &fds.ct, AETH_MAP_CT },	{ &fds.ct_budget, AETH_MAP_CT_BUDGET },
-	{ &fds.rl_src, AETH_MAP_RL_SRC }, { &fds.rl_svc, AETH_MAP_RL_SVC },
-	{ &fds.svc_stats, AETH_MAP_SVC_STATS }, { &fds.be_stats, AETH_MAP_BE_STATS },
-	{ &fds.global, AETH_MAP_GLOBAL }, { &fds.decap, AETH_MAP_DECAP },
-	{ &fds.pcpu, AETH_MAP_PCPU }, { &fds.tx_ports, AETH_MAP_TX_PORTS },
+#define MAP_ROW_(f, ...) { &fds.f, AETH_MAP_NAME(f) },
+	AETH_PINNED_MAPS(MAP_ROW_)
+#undef MAP_ROW_
 };
 #define N_MAPS (sizeof(map_names) / sizeof(map_names[0]))
 
