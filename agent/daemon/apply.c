@@ -122,14 +122,15 @@ static int recover_backends(struct aeth_agent *a, struct aeth_state *st,
 
 	for (uint32_t id = 0; id < AETH_MAX_BACKENDS; id++) {
 		struct aeth_backend *b = &st->backends[id];
-		struct aeth_applied_svc *s;
+		struct aeth_applied_svc *s = NULL;
 
 		if (bpf_map_lookup_elem(a->fds.backend, &id, b))
 			continue;
 		if (!(b->flags & AETH_BE_F_IN_USE))
 			continue;
-		if (b->svc_id < AETH_MAX_SERVICES && st->svcs[b->svc_id].in_use) {
+		if (b->svc_id < AETH_MAX_SERVICES)
 			s = &st->svcs[b->svc_id];
+		if (s && s->in_use) {
 			err = append_u32(&s->be_ids, &s->n_be, id);
 			if (err)
 				return err;
@@ -268,12 +269,11 @@ int aeth_apply_config(struct aeth_agent *a, struct aeth_config *cfg,
 	int err;
 
 	memset(res, 0, sizeof(*res));
-	if (!a->state) {
-		err = aeth_state_init(a);
-		if (err)
-			return err;
-	}
-	err = apply_plan_build(a, cfg, &p, &res->err);
+	memset(&p, 0, sizeof(p));
+	if (!a->state && aeth_state_init(a))
+		err = aeth_fail(&res->err, -ENOMEM, NULL, "out of memory");
+	else
+		err = apply_plan_build(a, cfg, &p, &res->err);
 	/* -ENOSPC: a limit of this document against what runs, the client's
 	 * to fix (apply in two steps), so a rejection with its place */
 	if (err == -ENOSPC)
@@ -288,7 +288,8 @@ int aeth_apply_config(struct aeth_agent *a, struct aeth_config *cfg,
 	if (!err)
 		commit(a, cfg, &p, new_generation, res);
 	else
-		aeth_error_format(&res->err, res->message, sizeof(res->message));
+		aeth_error_format(&res->err, res->message,
+				  sizeof(res->message));
 	tx_free(&tx);
 	apply_plan_free(&p);
 	return err;

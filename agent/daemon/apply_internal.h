@@ -48,7 +48,7 @@ struct apply_plan {
 	struct aeth_state *ns;
 	struct svc_plan *svcs;
 	size_t n_svcs;
-	struct decap_entry *decap;	/* aeth_decap, in the document's order */
+	struct decap_entry *decap;	/* in the document's order */
 	size_t n_decap;
 	struct vip_count *old_vips, *new_vips;
 	size_t n_old_vips, n_new_vips;

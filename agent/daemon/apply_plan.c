@@ -388,9 +388,11 @@ static int plan_backend(struct plan_ctx *pc, const struct aeth_cfg_service *s,
 	if (pc->old->svcs[svc_id].in_use)
 		id = be_index_find(pc->bidx, pc->old, svc_id, &b->ip);
 	if (id < 0)
-		id = take_id(&pc->ns->be_cursor, AETH_MAX_BACKENDS, be_busy, pc);
+		id = take_id(&pc->ns->be_cursor, AETH_MAX_BACKENDS, be_busy,
+			     pc);
 	if (id < 0) {
-		snprintf(path, sizeof(path), "services[%zu].backends[%zu]", i, j);
+		snprintf(path, sizeof(path), "services[%zu].backends[%zu]", i,
+			 j);
 		return aeth_fail(pc->err, -ENOSPC, path,
 				 "no free backend id (%u in all, the running "
 				 "document's included)", AETH_MAX_BACKENDS);
@@ -422,7 +424,8 @@ static int plan_backend(struct plan_ctx *pc, const struct aeth_cfg_service *s,
 /* The service's aeth_svc value and whether its table and trie are
  * rebuilt: then into the slot it does not use now, which the value names
  * from here on (published only once the new table is in it). */
-static void plan_svc_value(struct plan_ctx *pc, const struct aeth_cfg_service *s,
+static void plan_svc_value(struct plan_ctx *pc,
+			   const struct aeth_cfg_service *s,
 			   struct svc_plan *sp, uint32_t table_size)
 {
 	struct aeth_applied_svc *n = &pc->ns->svcs[sp->id];

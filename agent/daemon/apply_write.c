@@ -247,8 +247,9 @@ static int publish(struct tx *tx, struct aeth_agent *a,
 	int err;
 
 	for (size_t i = 0; i < p->n_svcs; i++) {
-		const struct aeth_applied_svc *n = &p->ns->svcs[p->svcs[i].id];
-		const struct aeth_applied_svc *o = &a->state->svcs[p->svcs[i].id];
+		uint32_t id = p->svcs[i].id;
+		const struct aeth_applied_svc *n = &p->ns->svcs[id];
+		const struct aeth_applied_svc *o = &a->state->svcs[id];
 
 		if (o->in_use &&
 		    memcmp(&o->value, &n->value, sizeof(n->value)) == 0)
@@ -256,8 +257,9 @@ static int publish(struct tx *tx, struct aeth_agent *a,
 		err = tx_write(tx, a->fds.svc, &n->key, sizeof(n->key),
 			       &n->value, sizeof(n->value));
 		if (err)
-			return tx_fail(tx, err, "services[%zu] (%s): publishing",
-				       i, n->info.name);
+			return tx_fail(tx, err,
+				       "services[%zu] (%s): publishing", i,
+				       n->info.name);
 	}
 	return 0;
 }
@@ -403,7 +405,8 @@ static void retire_svc_slots(const struct aeth_state *old,
 	acl_changed = !o->in_use || !n->in_use || !o->built ||
 		      o->value.acl_slot != n->value.acl_slot ||
 		      o->value.flags != n->value.flags;
-	for (uint32_t slot = base; slot < base + AETH_SLOTS_PER_SERVICE; slot++) {
+	for (uint32_t slot = base; slot < base + AETH_SLOTS_PER_SERVICE;
+	     slot++) {
 		if (mg_changed && !slot_in_use(ns, slot, false))
 			mg[(*n_mg)++] = slot;
 		if (acl_changed && !slot_in_use(ns, slot, true))
