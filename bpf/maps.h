@@ -76,7 +76,7 @@ struct {
  * with the agent, which probes whether the pinned outer map takes mmapable
  * tables (pins made before keep taking plain ones, written slot by slot,
  * until aether-agent --detach recreates them). Every inner table must be created with exactly these flags
- * (agent/daemon/apply.c, tests/harness/harness.c, tests/ctl/ctl_fixture.c). */
+ * (agent/daemon/apply_inner.c, tests/harness/harness.c, tests/ctl/ctl_fixture.c). */
 struct aeth_maglev_inner {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);

@@ -12,8 +12,8 @@
 
 struct aeth_apply_result {
 	bool rejected;			/* invalid document: no map touched */
-	struct aeth_error err;	/* when rejected */
-	char message[600];		/* one line describing any failure */
+	struct aeth_error err;		/* why, on any failure */
+	char message[600];		/* err on one line */
 	uint64_t generation;		/* after a successful apply */
 };
 

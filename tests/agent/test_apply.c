@@ -745,7 +745,8 @@ Test(apply, thousand_services_full_and_one_backend_change, .timeout = 240)
 }
 
 /* The same with an mmapable inner-map template (see inner_mmap_supported
- * in agent/daemon/apply.c): what the full apply costs once bpf/maps.h allows it. */
+ * in agent/daemon/apply_inner.c): what the full apply costs once bpf/maps.h
+ * allows it. */
 Test(apply, thousand_services_mmapable_tables, .timeout = 240)
 {
 	thousand_services(true);
