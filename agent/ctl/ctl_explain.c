@@ -12,9 +12,12 @@
 
 #include <bpf/bpf.h>
 
+#include "aether/acl_key.h"
+#include "aether/backend_rule.h"
 #include "aether/ct_rule.h"
 #include "aether/flow_hash.h"
 #include "aether/names.h"
+#include "aether/ratelimit_rule.h"
 #include "ctl.h"
 
 struct verdict {
@@ -29,16 +32,14 @@ struct verdict {
 	uint32_t hash, slot;
 };
 
-/* IPv4 as ::ffff:a.b.c.d/128, as bpf/guard.h looks it up; the entry's value
- * is the family of the listed prefix. */
+/* The ACL rule as bpf/guard.h applies it (aether/acl_key.h): the source as
+ * a host key in the service's trie, IPv4 as ::ffff:a.b.c.d/128. */
 static bool source_authorized(struct ctl_ctx *ctx, const struct aeth_svc *svc,
 			      const struct aeth_flow *f)
 {
-	static const uint8_t v4_mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-					       0xff, 0xff };
 	struct aeth_acl_key key;
 	__u32 family;
-	bool ok;
+	bool hit;
 	int fd;
 
 	if (!(svc->flags & AETH_SVC_F_ACL))
@@ -46,52 +47,19 @@ static bool source_authorized(struct ctl_ctx *ctx, const struct aeth_svc *svc,
 	fd = ctl_inner_map_fd(ctx->fds.acl, svc->acl_slot);
 	if (fd < 0)
 		return false;	/* enabled without a list: closed */
-	/* an IPv6 source inside ::ffff:0:0/96 is never let in */
-	if (f->family == AETH_AF_INET6 && !memcmp(f->src.bytes, v4_mapped, 12)) {
+	if (aeth_acl_v4_mapped(f)) {
 		close(fd);
 		return false;
 	}
 	memset(&key, 0, sizeof(key));
-	key.prefixlen = 128;
-	if (f->family == AETH_AF_INET) {
-		memcpy(key.addr, v4_mapped, 12);
-		memcpy(key.addr + 12, &f->src.v4, 4);
-	} else {
-		memcpy(key.addr, f->src.bytes, 16);
-	}
-	ok = bpf_map_lookup_elem(fd, &key, &family) == 0;
+	aeth_acl_host_key(&key, f);
+	hit = bpf_map_lookup_elem(fd, &key, &family) == 0;
 	close(fd);
-	/* a short IPv6 prefix (::/0) covers the mapped range: not for IPv4 */
-	return ok && !(family == AETH_AF_INET6 && f->family == AETH_AF_INET);
+	return aeth_acl_hit_admits(hit ? &family : NULL, f);
 }
 
-static __be32 mask32(uint32_t bits)
-{
-	if (bits > 32)
-		bits = 32;
-	return htonl((uint32_t)(0xffffffff00000000ull >> bits));
-}
-
-/* The per-source limiter key: the source masked to the service's prefix. */
-static void rl_src_key(struct aeth_rl_src_key *key, const struct aeth_svc *svc,
-		       const struct aeth_flow *f)
-{
-	memset(key, 0, sizeof(*key));
-	key->svc_id = svc->id;
-	key->family = f->family;
-	if (f->family == AETH_AF_INET) {
-		key->prefix.v4 = f->src.v4 & mask32(svc->src_prefix_v4);
-		return;
-	}
-	for (uint32_t i = 0; i < 4; i++) {
-		uint32_t p = svc->src_prefix_v6;
-
-		key->prefix.v6[i] = f->src.v6[i] &
-				    mask32(p > 32 * i ? p - 32 * i : 0);
-	}
-}
-
-/* Which limiter would refuse a new connection now (-1: none). The service
+/* Which limiter would refuse a new connection now (-1: none), by the rules
+ * of aether/ratelimit_rule.h (the source's bucket key, GCRA). The service
  * cap is looked at first, as the data path does. */
 static int limiter_refusal(struct ctl_ctx *ctx, const struct aeth_svc *svc,
 			   const struct aeth_flow *f)
@@ -103,27 +71,19 @@ static int limiter_refusal(struct ctl_ctx *ctx, const struct aeth_svc *svc,
 		struct aeth_rl_svc_state st;
 
 		if (!bpf_map_lookup_elem(ctx->fds.rl_svc, &id, &st) &&
-		    st.tat_ns > now + svc->svc_tolerance_ns)
+		    !aeth_gcra_conforms(st.tat_ns, now, svc->svc_tolerance_ns))
 			return AETH_R_SERVICE_RATE_LIMITED;
 	}
 	if (svc->src_interval_ns) {
 		struct aeth_rl_src_key key;
 		struct aeth_rl_src_state st;
 
-		rl_src_key(&key, svc, f);
+		aeth_rl_src_key(&key, svc, f);
 		if (!bpf_map_lookup_elem(ctx->fds.rl_src, &key, &st) &&
-		    st.tat_ns > now + svc->src_tolerance_ns)
+		    !aeth_gcra_conforms(st.tat_ns, now, svc->src_tolerance_ns))
 			return AETH_R_RATE_LIMITED;
 	}
 	return -1;
-}
-
-static uint64_t coarse_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 static int decide_backend(struct ctl_ctx *ctx, const struct aeth_flow *f,
@@ -182,7 +142,7 @@ static int decide_backend(struct ctl_ctx *ctx, const struct aeth_flow *f,
 
 		judge = aeth_ct_judge(&ce, have ? &be : NULL, v->svc.id,
 				      f->proto, syn && f->proto == IPPROTO_TCP,
-				      coarse_now_ns(), node.udp_timeout_s);
+				      ctl_now_coarse_ns(), node.udp_timeout_s);
 		if (judge == AETH_CT_USE) {
 			v->verdict = "tx";
 			v->reason = "conntrack";

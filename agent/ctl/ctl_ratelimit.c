@@ -7,6 +7,7 @@
 
 #include <bpf/bpf.h>
 
+#include "aether/ratelimit_rule.h"
 #include "ctl.h"
 
 #define RL_DEFAULT_TOP 20
@@ -57,11 +58,11 @@ static int rl_row_cmp(const void *pa, const void *pb)
 			    b->key.family);
 }
 
-/* GCRA: the bucket refuses while its theoretical arrival time is more than
- * the tolerance ahead of now (bpf/guard.h). */
+/* The bucket refuses while its theoretical arrival time is more than the
+ * tolerance ahead of now (GCRA, aether/ratelimit_rule.h). */
 static bool gcra_refusing(uint64_t tat, uint64_t now, uint64_t tolerance)
 {
-	return tat > now + tolerance;
+	return !aeth_gcra_conforms(tat, now, tolerance);
 }
 
 static int ratelimit_list(struct ctl_ctx *ctx, int argc, char **argv)
