@@ -10,6 +10,7 @@
 
 #include "aether/names.h"
 #include "ctl.h"
+#include "map_iter.h"
 
 #define SVC_WORDS (sizeof(struct aeth_svc_stats) / 8)
 #define GLOBAL_WORDS (sizeof(struct aeth_global_stats) / 8)
@@ -35,17 +36,9 @@ static void snap_free(struct stats_snap *s)
 static int read_percpu(int fd, uint32_t key, void *out, size_t size,
 		       int ncpus)
 {
-	uint64_t *sum = (uint64_t *)((char *)out + (size_t)ncpus * size);
-
 	if (bpf_map_lookup_elem(fd, &key, out))
 		return -errno;
-	memset(sum, 0, size);
-	for (int cpu = 0; cpu < ncpus; cpu++) {
-		const uint64_t *v = (const uint64_t *)((char *)out + cpu * size);
-
-		for (size_t i = 0; i < size / 8; i++)
-			sum[i] += v[i];
-	}
+	aeth_percpu_fold_u64(out, ncpus, size, (char *)out + (size_t)ncpus * size);
 	return 0;
 }
 
