@@ -86,26 +86,23 @@ static int limiter_refusal(struct ctl_ctx *ctx, const struct aeth_svc *svc,
 	return -1;
 }
 
-static int decide_backend(struct ctl_ctx *ctx, const struct aeth_flow *f,
-			  bool syn, struct verdict *v)
+/* The service of the flow's destination into v->svc (the port's, else the
+ * VIP's every-port one). False, with v's verdict set, when there is none. */
+static bool find_service(struct ctl_ctx *ctx, const struct aeth_flow *f,
+			 struct verdict *v)
 {
 	struct aeth_vip_key vk;
 	struct aeth_svc_key sk;
-	struct aeth_ct_entry ce;
-	struct aeth_node node;
-	__u32 count, zero = 0, id;
-	int fd, r, judge;
+	__u32 count;
 
-	memset(v, 0, sizeof(*v));
 	memset(&vk, 0, sizeof(vk));
 	vk.addr = f->dst;
 	vk.family = f->family;
 	if (bpf_map_lookup_elem(ctx->fds.vip, &vk, &count)) {
 		v->verdict = "pass";
 		v->reason = "not_service";
-		return 0;
+		return false;
 	}
-
 	memset(&sk, 0, sizeof(sk));
 	sk.vip = f->dst;
 	sk.port = f->dport;
@@ -116,44 +113,97 @@ static int decide_backend(struct ctl_ctx *ctx, const struct aeth_flow *f,
 		if (bpf_map_lookup_elem(ctx->fds.svc, &sk, &v->svc)) {
 			v->verdict = "drop";
 			v->reason = aeth_reason_names[AETH_R_UNCONFIGURED_PORT];
-			return 0;
+			return false;
 		}
 	}
 	v->have_svc = true;
+	return true;
+}
 
+/* The flow's connection entry as the data path judges it
+ * (aether/ct_rule.h): AETH_CT_USE (v names its backend), AETH_CT_NEW, or
+ * AETH_CT_RESELECT for a stale entry or a stray TCP packet (Maglev without
+ * charging the limiters). */
+static int judge_conntrack(struct ctl_ctx *ctx, const struct aeth_flow *f,
+			   bool syn, const struct aeth_node *node,
+			   struct verdict *v)
+{
+	struct aeth_ct_entry ce;
+	struct aeth_backend be;
+	bool have;
+	int judge;
+
+	if (bpf_map_lookup_elem(ctx->fds.ct, f, &ce))
+		return f->proto == IPPROTO_TCP && !syn ? AETH_CT_RESELECT
+						       : AETH_CT_NEW;
+	have = !bpf_map_lookup_elem(ctx->fds.backend, &ce.backend_id, &be);
+	judge = aeth_ct_judge(&ce, have ? &be : NULL, v->svc.id, f->proto,
+			      syn && f->proto == IPPROTO_TCP,
+			      ctl_now_coarse_ns(), node->udp_timeout_s);
+	if (judge == AETH_CT_USE) {
+		v->verdict = "tx";
+		v->reason = "conntrack";
+		v->have_backend = true;
+		v->backend_id = ce.backend_id;
+		v->be = be;
+	}
+	return judge;
+}
+
+/* Maglev: the flow hash's slot and the backend there, when it may take
+ * the flow (aether/flow_hash.h, aether/backend_rule.h). */
+static void pick_maglev(struct ctl_ctx *ctx, const struct aeth_flow *f,
+			const struct aeth_node *node, struct verdict *v)
+{
+	__u32 id;
+	int fd, r;
+
+	v->verdict = "drop";
+	v->reason = aeth_reason_names[AETH_R_NO_BACKEND];
+	if (!v->svc.table_size)
+		return;
+	v->have_hash = true;
+	v->hash = aeth_flow_hash(f, node->hash_seed);
+	v->slot = v->hash % v->svc.table_size;
+	fd = ctl_inner_map_fd(ctx->fds.maglev, v->svc.maglev_slot);
+	if (fd < 0)
+		return;
+	r = bpf_map_lookup_elem(fd, &v->slot, &id);
+	close(fd);
+	if (r || id == AETH_NO_BACKEND)
+		return;
+	v->backend_id = id;
+	if (bpf_map_lookup_elem(ctx->fds.backend, &id, &v->be) ||
+	    !aeth_backend_usable(&v->be, v->svc.id))
+		return;
+	v->verdict = "tx";
+	v->reason = "maglev";
+	v->have_backend = true;
+}
+
+static int decide_backend(struct ctl_ctx *ctx, const struct aeth_flow *f,
+			  bool syn, struct verdict *v)
+{
+	struct aeth_node node;
+	__u32 zero = 0;
+	int r, judge;
+
+	memset(v, 0, sizeof(*v));
+	if (!find_service(ctx, f, v))
+		return 0;
 	if (!source_authorized(ctx, &v->svc, f)) {
 		v->verdict = "drop";
 		v->reason = aeth_reason_names[AETH_R_NOT_AUTHORIZED];
 		return 0;
 	}
-
 	if (bpf_map_lookup_elem(ctx->fds.node, &zero, &node)) {
 		r = -errno;
-		ctl_error(ctx, "reading %s: %s", AETH_MAP_NODE, strerror(errno));
+		ctl_error(ctx, "reading %s: %s", AETH_MAP_NODE, strerror(-r));
 		return r;
 	}
-	/* the entry's worth as the data path judges it (aether/ct_rule.h);
-	 * a stale one is re-selected without charging the limiters */
-	judge = AETH_CT_NEW;
-	if (!bpf_map_lookup_elem(ctx->fds.ct, f, &ce)) {
-		struct aeth_backend be;
-		bool have = !bpf_map_lookup_elem(ctx->fds.backend,
-						 &ce.backend_id, &be);
-
-		judge = aeth_ct_judge(&ce, have ? &be : NULL, v->svc.id,
-				      f->proto, syn && f->proto == IPPROTO_TCP,
-				      ctl_now_coarse_ns(), node.udp_timeout_s);
-		if (judge == AETH_CT_USE) {
-			v->verdict = "tx";
-			v->reason = "conntrack";
-			v->have_backend = true;
-			v->backend_id = ce.backend_id;
-			v->be = be;
-			return 0;
-		}
-	} else if (f->proto == IPPROTO_TCP && !syn) {
-		judge = AETH_CT_RESELECT;	/* stray: Maglev, not charged */
-	}
+	judge = judge_conntrack(ctx, f, syn, &node, v);
+	if (judge == AETH_CT_USE)
+		return 0;
 	if (judge != AETH_CT_RESELECT) {
 		/* a new connection: TCP SYN, or UDP without a live entry */
 		r = limiter_refusal(ctx, &v->svc, f);
@@ -163,28 +213,7 @@ static int decide_backend(struct ctl_ctx *ctx, const struct aeth_flow *f,
 			return 0;
 		}
 	}
-
-	v->verdict = "drop";
-	v->reason = aeth_reason_names[AETH_R_NO_BACKEND];
-	if (!v->svc.table_size)
-		return 0;
-	v->have_hash = true;
-	v->hash = aeth_flow_hash(f, node.hash_seed);
-	v->slot = v->hash % v->svc.table_size;
-	fd = ctl_inner_map_fd(ctx->fds.maglev, v->svc.maglev_slot);
-	if (fd < 0)
-		return 0;
-	r = bpf_map_lookup_elem(fd, &v->slot, &id);
-	close(fd);
-	if (r || id == AETH_NO_BACKEND)
-		return 0;
-	v->backend_id = id;
-	if (bpf_map_lookup_elem(ctx->fds.backend, &id, &v->be) ||
-	    !aeth_backend_usable(&v->be, v->svc.id))
-		return 0;
-	v->verdict = "tx";
-	v->reason = "maglev";
-	v->have_backend = true;
+	pick_maglev(ctx, f, &node, v);
 	return 0;
 }
 
@@ -202,7 +231,7 @@ static int decide(struct ctl_ctx *ctx, const struct aeth_flow *f, bool syn,
 		return ret;
 	if (bpf_map_lookup_elem(ctx->fds.node, &zero, &node)) {
 		ret = -errno;
-		ctl_error(ctx, "reading %s: %s", AETH_MAP_NODE, strerror(errno));
+		ctl_error(ctx, "reading %s: %s", AETH_MAP_NODE, strerror(-ret));
 		return ret;
 	}
 	if (!(node.flags & (v->be.family == AETH_AF_INET ? AETH_NODE_F_V4

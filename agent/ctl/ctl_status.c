@@ -69,7 +69,7 @@ static int status_run(struct ctl_ctx *ctx, int argc, char **argv)
 	    bpf_map_lookup_elem(ctx->fds.node, &zero, &node)) {
 		ret = -errno;
 		ctl_error(ctx, "reading %s/%s: %s", AETH_MAP_META, AETH_MAP_NODE,
-			  strerror(errno));
+			  strerror(-ret));
 		return ret;
 	}
 	for (int i = 0; i < 32; i++)
