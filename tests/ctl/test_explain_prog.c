@@ -461,6 +461,28 @@ Test(rules, acl_host_key)
 	cr_assert(aeth_acl_hit_admits(&v6, &f));
 }
 
+/* A listed prefix to its trie key and back. */
+Test(rules, acl_prefix_key_round_trip)
+{
+	static const char *const addrs[] = { "198.51.100.0", "2001:db8:100::",
+					     "::ffff:0:0", "::" };
+	static const uint32_t lens[] = { 24, 48, 96, 0 };
+
+	for (size_t i = 0; i < 4; i++) {
+		union aeth_addr a, back;
+		uint8_t fam = fx_addr(addrs[i], &a), fam_back;
+		struct aeth_acl_key key;
+		uint32_t plen;
+
+		aeth_acl_prefix_key(&key, fam, &a, lens[i]);
+		cr_assert_eq(key.prefixlen, lens[i] + (fam == AETH_AF_INET ? 96 : 0));
+		aeth_acl_key_prefix(&key, fam, &fam_back, &back, &plen);
+		cr_assert_eq(fam_back, fam, "%s", addrs[i]);
+		cr_assert_eq(plen, lens[i], "%s", addrs[i]);
+		cr_assert_arr_eq(back.bytes, a.bytes, 16, "%s", addrs[i]);
+	}
+}
+
 Test(rules, rate_limit_source_key)
 {
 	struct aeth_flow f = fx_flow("198.51.100.77", 1, "203.0.113.10", 80,
