@@ -242,19 +242,16 @@ static int decide(struct ctl_ctx *ctx, const struct aeth_flow *f, bool syn,
 	return 0;
 }
 
-static int explain_run(struct ctl_ctx *ctx, int argc, char **argv)
+/* --src, --dst, --proto and --syn into the flow f and *syn. */
+static int explain_parse(struct ctl_ctx *ctx, int argc, char **argv,
+			 struct aeth_flow *f, bool *syn)
 {
 	static const struct ctl_opt opts[] = { { "src", true }, { "dst", true },
 					       { "proto", true },
 					       { "syn", false } };
 	const char *val[4];
-	struct aeth_flow f;
 	uint8_t sfam, dfam, proto;
 	uint16_t sport, dport;
-	struct ctl_service *svcs = NULL;
-	char svc_lbl[AETH_NAME_LEN + 64] = "", be[CTL_ADDR_LEN] = "";
-	struct verdict v;
-	size_t ns = 0;
 	int ret;
 
 	ret = ctl_parse_args(ctx, "explain", argc, argv, opts, 4, val, NULL, 0, 0);
@@ -263,11 +260,11 @@ static int explain_run(struct ctl_ctx *ctx, int argc, char **argv)
 	if (!val[0] || !val[1] || !val[2])
 		return ctl_usage_error(ctx, "explain: --src, --dst and --proto "
 				       "are required (see explain --help)");
-	memset(&f, 0, sizeof(f));
-	if (ctl_parse_endpoint(val[0], &f.src, &sfam, &sport))
+	memset(f, 0, sizeof(*f));
+	if (ctl_parse_endpoint(val[0], &f->src, &sfam, &sport))
 		return ctl_usage_error(ctx, "explain: --src: not IP:PORT or "
 				       "[IPv6]:PORT: %s", val[0]);
-	if (ctl_parse_endpoint(val[1], &f.dst, &dfam, &dport))
+	if (ctl_parse_endpoint(val[1], &f->dst, &dfam, &dport))
 		return ctl_usage_error(ctx, "explain: --dst: not IP:PORT or "
 				       "[IPv6]:PORT: %s", val[1]);
 	if (sfam != dfam)
@@ -278,15 +275,61 @@ static int explain_run(struct ctl_ctx *ctx, int argc, char **argv)
 				       val[2]);
 	if (val[3] && proto != IPPROTO_TCP)
 		return ctl_usage_error(ctx, "explain: --syn is for tcp");
-	f.sport = htons(sport);
-	f.dport = htons(dport);
-	f.proto = proto;
-	f.family = sfam;
+	f->sport = htons(sport);
+	f->dport = htons(dport);
+	f->proto = proto;
+	f->family = sfam;
+	*syn = val[3] != NULL;
+	return 0;
+}
 
+static int explain_print(struct ctl_ctx *ctx, const struct verdict *v,
+			 const char *svc_lbl, const char *be)
+{
+	if (ctx->json) {
+		json_t *doc = json_pack("{s:s, s:s, s:s?}", "verdict", v->verdict,
+					"reason", v->reason, "backend",
+					v->have_backend ? be : NULL);
+
+		if (v->have_svc)
+			json_object_set_new(doc, "service", json_string(svc_lbl));
+		if (v->have_backend)
+			json_object_set_new(doc, "backend_id",
+					    json_integer(v->backend_id));
+		if (v->have_hash) {
+			json_object_set_new(doc, "hash", json_integer(v->hash));
+			json_object_set_new(doc, "slot", json_integer(v->slot));
+		}
+		return ctl_json_print(ctx, doc);
+	}
+	printf("verdict  %s\nreason   %s\n", v->verdict, v->reason);
+	if (v->have_svc)
+		printf("service  %s\n", svc_lbl);
+	if (v->have_hash)
+		printf("hash     0x%08x  slot %u of %u\n", v->hash, v->slot,
+		       v->svc.table_size);
+	if (v->have_backend)
+		printf("backend  %s\n", be);
+	return 0;
+}
+
+static int explain_run(struct ctl_ctx *ctx, int argc, char **argv)
+{
+	struct aeth_flow f;
+	struct ctl_service *svcs = NULL;
+	char svc_lbl[AETH_NAME_LEN + 64] = "", be[CTL_ADDR_LEN] = "";
+	struct verdict v;
+	size_t ns = 0;
+	bool syn = false;
+	int ret;
+
+	ret = explain_parse(ctx, argc, argv, &f, &syn);
+	if (ret)
+		return ret;
 	ret = ctl_open(ctx);
 	if (ret)
 		return ret;
-	ret = decide(ctx, &f, val[3] != NULL, &v);
+	ret = decide(ctx, &f, syn, &v);
 	if (ret)
 		return ret;
 	if (v.have_svc) {
@@ -301,32 +344,7 @@ static int explain_run(struct ctl_ctx *ctx, int argc, char **argv)
 	}
 	if (v.have_backend)
 		ctl_addr_str(&v.be.addr, v.be.family, be);
-
-	if (ctx->json) {
-		json_t *doc = json_pack("{s:s, s:s, s:s?}", "verdict", v.verdict,
-					"reason", v.reason, "backend",
-					v.have_backend ? be : NULL);
-
-		if (v.have_svc)
-			json_object_set_new(doc, "service", json_string(svc_lbl));
-		if (v.have_backend)
-			json_object_set_new(doc, "backend_id",
-					    json_integer(v.backend_id));
-		if (v.have_hash) {
-			json_object_set_new(doc, "hash", json_integer(v.hash));
-			json_object_set_new(doc, "slot", json_integer(v.slot));
-		}
-		return ctl_json_print(ctx, doc);
-	}
-	printf("verdict  %s\nreason   %s\n", v.verdict, v.reason);
-	if (v.have_svc)
-		printf("service  %s\n", svc_lbl);
-	if (v.have_hash)
-		printf("hash     0x%08x  slot %u of %u\n", v.hash, v.slot,
-		       v.svc.table_size);
-	if (v.have_backend)
-		printf("backend  %s\n", be);
-	return 0;
+	return explain_print(ctx, &v, svc_lbl, be);
 }
 
 const struct ctl_object ctl_obj_explain = {
