@@ -8,7 +8,6 @@
 #include <stdbool.h>
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
-#include <bpf/bpf_endian.h>
 #include "aether/abi.h"
 #include "aether/acl_key.h"
 #include "aether/ratelimit_rule.h"

@@ -10,6 +10,7 @@
 #include <linux/types.h>
 #include "abi.h"
 #include "backend_rule.h"
+#include "rule_inline.h"
 
 #define AETH_CT_USE 0		/* forward to the recorded backend */
 #define AETH_CT_NEW 1		/* a new connection on the tuple: admit, pick */
@@ -21,10 +22,10 @@
  * tuple, e.g. behind NAT) needs a backend that takes new connections;
  * other packets keep a draining or unhealthy backend; a UDP entry idle for
  * more than udp_timeout_s (0: never) at now_ns is gone. */
-static inline int aeth_ct_judge(const struct aeth_ct_entry *e,
-				const struct aeth_backend *be, __u32 svc_id,
-				__u8 proto, bool syn, __u64 now_ns,
-				__u32 udp_timeout_s)
+AETH_RULE int aeth_ct_judge(const struct aeth_ct_entry *e,
+			    const struct aeth_backend *be, __u32 svc_id,
+			    __u8 proto, bool syn, __u64 now_ns,
+			    __u32 udp_timeout_s)
 {
 	if (!be || aeth_backend_removed(be, svc_id) || e->svc_id != svc_id)
 		return syn ? AETH_CT_NEW : AETH_CT_RESELECT;
