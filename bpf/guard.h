@@ -8,8 +8,9 @@
 #include <stdbool.h>
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
-#include <bpf/bpf_endian.h>
 #include "aether/abi.h"
+#include "aether/acl_key.h"
+#include "aether/ratelimit_rule.h"
 #include "maps.h"
 
 /* Attempts at a contended compare-and-swap before giving up. Losing every
@@ -25,55 +26,20 @@
  * steps (see guard_count_src_drop). */
 #define GUARD_SRC_DROP_EXACT 256
 
-/* The trie key of a host address: IPv4 as ::ffff:a.b.c.d (prefix 128 either
- * way, the agent stores IPv4 prefixes as prefixlen + 96). */
-static __always_inline void guard_acl_host_key(struct aeth_acl_key *key,
-					       const struct aeth_flow *flow)
-{
-	__be32 *w = (__be32 *)key->addr;
-
-	key->prefixlen = 128;
-	if (flow->family == AETH_AF_INET) {
-		w[0] = 0;
-		w[1] = 0;
-		w[2] = bpf_htonl(0x0000ffff);
-		w[3] = flow->src.v4;
-	} else {
-		w[0] = flow->src.v6[0];
-		w[1] = flow->src.v6[1];
-		w[2] = flow->src.v6[2];
-		w[3] = flow->src.v6[3];
-	}
-}
-
-/* An IPv6 source inside ::ffff:0:0/96 would be judged by the IPv4 entries of
- * the shared trie; such addresses never appear on the wire legitimately. */
-static __always_inline bool guard_v4_mapped(const struct aeth_flow *flow)
-{
-	return flow->family == AETH_AF_INET6 && flow->src.v6[0] == 0 &&
-	       flow->src.v6[1] == 0 && flow->src.v6[2] == bpf_htonl(0x0000ffff);
-}
-
 /* True when flow->src lies in one of trie's prefixes (an ACL trie or
- * aeth_decap: both keyed by guard_acl_host_key, valued by the family of the
- * listed prefix). */
+ * aeth_decap: both keyed by aeth_acl_host_key, valued by the family of the
+ * listed prefix; the rule is aether/acl_key.h, shared with aetherctl). */
 static __always_inline bool guard_trie_allows(void *trie,
 					      const struct aeth_flow *flow)
 {
 	struct aeth_acl_key key;
 	__u32 *family;
 
-	if (guard_v4_mapped(flow))
+	if (aeth_acl_v4_mapped(flow))
 		return false;
-	guard_acl_host_key(&key, flow);
+	aeth_acl_host_key(&key, flow);
 	family = bpf_map_lookup_elem(trie, &key);
-	if (!family)
-		return false;
-	/* An IPv6 prefix short enough to cover ::ffff:0:0/96 (::/0 for
-	 * "every IPv6 source") must not admit IPv4 sources. The value names
-	 * the family of the listed prefix; a longer IPv4 prefix that covers
-	 * the source always wins the longest match over it. */
-	return !(*family == AETH_AF_INET6 && flow->family == AETH_AF_INET);
+	return aeth_acl_hit_admits(family, flow);
 }
 
 /* True when flow->src may reach svc (always when the ACL is off). */
@@ -95,66 +61,21 @@ static __always_inline bool guard_source_authorized(const struct aeth_svc *svc,
 	return guard_trie_allows(trie, flow);
 }
 
-/* Top `bits` bits of a 32-bit word, in network order (bits 0..32). */
-static __always_inline __be32 guard_mask32(__u32 bits)
-{
-	if (bits > 32)
-		bits = 32;
-	return bpf_htonl((__u32)(0xffffffff00000000ULL >> bits));
-}
-
-/* bits of word i (0..3) of a 128-bit prefix of length plen. */
-static __always_inline __u32 guard_word_bits(__u32 plen, __u32 i)
-{
-	if (plen <= 32 * i)
-		return 0;
-	return plen - 32 * i;
-}
-
-static __always_inline void guard_src_key(struct aeth_rl_src_key *key,
-					  const struct aeth_svc *svc,
-					  const struct aeth_flow *flow)
-{
-	__u32 p;
-
-	__builtin_memset(key, 0, sizeof(*key));
-	key->svc_id = svc->id;
-	key->family = flow->family;
-	if (flow->family == AETH_AF_INET) {
-		key->prefix.v4 = flow->src.v4 & guard_mask32(svc->src_prefix_v4);
-		return;
-	}
-	p = svc->src_prefix_v6;
-	key->prefix.v6[0] = flow->src.v6[0] & guard_mask32(guard_word_bits(p, 0));
-	key->prefix.v6[1] = flow->src.v6[1] & guard_mask32(guard_word_bits(p, 1));
-	key->prefix.v6[2] = flow->src.v6[2] & guard_mask32(guard_word_bits(p, 2));
-	key->prefix.v6[3] = flow->src.v6[3] & guard_mask32(guard_word_bits(p, 3));
-}
-
-/* GCRA: a request at now conforms when tat <= now + tolerance; it then moves
- * tat to max(tat, now) + interval. A fresh bucket (tat <= now) therefore
- * admits tolerance / interval + 1 = burst requests back to back, then one
- * per interval. */
-static __always_inline bool guard_gcra_conforms(__u64 tat, __u64 now,
-						__u64 tolerance)
-{
-	return tat <= now + tolerance;
-}
-
 /* Charge one request to the bucket at *tat. True when it conformed and was
- * charged. Shared by all CPUs, so the update is a compare-and-swap. */
+ * charged. Shared by all CPUs, so the GCRA step (aether/ratelimit_rule.h) is
+ * applied by compare-and-swap. */
 static __always_inline bool guard_gcra_charge(__u64 *tat, __u64 now,
 					      __u64 interval, __u64 tolerance)
 {
-	__u64 old, base;
+	__u64 old;
 	int i;
 
 	for (i = 0; i < GUARD_CAS_TRIES; i++) {
 		old = *(volatile __u64 *)tat;
-		if (!guard_gcra_conforms(old, now, tolerance))
+		if (!aeth_gcra_conforms(old, now, tolerance))
 			return false;
-		base = old > now ? old : now;
-		if (__sync_val_compare_and_swap(tat, old, base + interval) == old)
+		if (__sync_val_compare_and_swap(tat, old,
+						aeth_gcra_next_tat(old, now, interval)) == old)
 			return true;
 	}
 	return false;
@@ -194,7 +115,7 @@ static __always_inline bool guard_charge_source(const struct aeth_rl_src_key *ke
 	st = bpf_map_lookup_elem(&aeth_rl_src, key);
 	if (!st) {
 		/* A new bucket holds this connection's charge from birth. */
-		init.tat_ns = now + svc->src_interval_ns;
+		init.tat_ns = aeth_gcra_first_tat(now, svc->src_interval_ns);
 		init.admitted = 1;
 		if (bpf_map_update_elem(&aeth_rl_src, key, &init, BPF_NOEXIST) == 0)
 			return true;
@@ -273,7 +194,7 @@ static __always_inline int guard_admit_new_connection(const struct aeth_svc *svc
 	if (svc->svc_interval_ns) {
 		svc_st = bpf_map_lookup_elem(&aeth_rl_svc, &id);
 		if (svc_st &&
-		    !guard_gcra_conforms(*(volatile __u64 *)&svc_st->tat_ns,
+		    !aeth_gcra_conforms(*(volatile __u64 *)&svc_st->tat_ns,
 					 now_ns, svc->svc_tolerance_ns)) {
 			guard_count_svc_drop(svc_st, id);
 			return AETH_R_SERVICE_RATE_LIMITED;
@@ -281,7 +202,7 @@ static __always_inline int guard_admit_new_connection(const struct aeth_svc *svc
 	}
 
 	if (src_limited) {
-		guard_src_key(&key, svc, flow);
+		aeth_rl_src_key(&key, svc, flow);
 		if (!guard_charge_source(&key, svc, now_ns))
 			return AETH_R_RATE_LIMITED;
 	}

@@ -9,10 +9,12 @@
 #include <bpf/bpf_helpers.h>
 #include "aether/abi.h"
 #include "aether/flow_hash.h"
+#include "aether/backend_rule.h"
 #include "aether/ct_rule.h"
 #include "maps.h"
 
-/* A backend that may take a new flow (the rule aetherctl shares). */
+/* A backend that may take a new flow (aether/backend_rule.h, the rule
+ * aetherctl shares). */
 static __always_inline bool mg_backend_usable(const struct aeth_backend *be,
 					      __u32 svc_id)
 {

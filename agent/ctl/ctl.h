@@ -154,9 +154,9 @@ const char *ctl_backend_state(const struct aeth_backend *be);
 /* Open the inner map at outer[slot] of a map-in-map: a new fd or -ENOENT. */
 int ctl_inner_map_fd(int outer_fd, uint32_t slot);
 
-/* Call fn for every entry of a map (batched where the kernel
- * can). fn returns 0 to go on, or a negative errno to stop with it. Reports
- * read failures. */
+/* Call fn for every entry of a map (aeth_map_foreach of map_iter.h: batched
+ * where the kernel can). fn returns 0 to go on, or a negative errno to stop
+ * with it (not reported here). Reports read failures. */
 typedef int (*ctl_entry_fn)(const void *key, const void *value, void *arg);
 int ctl_map_foreach(struct ctl_ctx *ctx, int fd, const char *map_name,
 		    size_t key_size, size_t value_size, ctl_entry_fn fn,

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "aether/acl_key.h"
 #include "ctl.h"
 
 struct acl_cidr {
@@ -20,15 +21,12 @@ struct acl_collect {
 	size_t n, cap;
 };
 
-static const uint8_t v4_mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-				       0xff, 0xff };
-
 /* The trie keeps IPv4 as ::ffff:a.b.c.d/(len + 96), and the value names the
- * family of the listed prefix (an IPv6 prefix may lie in that range too). */
+ * family of the listed prefix (an IPv6 prefix may lie in that range too):
+ * aether/acl_key.h. */
 static int acl_collect_one(const void *key, const void *value, void *arg)
 {
-	const struct aeth_acl_key *k = key;
-	__u32 family = *(const __u32 *)value;
+	__u32 family = *(const __u32 *)value, plen;
 	struct acl_collect *c = arg;
 	struct acl_cidr *e;
 
@@ -43,16 +41,8 @@ static int acl_collect_one(const void *key, const void *value, void *arg)
 	}
 	e = &c->v[c->n++];
 	memset(e, 0, sizeof(*e));
-	if (family != AETH_AF_INET6 && k->prefixlen >= 96 &&
-	    !memcmp(k->addr, v4_mapped, 12)) {
-		e->family = AETH_AF_INET;
-		memcpy(&e->addr.v4, k->addr + 12, 4);
-		e->prefixlen = k->prefixlen - 96;
-	} else {
-		e->family = AETH_AF_INET6;
-		memcpy(e->addr.bytes, k->addr, 16);
-		e->prefixlen = k->prefixlen;
-	}
+	aeth_acl_key_prefix(key, family, &e->family, &e->addr, &plen);
+	e->prefixlen = (uint8_t)plen;
 	return 0;
 }
 

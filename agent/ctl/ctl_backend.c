@@ -27,17 +27,65 @@ static int backend_row_cmp(const void *pa, const void *pb)
 	return a->b->id < b->b->id ? -1 : a->b->id > b->b->id;
 }
 
-static int backend_list(struct ctl_ctx *ctx, int argc, char **argv)
+static int backend_print_json(struct ctl_ctx *ctx,
+			      const struct backend_row *rows, size_t n)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; i < n; i++) {
+		const struct aeth_backend *be = &rows[i].b->be;
+		char addr[CTL_ADDR_LEN];
+
+		json_array_append_new(arr, json_pack(
+			"{s:s, s:s, s:i, s:s, s:b, s:I, s:I, s:I}",
+			"service", rows[i].service,
+			"address", ctl_addr_str(&be->addr, be->family, addr),
+			"weight", be->weight,
+			"state", ctl_backend_state(be),
+			"healthy", !(be->flags & AETH_BE_F_UNHEALTHY),
+			"id", (json_int_t)rows[i].b->id,
+			"packets", (json_int_t)rows[i].st.packets,
+			"bytes", (json_int_t)rows[i].st.bytes));
+	}
+	return ctl_json_print(ctx, arr);
+}
+
+static void backend_print_text(const struct backend_row *rows, size_t n)
 {
 	static const char *const hdr[] = { "SERVICE", "ADDRESS", "WEIGHT",
 					   "STATE", "HEALTHY", "PACKETS",
 					   "BYTES" };
+	struct ctl_table *t = ctl_table_new(7, hdr);
+
+	ctl_table_align_right(t, 2);
+	ctl_table_align_right(t, 5);
+	ctl_table_align_right(t, 6);
+	for (size_t i = 0; i < n; i++) {
+		const struct aeth_backend *be = &rows[i].b->be;
+		char addr[CTL_ADDR_LEN], w[8], p[24], by[24];
+
+		snprintf(w, sizeof(w), "%u", be->weight);
+		snprintf(p, sizeof(p), "%llu",
+			 (unsigned long long)rows[i].st.packets);
+		snprintf(by, sizeof(by), "%llu",
+			 (unsigned long long)rows[i].st.bytes);
+		ctl_table_add(t, rows[i].service,
+			      ctl_addr_str(&be->addr, be->family, addr), w,
+			      ctl_backend_state(be),
+			      be->flags & AETH_BE_F_UNHEALTHY ? "no" : "yes", p,
+			      by);
+	}
+	ctl_table_print(t);
+	ctl_table_free(t);
+}
+
+static int backend_list(struct ctl_ctx *ctx, int argc, char **argv)
+{
 	struct ctl_service *svcs = NULL;
 	struct ctl_backend *bes = NULL;
 	struct backend_row *rows = NULL;
 	char (*labels)[24] = NULL;
 	size_t ns, nb;
-	json_t *arr;
 	int ret;
 
 	ret = ctl_parse_args(ctx, argv[0], argc, argv, NULL, 0, NULL, NULL, 0, 0);
@@ -67,49 +115,10 @@ static int backend_list(struct ctl_ctx *ctx, int argc, char **argv)
 	if (nb)
 		qsort(rows, nb, sizeof(*rows), backend_row_cmp);
 
-	if (ctx->json) {
-		arr = json_array();
-		for (size_t i = 0; i < nb; i++) {
-			const struct aeth_backend *be = &rows[i].b->be;
-			char addr[CTL_ADDR_LEN];
-
-			json_array_append_new(arr, json_pack(
-				"{s:s, s:s, s:i, s:s, s:b, s:I, s:I, s:I}",
-				"service", rows[i].service,
-				"address", ctl_addr_str(&be->addr, be->family, addr),
-				"weight", be->weight,
-				"state", ctl_backend_state(be),
-				"healthy", !(be->flags & AETH_BE_F_UNHEALTHY),
-				"id", (json_int_t)rows[i].b->id,
-				"packets", (json_int_t)rows[i].st.packets,
-				"bytes", (json_int_t)rows[i].st.bytes));
-		}
-		ret = ctl_json_print(ctx, arr);
-		goto out;
-	}
-
-	struct ctl_table *t = ctl_table_new(7, hdr);
-
-	ctl_table_align_right(t, 2);
-	ctl_table_align_right(t, 5);
-	ctl_table_align_right(t, 6);
-	for (size_t i = 0; i < nb; i++) {
-		const struct aeth_backend *be = &rows[i].b->be;
-		char addr[CTL_ADDR_LEN], w[8], p[24], by[24];
-
-		snprintf(w, sizeof(w), "%u", be->weight);
-		snprintf(p, sizeof(p), "%llu",
-			 (unsigned long long)rows[i].st.packets);
-		snprintf(by, sizeof(by), "%llu",
-			 (unsigned long long)rows[i].st.bytes);
-		ctl_table_add(t, rows[i].service,
-			      ctl_addr_str(&be->addr, be->family, addr), w,
-			      ctl_backend_state(be),
-			      be->flags & AETH_BE_F_UNHEALTHY ? "no" : "yes", p,
-			      by);
-	}
-	ctl_table_print(t);
-	ctl_table_free(t);
+	if (ctx->json)
+		ret = backend_print_json(ctx, rows, nb);
+	else
+		backend_print_text(rows, nb);
 out:
 	free(labels);
 	free(rows);

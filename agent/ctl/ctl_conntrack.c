@@ -73,139 +73,202 @@ static int ct_row_cmp(const void *pa, const void *pb)
 	return (int)a->flow.proto - (int)b->flow.proto;
 }
 
-static int conntrack_list(struct ctl_ctx *ctx, int argc, char **argv)
+/* What conntrack list reads, for the rows to name their service and
+ * backend. */
+struct ct_listing {
+	struct ct_collect c;
+	struct ctl_service *svcs;
+	size_t ns;
+	struct ctl_backend *bes;
+	size_t nb;
+	uint64_t now;		/* coarse, as the entries' times */
+};
+
+/* The options: --limit into *limit, --service and --source into the
+ * collection's filters, --backend into *be_addr and *be_family (0: none). */
+static int conntrack_parse(struct ctl_ctx *ctx, int argc, char **argv,
+			   struct ct_collect *c, uint32_t *limit,
+			   union aeth_addr *be_addr, uint8_t *be_family)
 {
 	static const struct ctl_opt opts[] = { { "service", true },
 					       { "limit", true },
 					       { "source", true },
 					       { "backend", true } };
-	static const char *const hdr[] = { "SERVICE", "PROTO", "SOURCE",
-					   "DESTINATION", "BACKEND", "AGE" };
-	struct ct_collect c = { 0 };
-	struct ctl_service *svcs = NULL, s;
-	struct ctl_backend *bes = NULL;
-	uint32_t limit = CT_DEFAULT_LIMIT;
-	union aeth_addr be_addr;
-	uint8_t be_family = 0;
+	struct ctl_service s;
 	const char *val[4];
-	size_t ns, nb, shown;
-	uint64_t now;
 	int ret;
 
 	ret = ctl_parse_args(ctx, argv[0], argc, argv, opts, 4, val, NULL, 0, 0);
 	if (ret)
 		return ret;
-	if (val[1] && ctl_parse_u32(val[1], &limit))
+	if (val[1] && ctl_parse_u32(val[1], limit))
 		return ctl_usage_error(ctx, "%s: --limit: not a count: %s",
 				       argv[0], val[1]);
 	if (val[0]) {
 		ret = ctl_service_resolve(ctx, val[0], &s);
 		if (ret)
 			return ret;
-		c.by_svc = true;
-		c.svc_id = s.id;
+		c->by_svc = true;
+		c->svc_id = s.id;
 	}
 	if (val[2]) {
-		if (ctl_parse_addr(val[2], &c.src, &c.src_family))
+		if (ctl_parse_addr(val[2], &c->src, &c->src_family))
 			return ctl_usage_error(ctx, "%s: --source: not an IP "
 					       "address: %s", argv[0], val[2]);
-		c.by_src = true;
+		c->by_src = true;
 	}
-	if (val[3] && ctl_parse_addr(val[3], &be_addr, &be_family))
+	if (val[3] && ctl_parse_addr(val[3], be_addr, be_family))
 		return ctl_usage_error(ctx, "%s: --backend: not an IP address: "
 				       "%s", argv[0], val[3]);
-	ret = ctl_services_load(ctx, &svcs, &ns);
+	return 0;
+}
+
+/* Services, backends and the matching entries, sorted. */
+static int conntrack_load(struct ctl_ctx *ctx, struct ct_listing *l,
+			  const union aeth_addr *be_addr, uint8_t be_family)
+{
+	int ret;
+
+	ret = ctl_services_load(ctx, &l->svcs, &l->ns);
 	if (ret)
 		return ret;
-	ret = ctl_backends_load(ctx, &bes, &nb);
+	ret = ctl_backends_load(ctx, &l->bes, &l->nb);
 	if (ret)
-		goto out;
+		return ret;
 	ret = ctl_map_foreach(ctx, ctx->fds.ct, AETH_MAP_CT,
 			      sizeof(struct aeth_flow),
-			      sizeof(struct aeth_ct_entry), ct_collect_one, &c);
+			      sizeof(struct aeth_ct_entry), ct_collect_one,
+			      &l->c);
 	if (ret == -ENOMEM)
 		ctl_error(ctx, "out of memory");
 	if (ret)
-		goto out;
+		return ret;
 	if (be_family) {
 		size_t kept = 0;
 
-		for (size_t i = 0; i < c.n; i++) {
+		for (size_t i = 0; i < l->c.n; i++) {
 			const struct ctl_backend *b = ctl_backend_find(
-				bes, nb, c.rows[i].e.backend_id);
+				l->bes, l->nb, l->c.rows[i].e.backend_id);
 
 			if (b && !ctl_addr_cmp(&b->be.addr, b->be.family,
-					       &be_addr, be_family))
-				c.rows[kept++] = c.rows[i];
+					       be_addr, be_family))
+				l->c.rows[kept++] = l->c.rows[i];
 		}
-		c.n = kept;
+		l->c.n = kept;
 	}
-	if (c.n)
-		qsort(c.rows, c.n, sizeof(*c.rows), ct_row_cmp);
-	shown = limit && limit < c.n ? limit : c.n;
-	now = ctl_now_coarse_ns();
+	if (l->c.n)
+		qsort(l->c.rows, l->c.n, sizeof(*l->c.rows), ct_row_cmp);
+	l->now = ctl_now_coarse_ns();
+	return 0;
+}
 
+/* A row's service label (in lbl when not a known service), backend
+ * address (in be) and age. */
+static const char *ct_row_names(const struct ct_listing *l,
+				const struct aeth_ct_entry *e, char *lbl,
+				size_t lbl_len, char *be, double *age_s)
+{
+	const struct ctl_backend *b = ctl_backend_find(l->bes, l->nb,
+						       e->backend_id);
+
+	if (b)
+		ctl_addr_str(&b->be.addr, b->be.family, be);
+	else
+		snprintf(be, CTL_ADDR_LEN, "#%u", e->backend_id);
+	*age_s = l->now > e->created_ns ? (l->now - e->created_ns) / 1e9 : 0.0;
+	return ctl_service_label(l->svcs, l->ns, e->svc_id, lbl, lbl_len);
+}
+
+/* The first shown rows as a JSON array, element by element (a million
+ * entries would not fit one document in memory). */
+static int conntrack_print_json(struct ctl_ctx *ctx, const struct ct_listing *l,
+				size_t shown)
+{
 	struct ctl_json_stream js;
-	struct ctl_table *t = ctx->json ? NULL : ctl_table_new(6, hdr);
+	int ret = 0;
 
-	/* a million entries would not fit one document in memory */
-	if (ctx->json)
-		ctl_json_stream_begin(ctx, &js);
+	ctl_json_stream_begin(ctx, &js);
+	for (size_t i = 0; i < shown; i++) {
+		const struct aeth_flow *f = &l->c.rows[i].flow;
+		const struct aeth_ct_entry *e = &l->c.rows[i].e;
+		char sa[CTL_ADDR_LEN], da[CTL_ADDR_LEN], be[CTL_ADDR_LEN];
+		char lbl[24];
+		double age_s;
+		const char *svc = ct_row_names(l, e, lbl, sizeof(lbl), be,
+					       &age_s);
+
+		ret = ctl_json_stream_item(ctx, &js, json_pack(
+			"{s:s, s:s, s:s, s:i, s:s, s:i, s:s, s:I, s:f}",
+			"service", svc,
+			"protocol", ctl_proto_str(f->proto),
+			"src", ctl_addr_str(&f->src, f->family, sa),
+			"sport", ntohs(f->sport),
+			"dst", ctl_addr_str(&f->dst, f->family, da),
+			"dport", ntohs(f->dport),
+			"backend", be,
+			"backend_id", (json_int_t)e->backend_id,
+			"age_s", age_s));
+		if (ret)
+			break;
+	}
+	ctl_json_stream_end(ctx, &js);
+	return ret;
+}
+
+static void conntrack_print_text(const struct ct_listing *l, size_t shown)
+{
+	static const char *const hdr[] = { "SERVICE", "PROTO", "SOURCE",
+					   "DESTINATION", "BACKEND", "AGE" };
+	struct ctl_table *t = ctl_table_new(6, hdr);
 
 	if (t)
 		ctl_table_align_right(t, 5);
 	for (size_t i = 0; i < shown; i++) {
-		const struct aeth_flow *f = &c.rows[i].flow;
-		const struct aeth_ct_entry *e = &c.rows[i].e;
-		const struct ctl_backend *b = ctl_backend_find(bes, nb,
-							       e->backend_id);
+		const struct aeth_flow *f = &l->c.rows[i].flow;
+		const struct aeth_ct_entry *e = &l->c.rows[i].e;
 		char src[CTL_ADDR_LEN], dst[CTL_ADDR_LEN], be[CTL_ADDR_LEN];
 		char lbl[24], age[32];
-		const char *svc = ctl_service_label(svcs, ns, e->svc_id, lbl,
-						    sizeof(lbl));
-		double age_s = now > e->created_ns
-				       ? (now - e->created_ns) / 1e9 : 0.0;
+		double age_s;
+		const char *svc = ct_row_names(l, e, lbl, sizeof(lbl), be,
+					       &age_s);
 
-		if (b)
-			ctl_addr_str(&b->be.addr, b->be.family, be);
-		else
-			snprintf(be, sizeof(be), "#%u", e->backend_id);
-		if (ctx->json) {
-			char sa[CTL_ADDR_LEN], da[CTL_ADDR_LEN];
-
-			ret = ctl_json_stream_item(ctx, &js, json_pack(
-				"{s:s, s:s, s:s, s:i, s:s, s:i, s:s, s:I, s:f}",
-				"service", svc,
-				"protocol", ctl_proto_str(f->proto),
-				"src", ctl_addr_str(&f->src, f->family, sa),
-				"sport", ntohs(f->sport),
-				"dst", ctl_addr_str(&f->dst, f->family, da),
-				"dport", ntohs(f->dport),
-				"backend", be,
-				"backend_id", (json_int_t)e->backend_id,
-				"age_s", age_s));
-			if (ret)
-				break;
-			continue;
-		}
 		ctl_endpoint_str(&f->src, f->family, ntohs(f->sport), src);
 		ctl_endpoint_str(&f->dst, f->family, ntohs(f->dport), dst);
 		snprintf(age, sizeof(age), "%.1fs", age_s);
 		ctl_table_add(t, svc, ctl_proto_str(f->proto), src, dst, be, age);
 	}
-	if (ctx->json) {
-		ctl_json_stream_end(ctx, &js);
-	} else {
-		ctl_table_print(t);
-		ctl_table_free(t);
-		if (shown < c.n)
-			fprintf(stderr, "(%zu of %zu entries shown; --limit 0 "
-				"shows all)\n", shown, c.n);
-	}
+	ctl_table_print(t);
+	ctl_table_free(t);
+	if (shown < l->c.n)
+		fprintf(stderr, "(%zu of %zu entries shown; --limit 0 "
+			"shows all)\n", shown, l->c.n);
+}
+
+static int conntrack_list(struct ctl_ctx *ctx, int argc, char **argv)
+{
+	struct ct_listing l = { 0 };
+	uint32_t limit = CT_DEFAULT_LIMIT;
+	union aeth_addr be_addr;
+	uint8_t be_family = 0;
+	size_t shown;
+	int ret;
+
+	ret = conntrack_parse(ctx, argc, argv, &l.c, &limit, &be_addr,
+			      &be_family);
+	if (ret)
+		return ret;
+	ret = conntrack_load(ctx, &l, &be_addr, be_family);
+	if (ret)
+		goto out;
+	shown = limit && limit < l.c.n ? limit : l.c.n;
+	if (ctx->json)
+		ret = conntrack_print_json(ctx, &l, shown);
+	else
+		conntrack_print_text(&l, shown);
 out:
-	free(c.rows);
-	free(bes);
-	free(svcs);
+	free(l.c.rows);
+	free(l.bes);
+	free(l.svcs);
 	return ret;
 }
 

@@ -12,9 +12,12 @@
 
 #include <bpf/bpf.h>
 
+#include "aether/acl_key.h"
+#include "aether/backend_rule.h"
 #include "aether/ct_rule.h"
 #include "aether/flow_hash.h"
 #include "aether/names.h"
+#include "aether/ratelimit_rule.h"
 #include "ctl.h"
 
 struct verdict {
@@ -29,16 +32,14 @@ struct verdict {
 	uint32_t hash, slot;
 };
 
-/* IPv4 as ::ffff:a.b.c.d/128, as bpf/guard.h looks it up; the entry's value
- * is the family of the listed prefix. */
+/* The ACL rule as bpf/guard.h applies it (aether/acl_key.h): the source as
+ * a host key in the service's trie, IPv4 as ::ffff:a.b.c.d/128. */
 static bool source_authorized(struct ctl_ctx *ctx, const struct aeth_svc *svc,
 			      const struct aeth_flow *f)
 {
-	static const uint8_t v4_mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-					       0xff, 0xff };
 	struct aeth_acl_key key;
 	__u32 family;
-	bool ok;
+	bool hit;
 	int fd;
 
 	if (!(svc->flags & AETH_SVC_F_ACL))
@@ -46,52 +47,19 @@ static bool source_authorized(struct ctl_ctx *ctx, const struct aeth_svc *svc,
 	fd = ctl_inner_map_fd(ctx->fds.acl, svc->acl_slot);
 	if (fd < 0)
 		return false;	/* enabled without a list: closed */
-	/* an IPv6 source inside ::ffff:0:0/96 is never let in */
-	if (f->family == AETH_AF_INET6 && !memcmp(f->src.bytes, v4_mapped, 12)) {
+	if (aeth_acl_v4_mapped(f)) {
 		close(fd);
 		return false;
 	}
 	memset(&key, 0, sizeof(key));
-	key.prefixlen = 128;
-	if (f->family == AETH_AF_INET) {
-		memcpy(key.addr, v4_mapped, 12);
-		memcpy(key.addr + 12, &f->src.v4, 4);
-	} else {
-		memcpy(key.addr, f->src.bytes, 16);
-	}
-	ok = bpf_map_lookup_elem(fd, &key, &family) == 0;
+	aeth_acl_host_key(&key, f);
+	hit = bpf_map_lookup_elem(fd, &key, &family) == 0;
 	close(fd);
-	/* a short IPv6 prefix (::/0) covers the mapped range: not for IPv4 */
-	return ok && !(family == AETH_AF_INET6 && f->family == AETH_AF_INET);
+	return aeth_acl_hit_admits(hit ? &family : NULL, f);
 }
 
-static __be32 mask32(uint32_t bits)
-{
-	if (bits > 32)
-		bits = 32;
-	return htonl((uint32_t)(0xffffffff00000000ull >> bits));
-}
-
-/* The per-source limiter key: the source masked to the service's prefix. */
-static void rl_src_key(struct aeth_rl_src_key *key, const struct aeth_svc *svc,
-		       const struct aeth_flow *f)
-{
-	memset(key, 0, sizeof(*key));
-	key->svc_id = svc->id;
-	key->family = f->family;
-	if (f->family == AETH_AF_INET) {
-		key->prefix.v4 = f->src.v4 & mask32(svc->src_prefix_v4);
-		return;
-	}
-	for (uint32_t i = 0; i < 4; i++) {
-		uint32_t p = svc->src_prefix_v6;
-
-		key->prefix.v6[i] = f->src.v6[i] &
-				    mask32(p > 32 * i ? p - 32 * i : 0);
-	}
-}
-
-/* Which limiter would refuse a new connection now (-1: none). The service
+/* Which limiter would refuse a new connection now (-1: none), by the rules
+ * of aether/ratelimit_rule.h (the source's bucket key, GCRA). The service
  * cap is looked at first, as the data path does. */
 static int limiter_refusal(struct ctl_ctx *ctx, const struct aeth_svc *svc,
 			   const struct aeth_flow *f)
@@ -103,49 +71,38 @@ static int limiter_refusal(struct ctl_ctx *ctx, const struct aeth_svc *svc,
 		struct aeth_rl_svc_state st;
 
 		if (!bpf_map_lookup_elem(ctx->fds.rl_svc, &id, &st) &&
-		    st.tat_ns > now + svc->svc_tolerance_ns)
+		    !aeth_gcra_conforms(st.tat_ns, now, svc->svc_tolerance_ns))
 			return AETH_R_SERVICE_RATE_LIMITED;
 	}
 	if (svc->src_interval_ns) {
 		struct aeth_rl_src_key key;
 		struct aeth_rl_src_state st;
 
-		rl_src_key(&key, svc, f);
+		aeth_rl_src_key(&key, svc, f);
 		if (!bpf_map_lookup_elem(ctx->fds.rl_src, &key, &st) &&
-		    st.tat_ns > now + svc->src_tolerance_ns)
+		    !aeth_gcra_conforms(st.tat_ns, now, svc->src_tolerance_ns))
 			return AETH_R_RATE_LIMITED;
 	}
 	return -1;
 }
 
-static uint64_t coarse_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static int decide_backend(struct ctl_ctx *ctx, const struct aeth_flow *f,
-			  bool syn, struct verdict *v)
+/* The service of the flow's destination into v->svc (the port's, else the
+ * VIP's every-port one). False, with v's verdict set, when there is none. */
+static bool find_service(struct ctl_ctx *ctx, const struct aeth_flow *f,
+			 struct verdict *v)
 {
 	struct aeth_vip_key vk;
 	struct aeth_svc_key sk;
-	struct aeth_ct_entry ce;
-	struct aeth_node node;
-	__u32 count, zero = 0, id;
-	int fd, r, judge;
+	__u32 count;
 
-	memset(v, 0, sizeof(*v));
 	memset(&vk, 0, sizeof(vk));
 	vk.addr = f->dst;
 	vk.family = f->family;
 	if (bpf_map_lookup_elem(ctx->fds.vip, &vk, &count)) {
 		v->verdict = "pass";
 		v->reason = "not_service";
-		return 0;
+		return false;
 	}
-
 	memset(&sk, 0, sizeof(sk));
 	sk.vip = f->dst;
 	sk.port = f->dport;
@@ -156,44 +113,97 @@ static int decide_backend(struct ctl_ctx *ctx, const struct aeth_flow *f,
 		if (bpf_map_lookup_elem(ctx->fds.svc, &sk, &v->svc)) {
 			v->verdict = "drop";
 			v->reason = aeth_reason_names[AETH_R_UNCONFIGURED_PORT];
-			return 0;
+			return false;
 		}
 	}
 	v->have_svc = true;
+	return true;
+}
 
+/* The flow's connection entry as the data path judges it
+ * (aether/ct_rule.h): AETH_CT_USE (v names its backend), AETH_CT_NEW, or
+ * AETH_CT_RESELECT for a stale entry or a stray TCP packet (Maglev without
+ * charging the limiters). */
+static int judge_conntrack(struct ctl_ctx *ctx, const struct aeth_flow *f,
+			   bool syn, const struct aeth_node *node,
+			   struct verdict *v)
+{
+	struct aeth_ct_entry ce;
+	struct aeth_backend be;
+	bool have;
+	int judge;
+
+	if (bpf_map_lookup_elem(ctx->fds.ct, f, &ce))
+		return f->proto == IPPROTO_TCP && !syn ? AETH_CT_RESELECT
+						       : AETH_CT_NEW;
+	have = !bpf_map_lookup_elem(ctx->fds.backend, &ce.backend_id, &be);
+	judge = aeth_ct_judge(&ce, have ? &be : NULL, v->svc.id, f->proto,
+			      syn && f->proto == IPPROTO_TCP,
+			      ctl_now_coarse_ns(), node->udp_timeout_s);
+	if (judge == AETH_CT_USE) {
+		v->verdict = "tx";
+		v->reason = "conntrack";
+		v->have_backend = true;
+		v->backend_id = ce.backend_id;
+		v->be = be;
+	}
+	return judge;
+}
+
+/* Maglev: the flow hash's slot and the backend there, when it may take
+ * the flow (aether/flow_hash.h, aether/backend_rule.h). */
+static void pick_maglev(struct ctl_ctx *ctx, const struct aeth_flow *f,
+			const struct aeth_node *node, struct verdict *v)
+{
+	__u32 id;
+	int fd, r;
+
+	v->verdict = "drop";
+	v->reason = aeth_reason_names[AETH_R_NO_BACKEND];
+	if (!v->svc.table_size)
+		return;
+	v->have_hash = true;
+	v->hash = aeth_flow_hash(f, node->hash_seed);
+	v->slot = v->hash % v->svc.table_size;
+	fd = ctl_inner_map_fd(ctx->fds.maglev, v->svc.maglev_slot);
+	if (fd < 0)
+		return;
+	r = bpf_map_lookup_elem(fd, &v->slot, &id);
+	close(fd);
+	if (r || id == AETH_NO_BACKEND)
+		return;
+	v->backend_id = id;
+	if (bpf_map_lookup_elem(ctx->fds.backend, &id, &v->be) ||
+	    !aeth_backend_usable(&v->be, v->svc.id))
+		return;
+	v->verdict = "tx";
+	v->reason = "maglev";
+	v->have_backend = true;
+}
+
+static int decide_backend(struct ctl_ctx *ctx, const struct aeth_flow *f,
+			  bool syn, struct verdict *v)
+{
+	struct aeth_node node;
+	__u32 zero = 0;
+	int r, judge;
+
+	memset(v, 0, sizeof(*v));
+	if (!find_service(ctx, f, v))
+		return 0;
 	if (!source_authorized(ctx, &v->svc, f)) {
 		v->verdict = "drop";
 		v->reason = aeth_reason_names[AETH_R_NOT_AUTHORIZED];
 		return 0;
 	}
-
 	if (bpf_map_lookup_elem(ctx->fds.node, &zero, &node)) {
 		r = -errno;
-		ctl_error(ctx, "reading %s: %s", AETH_MAP_NODE, strerror(errno));
+		ctl_error(ctx, "reading %s: %s", AETH_MAP_NODE, strerror(-r));
 		return r;
 	}
-	/* the entry's worth as the data path judges it (aether/ct_rule.h);
-	 * a stale one is re-selected without charging the limiters */
-	judge = AETH_CT_NEW;
-	if (!bpf_map_lookup_elem(ctx->fds.ct, f, &ce)) {
-		struct aeth_backend be;
-		bool have = !bpf_map_lookup_elem(ctx->fds.backend,
-						 &ce.backend_id, &be);
-
-		judge = aeth_ct_judge(&ce, have ? &be : NULL, v->svc.id,
-				      f->proto, syn && f->proto == IPPROTO_TCP,
-				      coarse_now_ns(), node.udp_timeout_s);
-		if (judge == AETH_CT_USE) {
-			v->verdict = "tx";
-			v->reason = "conntrack";
-			v->have_backend = true;
-			v->backend_id = ce.backend_id;
-			v->be = be;
-			return 0;
-		}
-	} else if (f->proto == IPPROTO_TCP && !syn) {
-		judge = AETH_CT_RESELECT;	/* stray: Maglev, not charged */
-	}
+	judge = judge_conntrack(ctx, f, syn, &node, v);
+	if (judge == AETH_CT_USE)
+		return 0;
 	if (judge != AETH_CT_RESELECT) {
 		/* a new connection: TCP SYN, or UDP without a live entry */
 		r = limiter_refusal(ctx, &v->svc, f);
@@ -203,28 +213,7 @@ static int decide_backend(struct ctl_ctx *ctx, const struct aeth_flow *f,
 			return 0;
 		}
 	}
-
-	v->verdict = "drop";
-	v->reason = aeth_reason_names[AETH_R_NO_BACKEND];
-	if (!v->svc.table_size)
-		return 0;
-	v->have_hash = true;
-	v->hash = aeth_flow_hash(f, node.hash_seed);
-	v->slot = v->hash % v->svc.table_size;
-	fd = ctl_inner_map_fd(ctx->fds.maglev, v->svc.maglev_slot);
-	if (fd < 0)
-		return 0;
-	r = bpf_map_lookup_elem(fd, &v->slot, &id);
-	close(fd);
-	if (r || id == AETH_NO_BACKEND)
-		return 0;
-	v->backend_id = id;
-	if (bpf_map_lookup_elem(ctx->fds.backend, &id, &v->be) ||
-	    !aeth_backend_usable(&v->be, v->svc.id))
-		return 0;
-	v->verdict = "tx";
-	v->reason = "maglev";
-	v->have_backend = true;
+	pick_maglev(ctx, f, &node, v);
 	return 0;
 }
 
@@ -242,7 +231,7 @@ static int decide(struct ctl_ctx *ctx, const struct aeth_flow *f, bool syn,
 		return ret;
 	if (bpf_map_lookup_elem(ctx->fds.node, &zero, &node)) {
 		ret = -errno;
-		ctl_error(ctx, "reading %s: %s", AETH_MAP_NODE, strerror(errno));
+		ctl_error(ctx, "reading %s: %s", AETH_MAP_NODE, strerror(-ret));
 		return ret;
 	}
 	if (!(node.flags & (v->be.family == AETH_AF_INET ? AETH_NODE_F_V4
@@ -253,19 +242,16 @@ static int decide(struct ctl_ctx *ctx, const struct aeth_flow *f, bool syn,
 	return 0;
 }
 
-static int explain_run(struct ctl_ctx *ctx, int argc, char **argv)
+/* --src, --dst, --proto and --syn into the flow f and *syn. */
+static int explain_parse(struct ctl_ctx *ctx, int argc, char **argv,
+			 struct aeth_flow *f, bool *syn)
 {
 	static const struct ctl_opt opts[] = { { "src", true }, { "dst", true },
 					       { "proto", true },
 					       { "syn", false } };
 	const char *val[4];
-	struct aeth_flow f;
 	uint8_t sfam, dfam, proto;
 	uint16_t sport, dport;
-	struct ctl_service *svcs = NULL;
-	char svc_lbl[AETH_NAME_LEN + 64] = "", be[CTL_ADDR_LEN] = "";
-	struct verdict v;
-	size_t ns = 0;
 	int ret;
 
 	ret = ctl_parse_args(ctx, "explain", argc, argv, opts, 4, val, NULL, 0, 0);
@@ -274,11 +260,11 @@ static int explain_run(struct ctl_ctx *ctx, int argc, char **argv)
 	if (!val[0] || !val[1] || !val[2])
 		return ctl_usage_error(ctx, "explain: --src, --dst and --proto "
 				       "are required (see explain --help)");
-	memset(&f, 0, sizeof(f));
-	if (ctl_parse_endpoint(val[0], &f.src, &sfam, &sport))
+	memset(f, 0, sizeof(*f));
+	if (ctl_parse_endpoint(val[0], &f->src, &sfam, &sport))
 		return ctl_usage_error(ctx, "explain: --src: not IP:PORT or "
 				       "[IPv6]:PORT: %s", val[0]);
-	if (ctl_parse_endpoint(val[1], &f.dst, &dfam, &dport))
+	if (ctl_parse_endpoint(val[1], &f->dst, &dfam, &dport))
 		return ctl_usage_error(ctx, "explain: --dst: not IP:PORT or "
 				       "[IPv6]:PORT: %s", val[1]);
 	if (sfam != dfam)
@@ -289,15 +275,61 @@ static int explain_run(struct ctl_ctx *ctx, int argc, char **argv)
 				       val[2]);
 	if (val[3] && proto != IPPROTO_TCP)
 		return ctl_usage_error(ctx, "explain: --syn is for tcp");
-	f.sport = htons(sport);
-	f.dport = htons(dport);
-	f.proto = proto;
-	f.family = sfam;
+	f->sport = htons(sport);
+	f->dport = htons(dport);
+	f->proto = proto;
+	f->family = sfam;
+	*syn = val[3] != NULL;
+	return 0;
+}
 
+static int explain_print(struct ctl_ctx *ctx, const struct verdict *v,
+			 const char *svc_lbl, const char *be)
+{
+	if (ctx->json) {
+		json_t *doc = json_pack("{s:s, s:s, s:s?}", "verdict", v->verdict,
+					"reason", v->reason, "backend",
+					v->have_backend ? be : NULL);
+
+		if (v->have_svc)
+			json_object_set_new(doc, "service", json_string(svc_lbl));
+		if (v->have_backend)
+			json_object_set_new(doc, "backend_id",
+					    json_integer(v->backend_id));
+		if (v->have_hash) {
+			json_object_set_new(doc, "hash", json_integer(v->hash));
+			json_object_set_new(doc, "slot", json_integer(v->slot));
+		}
+		return ctl_json_print(ctx, doc);
+	}
+	printf("verdict  %s\nreason   %s\n", v->verdict, v->reason);
+	if (v->have_svc)
+		printf("service  %s\n", svc_lbl);
+	if (v->have_hash)
+		printf("hash     0x%08x  slot %u of %u\n", v->hash, v->slot,
+		       v->svc.table_size);
+	if (v->have_backend)
+		printf("backend  %s\n", be);
+	return 0;
+}
+
+static int explain_run(struct ctl_ctx *ctx, int argc, char **argv)
+{
+	struct aeth_flow f;
+	struct ctl_service *svcs = NULL;
+	char svc_lbl[AETH_NAME_LEN + 64] = "", be[CTL_ADDR_LEN] = "";
+	struct verdict v;
+	size_t ns = 0;
+	bool syn = false;
+	int ret;
+
+	ret = explain_parse(ctx, argc, argv, &f, &syn);
+	if (ret)
+		return ret;
 	ret = ctl_open(ctx);
 	if (ret)
 		return ret;
-	ret = decide(ctx, &f, val[3] != NULL, &v);
+	ret = decide(ctx, &f, syn, &v);
 	if (ret)
 		return ret;
 	if (v.have_svc) {
@@ -312,32 +344,7 @@ static int explain_run(struct ctl_ctx *ctx, int argc, char **argv)
 	}
 	if (v.have_backend)
 		ctl_addr_str(&v.be.addr, v.be.family, be);
-
-	if (ctx->json) {
-		json_t *doc = json_pack("{s:s, s:s, s:s?}", "verdict", v.verdict,
-					"reason", v.reason, "backend",
-					v.have_backend ? be : NULL);
-
-		if (v.have_svc)
-			json_object_set_new(doc, "service", json_string(svc_lbl));
-		if (v.have_backend)
-			json_object_set_new(doc, "backend_id",
-					    json_integer(v.backend_id));
-		if (v.have_hash) {
-			json_object_set_new(doc, "hash", json_integer(v.hash));
-			json_object_set_new(doc, "slot", json_integer(v.slot));
-		}
-		return ctl_json_print(ctx, doc);
-	}
-	printf("verdict  %s\nreason   %s\n", v.verdict, v.reason);
-	if (v.have_svc)
-		printf("service  %s\n", svc_lbl);
-	if (v.have_hash)
-		printf("hash     0x%08x  slot %u of %u\n", v.hash, v.slot,
-		       v.svc.table_size);
-	if (v.have_backend)
-		printf("backend  %s\n", be);
-	return 0;
+	return explain_print(ctx, &v, svc_lbl, be);
 }
 
 const struct ctl_object ctl_obj_explain = {

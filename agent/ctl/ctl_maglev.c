@@ -56,7 +56,7 @@ static int read_table(struct ctl_ctx *ctx, const struct ctl_service *s,
 		if (bpf_map_lookup_elem(fd, &i, &v[i])) {
 			ret = -errno;
 			ctl_error(ctx, "service %s: reading Maglev slot %u: %s",
-				  s->label, i, strerror(errno));
+				  s->label, i, strerror(-ret));
 			free(v);
 			v = NULL;
 			break;
@@ -98,149 +98,189 @@ static json_t *raw_entry(const struct ctl_backend *bes, size_t nb,
 	return json_string(backend_label(bes, nb, id, addr));
 }
 
+/* What maglev show reads and prints. */
+struct maglev_view {
+	struct ctl_service s;
+	char seed[33];		/* the cluster hash seed, hex */
+	struct ctl_backend *bes;
+	size_t nb;
+	uint32_t *table, size;	/* the live table (NULL when size is 0) */
+	uint32_t none;		/* slots naming no backend */
+	struct slot_count *counts;
+	size_t nc;
+};
+
+static void maglev_view_free(struct maglev_view *v)
+{
+	free(v->counts);
+	free(v->table);
+	free(v->bes);
+}
+
+/* The service, the seed, the backends and the live table. */
+static int maglev_load(struct ctl_ctx *ctx, const char *arg,
+		       struct maglev_view *v)
+{
+	struct aeth_node node;
+	__u32 zero = 0;
+	int ret;
+
+	ret = ctl_service_resolve(ctx, arg, &v->s);
+	if (ret)
+		return ret;
+	if (!v->s.live) {
+		ctl_error(ctx, "service %s has no entry in %s", v->s.label,
+			  AETH_MAP_SVC);
+		return -ENOENT;
+	}
+	v->size = v->s.svc.table_size;
+	if (bpf_map_lookup_elem(ctx->fds.node, &zero, &node)) {
+		ret = -errno;
+		ctl_error(ctx, "reading %s: %s", AETH_MAP_NODE, strerror(-ret));
+		return ret;
+	}
+	for (int i = 0; i < 16; i++)
+		snprintf(v->seed + 2 * i, 3, "%02x",
+			 ((const uint8_t *)node.hash_seed)[i]);
+	ret = ctl_backends_load(ctx, &v->bes, &v->nb);
+	if (ret || !v->size)
+		return ret;
+	return read_table(ctx, &v->s, &v->table);
+}
+
+/* One row per backend of the service, plus any other id the table names
+ * (which would be a bug worth seeing), sorted for printing. */
+static int maglev_count(struct ctl_ctx *ctx, struct maglev_view *v)
+{
+	v->counts = calloc(v->nb + v->size + 1, sizeof(*v->counts));
+	if (!v->counts) {
+		ctl_error(ctx, "out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < v->nb; i++) {
+		if (v->bes[i].be.svc_id != v->s.id)
+			continue;
+		v->counts[v->nc].id = v->bes[i].id;
+		v->counts[v->nc].b = &v->bes[i];
+		v->nc++;
+	}
+	for (uint32_t i = 0; i < v->size; i++) {
+		uint32_t id = v->table[i];
+		size_t k;
+
+		if (id == AETH_NO_BACKEND) {
+			v->none++;
+			continue;
+		}
+		for (k = 0; k < v->nc && v->counts[k].id != id; k++)
+			;
+		if (k == v->nc) {
+			v->counts[v->nc].id = id;
+			v->counts[v->nc].b = ctl_backend_find(v->bes, v->nb, id);
+			v->nc++;
+		}
+		v->counts[k].slots++;
+	}
+	qsort(v->counts, v->nc, sizeof(*v->counts), slot_count_cmp);
+	return 0;
+}
+
+static int maglev_print_json(struct ctl_ctx *ctx, const struct maglev_view *v,
+			     bool raw)
+{
+	json_t *doc, *arr = json_array();
+	char addr[CTL_ADDR_LEN];
+
+	for (size_t i = 0; i < v->nc; i++)
+		json_array_append_new(arr, json_pack(
+			"{s:s, s:I, s:f, s:s, s:I}",
+			"address", backend_label(v->bes, v->nb, v->counts[i].id,
+						 addr),
+			"slots", (json_int_t)v->counts[i].slots,
+			"share", v->size ? (double)v->counts[i].slots / v->size
+					 : 0.0,
+			"state", count_state(&v->counts[i]),
+			"id", (json_int_t)v->counts[i].id));
+	doc = json_pack("{s:s, s:I, s:s, s:o, s:I}", "service", v->s.label,
+			"table_size", (json_int_t)v->size, "seed", v->seed,
+			"backends", arr, "empty_slots", (json_int_t)v->none);
+	if (raw) {
+		json_t *t = json_array();
+
+		for (uint32_t i = 0; i < v->size; i++)
+			json_array_append_new(t, raw_entry(v->bes, v->nb,
+							   v->table[i]));
+		json_object_set_new(doc, "table", t);
+	}
+	return ctl_json_print(ctx, doc);
+}
+
+/* --raw as text: the backend of every slot. */
+static void maglev_print_raw(const struct maglev_view *v)
+{
+	static const char *const rhdr[] = { "SLOT", "BACKEND" };
+	struct ctl_table *rt = ctl_table_new(2, rhdr);
+
+	putchar('\n');
+	ctl_table_align_right(rt, 0);
+	for (uint32_t i = 0; i < v->size; i++) {
+		char addr[CTL_ADDR_LEN], sl[16];
+
+		snprintf(sl, sizeof(sl), "%u", i);
+		ctl_table_add(rt, sl, backend_label(v->bes, v->nb, v->table[i],
+						    addr));
+	}
+	ctl_table_print(rt);
+	ctl_table_free(rt);
+}
+
+static void maglev_print_text(const struct maglev_view *v, bool raw)
+{
+	static const char *const hdr[] = { "BACKEND", "SLOTS", "SHARE",
+					   "STATE" };
+	struct ctl_table *t;
+
+	printf("service %s  table_size %u  seed %s\n\n", v->s.label, v->size,
+	       v->seed);
+	t = ctl_table_new(4, hdr);
+	ctl_table_align_right(t, 1);
+	ctl_table_align_right(t, 2);
+	for (size_t i = 0; i < v->nc; i++) {
+		char addr[CTL_ADDR_LEN], sl[16], sh[16];
+
+		snprintf(sl, sizeof(sl), "%u", v->counts[i].slots);
+		snprintf(sh, sizeof(sh), "%.2f%%",
+			 v->size ? 100.0 * v->counts[i].slots / v->size : 0.0);
+		ctl_table_add(t, backend_label(v->bes, v->nb, v->counts[i].id,
+					       addr), sl,
+			      sh, count_state(&v->counts[i]));
+	}
+	ctl_table_print(t);
+	ctl_table_free(t);
+	if (v->none)
+		printf("\n%u slots name no backend\n", v->none);
+	if (raw)
+		maglev_print_raw(v);
+}
+
 static int maglev_show(struct ctl_ctx *ctx, int argc, char **argv)
 {
 	static const struct ctl_opt opts[] = { { "raw", false } };
-	static const char *const hdr[] = { "BACKEND", "SLOTS", "SHARE",
-					   "STATE" };
 	const char *val[1], *pos[1];
-	struct ctl_backend *bes = NULL;
-	struct slot_count *counts = NULL;
-	uint32_t *table = NULL, none = 0, size;
-	struct aeth_node node;
-	struct ctl_service s;
-	size_t nb, nc = 0;
-	char seed[33];
-	__u32 zero = 0;
-	bool raw;
+	struct maglev_view v = { 0 };
 	int ret;
 
 	ret = ctl_parse_args(ctx, argv[0], argc, argv, opts, 1, val, pos, 1, 1);
 	if (ret)
 		return ret;
-	raw = val[0] != NULL;
-	ret = ctl_service_resolve(ctx, pos[0], &s);
-	if (ret)
-		return ret;
-	if (!s.live) {
-		ctl_error(ctx, "service %s has no entry in %s", s.label,
-			  AETH_MAP_SVC);
-		return -ENOENT;
-	}
-	size = s.svc.table_size;
-	if (bpf_map_lookup_elem(ctx->fds.node, &zero, &node)) {
-		ret = -errno;
-		ctl_error(ctx, "reading %s: %s", AETH_MAP_NODE, strerror(errno));
-		return ret;
-	}
-	for (int i = 0; i < 16; i++)
-		snprintf(seed + 2 * i, 3, "%02x",
-			 ((const uint8_t *)node.hash_seed)[i]);
-	ret = ctl_backends_load(ctx, &bes, &nb);
-	if (ret)
-		return ret;
-	if (size) {
-		ret = read_table(ctx, &s, &table);
-		if (ret)
-			goto out;
-	}
-
-	/* one row per backend of the service, plus any other id the table
-	 * names (which would be a bug worth seeing) */
-	counts = calloc(nb + size + 1, sizeof(*counts));
-	if (!counts) {
-		ctl_error(ctx, "out of memory");
-		ret = -ENOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < nb; i++) {
-		if (bes[i].be.svc_id != s.id)
-			continue;
-		counts[nc].id = bes[i].id;
-		counts[nc].b = &bes[i];
-		nc++;
-	}
-	for (uint32_t i = 0; i < size; i++) {
-		size_t k;
-
-		if (table[i] == AETH_NO_BACKEND) {
-			none++;
-			continue;
-		}
-		for (k = 0; k < nc && counts[k].id != table[i]; k++)
-			;
-		if (k == nc) {
-			counts[nc].id = table[i];
-			counts[nc].b = ctl_backend_find(bes, nb, table[i]);
-			nc++;
-		}
-		counts[k].slots++;
-	}
-	qsort(counts, nc, sizeof(*counts), slot_count_cmp);
-
-	if (ctx->json) {
-		json_t *doc, *arr = json_array();
-		char addr[CTL_ADDR_LEN];
-
-		for (size_t i = 0; i < nc; i++)
-			json_array_append_new(arr, json_pack(
-				"{s:s, s:I, s:f, s:s, s:I}",
-				"address", backend_label(bes, nb, counts[i].id, addr),
-				"slots", (json_int_t)counts[i].slots,
-				"share", size ? (double)counts[i].slots / size : 0.0,
-				"state", count_state(&counts[i]),
-				"id", (json_int_t)counts[i].id));
-		doc = json_pack("{s:s, s:I, s:s, s:o, s:I}", "service", s.label,
-				"table_size", (json_int_t)size, "seed", seed,
-				"backends", arr, "empty_slots", (json_int_t)none);
-		if (raw) {
-			json_t *t = json_array();
-
-			for (uint32_t i = 0; i < size; i++)
-				json_array_append_new(t, raw_entry(bes, nb, table[i]));
-			json_object_set_new(doc, "table", t);
-		}
-		ret = ctl_json_print(ctx, doc);
-		goto out;
-	}
-
-	printf("service %s  table_size %u  seed %s\n\n", s.label, size, seed);
-	struct ctl_table *t = ctl_table_new(4, hdr);
-
-	ctl_table_align_right(t, 1);
-	ctl_table_align_right(t, 2);
-	for (size_t i = 0; i < nc; i++) {
-		char addr[CTL_ADDR_LEN], sl[16], sh[16];
-
-		snprintf(sl, sizeof(sl), "%u", counts[i].slots);
-		snprintf(sh, sizeof(sh), "%.2f%%",
-			 size ? 100.0 * counts[i].slots / size : 0.0);
-		ctl_table_add(t, backend_label(bes, nb, counts[i].id, addr), sl,
-			      sh, count_state(&counts[i]));
-	}
-	ctl_table_print(t);
-	ctl_table_free(t);
-	if (none)
-		printf("\n%u slots name no backend\n", none);
-	if (raw) {
-		static const char *const rhdr[] = { "SLOT", "BACKEND" };
-		struct ctl_table *rt = ctl_table_new(2, rhdr);
-
-		putchar('\n');
-		ctl_table_align_right(rt, 0);
-		for (uint32_t i = 0; i < size; i++) {
-			char addr[CTL_ADDR_LEN], sl[16];
-
-			snprintf(sl, sizeof(sl), "%u", i);
-			ctl_table_add(rt, sl, backend_label(bes, nb, table[i], addr));
-		}
-		ctl_table_print(rt);
-		ctl_table_free(rt);
-	}
-out:
-	free(counts);
-	free(table);
-	free(bes);
+	ret = maglev_load(ctx, pos[0], &v);
+	if (!ret)
+		ret = maglev_count(ctx, &v);
+	if (!ret && ctx->json)
+		ret = maglev_print_json(ctx, &v, val[0] != NULL);
+	else if (!ret)
+		maglev_print_text(&v, val[0] != NULL);
+	maglev_view_free(&v);
 	return ret;
 }
 

@@ -7,6 +7,7 @@
 
 #include <bpf/bpf.h>
 
+#include "aether/ratelimit_rule.h"
 #include "ctl.h"
 
 #define RL_DEFAULT_TOP 20
@@ -57,26 +58,157 @@ static int rl_row_cmp(const void *pa, const void *pb)
 			    b->key.family);
 }
 
-/* GCRA: the bucket refuses while its theoretical arrival time is more than
- * the tolerance ahead of now (bpf/guard.h). */
+/* The bucket refuses while its theoretical arrival time is more than the
+ * tolerance ahead of now (GCRA, aether/ratelimit_rule.h). */
 static bool gcra_refusing(uint64_t tat, uint64_t now, uint64_t tolerance)
 {
-	return tat > now + tolerance;
+	return !aeth_gcra_conforms(tat, now, tolerance);
+}
+
+/* What ratelimit list reads about one service. */
+struct rl_listing {
+	struct ctl_service s;
+	struct rl_collect c;		/* its sources, most refused first */
+	struct aeth_rl_svc_state svc_st;
+	bool svc_limited;		/* the service cap refuses now */
+	uint64_t now;
+	size_t shown;
+};
+
+/* The service's buckets: its sources and the service-wide one. */
+static int ratelimit_load(struct ctl_ctx *ctx, const char *arg, uint32_t top,
+			  struct rl_listing *l)
+{
+	int ret;
+
+	ret = ctl_service_resolve(ctx, arg, &l->s);
+	if (ret)
+		return ret;
+	l->c.svc_id = l->s.id;
+	ret = ctl_map_foreach(ctx, ctx->fds.rl_src, AETH_MAP_RL_SRC,
+			      sizeof(struct aeth_rl_src_key),
+			      sizeof(struct aeth_rl_src_state), rl_collect_one,
+			      &l->c);
+	if (ret == -ENOMEM)
+		ctl_error(ctx, "out of memory");
+	if (ret)
+		return ret;
+	if (bpf_map_lookup_elem(ctx->fds.rl_svc, &l->s.id, &l->svc_st)) {
+		ret = -errno;
+		ctl_error(ctx, "reading %s[%u]: %s", AETH_MAP_RL_SVC, l->s.id,
+			  strerror(-ret));
+		return ret;
+	}
+	l->now = ctl_now_ns();
+	l->svc_limited = l->s.live && l->s.svc.svc_interval_ns &&
+			 gcra_refusing(l->svc_st.tat_ns, l->now,
+				       l->s.svc.svc_tolerance_ns);
+	if (l->c.n)
+		qsort(l->c.v, l->c.n, sizeof(*l->c.v), rl_row_cmp);
+	l->shown = top && top < l->c.n ? top : l->c.n;
+	return 0;
+}
+
+/* A source row's prefix ("198.51.100.0/24", the live prefix length when
+ * the service is live, else the configured one) and whether its bucket
+ * refuses now. */
+static bool rl_row_describe(const struct rl_listing *l, const struct rl_row *r,
+			    char *pfx, size_t len)
+{
+	const struct ctl_service *s = &l->s;
+	uint8_t plen = r->key.family == AETH_AF_INET ? s->info.rl_prefix_v4
+						     : s->info.rl_prefix_v6;
+	char a[CTL_ADDR_LEN];
+
+	if (s->live)
+		plen = r->key.family == AETH_AF_INET ? s->svc.src_prefix_v4
+						     : s->svc.src_prefix_v6;
+	snprintf(pfx, len, "%s/%u",
+		 ctl_addr_str(&r->key.prefix, r->key.family, a), plen);
+	return s->live && s->svc.src_interval_ns &&
+	       gcra_refusing(r->st.tat_ns, l->now, s->svc.src_tolerance_ns);
+}
+
+static int ratelimit_print_json(struct ctl_ctx *ctx, const struct rl_listing *l)
+{
+	const struct ctl_service *s = &l->s;
+	json_t *arr = json_array();
+
+	for (size_t i = 0; i < l->shown; i++) {
+		const struct rl_row *r = &l->c.v[i];
+		char pfx[CTL_ADDR_LEN + 8];
+		bool limited = rl_row_describe(l, r, pfx, sizeof(pfx));
+
+		json_array_append_new(arr, json_pack(
+			"{s:s, s:I, s:I, s:b}", "prefix", pfx,
+			"admitted", (json_int_t)r->st.admitted,
+			"dropped", (json_int_t)r->st.dropped,
+			"limited", limited));
+	}
+	return ctl_json_print(ctx, json_pack(
+		"{s:s, s:I, s:I, s:i, s:i, s:I, s:I, s:b, s:I, s:o}",
+		"service", s->label,
+		"new_connections_per_second",
+		(json_int_t)s->info.rl_per_source,
+		"burst", (json_int_t)s->info.rl_burst,
+		"source_prefix_v4", s->info.rl_prefix_v4,
+		"source_prefix_v6", s->info.rl_prefix_v6,
+		"service_new_connections_per_second",
+		(json_int_t)s->info.rl_per_service,
+		"service_dropped", (json_int_t)l->svc_st.dropped,
+		"service_limited", l->svc_limited,
+		"sources_total", (json_int_t)l->c.n,
+		"sources", arr));
+}
+
+static void ratelimit_print_text(const struct rl_listing *l)
+{
+	static const char *const hdr[] = { "SOURCE", "ADMITTED", "DROPPED",
+					   "LIMITED" };
+	const struct ctl_service *s = &l->s;
+	struct ctl_table *t = ctl_table_new(4, hdr);
+
+	if (t) {
+		ctl_table_align_right(t, 1);
+		ctl_table_align_right(t, 2);
+	}
+	for (size_t i = 0; i < l->shown; i++) {
+		const struct rl_row *r = &l->c.v[i];
+		char pfx[CTL_ADDR_LEN + 8], ad[24], dr[24];
+		bool limited = rl_row_describe(l, r, pfx, sizeof(pfx));
+
+		snprintf(ad, sizeof(ad), "%llu",
+			 (unsigned long long)r->st.admitted);
+		snprintf(dr, sizeof(dr), "%llu",
+			 (unsigned long long)r->st.dropped);
+		ctl_table_add(t, pfx, ad, dr, limited ? "yes" : "no");
+	}
+	printf("service %s\n", s->label);
+	if (s->info.rl_per_source)
+		printf("  per source: %u/s, burst %u, per /%u (IPv4) /%u (IPv6)\n",
+		       s->info.rl_per_source, s->info.rl_burst,
+		       s->info.rl_prefix_v4, s->info.rl_prefix_v6);
+	else
+		printf("  per source: off\n");
+	if (s->info.rl_per_service)
+		printf("  service-wide: %u/s, %llu refused, %s\n",
+		       s->info.rl_per_service,
+		       (unsigned long long)l->svc_st.dropped,
+		       l->svc_limited ? "refusing now" : "admitting");
+	else
+		printf("  service-wide: off\n");
+	printf("  %zu source prefixes tracked, top %zu by refused "
+	       "connections:\n\n", l->c.n, l->shown);
+	ctl_table_print(t);
+	ctl_table_free(t);
 }
 
 static int ratelimit_list(struct ctl_ctx *ctx, int argc, char **argv)
 {
 	static const struct ctl_opt opts[] = { { "top", true } };
-	static const char *const hdr[] = { "SOURCE", "ADMITTED", "DROPPED",
-					   "LIMITED" };
-	struct rl_collect c = { 0 };
-	struct aeth_rl_svc_state svc_st = { 0 };
+	struct rl_listing l = { 0 };
 	uint32_t top = RL_DEFAULT_TOP;
 	const char *val[1], *pos[1];
-	struct ctl_service s;
-	bool svc_limited;
-	size_t shown;
-	uint64_t now;
 	int ret;
 
 	ret = ctl_parse_args(ctx, argv[0], argc, argv, opts, 1, val, pos, 1, 1);
@@ -85,106 +217,12 @@ static int ratelimit_list(struct ctl_ctx *ctx, int argc, char **argv)
 	if (val[0] && ctl_parse_u32(val[0], &top))
 		return ctl_usage_error(ctx, "%s: --top: not a count: %s",
 				       argv[0], val[0]);
-	ret = ctl_service_resolve(ctx, pos[0], &s);
-	if (ret)
-		return ret;
-	c.svc_id = s.id;
-	ret = ctl_map_foreach(ctx, ctx->fds.rl_src, AETH_MAP_RL_SRC,
-			      sizeof(struct aeth_rl_src_key),
-			      sizeof(struct aeth_rl_src_state), rl_collect_one,
-			      &c);
-	if (ret == -ENOMEM)
-		ctl_error(ctx, "out of memory");
-	if (ret)
-		goto out;
-	if (bpf_map_lookup_elem(ctx->fds.rl_svc, &s.id, &svc_st)) {
-		ret = -errno;
-		ctl_error(ctx, "reading %s[%u]: %s", AETH_MAP_RL_SVC, s.id,
-			  strerror(errno));
-		goto out;
-	}
-	now = ctl_now_ns();
-	svc_limited = s.live && s.svc.svc_interval_ns &&
-		      gcra_refusing(svc_st.tat_ns, now, s.svc.svc_tolerance_ns);
-	if (c.n)
-		qsort(c.v, c.n, sizeof(*c.v), rl_row_cmp);
-	shown = top && top < c.n ? top : c.n;
-
-	json_t *arr = ctx->json ? json_array() : NULL;
-	struct ctl_table *t = ctx->json ? NULL : ctl_table_new(4, hdr);
-
-	if (t) {
-		ctl_table_align_right(t, 1);
-		ctl_table_align_right(t, 2);
-	}
-	for (size_t i = 0; i < shown; i++) {
-		const struct rl_row *r = &c.v[i];
-		uint8_t plen = r->key.family == AETH_AF_INET
-				       ? s.info.rl_prefix_v4
-				       : s.info.rl_prefix_v6;
-		bool limited = s.live && s.svc.src_interval_ns &&
-			       gcra_refusing(r->st.tat_ns, now,
-					     s.svc.src_tolerance_ns);
-		char a[CTL_ADDR_LEN], pfx[CTL_ADDR_LEN + 8], ad[24], dr[24];
-
-		if (s.live)
-			plen = r->key.family == AETH_AF_INET
-				       ? s.svc.src_prefix_v4
-				       : s.svc.src_prefix_v6;
-		snprintf(pfx, sizeof(pfx), "%s/%u",
-			 ctl_addr_str(&r->key.prefix, r->key.family, a), plen);
-		if (arr) {
-			json_array_append_new(arr, json_pack(
-				"{s:s, s:I, s:I, s:b}", "prefix", pfx,
-				"admitted", (json_int_t)r->st.admitted,
-				"dropped", (json_int_t)r->st.dropped,
-				"limited", limited));
-			continue;
-		}
-		snprintf(ad, sizeof(ad), "%llu",
-			 (unsigned long long)r->st.admitted);
-		snprintf(dr, sizeof(dr), "%llu",
-			 (unsigned long long)r->st.dropped);
-		ctl_table_add(t, pfx, ad, dr, limited ? "yes" : "no");
-	}
-
-	if (arr) {
-		ret = ctl_json_print(ctx, json_pack(
-			"{s:s, s:I, s:I, s:i, s:i, s:I, s:I, s:b, s:I, s:o}",
-			"service", s.label,
-			"new_connections_per_second",
-			(json_int_t)s.info.rl_per_source,
-			"burst", (json_int_t)s.info.rl_burst,
-			"source_prefix_v4", s.info.rl_prefix_v4,
-			"source_prefix_v6", s.info.rl_prefix_v6,
-			"service_new_connections_per_second",
-			(json_int_t)s.info.rl_per_service,
-			"service_dropped", (json_int_t)svc_st.dropped,
-			"service_limited", svc_limited,
-			"sources_total", (json_int_t)c.n,
-			"sources", arr));
-		goto out;
-	}
-	printf("service %s\n", s.label);
-	if (s.info.rl_per_source)
-		printf("  per source: %u/s, burst %u, per /%u (IPv4) /%u (IPv6)\n",
-		       s.info.rl_per_source, s.info.rl_burst,
-		       s.info.rl_prefix_v4, s.info.rl_prefix_v6);
-	else
-		printf("  per source: off\n");
-	if (s.info.rl_per_service)
-		printf("  service-wide: %u/s, %llu refused, %s\n",
-		       s.info.rl_per_service,
-		       (unsigned long long)svc_st.dropped,
-		       svc_limited ? "refusing now" : "admitting");
-	else
-		printf("  service-wide: off\n");
-	printf("  %zu source prefixes tracked, top %zu by refused "
-	       "connections:\n\n", c.n, shown);
-	ctl_table_print(t);
-	ctl_table_free(t);
-out:
-	free(c.v);
+	ret = ratelimit_load(ctx, pos[0], top, &l);
+	if (!ret && ctx->json)
+		ret = ratelimit_print_json(ctx, &l);
+	else if (!ret)
+		ratelimit_print_text(&l);
+	free(l.c.v);
 	return ret;
 }
 

@@ -10,6 +10,7 @@
 
 #include "aether/names.h"
 #include "ctl.h"
+#include "map_iter.h"
 
 #define SVC_WORDS (sizeof(struct aeth_svc_stats) / 8)
 #define GLOBAL_WORDS (sizeof(struct aeth_global_stats) / 8)
@@ -35,17 +36,9 @@ static void snap_free(struct stats_snap *s)
 static int read_percpu(int fd, uint32_t key, void *out, size_t size,
 		       int ncpus)
 {
-	uint64_t *sum = (uint64_t *)((char *)out + (size_t)ncpus * size);
-
 	if (bpf_map_lookup_elem(fd, &key, out))
 		return -errno;
-	memset(sum, 0, size);
-	for (int cpu = 0; cpu < ncpus; cpu++) {
-		const uint64_t *v = (const uint64_t *)((char *)out + cpu * size);
-
-		for (size_t i = 0; i < size / 8; i++)
-			sum[i] += v[i];
-	}
+	aeth_percpu_fold_u64(out, ncpus, size, (char *)out + (size_t)ncpus * size);
 	return 0;
 }
 
@@ -264,12 +257,70 @@ static void print_text(const struct stats_snap *s, bool per_cpu,
 	fflush(stdout);
 }
 
+/* A copy of s's raw reading (ns services), kept for the next delta. */
+static int snap_copy(struct ctl_ctx *ctx, const struct stats_snap *s,
+		     size_t ns, struct stats_snap *raw)
+{
+	memset(raw, 0, sizeof(*raw));
+	raw->ncpus = s->ncpus;
+	raw->nsvc = s->nsvc;
+	raw->svc = malloc((ns ? ns : 1) * (s->ncpus + 1) * sizeof(*raw->svc));
+	raw->global = malloc((s->ncpus + 1) * sizeof(*raw->global));
+	if (!raw->svc || !raw->global) {
+		snap_free(raw);
+		ctl_error(ctx, "out of memory");
+		return -ENOMEM;
+	}
+	memcpy(raw->svc, s->svc, ns * (s->ncpus + 1) * sizeof(*raw->svc));
+	memcpy(raw->global, s->global, (s->ncpus + 1) * sizeof(*raw->global));
+	return 0;
+}
+
+/* Rates: one line of JSON (or one table) per interval, count times. */
+static int stats_rates(struct ctl_ctx *ctx, struct ctl_service *svcs,
+		       size_t ns, bool per_cpu, uint32_t interval,
+		       uint32_t count)
+{
+	struct stats_snap prev = { 0 }, cur = { 0 };
+	int ret;
+
+	ret = snap_take(ctx, svcs, ns, &prev);
+	for (uint32_t i = 0; !ret && i < count; i++) {
+		struct stats_snap next = { 0 }, raw;
+
+		sleep(interval);
+		ret = snap_take(ctx, svcs, ns, &next);
+		if (ret) {
+			snap_free(&next);
+			break;
+		}
+		snap_free(&cur);
+		cur = next;
+		ret = snap_copy(ctx, &cur, ns, &raw);
+		if (ret)
+			break;
+		snap_delta(&cur, &prev);
+		if (ctx->json)
+			ret = print_json(ctx, &cur, per_cpu, interval);
+		else {
+			if (i)
+				putchar('\n');
+			print_text(&cur, per_cpu, interval);
+		}
+		snap_free(&prev);
+		prev = raw;
+	}
+	snap_free(&prev);
+	snap_free(&cur);
+	return ret;
+}
+
 static int stats_run(struct ctl_ctx *ctx, int argc, char **argv)
 {
 	static const struct ctl_opt opts[] = { { "per-cpu", false },
 					       { "interval", true },
 					       { "count", true } };
-	struct stats_snap prev = { 0 }, cur = { 0 };
+	struct stats_snap cur = { 0 };
 	struct ctl_service *svcs = NULL;
 	uint32_t interval = 0, count = 1;
 	const char *val[3];
@@ -293,60 +344,18 @@ static int stats_run(struct ctl_ctx *ctx, int argc, char **argv)
 	ret = ctl_services_load(ctx, &svcs, &ns);
 	if (ret)
 		return ret;
-
-	if (!interval) {
-		ret = snap_take(ctx, svcs, ns, &cur);
-		if (!ret) {
-			if (ctx->json)
-				ret = print_json(ctx, &cur, per_cpu, 0);
-			else
-				print_text(&cur, per_cpu, 0);
-		}
-		goto out;
+	if (interval) {
+		ret = stats_rates(ctx, svcs, ns, per_cpu, interval, count);
+		free(svcs);
+		return ret;
 	}
-	/* rates: one line of JSON (or one table) per interval */
-	ret = snap_take(ctx, svcs, ns, &prev);
-	for (uint32_t i = 0; !ret && i < count; i++) {
-		struct stats_snap next = { 0 };
-
-		sleep(interval);
-		ret = snap_take(ctx, svcs, ns, &next);
-		if (ret) {
-			snap_free(&next);
-			break;
-		}
-		snap_free(&cur);
-		cur = next;
-		/* keep the raw reading for the next delta */
-		struct stats_snap raw = { 0 };
-
-		raw.ncpus = cur.ncpus;
-		raw.nsvc = cur.nsvc;
-		raw.svc = malloc((ns ? ns : 1) * (cur.ncpus + 1) *
-				 sizeof(*raw.svc));
-		raw.global = malloc((cur.ncpus + 1) * sizeof(*raw.global));
-		if (!raw.svc || !raw.global) {
-			snap_free(&raw);
-			ctl_error(ctx, "out of memory");
-			ret = -ENOMEM;
-			break;
-		}
-		memcpy(raw.svc, cur.svc, ns * (cur.ncpus + 1) * sizeof(*raw.svc));
-		memcpy(raw.global, cur.global,
-		       (cur.ncpus + 1) * sizeof(*raw.global));
-		snap_delta(&cur, &prev);
+	ret = snap_take(ctx, svcs, ns, &cur);
+	if (!ret) {
 		if (ctx->json)
-			ret = print_json(ctx, &cur, per_cpu, interval);
-		else {
-			if (i)
-				putchar('\n');
-			print_text(&cur, per_cpu, interval);
-		}
-		snap_free(&prev);
-		prev = raw;
+			ret = print_json(ctx, &cur, per_cpu, 0);
+		else
+			print_text(&cur, per_cpu, 0);
 	}
-out:
-	snap_free(&prev);
 	snap_free(&cur);
 	free(svcs);
 	return ret;

@@ -47,10 +47,56 @@ static const char *mode_name(uint32_t mode)
 	return "unknown";
 }
 
-static int status_run(struct ctl_ctx *ctx, int argc, char **argv)
+/* The first nif interfaces the agent attached to, with their programs. */
+static json_t *interfaces_json(const struct aeth_meta *meta, uint32_t nif)
+{
+	json_t *ifs = json_array();
+
+	for (uint32_t i = 0; i < nif; i++) {
+		const struct aeth_iface_status *f = &meta->ifaces[i];
+		struct prog_view pv;
+		char name[AETH_IFNAME_LEN + 1];
+
+		snprintf(name, sizeof(name), "%.*s", AETH_IFNAME_LEN, f->name);
+		prog_lookup(f->prog_id, &pv);
+		json_array_append_new(ifs, json_pack(
+			"{s:s, s:I, s:s, s:I, s:s?, s:s?, s:b}",
+			"name", name, "ifindex", (json_int_t)f->ifindex,
+			"mode", mode_name(f->mode),
+			"prog_id", (json_int_t)f->prog_id,
+			"prog_tag", pv.loaded ? pv.tag : NULL,
+			"prog_name", pv.loaded ? pv.name : NULL,
+			"prog_loaded", pv.loaded));
+	}
+	return ifs;
+}
+
+static void interfaces_print(const struct aeth_meta *meta, uint32_t nif)
 {
 	static const char *const hdr[] = { "INTERFACE", "IFINDEX", "MODE",
 					   "PROG ID", "TAG", "LOADED" };
+	struct ctl_table *t = ctl_table_new(6, hdr);
+
+	ctl_table_align_right(t, 1);
+	ctl_table_align_right(t, 3);
+	for (uint32_t i = 0; i < nif; i++) {
+		const struct aeth_iface_status *f = &meta->ifaces[i];
+		char name[AETH_IFNAME_LEN + 1], ifx[16], pid[16];
+		struct prog_view pv;
+
+		snprintf(name, sizeof(name), "%.*s", AETH_IFNAME_LEN, f->name);
+		snprintf(ifx, sizeof(ifx), "%u", f->ifindex);
+		snprintf(pid, sizeof(pid), "%u", f->prog_id);
+		prog_lookup(f->prog_id, &pv);
+		ctl_table_add(t, name, ifx, mode_name(f->mode), pid,
+			      pv.loaded ? pv.tag : "-", pv.loaded ? "yes" : "no");
+	}
+	ctl_table_print(t);
+	ctl_table_free(t);
+}
+
+static int status_run(struct ctl_ctx *ctx, int argc, char **argv)
+{
 	struct aeth_meta meta;
 	struct aeth_node node;
 	char hash[65], when[40] = "never", v4[CTL_ADDR_LEN] = "",
@@ -69,7 +115,7 @@ static int status_run(struct ctl_ctx *ctx, int argc, char **argv)
 	    bpf_map_lookup_elem(ctx->fds.node, &zero, &node)) {
 		ret = -errno;
 		ctl_error(ctx, "reading %s/%s: %s", AETH_MAP_META, AETH_MAP_NODE,
-			  strerror(errno));
+			  strerror(-ret));
 		return ret;
 	}
 	for (int i = 0; i < 32; i++)
@@ -89,25 +135,8 @@ static int status_run(struct ctl_ctx *ctx, int argc, char **argv)
 						      : AETH_MAX_INTERFACES;
 
 	if (ctx->json) {
-		json_t *ifs = json_array();
+		json_t *ifs = interfaces_json(&meta, nif);
 
-		for (uint32_t i = 0; i < nif; i++) {
-			const struct aeth_iface_status *f = &meta.ifaces[i];
-			struct prog_view pv;
-			char name[AETH_IFNAME_LEN + 1];
-
-			snprintf(name, sizeof(name), "%.*s", AETH_IFNAME_LEN,
-				 f->name);
-			prog_lookup(f->prog_id, &pv);
-			json_array_append_new(ifs, json_pack(
-				"{s:s, s:I, s:s, s:I, s:s?, s:s?, s:b}",
-				"name", name, "ifindex", (json_int_t)f->ifindex,
-				"mode", mode_name(f->mode),
-				"prog_id", (json_int_t)f->prog_id,
-				"prog_tag", pv.loaded ? pv.tag : NULL,
-				"prog_name", pv.loaded ? pv.name : NULL,
-				"prog_loaded", pv.loaded));
-		}
 		return ctl_json_print(ctx, json_pack(
 			"{s:I, s:I, s:s, s:s?, s:I, s:{s:s?, s:s?, s:I}, s:o}",
 			"schema_version", (json_int_t)meta.schema_version,
@@ -127,24 +156,7 @@ static int status_run(struct ctl_ctx *ctx, int argc, char **argv)
 	printf("applied at      %s\n", when);
 	printf("node addresses  %s%s%s  mtu %u\n\n", v4[0] ? v4 : "-",
 	       " ", v6[0] ? v6 : "-", node.mtu);
-	struct ctl_table *t = ctl_table_new(6, hdr);
-
-	ctl_table_align_right(t, 1);
-	ctl_table_align_right(t, 3);
-	for (uint32_t i = 0; i < nif; i++) {
-		const struct aeth_iface_status *f = &meta.ifaces[i];
-		char name[AETH_IFNAME_LEN + 1], ifx[16], pid[16];
-		struct prog_view pv;
-
-		snprintf(name, sizeof(name), "%.*s", AETH_IFNAME_LEN, f->name);
-		snprintf(ifx, sizeof(ifx), "%u", f->ifindex);
-		snprintf(pid, sizeof(pid), "%u", f->prog_id);
-		prog_lookup(f->prog_id, &pv);
-		ctl_table_add(t, name, ifx, mode_name(f->mode), pid,
-			      pv.loaded ? pv.tag : "-", pv.loaded ? "yes" : "no");
-	}
-	ctl_table_print(t);
-	ctl_table_free(t);
+	interfaces_print(&meta, nif);
 	return 0;
 }
 

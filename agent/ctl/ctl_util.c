@@ -13,6 +13,7 @@
 #include <bpf/bpf.h>
 
 #include "ctl.h"
+#include "map_iter.h"
 
 int ctl_open(struct ctl_ctx *ctx)
 {
@@ -416,89 +417,20 @@ uint64_t ctl_now_coarse_ns(void)
 	return clock_ns(CLOCK_MONOTONIC_COARSE);
 }
 
-static int foreach_by_next_key(struct ctl_ctx *ctx, int fd,
-			       const char *map_name, size_t key_size,
-			       size_t value_size, ctl_entry_fn fn, void *arg)
-{
-	char *key = calloc(2, key_size), *next = key + key_size;
-	char *value = calloc(1, value_size);
-	bool first = true;
-	int ret = 0;
-
-	if (!key || !value) {
-		ctl_error(ctx, "out of memory");
-		ret = -ENOMEM;
-		goto out;
-	}
-	for (;;) {
-		if (bpf_map_get_next_key(fd, first ? NULL : key, next)) {
-			if (errno != ENOENT) {
-				ret = -errno;
-				ctl_error(ctx, "reading %s: %s", map_name,
-					  strerror(errno));
-			}
-			break;
-		}
-		first = false;
-		memcpy(key, next, key_size);
-		if (bpf_map_lookup_elem(fd, key, value))
-			continue;	/* deleted meanwhile */
-		ret = fn(key, value, arg);
-		if (ret)
-			break;
-	}
-out:
-	free(key);
-	free(value);
-	return ret;
-}
-
 int ctl_map_foreach(struct ctl_ctx *ctx, int fd, const char *map_name,
 		    size_t key_size, size_t value_size, ctl_entry_fn fn,
 		    void *arg)
 {
-	const __u32 chunk = 4096;
-	char tok_in[64], tok_out[64];
-	char *keys, *values;
-	void *in = NULL;
-	int ret = 0;
+	bool fn_stopped;
+	int ret;
 
-	keys = calloc(chunk, key_size);
-	values = calloc(chunk, value_size);
-	if (!keys || !values) {
-		free(keys);
-		free(values);
+	ret = aeth_map_foreach(fd, key_size, value_size, 0, fn, arg,
+			       &fn_stopped);
+	if (!ret || fn_stopped)
+		return ret;	/* fn's own error is the caller's to report */
+	if (ret == -ENOMEM)
 		ctl_error(ctx, "out of memory");
-		return -ENOMEM;
-	}
-	for (;;) {
-		__u32 count = chunk;
-		int err = bpf_map_lookup_batch(fd, in, tok_out, keys, values,
-					       &count, NULL);
-
-		if (err && errno != ENOENT) {
-			/* LPM tries and old kernels have no batch lookup */
-			if (!in && (errno == EINVAL || errno == 524 /* ENOTSUPP */ ||
-				    errno == EOPNOTSUPP || errno == ENOTSUP)) {
-				ret = foreach_by_next_key(ctx, fd, map_name,
-							  key_size, value_size,
-							  fn, arg);
-				break;
-			}
-			ret = -errno;
-			ctl_error(ctx, "reading %s: %s", map_name,
-				  strerror(errno));
-			break;
-		}
-		for (__u32 i = 0; i < count && !ret; i++)
-			ret = fn(keys + i * key_size, values + i * value_size,
-				 arg);
-		if (ret || err)
-			break;
-		memcpy(tok_in, tok_out, sizeof(tok_in));
-		in = tok_in;
-	}
-	free(keys);
-	free(values);
+	else
+		ctl_error(ctx, "reading %s: %s", map_name, strerror(-ret));
 	return ret;
 }

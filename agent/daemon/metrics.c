@@ -24,6 +24,7 @@
 #include "http_gzip.h"
 #include "api_conns.h"
 #include "log.h"
+#include "map_iter.h"
 #include "metrics.h"
 #include "pinned.h"
 #include "version.h"
@@ -47,9 +48,9 @@
 struct ct_count {
 	struct event *ev;
 	bool running;		/* a pass is under way */
-	bool in_pass;		/* batch is a valid resume point */
+	bool in_pass;		/* it is a valid resume point */
 	uint64_t done_at_s;	/* CLOCK_MONOTONIC end of the last pass */
-	uint32_t batch;		/* hash bucket to resume from */
+	struct aeth_map_iter it;	/* where the pass resumes */
 	uint64_t partial;
 	int64_t entries;	/* -1 until a first pass completes */
 	void *keys, *values;
@@ -99,33 +100,23 @@ static int map_shape(int fd, uint32_t value_size, bool percpu, uint32_t *max_ent
 static void percpu_fold(const uint8_t *raw, uint8_t *out, uint32_t n,
 			size_t size, int ncpus)
 {
-	size_t slot = (size + 7) & ~(size_t)7;
+	size_t slot = aeth_percpu_stride(size) * ncpus;
 
-	for (uint32_t k = 0; k < n; k++) {
-		uint64_t *dst = (uint64_t *)(out + (size_t)k * size);
-		const uint8_t *src = raw + (size_t)k * slot * ncpus;
-
-		memset(dst, 0, size);
-		for (int c = 0; c < ncpus; c++) {
-			const uint64_t *v = (const uint64_t *)(src + (size_t)c * slot);
-
-			for (size_t i = 0; i < size / 8; i++)
-				dst[i] += v[i];
-		}
-	}
+	for (uint32_t k = 0; k < n; k++)
+		aeth_percpu_fold_u64(raw + (size_t)k * slot, ncpus, size,
+				     out + (size_t)k * size);
 }
 
-/* Read every key of an array map: batched (one syscall per BATCH_KEYS keys
- * instead of one per key), falling back to lookups where batching is not
- * supported. */
+/* Read every key of an array map (map_iter.h: batched, one syscall per
+ * BATCH_KEYS keys instead of one per key, where the kernel can). */
 static int read_array(int fd, size_t value_size, bool percpu, int ncpus,
 		      struct array_read *out)
 {
-	size_t slot = percpu ? ((value_size + 7) & ~(size_t)7) * ncpus : value_size;
-	uint32_t n = 0, done = 0, count, out_batch = 0, *keys = NULL;
+	size_t slot = percpu ? aeth_percpu_stride(value_size) * ncpus : value_size;
+	uint32_t n = 0, done = 0, count, *keys = NULL;
+	struct aeth_map_iter it = { 0 };
 	uint8_t *raw = NULL;
-	bool batch = true;
-	int err;
+	int err, more = 1;
 
 	memset(out, 0, sizeof(*out));
 	err = map_shape(fd, (uint32_t)value_size, percpu, &n);
@@ -133,50 +124,31 @@ static int read_array(int fd, size_t value_size, bool percpu, int ncpus,
 		return err;
 	raw = calloc(n ? n : 1, slot);
 	keys = calloc(n ? n : 1, sizeof(*keys));
-	if (!raw || !keys) {
+	err = aeth_map_iter_init(&it, fd, sizeof(*keys), slot);
+	if (!raw || !keys || err) {
 		err = -ENOMEM;
 		goto out;
 	}
-	while (done < n) {
-		DECLARE_LIBBPF_OPTS(bpf_map_batch_opts, opts);
-
+	while (done < n && more > 0) {
 		count = n - done < BATCH_KEYS ? n - done : BATCH_KEYS;
-		err = bpf_map_lookup_batch(fd, done ? &out_batch : NULL, &out_batch,
-					   keys + done, raw + (size_t)done * slot,
-					   &count, &opts);
-		if (err && errno != ENOENT) {
-			if (done == 0 && (errno == EINVAL || errno == ENOTSUP ||
-					  errno == EOPNOTSUPP)) {
-				batch = false;
-				break;
-			}
-			err = -errno;
+		more = aeth_map_iter_next(&it, keys + done,
+					  raw + (size_t)done * slot, &count);
+		if (more < 0) {
+			err = more;
 			goto out;
 		}
 		done += count;
-		if (err)	/* ENOENT: that was the last batch */
-			break;
 	}
-	err = 0;
-	if (batch) {
-		/* arrays come back in key order; trust but verify */
-		for (uint32_t i = 0; i < done; i++) {
-			if (keys[i] != i) {
-				err = -EPROTO;
-				goto out;
-			}
-		}
-		if (done != n) {
+	/* arrays come back in key order; trust but verify */
+	for (uint32_t i = 0; i < done; i++) {
+		if (keys[i] != i) {
 			err = -EPROTO;
 			goto out;
 		}
-	} else {
-		for (uint32_t k = 0; k < n; k++) {
-			if (bpf_map_lookup_elem(fd, &k, raw + (size_t)k * slot)) {
-				err = -errno;
-				goto out;
-			}
-		}
+	}
+	if (done != n) {
+		err = -EPROTO;
+		goto out;
 	}
 	if (percpu) {
 		uint8_t *sum = malloc((size_t)(n ? n : 1) * value_size);
@@ -194,6 +166,7 @@ static int read_array(int fd, size_t value_size, bool percpu, int ncpus,
 	out->stride = value_size;
 	raw = NULL;
 out:
+	aeth_map_iter_free(&it);
 	free(raw);
 	free(keys);
 	return err;
@@ -562,6 +535,13 @@ static int ct_count_buffers(struct ct_count *ct, int fd, uint32_t cap)
 		ct->values = values;
 	if (!keys || !values)
 		return -ENOMEM;
+	if (!ct->it.tok_in || info.key_size != ct->key_size ||
+	    info.value_size != ct->value_size) {
+		aeth_map_iter_free(&ct->it);
+		if (aeth_map_iter_init(&ct->it, fd, info.key_size,
+				       info.value_size))
+			return -ENOMEM;
+	}
 	ct->cap = cap;
 	ct->key_size = info.key_size;
 	ct->value_size = info.value_size;
@@ -574,8 +554,7 @@ static void ct_count_step(evutil_socket_t unused, short what, void *arg)
 	struct ct_count *ct = &m->ct;
 	int fd = m->maps ? m->maps->ct : -1;
 	uint32_t count;
-	int err;
-	DECLARE_LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	int err, more;
 
 	if (fd < 0) {
 		ct->running = false;
@@ -584,10 +563,12 @@ static void ct_count_step(evutil_socket_t unused, short what, void *arg)
 	err = ct_count_buffers(ct, fd, ct->cap ? ct->cap : CT_COUNT_CHUNK);
 	if (err)
 		goto give_up;
+	ct->it.fd = fd;
+	if (!ct->in_pass)
+		aeth_map_iter_rewind(&ct->it);
 	count = ct->cap;
-	err = bpf_map_lookup_batch(fd, ct->in_pass ? &ct->batch : NULL, &ct->batch,
-				   ct->keys, ct->values, &count, &opts);
-	if (err && errno == ENOSPC && ct->cap < CT_COUNT_CHUNK_MAX) {
+	more = aeth_map_iter_next(&ct->it, ct->keys, ct->values, &count);
+	if (more == -ENOSPC && ct->cap < CT_COUNT_CHUNK_MAX) {
 		/* one hash bucket holds more than a chunk: widen and retry */
 		err = ct_count_buffers(ct, fd, ct->cap * 2);
 		if (err)
@@ -595,17 +576,17 @@ static void ct_count_step(evutil_socket_t unused, short what, void *arg)
 		ct_count_schedule(ct, 0);
 		return;
 	}
-	if (err && errno != ENOENT) {
-		err = -errno;
+	if (more < 0) {
+		err = more;
 		goto give_up;
 	}
 	ct->partial += count;
 	ct->in_pass = true;
-	if (!err) {
+	if (more) {
 		ct_count_schedule(ct, 0);
 		return;
 	}
-	/* ENOENT: the pass is complete */
+	/* the pass is complete */
 	ct->entries = (int64_t)ct->partial;
 	goto end;
 give_up:
@@ -952,5 +933,6 @@ void aeth_metrics_stop(struct aeth_metrics *m)
 		event_free(m->ct.ev);
 	free(m->ct.keys);
 	free(m->ct.values);
+	aeth_map_iter_free(&m->ct.it);
 	free(m);
 }

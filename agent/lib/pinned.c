@@ -12,6 +12,7 @@
 #include <linux/bpf.h>
 
 #include "aether/abi.h"
+#include "map_iter.h"
 #include "pinned.h"
 
 /* What each pinned map must look like: libbpf reuses a pinned map whose
@@ -162,9 +163,7 @@ int aeth_ncpus(void)
 
 int aeth_percpu_sum_u64(int map_fd, uint32_t key, void *out, size_t size)
 {
-	size_t stride = (size + 7) & ~(size_t)7;
 	int ncpus = aeth_ncpus();
-	uint64_t *sum = out;
 	char *buf;
 	int ret = 0;
 
@@ -172,21 +171,13 @@ int aeth_percpu_sum_u64(int map_fd, uint32_t key, void *out, size_t size)
 		return ncpus ? ncpus : -EINVAL;
 	if (size % 8)
 		return -EINVAL;
-	buf = calloc(ncpus, stride);
+	buf = calloc(ncpus, aeth_percpu_stride(size));
 	if (!buf)
 		return -ENOMEM;
-	if (bpf_map_lookup_elem(map_fd, &key, buf)) {
+	if (bpf_map_lookup_elem(map_fd, &key, buf))
 		ret = -errno;
-		goto out;
-	}
-	memset(out, 0, size);
-	for (int cpu = 0; cpu < ncpus; cpu++) {
-		const uint64_t *v = (const uint64_t *)(buf + (size_t)cpu * stride);
-
-		for (size_t i = 0; i < size / 8; i++)
-			sum[i] += v[i];
-	}
-out:
+	else
+		aeth_percpu_fold_u64(buf, ncpus, size, out);
 	free(buf);
 	return ret;
 }

@@ -32,7 +32,7 @@ void aeth_pinned_close(struct aeth_map_fds *fds);
 int aeth_ncpus(void);
 
 /* Sum a per-CPU array value made of u64 counters (size a multiple of 8) into
- * out. Returns 0 or a negative errno. */
+ * out (aeth_percpu_fold_u64 of map_iter.h). Returns 0 or a negative errno. */
 int aeth_percpu_sum_u64(int map_fd, uint32_t key, void *out, size_t size);
 
 #endif /* AETHER_PINNED_H */

@@ -5,14 +5,15 @@
 #define AETHER_FLOW_HASH_H
 
 #include "abi.h"
+#include "rule_inline.h"
 
-static inline __u32 aeth_rotl32(__u32 x, int r)
+AETH_RULE __u32 aeth_rotl32(__u32 x, int r)
 {
 	return (x << r) | (x >> (32 - r));
 }
 
 /* One murmur3 mixing round. */
-static inline __u32 aeth_hash_round(__u32 h, __u32 k)
+AETH_RULE __u32 aeth_hash_round(__u32 h, __u32 k)
 {
 	k *= 0xcc9e2d51u;
 	k = aeth_rotl32(k, 15);
@@ -22,7 +23,7 @@ static inline __u32 aeth_hash_round(__u32 h, __u32 k)
 	return h * 5 + 0xe6546b64u;
 }
 
-static inline __u32 aeth_hash_final(__u32 h)
+AETH_RULE __u32 aeth_hash_final(__u32 h)
 {
 	h ^= h >> 16;
 	h *= 0x85ebca6bu;
@@ -36,7 +37,7 @@ static inline __u32 aeth_hash_final(__u32 h)
  * words are read in network byte order as stored, so the result does not
  * depend on the host's endianness beyond the load itself (x86 and BPF on x86
  * agree). */
-static inline __u32 aeth_flow_hash(const struct aeth_flow *f, const __u32 seed[4])
+AETH_RULE __u32 aeth_flow_hash(const struct aeth_flow *f, const __u32 seed[4])
 {
 	__u32 h = seed[0] ^ seed[2];
 

@@ -13,7 +13,9 @@
 #include <bpf/bpf.h>
 #include <criterion/criterion.h>
 
+#include "aether/acl_key.h"
 #include "aether/names.h"
+#include "aether/ratelimit_rule.h"
 #include "ctl_fixture.h"
 #include "harness.h"
 #include "pkt.h"
@@ -428,4 +430,102 @@ Test(explain_prog, limiter_state_and_stale_entries_agree)
 		cr_assert_eq(xdp, XDP_DROP);
 	}
 	fx_res_free(&r);
+}
+
+/* The shared rules themselves (include/aether), as userspace compiles them;
+ * the tests above hold them to the program. */
+Test(rules, acl_host_key)
+{
+	struct aeth_flow f = fx_flow("192.0.2.1", 1, "203.0.113.10", 80,
+				     IPPROTO_TCP);
+	static const uint8_t want[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+					  0xff, 0xff, 192, 0, 2, 1 };
+	struct aeth_acl_key key;
+	__u32 v6 = AETH_AF_INET6, v4 = AETH_AF_INET;
+
+	memset(&key, 0xaa, sizeof(key));
+	aeth_acl_host_key(&key, &f);
+	cr_assert_eq(key.prefixlen, 128);
+	cr_assert_arr_eq(key.addr, want, 16);
+	cr_assert_not(aeth_acl_v4_mapped(&f));
+	cr_assert_not(aeth_acl_hit_admits(NULL, &f));
+	cr_assert_not(aeth_acl_hit_admits(&v6, &f), "::/0 admits no IPv4");
+	cr_assert(aeth_acl_hit_admits(&v4, &f));
+
+	f = fx_flow("::ffff:192.0.2.1", 1, "2001:db8:f::10", 80, IPPROTO_TCP);
+	cr_assert(aeth_acl_v4_mapped(&f));
+	f = fx_flow("2001:db8::1", 1, "2001:db8:f::10", 80, IPPROTO_TCP);
+	cr_assert_not(aeth_acl_v4_mapped(&f));
+	aeth_acl_host_key(&key, &f);
+	cr_assert_arr_eq(key.addr, f.src.bytes, 16);
+	cr_assert(aeth_acl_hit_admits(&v6, &f));
+}
+
+/* A listed prefix to its trie key and back. */
+Test(rules, acl_prefix_key_round_trip)
+{
+	static const char *const addrs[] = { "198.51.100.0", "2001:db8:100::",
+					     "::ffff:0:0", "::" };
+	static const uint32_t lens[] = { 24, 48, 96, 0 };
+
+	for (size_t i = 0; i < 4; i++) {
+		union aeth_addr a, back;
+		uint8_t fam = fx_addr(addrs[i], &a), fam_back;
+		struct aeth_acl_key key;
+		uint32_t plen;
+
+		aeth_acl_prefix_key(&key, fam, &a, lens[i]);
+		cr_assert_eq(key.prefixlen, lens[i] + (fam == AETH_AF_INET ? 96 : 0));
+		aeth_acl_key_prefix(&key, fam, &fam_back, &back, &plen);
+		cr_assert_eq(fam_back, fam, "%s", addrs[i]);
+		cr_assert_eq(plen, lens[i], "%s", addrs[i]);
+		cr_assert_arr_eq(back.bytes, a.bytes, 16, "%s", addrs[i]);
+	}
+}
+
+Test(rules, rate_limit_source_key)
+{
+	struct aeth_flow f = fx_flow("198.51.100.77", 1, "203.0.113.10", 80,
+				     IPPROTO_TCP);
+	struct aeth_svc svc = { .id = 7, .src_prefix_v4 = 24,
+				.src_prefix_v6 = 56 };
+	struct aeth_rl_src_key key;
+	union aeth_addr want;
+
+	memset(&key, 0xaa, sizeof(key));
+	aeth_rl_src_key(&key, &svc, &f);
+	fx_addr("198.51.100.0", &want);
+	cr_assert_eq(key.svc_id, 7);
+	cr_assert_eq(key.family, AETH_AF_INET);
+	cr_assert_arr_eq(key.pad, ((uint8_t[3]){ 0 }), 3);
+	cr_assert_arr_eq(key.prefix.bytes, want.bytes, 16);
+
+	f = fx_flow("2001:db8:1234:5678:9abc::1", 1, "2001:db8:f::10", 80,
+		    IPPROTO_TCP);
+	aeth_rl_src_key(&key, &svc, &f);
+	fx_addr("2001:db8:1234:5600::", &want);
+	cr_assert_eq(key.family, AETH_AF_INET6);
+	cr_assert_arr_eq(key.prefix.bytes, want.bytes, 16);
+	svc.src_prefix_v6 = 128;
+	aeth_rl_src_key(&key, &svc, &f);
+	cr_assert_arr_eq(key.prefix.bytes, f.src.bytes, 16);
+}
+
+/* interval 10, tolerance 30: a fresh bucket takes burst 4 back to back,
+ * then one per interval. */
+Test(rules, gcra)
+{
+	uint64_t now = 1000, tat = aeth_gcra_first_tat(now, 10);
+	int admitted = 1;
+
+	while (aeth_gcra_conforms(tat, now, 30)) {
+		tat = aeth_gcra_next_tat(tat, now, 10);
+		admitted++;
+	}
+	cr_assert_eq(admitted, 4);
+	cr_assert_eq(tat, now + 40);
+	cr_assert_not(aeth_gcra_conforms(tat, now + 9, 30));
+	cr_assert(aeth_gcra_conforms(tat, now + 10, 30));
+	/* an idle bucket starts again from now */
+	cr_assert_eq(aeth_gcra_next_tat(tat, now + 1000, 10), now + 1010);
 }

@@ -1,6 +1,8 @@
 /* agent/lib/pinned.c: opening a pin directory checks the schema version and the
  * shape of every map, and per-CPU sums add every CPU. The map table
- * (include/aether/map_table.h) agrees with bpf/maps.h and docs/deploy.md. */
+ * (include/aether/map_table.h) agrees with bpf/maps.h and docs/deploy.md.
+ * agent/lib/map_iter.c: folding, and whole-map reads batched or (LPM tries)
+ * by key. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -14,6 +16,7 @@
 #include "aether/map_table.h"
 #include "aether_lb.skel.h"
 #include "ctl_fixture.h"
+#include "map_iter.h"
 #include "pinned.h"
 
 static struct fx fx;
@@ -224,4 +227,119 @@ Test(map_table, docs_table_is_generated_from_it)
 	cr_assert_str_eq(begin, want,
 			 "%s differs from the map table; the table should read:"
 			 "\n%s", DOC_PATH, want);
+}
+
+Test(map_iter, percpu_fold_adds_every_cpu)
+{
+	uint64_t v[3][2] = { { 1, 10 }, { 2, 20 }, { 4, 40 } }, sum[2];
+
+	aeth_percpu_fold_u64(v, 3, sizeof(sum), sum);
+	cr_assert_eq(sum[0], 7);
+	cr_assert_eq(sum[1], 70);
+	cr_assert_eq(aeth_percpu_stride(12), 16);
+}
+
+struct iter_count {
+	size_t n;
+	uint64_t key_sum;
+	size_t stop_at;		/* 0: never */
+};
+
+static int count_u32(const void *key, const void *value, void *arg)
+{
+	struct iter_count *c = arg;
+
+	cr_assert_eq(*(const uint32_t *)value, *(const uint32_t *)key * 3);
+	c->key_sum += *(const uint32_t *)key;
+	if (++c->n == c->stop_at)
+		return -ECANCELED;
+	return 0;
+}
+
+/* A hash map of more entries than a chunk: read whole (batched), and fn's
+ * error stops the pass and is told apart. */
+Test(map_iter, hash_map_read_whole)
+{
+	int fd = bpf_map_create(BPF_MAP_TYPE_HASH, "t_iter", 4, 4, 10000, NULL);
+	struct iter_count c = { 0 };
+	bool stopped;
+
+	cr_assert_geq(fd, 0);
+	for (uint32_t k = 1; k <= 9000; k++) {
+		uint32_t v = k * 3;
+
+		cr_assert_eq(bpf_map_update_elem(fd, &k, &v, 0), 0);
+	}
+	cr_assert_eq(aeth_map_foreach(fd, 4, 4, 0, count_u32, &c, &stopped), 0);
+	cr_assert_not(stopped);
+	cr_assert_eq(c.n, 9000);
+	cr_assert_eq(c.key_sum, 9000ull * 9001 / 2);
+
+	memset(&c, 0, sizeof(c));
+	c.stop_at = 5000;
+	cr_assert_eq(aeth_map_foreach(fd, 4, 4, 0, count_u32, &c, &stopped),
+		     -ECANCELED);
+	cr_assert(stopped);
+	cr_assert_eq(c.n, 5000);
+	close(fd);
+}
+
+static int count_lpm(const void *key, const void *value, void *arg)
+{
+	const struct aeth_acl_key *k = key;
+	struct iter_count *c = arg;
+
+	cr_assert_eq(*(const uint32_t *)value, k->prefixlen);
+	c->key_sum += k->addr[0];
+	c->n++;
+	return 0;
+}
+
+/* An LPM trie (no batch lookup on older kernels) read whole, then stepped
+ * by hand by key (as where batches are unsupported) in chunks of 7. */
+Test(map_iter, lpm_trie_by_key)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
+	int fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "t_iter_lpm",
+				sizeof(struct aeth_acl_key), 4, 100, &opts);
+	struct aeth_acl_key keys[7];
+	uint32_t values[7], count;
+	struct aeth_map_iter it;
+	struct iter_count c = { 0 };
+	int more;
+
+	cr_assert_geq(fd, 0);
+	for (uint32_t i = 1; i <= 20; i++) {
+		struct aeth_acl_key k = { .prefixlen = 8 };
+		uint32_t v = 8;
+
+		k.addr[0] = (uint8_t)i;
+		cr_assert_eq(bpf_map_update_elem(fd, &k, &v, 0), 0);
+	}
+	cr_assert_eq(aeth_map_foreach(fd, sizeof(keys[0]), 4, 0, count_lpm, &c,
+				      NULL), 0);
+	cr_assert_eq(c.n, 20);
+	cr_assert_eq(c.key_sum, 210);
+
+	memset(&c, 0, sizeof(c));
+	cr_assert_eq(aeth_map_iter_init(&it, fd, sizeof(keys[0]), 4), 0);
+	it.by_key = true;
+	do {
+		count = 7;
+		more = aeth_map_iter_next(&it, keys, values, &count);
+		cr_assert_geq(more, 0);
+		cr_assert_leq(count, 7);
+		c.n += count;
+	} while (more);
+	cr_assert_eq(c.n, 20);
+	count = 7;
+	cr_assert_eq(aeth_map_iter_next(&it, keys, values, &count), 0);
+	cr_assert_eq(count, 0, "a finished pass reads nothing more");
+	aeth_map_iter_rewind(&it);
+	it.by_key = true;
+	count = 7;
+	cr_assert_eq(aeth_map_iter_next(&it, keys, values, &count), 1);
+	cr_assert_eq(count, 7, "rewound: from the first entry again");
+	aeth_map_iter_free(&it);
+	close(fd);
 }
