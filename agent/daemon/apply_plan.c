@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 
+#include "aether/acl_key.h"
 #include "apply.h"
 #include "apply_internal.h"
 
@@ -21,12 +22,6 @@ static void svc_key_of(const struct aeth_cfg_service *s, struct aeth_svc_key *k)
 	k->port = htons(s->port);
 	k->proto = s->proto;
 	k->family = s->vip.family;
-}
-
-static bool ip_equal(const struct aeth_ip *x, const struct aeth_ip *y)
-{
-	return x->family == y->family &&
-	       memcmp(x->addr.bytes, y->addr.bytes, 16) == 0;
 }
 
 static bool be_is_addr(const struct aeth_backend *b, const struct aeth_ip *ip)
@@ -49,7 +44,7 @@ static bool mg_equal(const struct aeth_maglev_backend *x, size_t nx,
 		return false;
 	for (size_t i = 0; i < nx; i++)
 		if (x[i].id != y[i].id || x[i].weight != y[i].weight ||
-		    !ip_equal(&x[i].ip, &y[i].ip))
+		    !aeth_ip_equal(&x[i].ip, &y[i].ip))
 			return false;
 	return true;
 }
@@ -61,7 +56,7 @@ static bool cidrs_equal(const struct aeth_cfg_cidr *x, size_t nx,
 		return false;
 	for (size_t i = 0; i < nx; i++)
 		if (x[i].prefixlen != y[i].prefixlen ||
-		    !ip_equal(&x[i].ip, &y[i].ip))
+		    !aeth_ip_equal(&x[i].ip, &y[i].ip))
 			return false;
 	return true;
 }
@@ -147,15 +142,7 @@ static void node_of(const struct aeth_config *cfg, struct aeth_node *n)
 void apply_trie_key(const struct aeth_cfg_cidr *c, struct aeth_acl_key *k)
 {
 	memset(k, 0, sizeof(*k));
-	if (c->ip.family == AETH_AF_INET) {
-		k->addr[10] = 0xff;
-		k->addr[11] = 0xff;
-		memcpy(k->addr + 12, &c->ip.addr.v4, 4);
-		k->prefixlen = c->prefixlen + 96u;
-	} else {
-		memcpy(k->addr, c->ip.addr.bytes, 16);
-		k->prefixlen = c->prefixlen;
-	}
+	aeth_acl_prefix_key(k, c->ip.family, &c->ip.addr, c->prefixlen);
 }
 
 /* ---- VIP reference counts ---------------------------------------------- */

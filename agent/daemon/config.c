@@ -368,17 +368,10 @@ static long first_duplicate(const void *items, size_t n,
 	return best;
 }
 
-static int ip_cmp(const struct aeth_ip *a, const struct aeth_ip *b)
-{
-	if (a->family != b->family)
-		return a->family < b->family ? -1 : 1;
-	return memcmp(a->addr.bytes, b->addr.bytes, 16);
-}
-
 static int cidr_cmp(const void *items, size_t a, size_t b)
 {
 	const struct aeth_cfg_cidr *x = items;
-	int c = ip_cmp(&x[a].ip, &x[b].ip);
+	int c = aeth_ip_cmp(&x[a].ip, &x[b].ip);
 
 	if (c)
 		return c;
@@ -389,13 +382,13 @@ static int backend_cmp(const void *items, size_t a, size_t b)
 {
 	const struct aeth_cfg_backend *x = items;
 
-	return ip_cmp(&x[a].ip, &x[b].ip);
+	return aeth_ip_cmp(&x[a].ip, &x[b].ip);
 }
 
 static int service_key_cmp(const void *items, size_t a, size_t b)
 {
 	const struct aeth_cfg_service *x = items;
-	int c = ip_cmp(&x[a].vip, &x[b].vip);
+	int c = aeth_ip_cmp(&x[a].vip, &x[b].vip);
 
 	if (c)
 		return c;

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "aether/abi.h"
 #include "agent_api.h"
@@ -26,6 +27,22 @@ struct aeth_ip {
 	union aeth_addr addr;
 	uint8_t family;		/* AETH_AF_INET or AETH_AF_INET6; 0 = unset */
 };
+
+/* The one order of addresses (family, then bytes): sorting, dedup and
+ * lookups of the document, Maglev's canonical order and the Kubernetes
+ * translation all use it. All 16 bytes count: the unused ones are zero. */
+static inline int aeth_ip_cmp(const struct aeth_ip *a, const struct aeth_ip *b)
+{
+	if (a->family != b->family)
+		return a->family < b->family ? -1 : 1;
+	return memcmp(a->addr.bytes, b->addr.bytes, sizeof(a->addr.bytes));
+}
+
+static inline bool aeth_ip_equal(const struct aeth_ip *a,
+				 const struct aeth_ip *b)
+{
+	return aeth_ip_cmp(a, b) == 0;
+}
 
 struct aeth_cfg_cidr {
 	struct aeth_ip ip;	/* host bits are zero */

@@ -93,19 +93,13 @@ static uint32_t hc_hash(const char *service, const struct aeth_ip *ip)
 	return x % HC_BUCKETS;
 }
 
-static bool ip_equal(const struct aeth_ip *a, const struct aeth_ip *b)
-{
-	return a->family == b->family &&
-	       memcmp(a->addr.bytes, b->addr.bytes, sizeof(a->addr.bytes)) == 0;
-}
-
 static struct hc_check **hc_find(const struct aeth_health *h, const char *service,
 				 const struct aeth_ip *ip)
 {
 	struct hc_check **pp = (struct hc_check **)&h->buckets[hc_hash(service, ip)];
 
 	for (; *pp; pp = &(*pp)->next)
-		if (ip_equal(&(*pp)->ip, ip) && strcmp((*pp)->service, service) == 0)
+		if (aeth_ip_equal(&(*pp)->ip, ip) && strcmp((*pp)->service, service) == 0)
 			return pp;
 	return pp;
 }
@@ -450,7 +444,7 @@ static bool config_has_backend(const struct aeth_config *cfg, const char *servic
 		if (strcmp(svc->name, service))
 			continue;
 		for (size_t j = 0; j < svc->n_backends; j++)
-			if (ip_equal(&svc->backends[j].ip, ip))
+			if (aeth_ip_equal(&svc->backends[j].ip, ip))
 				return true;
 	}
 	return false;

@@ -35,13 +35,6 @@ struct tr {
 	size_t n_used;
 };
 
-static int ip_cmp(const struct aeth_ip *a, const struct aeth_ip *b)
-{
-	if (a->family != b->family)
-		return a->family < b->family ? -1 : 1;
-	return memcmp(a->addr.bytes, b->addr.bytes, 16);
-}
-
 static bool ip_in(const struct aeth_ip *ip, const struct aeth_cfg_cidr *c)
 {
 	if (ip->family != c->ip.family)
@@ -64,7 +57,7 @@ static void ip_str(const struct aeth_ip *ip, char *buf, size_t len)
 static bool is_used(const struct tr *t, const struct aeth_ip *ip)
 {
 	for (size_t i = 0; i < t->n_used; i++)
-		if (!ip_cmp(&t->used[i], ip))
+		if (!aeth_ip_cmp(&t->used[i], ip))
 			return true;
 	return false;
 }
@@ -83,7 +76,7 @@ static int reject_svc(struct tr *t, size_t i, enum aeth_k8s_reason reason,
 static const char *svc_holding(const struct tr *t, const struct aeth_ip *ip)
 {
 	for (size_t i = 0; i < t->cfg->n_services; i++)
-		if (!ip_cmp(&t->cfg->services[i].vip, ip))
+		if (!aeth_ip_cmp(&t->cfg->services[i].vip, ip))
 			return t->cfg->services[i].name;
 	return NULL;
 }
@@ -142,7 +135,7 @@ static int pool_order(const void *pa, const void *pb)
 {
 	const struct aeth_cfg_cidr *a = pa, *b = pb;
 
-	return ip_cmp(&a->ip, &b->ip);
+	return aeth_ip_cmp(&a->ip, &b->ip);
 }
 
 /* The lowest address of the family in any pool that nobody holds. */
@@ -341,7 +334,7 @@ static size_t local_backends(const struct tr *t, const struct k8s_service *s,
 
 static int be_order(const void *pa, const void *pb)
 {
-	return ip_cmp(&((const struct be *)pa)->ip, &((const struct be *)pb)->ip);
+	return aeth_ip_cmp(&((const struct be *)pa)->ip, &((const struct be *)pb)->ip);
 }
 
 /* Backends of Service i into *out (sorted by address, unique). */
@@ -384,10 +377,10 @@ static int backends(struct tr *t, size_t i, struct be **out, size_t *n)
 	 * document's rules refuse), so its table differs from the other
 	 * nodes' when it is both an LB node and a backend */
 	for (size_t j = 0; j < *n; j++) {
-		if (!ip_cmp(&v[j].ip, &t->cfg->node_v4) ||
-		    !ip_cmp(&v[j].ip, &t->cfg->node_v6))
+		if (!aeth_ip_cmp(&v[j].ip, &t->cfg->node_v4) ||
+		    !aeth_ip_cmp(&v[j].ip, &t->cfg->node_v6))
 			continue;
-		if (!m || ip_cmp(&v[m - 1].ip, &v[j].ip))
+		if (!m || aeth_ip_cmp(&v[m - 1].ip, &v[j].ip))
 			v[m++] = v[j];
 	}
 	*n = m;

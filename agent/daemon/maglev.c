@@ -84,18 +84,11 @@ static uint64_t addr_hash(const uint8_t seed[16], const struct aeth_ip *ip,
 	return h;
 }
 
-static int ip_cmp(const struct aeth_ip *a, const struct aeth_ip *b)
-{
-	if (a->family != b->family)
-		return a->family < b->family ? -1 : 1;
-	return memcmp(a->addr.bytes, b->addr.bytes, sizeof(a->addr.bytes));
-}
-
 static int backend_cmp(const void *pa, const void *pb)
 {
 	const struct aeth_maglev_backend *const *a = pa, *const *b = pb;
 
-	return ip_cmp(&(*a)->ip, &(*b)->ip);
+	return aeth_ip_cmp(&(*a)->ip, &(*b)->ip);
 }
 
 static bool is_prime(uint32_t n)
@@ -291,7 +284,7 @@ static int canonical_order(struct mg_work *w,
 	qsort(w->order, n, sizeof(*w->order), backend_cmp);
 	for (size_t i = 0; i < n; i++)
 		if (w->order[i]->id == AETH_NO_BACKEND ||
-		    (i && ip_cmp(&w->order[i - 1]->ip, &w->order[i]->ip) == 0))
+		    (i && aeth_ip_cmp(&w->order[i - 1]->ip, &w->order[i]->ip) == 0))
 			return -EINVAL;
 	return 0;
 }
