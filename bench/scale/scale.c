@@ -29,6 +29,7 @@
 #include <bpf/libbpf.h>
 
 #include "aether/abi.h"
+#include "aether/backend_rule.h"
 
 #define FRAME_LEN 60
 
@@ -417,8 +418,7 @@ static int backend_of(const char *dir, __u32 svc_id, __u32 *id)
 		return -1;
 	for (__u32 k = 0; k < AETH_MAX_BACKENDS; k++)
 		if (!bpf_map_lookup_elem(fd, &k, &b) &&
-		    (b.flags & AETH_BE_F_IN_USE) && b.svc_id == svc_id &&
-		    !(b.flags & (AETH_BE_F_DRAINING | AETH_BE_F_UNHEALTHY))) {
+		    aeth_backend_usable(&b, svc_id)) {
 			*id = k;
 			close(fd);
 			return 0;
