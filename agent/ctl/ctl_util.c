@@ -17,14 +17,14 @@
 
 int ctl_open(struct ctl_ctx *ctx)
 {
-	char err[512];
+	struct aeth_error err = { 0 };
 	int ret;
 
 	if (ctx->opened)
 		return 0;
-	ret = aeth_pinned_open(ctx->pin_dir, &ctx->fds, err, sizeof(err));
+	ret = aeth_pinned_open(ctx->pin_dir, &ctx->fds, &err);
 	if (ret) {
-		ctl_error(ctx, "%s", err);
+		ctl_error(ctx, "%s", err.message);
 		return ret;
 	}
 	ctx->opened = true;

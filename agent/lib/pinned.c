@@ -58,8 +58,8 @@ void aeth_pinned_close(struct aeth_map_fds *fds)
 	}
 }
 
-static int check_shape(int fd, const struct pinned_map_spec *s, char *err,
-		       size_t errlen, const char *pin_dir)
+static int check_shape(int fd, const struct pinned_map_spec *s,
+		       struct aeth_error *err, const char *pin_dir)
 {
 	struct bpf_map_info info;
 	__u32 len = sizeof(info);
@@ -68,24 +68,23 @@ static int check_shape(int fd, const struct pinned_map_spec *s, char *err,
 	if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
 		int e = errno;
 
-		snprintf(err, errlen, "%s/%s: cannot read map info: %s", pin_dir,
-			 s->name, strerror(e));
-		return -e;
+		return aeth_fail(err, -e, "", "%s/%s: cannot read map info: %s",
+				 pin_dir, s->name, strerror(e));
 	}
 	if (info.type != s->type || info.key_size != s->key_size ||
 	    info.value_size != s->value_size) {
-		snprintf(err, errlen,
-			 "%s/%s has another layout (type %u, key %u, value %u "
-			 "bytes; this build expects type %u, key %u, value %u)",
-			 pin_dir, s->name, info.type, info.key_size,
-			 info.value_size, s->type, s->key_size, s->value_size);
-		return -EPROTO;
+		return aeth_fail(err, -EPROTO, "",
+				 "%s/%s has another layout (type %u, key %u, "
+				 "value %u bytes; this build expects type %u, "
+				 "key %u, value %u)", pin_dir, s->name, info.type,
+				 info.key_size, info.value_size, s->type,
+				 s->key_size, s->value_size);
 	}
 	return 0;
 }
 
-int aeth_pinned_open(const char *pin_dir, struct aeth_map_fds *fds, char *err,
-		     size_t errlen)
+int aeth_pinned_open(const char *pin_dir, struct aeth_map_fds *fds,
+		     struct aeth_error *err)
 {
 	struct aeth_meta meta;
 	char path[4096];
@@ -96,14 +95,12 @@ int aeth_pinned_open(const char *pin_dir, struct aeth_map_fds *fds, char *err,
 	fds_reset(fds);
 	if (stat(pin_dir, &st)) {
 		ret = -errno;
-		snprintf(err, errlen, "no aether-lb state under %s: %s", pin_dir,
-			 strerror(-ret));
-		return ret;
+		return aeth_fail(err, ret, "", "no aether-lb state under %s: %s",
+				 pin_dir, strerror(-ret));
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		snprintf(err, errlen, "no aether-lb state under %s: not a directory",
-			 pin_dir);
-		return -ENOTDIR;
+		return aeth_fail(err, -ENOTDIR, "", "no aether-lb state under "
+				 "%s: not a directory", pin_dir);
 	}
 
 	for (size_t i = 0; i < N_PINNED_MAPS; i++) {
@@ -112,37 +109,34 @@ int aeth_pinned_open(const char *pin_dir, struct aeth_map_fds *fds, char *err,
 
 		if ((size_t)snprintf(path, sizeof(path), "%s/%s", pin_dir,
 				     s->name) >= sizeof(path)) {
-			snprintf(err, errlen, "pin directory path too long: %s",
-				 pin_dir);
-			ret = -ENAMETOOLONG;
+			ret = aeth_fail(err, -ENAMETOOLONG, "", "pin directory "
+					"path too long: %s", pin_dir);
 			goto fail;
 		}
 		fd = bpf_obj_get(path);
 		if (fd < 0) {
-			ret = -errno;
-			snprintf(err, errlen, "no aether-lb state under %s: %s: %s",
-				 pin_dir, s->name, strerror(-ret));
+			ret = aeth_fail(err, -errno, "", "no aether-lb state "
+					"under %s: %s: %s", pin_dir, s->name,
+					strerror(errno));
 			goto fail;
 		}
 		*fd_slot(fds, s) = fd;
-		ret = check_shape(fd, s, err, errlen, pin_dir);
+		ret = check_shape(fd, s, err, pin_dir);
 		if (ret)
 			goto fail;
 	}
 
 	memset(&meta, 0, sizeof(meta));
 	if (bpf_map_lookup_elem(fds->meta, &key, &meta)) {
-		ret = -errno;
-		snprintf(err, errlen, "%s/%s: cannot read: %s", pin_dir,
-			 AETH_MAP_META, strerror(-ret));
+		ret = aeth_fail(err, -errno, "", "%s/%s: cannot read: %s",
+				pin_dir, AETH_MAP_META, strerror(errno));
 		goto fail;
 	}
 	if (meta.schema_version != AETH_SCHEMA_VERSION) {
-		snprintf(err, errlen,
-			 "schema version %u under %s is not supported (this build "
-			 "knows %u)",
-			 meta.schema_version, pin_dir, AETH_SCHEMA_VERSION);
-		ret = -EPROTO;
+		ret = aeth_fail(err, -EPROTO, "", "schema version %u under %s is "
+				"not supported (this build knows %u)",
+				meta.schema_version, pin_dir,
+				AETH_SCHEMA_VERSION);
 		goto fail;
 	}
 	return 0;

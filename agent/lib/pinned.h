@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "error.h"
+
 #include "aether/map_table.h"
 
 /* One fd per pinned map (-1 when not open), one field per row of
@@ -21,11 +23,11 @@ _Static_assert(sizeof(struct aeth_map_fds) == AETH_N_PINNED_MAPS * sizeof(int),
 
 /* Open every map pinned under pin_dir read-write and check that aeth_meta's
  * schema_version is AETH_SCHEMA_VERSION. On failure returns a negative errno,
- * closes what it opened, and writes one clear line into err ("no aether-lb
+ * closes what it opened, and fills err with one clear line ("no aether-lb
  * state under /x: ...", "schema version 3 is not supported (this build
  * knows 1)"). */
-int aeth_pinned_open(const char *pin_dir, struct aeth_map_fds *fds, char *err,
-		     size_t errlen);
+int aeth_pinned_open(const char *pin_dir, struct aeth_map_fds *fds,
+		     struct aeth_error *err);
 void aeth_pinned_close(struct aeth_map_fds *fds);
 
 /* Number of possible CPUs, the per-CPU value stride is round_up(size, 8). */

@@ -46,11 +46,11 @@ Test(pinned, opens_every_map)
 	struct aeth_map_fds fds;
 	struct bpf_map_info info;
 	__u32 len = sizeof(info);
-	char err[256] = "";
+	struct aeth_error err = { 0 };
 	const int *v = (const int *)&fds;
 
-	cr_assert_eq(aeth_pinned_open(fx.dir, &fds, err, sizeof(err)), 0, "%s",
-		     err);
+	cr_assert_eq(aeth_pinned_open(fx.dir, &fds, &err), 0, "%s",
+		     err.message);
 	for (size_t i = 0; i < sizeof(fds) / sizeof(int); i++)
 		cr_assert_geq(v[i], 0);
 	memset(&info, 0, sizeof(info));
@@ -63,11 +63,12 @@ Test(pinned, opens_every_map)
 Test(pinned, missing_directory)
 {
 	struct aeth_map_fds fds;
-	char dir[128], err[256] = "";
+	char dir[128];
+	struct aeth_error err = { 0 };
 
 	snprintf(dir, sizeof(dir), "%s-absent", fx.dir);
-	cr_assert_eq(aeth_pinned_open(dir, &fds, err, sizeof(err)), -ENOENT);
-	cr_assert(strstr(err, "no aether-lb state under"), "%s", err);
+	cr_assert_eq(aeth_pinned_open(dir, &fds, &err), -ENOENT);
+	cr_assert(strstr(err.message, "no aether-lb state under"), "%s", err.message);
 	all_closed(&fds);
 }
 
@@ -75,25 +76,27 @@ Test(pinned, schema_version_checked)
 {
 	struct aeth_map_fds fds;
 	struct aeth_meta meta;
-	char err[256] = "", want[64];
+	struct aeth_error err = { 0 };
+	char want[64];
 	__u32 zero = 0;
 
 	cr_assert_eq(bpf_map_lookup_elem(fx.meta, &zero, &meta), 0);
 	meta.schema_version = AETH_SCHEMA_VERSION + 1;
 	cr_assert_eq(bpf_map_update_elem(fx.meta, &zero, &meta, 0), 0);
-	cr_assert_eq(aeth_pinned_open(fx.dir, &fds, err, sizeof(err)), -EPROTO);
+	cr_assert_eq(aeth_pinned_open(fx.dir, &fds, &err), -EPROTO);
 	snprintf(want, sizeof(want), "schema version %u",
 		 AETH_SCHEMA_VERSION + 1);
-	cr_assert(strstr(err, want), "%s", err);
+	cr_assert(strstr(err.message, want), "%s", err.message);
 	snprintf(want, sizeof(want), "this build knows %u", AETH_SCHEMA_VERSION);
-	cr_assert(strstr(err, want), "%s", err);
+	cr_assert(strstr(err.message, want), "%s", err.message);
 	all_closed(&fds);
 }
 
 Test(pinned, another_layout_refused)
 {
 	struct aeth_map_fds fds;
-	char path[128], err[256] = "";
+	char path[128];
+	struct aeth_error err = { 0 };
 	int fd;
 
 	/* what an older build might have left: aeth_svc with a shorter value */
@@ -104,8 +107,8 @@ Test(pinned, another_layout_refused)
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(bpf_obj_pin(fd, path), 0);
 	close(fd);
-	cr_assert_eq(aeth_pinned_open(fx.dir, &fds, err, sizeof(err)), -EPROTO);
-	cr_assert(strstr(err, "aeth_svc has another layout"), "%s", err);
+	cr_assert_eq(aeth_pinned_open(fx.dir, &fds, &err), -EPROTO);
+	cr_assert(strstr(err.message, "aeth_svc has another layout"), "%s", err.message);
 	all_closed(&fds);
 }
 
