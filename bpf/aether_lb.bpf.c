@@ -36,13 +36,13 @@ static __always_inline bool lb_tcp_syn(const struct lb_pkt *p)
 	       (p->tcp_flags & (LB_TCP_SYN | LB_TCP_ACK)) == LB_TCP_SYN;
 }
 
-/* Entry e of this flow judged by include/aether/ct_rule.h (syn: it may
- * open a connection), its backend into *bep when usable. The clock is read
- * for UDP only; *now gets it. */
+/* Entry e of this flow judged by include/aether/ct_rule.h (never for a TCP
+ * SYN), its backend into *bep when usable. The clock is read for UDP only;
+ * *now gets it. */
 static __always_inline int lb_ct_verdict(const struct lb_pkt *p,
 					 const struct aeth_node *node,
 					 const struct aeth_svc *svc,
-					 const struct aeth_ct_entry *e, bool syn,
+					 const struct aeth_ct_entry *e,
 					 struct aeth_backend **bep, __u64 *now)
 {
 	__u32 id = e->backend_id;
@@ -50,7 +50,7 @@ static __always_inline int lb_ct_verdict(const struct lb_pkt *p,
 	int v;
 
 	*now = p->flow.proto == IPPROTO_UDP ? bpf_ktime_get_coarse_ns() : 0;
-	v = aeth_ct_judge(e, be, svc->id, p->flow.proto, syn, *now,
+	v = aeth_ct_judge(e, be, svc->id, p->flow.proto, *now,
 			  node->udp_timeout_s);
 	if (v == AETH_CT_USE)
 		*bep = be;
@@ -66,7 +66,7 @@ static __always_inline int lb_ct_judge(const struct lb_pkt *p,
 				       struct aeth_backend **bep)
 {
 	__u64 now;
-	int v = lb_ct_verdict(p, node, svc, e, lb_tcp_syn(p), bep, &now);
+	int v = lb_ct_verdict(p, node, svc, e, bep, &now);
 
 	if (v == AETH_CT_EXPIRED) {
 		stats_event(AETH_EV_CT_EXPIRED);
@@ -92,29 +92,35 @@ static __always_inline int lb_admit(const struct aeth_svc *svc,
 /* The backend of a flow: its recorded one when still good for this packet,
  * else a Maglev pick, recorded for admitted new connections and
  * re-selections; a TCP non-SYN that misses the table is forwarded by
- * Maglev and not recorded (bpf/maps.h, aeth_ct: why). */
+ * Maglev and not recorded (bpf/maps.h, aeth_ct: why). A TCP SYN reads no
+ * entry (include/aether/ct_rule.h aeth_ct_reads_table): it is a new
+ * connection whatever the table holds, and its entry replaces any other. */
 static __always_inline struct aeth_backend *
 lb_backend(struct lb_pkt *p, const struct aeth_node *node,
 	   const struct aeth_svc *svc, __u32 *be_id, int *drop)
 {
-	struct aeth_ct_entry *e = ct_lookup(&p->flow);
+	bool syn = lb_tcp_syn(p), stray = false;
+	struct aeth_ct_entry *e = NULL;
 	struct aeth_backend *be = NULL;
 	int verdict = AETH_CT_NEW;
-	bool stray = false;
 
 	*drop = -1;
-	if (e) {
-		verdict = lb_ct_judge(p, node, svc, e, &be);
-		if (verdict == AETH_CT_USE) {
-			stats_event(AETH_EV_CT_HIT);
-			*be_id = e->backend_id;
-			return be;
+	if (aeth_ct_reads_table(p->flow.proto, syn)) {
+		e = ct_lookup(&p->flow);
+		if (e) {
+			verdict = lb_ct_judge(p, node, svc, e, &be);
+			if (verdict == AETH_CT_USE) {
+				stats_event(AETH_EV_CT_HIT);
+				*be_id = e->backend_id;
+				return be;
+			}
+			stats_event(AETH_EV_CT_RESELECT);
+		} else {
+			stats_event(AETH_EV_CT_MISS);
+			/* a TCP non-SYN without entry: not charged, not
+			 * recorded */
+			stray = p->flow.proto == IPPROTO_TCP;
 		}
-		stats_event(AETH_EV_CT_RESELECT);
-	} else {
-		stats_event(AETH_EV_CT_MISS);
-		/* a TCP non-SYN without entry: not charged, not recorded */
-		stray = p->flow.proto == IPPROTO_TCP && !lb_tcp_syn(p);
 	}
 	if (verdict == AETH_CT_NEW && !stray) {
 		*drop = lb_admit(svc, p);
@@ -132,10 +138,13 @@ lb_backend(struct lb_pkt *p, const struct aeth_node *node,
 	}
 	if (verdict == AETH_CT_NEW)
 		stats_new_flow(svc->id);
-	if (e)	/* overwriting a key evicts nothing: no budget needed */
+	/* overwriting a key adds no entry (the old node is freed; the LRU
+	 * evicts one only when it has no free node at all): no budget. A SYN
+	 * read no entry, so it goes through the budget, replacing any */
+	if (e)
 		ct_overwrite(&p->flow, *be_id, svc->id);
 	else
-		ct_record(node, &p->flow, *be_id, svc->id);
+		ct_record(node, &p->flow, *be_id, svc->id, syn);
 	return be;
 }
 
@@ -228,7 +237,7 @@ lb_icmp_backend(const struct lb_pkt *p, const struct aeth_node *node,
 	__u64 now;
 
 	/* an error never refreshes the entry it quotes */
-	if (!e || lb_ct_verdict(p, node, svc, e, false, &be, &now) !=
+	if (!e || lb_ct_verdict(p, node, svc, e, &be, &now) !=
 		  AETH_CT_USE)
 		return NULL;
 	*be_id = e->backend_id;

@@ -42,10 +42,21 @@ static __always_inline bool ct_budget_take(const struct aeth_node *node,
 }
 
 /* Record a new flow unless the budget is spent (then it is still
- * forwarded, just not remembered). */
+ * forwarded, just not remembered). unread: the table was not read for
+ * this flow (a TCP SYN, include/aether/ct_rule.h), so it may hold an entry
+ * of the tuple, which the write replaces. When the budget refuses the
+ * write, that entry is deleted: it may name another backend than the one
+ * Maglev just gave the SYN, and the connection's next packets would follow
+ * it there (where the backend knows no such connection) instead of
+ * following Maglev like the SYN (a miss: stray TCP, Maglev, not recorded).
+ * Deleting takes no free node and evicts nothing, so it keeps the budget's
+ * promise; overwriting would not (an LRU update takes a free node first,
+ * evicting when there is none, even when the key exists). Its price is a
+ * walk of the tuple's bucket, like the lookup the SYN skipped, paid only
+ * by admitted SYNs beyond the budget, never by refused ones. */
 static __always_inline void ct_record(const struct aeth_node *node,
 				      const struct aeth_flow *flow,
-				      __u32 be_id, __u32 svc_id)
+				      __u32 be_id, __u32 svc_id, bool unread)
 {
 	__u64 now = bpf_ktime_get_coarse_ns();
 	struct aeth_ct_entry e = {
@@ -57,6 +68,8 @@ static __always_inline void ct_record(const struct aeth_node *node,
 
 	if (!ct_budget_take(node, now)) {
 		stats_event(AETH_EV_CT_INSERT_SKIPPED);
+		if (unread)
+			bpf_map_delete_elem(&aeth_ct, flow);
 		return;
 	}
 	if (bpf_map_update_elem(&aeth_ct, flow, &e, BPF_ANY) == 0)

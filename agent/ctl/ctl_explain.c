@@ -123,7 +123,7 @@ static bool find_service(struct ctl_ctx *ctx, const struct aeth_flow *f,
 /* The flow's connection entry as the data path judges it
  * (aether/ct_rule.h): AETH_CT_USE (v names its backend), AETH_CT_NEW, or
  * AETH_CT_RESELECT for a stale entry or a stray TCP packet (Maglev without
- * charging the limiters). */
+ * charging the limiters). A TCP SYN reads no entry: always AETH_CT_NEW. */
 static int judge_conntrack(struct ctl_ctx *ctx, const struct aeth_flow *f,
 			   bool syn, const struct aeth_node *node,
 			   struct verdict *v)
@@ -133,12 +133,12 @@ static int judge_conntrack(struct ctl_ctx *ctx, const struct aeth_flow *f,
 	bool have;
 	int judge;
 
+	if (!aeth_ct_reads_table(f->proto, syn))
+		return AETH_CT_NEW;
 	if (bpf_map_lookup_elem(ctx->fds.ct, f, &ce))
-		return f->proto == IPPROTO_TCP && !syn ? AETH_CT_RESELECT
-						       : AETH_CT_NEW;
+		return f->proto == IPPROTO_TCP ? AETH_CT_RESELECT : AETH_CT_NEW;
 	have = !bpf_map_lookup_elem(ctx->fds.backend, &ce.backend_id, &be);
 	judge = aeth_ct_judge(&ce, have ? &be : NULL, v->svc.id, f->proto,
-			      syn && f->proto == IPPROTO_TCP,
 			      ctl_now_coarse_ns(), node->udp_timeout_s);
 	if (judge == AETH_CT_USE) {
 		v->verdict = "tx";
@@ -353,7 +353,8 @@ const struct ctl_object ctl_obj_explain = {
 	.usage = "--src IP:PORT --dst VIP:PORT --proto tcp|udp [--syn]",
 	.summary = "What the data path would do with such a packet: verdict "
 		   "(tx, pass, drop),\nreason and backend, from the live maps "
-		   "and the data path's own flow hash.\n--syn: a TCP SYN (a new "
-		   "connection, subject to rate limits).\nIPv6: --src "
+		   "and the data path's own flow hash.\n--syn: a TCP SYN (always a "
+		   "new connection: rate limits, then Maglev;\nany connection "
+		   "entry of the tuple is replaced).\nIPv6: --src "
 		   "[2001:db8::1]:40000.",
 };

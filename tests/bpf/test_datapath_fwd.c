@@ -184,7 +184,9 @@ Test(fwd, v4_in_v4)
 	cr_assert_eq(bs.bytes, f.len - 14);
 	g = global();
 	cr_assert_eq(g.events[AETH_EV_TX], 1);
-	cr_assert_eq(g.events[AETH_EV_CT_MISS], 1);
+	/* a SYN reads no connection entry (ct_rule.h): no hit, no miss */
+	cr_assert_eq(g.events[AETH_EV_CT_MISS], 0);
+	cr_assert_eq(g.events[AETH_EV_CT_HIT], 0);
 	cr_assert_eq(g.events[AETH_EV_CT_INSERT], 1);
 	cr_assert_eq(g.events[AETH_EV_PASS_NOT_SERVICE], 0);
 }
@@ -758,7 +760,8 @@ Test(fwd, spoofed_ack_flood_evicts_nothing)
 }
 
 /* A client reusing a tuple (NAT) whose entry names a backend that no longer
- * takes new connections: the SYN re-selects and the entry follows. */
+ * takes new connections: the SYN goes where Maglev points and the entry
+ * follows (as any SYN does: syn_on_usable_entry_follows_maglev). */
 static void syn_reselects_when(uint32_t flags)
 {
 	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
@@ -797,6 +800,136 @@ Test(fwd, syn_on_entry_of_draining_backend_reselects)
 Test(fwd, syn_on_entry_of_unhealthy_backend_reselects)
 {
 	syn_reselects_when(AETH_BE_F_UNHEALTHY);
+}
+
+/* A SYN is always a new connection (include/aether/ct_rule.h): on a tuple
+ * whose entry names a backend that still takes new connections, it reads
+ * no entry, follows Maglev (here a new table: a retransmitted SYN moves)
+ * and the entry is rewritten to Maglev's choice. */
+Test(fwd, syn_on_usable_entry_follows_maglev)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct aeth_flow fl = flow_of(&s);
+	uint32_t ids[] = { 10 };
+	struct aeth_global_stats g;
+	struct aeth_ct_entry e;
+	struct frame f;
+	struct result r;
+
+	backend(10, "192.0.2.21", AETH_BE_F_IN_USE, 1);
+	backend(11, "192.0.2.22", AETH_BE_F_IN_USE, 1);
+	service(1, VIP4, 6443, 6, ids, 1);
+	s.tcp_flags = PKT_TCP_SYN;
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+	cr_assert_eq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
+	cr_assert_eq(e.backend_id, 10);
+
+	set_table_all(1, 11);	/* backend 10 still usable */
+	run(&f, &r);	/* the same SYN again */
+	expect_tx(&r, &s, &f, "192.0.2.22");
+	cr_assert_eq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
+	cr_assert_eq(e.backend_id, 11);
+	cr_assert_eq(svc_stats(1).new_flows, 2);
+	g = global();
+	cr_assert_eq(g.events[AETH_EV_CT_HIT], 0);
+	cr_assert_eq(g.events[AETH_EV_CT_MISS], 0);
+	cr_assert_eq(g.events[AETH_EV_CT_INSERT], 2);
+	s.tcp_flags = PKT_TCP_ACK;	/* the connection follows its SYN */
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.22");
+	cr_assert_eq(global().events[AETH_EV_CT_HIT], 1);
+}
+
+/* A SYN the insert budget refuses deletes its tuple's old entry: the
+ * connection's next packets miss and follow Maglev like the SYN did,
+ * instead of an entry pointing at the backend of an earlier connection. */
+Test(fwd, syn_refused_by_budget_leaves_no_stale_entry)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct aeth_flow fl = flow_of(&s);
+	uint32_t ids[] = { 10 };
+	struct aeth_global_stats g;
+	struct aeth_node node;
+	struct aeth_ct_entry e;
+	struct frame f;
+	struct result r;
+
+	cr_assert_eq(dp_pin_cpu(0), 0);	/* the budget is per CPU */
+	dp_node_default(&node);
+	node.ct_insert_rate = 1;
+	cr_assert_eq(dp_set_node(&h, &node), 0);
+	backend(10, "192.0.2.21", AETH_BE_F_IN_USE, 1);
+	backend(11, "192.0.2.22", AETH_BE_F_IN_USE, 1);
+	service(1, VIP4, 6443, 6, ids, 1);
+	s.tcp_flags = PKT_TCP_SYN;
+	build(&s, &f);
+	run(&f, &r);	/* takes this second's budget */
+	expect_tx(&r, &s, &f, "192.0.2.21");
+	cr_assert_eq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
+
+	set_table_all(1, 11);
+	run(&f, &r);	/* the tuple again, well inside the second */
+	expect_tx(&r, &s, &f, "192.0.2.22");
+	g = global();
+	cr_assert_eq(g.events[AETH_EV_CT_INSERT], 1);
+	cr_assert_eq(g.events[AETH_EV_CT_INSERT_SKIPPED], 1);
+	cr_assert_neq(bpf_map_lookup_elem(h.ct, &fl, &e), 0,
+		      "stale entry on backend %u", e.backend_id);
+	s.tcp_flags = PKT_TCP_ACK;
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.22");
+	cr_assert_eq(global().events[AETH_EV_CT_STRAY], 1);
+}
+
+static unsigned int ct_count(void)
+{
+	struct aeth_flow key, next;
+	unsigned int n = 0;
+	void *prev = NULL;
+
+	while (bpf_map_get_next_key(h.ct, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		n++;
+	}
+	return n;
+}
+
+/* A flood of SYNs of new tuples beyond the insert budget: forwarded,
+ * never a lookup, and the table keeps what it held. */
+Test(fwd, syn_flood_beyond_budget_adds_no_entry)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct aeth_global_stats g;
+	struct aeth_node node;
+	struct frame f;
+	struct result r;
+	int i;
+
+	cr_assert_eq(dp_pin_cpu(0), 0);
+	dp_node_default(&node);
+	node.ct_insert_rate = 1;
+	cr_assert_eq(dp_set_node(&h, &node), 0);
+	one_backend_service(1, VIP4, 6443, 6, 10, "192.0.2.21");
+	s.tcp_flags = PKT_TCP_SYN;
+	for (i = 0; i < 500; i++) {
+		s.src.v4 = htonl(0xc6336400u | (i & 0xff));	/* 198.51.100.x */
+		s.sport = 1024 + i;
+		build(&s, &f);
+		run(&f, &r);
+		cr_assert_eq(r.verdict, XDP_TX);
+	}
+	g = global();
+	cr_assert_eq(g.events[AETH_EV_CT_INSERT], 1);
+	cr_assert_eq(g.events[AETH_EV_CT_INSERT_SKIPPED], 499);
+	cr_assert_eq(g.events[AETH_EV_CT_MISS] + g.events[AETH_EV_CT_HIT] +
+		     g.events[AETH_EV_CT_RESELECT], 0);
+	cr_assert_eq(ct_count(), 1);
+	cr_assert_eq(svc_stats(1).new_flows, 500);
 }
 
 static uint64_t coarse_now_ns(void)

@@ -718,6 +718,27 @@ Test(limit, established_flows_pass_while_source_refused)
 	cr_expect_eq(svc_drops(SVC4, AETH_R_RATE_LIMITED), 101);
 }
 
+/* A SYN is always a new connection (include/aether/ct_rule.h): a client
+ * retransmitting its SYN, or reusing a tuple, is charged again, though
+ * the tuple has an entry; the connection itself keeps flowing. */
+Test(limit, syn_retransmission_is_charged_again)
+{
+	struct aeth_rl_src_state st;
+
+	per_source(&svc4, 1, 1);
+	publish();
+	cr_assert_eq(syn("198.51.100.7", 1000), XDP_TX);
+	cr_expect_eq(map_count(h.ct, sizeof(struct aeth_flow)), 1);
+	cr_expect_eq(syn("198.51.100.7", 1000), XDP_DROP);
+	cr_expect_eq(svc_drops(SVC4, AETH_R_RATE_LIMITED), 1);
+	st = src_state(SVC4, "198.51.100.7");
+	cr_expect_eq(st.admitted, 1);
+	cr_expect_eq(st.dropped, 1);
+	/* refused before Maglev: its entry is untouched */
+	cr_expect_eq(map_count(h.ct, sizeof(struct aeth_flow)), 1);
+	cr_expect_eq(tcp("198.51.100.7", 1000, PKT_TCP_ACK), XDP_TX);
+}
+
 Test(limit, udp_charges_only_packets_without_connection_entry)
 {
 	int i;

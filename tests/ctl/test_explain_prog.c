@@ -432,6 +432,67 @@ Test(explain_prog, limiter_state_and_stale_entries_agree)
 	fx_res_free(&r);
 }
 
+/* A SYN reads no connection entry (aether/ct_rule.h): on a tuple whose
+ * entry names another usable backend of the service, explain and the
+ * program both follow Maglev, and the entry is rewritten to it. */
+Test(explain_prog, syn_ignores_usable_entry)
+{
+	struct flow_case c;
+	struct aeth_flow f;
+	struct aeth_ct_entry e = { .svc_id = 0 };
+	uint8_t in[PKT_MAX], out[PKT_MAX];
+	size_t in_len, out_len;
+	json_int_t want;
+	char got[64];
+	uint32_t xdp;
+	struct fx_res r;
+
+	/* a port whose slot names backend 0 or 1 (no hole, not draining) */
+	for (uint16_t port = 4000;; port++) {
+		cr_assert_lt(port, 4100);
+		make_case(&c, false, "198.51.100.9", port, VIP4, 6443, false,
+			  true);
+		cr_assert_eq(fx_ctl_dir(pin_dir, &r, "-j", "explain", "--src",
+					c.src, "--dst", c.dst, "--proto", "tcp",
+					"--syn", NULL), 0);
+		want = json_integer_value(json_object_get(r.json,
+							  "backend_id"));
+		if (!strcmp(json_string_value(json_object_get(r.json,
+							      "reason")),
+			    "maglev") && want <= 1)
+			break;
+		fx_res_free(&r);
+	}
+	fx_res_free(&r);
+	memset(&f, 0, sizeof(f));
+	f.family = dp_addr("198.51.100.9", &f.src);
+	dp_addr(VIP4, &f.dst);
+	f.sport = htons(c.spec.sport);
+	f.dport = htons(6443);
+	f.proto = IPPROTO_TCP;
+	/* an entry on another backend that takes new connections */
+	e.backend_id = want == 0 ? 1 : 0;
+	cr_assert_eq(bpf_map_update_elem(h.ct, &f, &e, 0), 0);
+
+	cr_assert_eq(fx_ctl_dir(pin_dir, &r, "-j", "explain", "--src", c.src,
+				"--dst", c.dst, "--proto", "tcp", "--syn",
+				NULL), 0);
+	cr_assert_str_eq(json_string_value(json_object_get(r.json, "reason")),
+			 "maglev", "%s", r.out);
+	cr_assert_eq(json_integer_value(json_object_get(r.json, "backend_id")),
+		     want, "%s", r.out);
+	in_len = pkt_build(&c.spec, in, sizeof(in));
+	out_len = sizeof(out);
+	cr_assert_eq(dp_run(&h, in, in_len, out, &out_len, net.if0, &xdp), 0);
+	cr_assert_neq(xdp, XDP_DROP);
+	outer_dst(out, got, sizeof(got));
+	cr_assert_str_eq(got, json_string_value(json_object_get(r.json,
+								"backend")));
+	fx_res_free(&r);
+	cr_assert_eq(bpf_map_lookup_elem(h.ct, &f, &e), 0);
+	cr_assert_eq(e.backend_id, (uint32_t)want);
+}
+
 /* The shared rules themselves (include/aether), as userspace compiles them;
  * the tests above hold them to the program. */
 Test(rules, acl_host_key)
