@@ -174,7 +174,7 @@ static __always_inline void guard_count_svc_drop(struct aeth_rl_svc_state *st,
 /* Charge a new connection (TCP SYN without ACK, or a UDP packet with no
  * connection entry) against the service's limiters. Returns -1 when admitted,
  * else the aeth_reason to drop with (AETH_R_RATE_LIMITED or
- * AETH_R_SERVICE_RATE_LIMITED). now_ns is bpf_ktime_get_ns().
+ * AETH_R_SERVICE_RATE_LIMITED). now_ns is bpf_ktime_get_coarse_ns().
  *
  * Order: (1) peek the service bucket and drop if it is exhausted, so a
  * spoofed flood costs one array read per packet and never inserts a

@@ -162,8 +162,8 @@ int ctl_map_foreach(struct ctl_ctx *ctx, int fd, const char *map_name,
 		    size_t key_size, size_t value_size, ctl_entry_fn fn,
 		    void *arg);
 
-/* Monotonic clocks the data path reads (bpf_ktime_get_ns and _coarse_ns). */
-uint64_t ctl_now_ns(void);
+/* The monotonic clock the data path reads for limits and connection ages
+ * (bpf_ktime_get_coarse_ns). */
 uint64_t ctl_now_coarse_ns(void);
 
 #endif /* AETHER_CTL_H */

@@ -64,7 +64,7 @@ static bool source_authorized(struct ctl_ctx *ctx, const struct aeth_svc *svc,
 static int limiter_refusal(struct ctl_ctx *ctx, const struct aeth_svc *svc,
 			   const struct aeth_flow *f)
 {
-	uint64_t now = ctl_now_ns();
+	uint64_t now = ctl_now_coarse_ns();
 	__u32 id = svc->id;
 
 	if (svc->svc_interval_ns) {

@@ -99,7 +99,7 @@ static int ratelimit_load(struct ctl_ctx *ctx, const char *arg, uint32_t top,
 			  strerror(-ret));
 		return ret;
 	}
-	l->now = ctl_now_ns();
+	l->now = ctl_now_coarse_ns();
 	l->svc_limited = l->s.live && l->s.svc.svc_interval_ns &&
 			 gcra_refusing(l->svc_st.tat_ns, l->now,
 				       l->s.svc.svc_tolerance_ns);

@@ -407,11 +407,6 @@ static uint64_t clock_ns(clockid_t clk)
 	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
-uint64_t ctl_now_ns(void)
-{
-	return clock_ns(CLOCK_MONOTONIC);
-}
-
 uint64_t ctl_now_coarse_ns(void)
 {
 	return clock_ns(CLOCK_MONOTONIC_COARSE);
