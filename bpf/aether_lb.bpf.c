@@ -407,15 +407,23 @@ int aether_lb(struct xdp_md *ctx)
 	    (p.proto == IPPROTO_TCP || p.proto == IPPROTO_UDP)) {
 		l4 = parse_l4(ctx, &p);
 		if (!l4) {
+			/* the port this VIP's memory last found without a
+			 * service: no lookup (a flood of one port) */
+			if (svc_neg_no_port(&neg, p.flow.proto, p.flow.dport))
+				return stats_drop(AETH_R_UNCONFIGURED_PORT,
+						  STATS_NO_SVC);
 			svc = svc_lookup_port(&p.flow.dst, p.flow.family,
 					      p.flow.dport, p.flow.proto);
 			if (svc)
 				return lb_service_found(ctx, &p, node, svc);
 			/* a VIP known to have no wildcard service: no
 			 * other lookup can find one */
-			if (svc_neg_no_wildcard(&neg, p.flow.proto))
+			if (svc_neg_no_wildcard(&neg, p.flow.proto)) {
+				svc_neg_note_no_port(&neg, p.flow.proto,
+						     p.flow.dport);
 				return stats_drop(AETH_R_UNCONFIGURED_PORT,
 						  STATS_NO_SVC);
+			}
 		}
 	}
 	if (svc_is_vip(&p.flow.dst, p.flow.family))

@@ -64,8 +64,11 @@ struct lb_pkt {
 	__u8 tcp_flags;
 };
 
-/* Ethernet, VLAN tags and the fixed IP header: enough to know where the
- * packet goes. Cheap on purpose: this is all non-service traffic pays. */
+/* Ethernet, VLAN tags and the fixed IP header's family, addresses and
+ * protocol: enough to know where the packet goes. Cheap on purpose: this is
+ * all non-service traffic pays, so lengths, TOS, TTL and fragment bits wait
+ * for parse_l3_rest() (and the IPv6 l4_off only is set here: the extension
+ * walk starts from it). */
 static __always_inline int parse_front(struct xdp_md *ctx, struct lb_pkt *p)
 {
 	void *data = (void *)(long)ctx->data;
@@ -104,13 +107,6 @@ static __always_inline int parse_front(struct xdp_md *ctx, struct lb_pkt *p)
 		p->flow.src.v4 = ip->saddr;
 		p->flow.dst.v4 = ip->daddr;
 		p->proto = ip->protocol;
-		p->l3_len = bpf_ntohs(ip->tot_len);
-		p->l4_off = off + ip->ihl * 4;
-		p->tos = ip->tos;
-		p->ttl = ip->ttl;
-		p->ip_id = ip->id;
-		p->df = !!(ip->frag_off & bpf_htons(IP_DF));
-		p->frag = !!(ip->frag_off & bpf_htons(IP_MF | IP_OFFMASK));
 		return PARSE_OK;
 	}
 	if (proto == bpf_htons(ETH_P_IPV6)) {
@@ -124,32 +120,59 @@ static __always_inline int parse_front(struct xdp_md *ctx, struct lb_pkt *p)
 		__builtin_memcpy(p->flow.src.bytes, &ip6->saddr, 16);
 		__builtin_memcpy(p->flow.dst.bytes, &ip6->daddr, 16);
 		p->proto = ip6->nexthdr;
-		p->l3_len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
 		p->l4_off = off + sizeof(*ip6);
-		p->v6_word0 = *(__be32 *)ip6;
-		p->tos = (bpf_ntohl(p->v6_word0) >> 20) & 0xff;
-		p->ttl = ip6->hop_limit;
 		return PARSE_OK;
 	}
 	return PARSE_NOT_IP;
 }
 
-/* The rest of the IP layer, for packets that are ours: lengths consistent
- * with the frame, IPv6 extension headers skipped, fragments flagged. */
+/* The rest of the IP layer, for packets that are ours: lengths, TOS, TTL,
+ * IPv4 identification and fragment bits read, lengths checked against the
+ * frame, IPv6 extension headers skipped, fragments flagged. Idempotent:
+ * calling it again sees the same. */
 static __always_inline int parse_l3_rest(struct xdp_md *ctx, struct lb_pkt *p)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
-	__u32 frame_len = end - data;
+	__u32 frame_len = end - data, l3_off = p->l3_off;
 	__u32 off, l3_end;
 	__u8 nh;
 	int i;
 
-	if (p->l3_len > frame_len - p->l3_off)
+	if (l3_off > PARSE_L2_MAX)
 		return PARSE_MALFORMED;
-	l3_end = p->l3_off + p->l3_len;
-	if (p->flow.family == AETH_AF_INET)
-		return p->l4_off > l3_end ? PARSE_MALFORMED : PARSE_OK;
+	if (p->flow.family == AETH_AF_INET) {
+		struct iphdr *ip = data + l3_off;
+		__be16 frag_off;
+
+		if ((void *)(ip + 1) > end)
+			return PARSE_MALFORMED;
+		p->l3_len = bpf_ntohs(ip->tot_len);
+		p->l4_off = l3_off + ip->ihl * 4;
+		p->tos = ip->tos;
+		p->ttl = ip->ttl;
+		p->ip_id = ip->id;
+		frag_off = ip->frag_off;
+		p->df = !!(frag_off & bpf_htons(IP_DF));
+		p->frag = !!(frag_off & bpf_htons(IP_MF | IP_OFFMASK));
+		if (p->l3_len > frame_len - l3_off)
+			return PARSE_MALFORMED;
+		return p->l4_off > l3_off + p->l3_len ? PARSE_MALFORMED :
+							 PARSE_OK;
+	}
+	{
+		struct ipv6hdr *ip6 = data + l3_off;
+
+		if ((void *)(ip6 + 1) > end)
+			return PARSE_MALFORMED;
+		p->l3_len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+		p->v6_word0 = *(__be32 *)ip6;
+		p->tos = (bpf_ntohl(p->v6_word0) >> 20) & 0xff;
+		p->ttl = ip6->hop_limit;
+	}
+	if (p->l3_len > frame_len - l3_off)
+		return PARSE_MALFORMED;
+	l3_end = l3_off + p->l3_len;
 
 	off = p->l4_off;
 	nh = p->proto;

@@ -20,7 +20,11 @@
  * looked up. For a VIP the entry also says which protocols are known to
  * have no wildcard-port service, so a port without a service is dropped
  * after the exact lookup alone, without the aeth_vip and wildcard lookups
- * (whatever the port: a scan of random ports is cheap too).
+ * (whatever the port: a scan of random ports is cheap too). It also keeps,
+ * per protocol, the last port such a drop found without a service: a flood
+ * of one unconfigured port is dropped with no hash lookup at all. So an
+ * exact service added on that port is seen, like a new VIP or wildcard,
+ * once the generation changes or the entry expires.
  * Private to the loaded program (no aeth_ prefix: never pinned). */
 #define SVC_NEG_SIZE 1024
 #define SVC_NEG_TTL 25
@@ -38,16 +42,21 @@ struct svc_neg_entry {
 	__u64 expires;		/* jiffies */
 	__u32 family;
 	__u32 vip;		/* SVC_NEG_NOT_VIP or SVC_NEG_VIP | NO_WILD_* */
+	/* a port of a VIP with NO_WILD_* for the protocol that has no exact
+	 * service either ([0] TCP, [1] UDP; 0: none, and port 0 is the
+	 * wildcard key, known to miss then) */
+	__be16 no_port[2];
+	__u32 pad;
 };
 
-/* Not named like the previous layout's map (lb_vip_neg), which
- * bench/cost --baseline shares by name with an older build. */
+/* Not named like the previous layouts' maps (lb_vip_neg, lb_vip_known),
+ * which bench/cost --baseline shares by name with an older build. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, SVC_NEG_SIZE);
 	__type(key, __u32);
 	__type(value, struct svc_neg_entry);
-} lb_vip_known SEC(".maps");
+} lb_vip_mem SEC(".maps");
 
 /* What a packet learnt from the cache, for the stores after its lookups. */
 struct svc_neg_ref {
@@ -77,7 +86,7 @@ static __always_inline void svc_neg_find(struct svc_neg_ref *r,
 					 const union aeth_addr *a, __u8 family)
 {
 	__u32 slot = svc_neg_slot(a);
-	struct svc_neg_entry *e = bpf_map_lookup_elem(&lb_vip_known, &slot);
+	struct svc_neg_entry *e = bpf_map_lookup_elem(&lb_vip_mem, &slot);
 
 	r->e = e;
 	r->kind = SVC_NEG_UNKNOWN;
@@ -101,6 +110,8 @@ static __always_inline void svc_neg_store(const struct svc_neg_ref *r,
 	e->generation = r->gen;
 	e->expires = r->now + SVC_NEG_TTL;
 	e->vip = kind;
+	e->no_port[0] = 0;
+	e->no_port[1] = 0;
 }
 
 static __always_inline __u32 svc_neg_no_wild(__u8 proto)
@@ -115,6 +126,24 @@ static __always_inline bool svc_neg_no_wildcard(const struct svc_neg_ref *r,
 {
 	return r->kind != SVC_NEG_UNKNOWN && (r->kind & SVC_NEG_VIP) &&
 	       (r->kind & svc_neg_no_wild(proto));
+}
+
+/* True when r's VIP is known to have neither a wildcard-port service for
+ * proto nor an exact one for port (the last port found without one). */
+static __always_inline bool svc_neg_no_port(const struct svc_neg_ref *r,
+					    __u8 proto, __be16 port)
+{
+	return svc_neg_no_wildcard(r, proto) && r->e &&
+	       r->e->no_port[proto == IPPROTO_UDP] == port;
+}
+
+/* Remember that r's VIP (known to have no wildcard service for proto) has
+ * no exact service for port either. */
+static __always_inline void svc_neg_note_no_port(const struct svc_neg_ref *r,
+						 __u8 proto, __be16 port)
+{
+	if (r->e)
+		r->e->no_port[proto == IPPROTO_UDP] = port;
 }
 
 /* Remember that the VIP a has no wildcard-port service for proto. An entry

@@ -511,6 +511,63 @@ Test(fwd, wildcard_added_seen_after_generation_change_or_expiry)
 	expect_tx(&r, &u, &fu, "192.0.2.23");
 }
 
+/* The memory also keeps the last port of such a VIP found without an exact
+ * service (per protocol), dropped then with no lookup at all: an exact
+ * service added on that port is seen once the generation changes, or once
+ * the memory expires for a writer that does not change it; another port is
+ * looked up as before. */
+Test(fwd, exact_port_added_seen_after_generation_change_or_expiry)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 22);
+	struct pkt_spec o = pkt_spec_tcp4(CLI4, 40000, VIP4, 8080);
+	struct aeth_meta meta;
+	struct frame f, fo;
+	struct result r;
+	__u32 zero = 0;
+	int i;
+
+	cr_assert_eq(dp_pin_cpu(0), 0);	/* the memory is per CPU */
+	one_backend_service(1, VIP4, 80, 6, 10, "192.0.2.21");
+	build(&s, &f);
+	build(&o, &fo);
+	for (i = 0; i < 3; i++) {	/* learnt: VIP, no wildcard, port 22 */
+		run(&f, &r);
+		cr_assert_eq(r.verdict, XDP_DROP);
+	}
+	cr_assert_eq(global().reasons[AETH_R_UNCONFIGURED_PORT], 3);
+
+	/* port 22 and 8080 from a writer that keeps the generation */
+	cr_assert_eq(bpf_map_lookup_elem(h.meta, &zero, &meta), 0);
+	one_backend_service(2, VIP4, 22, 6, 20, "192.0.2.22");
+	one_backend_service(3, VIP4, 8080, 6, 30, "192.0.2.23");
+	cr_assert_eq(bpf_map_update_elem(h.meta, &zero, &meta, BPF_ANY), 0);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);	/* still remembered */
+	cr_assert_eq(global().reasons[AETH_R_UNCONFIGURED_PORT], 4);
+	run(&fo, &r);	/* another port is looked up */
+	expect_tx(&r, &o, &fo, "192.0.2.23");
+	cr_assert_eq(dp_bump_generation(&h), 0);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.22");
+
+	/* learnt again on another port, then expiry without a new generation */
+	s.dport = 23;
+	build(&s, &f);
+	for (i = 0; i < 3; i++) {
+		run(&f, &r);
+		cr_assert_eq(r.verdict, XDP_DROP);
+	}
+	cr_assert_eq(bpf_map_lookup_elem(h.meta, &zero, &meta), 0);
+	one_backend_service(4, VIP4, 23, 6, 40, "192.0.2.21");
+	cr_assert_eq(bpf_map_update_elem(h.meta, &zero, &meta, BPF_ANY), 0);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	cr_assert_eq(global().reasons[AETH_R_UNCONFIGURED_PORT], 8);
+	usleep(300 * 1000);	/* 25 jiffies: 250 ms even at HZ=100 */
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+}
+
 Test(fwd, udp_flows_are_recorded)
 {
 	struct pkt_spec s = pkt_spec_udp4(CLI4, 40000, VIP4, 53);
