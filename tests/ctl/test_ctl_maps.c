@@ -104,6 +104,8 @@ static const struct map_expect maps[] = {
 
 Test(ctl_maps, names_are_short_prefixed_and_kept_whole)
 {
+	/* one expectation per row of include/aether/map_table.h */
+	cr_assert_eq(sizeof(maps) / sizeof(maps[0]), AETH_N_PINNED_MAPS);
 	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
 		json_t *show = bpftool_json("show", maps[i].name);
 		const char *kname = json_string_value(json_object_get(show,

@@ -14,6 +14,7 @@
 #include <criterion/criterion.h>
 
 #include "aether/acl_key.h"
+#include "aether/map_table.h"
 #include "aether/names.h"
 #include "aether/ratelimit_rule.h"
 #include "ctl_fixture.h"
@@ -30,11 +31,9 @@ static struct dp_net net;
 static char pin_dir[64];
 
 static const char *const map_names[] = {
-	AETH_MAP_META, AETH_MAP_NODE, AETH_MAP_VIP, AETH_MAP_SVC,
-	AETH_MAP_SVCINFO, AETH_MAP_BACKEND, AETH_MAP_MAGLEV, AETH_MAP_ACL,
-	AETH_MAP_CT, AETH_MAP_CT_BUDGET, AETH_MAP_RL_SRC, AETH_MAP_RL_SVC,
-	AETH_MAP_SVC_STATS, AETH_MAP_BE_STATS, AETH_MAP_GLOBAL, AETH_MAP_DECAP,
-	AETH_MAP_PCPU, AETH_MAP_TX_PORTS,
+#define MAP_NAME_(f, ...) AETH_MAP_NAME(f),
+	AETH_PINNED_MAPS(MAP_NAME_)
+#undef MAP_NAME_
 };
 
 static void unpin_all(void)
