@@ -9,6 +9,7 @@
 #include <criterion/criterion.h>
 
 #include "aether/abi.h"
+#include "aether/map_table.h"
 #include "ctl_fixture.h"
 
 static struct fx fx;
