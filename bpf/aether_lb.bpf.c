@@ -58,16 +58,18 @@ static __always_inline int lb_ct_verdict(const struct lb_pkt *p,
 }
 
 /* lb_ct_verdict for a packet of the flow itself: an expired entry is a new
- * connection, and a UDP entry in use has its seen_ns refreshed. */
+ * connection, and a UDP entry in use has its seen_ns refreshed. *now: the
+ * clock when read (UDP), else 0. */
 static __always_inline int lb_ct_judge(const struct lb_pkt *p,
 				       const struct aeth_node *node,
 				       const struct aeth_svc *svc,
 				       struct aeth_ct_entry *e,
-				       struct aeth_backend **bep)
+				       struct aeth_backend **bep, __u64 *now_p)
 {
 	__u64 now;
 	int v = lb_ct_verdict(p, node, svc, e, bep, &now);
 
+	*now_p = now;
 	if (v == AETH_CT_EXPIRED) {
 		stats_event(AETH_EV_CT_EXPIRED);
 		return AETH_CT_NEW;
@@ -78,19 +80,27 @@ static __always_inline int lb_ct_judge(const struct lb_pkt *p,
 	return v;
 }
 
+/* The coarse clock, read at most once per packet: *now is 0 until read. The
+ * limits, the connection entry and the insert budget all run on it (one
+ * tick, 4 ms at HZ=250, per step; 19-28 ns a read against 44-47 for the
+ * fine one): GCRA keeps the rate exact over time and a burst is never
+ * exceeded, it only moves by up to one tick when the refill is seen
+ * (docs/guard.md). */
+static __always_inline __u64 lb_clock(__u64 *now)
+{
+	if (!*now)
+		*now = bpf_ktime_get_coarse_ns();
+	return *now;
+}
+
 /* Charge a new connection to the service's limiters. Returns -1 or the
- * reason to drop with. A service without limits has nothing to charge:
- * skip the clock read. The limits run on the coarse clock (one tick, 4 ms
- * at HZ=250, per step; 19-28 ns a read against 44-47 for the fine one):
- * GCRA keeps the rate exact over time and a burst is never exceeded, it
- * only moves by up to one tick when the refill is seen (docs/guard.md). */
+ * reason to drop with. A service without limits has nothing to charge. */
 static __always_inline int lb_admit(const struct aeth_svc *svc,
-				    const struct lb_pkt *p)
+				    const struct lb_pkt *p, __u64 *now)
 {
 	if (!(svc->src_interval_ns | svc->svc_interval_ns))
 		return -1;
-	return guard_admit_new_connection(svc, &p->flow,
-					  bpf_ktime_get_coarse_ns());
+	return guard_admit_new_connection(svc, &p->flow, lb_clock(now));
 }
 
 /* The backend of a flow: its recorded one when still good for this packet,
@@ -107,12 +117,13 @@ lb_backend(struct lb_pkt *p, const struct aeth_node *node,
 	struct aeth_ct_entry *e = NULL;
 	struct aeth_backend *be = NULL;
 	int verdict = AETH_CT_NEW;
+	__u64 now = 0;
 
 	*drop = -1;
 	if (aeth_ct_reads_table(p->flow.proto, syn)) {
 		e = ct_lookup(&p->flow);
 		if (e) {
-			verdict = lb_ct_judge(p, node, svc, e, &be);
+			verdict = lb_ct_judge(p, node, svc, e, &be, &now);
 			if (verdict == AETH_CT_USE) {
 				stats_event(AETH_EV_CT_HIT);
 				*be_id = e->backend_id;
@@ -127,7 +138,7 @@ lb_backend(struct lb_pkt *p, const struct aeth_node *node,
 		}
 	}
 	if (verdict == AETH_CT_NEW && !stray) {
-		*drop = lb_admit(svc, p);
+		*drop = lb_admit(svc, p, &now);
 		if (*drop >= 0)
 			return NULL;
 	}
@@ -146,9 +157,10 @@ lb_backend(struct lb_pkt *p, const struct aeth_node *node,
 	 * evicts one only when it has no free node at all): no budget. A SYN
 	 * read no entry, so it goes through the budget, replacing any */
 	if (e)
-		ct_overwrite(&p->flow, *be_id, svc->id);
+		ct_overwrite(&p->flow, *be_id, svc->id, lb_clock(&now));
 	else
-		ct_record(node, &p->flow, *be_id, svc->id, syn);
+		ct_record(node, &p->flow, *be_id, svc->id, syn,
+			  lb_clock(&now));
 	return be;
 }
 

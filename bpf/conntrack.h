@@ -53,12 +53,13 @@ static __always_inline bool ct_budget_take(const struct aeth_node *node,
  * promise; overwriting would not (an LRU update takes a free node first,
  * evicting when there is none, even when the key exists). Its price is a
  * walk of the tuple's bucket, like the lookup the SYN skipped, paid only
- * by admitted SYNs beyond the budget, never by refused ones. */
+ * by admitted SYNs beyond the budget, never by refused ones. now: the
+ * coarse clock. */
 static __always_inline void ct_record(const struct aeth_node *node,
 				      const struct aeth_flow *flow,
-				      __u32 be_id, __u32 svc_id, bool unread)
+				      __u32 be_id, __u32 svc_id, bool unread,
+				      __u64 now)
 {
-	__u64 now = bpf_ktime_get_coarse_ns();
 	struct aeth_ct_entry e = {
 		.backend_id = be_id,
 		.svc_id = svc_id,
@@ -78,9 +79,8 @@ static __always_inline void ct_record(const struct aeth_node *node,
 
 /* Replace the entry of a flow that has one (a re-selection). */
 static __always_inline void ct_overwrite(const struct aeth_flow *flow,
-					 __u32 be_id, __u32 svc_id)
+					 __u32 be_id, __u32 svc_id, __u64 now)
 {
-	__u64 now = bpf_ktime_get_coarse_ns();
 	struct aeth_ct_entry e = {
 		.backend_id = be_id,
 		.svc_id = svc_id,
