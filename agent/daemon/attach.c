@@ -160,11 +160,6 @@ static void set_sysctls(const char *ifname)
 
 /* ---- attaching --------------------------------------------------------- */
 
-void aeth_loader_hook_logs(void)
-{
-	aeth_log_hook_libbpf();
-}
-
 static __u32 mode_flags(enum aeth_xdp_mode mode)
 {
 	return mode == AETH_XDP_MODE_GENERIC ? XDP_FLAGS_SKB_MODE :

@@ -9,9 +9,6 @@
 #include "agent.h"
 #include "error.h"
 
-/* Route libbpf's messages into our log. */
-void aeth_loader_hook_logs(void);
-
 /* Open the skeleton with every map pinned under pin_dir (created), reusing
  * pinned maps (the connection table included) when their schema version is
  * ours, and refusing with one clear line in err when it is not. Sizes

@@ -565,7 +565,7 @@ int main(int argc, char **argv)
 	if (parse_options(argc, argv, &o))
 		return 1;
 	aeth_log_init(o.level, o.json);
-	aeth_loader_hook_logs();
+	aeth_log_hook_libbpf();
 	aeth_log_hook_libevent();
 	signal(SIGPIPE, SIG_IGN);
 	/* until the watch takes SIGHUP over, it must not end the daemon */

@@ -92,11 +92,6 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	return 0;
 }
 
-void aeth_logv(enum aeth_log_level level, const char *fmt, va_list ap)
-{
-	log_emit(level, fmt, ap);
-}
-
 void aeth_log_hook_libbpf(void)
 {
 	libbpf_set_print(libbpf_print);

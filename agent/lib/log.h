@@ -3,7 +3,6 @@
 #ifndef AETHER_LOG_H
 #define AETHER_LOG_H
 
-#include <stdarg.h>
 #include <stdbool.h>
 
 enum aeth_log_level { AETH_LOG_ERROR = 0, AETH_LOG_WARN, AETH_LOG_INFO, AETH_LOG_DEBUG };
@@ -15,8 +14,6 @@ void aeth_log_hook_libbpf(void);
 
 __attribute__((format(printf, 2, 3)))
 void aeth_log(enum aeth_log_level level, const char *fmt, ...);
-
-void aeth_logv(enum aeth_log_level level, const char *fmt, va_list ap);
 
 #define log_err(...) aeth_log(AETH_LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) aeth_log(AETH_LOG_WARN, __VA_ARGS__)
