@@ -10,16 +10,7 @@
 #include "aether/abi.h"
 #include "aether/flow_hash.h"
 #include "aether/backend_rule.h"
-#include "aether/ct_rule.h"
 #include "maps.h"
-
-/* A backend that may take a new flow (aether/backend_rule.h, the rule
- * aetherctl shares). */
-static __always_inline bool mg_backend_usable(const struct aeth_backend *be,
-					      __u32 svc_id)
-{
-	return aeth_backend_usable(be, svc_id);
-}
 
 /* Pick the backend of a flow; NULL when the table is empty, missing, or
  * names a backend that cannot take new flows. */
@@ -41,7 +32,8 @@ mg_select(const struct aeth_svc *svc, const struct aeth_flow *flow,
 	if (!id || *id == AETH_NO_BACKEND)
 		return NULL;
 	be = bpf_map_lookup_elem(&aeth_backend, id);
-	if (!be || !mg_backend_usable(be, svc->id))
+	/* a backend that may take a new flow: the rule aetherctl shares */
+	if (!be || !aeth_backend_usable(be, svc->id))
 		return NULL;
 	*be_id = *id;
 	return be;
