@@ -327,7 +327,8 @@ static __always_inline int lb_service(struct xdp_md *ctx, struct lb_pkt *p,
 	if (l4)
 		return stats_drop(AETH_R_MALFORMED, STATS_NO_SVC);
 	/* the exact port missed already: the wildcard service, if any */
-	svc = svc_lookup_port(&p->flow.dst, p->flow.family, 0, p->flow.proto);
+	svc = svc_find_port(neg, &p->flow.dst, p->flow.family, 0,
+			    p->flow.proto);
 	if (!svc) {
 		svc_neg_note_no_wildcard(neg, &p->flow.dst, p->flow.family,
 					 p->flow.proto);
@@ -404,8 +405,7 @@ int aether_lb(struct xdp_md *ctx)
 		return lb_decap(ctx, &p);
 	if (lb_stray_tunnel(ctx, &p))
 		return stats_drop(AETH_R_DECAP_INVALID, STATS_NO_SVC);
-	neg.gen = svc_generation();
-	neg.now = bpf_jiffies64();
+	svc_stamp(&neg);
 	svc_neg_find(&neg, &p.flow.dst, p.flow.family);
 	if (neg.kind == SVC_NEG_NOT_VIP)
 		goto pass;
@@ -424,8 +424,9 @@ int aether_lb(struct xdp_md *ctx)
 			if (svc_neg_no_port(&neg, p.flow.proto, p.flow.dport))
 				return stats_drop(AETH_R_UNCONFIGURED_PORT,
 						  STATS_NO_SVC);
-			svc = svc_lookup_port(&p.flow.dst, p.flow.family,
-					      p.flow.dport, p.flow.proto);
+			svc = svc_find_port(&neg, &p.flow.dst,
+					    p.flow.family, p.flow.dport,
+					    p.flow.proto);
 			if (svc)
 				return lb_service_found(ctx, &p, node, svc);
 			/* a VIP known to have no wildcard service: no

@@ -39,6 +39,7 @@
 struct svc_neg_entry {
 	union aeth_addr addr;
 	__u64 generation;
+	__u64 applied;		/* aeth_meta.applied_unix_ns (svc_stamp) */
 	__u64 expires;		/* jiffies */
 	__u32 family;
 	__u32 vip;		/* SVC_NEG_NOT_VIP or SVC_NEG_VIP | NO_WILD_* */
@@ -58,10 +59,11 @@ struct {
 	__type(value, struct svc_neg_entry);
 } lb_vip_mem SEC(".maps");
 
-/* What a packet learnt from the cache, for the stores after its lookups. */
+/* What a packet learnt from the cache, for the stores after its lookups,
+ * and the stamp every per-CPU memory of this file is checked against. */
 struct svc_neg_ref {
 	struct svc_neg_entry *e;
-	__u64 gen, now;
+	__u64 gen, applied, now;	/* svc_stamp(); now: jiffies */
 	__u32 kind;		/* SVC_NEG_* of the address, or SVC_NEG_UNKNOWN */
 };
 
@@ -72,13 +74,19 @@ static __always_inline __u32 svc_neg_slot(const union aeth_addr *a)
 	return (h * 0x9e3779b1u) >> 22;	/* 10 bits: SVC_NEG_SIZE */
 }
 
-/* The config generation, read before any lookup it vouches for. */
-static __always_inline __u64 svc_generation(void)
+/* The tables' stamp, read before any lookup it vouches for: the agent
+ * writes aeth_meta after every write of the tables, an apply of a document
+ * with a new generation, a refresh after a health change (same generation,
+ * new Maglev slots) with a new applied_unix_ns. A memory made under one
+ * stamp is good while aeth_meta still holds it. */
+static __always_inline void svc_stamp(struct svc_neg_ref *r)
 {
 	__u32 zero = 0;
 	struct aeth_meta *m = bpf_map_lookup_elem(&aeth_meta, &zero);
 
-	return m ? *(volatile __u64 *)&m->generation : 0;
+	r->gen = m ? *(volatile __u64 *)&m->generation : 0;
+	r->applied = m ? *(volatile __u64 *)&m->applied_unix_ns : 0;
+	r->now = bpf_jiffies64();
 }
 
 /* The entry for addr's slot, and in r->kind what it says of addr. */
@@ -90,7 +98,8 @@ static __always_inline void svc_neg_find(struct svc_neg_ref *r,
 
 	r->e = e;
 	r->kind = SVC_NEG_UNKNOWN;
-	if (e && e->generation == r->gen && r->now < e->expires &&
+	if (e && e->generation == r->gen && e->applied == r->applied &&
+	    r->now < e->expires &&
 	    e->family == family &&
 	    ((e->addr.v6[0] ^ a->v6[0]) | (e->addr.v6[1] ^ a->v6[1]) |
 	     (e->addr.v6[2] ^ a->v6[2]) | (e->addr.v6[3] ^ a->v6[3])) == 0)
@@ -108,6 +117,7 @@ static __always_inline void svc_neg_store(const struct svc_neg_ref *r,
 	e->addr = *a;
 	e->family = family;
 	e->generation = r->gen;
+	e->applied = r->applied;
 	e->expires = r->now + SVC_NEG_TTL;
 	e->vip = kind;
 	e->no_port[0] = 0;
@@ -182,6 +192,82 @@ svc_lookup_port(const union aeth_addr *vip, __u8 family, __be16 port,
 	k.port = port;
 	k.proto = proto;
 	return bpf_map_lookup_elem(&aeth_svc, &k);
+}
+
+/* Each CPU's copies of the service entries it used last. The aeth_svc
+ * lookup (a hash of the 20-byte key and a bucket walk, 35-50 ns) was the
+ * largest cost every service packet shared; a copy is found by one
+ * inlined array index and five compares. A copy is good while aeth_meta
+ * holds the stamp it was made under (svc_stamp: every agent write of the
+ * tables is followed by one of aeth_meta), and for SVC_NEG_TTL jiffies at
+ * most, so a writer that changes aeth_svc without aeth_meta is seen within
+ * 100 ms. Each copy is a snapshot of one version of the entry, as the
+ * hash map's element was: its ACL and Maglev slots belong together. Only
+ * hits are kept; a miss is the VIP memory's business. */
+#define SVC_COPY_SIZE 1024
+
+struct svc_copy {
+	struct aeth_svc_key key;
+	__u32 pad;
+	__u64 generation, applied, expires;
+	struct aeth_svc svc;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SVC_COPY_SIZE);
+	__type(key, __u32);
+	__type(value, struct svc_copy);
+} lb_svc_copy SEC(".maps");
+
+static __always_inline __u32 svc_copy_slot(const struct aeth_svc_key *k)
+{
+	__u32 h = k->vip.v6[0] ^ k->vip.v6[1] ^ k->vip.v6[2] ^ k->vip.v6[3] ^
+		  ((__u32)k->port << 8 | k->proto);
+
+	return (h * 0x9e3779b1u) >> 22;	/* 10 bits: SVC_COPY_SIZE */
+}
+
+static __always_inline bool svc_key_equal(const struct aeth_svc_key *a,
+					  const struct aeth_svc_key *b)
+{
+	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
+
+	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) |
+		(x[3] ^ y[3]) | (x[4] ^ y[4])) == 0;
+}
+
+/* svc_lookup_port through this CPU's copies; r holds the stamp. */
+static __always_inline struct aeth_svc *
+svc_find_port(const struct svc_neg_ref *r, const union aeth_addr *vip,
+	      __u8 family, __be16 port, __u8 proto)
+{
+	struct aeth_svc_key k;
+	struct aeth_svc *svc;
+	struct svc_copy *c;
+	__u32 slot;
+
+	__builtin_memset(&k, 0, sizeof(k));
+	k.vip = *vip;
+	k.family = family;
+	k.port = port;
+	k.proto = proto;
+	slot = svc_copy_slot(&k);
+	c = bpf_map_lookup_elem(&lb_svc_copy, &slot);
+	if (!c)
+		return bpf_map_lookup_elem(&aeth_svc, &k);
+	if (c->generation == r->gen && c->applied == r->applied &&
+	    r->now < c->expires && svc_key_equal(&c->key, &k))
+		return &c->svc;
+	svc = bpf_map_lookup_elem(&aeth_svc, &k);
+	if (!svc)
+		return NULL;
+	c->key = k;
+	c->svc = *svc;
+	c->generation = r->gen;
+	c->applied = r->applied;
+	c->expires = r->now + SVC_NEG_TTL;
+	return &c->svc;
 }
 
 static __always_inline struct aeth_svc *

@@ -885,3 +885,108 @@ Test(dp, new_vip_seen_after_generation_change_or_expiry)
 	cr_assert_eq(r.verdict, XDP_DROP);
 	cr_assert_eq(reason(AETH_R_UNCONFIGURED_PORT), 2);
 }
+
+/* ---- per-CPU copies of service entries ---- */
+
+static uint64_t be_packets(uint32_t id)
+{
+	struct aeth_be_stats b;
+
+	cr_assert_eq(dp_be_stats(&h, id, &b), 0);
+	return b.packets;
+}
+
+/* A SYN to VIP4:6443 from a new source port: a new connection, forwarded
+ * by the service's current table. */
+static void syn4(uint16_t sport)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, sport, VIP4, 6443);
+	struct frame f;
+	struct result r;
+
+	s.tcp_flags = PKT_TCP_SYN;
+	build(&s, &f);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_TX);
+}
+
+/* The service of VIP4:6443 moved to Maglev slot 3, whose table names only
+ * backend 11, by a direct write of aeth_svc (no aeth_meta write yet). */
+static void move_svc4_to_backend_11(void)
+{
+	struct aeth_backend b = dp_backend("192.0.2.22", AETH_BE_F_IN_USE, 1);
+	struct aeth_svc_key k4 = dp_svc_key(VIP4, 6443, 6);
+	struct aeth_svc s4 = dp_svc(1, 3, TSIZE);
+	uint32_t table[TSIZE], id = 11;
+
+	cr_assert_eq(dp_set_backend(&h, id, &b), 0);
+	dp_table_round_robin(table, TSIZE, &id, 1);
+	cr_assert_eq(dp_set_maglev(&h, 3, table, TSIZE), 0);
+	cr_assert_eq(bpf_map_update_elem(h.svc, &k4, &s4, BPF_EXIST), 0);
+}
+
+/* The agent's refresh after a health change writes new Maglev slots into
+ * aeth_svc and then aeth_meta with a new applied_unix_ns but the same
+ * generation: that alone must retire every CPU's copy of the entry. */
+Test(dp, service_copy_retired_by_a_refresh_stamp)
+{
+	struct aeth_meta meta;
+	uint32_t zero = 0;
+	uint64_t gen;
+
+	syn4(1000);
+	cr_assert_eq(be_packets(10), 1);
+	move_svc4_to_backend_11();
+	cr_assert_eq(bpf_map_lookup_elem(h.meta, &zero, &meta), 0);
+	gen = meta.generation;
+	meta.applied_unix_ns++;
+	cr_assert_eq(bpf_map_update_elem(h.meta, &zero, &meta, BPF_ANY), 0);
+	syn4(1001);
+	cr_assert_eq(be_packets(11), 1, "the copy outlived the refresh");
+	cr_assert_eq(be_packets(10), 1);
+	cr_assert_eq(bpf_map_lookup_elem(h.meta, &zero, &meta), 0);
+	cr_assert_eq(meta.generation, gen);
+}
+
+/* A writer that changes aeth_svc and never aeth_meta is seen within the
+ * copies' lifetime (SVC_NEG_TTL jiffies: 100 ms at HZ=250, less at a
+ * higher HZ). */
+Test(dp, service_change_without_meta_seen_within_lifetime)
+{
+	syn4(1000);
+	cr_assert_eq(be_packets(10), 1);
+	move_svc4_to_backend_11();
+	usleep(150 * 1000);
+	syn4(1001);
+	cr_assert_eq(be_packets(11), 1);
+	cr_assert_eq(be_packets(10), 1);
+}
+
+/* Services of one VIP on several ports each keep their own copy: packets
+ * alternating between them are never served by the other's entry. */
+Test(dp, service_copies_keep_ports_apart)
+{
+	struct aeth_backend b = dp_backend("192.0.2.23", AETH_BE_F_IN_USE, 3);
+	struct aeth_svc_key k = dp_svc_key(VIP4, 8443, 6);
+	struct aeth_svc s = dp_svc(3, 4, TSIZE);
+	uint32_t table[TSIZE], id = 12;
+	int i;
+
+	cr_assert_eq(dp_set_backend(&h, id, &b), 0);
+	dp_table_round_robin(table, TSIZE, &id, 1);
+	cr_assert_eq(dp_set_maglev(&h, 4, table, TSIZE), 0);
+	cr_assert_eq(dp_add_service(&h, &k, &s), 0);
+	for (i = 0; i < 8; i++) {
+		struct pkt_spec p = pkt_spec_tcp4(CLI4, 2000 + i, VIP4,
+						  i & 1 ? 8443 : 6443);
+		struct frame f;
+		struct result r;
+
+		p.tcp_flags = PKT_TCP_SYN;
+		build(&p, &f);
+		run(&f, &r);
+		cr_assert_eq(r.verdict, XDP_TX);
+	}
+	cr_assert_eq(be_packets(10), 4);
+	cr_assert_eq(be_packets(12), 4);
+}

@@ -394,13 +394,16 @@ Test(acl, disabled_list_lets_everyone_in)
 	cr_expect_eq(global_reason(AETH_R_NOT_AUTHORIZED), 0);
 }
 
-/* Flip svc4 between two slots with one aeth_svc update each way. */
+/* Flip svc4 between two slots with one aeth_svc update each way, then
+ * write aeth_meta as the agent does after every write of the tables (the
+ * program's per-CPU copies of service entries are stamped with it). */
 static void acl_flip(uint32_t slot)
 {
 	struct aeth_svc_key k4 = dp_svc_key(VIP4, PORT, IPPROTO_TCP);
 
 	svc4.acl_slot = slot;
 	cr_assert_eq(bpf_map_update_elem(h.svc, &k4, &svc4, BPF_EXIST), 0);
+	cr_assert_eq(dp_bump_generation(&h), 0);
 }
 
 Test(acl, replacement_is_atomic)
@@ -451,7 +454,8 @@ static void *flip_loop(void *arg)
 
 	while (!f->stop) {
 		v.acl_slot = ACL_SLOT + (f->flips & 1);
-		if (bpf_map_update_elem(h.svc, &k4, &v, BPF_EXIST))
+		if (bpf_map_update_elem(h.svc, &k4, &v, BPF_EXIST) ||
+		    dp_bump_generation(&h))
 			f->errors++;
 		f->flips++;
 	}
