@@ -63,22 +63,102 @@ static __always_inline bool guard_source_authorized(const struct aeth_svc *svc,
 
 /* Charge one request to the bucket at *tat. True when it conformed and was
  * charged. Shared by all CPUs, so the GCRA step (aether/ratelimit_rule.h) is
- * applied by compare-and-swap. */
+ * applied by compare-and-swap. On a refusal *seen is the tat that refused. */
 static __always_inline bool guard_gcra_charge(__u64 *tat, __u64 now,
-					      __u64 interval, __u64 tolerance)
+					      __u64 interval, __u64 tolerance,
+					      __u64 *seen)
 {
-	__u64 old;
+	__u64 old = 0;
 	int i;
 
 	for (i = 0; i < GUARD_CAS_TRIES; i++) {
 		old = *(volatile __u64 *)tat;
 		if (!aeth_gcra_conforms(old, now, tolerance))
-			return false;
+			break;
 		if (__sync_val_compare_and_swap(tat, old,
 						aeth_gcra_next_tat(old, now, interval)) == old)
 			return true;
 	}
+	*seen = old;
 	return false;
+}
+
+/* Each CPU remembers the sources it refused last, so a flood from one
+ * source prefix is refused without the aeth_rl_src lookup (a hash of its
+ * 24-byte key and a bucket walk) and without reading the shared entry's
+ * cache line. A refusal is remembered until the time the bucket could
+ * conform again (tat - tolerance, seen at the refusal: no more than one
+ * interval ahead, since an admission leaves tat at most tolerance +
+ * interval ahead); other CPUs' admissions only move tat later, so the
+ * shared bucket refuses at least as long. The memory is kept only once the
+ * shared entry counts its refusals in steps (GUARD_SRC_DROP_EXACT), so a
+ * client meeting its limit still sees every refusal counted, and it holds
+ * the service's parameters: a changed rate or burst is used at once.
+ * Private to the loaded program (never pinned). */
+#define GUARD_REFUSED_SIZE 1024
+
+struct guard_refusal {
+	struct aeth_rl_src_key key;
+	__u64 until_ns;		/* refused while now < until_ns */
+	__u64 interval_ns, tolerance_ns;	/* the service's, when made */
+	__u64 pending;		/* refusals not yet added to the entry */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, GUARD_REFUSED_SIZE);
+	__type(key, __u32);
+	__type(value, struct guard_refusal);
+} lb_rl_refused SEC(".maps");
+
+static __always_inline struct guard_refusal *
+guard_refusal_slot(const struct aeth_rl_src_key *k)
+{
+	const __u32 *w = (const __u32 *)k;
+	__u32 slot = ((w[0] ^ w[1] ^ w[2] ^ w[3] ^ w[4] ^ w[5]) *
+		      0x9e3779b1u) >> 22;	/* 10 bits */
+
+	return bpf_map_lookup_elem(&lb_rl_refused, &slot);
+}
+
+static __always_inline bool guard_refusal_holds(const struct guard_refusal *m,
+						const struct aeth_rl_src_key *k,
+						const struct aeth_svc *svc,
+						__u64 now)
+{
+	const __u32 *x = (const __u32 *)&m->key, *y = (const __u32 *)k;
+
+	return now < m->until_ns && m->interval_ns == svc->src_interval_ns &&
+	       m->tolerance_ns == svc->src_tolerance_ns &&
+	       ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) |
+		(x[3] ^ y[3]) | (x[4] ^ y[4]) | (x[5] ^ y[5])) == 0;
+}
+
+/* A refusal out of the memory: counted in the shared entry in steps of
+ * GUARD_SVC_DROP_STEP, as guard_count_src_drop does past its exact part. */
+static __always_inline void guard_refusal_count(struct guard_refusal *m,
+						const struct aeth_rl_src_key *k)
+{
+	struct aeth_rl_src_state *st;
+
+	if (++m->pending < GUARD_SVC_DROP_STEP)
+		return;
+	m->pending = 0;
+	st = bpf_map_lookup_elem(&aeth_rl_src, k);
+	if (st)
+		__sync_fetch_and_add(&st->dropped, GUARD_SVC_DROP_STEP);
+}
+
+static __always_inline void guard_refusal_note(struct guard_refusal *m,
+					       const struct aeth_rl_src_key *k,
+					       const struct aeth_svc *svc,
+					       __u64 tat)
+{
+	m->key = *k;
+	m->until_ns = tat - svc->src_tolerance_ns;
+	m->interval_ns = svc->src_interval_ns;
+	m->tolerance_ns = svc->src_tolerance_ns;
+	m->pending = 0;
 }
 
 /* Count a per-source refusal in the bucket's shared entry. A flood from one
@@ -111,7 +191,13 @@ static __always_inline bool guard_charge_source(const struct aeth_rl_src_key *ke
 						__u64 now)
 {
 	struct aeth_rl_src_state *st, init = {};
+	struct guard_refusal *m = guard_refusal_slot(key);
+	__u64 tat;
 
+	if (m && guard_refusal_holds(m, key, svc, now)) {
+		guard_refusal_count(m, key);
+		return false;
+	}
 	st = bpf_map_lookup_elem(&aeth_rl_src, key);
 	if (!st) {
 		/* A new bucket holds this connection's charge from birth. */
@@ -125,11 +211,15 @@ static __always_inline bool guard_charge_source(const struct aeth_rl_src_key *ke
 			return true;	/* evicted at once: nothing to hold */
 	}
 	if (guard_gcra_charge(&st->tat_ns, now, svc->src_interval_ns,
-			      svc->src_tolerance_ns)) {
+			      svc->src_tolerance_ns, &tat)) {
 		__sync_fetch_and_add(&st->admitted, 1);
 		return true;
 	}
 	guard_count_src_drop(st, svc->id);
+	/* lost every compare-and-swap (tat conformed): nothing to remember */
+	if (m && !aeth_gcra_conforms(tat, now, svc->src_tolerance_ns) &&
+	    *(volatile __u64 *)&st->dropped >= GUARD_SRC_DROP_EXACT)
+		guard_refusal_note(m, key, svc, tat);
 	return false;
 }
 
@@ -190,6 +280,7 @@ static __always_inline int guard_admit_new_connection(const struct aeth_svc *svc
 	struct aeth_rl_src_key key;
 	bool src_limited = svc->src_interval_ns != 0;
 	__u32 id = svc->id;
+	__u64 tat;
 
 	if (svc->svc_interval_ns) {
 		svc_st = bpf_map_lookup_elem(&aeth_rl_svc, &id);
@@ -209,7 +300,7 @@ static __always_inline int guard_admit_new_connection(const struct aeth_svc *svc
 
 	if (svc_st && !guard_gcra_charge(&svc_st->tat_ns, now_ns,
 					 svc->svc_interval_ns,
-					 svc->svc_tolerance_ns)) {
+					 svc->svc_tolerance_ns, &tat)) {
 		guard_count_svc_drop(svc_st, id);
 		if (src_limited)
 			guard_refund_source(&key, svc);

@@ -625,6 +625,47 @@ Test(limit, refusals_do_not_write_the_shared_entry_each_time)
 		      (unsigned long long)st.dropped);
 }
 
+/* Past the exact count a CPU remembers a refused source (bpf/guard.h
+ * lb_rl_refused) and refuses it without the shared entry, but only until
+ * the bucket could conform again: the source is let in once it has
+ * refilled, as the bucket alone would. */
+Test(limit, remembered_refusal_ends_when_the_bucket_refills)
+{
+	int i;
+
+	cr_assert_eq(dp_pin_cpu(0), 0);
+	per_source(&svc4, 20, 1);	/* one per 50 ms */
+	publish();
+	cr_assert_eq(syn("198.51.100.7", 1000), XDP_TX);
+	for (i = 0; i < 400; i++)
+		cr_assert_eq(syn("198.51.100.7", 1001 + i), XDP_DROP);
+	usleep(70 * 1000);	/* the interval and a tick of the clock */
+	cr_expect_eq(syn("198.51.100.7", 2000), XDP_TX,
+		     "remembered past the refill");
+	cr_expect_eq(syn("198.51.100.7", 2001), XDP_DROP);
+	cr_expect_eq(src_state(SVC4, "198.51.100.7").admitted, 2);
+	/* another source never shared the memory */
+	cr_expect_eq(syn("198.51.100.8", 1000), XDP_TX);
+}
+
+/* A remembered refusal holds the rate it was made under: raising the
+ * burst lets the flooding source in on its next connection. */
+Test(limit, remembered_refusal_follows_a_rate_change)
+{
+	int i;
+
+	cr_assert_eq(dp_pin_cpu(0), 0);
+	per_source(&svc4, 1, 1);
+	publish();
+	cr_assert_eq(syn("198.51.100.7", 1000), XDP_TX);
+	for (i = 0; i < 400; i++)
+		cr_assert_eq(syn("198.51.100.7", 1001 + i), XDP_DROP);
+	per_source(&svc4, 1, 100);
+	publish();
+	cr_expect_eq(syn("198.51.100.7", 2000), XDP_TX,
+		     "the old rate's refusal outlived the change");
+}
+
 Test(limit, source_prefix_groups_sources)
 {
 	uint16_t port = 1000;
