@@ -17,6 +17,7 @@
 #include "stats.h"
 #include "service.h"
 #include "guard.h"
+#include "acl_memory.h"
 #include "conntrack.h"
 #include "maglev.h"
 #include "encap.h"
@@ -287,17 +288,19 @@ static __always_inline int lb_icmp(struct xdp_md *ctx, struct lb_pkt *p,
 	return rc;
 }
 
-/* A packet for a service found by its exact (VIP, port, proto). */
+/* A packet for a service found by its exact (VIP, port, proto) or its
+ * wildcard; neg holds the stamp of the per-CPU memories. */
 static __always_inline int lb_service_found(struct xdp_md *ctx,
 					    struct lb_pkt *p,
 					    const struct aeth_node *node,
+					    const struct svc_neg_ref *neg,
 					    struct aeth_svc *svc)
 {
 	struct aeth_backend *be;
 	__u32 be_id = 0;
 	int drop;
 
-	if (!guard_source_authorized(svc, &p->flow))
+	if (!acl_mem_authorized(neg, svc, &p->flow))
 		return stats_drop(AETH_R_NOT_AUTHORIZED, svc->id);
 	be = lb_backend(p, node, svc, &be_id, &drop);
 	if (!be)
@@ -334,7 +337,7 @@ static __always_inline int lb_service(struct xdp_md *ctx, struct lb_pkt *p,
 					 p->flow.proto);
 		return stats_drop(AETH_R_UNCONFIGURED_PORT, STATS_NO_SVC);
 	}
-	return lb_service_found(ctx, p, node, svc);
+	return lb_service_found(ctx, p, node, neg, svc);
 }
 
 static __always_inline int lb_decap(struct xdp_md *ctx, struct lb_pkt *p)
@@ -428,7 +431,8 @@ int aether_lb(struct xdp_md *ctx)
 					    p.flow.family, p.flow.dport,
 					    p.flow.proto);
 			if (svc)
-				return lb_service_found(ctx, &p, node, svc);
+				return lb_service_found(ctx, &p, node, &neg,
+							svc);
 			/* a VIP known to have no wildcard service: no
 			 * other lookup can find one */
 			if (svc_neg_no_wildcard(&neg, p.flow.proto)) {

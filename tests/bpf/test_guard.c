@@ -439,6 +439,51 @@ Test(acl, replacement_is_atomic)
 	expect_out("192.0.2.200");
 }
 
+/* Each CPU remembers verdicts per (list slot, source) (bpf/acl_memory.h).
+ * A slot refilled with another list after the service left it is a new
+ * list: the memory of the old one must not answer for it. */
+Test(acl, refilled_slot_is_judged_by_its_new_list)
+{
+	static const char *const a[] = { "198.51.100.0/24" };
+	static const char *const b[] = { "203.0.113.0/24" };
+	static const char *const c[] = { "192.0.2.0/24" };
+
+	close(acl_fill(ACL_SLOT, a, N(a)));
+	acl_enable(ACL_SLOT);
+	expect_in("198.51.100.7");
+	expect_out("192.0.2.7");
+	close(acl_fill(ACL_SLOT + 1, b, N(b)));
+	acl_flip(ACL_SLOT + 1);
+	close(acl_fill(ACL_SLOT, c, N(c)));	/* the agent's next apply */
+	acl_flip(ACL_SLOT);
+	expect_out("198.51.100.7");
+	expect_in("192.0.2.7");
+}
+
+/* Sources outside the list whose memory slot is an inside source's are
+ * refused right after it was admitted: thousands of them, so every slot
+ * of the memory is met. */
+Test(acl, remembered_verdict_is_the_sources_own)
+{
+	static const char *const list[] = { "198.51.100.7/32" };
+	char src[32];
+	int i, leaked = 0, refused = 0;
+
+	cr_assert_eq(dp_pin_cpu(0), 0);
+	close(acl_fill(ACL_SLOT, list, N(list)));
+	acl_enable(ACL_SLOT);
+	for (i = 0; i < 8192; i++) {
+		snprintf(src, sizeof(src), "10.%d.%d.%d", i >> 16,
+			 (i >> 8) & 0xff, i & 0xff);
+		if (syn("198.51.100.7", 1000 + (i & 0x3fff)) != XDP_TX)
+			refused++;
+		if (syn(src, 1000) != XDP_DROP)
+			leaked++;
+	}
+	cr_expect_eq(refused, 0);
+	cr_expect_eq(leaked, 0);
+}
+
 struct flipper {
 	volatile bool stop;
 	unsigned long flips;

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* Each CPU's memory of authorized-network verdicts: the last verdict for a
+ * source under a service's list, so the packets of an established
+ * connection (and a flood from one source) do not walk the list for each
+ * packet. Stamped like the service copies (bpf/service.h): good while
+ * aeth_meta holds the stamp it was made under, SVC_NEG_TTL jiffies at
+ * most. A list is keyed by its ACL slot, and the agent fills a slot only
+ * while no service entry names it, then writes aeth_meta after the flip:
+ * a slot's contents never change under one stamp. Both verdicts are kept:
+ * a refusal is as much the list's answer as an admission. Private to the
+ * loaded program (never pinned). */
+#ifndef AETHER_BPF_ACL_MEMORY_H
+#define AETHER_BPF_ACL_MEMORY_H
+
+#include <stdbool.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "aether/abi.h"
+#include "guard.h"
+#include "service.h"
+
+#define ACL_MEM_SIZE 1024
+
+struct acl_memory {
+	union aeth_addr src;
+	__u32 acl_slot;
+	__u8 family;
+	__u8 allowed;
+	__u16 pad;
+	__u64 generation, applied, expires;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, ACL_MEM_SIZE);
+	__type(key, __u32);
+	__type(value, struct acl_memory);
+} lb_acl_mem SEC(".maps");
+
+static __always_inline bool acl_mem_matches(const struct acl_memory *m,
+					    const struct svc_neg_ref *r,
+					    __u32 acl_slot,
+					    const struct aeth_flow *flow)
+{
+	const union aeth_addr *a = &m->src, *b = &flow->src;
+
+	return m->generation == r->gen && m->applied == r->applied &&
+	       r->now < m->expires && m->acl_slot == acl_slot &&
+	       m->family == flow->family &&
+	       ((a->v6[0] ^ b->v6[0]) | (a->v6[1] ^ b->v6[1]) |
+		(a->v6[2] ^ b->v6[2]) | (a->v6[3] ^ b->v6[3])) == 0;
+}
+
+/* guard_source_authorized through this CPU's memory; r holds the stamp. */
+static __always_inline bool acl_mem_authorized(const struct svc_neg_ref *r,
+					       const struct aeth_svc *svc,
+					       const struct aeth_flow *flow)
+{
+	const __u32 *w = flow->src.v6;
+	struct acl_memory *m;
+	__u32 slot;
+	bool ok;
+
+	if (!(svc->flags & AETH_SVC_F_ACL))
+		return true;
+	slot = ((w[0] ^ w[1] ^ w[2] ^ w[3] ^ svc->acl_slot) * 0x9e3779b1u) >>
+	       22;	/* 10 bits: ACL_MEM_SIZE */
+	m = bpf_map_lookup_elem(&lb_acl_mem, &slot);
+	if (m && acl_mem_matches(m, r, svc->acl_slot, flow))
+		return m->allowed;
+	ok = guard_source_authorized(svc, flow);
+	if (m) {
+		m->src = flow->src;
+		m->acl_slot = svc->acl_slot;
+		m->family = flow->family;
+		m->allowed = ok;
+		m->generation = r->gen;
+		m->applied = r->applied;
+		m->expires = r->now + SVC_NEG_TTL;
+	}
+	return ok;
+}
+
+#endif /* AETHER_BPF_ACL_MEMORY_H */
