@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Live-traffic throughput benchmark (not part of the tests): our XDP program
 # against nftables and iptables on the same veth topology, same run. Prints
-# the table and writes bench/results/throughput-<date>.json and a PNG plot.
+# the tables (median and best of the rounds, ratios, targets, drift from the
+# first round to the last, the state each turn started and ended with) and
+# writes bench/results/throughput-<date>.json and a PNG plot. Every
+# implementation gets a new topology, and so fresh state, every round.
 #   bench/throughput.sh           ROUNDS (3), DUR (4 s per case) and
 #                                 BUILD_DIR (build) from the environment
 set -euo pipefail
@@ -24,9 +27,10 @@ commit=${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 stamp=$(date -u +%Y%m%d-%H%M%S)
 raw=$(mktemp /tmp/aeth-tp-raw.XXXXXX)
 trap 'rm -f "$raw" "$raw.dat"' EXIT
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 BUILD=$build bench/throughput/run.sh >"$raw"
 out=bench/results/throughput-$stamp.json
-python3 bench/throughput/report.py "$raw" "$out" "$raw.dat" "$commit"
+python3 bench/throughput/report.py "$raw" "$out" "$raw.dat" "$commit" "$load0"
 if command -v gnuplot >/dev/null; then
 	gnuplot -e "dat='$raw.dat'; out='bench/results/throughput-$stamp.png'" \
 		bench/throughput/plot.gp

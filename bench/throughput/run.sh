@@ -11,10 +11,21 @@
 # packet (XDP, or GRO + netfilter + forwarding) runs in that one thread. We
 # count, at the node, the packets it dropped or forwarded per second.
 #
+# Fresh state: every implementation's turn in every round gets a new
+# topology (all three namespaces and their veths made again), so nothing a
+# turn leaves behind is there for the next: conntrack entries, nft sets,
+# hashlimit tables, ipsets, iptables tables that stay registered once made,
+# neighbour and route state. Ours gets new maps too (--detach unpins them,
+# the next agent creates them). Each turn records the state it started and
+# ended with (conntrack entries, nft set elements, hashlimit entries, our
+# connection table and limiter entries and map ids); the report checks
+# that every turn started empty.
+#
 # Environment: BUILD (build directory, required), ROUNDS (3), DUR (4 s
 # measured per case), WARM (1 s), IMPLS ("floor ours nft ipt": which to
 # run), NAPI_PRIO (50: SCHED_FIFO priority of the node's NAPI threads),
-# DEBUG (set: print our counters after our cases).
+# DEBUG (set: print our counters after our cases), SETTLE (1 s: pause
+# after the topology is made, for the old namespaces' teardown to finish).
 set -euo pipefail
 
 BUILD=${BUILD:?}
@@ -137,10 +148,23 @@ topo_up() {
 	napi_threaded "$NL" "$L0"
 	# the backends' sink: counts what reaches them, on the generator's CPU
 	bg_start nsenter --net=/run/netns/"$NB" "$TPUT" sink --dev "$B0" --pin "$SINK_B" >/dev/null
+	SINK_B_PID=${pids[-1]}
 	for _ in $(seq 50); do [ -e "$SINK_B" ] && break; sleep 0.1; done
 	[ -e "$SINK_B" ] || { log "backend sink did not start"; return 1; }
 	napi_threaded "$NB" "$B0"
 	napi_pin "$B0" 0
+	sleep "${SETTLE:-1}"
+}
+
+# Everything topo_up made, gone: the next turn starts from nothing.
+topo_down() {
+	local n
+	bg_stop "$SINK_B_PID"
+	for n in "$NG" "$NL" "$NB"; do
+		ip netns del "$n"
+	done
+	rm -f "$SINK_B" "$SINK_L"
+	[ ! -e "$PIN" ] || { log "$PIN left behind"; return 1; }
 }
 
 # The allow-list: every /32 of 192.0.2.0/24 and 198.51.100.0/24 and the
@@ -152,6 +176,8 @@ acl_prefixes() {
 	for i in $(seq 0 16 112); do echo "203.0.113.$i/28"; done
 }
 
+# Ours on both of the node's interfaces: the program redirects only to an
+# interface it is attached to (l1, towards the backends).
 agent_doc() {
 	local cidrs bes
 	cidrs=$(acl_prefixes | sed 's/.*/"&"/' | paste -sd, -)
@@ -160,7 +186,7 @@ agent_doc() {
 	cat <<-EOF
 	{
 	  "version": 1,
-	  "node": { "interfaces": ["$L0"], "xdp_mode": "native",
+	  "node": { "interfaces": ["$L0", "$L1"], "xdp_mode": "native",
 	            "addresses": { "ipv4": "192.0.2.1" }, "mtu": 1500 },
 	  "maglev": { "seed": "5f3c0a1e9b7d2c44a1b2c3d4e5f60718",
 	              "table_size": 16381 },
@@ -228,11 +254,6 @@ ipt_up() {
 		--hashlimit-name aethtp -j DROP
 }
 
-ipt_down() {
-	ip netns exec "$NL" $IPT -t raw -F PREROUTING
-	ip netns exec "$NL" ipset destroy aethtp-allow
-}
-
 # Counter readers: print "<monotonic ns> <packets>".
 count_ours() { "$TPUT" count "$PIN/aeth_global:$1"; }
 count_sink() { "$TPUT" count "$1"; }
@@ -254,6 +275,37 @@ count_ipt() {
 
 results=()
 
+# state WHEN: one record of the LB node's state for this turn (WHEN: start,
+# after the rules or the agent are in place and before any traffic; end,
+# after the last case). null where the implementation has no such state.
+state() {
+	local when=$1 ct rl4=null hl=null oct=null orl=null ids=null e ict irl
+	ct=$(nsx "$NL" cat /proc/sys/net/netfilter/nf_conntrack_count 2>/dev/null) ||
+		ct=null
+	case $IMPL in
+	nftables)
+		rl4=$(nsx "$NL" nft -j list set netdev aeth_tp rl4 | python3 -c '
+import json, sys
+for o in json.load(sys.stdin)["nftables"]:
+    if "set" in o:
+        print(len(o["set"].get("elem", [])))')
+		;;
+	iptables)
+		hl=$(nsx "$NL" cat /proc/net/ipt_hashlimit/aethtp | wc -l)
+		;;
+	ours)
+		# "<map id> <entries>" of the connection table and the limiter
+		e=$("$TPUT" entries "$PIN/aeth_ct")
+		read -r ict oct <<<"$e"
+		e=$("$TPUT" entries "$PIN/aeth_rl_src")
+		read -r irl orl <<<"$e"
+		ids="{\"ct\": $ict, \"rl_src\": $irl}"
+		;;
+	esac
+	results+=("{\"state\": \"$when\", \"impl\": \"$IMPL\", \"round\": $ROUND, \"conntrack\": $ct, \"nft_rl4\": $rl4, \"hashlimit\": $hl, \"ours_ct\": $oct, \"ours_rl_src\": $orl, \"ours_map_ids\": $ids}")
+	log "${results[-1]}"
+}
+
 # measure CASE IMPL COUNTER... -- GEN_ARGS...
 measure() {
 	local case=$1 impl=$2 counter=() gen=() gpid c0 c1 n0 n1 out
@@ -273,15 +325,17 @@ measure() {
 	c1=$("${counter[@]}")
 	wait "$gpid" || { log "generator failed"; return 1; }
 	bg_stop "$gpid"
-	out=$(python3 - "$case" "$impl" "$c0" "$c1" "$TMP/gen.json" <<-'EOF'
+	out=$(python3 - "$case" "$impl" "$c0" "$c1" "$TMP/gen.json" "$ROUND" <<-'EOF'
 	import json, sys
-	case, impl, c0, c1, genf = sys.argv[1:]
+	case, impl, c0, c1, genf, rnd = sys.argv[1:]
 	t0, p0 = map(int, c0.split()); t1, p1 = map(int, c1.split())
 	secs = (t1 - t0) / 1e9
 	gen = json.load(open(genf))
 	pkts = p1 - p0
-	print(json.dumps({"case": case, "impl": impl, "pps": round(pkts / secs),
-	                  "offered_pps": round(gen["pps"])}))
+	load = float(open("/proc/loadavg").read().split()[0])
+	print(json.dumps({"case": case, "impl": impl, "round": int(rnd),
+	                  "pps": round(pkts / secs),
+	                  "offered_pps": round(gen["pps"]), "loadavg_1min": load}))
 	EOF
 	)
 	log "$out"
@@ -291,7 +345,30 @@ measure() {
 # The three kinds of traffic.
 GEN_GUARD=(--dst "$VIP_GUARD" --dport 6443 --syn --src 203.0.113.128 --sources 64 --ports 1000)
 GEN_RL=(--dst "$VIP_RL" --dport 6443 --syn --src 198.51.100.128 --sources 16 --ports 60000)
+FWD_FLOWS=1024		# 64 sources x 16 ports
 GEN_FWD=(--dst "$VIP_FWD" --dport 6443 --src 198.51.100.128 --sources 64 --ports 16)
+
+# Ours: one SYN for every flow of the forwarding case first, as each
+# connection starts. A TCP packet that is not a SYN and has no entry is
+# forwarded by Maglev but not recorded, so ACKs alone would never make the
+# flows established in our table (conntrack takes them up from the first
+# ACK). A pass of FWD_FLOWS SYNs covers every flow once; frames the veth
+# ring drops are sent again by the next pass, until every flow is recorded.
+prime_ours() {
+	local e id n0 n1 pass
+	e=$("$TPUT" entries "$PIN/aeth_ct")
+	read -r id n0 <<<"$e"
+	for pass in 1 2 3 4 5; do
+		nsx "$NG" "$TPUT" gen --dev "$G0" --dst-mac "$L0_MAC" \
+			--count "$FWD_FLOWS" --batch 16 "${GEN_FWD[@]}" --syn >/dev/null
+		sleep 0.2
+		e=$("$TPUT" entries "$PIN/aeth_ct")
+		read -r id n1 <<<"$e"
+		[ $((n1 - n0)) -lt "$FWD_FLOWS" ] || return 0
+	done
+	log "ours: $((n1 - n0)) of $FWD_FLOWS flows recorded after $pass passes"
+	return 1
+}
 
 run_floor() {
 	local sp
@@ -299,12 +376,15 @@ run_floor() {
 	sp=${pids[-1]}
 	for _ in $(seq 50); do [ -e "$SINK_L" ] && break; sleep 0.1; done
 	sleep 0.3
+	state start
 	measure xdp_drop floor count_sink "$SINK_L" -- "${GEN_GUARD[@]}"
+	state end
 	bg_stop "$sp"
 }
 
 run_ours() {
 	local ap g
+	[ ! -e "$PIN" ] || { log "$PIN exists before the agent starts"; return 1; }
 	agent_doc >"$TMP/agent.json"
 	bg_start nsenter --net=/run/netns/"$NL" "$AGENT" --config "$TMP/agent.json" --pin-dir "$PIN" \
 		--socket "$SOCK" --metrics-addr none --log-level warn \
@@ -319,9 +399,12 @@ run_ours() {
 	done
 	[ "${g:-0}" -ge 1 ] || { log "agent not ready"; cat "$TMP/agent.log" >&2; return 1; }
 	sleep 0.3
+	state start
 	measure guard ours count_ours reason:not_authorized -- "${GEN_GUARD[@]}"
 	measure ratelimit ours count_ours reason:rate_limited -- "${GEN_RL[@]}"
+	prime_ours
 	measure forward ours count_ours event:redirect -- "${GEN_FWD[@]}"
+	state end
 	[ -z "${DEBUG:-}" ] || "$CTL" --pin-dir "$PIN" stats >&2
 	bg_stop "$ap"
 	nsx "$NL" "$AGENT" --detach --pin-dir "$PIN" --log-level warn ||
@@ -332,29 +415,34 @@ run_nft() {
 	nft_rules >"$TMP/rules.nft"
 	ip netns exec "$NL" nft -f "$TMP/rules.nft"
 	sleep 0.3
+	state start
 	measure guard nftables count_nft guard netdev aeth_tp -- "${GEN_GUARD[@]}"
 	measure ratelimit nftables count_nft rl netdev aeth_tp -- "${GEN_RL[@]}"
 	measure forward nftables count_nft forwarded ip aeth_tp_nat -- "${GEN_FWD[@]}"
-	ip netns exec "$NL" nft flush ruleset
+	state end
 }
 
 run_ipt() {
 	ipt_up
 	sleep 0.3
+	state start
 	measure guard iptables count_ipt "$VIP_GUARD" -- "${GEN_GUARD[@]}"
 	measure ratelimit iptables count_ipt "$VIP_RL" -- "${GEN_RL[@]}"
-	ipt_down
+	state end
 }
 
 for t in "$TPUT" "$AGENT" "$CTL"; do
 	[ -x "$t" ] || { log "missing $t (build first)"; exit 1; }
 done
 command -v $IPT >/dev/null || { log "missing $IPT"; exit 1; }
-topo_up
-for r in $(seq "$ROUNDS"); do
-	log "round $r of $ROUNDS"
+declare -A IMPL_NAME=([floor]=floor [ours]=ours [nft]=nftables [ipt]=iptables)
+for ROUND in $(seq "$ROUNDS"); do
+	log "round $ROUND of $ROUNDS"
 	for impl in ${IMPLS:-floor ours nft ipt}; do
+		IMPL=${IMPL_NAME[$impl]}
+		topo_up
 		"run_$impl"
+		topo_down
 	done
 done
 printf '%s\n' "${results[@]}" | python3 -c '

@@ -1,8 +1,11 @@
 /* Throughput benchmark tool: a traffic generator (XDP live frames), a
  * counting sink for a veth, and a reader of per-CPU counters.
  *   tput gen --dev IF --dst-mac MAC --src IP --dst IP --dport P [options]
+ *                                       (--count N: N frames, then exit)
  *   tput sink --dev IF --pin PATH       (until SIGINT/SIGTERM)
  *   tput count PATH[:WORD] ...          (prints monotonic ns, then sums)
+ *   tput entries PATH                   (prints the map's id and its
+ *                                        number of keys)
  * WORD indexes the u64 words of value 0 of a per-CPU array; for aeth_global
  * it may be reason:NAME or event:NAME. */
 #include <arpa/inet.h>
@@ -110,6 +113,7 @@ struct gen_opts {
 	bool syn;
 	double seconds;
 	uint32_t batch;
+	uint32_t count;		/* 0: for `seconds` */
 };
 
 /* Ethernet + IPv4 + TCP (SYN or ACK) or UDP, padded to FRAME_LEN. */
@@ -183,6 +187,7 @@ static int cmd_gen(int argc, char **argv)
 		{ "syn", no_argument, NULL, 'S' },
 		{ "seconds", required_argument, NULL, 't' },
 		{ "batch", required_argument, NULL, 'b' },
+		{ "count", required_argument, NULL, 'c' },
 		{ 0 },
 	};
 	struct gen_opts o = { .sources = 1, .ports = 1, .sport = 10000,
@@ -221,6 +226,7 @@ static int cmd_gen(int argc, char **argv)
 		case 'S': o.syn = true; break;
 		case 't': o.seconds = strtod(optarg, NULL); break;
 		case 'b': o.batch = strtoul(optarg, NULL, 0); break;
+		case 'c': o.count = strtoul(optarg, NULL, 0); break;
 		default: goto usage;
 		}
 	}
@@ -251,6 +257,8 @@ static int cmd_gen(int argc, char **argv)
 	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
+	if (o.count)
+		repeat = o.count;
 	t0 = now_s();
 	do {
 		LIBBPF_OPTS(bpf_test_run_opts, ro, .data_in = frame,
@@ -267,7 +275,7 @@ static int cmd_gen(int argc, char **argv)
 		}
 		sent += repeat;
 		t = now_s() - t0;
-	} while (!stop && t < o.seconds);
+	} while (!stop && !o.count && t < o.seconds);
 	t = now_s() - t0;
 	printf("{\"sent\": %llu, \"seconds\": %.3f, \"pps\": %.0f}\n",
 	       (unsigned long long)sent, t, sent / t);
@@ -276,7 +284,7 @@ static int cmd_gen(int argc, char **argv)
 usage:
 	fprintf(stderr, "usage: tput gen --dev IF --dst-mac MAC --dst IP "
 		"--dport P [--src IP --sources N] [--sport P --ports N]\n"
-		"                [--proto tcp|udp] [--syn] [--seconds S] "
+		"                [--proto tcp|udp] [--syn] [--seconds S | --count N] "
 		"[--batch N]\n");
 	return 2;
 }
@@ -451,6 +459,57 @@ static int cmd_count(int argc, char **argv)
 	return 0;
 }
 
+/* The id of the map pinned at argv[1] and how many keys it holds now (a
+ * walk with get_next_key: the benchmark checks that a turn starts with
+ * empty, new maps). */
+static int cmd_entries(int argc, char **argv)
+{
+	struct bpf_map_info info;
+	__u32 len = sizeof(info);
+	unsigned long long n = 0;
+	void *key, *next;
+	int fd, err = 0;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: tput entries PATH\n");
+		return 2;
+	}
+	fd = bpf_obj_get(argv[1]);
+	memset(&info, 0, sizeof(info));
+	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len)) {
+		fprintf(stderr, "tput entries: %s: %s\n", argv[1],
+			strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return 1;
+	}
+	key = calloc(1, info.key_size);
+	next = calloc(1, info.key_size);
+	if (!key || !next) {
+		err = -ENOMEM;
+		goto out;
+	}
+	if (!bpf_map_get_next_key(fd, NULL, next)) {
+		do {
+			n++;
+			memcpy(key, next, info.key_size);
+		} while (!bpf_map_get_next_key(fd, key, next));
+	}
+	if (errno != ENOENT)
+		err = -errno;
+out:
+	free(key);
+	free(next);
+	close(fd);
+	if (err) {
+		fprintf(stderr, "tput entries: %s: %s\n", argv[1],
+			strerror(-err));
+		return 1;
+	}
+	printf("%u %llu\n", info.id, n);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	libbpf_set_print(libbpf_quiet);
@@ -460,6 +519,8 @@ int main(int argc, char **argv)
 		return cmd_sink(argc - 1, argv + 1);
 	if (argc >= 2 && !strcmp(argv[1], "count"))
 		return cmd_count(argc - 1, argv + 1);
-	fprintf(stderr, "usage: tput gen|sink|count ... (see the source)\n");
+	if (argc >= 2 && !strcmp(argv[1], "entries"))
+		return cmd_entries(argc - 1, argv + 1);
+	fprintf(stderr, "usage: tput gen|sink|count|entries ... (see the source)\n");
 	return 2;
 }
