@@ -53,7 +53,7 @@
 	  "agent", "slot -> authorized networks (LPM trie)")                  \
 	X(acl_rng, BPF_MAP_TYPE_ARRAY, __u32, __u64, AETH_ACL_RNG_CAP,       \
 	  BPF_F_MMAPABLE, "agent",                                            \
-	  "IPv4 intervals of the compiled lists (first << 32 | last)")        \
+	  "IPv4 intervals of the compiled lists: first << 32 + last")        \
 	X(acl_rngidx, BPF_MAP_TYPE_ARRAY, __u32, struct aeth_acl_rng_at,     \
 	  AETH_MAX_SLOTS, BPF_F_MMAPABLE, "agent",                            \
 	  "slot -> its compiled IPv4 intervals in aeth_acl_rng")              \
