@@ -200,7 +200,7 @@ static int map_acl_rng(struct aeth_agent *a)
 	}
 	a->acl_rng = r;
 	a->acl_rngidx = i;
-	log_debug("compiled IPv4 lists: %s holds %u intervals (%zu KiB), "
+	log_info("compiled IPv4 lists: %s holds %u intervals (%zu KiB), "
 		  "%s %u slots (%zu KiB)", AETH_MAP_ACL_RNG, AETH_ACL_RNG_CAP,
 		  RNG_BYTES >> 10, AETH_MAP_ACL_RNGIDX, AETH_MAX_SLOTS,
 		  RNGIDX_BYTES >> 10);
