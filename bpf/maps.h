@@ -114,6 +114,33 @@ struct {
 	__array(values, struct aeth_acl_inner);
 } aeth_acl SEC(".maps");
 
+/* The IPv4 part of every list in aeth_acl, compiled by the agent into
+ * sorted, disjoint intervals of addresses the list admits, (first << 32 |
+ * last) in host order: a global array, so each step of the binary search
+ * (bpf/guard.h) is an inlined load, not the trie walk. Agent writes
+ * (through mmap, one region per slot, before the service entry names the
+ * slot). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, AETH_ACL_RNG_CAP);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aeth_acl_rng SEC(".maps");
+
+/* Slot (svc.acl_slot) -> where its intervals lie in aeth_acl_rng; no
+ * AETH_ACL_RNG_F_COMPILED: look the trie up. Agent writes, with the trie
+ * of the slot. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, AETH_MAX_SLOTS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct aeth_acl_rng_at);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aeth_acl_rngidx SEC(".maps");
+
 /* Connection table: flow -> backend. Data path writes; the agent sizes it
  * (conntrack.max_entries) and may delete entries.
  * One LRU list shared by the CPUs (no BPF_F_NO_COMMON_LRU): measured on 2

@@ -94,6 +94,11 @@ struct aeth_agent {
 		int fd;		/* > 2 when held */
 	} links[AETH_MAX_INTERFACES];
 	int inner_mmap;		/* Maglev inner maps mmapable: 0 unknown, 1, -1 */
+	/* aeth_acl_rng and aeth_acl_rngidx mapped (apply_inner.c), or NULL
+	 * before the first list is compiled */
+	uint64_t *acl_rng;
+	struct aeth_acl_rng_at *acl_rngidx;
+	bool acl_rng_full_logged;	/* "no room" said once */
 	int lock_fd;		/* flock on the pin dir (> 2 when held) */
 };
 

@@ -49,4 +49,8 @@ int aeth_meta_write(struct aeth_agent *a);
  * -ENOSPC, as a full map would. */
 extern unsigned int aeth_apply_fail_at;
 
+/* Intervals of aeth_acl_rng the agent may use (AETH_ACL_RNG_CAP); tests of
+ * a full array lower it. */
+extern uint32_t aeth_apply_acl_rng_cap;
+
 #endif /* AETHER_APPLY_H */

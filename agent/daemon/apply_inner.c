@@ -1,5 +1,5 @@
 /* Write phase of an apply: the inner maps (Maglev tables, authorized-network
- * tries) built for the slots the plan chose. Reads the planned service
+ * tries and their compiled IPv4 form) built for the slots the plan chose. Reads the planned service
  * state (its eligible backends, CIDRs, table size and slots) and a->state;
  * creates maps, writes no outer map (apply_write.c puts them in place). */
 #include <errno.h>
@@ -12,6 +12,8 @@
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
 
+#include "acl_compile.h"
+#include "apply.h"
 #include "apply_internal.h"
 #include "log.h"
 
@@ -169,4 +171,116 @@ out:
 	if (fd >= 0)
 		close(fd);
 	return err;
+}
+
+uint32_t aeth_apply_acl_rng_cap = AETH_ACL_RNG_CAP;
+
+#define RNG_BYTES ((size_t)AETH_ACL_RNG_CAP * sizeof(uint64_t))
+#define RNGIDX_BYTES ((size_t)AETH_MAX_SLOTS * sizeof(struct aeth_acl_rng_at))
+
+/* Both maps are BPF_F_MMAPABLE: a list's intervals go in with one memcpy,
+ * and the index is read in place to place them. */
+static int map_acl_rng(struct aeth_agent *a)
+{
+	void *r, *i;
+
+	if (a->acl_rng)
+		return 0;
+	r = mmap(NULL, RNG_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED,
+		 a->fds.acl_rng, 0);
+	if (r == MAP_FAILED)
+		return -errno;
+	i = mmap(NULL, RNGIDX_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED,
+		 a->fds.acl_rngidx, 0);
+	if (i == MAP_FAILED) {
+		int err = -errno;
+
+		munmap(r, RNG_BYTES);
+		return err;
+	}
+	a->acl_rng = r;
+	a->acl_rngidx = i;
+	log_info("compiled IPv4 lists: %s holds %u intervals (%zu KiB), "
+		  "%s %u slots (%zu KiB)", AETH_MAP_ACL_RNG, AETH_ACL_RNG_CAP,
+		  RNG_BYTES >> 10, AETH_MAP_ACL_RNGIDX, AETH_MAX_SLOTS,
+		  RNGIDX_BYTES >> 10);
+	return 0;
+}
+
+void apply_unmap_acl_rng(struct aeth_agent *a)
+{
+	if (!a->acl_rng)
+		return;
+	munmap(a->acl_rng, RNG_BYTES);
+	munmap(a->acl_rngidx, RNGIDX_BYTES);
+	a->acl_rng = NULL;
+	a->acl_rngidx = NULL;
+}
+
+/* n's list compiled (acl_compile.c), from the entries its trie holds. */
+static int compile_list(const struct aeth_applied_svc *n, uint64_t **r,
+			size_t *nr)
+{
+	struct aeth_acl_entry *e;
+	int err;
+
+	e = calloc(n->n_cidrs ? n->n_cidrs : 1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	for (size_t i = 0; i < n->n_cidrs; i++) {
+		apply_trie_key(&n->cidrs[i], &e[i].key);
+		e[i].family = n->cidrs[i].ip.family;
+	}
+	err = aeth_acl_compile_v4(e, n->n_cidrs, r, nr);
+	free(e);
+	return err;
+}
+
+int apply_build_acl_rng(struct tx *tx, struct aeth_agent *a,
+			const struct aeth_applied_svc *n)
+{
+	struct aeth_acl_rng_at at = { .flags = AETH_ACL_RNG_F_COMPILED };
+	uint32_t slot = n->value.acl_slot;
+	uint64_t *r;
+	size_t nr;
+	int err;
+
+	err = map_acl_rng(a);
+	if (!err)
+		err = compile_list(n, &r, &nr);
+	if (err)
+		return err;
+	at.count = (uint32_t)nr;
+	err = aeth_acl_rng_place(a->acl_rngidx, AETH_MAX_SLOTS, slot, at.count,
+				 aeth_apply_acl_rng_cap, &at.offset);
+	if (err == -ENOSPC) {
+		/* still right: the data path looks the trie up */
+		if (!a->acl_rng_full_logged)
+			log_warn("%s is full (%u intervals): %s keeps its "
+				 "authorized networks in the trie only",
+				 AETH_MAP_ACL_RNG, aeth_apply_acl_rng_cap,
+				 n->info.name);
+		a->acl_rng_full_logged = true;
+		memset(&at, 0, sizeof(at));
+		err = 0;
+	} else if (!err && nr) {
+		memcpy(a->acl_rng + at.offset, r, nr * sizeof(*r));
+		/* the intervals before the index entry that names them */
+		__atomic_thread_fence(__ATOMIC_RELEASE);
+	}
+	free(r);
+	if (err)
+		return err;
+	return tx_write(tx, a->fds.acl_rngidx, &slot, sizeof(slot), &at,
+			sizeof(at));
+}
+
+void apply_drop_acl_rng(struct aeth_agent *a, const uint32_t *slots,
+			size_t n)
+{
+	struct aeth_acl_rng_at none = { 0 };
+
+	for (size_t i = 0; i < n; i++)
+		bpf_map_update_elem(a->fds.acl_rngidx, &slots[i], &none,
+				    BPF_ANY);
 }

@@ -136,6 +136,16 @@ int apply_build_maglev(struct tx *tx, struct aeth_agent *a,
 		       const uint8_t seed[16]);
 int apply_build_acl(struct tx *tx, struct slot_batch *batch,
 		    const struct aeth_applied_svc *n);
+/* The compiled IPv4 form of n's list (aeth_acl_rng) and its index entry
+ * for n's ACL slot, written through tx: the slot is not in use yet. With
+ * no room in the array the slot gets no compiled form (the trie answers). */
+int apply_build_acl_rng(struct tx *tx, struct aeth_agent *a,
+			const struct aeth_applied_svc *n);
+/* Forget the compiled form of emptied ACL slots: their regions are free. */
+void apply_drop_acl_rng(struct aeth_agent *a, const uint32_t *slots,
+			size_t n);
+/* Unmap what apply_build_acl_rng mapped. */
+void apply_unmap_acl_rng(struct aeth_agent *a);
 
 /* ---- state (apply.c) --------------------------------------------------- */
 

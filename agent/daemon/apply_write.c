@@ -163,6 +163,8 @@ static int build_inner(struct tx *tx, struct aeth_agent *a,
 		}
 		if (sp->rebuild_acl) {
 			err = apply_build_acl(tx, aclb, n);
+			if (!err)
+				err = apply_build_acl_rng(tx, a, n);
 			if (err)
 				return tx_fail(tx, err, "services[%zu] (%s): "
 					       "building the authorized "
@@ -383,6 +385,7 @@ void apply_free_retired(struct aeth_agent *a, const struct aeth_state *ns)
 		if (!slot_in_use(ns, old->retired_acl[i], true))
 			old->retired_acl[n++] = old->retired_acl[i];
 	delete_slots(a->fds.acl, old->retired_acl, n);
+	apply_drop_acl_rng(a, old->retired_acl, n);
 }
 
 /* The slots of service id that ns no longer names, into mg and acl.

@@ -22,6 +22,7 @@
 #include "aether/names.h"
 #include "aether_lb.skel.h"
 #include "apply.h"
+#include "apply_internal.h"
 #include "file_util.h"
 #include "loader.h"
 #include "log.h"
@@ -297,6 +298,7 @@ void aeth_loader_close(struct aeth_agent *a)
 {
 	/* the pins keep the links, and with them the program on the NICs */
 	attach_release_links(a);
+	apply_unmap_acl_rng(a);
 	if (a->skel)
 		aether_lb__destroy(a->skel);
 	a->skel = NULL;

@@ -9,11 +9,15 @@
 #define BENCH_MAX_FRAME 256
 
 /* bench_frame[0]: the input frame, written by the benchmark. */
+#define BENCH_VARY_SCATTER 0x100
+
 struct bench_frame {
 	__u32 len;
 	__u32 vary_off;		/* 0: none; else a 32-bit word made distinct */
 	__u32 vary_base;	/* host order; becomes vary_base + (seq << shift) */
-	__u32 vary_shift;	/* 16 to vary the high half (a source port) */
+	__u32 vary_shift;	/* 16 to vary the high half (a source port);
+				 * BENCH_VARY_SCATTER: vary_base + seq * an odd
+				 * constant, scattered over the word's range */
 	__u8 bytes[BENCH_MAX_FRAME];
 };
 
@@ -63,7 +67,11 @@ int bench_wrap(struct xdp_md *ctx)
 		if (!seq)
 			return XDP_ABORTED;
 		++*seq;
-		word = bpf_htonl(f->vary_base + (*seq << (f->vary_shift & 31)));
+		if (f->vary_shift & BENCH_VARY_SCATTER)	/* spread over 2^32 */
+			word = f->vary_base + *seq * 2654435761u;
+		else
+			word = f->vary_base + (*seq << (f->vary_shift & 31));
+		word = bpf_htonl(word);
 		if (bpf_xdp_store_bytes(ctx, f->vary_off & 0xff, &word, 4))
 			return XDP_ABORTED;
 	}

@@ -25,6 +25,11 @@
 #define AETH_DEFAULT_UDP_TIMEOUT_S 30	/* idle UDP connection entry */
 #define AETH_DEFAULT_ICMP_RATE 1000	/* too-big replies per CPU per second */
 #define AETH_MAX_DECAP_SOURCES 1024	/* decap.sources CIDRs */
+/* aeth_acl_rng: IPv4 intervals of every compiled list, 8 bytes each
+ * (8 MiB). A binary search over a list takes at most AETH_ACL_RNG_STEPS
+ * steps, log2 of the capacity. */
+#define AETH_ACL_RNG_STEPS 20
+#define AETH_ACL_RNG_CAP (1u << AETH_ACL_RNG_STEPS)
 
 /* Two outer slots per service for the Maglev table and the ACL: the agent
  * fills the inactive slot, then flips the service entry to it in one update. */
@@ -47,6 +52,8 @@
 #define AETH_MAP_BACKEND AETH_MAP_NAME(backend)
 #define AETH_MAP_MAGLEV AETH_MAP_NAME(maglev)
 #define AETH_MAP_ACL AETH_MAP_NAME(acl)
+#define AETH_MAP_ACL_RNG AETH_MAP_NAME(acl_rng)
+#define AETH_MAP_ACL_RNGIDX AETH_MAP_NAME(acl_rngidx)
 #define AETH_MAP_CT AETH_MAP_NAME(ct)
 #define AETH_MAP_CT_BUDGET AETH_MAP_NAME(ct_budget)
 #define AETH_MAP_RL_SRC AETH_MAP_NAME(rl_src)
@@ -253,6 +260,21 @@ struct aeth_acl_key {
 	__u8 addr[16];
 };
 
+/* aeth_acl_rngidx[slot]: where the compiled IPv4 form of the list in
+ * aeth_acl[slot] lies in aeth_acl_rng: count intervals from offset, each
+ * (first << 32 | last) in host order, sorted, disjoint and not adjacent.
+ * Without AETH_ACL_RNG_F_COMPILED the slot has no compiled form and IPv4
+ * sources are looked up in the trie; with it and count 0 the list admits no
+ * IPv4 source. */
+struct aeth_acl_rng_at {
+	__u32 offset;
+	__u32 count;
+	__u32 flags;		/* AETH_ACL_RNG_F_* */
+	__u32 pad;
+};
+
+#define AETH_ACL_RNG_F_COMPILED 1u
+
 /* aeth_rl_src: (service, source prefix) -> GCRA state (LRU, shared). */
 struct aeth_rl_src_key {
 	__u32 svc_id;
@@ -307,6 +329,7 @@ _Static_assert(sizeof(struct aeth_ct_entry) == 24, "aeth_ct_entry");
 _Static_assert(sizeof(struct aeth_pcpu) == 24, "aeth_pcpu");
 _Static_assert(sizeof(struct aeth_ct_budget) == 16, "aeth_ct_budget");
 _Static_assert(sizeof(struct aeth_acl_key) == 20, "aeth_acl_key");
+_Static_assert(sizeof(struct aeth_acl_rng_at) == 16, "aeth_acl_rng_at");
 _Static_assert(sizeof(struct aeth_rl_src_key) == 24, "aeth_rl_src_key");
 _Static_assert(sizeof(struct aeth_rl_src_state) == 24, "aeth_rl_src_state");
 _Static_assert(sizeof(struct aeth_rl_svc_state) == 16, "aeth_rl_svc_state");

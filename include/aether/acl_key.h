@@ -56,6 +56,47 @@ AETH_RULE bool aeth_acl_hit_admits(const __u32 *listed_family,
 		 flow->family == AETH_AF_INET);
 }
 
+/* What a trie entry (key, valued listed_family) says about IPv4 sources,
+ * for the agent's compiled form of a list (aeth_acl_rng): false when it
+ * covers none. Otherwise [*first, *last] (host order) are the IPv4 sources
+ * it covers and *admits whether it lets in a source whose longest match it
+ * is; longer key->prefixlen wins. An entry inside ::ffff:0:0/96 covers the
+ * IPv4 prefix it stores; a shorter one covering ::ffff:0:0/96 (an IPv6
+ * prefix such as ::/0) covers every IPv4 source, at a length below any
+ * entry of the first kind. */
+AETH_RULE bool aeth_acl_key_v4_span(const struct aeth_acl_key *key,
+				    __u32 listed_family, __u32 *first,
+				    __u32 *last, bool *admits)
+{
+	static const __u8 mapped[12] = { [10] = 0xff, [11] = 0xff };
+	struct aeth_flow v4 = { .family = AETH_AF_INET };
+	__u32 len = key->prefixlen, bits, a, mask;
+	__u32 i;
+
+	if (len > 128)
+		return false;
+	/* the first min(len, 96) bits must be those of ::ffff:0:0 */
+	bits = len < 96 ? len : 96;
+	for (i = 0; i < bits; i++) {
+		__u8 m = 0x80 >> (i % 8);
+
+		if ((key->addr[i / 8] ^ mapped[i / 8]) & m)
+			return false;
+	}
+	*admits = aeth_acl_hit_admits(&listed_family, &v4);
+	if (len <= 96) {
+		*first = 0;
+		*last = ~0u;
+		return true;
+	}
+	a = (__u32)key->addr[12] << 24 | (__u32)key->addr[13] << 16 |
+	    (__u32)key->addr[14] << 8 | key->addr[15];
+	mask = len == 128 ? ~0u : ~(~0u >> (len - 96));
+	*first = a & mask;
+	*last = *first | ~mask;
+	return true;
+}
+
 /* The trie key of a listed prefix (the agent's side; the value stored
  * with it is family): IPv4 a.b.c.d/len as ::ffff:a.b.c.d/(len + 96). The
  * key is written whole, padding included. */

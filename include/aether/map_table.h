@@ -51,6 +51,12 @@
 	  0, "agent", "slot -> Maglev table (slot -> backend id)")            \
 	X(acl, BPF_MAP_TYPE_ARRAY_OF_MAPS, __u32, __u32, AETH_MAX_SLOTS, 0,  \
 	  "agent", "slot -> authorized networks (LPM trie)")                  \
+	X(acl_rng, BPF_MAP_TYPE_ARRAY, __u32, __u64, AETH_ACL_RNG_CAP,       \
+	  BPF_F_MMAPABLE, "agent",                                            \
+	  "IPv4 intervals of the compiled lists: first << 32 + last")        \
+	X(acl_rngidx, BPF_MAP_TYPE_ARRAY, __u32, struct aeth_acl_rng_at,     \
+	  AETH_MAX_SLOTS, BPF_F_MMAPABLE, "agent",                            \
+	  "slot -> its compiled IPv4 intervals in aeth_acl_rng")              \
 	X(ct, BPF_MAP_TYPE_LRU_HASH, struct aeth_flow, struct aeth_ct_entry, \
 	  AETH_DEFAULT_CT_ENTRIES, 0, "data path",                            \
 	  "connection table: flow -> backend (sized by conntrack.max_entries)") \

@@ -24,6 +24,7 @@ static void teardown(void)
 	agent_close(A);
 	A = NULL;
 	aeth_apply_fail_at = 0;
+	aeth_apply_acl_rng_cap = AETH_ACL_RNG_CAP;
 	rm_pin_dir(dir);
 }
 
@@ -1279,4 +1280,130 @@ Test(apply, table_and_acl_switches_under_load)
 	cr_assert_gt(l.runs, 1000);
 	cr_assert_eq(reason_count(A, AETH_R_NO_BACKEND), nb);
 	cr_assert_eq(reason_count(A, AETH_R_NOT_AUTHORIZED), na);
+}
+
+/* ---- the compiled IPv4 form of the lists (aeth_acl_rng) ---------------- */
+
+#define DOC_ACL(cidrs)                                                        \
+	DOC_HEAD "{'name':'guarded','vip':'203.0.113.40','port':443,"        \
+	"'protocol':'tcp','authorized_networks':{'enabled':true,"            \
+	"'cidrs':[" cidrs "]},'backends':[{'address':'192.0.2.61'}]}"        \
+	DOC_TAIL
+
+static struct aeth_acl_rng_at rng_at(uint32_t slot)
+{
+	struct aeth_acl_rng_at at;
+
+	cr_assert_eq(bpf_map_lookup_elem(A->fds.acl_rngidx, &slot, &at), 0);
+	return at;
+}
+
+static uint64_t rng_get(uint32_t i)
+{
+	uint64_t v;
+
+	cr_assert_eq(bpf_map_lookup_elem(A->fds.acl_rng, &i, &v), 0);
+	return v;
+}
+
+static uint32_t host4(const char *text)
+{
+	struct in_addr a;
+
+	cr_assert_eq(inet_pton(AF_INET, text, &a), 1);
+	return ntohl(a.s_addr);
+}
+
+static void expect_interval(uint32_t i, const char *first, const char *last)
+{
+	uint64_t v = rng_get(i);
+
+	cr_expect_eq(v >> 32, host4(first), "interval %u starts at %08x", i,
+		     (uint32_t)(v >> 32));
+	cr_expect_eq((uint32_t)v, host4(last), "interval %u ends at %08x", i,
+		     (uint32_t)v);
+}
+
+/* The apply writes the slot's intervals (adjacent prefixes merged, IPv6
+ * prefixes not admitting IPv4) before the flip; a replaced list keeps its
+ * region until the slot is emptied one apply later. */
+Test(apply, acl_compiled_form_written_with_the_list)
+{
+	struct aeth_acl_rng_at at, at2;
+	struct aeth_svc s, s2;
+
+	apply_ok(A, DOC_ACL("'198.51.101.0/24','10.0.0.0/8','198.51.100.0/24',"
+			    "'::/0','2001:db8:100::/48'"));
+	cr_assert(svc_get(A, "203.0.113.40", 443, IPPROTO_TCP, &s));
+	at = rng_at(s.acl_slot);
+	cr_assert_eq(at.flags, AETH_ACL_RNG_F_COMPILED);
+	cr_assert_eq(at.count, 2);
+	expect_interval(at.offset, "10.0.0.0", "10.255.255.255");
+	expect_interval(at.offset + 1, "198.51.100.0", "198.51.101.255");
+
+	apply_ok(A, DOC_ACL("'192.0.2.0/25','192.0.2.200/32'"));
+	cr_assert(svc_get(A, "203.0.113.40", 443, IPPROTO_TCP, &s2));
+	cr_assert_neq(s2.acl_slot, s.acl_slot);
+	at2 = rng_at(s2.acl_slot);
+	cr_assert_eq(at2.flags, AETH_ACL_RNG_F_COMPILED);
+	cr_assert_eq(at2.count, 2);
+	expect_interval(at2.offset, "192.0.2.0", "192.0.2.127");
+	expect_interval(at2.offset + 1, "192.0.2.200", "192.0.2.200");
+	/* the retired list is intact for packets in flight */
+	cr_assert_eq(rng_at(s.acl_slot).flags, AETH_ACL_RNG_F_COMPILED);
+	cr_assert(at2.offset >= at.offset + at.count ||
+		  at2.offset + at2.count <= at.offset, "regions overlap");
+	expect_interval(at.offset, "10.0.0.0", "10.255.255.255");
+
+	apply_ok(A, DOC_ACL("'192.0.2.0/25','192.0.2.200/32'"));
+	cr_assert_eq(rng_at(s.acl_slot).flags, 0, "retired slot kept");
+	cr_assert_eq(rng_at(s2.acl_slot).flags, AETH_ACL_RNG_F_COMPILED);
+}
+
+/* An empty list is compiled to no interval (no IPv4 source) ; with no
+ * room in the array the slot is left to the trie. */
+Test(apply, acl_compiled_form_empty_and_full)
+{
+	struct aeth_acl_rng_at at;
+	struct aeth_svc s;
+
+	apply_ok(A, DOC_ACL(""));
+	cr_assert(svc_get(A, "203.0.113.40", 443, IPPROTO_TCP, &s));
+	at = rng_at(s.acl_slot);
+	cr_assert_eq(at.flags, AETH_ACL_RNG_F_COMPILED);
+	cr_assert_eq(at.count, 0);
+
+	aeth_apply_acl_rng_cap = 1;
+	apply_ok(A, DOC_ACL("'198.51.100.0/24','203.0.113.0/24'"));
+	aeth_apply_acl_rng_cap = AETH_ACL_RNG_CAP;
+	cr_assert(svc_get(A, "203.0.113.40", 443, IPPROTO_TCP, &s));
+	cr_assert_eq(rng_at(s.acl_slot).flags, 0, "compiled beyond capacity");
+	apply_ok(A, DOC_ACL("'198.51.100.0/24'"));
+	cr_assert(svc_get(A, "203.0.113.40", 443, IPPROTO_TCP, &s));
+	cr_assert_eq(rng_at(s.acl_slot).flags, AETH_ACL_RNG_F_COMPILED);
+	cr_assert_eq(rng_at(s.acl_slot).count, 1);
+}
+
+/* Pins made by an agent without the compiled form: the restarted agent
+ * creates and pins the two maps, and its next list change fills them. */
+Test(apply, restart_over_pins_without_compiled_form)
+{
+	char path[PATH_MAX];
+	struct aeth_svc s;
+
+	apply_ok(A, DOC_ACL("'198.51.100.0/24'"));
+	agent_close(A);
+	A = NULL;
+	snprintf(path, sizeof(path), "%s/%s", dir, AETH_MAP_ACL_RNG);
+	cr_assert_eq(unlink(path), 0);
+	snprintf(path, sizeof(path), "%s/%s", dir, AETH_MAP_ACL_RNGIDX);
+	cr_assert_eq(unlink(path), 0);
+	A = agent_open(dir);
+	cr_assert_eq(access(path, F_OK), 0, "index not pinned again");
+	cr_assert(svc_get(A, "203.0.113.40", 443, IPPROTO_TCP, &s));
+	cr_assert_eq(rng_at(s.acl_slot).flags, 0);	/* the trie answers */
+	apply_ok(A, DOC_ACL("'198.51.100.0/24','203.0.113.0/24'"));
+	cr_assert(svc_get(A, "203.0.113.40", 443, IPPROTO_TCP, &s));
+	cr_assert_eq(rng_at(s.acl_slot).flags, AETH_ACL_RNG_F_COMPILED);
+	cr_assert_eq(rng_at(s.acl_slot).count, 2);
 }

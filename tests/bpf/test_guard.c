@@ -205,7 +205,8 @@ static void acl_add(int fd, const char *cidr)
 		     "adding %s: %s", cidr, strerror(errno));
 }
 
-/* A fresh trie with cidrs in slot; returns its fd. */
+/* A fresh trie with cidrs in slot, and its compiled IPv4 form, as the
+ * agent writes a list; returns the trie's fd. */
 static int acl_fill(uint32_t slot, const char *const *cidrs, size_t n)
 {
 	int fd = dp_acl_create(&h, slot);
@@ -214,6 +215,7 @@ static int acl_fill(uint32_t slot, const char *const *cidrs, size_t n)
 	cr_assert_geq(fd, 0);
 	for (i = 0; i < n; i++)
 		acl_add(fd, cidrs[i]);
+	cr_assert_eq(dp_acl_compile(&h, slot, fd), 0);
 	return fd;
 }
 
@@ -556,6 +558,7 @@ Test(acl, ten_thousand_prefixes, .timeout = 120)
 		snprintf(cidr, sizeof(cidr), "2001:db8:%x::/48", 0x1000 + i);
 		acl_add(fd, cidr);
 	}
+	cr_assert_eq(dp_acl_compile(&h, ACL_SLOT, fd), 0);
 	close(fd);
 	acl_enable(ACL_SLOT);
 

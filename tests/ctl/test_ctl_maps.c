@@ -91,6 +91,8 @@ static const struct map_expect maps[] = {
 	{ AETH_MAP_BACKEND, "svc_id" },
 	{ AETH_MAP_MAGLEV, NULL },
 	{ AETH_MAP_ACL, NULL },
+	{ AETH_MAP_ACL_RNG, NULL },
+	{ AETH_MAP_ACL_RNGIDX, "count" },
 	{ AETH_MAP_CT, "backend_id" },
 	{ AETH_MAP_CT_BUDGET, "window_start_ns" },
 	{ AETH_MAP_RL_SRC, "tat_ns" },

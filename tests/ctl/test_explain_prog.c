@@ -54,9 +54,13 @@ static void unpin_all(void)
 static void pin_all(void)
 {
 	const int fds[] = { h.meta, h.node, h.vip, h.svc, h.svcinfo, h.backend,
-			    h.maglev, h.acl, h.ct, h.ct_budget, h.rl_src,
-			    h.rl_svc, h.svc_stats, h.be_stats, h.global,
-			    h.decap, h.pcpu, h.tx_ports };
+			    h.maglev, h.acl, h.acl_rng, h.acl_rngidx, h.ct,
+			    h.ct_budget, h.rl_src, h.rl_svc, h.svc_stats,
+			    h.be_stats, h.global, h.decap, h.pcpu,
+			    h.tx_ports };
+	_Static_assert(sizeof(fds) / sizeof(fds[0]) ==
+		       sizeof(map_names) / sizeof(map_names[0]),
+		       "one fd per row of the map table");
 	struct aeth_meta meta = { .schema_version = AETH_SCHEMA_VERSION };
 	char path[128];
 	__u32 zero = 0;
@@ -148,6 +152,9 @@ static void setup(void)
 	cr_assert_geq(acl, 0);
 	acl_add(acl, "198.51.100.0", 25);
 	acl_add(acl, "::", 0);
+	/* the program answers IPv4 from the compiled form, explain from the
+	 * trie: they must agree */
+	cr_assert_eq(dp_acl_compile(&h, 0, acl), 0);
 	close(acl);
 	k = dp_svc_key(VIP4, 6443, IPPROTO_TCP);
 	s = dp_svc(0, 0, TSIZE);

@@ -4,6 +4,7 @@
 #include <net/if.h>
 #include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "acl_compile.h"
 #include "aether_lb.skel.h"
 #include "harness.h"
 #include "pkt.h"
@@ -23,6 +25,14 @@ static int quiet_print(enum libbpf_print_level level, const char *fmt,
 	if (level == LIBBPF_DEBUG)
 		return 0;
 	return vfprintf(stderr, fmt, args);
+}
+
+/* A BPF_F_MMAPABLE array's values, or NULL. */
+static void *map_whole(int fd, size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	return p == MAP_FAILED ? NULL : p;
 }
 
 int dp_open(struct dp_h *h)
@@ -73,7 +83,15 @@ int dp_open_sized(struct dp_h *h, __u32 ct_entries, __u32 rl_entries)
 	h->decap = bpf_map__fd(skel->maps.aeth_decap);
 	h->pcpu = bpf_map__fd(skel->maps.aeth_pcpu);
 	h->tx_ports = bpf_map__fd(skel->maps.aeth_tx_ports);
+	h->acl_rng = bpf_map__fd(skel->maps.aeth_acl_rng);
+	h->acl_rngidx = bpf_map__fd(skel->maps.aeth_acl_rngidx);
+	h->rng_cap = AETH_ACL_RNG_CAP;
+	h->rng = map_whole(h->acl_rng, AETH_ACL_RNG_CAP * sizeof(__u64));
+	h->rngidx = map_whole(h->acl_rngidx,
+			      AETH_MAX_SLOTS * sizeof(struct aeth_acl_rng_at));
 	h->ncpus = libbpf_num_possible_cpus();
+	if (!h->rng || !h->rngidx)
+		h->ncpus = -ENOMEM;
 	if (h->ncpus <= 0) {
 		err = h->ncpus ? h->ncpus : -EINVAL;
 		aether_lb__destroy(skel);
@@ -90,6 +108,13 @@ fail:
 
 void dp_close(struct dp_h *h)
 {
+	if (h->rng)
+		munmap(h->rng, AETH_ACL_RNG_CAP * sizeof(__u64));
+	if (h->rngidx)
+		munmap(h->rngidx,
+		       AETH_MAX_SLOTS * sizeof(struct aeth_acl_rng_at));
+	h->rng = NULL;
+	h->rngidx = NULL;
 	if (h->skel)
 		aether_lb__destroy(h->skel);
 	h->skel = NULL;
@@ -275,6 +300,74 @@ int dp_acl_add(int acl_fd, const char *addr, uint32_t prefixlen)
 		v = AETH_AF_INET6;	/* the family of the prefix, as the agent */
 	}
 	return bpf_map_update_elem(acl_fd, &k, &v, BPF_ANY) ? -errno : 0;
+}
+
+/* Every entry of an ACL trie. *out malloc'ed. */
+static int trie_entries(int fd, struct aeth_acl_entry **out, size_t *n_out)
+{
+	struct aeth_acl_key k, next, *prev = NULL;
+	struct aeth_acl_entry *e = NULL, *t;
+	size_t n = 0, cap = 0;
+
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		if (n == cap) {
+			cap = cap ? 2 * cap : 1024;
+			t = realloc(e, cap * sizeof(*e));
+			if (!t) {
+				free(e);
+				return -ENOMEM;
+			}
+			e = t;
+		}
+		e[n].key = next;
+		if (bpf_map_lookup_elem(fd, &next, &e[n].family) == 0)
+			n++;
+		k = next;
+		prev = &k;
+	}
+	*out = e;
+	*n_out = n;
+	return 0;
+}
+
+int dp_acl_compile(struct dp_h *h, uint32_t slot, int acl_fd)
+{
+	struct aeth_acl_rng_at at = { .flags = AETH_ACL_RNG_F_COMPILED };
+	struct aeth_acl_entry *e;
+	uint64_t *r;
+	size_t n, nr;
+	int err;
+
+	if (slot >= AETH_MAX_SLOTS)
+		return -EINVAL;
+	err = trie_entries(acl_fd, &e, &n);
+	if (err)
+		return err;
+	err = aeth_acl_compile_v4(e, n, &r, &nr);
+	free(e);
+	if (err)
+		return err;
+	at.count = (__u32)nr;
+	err = aeth_acl_rng_place(h->rngidx, AETH_MAX_SLOTS, slot, at.count,
+				 h->rng_cap, &at.offset);
+	if (!err && nr)
+		memcpy(h->rng + at.offset, r, nr * sizeof(*r));
+	free(r);
+	if (err) {
+		dp_acl_uncompile(h, slot);
+		return err;
+	}
+	/* the index last: it is what makes the region the slot's */
+	return bpf_map_update_elem(h->acl_rngidx, &slot, &at, BPF_ANY) ?
+		       -errno : 0;
+}
+
+int dp_acl_uncompile(struct dp_h *h, uint32_t slot)
+{
+	struct aeth_acl_rng_at at = { 0 };
+
+	return bpf_map_update_elem(h->acl_rngidx, &slot, &at, BPF_ANY) ?
+		       -errno : 0;
 }
 
 int dp_add_tx_port(struct dp_h *h, uint32_t ifindex)

@@ -32,6 +32,11 @@
  *                                  close the fd once the CIDRs are in)
  *   dp_acl_add(fd, &ip, prefixlen) adds a CIDR; IPv4 goes in as
  *                                  ::ffff:a.b.c.d with prefixlen + 96
+ *   dp_acl_compile(&h, slot, fd)   the compiled IPv4 form of the trie fd
+ *                                  into aeth_acl_rng / aeth_acl_rngidx[slot],
+ *                                  as the agent writes it (its builder and
+ *                                  placement, agent/daemon/acl_compile.c);
+ *                                  without it IPv4 sources use the trie
  *   dp_decap_add(&h, ip, prefixlen) adds a decap.sources CIDR
  *   dp_run(&h, in, len, out, &out_len, ifindex, &verdict)
  *                                  BPF_PROG_TEST_RUN once with
@@ -84,6 +89,13 @@ struct dp_h {
 	    rl_src, rl_svc, svc_stats, be_stats, global, decap, pcpu,
 	    tx_ports;
 	int ncpus;		/* possible CPUs: stride of per-CPU values */
+	int acl_rng, acl_rngidx;
+	/* aeth_acl_rng and aeth_acl_rngidx mapped (BPF_F_MMAPABLE) */
+	__u64 *rng;
+	struct aeth_acl_rng_at *rngidx;
+	/* intervals dp_acl_compile() may use (AETH_ACL_RNG_CAP; a test of a
+	 * full array lowers it) */
+	__u32 rng_cap;
 };
 
 int dp_open(struct dp_h *h);
@@ -125,6 +137,11 @@ void dp_table_round_robin(uint32_t *table, uint32_t size, const uint32_t *ids,
 
 int dp_acl_create(struct dp_h *h, uint32_t slot);
 int dp_acl_add(int acl_fd, const char *addr, uint32_t prefixlen);
+/* 0, or -ENOSPC when h->rng_cap has no room (the slot is left without a
+ * compiled form, as the agent leaves it), or another negative errno. */
+int dp_acl_compile(struct dp_h *h, uint32_t slot, int acl_fd);
+/* aeth_acl_rngidx[slot] cleared: IPv4 sources use the trie again. */
+int dp_acl_uncompile(struct dp_h *h, uint32_t slot);
 /* Let the program redirect to ifindex (aeth_tx_ports, as the agent does
  * for the interfaces it attaches to). */
 int dp_add_tx_port(struct dp_h *h, uint32_t ifindex);

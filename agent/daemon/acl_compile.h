@@ -1,0 +1,47 @@
+/* The compiled IPv4 form of an authorized-networks list (aeth_acl_rng):
+ * the IPv4 sources the list's trie admits, as sorted, disjoint, merged
+ * intervals. Pure: the agent's apply (apply_inner.c) and the data path
+ * harness (tests/harness) both build it here, from the trie's entries. */
+#ifndef AETHER_ACL_COMPILE_H
+#define AETHER_ACL_COMPILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aether/abi.h"
+
+/* One entry of a list's trie: its key and value (the listed family). */
+struct aeth_acl_entry {
+	struct aeth_acl_key key;
+	uint32_t family;
+};
+
+/* An interval of the compiled form: first << 32 | last, host order. */
+static inline uint64_t aeth_acl_rng(uint32_t first, uint32_t last)
+{
+	return (uint64_t)first << 32 | last;
+}
+
+/* The IPv4 sources that a trie holding e[0..n) admits, with the trie's
+ * longest-prefix match and its rule (aether/acl_key.h), as intervals in
+ * *out (malloc'ed, *n_out of them; NULL when none). The entries are taken
+ * in the order they were written: of two equal keys, the later value is
+ * the trie's. 0 or -ENOMEM. */
+int aeth_acl_compile_v4(const struct aeth_acl_entry *e, size_t n,
+			uint64_t **out, size_t *n_out);
+
+/* Where count intervals of slot go in aeth_acl_rng (capacity cap): the
+ * lowest offset clear of every other slot's region in idx[0..n_slots) (the
+ * index, aeth_acl_rngidx; a slot owns its region while it is compiled).
+ * The slot's own old region is free: the slot is not in use while it is
+ * rewritten. 0 with *offset set, or -ENOSPC. */
+int aeth_acl_rng_place(const struct aeth_acl_rng_at *idx, uint32_t n_slots,
+		       uint32_t slot, uint32_t count, uint32_t cap,
+		       uint32_t *offset);
+
+/* Whether the intervals r[0..n) hold addr (host order), by the data path's
+ * binary search (bpf/guard.h guard_ranges_answer), for tests and tools. */
+bool aeth_acl_rng_holds(const uint64_t *r, size_t n, uint32_t addr);
+
+#endif /* AETHER_ACL_COMPILE_H */
