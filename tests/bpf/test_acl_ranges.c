@@ -320,6 +320,7 @@ Test(acl_ranges, ipv4_answered_by_compiled_form)
 	k.addr[12] = 198, k.addr[13] = 51, k.addr[14] = 100;
 	k.prefixlen = 96 + 24;
 	cr_assert_eq(bpf_map_delete_elem(fd, &k), 0);
+	cr_assert_eq(dp_bump_generation(&h), 0);
 	cr_expect_eq(syn_from(0xc6336407), XDP_TX);
 	cr_expect_eq(syn_from(0xc6336507), XDP_DROP);
 	cr_assert_eq(dp_acl_uncompile(&h, SLOT), 0);
@@ -368,6 +369,7 @@ Test(acl_ranges, full_array_falls_back_to_trie)
 	svc4.acl_slot = SLOT + 1;
 	k = dp_svc_key(VIP4, PORT, IPPROTO_TCP);
 	cr_assert_eq(bpf_map_update_elem(h.svc, &k, &svc4, BPF_EXIST), 0);
+	cr_assert_eq(dp_bump_generation(&h), 0);
 	cr_expect_eq(syn_from(0xc6336407), XDP_TX);	/* 198.51.100.7 */
 	cr_expect_eq(syn_from(0xc6336607), XDP_TX);	/* 198.51.102.7 */
 	cr_expect_eq(syn_from(0xc6336507), XDP_DROP);

@@ -357,17 +357,21 @@ int dp_acl_compile(struct dp_h *h, uint32_t slot, int acl_fd)
 		dp_acl_uncompile(h, slot);
 		return err;
 	}
-	/* the index last: it is what makes the region the slot's */
-	return bpf_map_update_elem(h->acl_rngidx, &slot, &at, BPF_ANY) ?
-		       -errno : 0;
+	/* the index last: it is what makes the region the slot's; then
+	 * aeth_meta, as the agent does after writing the tables (the
+	 * program's memories of verdicts are stamped with it) */
+	if (bpf_map_update_elem(h->acl_rngidx, &slot, &at, BPF_ANY))
+		return -errno;
+	return dp_bump_generation(h);
 }
 
 int dp_acl_uncompile(struct dp_h *h, uint32_t slot)
 {
 	struct aeth_acl_rng_at at = { 0 };
 
-	return bpf_map_update_elem(h->acl_rngidx, &slot, &at, BPF_ANY) ?
-		       -errno : 0;
+	if (bpf_map_update_elem(h->acl_rngidx, &slot, &at, BPF_ANY))
+		return -errno;
+	return dp_bump_generation(h);
 }
 
 int dp_add_tx_port(struct dp_h *h, uint32_t ifindex)

@@ -35,8 +35,15 @@
  *   dp_acl_compile(&h, slot, fd)   the compiled IPv4 form of the trie fd
  *                                  into aeth_acl_rng / aeth_acl_rngidx[slot],
  *                                  as the agent writes it (its builder and
- *                                  placement, agent/daemon/acl_compile.c);
- *                                  without it IPv4 sources use the trie
+ *                                  placement, agent/daemon/acl_compile.c),
+ *                                  then aeth_meta.generation bumped;
+ *                                  without it IPv4 sources use the trie.
+ *                                  A test that writes a live list, slot or
+ *                                  aeth_svc entry directly calls
+ *                                  dp_bump_generation() after it, as the
+ *                                  agent writes aeth_meta after every
+ *                                  write of the tables: the program's
+ *                                  per-CPU memories are stamped with it
  *   dp_decap_add(&h, ip, prefixlen) adds a decap.sources CIDR
  *   dp_run(&h, in, len, out, &out_len, ifindex, &verdict)
  *                                  BPF_PROG_TEST_RUN once with
