@@ -3,9 +3,9 @@
  * source under a service's list, so the packets of an established
  * connection (and a flood from one source) do not walk the list for each
  * packet. Stamped like the service copies (bpf/service.h): good while
- * aeth_meta holds the stamp it was made under, SVC_NEG_TTL jiffies at
+ * aeth_stamp holds the stamp it was made under, SVC_NEG_TTL jiffies at
  * most. A list is keyed by its ACL slot, and the agent fills a slot only
- * while no service entry names it, then writes aeth_meta after the flip:
+ * while no service entry names it, then changes the stamp after the flip:
  * a slot's contents never change under one stamp. Both verdicts are kept:
  * a refusal is as much the list's answer as an admission. Private to the
  * loaded program (never pinned). */
@@ -27,7 +27,7 @@ struct acl_memory {
 	__u8 family;
 	__u8 allowed;
 	__u16 pad;
-	__u64 generation, applied, expires;
+	__u64 stamp, expires;
 };
 
 struct {
@@ -44,8 +44,8 @@ static __always_inline bool acl_mem_matches(const struct acl_memory *m,
 {
 	const union aeth_addr *a = &m->src, *b = &flow->src;
 
-	return m->generation == r->gen && m->applied == r->applied &&
-	       r->now < m->expires && m->acl_slot == acl_slot &&
+	return m->stamp == r->stamp && r->now < m->expires &&
+	       m->acl_slot == acl_slot &&
 	       m->family == flow->family &&
 	       ((a->v6[0] ^ b->v6[0]) | (a->v6[1] ^ b->v6[1]) |
 		(a->v6[2] ^ b->v6[2]) | (a->v6[3] ^ b->v6[3])) == 0;
@@ -74,8 +74,7 @@ static __always_inline bool acl_mem_authorized(const struct svc_neg_ref *r,
 		m->acl_slot = svc->acl_slot;
 		m->family = flow->family;
 		m->allowed = ok;
-		m->generation = r->gen;
-		m->applied = r->applied;
+		m->stamp = r->stamp;
 		m->expires = r->now + SVC_NEG_TTL;
 	}
 	return ok;

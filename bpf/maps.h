@@ -18,6 +18,21 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } aeth_meta SEC(".maps");
 
+/* The tables' stamp: the agent changes it after every write of the tables
+ * (the service entries published, an apply committed, a failed one rolled
+ * back). Each CPU's memories of what it found in them (bpf/service.h,
+ * bpf/acl_memory.h) are good only under the stamp they were made under.
+ * Its own map, not a field of aeth_meta: aeth_meta's layout is the schema,
+ * and its generation and applied time mean committed documents only.
+ * Agent writes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aeth_stamp SEC(".maps");
+
 /* Node addresses, MTU, insert budget, hash seed. Agent writes. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

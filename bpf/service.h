@@ -13,10 +13,10 @@
 
 /* Telling a VIP from other traffic costs a hash lookup (25-40 ns here),
  * most of what non-service packets pay. Each CPU remembers addresses that
- * were not VIPs, stamped with the applied config generation (aeth_meta,
- * bumped by the agent after every apply, so a new VIP is seen at once) and
- * expiring after SVC_NEG_TTL jiffies (100 ms at HZ=250) for writers that do
- * not bump it. Only negative answers are kept: a VIP's services are always
+ * were not VIPs, stamped with the tables' stamp (aeth_stamp, changed by
+ * the agent after every write of the tables, so a new VIP is seen at once)
+ * and expiring after SVC_NEG_TTL jiffies (100 ms at HZ=250) for writers
+ * that do not change it. Only negative answers are kept: a VIP's services are always
  * looked up. For a VIP the entry also says which protocols are known to
  * have no wildcard-port service, so a port without a service is dropped
  * after the exact lookup alone, without the aeth_vip and wildcard lookups
@@ -24,7 +24,7 @@
  * per protocol, the last port such a drop found without a service: a flood
  * of one unconfigured port is dropped with no hash lookup at all. So an
  * exact service added on that port is seen, like a new VIP or wildcard,
- * once the generation changes or the entry expires.
+ * once the stamp changes or the entry expires.
  * Private to the loaded program (no aeth_ prefix: never pinned). */
 #define SVC_NEG_SIZE 1024
 #define SVC_NEG_TTL 25
@@ -38,8 +38,7 @@
 
 struct svc_neg_entry {
 	union aeth_addr addr;
-	__u64 generation;
-	__u64 applied;		/* aeth_meta.applied_unix_ns (svc_stamp) */
+	__u64 stamp;		/* aeth_stamp when made */
 	__u64 expires;		/* jiffies */
 	__u32 family;
 	__u32 vip;		/* SVC_NEG_NOT_VIP or SVC_NEG_VIP | NO_WILD_* */
@@ -63,7 +62,7 @@ struct {
  * and the stamp every per-CPU memory of this file is checked against. */
 struct svc_neg_ref {
 	struct svc_neg_entry *e;
-	__u64 gen, applied, now;	/* svc_stamp(); now: jiffies */
+	__u64 stamp, now;	/* svc_stamp(); now: jiffies */
 	__u32 kind;		/* SVC_NEG_* of the address, or SVC_NEG_UNKNOWN */
 };
 
@@ -74,18 +73,14 @@ static __always_inline __u32 svc_neg_slot(const union aeth_addr *a)
 	return (h * 0x9e3779b1u) >> 22;	/* 10 bits: SVC_NEG_SIZE */
 }
 
-/* The tables' stamp, read before any lookup it vouches for: the agent
- * writes aeth_meta after every write of the tables, an apply of a document
- * with a new generation, a refresh after a health change (same generation,
- * new Maglev slots) with a new applied_unix_ns. A memory made under one
- * stamp is good while aeth_meta still holds it. */
+/* The tables' stamp (aeth_stamp, bpf/maps.h), read before any lookup it
+ * vouches for, and the time in jiffies. */
 static __always_inline void svc_stamp(struct svc_neg_ref *r)
 {
 	__u32 zero = 0;
-	struct aeth_meta *m = bpf_map_lookup_elem(&aeth_meta, &zero);
+	__u64 *st = bpf_map_lookup_elem(&aeth_stamp, &zero);
 
-	r->gen = m ? *(volatile __u64 *)&m->generation : 0;
-	r->applied = m ? *(volatile __u64 *)&m->applied_unix_ns : 0;
+	r->stamp = st ? *(volatile __u64 *)st : 0;
 	r->now = bpf_jiffies64();
 }
 
@@ -98,8 +93,7 @@ static __always_inline void svc_neg_find(struct svc_neg_ref *r,
 
 	r->e = e;
 	r->kind = SVC_NEG_UNKNOWN;
-	if (e && e->generation == r->gen && e->applied == r->applied &&
-	    r->now < e->expires &&
+	if (e && e->stamp == r->stamp && r->now < e->expires &&
 	    e->family == family &&
 	    ((e->addr.v6[0] ^ a->v6[0]) | (e->addr.v6[1] ^ a->v6[1]) |
 	     (e->addr.v6[2] ^ a->v6[2]) | (e->addr.v6[3] ^ a->v6[3])) == 0)
@@ -116,8 +110,7 @@ static __always_inline void svc_neg_store(const struct svc_neg_ref *r,
 		return;
 	e->addr = *a;
 	e->family = family;
-	e->generation = r->gen;
-	e->applied = r->applied;
+	e->stamp = r->stamp;
 	e->expires = r->now + SVC_NEG_TTL;
 	e->vip = kind;
 	e->no_port[0] = 0;
@@ -197,11 +190,12 @@ svc_lookup_port(const union aeth_addr *vip, __u8 family, __be16 port,
 /* Each CPU's copies of the service entries it used last. The aeth_svc
  * lookup (a hash of the 20-byte key and a bucket walk, 35-50 ns) was the
  * largest cost every service packet shared; a copy is found by one
- * inlined array index and five compares. A copy is good while aeth_meta
- * holds the stamp it was made under (svc_stamp: every agent write of the
- * tables is followed by one of aeth_meta), and for SVC_NEG_TTL jiffies at
- * most, so a writer that changes aeth_svc without aeth_meta is seen within
- * 100 ms. Each copy is a snapshot of one version of the entry, as the
+ * inlined array index and five compares. A copy is good while aeth_stamp
+ * holds the stamp it was made under (the agent changes it after
+ * publishing service entries and again when the apply is committed or
+ * rolled back, before any slot or backend a copy may name is reused), and
+ * for SVC_NEG_TTL jiffies at most, so a writer that changes aeth_svc
+ * without aeth_stamp is seen within 100 ms. Each copy is a snapshot of one version of the entry, as the
  * hash map's element was: its ACL and Maglev slots belong together. Only
  * hits are kept; a miss is the VIP memory's business. */
 #define SVC_COPY_SIZE 1024
@@ -209,7 +203,7 @@ svc_lookup_port(const union aeth_addr *vip, __u8 family, __be16 port,
 struct svc_copy {
 	struct aeth_svc_key key;
 	__u32 pad;
-	__u64 generation, applied, expires;
+	__u64 stamp, expires;
 	struct aeth_svc svc;
 };
 
@@ -256,16 +250,15 @@ svc_find_port(const struct svc_neg_ref *r, const union aeth_addr *vip,
 	c = bpf_map_lookup_elem(&lb_svc_copy, &slot);
 	if (!c)
 		return bpf_map_lookup_elem(&aeth_svc, &k);
-	if (c->generation == r->gen && c->applied == r->applied &&
-	    r->now < c->expires && svc_key_equal(&c->key, &k))
+	if (c->stamp == r->stamp && r->now < c->expires &&
+	    svc_key_equal(&c->key, &k))
 		return &c->svc;
 	svc = bpf_map_lookup_elem(&aeth_svc, &k);
 	if (!svc)
 		return NULL;
 	c->key = k;
 	c->svc = *svc;
-	c->generation = r->gen;
-	c->applied = r->applied;
+	c->stamp = r->stamp;
 	c->expires = r->now + SVC_NEG_TTL;
 	return &c->svc;
 }

@@ -205,6 +205,7 @@ int aeth_state_recover(struct aeth_agent *a)
 	aeth_state_free(a->state);
 	a->state = st;
 	a->status.generation = a->meta.generation;
+	aeth_stamp_bump(a);	/* reconcile_vips may have changed aeth_vip */
 	if (n_svc || n_be)
 		log_info("recovered %zu services and %zu backends from %s "
 			 "(generation %llu)", n_svc, n_be, a->pin_dir,
@@ -221,6 +222,20 @@ int aeth_meta_write(struct aeth_agent *a)
 
 	a->meta.schema_version = AETH_SCHEMA_VERSION;
 	return bpf_map_update_elem(a->fds.meta, &zero, &a->meta, BPF_ANY);
+}
+
+void aeth_stamp_bump(struct aeth_agent *a)
+{
+	uint32_t zero = 0;
+	uint64_t stamp = 0;
+
+	bpf_map_lookup_elem(a->fds.stamp, &zero, &stamp);
+	stamp++;
+	/* without it the memories still lapse within 100 ms (SVC_NEG_TTL) */
+	if (bpf_map_update_elem(a->fds.stamp, &zero, &stamp, BPF_ANY))
+		log_warn("writing %s: %s; the data path may use what it "
+			 "remembered of the old tables for up to 100 ms",
+			 AETH_MAP_STAMP, strerror(errno));
 }
 
 /* ---- the apply --------------------------------------------------------- */
@@ -249,6 +264,7 @@ static void commit(struct aeth_agent *a, struct aeth_config *cfg,
 	err = aeth_meta_write(a);
 	if (err)	/* the state is live; only the bookkeeping is stale */
 		log_warn("writing %s: %s", AETH_MAP_META, strerror(-err));
+	aeth_stamp_bump(a);	/* removed services and VIPs are gone now */
 
 	aeth_state_free(a->state);
 	a->state = p->ns;
@@ -282,8 +298,11 @@ int aeth_apply_config(struct aeth_agent *a, struct aeth_config *cfg,
 		aeth_fail(&res->err, err, NULL, "planning: %s", strerror(-err));
 	if (!err) {
 		err = apply_write(&tx, a, &p);
-		if (err)
+		if (err) {
 			tx_rollback(&tx);
+			/* what was published and undone is forgotten */
+			aeth_stamp_bump(a);
+		}
 	}
 	if (!err)
 		commit(a, cfg, &p, new_generation, res);

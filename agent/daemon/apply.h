@@ -45,6 +45,13 @@ int aeth_apply_refresh(struct aeth_agent *a);
 /* Write a->meta to aeth_meta[0] (schema version always set). */
 int aeth_meta_write(struct aeth_agent *a);
 
+/* Change the tables' stamp (aeth_stamp[0]): every CPU of the data path
+ * drops what it remembered of the tables (service entries, verdicts, VIP
+ * answers: bpf/service.h). Called once the service entries are published,
+ * and when an apply is committed or rolled back, before anything a memory
+ * may name (a slot, a backend) is reused. */
+void aeth_stamp_bump(struct aeth_agent *a);
+
 /* Test hook: when non-zero, the Nth map write of the next applies fails with
  * -ENOSPC, as a full map would. */
 extern unsigned int aeth_apply_fail_at;

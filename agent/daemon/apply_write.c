@@ -12,6 +12,7 @@
 #include <bpf/bpf.h>
 #include <linux/bpf.h>
 
+#include "apply.h"
 #include "apply_internal.h"
 
 static int write_node(struct tx *tx, struct aeth_agent *a,
@@ -347,6 +348,9 @@ int apply_write(struct tx *tx, struct aeth_agent *a,
 		err = write_vips(tx, a, p);
 	if (!err)
 		err = publish(tx, a, p);
+	/* copies of the old entries go before what they name is removed */
+	if (!err)
+		aeth_stamp_bump(a);
 	if (!err)
 		err = remove_services(tx, a, p);
 	if (!err)

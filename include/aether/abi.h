@@ -54,6 +54,7 @@
 #define AETH_MAP_ACL AETH_MAP_NAME(acl)
 #define AETH_MAP_ACL_RNG AETH_MAP_NAME(acl_rng)
 #define AETH_MAP_ACL_RNGIDX AETH_MAP_NAME(acl_rngidx)
+#define AETH_MAP_STAMP AETH_MAP_NAME(stamp)
 #define AETH_MAP_CT AETH_MAP_NAME(ct)
 #define AETH_MAP_CT_BUDGET AETH_MAP_NAME(ct_budget)
 #define AETH_MAP_RL_SRC AETH_MAP_NAME(rl_src)

@@ -79,7 +79,9 @@
 	X(pcpu, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, struct aeth_pcpu, 1, 0,    \
 	  "data path", "per-CPU scratch: too-big reply budget, IPv4 id")      \
 	X(tx_ports, BPF_MAP_TYPE_HASH, __u32, __u32, AETH_MAX_TX_PORTS, 0,   \
-	  "agent", "ifindex -> ifindex of the interfaces redirected to")
+	  "agent", "ifindex -> ifindex of the interfaces redirected to")     \
+	X(stamp, BPF_MAP_TYPE_ARRAY, __u32, __u64, 1, 0, "agent",             \
+	  "tables' stamp: changed after every write of the tables")
 
 /* A row's index (enum aeth_map_index: AETH_MAPI_meta, ...) and count. */
 #define AETH_MAP_TABLE_INDEX_(f, ...) AETH_MAPI_##f,

@@ -404,9 +404,22 @@ static void assert_same_serving_state(const struct snapshot *x,
 	"{'name':'web','vip':'203.0.113.20','port':80,'protocol':'tcp'," \
 	"'backends':[{'address':'192.0.2.51'}]}]}"
 
+/* The tables' stamp (aeth_stamp), which the data path's per-CPU memories
+ * of the tables are checked against. */
+static uint64_t stamp_of(struct aeth_agent *a)
+{
+	uint64_t v;
+	uint32_t zero = 0;
+
+	cr_assert_eq(bpf_map_lookup_elem(a->fds.stamp, &zero, &v), 0);
+	return v;
+}
+
 /* Fail the Nth map write for every N a full apply makes: each time the
  * maps must be exactly as before (rolled back), and only the last run, with
- * no failure, changes them. */
+ * no failure, changes them. Every run changes the tables' stamp, failed
+ * ones too: what the data path remembered of entries published and then
+ * undone must not outlive the undo. */
 Test(apply, failure_at_any_step_keeps_previous_state)
 {
 	struct snapshot before, after, now;
@@ -425,8 +438,11 @@ Test(apply, failure_at_any_step_keeps_previous_state)
 	cr_assert_geq(old_fd, 0);
 
 	for (n = 1; n < 500; n++) {
+		uint64_t stamp = stamp_of(A);
+
 		aeth_apply_fail_at = n;
 		rc = apply_doc(A, DOC_C, &res);
+		cr_assert_gt(stamp_of(A), stamp, "run %u left the stamp", n);
 		if (rc == 0)
 			break;
 		cr_assert_not(res.rejected);

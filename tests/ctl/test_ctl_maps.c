@@ -103,6 +103,7 @@ static const struct map_expect maps[] = {
 	{ AETH_MAP_DECAP, NULL },
 	{ AETH_MAP_PCPU, "icmp_tokens" },
 	{ AETH_MAP_TX_PORTS, NULL },
+	{ AETH_MAP_STAMP, NULL },
 };
 
 Test(ctl_maps, names_are_short_prefixed_and_kept_whole)

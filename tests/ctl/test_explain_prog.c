@@ -57,7 +57,7 @@ static void pin_all(void)
 			    h.maglev, h.acl, h.acl_rng, h.acl_rngidx, h.ct,
 			    h.ct_budget, h.rl_src, h.rl_svc, h.svc_stats,
 			    h.be_stats, h.global, h.decap, h.pcpu,
-			    h.tx_ports };
+			    h.tx_ports, h.stamp };
 	_Static_assert(sizeof(fds) / sizeof(fds[0]) ==
 		       sizeof(map_names) / sizeof(map_names[0]),
 		       "one fd per row of the map table");

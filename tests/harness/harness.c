@@ -83,6 +83,7 @@ int dp_open_sized(struct dp_h *h, __u32 ct_entries, __u32 rl_entries)
 	h->decap = bpf_map__fd(skel->maps.aeth_decap);
 	h->pcpu = bpf_map__fd(skel->maps.aeth_pcpu);
 	h->tx_ports = bpf_map__fd(skel->maps.aeth_tx_ports);
+	h->stamp = bpf_map__fd(skel->maps.aeth_stamp);
 	h->acl_rng = bpf_map__fd(skel->maps.aeth_acl_rng);
 	h->acl_rngidx = bpf_map__fd(skel->maps.aeth_acl_rngidx);
 	h->rng_cap = AETH_ACL_RNG_CAP;
@@ -207,7 +208,20 @@ int dp_bump_generation(struct dp_h *h)
 	if (bpf_map_lookup_elem(h->meta, &k, &meta))
 		return -errno;
 	meta.generation++;
-	return bpf_map_update_elem(h->meta, &k, &meta, BPF_ANY) ? -errno : 0;
+	if (bpf_map_update_elem(h->meta, &k, &meta, BPF_ANY))
+		return -errno;
+	return dp_bump_stamp(h);
+}
+
+int dp_bump_stamp(struct dp_h *h)
+{
+	__u64 stamp;
+	__u32 k = 0;
+
+	if (bpf_map_lookup_elem(h->stamp, &k, &stamp))
+		return -errno;
+	stamp++;
+	return bpf_map_update_elem(h->stamp, &k, &stamp, BPF_ANY) ? -errno : 0;
 }
 
 struct aeth_backend dp_backend(const char *addr, uint32_t flags,

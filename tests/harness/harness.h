@@ -15,11 +15,15 @@
  *                                  udp_timeout_s and icmp_rate
  *   dp_add_service(&h, &key, &svc) aeth_svc[key] = svc and the VIP counted
  *                                  in aeth_vip (dp_svc_key() builds the key),
- *                                  then aeth_meta.generation bumped as the
- *                                  agent does after an apply (the program
- *                                  remembers non-VIP addresses per
- *                                  generation; dp_bump_generation() alone
- *                                  for tests that write aeth_vip directly)
+ *                                  then aeth_meta.generation and aeth_stamp
+ *                                  bumped as the agent does after an apply
+ *                                  (the program's per-CPU memories of
+ *                                  addresses, service entries and verdicts
+ *                                  hold under one stamp;
+ *                                  dp_bump_generation() alone for tests
+ *                                  that write the tables directly,
+ *                                  dp_bump_stamp() for the stamp alone, as
+ *                                  a refresh after a health change does)
  *   dp_set_backend(&h, id, &be)    aeth_backend[id] (dp_backend() builds one)
  *   dp_set_maglev(&h, slot, table, size)
  *                                  creates a fresh BPF_F_INNER_MAP array of
@@ -94,7 +98,7 @@ struct dp_h {
 	int prog_fd;
 	int meta, node, vip, svc, svcinfo, backend, maglev, acl, ct, ct_budget,
 	    rl_src, rl_svc, svc_stats, be_stats, global, decap, pcpu,
-	    tx_ports;
+	    tx_ports, stamp;
 	int ncpus;		/* possible CPUs: stride of per-CPU values */
 	int acl_rng, acl_rngidx;
 	/* aeth_acl_rng and aeth_acl_rngidx mapped (BPF_F_MMAPABLE) */
@@ -126,6 +130,7 @@ struct aeth_svc dp_svc(uint32_t id, uint32_t maglev_slot, uint32_t table_size);
 int dp_add_service(struct dp_h *h, const struct aeth_svc_key *key,
 		   const struct aeth_svc *svc);
 int dp_bump_generation(struct dp_h *h);
+int dp_bump_stamp(struct dp_h *h);
 
 /* Keep the calling thread on one CPU: per-CPU state (insert budget, the
  * program's caches) is only predictable across runs on the same CPU. */
