@@ -454,6 +454,31 @@ Test(fwd, exact_port_wins_over_wildcard)
 	expect_tx(&r, &s, &f, "192.0.2.21");
 }
 
+/* What the program's per-CPU memories are checked against (aeth_meta's
+ * generation and aeth_stamp), saved and put back around a write to play a
+ * writer that changes neither. */
+struct saved_stamp {
+	struct aeth_meta meta;
+	__u64 stamp;
+};
+
+static void stamp_save(struct saved_stamp *sv)
+{
+	__u32 zero = 0;
+
+	cr_assert_eq(bpf_map_lookup_elem(h.meta, &zero, &sv->meta), 0);
+	cr_assert_eq(bpf_map_lookup_elem(h.stamp, &zero, &sv->stamp), 0);
+}
+
+static void stamp_restore(const struct saved_stamp *sv)
+{
+	__u32 zero = 0;
+
+	cr_assert_eq(bpf_map_update_elem(h.meta, &zero, &sv->meta, BPF_ANY), 0);
+	cr_assert_eq(bpf_map_update_elem(h.stamp, &zero, &sv->stamp, BPF_ANY),
+		     0);
+}
+
 /* Each CPU remembers that a VIP has no wildcard-port service for a
  * protocol (bpf/service.h), so a port without a service is dropped after
  * the exact lookup alone. A wildcard service added later is seen once the
@@ -463,10 +488,9 @@ Test(fwd, wildcard_added_seen_after_generation_change_or_expiry)
 {
 	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 22);
 	struct pkt_spec u = pkt_spec_udp4(CLI4, 40000, VIP4, 5353);
-	struct aeth_meta meta;
+	struct saved_stamp sv;
 	struct frame f, fu;
 	struct result r;
-	__u32 zero = 0;
 
 	cr_assert_eq(dp_pin_cpu(0), 0);	/* the memory is per CPU */
 	one_backend_service(1, VIP4, 80, 6, 10, "192.0.2.21");
@@ -484,9 +508,9 @@ Test(fwd, wildcard_added_seen_after_generation_change_or_expiry)
 	cr_assert_eq(global().reasons[AETH_R_UNCONFIGURED_PORT], 3);
 
 	/* a TCP wildcard from a writer that keeps the generation */
-	cr_assert_eq(bpf_map_lookup_elem(h.meta, &zero, &meta), 0);
+	stamp_save(&sv);
 	one_backend_service(2, VIP4, 0, 6, 20, "192.0.2.22");
-	cr_assert_eq(bpf_map_update_elem(h.meta, &zero, &meta, BPF_ANY), 0);
+	stamp_restore(&sv);
 	run(&f, &r);
 	cr_assert_eq(r.verdict, XDP_DROP);	/* still remembered */
 	cr_assert_eq(dp_bump_generation(&h), 0);
@@ -500,9 +524,9 @@ Test(fwd, wildcard_added_seen_after_generation_change_or_expiry)
 	cr_assert_eq(global().reasons[AETH_R_UNCONFIGURED_PORT], 5);
 	run(&f, &r);
 	expect_tx(&r, &s, &f, "192.0.2.22");
-	cr_assert_eq(bpf_map_lookup_elem(h.meta, &zero, &meta), 0);
+	stamp_save(&sv);
 	one_backend_service(3, VIP4, 0, 17, 30, "192.0.2.23");
-	cr_assert_eq(bpf_map_update_elem(h.meta, &zero, &meta, BPF_ANY), 0);
+	stamp_restore(&sv);
 	run(&fu, &r);
 	cr_assert_eq(r.verdict, XDP_DROP);
 	cr_assert_eq(global().reasons[AETH_R_UNCONFIGURED_PORT], 6);
@@ -520,10 +544,9 @@ Test(fwd, exact_port_added_seen_after_generation_change_or_expiry)
 {
 	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 22);
 	struct pkt_spec o = pkt_spec_tcp4(CLI4, 40000, VIP4, 8080);
-	struct aeth_meta meta;
+	struct saved_stamp sv;
 	struct frame f, fo;
 	struct result r;
-	__u32 zero = 0;
 	int i;
 
 	cr_assert_eq(dp_pin_cpu(0), 0);	/* the memory is per CPU */
@@ -537,10 +560,10 @@ Test(fwd, exact_port_added_seen_after_generation_change_or_expiry)
 	cr_assert_eq(global().reasons[AETH_R_UNCONFIGURED_PORT], 3);
 
 	/* port 22 and 8080 from a writer that keeps the generation */
-	cr_assert_eq(bpf_map_lookup_elem(h.meta, &zero, &meta), 0);
+	stamp_save(&sv);
 	one_backend_service(2, VIP4, 22, 6, 20, "192.0.2.22");
 	one_backend_service(3, VIP4, 8080, 6, 30, "192.0.2.23");
-	cr_assert_eq(bpf_map_update_elem(h.meta, &zero, &meta, BPF_ANY), 0);
+	stamp_restore(&sv);
 	run(&f, &r);
 	cr_assert_eq(r.verdict, XDP_DROP);	/* still remembered */
 	cr_assert_eq(global().reasons[AETH_R_UNCONFIGURED_PORT], 4);
@@ -557,9 +580,9 @@ Test(fwd, exact_port_added_seen_after_generation_change_or_expiry)
 		run(&f, &r);
 		cr_assert_eq(r.verdict, XDP_DROP);
 	}
-	cr_assert_eq(bpf_map_lookup_elem(h.meta, &zero, &meta), 0);
+	stamp_save(&sv);
 	one_backend_service(4, VIP4, 23, 6, 40, "192.0.2.21");
-	cr_assert_eq(bpf_map_update_elem(h.meta, &zero, &meta, BPF_ANY), 0);
+	stamp_restore(&sv);
 	run(&f, &r);
 	cr_assert_eq(r.verdict, XDP_DROP);
 	cr_assert_eq(global().reasons[AETH_R_UNCONFIGURED_PORT], 8);
