@@ -896,11 +896,11 @@ static uint64_t be_packets(uint32_t id)
 	return b.packets;
 }
 
-/* A SYN to VIP4:6443 from a new source port: a new connection, forwarded
+/* A SYN to VIP4:dport from a new source port: a new connection, forwarded
  * by the service's current table. */
-static void syn4(uint16_t sport)
+static void syn4_to(uint16_t sport, uint16_t dport)
 {
-	struct pkt_spec s = pkt_spec_tcp4(CLI4, sport, VIP4, 6443);
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, sport, VIP4, dport);
 	struct frame f;
 	struct result r;
 
@@ -910,8 +910,13 @@ static void syn4(uint16_t sport)
 	cr_assert_eq(r.verdict, XDP_TX);
 }
 
+static void syn4(uint16_t sport)
+{
+	syn4_to(sport, 6443);
+}
+
 /* The service of VIP4:6443 moved to Maglev slot 3, whose table names only
- * backend 11, by a direct write of aeth_svc (no aeth_meta write yet). */
+ * backend 11, by a direct write of aeth_svc (no aeth_stamp write yet). */
 static void move_svc4_to_backend_11(void)
 {
 	struct aeth_backend b = dp_backend("192.0.2.22", AETH_BE_F_IN_USE, 1);
@@ -973,17 +978,8 @@ Test(dp, service_copies_keep_ports_apart)
 	dp_table_round_robin(table, TSIZE, &id, 1);
 	cr_assert_eq(dp_set_maglev(&h, 4, table, TSIZE), 0);
 	cr_assert_eq(dp_add_service(&h, &k, &s), 0);
-	for (i = 0; i < 8; i++) {
-		struct pkt_spec p = pkt_spec_tcp4(CLI4, 2000 + i, VIP4,
-						  i & 1 ? 8443 : 6443);
-		struct frame f;
-		struct result r;
-
-		p.tcp_flags = PKT_TCP_SYN;
-		build(&p, &f);
-		run(&f, &r);
-		cr_assert_eq(r.verdict, XDP_TX);
-	}
+	for (i = 0; i < 8; i++)
+		syn4_to(2000 + i, i & 1 ? 8443 : 6443);
 	cr_assert_eq(be_packets(10), 4);
 	cr_assert_eq(be_packets(12), 4);
 }
