@@ -27,7 +27,7 @@ struct acl_memory {
 	__u8 family;
 	__u8 allowed;
 	__u16 pad;
-	__u64 stamp, expires;
+	struct svc_mem_tag tag;
 };
 
 struct {
@@ -42,13 +42,8 @@ static __always_inline bool acl_mem_matches(const struct acl_memory *m,
 					    __u32 acl_slot,
 					    const struct aeth_flow *flow)
 {
-	const union aeth_addr *a = &m->src, *b = &flow->src;
-
-	return m->stamp == r->stamp && r->now < m->expires &&
-	       m->acl_slot == acl_slot &&
-	       m->family == flow->family &&
-	       ((a->v6[0] ^ b->v6[0]) | (a->v6[1] ^ b->v6[1]) |
-		(a->v6[2] ^ b->v6[2]) | (a->v6[3] ^ b->v6[3])) == 0;
+	return svc_mem_holds(&m->tag, r) && m->acl_slot == acl_slot &&
+	       m->family == flow->family && svc_addr_equal(&m->src, &flow->src);
 }
 
 /* guard_source_authorized through this CPU's memory; r holds the stamp. */
@@ -74,8 +69,7 @@ static __always_inline bool acl_mem_authorized(const struct svc_neg_ref *r,
 		m->acl_slot = svc->acl_slot;
 		m->family = flow->family;
 		m->allowed = ok;
-		m->stamp = r->stamp;
-		m->expires = r->now + SVC_NEG_TTL;
+		svc_mem_tag(&m->tag, r);
 	}
 	return ok;
 }

@@ -16,8 +16,8 @@
  * were not VIPs, stamped with the tables' stamp (aeth_stamp, changed by
  * the agent after every write of the tables, so a new VIP is seen at once)
  * and expiring after SVC_NEG_TTL jiffies (100 ms at HZ=250) for writers
- * that do not change it. Only negative answers are kept: a VIP's services are always
- * looked up. For a VIP the entry also says which protocols are known to
+ * that do not change it. Only negative answers are kept here (a VIP's
+ * services are kept as copies, below). For a VIP the entry also says which protocols are known to
  * have no wildcard-port service, so a port without a service is dropped
  * after the exact lookup alone, without the aeth_vip and wildcard lookups
  * (whatever the port: a scan of random ports is cheap too). It also keeps,
@@ -36,10 +36,16 @@
 #define SVC_NEG_NO_WILD_UDP (1u << 2)
 #define SVC_NEG_UNKNOWN 0xffffffffu	/* no valid entry for the address */
 
+/* What every per-CPU memory of the tables (here, bpf/acl_memory.h) carries:
+ * the stamp it was made under (svc_stamp) and when it lapses (jiffies). */
+struct svc_mem_tag {
+	__u64 stamp;
+	__u64 expires;
+};
+
 struct svc_neg_entry {
 	union aeth_addr addr;
-	__u64 stamp;		/* aeth_stamp when made */
-	__u64 expires;		/* jiffies */
+	struct svc_mem_tag tag;
 	__u32 family;
 	__u32 vip;		/* SVC_NEG_NOT_VIP or SVC_NEG_VIP | NO_WILD_* */
 	/* a port of a VIP with NO_WILD_* for the protocol that has no exact
@@ -65,6 +71,27 @@ struct svc_neg_ref {
 	__u64 stamp, now;	/* svc_stamp(); now: jiffies */
 	__u32 kind;		/* SVC_NEG_* of the address, or SVC_NEG_UNKNOWN */
 };
+
+/* A memory tagged under r's stamp, and not lapsed. */
+static __always_inline bool svc_mem_holds(const struct svc_mem_tag *t,
+					  const struct svc_neg_ref *r)
+{
+	return t->stamp == r->stamp && r->now < t->expires;
+}
+
+static __always_inline void svc_mem_tag(struct svc_mem_tag *t,
+					const struct svc_neg_ref *r)
+{
+	t->stamp = r->stamp;
+	t->expires = r->now + SVC_NEG_TTL;
+}
+
+static __always_inline bool svc_addr_equal(const union aeth_addr *a,
+					   const union aeth_addr *b)
+{
+	return ((a->v6[0] ^ b->v6[0]) | (a->v6[1] ^ b->v6[1]) |
+		(a->v6[2] ^ b->v6[2]) | (a->v6[3] ^ b->v6[3])) == 0;
+}
 
 static __always_inline __u32 svc_neg_slot(const union aeth_addr *a)
 {
@@ -99,10 +126,8 @@ static __always_inline void svc_neg_find(struct svc_neg_ref *r,
 
 	r->e = e;
 	r->kind = SVC_NEG_UNKNOWN;
-	if (e && e->stamp == r->stamp && r->now < e->expires &&
-	    e->family == family &&
-	    ((e->addr.v6[0] ^ a->v6[0]) | (e->addr.v6[1] ^ a->v6[1]) |
-	     (e->addr.v6[2] ^ a->v6[2]) | (e->addr.v6[3] ^ a->v6[3])) == 0)
+	if (e && svc_mem_holds(&e->tag, r) && e->family == family &&
+	    svc_addr_equal(&e->addr, a))
 		r->kind = e->vip;
 }
 
@@ -116,8 +141,7 @@ static __always_inline void svc_neg_store(const struct svc_neg_ref *r,
 		return;
 	e->addr = *a;
 	e->family = family;
-	e->stamp = r->stamp;
-	e->expires = r->now + SVC_NEG_TTL;
+	svc_mem_tag(&e->tag, r);
 	e->vip = kind;
 	e->no_port[0] = 0;
 	e->no_port[1] = 0;
@@ -201,15 +225,16 @@ svc_lookup_port(const union aeth_addr *vip, __u8 family, __be16 port,
  * publishing service entries and again when the apply is committed or
  * rolled back, before any slot or backend a copy may name is reused), and
  * for SVC_NEG_TTL jiffies at most, so a writer that changes aeth_svc
- * without aeth_stamp is seen within 100 ms. Each copy is a snapshot of one version of the entry, as the
- * hash map's element was: its ACL and Maglev slots belong together. Only
- * hits are kept; a miss is the VIP memory's business. */
+ * without aeth_stamp is seen within 100 ms. Each copy is a snapshot of
+ * one version of the entry, as the hash map's element was: its ACL and
+ * Maglev slots belong together. Only hits are kept; a miss is the VIP
+ * memory's business. */
 #define SVC_COPY_SIZE 1024
 
 struct svc_copy {
 	struct aeth_svc_key key;
 	__u32 pad;
-	__u64 stamp, expires;
+	struct svc_mem_tag tag;
 	struct aeth_svc svc;
 };
 
@@ -256,16 +281,14 @@ svc_find_port(const struct svc_neg_ref *r, const union aeth_addr *vip,
 	c = bpf_map_lookup_elem(&lb_svc_copy, &slot);
 	if (!c)
 		return bpf_map_lookup_elem(&aeth_svc, &k);
-	if (c->stamp == r->stamp && r->now < c->expires &&
-	    svc_key_equal(&c->key, &k))
+	if (svc_mem_holds(&c->tag, r) && svc_key_equal(&c->key, &k))
 		return &c->svc;
 	svc = bpf_map_lookup_elem(&aeth_svc, &k);
 	if (!svc)
 		return NULL;
 	c->key = k;
 	c->svc = *svc;
-	c->stamp = r->stamp;
-	c->expires = r->now + SVC_NEG_TTL;
+	svc_mem_tag(&c->tag, r);
 	return &c->svc;
 }
 
