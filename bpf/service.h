@@ -17,8 +17,8 @@
  * the agent after every write of the tables, so a new VIP is seen at once)
  * and expiring after SVC_NEG_TTL jiffies (100 ms at HZ=250) for writers
  * that do not change it. Only negative answers are kept here (a VIP's
- * services are kept as copies, below). For a VIP the entry also says which protocols are known to
- * have no wildcard-port service, so a port without a service is dropped
+ * services are kept as copies, below). For a VIP the entry also says
+ * which protocols are known to have no wildcard-port service, so a port without a service is dropped
  * after the exact lookup alone, without the aeth_vip and wildcard lookups
  * (whatever the port: a scan of random ports is cheap too). It also keeps,
  * per protocol, the last port such a drop found without a service: a flood

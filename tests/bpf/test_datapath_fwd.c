@@ -479,6 +479,18 @@ static void stamp_restore(const struct saved_stamp *sv)
 		     0);
 }
 
+/* one_backend_service() by a writer that changes neither the generation
+ * nor the stamp: the program's memories do not see it until they lapse. */
+static void unstamped_service(uint32_t id, const char *vip, uint16_t port,
+			      uint8_t proto, uint32_t be_id, const char *be)
+{
+	struct saved_stamp sv;
+
+	stamp_save(&sv);
+	one_backend_service(id, vip, port, proto, be_id, be);
+	stamp_restore(&sv);
+}
+
 /* Each CPU remembers that a VIP has no wildcard-port service for a
  * protocol (bpf/service.h), so a port without a service is dropped after
  * the exact lookup alone. A wildcard service added later is seen once the
@@ -488,7 +500,6 @@ Test(fwd, wildcard_added_seen_after_generation_change_or_expiry)
 {
 	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 22);
 	struct pkt_spec u = pkt_spec_udp4(CLI4, 40000, VIP4, 5353);
-	struct saved_stamp sv;
 	struct frame f, fu;
 	struct result r;
 
@@ -508,9 +519,7 @@ Test(fwd, wildcard_added_seen_after_generation_change_or_expiry)
 	cr_assert_eq(global().reasons[AETH_R_UNCONFIGURED_PORT], 3);
 
 	/* a TCP wildcard from a writer that keeps the generation */
-	stamp_save(&sv);
-	one_backend_service(2, VIP4, 0, 6, 20, "192.0.2.22");
-	stamp_restore(&sv);
+	unstamped_service(2, VIP4, 0, 6, 20, "192.0.2.22");
 	run(&f, &r);
 	cr_assert_eq(r.verdict, XDP_DROP);	/* still remembered */
 	cr_assert_eq(dp_bump_generation(&h), 0);
@@ -524,9 +533,7 @@ Test(fwd, wildcard_added_seen_after_generation_change_or_expiry)
 	cr_assert_eq(global().reasons[AETH_R_UNCONFIGURED_PORT], 5);
 	run(&f, &r);
 	expect_tx(&r, &s, &f, "192.0.2.22");
-	stamp_save(&sv);
-	one_backend_service(3, VIP4, 0, 17, 30, "192.0.2.23");
-	stamp_restore(&sv);
+	unstamped_service(3, VIP4, 0, 17, 30, "192.0.2.23");
 	run(&fu, &r);
 	cr_assert_eq(r.verdict, XDP_DROP);
 	cr_assert_eq(global().reasons[AETH_R_UNCONFIGURED_PORT], 6);
@@ -544,7 +551,6 @@ Test(fwd, exact_port_added_seen_after_generation_change_or_expiry)
 {
 	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 22);
 	struct pkt_spec o = pkt_spec_tcp4(CLI4, 40000, VIP4, 8080);
-	struct saved_stamp sv;
 	struct frame f, fo;
 	struct result r;
 	int i;
@@ -560,10 +566,8 @@ Test(fwd, exact_port_added_seen_after_generation_change_or_expiry)
 	cr_assert_eq(global().reasons[AETH_R_UNCONFIGURED_PORT], 3);
 
 	/* port 22 and 8080 from a writer that keeps the generation */
-	stamp_save(&sv);
-	one_backend_service(2, VIP4, 22, 6, 20, "192.0.2.22");
-	one_backend_service(3, VIP4, 8080, 6, 30, "192.0.2.23");
-	stamp_restore(&sv);
+	unstamped_service(2, VIP4, 22, 6, 20, "192.0.2.22");
+	unstamped_service(3, VIP4, 8080, 6, 30, "192.0.2.23");
 	run(&f, &r);
 	cr_assert_eq(r.verdict, XDP_DROP);	/* still remembered */
 	cr_assert_eq(global().reasons[AETH_R_UNCONFIGURED_PORT], 4);
@@ -580,9 +584,7 @@ Test(fwd, exact_port_added_seen_after_generation_change_or_expiry)
 		run(&f, &r);
 		cr_assert_eq(r.verdict, XDP_DROP);
 	}
-	stamp_save(&sv);
-	one_backend_service(4, VIP4, 23, 6, 40, "192.0.2.21");
-	stamp_restore(&sv);
+	unstamped_service(4, VIP4, 23, 6, 40, "192.0.2.21");
 	run(&f, &r);
 	cr_assert_eq(r.verdict, XDP_DROP);
 	cr_assert_eq(global().reasons[AETH_R_UNCONFIGURED_PORT], 8);
