@@ -18,6 +18,7 @@
 #include "service.h"
 #include "guard.h"
 #include "acl_memory.h"
+#include "flow_memory.h"
 #include "conntrack.h"
 #include "maglev.h"
 #include "encap.h"
@@ -112,7 +113,8 @@ static __always_inline int lb_admit(const struct aeth_svc *svc,
  * connection whatever the table holds, and its entry replaces any other. */
 static __always_inline struct aeth_backend *
 lb_backend(struct lb_pkt *p, const struct aeth_node *node,
-	   const struct aeth_svc *svc, __u32 *be_id, int *drop)
+	   const struct svc_neg_ref *neg, const struct aeth_svc *svc,
+	   __u32 *be_id, int *drop)
 {
 	bool syn = lb_tcp_syn(p), stray = false;
 	struct aeth_ct_entry *e = NULL;
@@ -121,6 +123,8 @@ lb_backend(struct lb_pkt *p, const struct aeth_node *node,
 	__u64 now = 0;
 
 	*drop = -1;
+	if (syn)	/* its entry is replaced: no memory may outlive it */
+		flow_mem_forget(&p->flow);
 	if (aeth_ct_reads_table(p->flow.proto, syn)) {
 		e = ct_lookup(&p->flow);
 		if (e) {
@@ -128,6 +132,8 @@ lb_backend(struct lb_pkt *p, const struct aeth_node *node,
 			if (verdict == AETH_CT_USE) {
 				stats_event(AETH_EV_CT_HIT);
 				*be_id = e->backend_id;
+				flow_mem_note(neg, &p->flow, be, *be_id,
+					      svc->id);
 				return be;
 			}
 			stats_event(AETH_EV_CT_RESELECT);
@@ -200,12 +206,11 @@ static __always_inline int lb_too_big(struct xdp_md *ctx, struct lb_pkt *p,
 /* Encapsulate towards the backend and send it on its way. steer: an ICMP
  * error being forwarded (never answered with another ICMP). */
 static __always_inline int lb_forward(struct xdp_md *ctx, struct lb_pkt *p,
-				      const struct aeth_node *node,
-				      const struct aeth_svc *svc,
+				      const struct aeth_node *node, __u32 svc_id,
 				      const struct aeth_backend *be,
 				      __u32 be_id, bool steer)
 {
-	__u32 hlen = encap_overhead(be), svc_id = svc->id, bytes = p->l3_len;
+	__u32 hlen = encap_overhead(be), bytes = p->l3_len;
 	struct bpf_fib_lookup fib;
 	__u32 ingress = ctx->ingress_ifindex;
 	int rc;
@@ -282,7 +287,7 @@ static __always_inline int lb_icmp(struct xdp_md *ctx, struct lb_pkt *p,
 	be = lb_icmp_backend(p, node, svc, &be_id);
 	if (!be)	/* about no flow we carry */
 		return stats_drop(AETH_R_UNCONFIGURED_PORT, svc->id);
-	rc = lb_forward(ctx, p, node, svc, be, be_id, true);
+	rc = lb_forward(ctx, p, node, svc->id, be, be_id, true);
 	if (rc != XDP_DROP)
 		stats_event(AETH_EV_ICMP_STEERED);
 	return rc;
@@ -302,10 +307,10 @@ static __always_inline int lb_service_found(struct xdp_md *ctx,
 
 	if (!acl_mem_authorized(neg, svc, &p->flow))
 		return stats_drop(AETH_R_NOT_AUTHORIZED, svc->id);
-	be = lb_backend(p, node, svc, &be_id, &drop);
+	be = lb_backend(p, node, neg, svc, &be_id, &drop);
 	if (!be)
 		return stats_drop(drop, svc->id);
-	return lb_forward(ctx, p, node, svc, be, be_id, false);
+	return lb_forward(ctx, p, node, svc->id, be, be_id, false);
 }
 
 /* A packet to a VIP that no exact (VIP, port, proto) service took. l3 and
@@ -422,6 +427,18 @@ int aether_lb(struct xdp_md *ctx)
 	    (p.proto == IPPROTO_TCP || p.proto == IPPROTO_UDP)) {
 		l4 = parse_l4(ctx, &p);
 		if (!l4) {
+			/* a flow this CPU forwarded by its entry lately */
+			if (!lb_tcp_syn(&p)) {
+				struct flow_memory *m = flow_mem_find(&neg,
+								      &p.flow);
+
+				if (m) {
+					stats_event(AETH_EV_CT_HIT);
+					return lb_forward(ctx, &p, node,
+							  m->svc_id, &m->be,
+							  m->be_id, false);
+				}
+			}
 			/* the port this VIP's memory last found without a
 			 * service: no lookup (a flood of one port) */
 			if (svc_neg_no_port(&neg, p.flow.proto, p.flow.dport))

@@ -2,6 +2,7 @@
  * conntrack, Maglev, insert budget, MTU answers, ICMP steering). */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -1045,8 +1046,11 @@ Test(fwd, idle_udp_entry_expires)
 	expect_tx(&r, &s, &f, "192.0.2.21");
 
 	cr_assert_eq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
+	/* the entry aged by hand; the CPU's memory of the flow (which
+	 * lapses within 100 ms of real time) retired by the stamp */
 	e.seen_ns = coarse_now_ns() - 29ull * 1000000000ull;
 	cr_assert_eq(bpf_map_update_elem(h.ct, &fl, &e, BPF_EXIST), 0);
+	cr_assert_eq(dp_bump_stamp(&h), 0);
 	run(&f, &r);	/* idle 29 s: still there, and refreshed */
 	expect_tx(&r, &s, &f, "192.0.2.21");
 	cr_assert_eq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
@@ -1054,12 +1058,148 @@ Test(fwd, idle_udp_entry_expires)
 
 	e.seen_ns = coarse_now_ns() - 31ull * 1000000000ull;
 	cr_assert_eq(bpf_map_update_elem(h.ct, &fl, &e, BPF_EXIST), 0);
+	cr_assert_eq(dp_bump_stamp(&h), 0);
 	run(&f, &r);
 	expect_tx(&r, &s, &f, "192.0.2.22");
 	cr_assert_eq(global().events[AETH_EV_CT_EXPIRED], 1);
 	cr_assert_eq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
 	cr_assert_eq(e.backend_id, 11);
 	cr_assert_eq(svc_stats(1).new_flows, 2);
+}
+
+/* ---- each CPU's memory of established flows (bpf/flow_memory.h) ---- */
+
+/* A flow established through 192.0.2.21 (SYN, then an ACK that used the
+ * entry and was remembered), pinned to CPU 0: the memory is per CPU. */
+static void remembered_flow(struct pkt_spec *s, struct frame *f)
+{
+	uint32_t ids[] = { 10 };
+	struct result r;
+
+	cr_assert_eq(dp_pin_cpu(0), 0);
+	backend(10, "192.0.2.21", AETH_BE_F_IN_USE, 1);
+	backend(11, "192.0.2.22", AETH_BE_F_IN_USE, 1);
+	service(1, VIP4, 6443, 6, ids, 1);
+	s->tcp_flags = PKT_TCP_SYN;
+	build(s, f);
+	run(f, &r);
+	expect_tx(&r, s, f, "192.0.2.21");
+	s->tcp_flags = PKT_TCP_ACK;
+	build(s, f);
+	run(f, &r);
+	expect_tx(&r, s, f, "192.0.2.21");
+	cr_assert_eq(global().events[AETH_EV_CT_HIT], 1);
+}
+
+/* The memory answers for the tables until the stamp changes: an entry
+ * removed by a writer that changes no stamp is still followed (proof that
+ * the packet read no table); after the stamp, the flow is a stray. */
+Test(fwd, flow_memory_holds_until_the_stamp_changes)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct aeth_flow fl = flow_of(&s);
+	struct aeth_global_stats g;
+	struct frame f;
+	struct result r;
+
+	remembered_flow(&s, &f);
+	cr_assert_eq(bpf_map_delete_elem(h.ct, &fl), 0);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+	g = global();
+	cr_assert_eq(g.events[AETH_EV_CT_HIT], 2);
+	cr_assert_eq(g.events[AETH_EV_CT_MISS], 0);
+
+	cr_assert_eq(dp_bump_stamp(&h), 0);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_TX);
+	g = global();
+	cr_assert_eq(g.events[AETH_EV_CT_HIT], 2, "the memory outlived the stamp");
+	cr_assert_eq(g.events[AETH_EV_CT_MISS], 1);
+	cr_assert_eq(g.events[AETH_EV_CT_STRAY], 1);
+}
+
+/* Without a stamp, a memory lapses within SVC_NEG_TTL jiffies (100 ms at
+ * HZ=250, less at a higher HZ). */
+Test(fwd, flow_memory_lapses_within_its_lifetime)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct aeth_flow fl = flow_of(&s);
+	struct frame f;
+	struct result r;
+
+	remembered_flow(&s, &f);
+	cr_assert_eq(bpf_map_delete_elem(h.ct, &fl), 0);
+	usleep(150 * 1000);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_TX);
+	cr_assert_eq(global().events[AETH_EV_CT_HIT], 1);
+	cr_assert_eq(global().events[AETH_EV_CT_STRAY], 1);
+}
+
+/* A SYN of a remembered tuple is a new connection whose entry replaces the
+ * old one (here on another backend: the table changed without a stamp);
+ * the connection's next packets follow the new entry, not the memory. */
+Test(fwd, syn_of_a_remembered_tuple_follows_its_new_entry)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct aeth_flow fl = flow_of(&s);
+	struct aeth_ct_entry e;
+	struct frame f;
+	struct result r;
+
+	remembered_flow(&s, &f);
+	set_table_all(1, 11);
+	s.tcp_flags = PKT_TCP_SYN;
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.22");
+	cr_assert_eq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
+	cr_assert_eq(e.backend_id, 11);
+	s.tcp_flags = PKT_TCP_ACK;
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.22");
+	cr_assert_eq(global().events[AETH_EV_CT_HIT], 2);
+}
+
+/* A memory serves its own tuple only: 32,768 ACKs of other tuples (other
+ * sources and ports, no entries: strays, sent by the new table to
+ * 192.0.2.22), interleaved with the remembered flow's, reach every slot of
+ * the memory and are never sent after the remembered flow. */
+Test(fwd, flow_memory_serves_only_its_own_tuple)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct aeth_global_stats g;
+	struct frame f, other;
+	struct result r;
+	char dst[INET6_ADDRSTRLEN];
+	uint32_t i, n = 32768;
+
+	remembered_flow(&s, &f);
+	set_table_all(1, 11);
+	for (i = 0; i < n; i++) {
+		char src[INET_ADDRSTRLEN];
+		struct pkt_spec o;
+
+		snprintf(src, sizeof(src), "198.51.%u.%u", 100 + (i >> 8) % 50,
+			 i & 0xff);
+		o = pkt_spec_tcp4(src, (uint16_t)(1024 + i / 256), VIP4, 6443);
+		o.tcp_flags = PKT_TCP_ACK;
+		build(&o, &other);
+		run(&other, &r);
+		cr_assert_eq(r.verdict, XDP_TX);
+		outer_dst(&r, dst, sizeof(dst));
+		cr_assert_str_eq(dst, "192.0.2.22", "stray %u sent as the "
+				 "remembered flow", i);
+		run(&f, &r);
+		cr_assert_eq(r.verdict, XDP_TX);
+		outer_dst(&r, dst, sizeof(dst));
+		cr_assert_str_eq(dst, "192.0.2.21");
+	}
+	g = global();
+	cr_assert_eq(g.events[AETH_EV_CT_STRAY], n);
+	cr_assert_eq(g.events[AETH_EV_CT_HIT], n + 1);
 }
 
 Test(fwd, insert_budget_skips_recording_but_forwards)

@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* Each CPU's memory of the established flows it forwarded last: the flow,
+ * its service and its backend, as the connection table and the tables of
+ * the agent gave them. A packet of such a flow skips the service copy, the
+ * authorized-network check, the connection-table lookup and the backend's
+ * read and goes straight to the encapsulation (lb_forward), which is what
+ * those steps would have led to: all of them are answered by tables that
+ * only change under a new stamp (aeth_stamp), and a memory holds under its
+ * stamp for SVC_NEG_TTL jiffies at most (100 ms), like the other per-CPU
+ * memories (bpf/service.h).
+ *
+ * Only a packet whose connection entry was used (AETH_CT_USE) is
+ * remembered, never a new flow, a re-selection or a stray TCP packet, so
+ * no memory exists without an entry in aeth_ct. What the data path itself
+ * changes in aeth_ct without a stamp is a TCP SYN's new entry for a reused
+ * tuple: the SYN forgets the tuple on its CPU (flow_mem_forget). A UDP
+ * entry's idle timeout (seconds) is judged at least every 100 ms by the
+ * full path, which also refreshes seen_ns. Private to the loaded program
+ * (never pinned). */
+#ifndef AETHER_BPF_FLOW_MEMORY_H
+#define AETHER_BPF_FLOW_MEMORY_H
+
+#include <stdbool.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "aether/abi.h"
+#include "service.h"
+
+#define FLOW_MEM_SIZE 4096
+
+struct flow_memory {
+	struct aeth_flow flow;
+	struct svc_mem_tag tag;
+	struct aeth_backend be;
+	__u32 be_id;
+	__u32 svc_id;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FLOW_MEM_SIZE);
+	__type(key, __u32);
+	__type(value, struct flow_memory);
+} lb_flow_mem SEC(".maps");
+
+static __always_inline __u32 flow_mem_slot(const struct aeth_flow *f)
+{
+	const __u32 *w = (const __u32 *)f;
+	__u32 h = w[0] ^ w[1] ^ w[2] ^ w[3] ^ (w[4] * 0x85ebca6bu) ^ w[5] ^
+		  w[6] ^ w[7] ^ (w[8] * 0xc2b2ae35u) ^ w[9];
+
+	return (h * 0x9e3779b1u) >> 20;	/* 12 bits: FLOW_MEM_SIZE */
+}
+
+static __always_inline bool flow_equal(const struct aeth_flow *a,
+				       const struct aeth_flow *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+
+	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) |
+		(x[3] ^ y[3]) | (x[4] ^ y[4])) == 0;
+}
+
+/* The memory of flow f on this CPU, or NULL; r holds the stamp. */
+static __always_inline struct flow_memory *
+flow_mem_find(const struct svc_neg_ref *r, const struct aeth_flow *f)
+{
+	__u32 slot = flow_mem_slot(f);
+	struct flow_memory *m = bpf_map_lookup_elem(&lb_flow_mem, &slot);
+
+	if (m && svc_mem_holds(&m->tag, r) && flow_equal(&m->flow, f))
+		return m;
+	return NULL;
+}
+
+/* Remember that f's packets go to backend be_id (a copy of be) of
+ * service svc_id. */
+static __always_inline void flow_mem_note(const struct svc_neg_ref *r,
+					  const struct aeth_flow *f,
+					  const struct aeth_backend *be,
+					  __u32 be_id, __u32 svc_id)
+{
+	__u32 slot = flow_mem_slot(f);
+	struct flow_memory *m = bpf_map_lookup_elem(&lb_flow_mem, &slot);
+
+	if (!m)
+		return;
+	m->flow = *f;
+	m->be = *be;
+	m->be_id = be_id;
+	m->svc_id = svc_id;
+	svc_mem_tag(&m->tag, r);
+}
+
+/* Forget f on this CPU (its connection entry is being replaced). */
+static __always_inline void flow_mem_forget(const struct aeth_flow *f)
+{
+	__u32 slot = flow_mem_slot(f);
+	struct flow_memory *m = bpf_map_lookup_elem(&lb_flow_mem, &slot);
+
+	if (m && flow_equal(&m->flow, f))
+		m->tag.expires = 0;
+}
+
+#endif /* AETHER_BPF_FLOW_MEMORY_H */
