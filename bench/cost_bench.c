@@ -77,6 +77,8 @@ struct row {
 	double target;		/* ns above the floor, 0: none */
 	bool prime_syn;		/* open the flow with a SYN before timing */
 	bool prime;		/* send the frame once before timing */
+	uint32_t cycle;		/* flows the row takes in turn (prime_syn: each
+				 * opened), 0: one */
 	struct pkt_spec spec;
 	struct timing ns, floor, base;
 	uint32_t repeat;
@@ -503,6 +505,17 @@ static void prime(struct bench *b, const struct row *r)
 	      "priming");
 }
 
+/* Send a cycling frame once for each of its r->cycle values, through the
+ * wrapper (which makes them) and the program under test. */
+static void prime_cycle(struct bench *b, const struct row *r)
+{
+	uint32_t v;
+
+	set_frame(b, r);
+	set_prog(b, b->h.prog_fd);
+	run_once(b, r, r->cycle, &v);
+}
+
 /* State the row's timed iterations must find: its flow established or its
  * bucket spent. Right before the row, not at start: the new-flow rows fill
  * the connection table (by both programs with --baseline), and the LRU
@@ -514,7 +527,10 @@ static void prime_row(struct bench *b, const struct row *r)
 	if (r->prime_syn) {
 		syn.spec.tcp_flags = PKT_TCP_SYN;
 		syn.len = pkt_build(&syn.spec, syn.frame, sizeof(syn.frame));
-		prime(b, &syn);
+		if (r->cycle)
+			prime_cycle(b, &syn);
+		else
+			prime(b, &syn);
 	} else if (r->prime) {
 		prime(b, r);
 	}
@@ -528,6 +544,15 @@ static void vary_sport(struct row *r)
 {
 	r->vary_off = V4_PORTS_OFF;
 	r->vary_shift = 16;
+}
+
+/* 2^k established flows from one source, in turn: distinct source ports
+ * (bench/bpf/wrapper.bpf.c BENCH_VARY_CYCLE), opened by prime_row. */
+static void vary_sport_cycle(struct row *r, uint32_t k)
+{
+	r->vary_off = V4_PORTS_OFF;
+	r->vary_shift = 16 | 0x200u | k << 24;
+	r->cycle = 1u << k;
 }
 
 /* The IPv4 source scattered over the address space, a different one each
@@ -885,6 +910,13 @@ int main(int argc, char **argv)
 		-1, AETH_EV_CT_HIT, 50);
 	tcp_row(r, "198.51.100.7", 40000, VIP4, PORT_EST_ACL1K, PKT_TCP_ACK);
 	r->prime_syn = true;
+
+	r = ROW("established_v4_64k",
+		"established flows, IPv4, 65,536 in turn", 200000, XDP_TX, -1,
+		AETH_EV_CT_HIT, 0);
+	tcp_row(r, "198.51.100.7", 1024, VIP4, PORT_FWD, PKT_TCP_ACK);
+	r->prime_syn = true;
+	vary_sport_cycle(r, 16);
 
 	r = ROW("decap", "inline decap", 200000, XDP_PASS, -1, AETH_EV_DECAP,
 		0);

@@ -100,20 +100,27 @@ static __always_inline __u32 svc_neg_slot(const union aeth_addr *a)
 	return (h * 0x9e3779b1u) >> 22;	/* 10 bits: SVC_NEG_SIZE */
 }
 
-/* The tables' stamp (aeth_stamp, bpf/maps.h) folded with the config
- * generation (aeth_meta), read before any lookup it vouches for, and the
- * time in jiffies. The generation is in the high bits, which the stamp, one
- * step per write of the tables, never reaches. Reading aeth_meta also keeps
- * it among the program's maps: an agent tells its own program on a NIC by
- * that map (agent/daemon/attach.c), older agents included. */
+/* The tables' stamp (aeth_stamp, bpf/maps.h), read before any lookup it
+ * vouches for, and the time in jiffies. Every writer of the tables in
+ * aether-lb changes it (the agent with every generation too); a writer
+ * that does not is seen once the memories lapse. The config generation
+ * (aeth_meta) is only the answer when the stamp cannot be read (never, for
+ * an array of one entry): one array read less per packet, while the
+ * reference keeps aeth_meta among the program's maps, by which an agent
+ * tells its own program on a NIC (agent/daemon/attach.c), older agents
+ * included. */
 static __always_inline void svc_stamp(struct svc_neg_ref *r)
 {
 	__u32 zero = 0;
 	__u64 *st = bpf_map_lookup_elem(&aeth_stamp, &zero);
-	struct aeth_meta *m = bpf_map_lookup_elem(&aeth_meta, &zero);
+	struct aeth_meta *m;
 
-	r->stamp = (st ? *(volatile __u64 *)st : 0) ^
-		   (m ? *(volatile __u64 *)&m->generation << 40 : 0);
+	if (st) {
+		r->stamp = *(volatile __u64 *)st;
+	} else {
+		m = bpf_map_lookup_elem(&aeth_meta, &zero);
+		r->stamp = m ? *(volatile __u64 *)&m->generation << 40 : 0;
+	}
 	r->now = bpf_jiffies64();
 }
 

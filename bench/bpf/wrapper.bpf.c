@@ -10,6 +10,9 @@
 
 /* bench_frame[0]: the input frame, written by the benchmark. */
 #define BENCH_VARY_SCATTER 0x100
+/* vary_shift | BENCH_VARY_CYCLE(k): seq taken modulo 2^k, so the word takes
+ * 2^k values in turn (that many flows, each seen again every 2^k runs) */
+#define BENCH_VARY_CYCLE(k) (0x200u | (__u32)(k) << 24)
 
 struct bench_frame {
 	__u32 len;
@@ -17,7 +20,8 @@ struct bench_frame {
 	__u32 vary_base;	/* host order; becomes vary_base + (seq << shift) */
 	__u32 vary_shift;	/* 16 to vary the high half (a source port);
 				 * BENCH_VARY_SCATTER: vary_base + seq * an odd
-				 * constant, scattered over the word's range */
+				 * constant, scattered over the word's range;
+				 * BENCH_VARY_CYCLE(k): 2^k values in turn */
 	__u8 bytes[BENCH_MAX_FRAME];
 };
 
@@ -67,10 +71,13 @@ int bench_wrap(struct xdp_md *ctx)
 		if (!seq)
 			return XDP_ABORTED;
 		++*seq;
+		cur = *seq;
+		if (f->vary_shift & BENCH_VARY_CYCLE(0))
+			cur &= (1u << ((f->vary_shift >> 24) & 31)) - 1;
 		if (f->vary_shift & BENCH_VARY_SCATTER)	/* spread over 2^32 */
-			word = f->vary_base + *seq * 2654435761u;
+			word = f->vary_base + cur * 2654435761u;
 		else
-			word = f->vary_base + (*seq << (f->vary_shift & 31));
+			word = f->vary_base + (cur << (f->vary_shift & 31));
 		word = bpf_htonl(word);
 		if (bpf_xdp_store_bytes(ctx, f->vary_off & 0xff, &word, 4))
 			return XDP_ABORTED;
