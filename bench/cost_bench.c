@@ -174,15 +174,21 @@ static void measure3(struct bench *b, const struct row *r, int prog_fd,
 		set_prog(b, b->base_fd);
 		run_once(b, r, 1000, &v);
 	}
+	/* the order reversed every other round: the program timed right
+	 * after another reads a few ns low (an A/A run, the program as its
+	 * own baseline, showed 1-8 ns), so neither keeps that place */
 	for (i = 0; i < b->rounds; i++) {
-		set_prog(b, prog_fd);
-		tp[i] = run_once(b, r, repeat, verdict);
-		set_prog(b, b->empty_fd);
-		tf[i] = run_once(b, r, repeat, &v);
-		if (base) {
-			set_prog(b, b->base_fd);
-			tb[i] = run_once(b, r, repeat, &v);
-			if (v != *verdict)
+		int fds[3] = { prog_fd, b->empty_fd, base ? b->base_fd : -1 };
+		double *out[3] = { &tp[i], &tf[i], &tb[i] };
+		int k, j;
+
+		for (k = 0; k < 3; k++) {
+			j = i & 1 ? 2 - k : k;
+			if (fds[j] < 0)
+				continue;
+			set_prog(b, fds[j]);
+			*out[j] = run_once(b, r, repeat, j ? &v : verdict);
+			if (j == 2 && v != *verdict)
 				fprintf(stderr, "cost: %s: the baseline's "
 					"verdict %u differs (%u)\n", r->name,
 					v, *verdict);

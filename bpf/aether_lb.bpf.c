@@ -123,8 +123,6 @@ lb_backend(struct lb_pkt *p, const struct aeth_node *node,
 	__u64 now = 0;
 
 	*drop = -1;
-	if (syn)	/* its entry is replaced: no memory may outlive it */
-		flow_mem_forget(&p->flow);
 	if (aeth_ct_reads_table(p->flow.proto, syn)) {
 		e = ct_lookup(&p->flow);
 		if (e) {
@@ -163,11 +161,17 @@ lb_backend(struct lb_pkt *p, const struct aeth_node *node,
 	/* overwriting a key adds no entry (the old node is freed; the LRU
 	 * evicts one only when it has no free node at all): no budget. A SYN
 	 * read no entry, so it goes through the budget, replacing any */
-	if (e)
+	if (e) {
 		ct_overwrite(&p->flow, *be_id, svc->id, lb_clock(&now));
-	else
+	} else {
+		/* a SYN replaces (or deletes) any entry of its tuple: no
+		 * memory of the old one may outlive it (refused SYNs change
+		 * no entry and pay nothing for this) */
+		if (syn)
+			flow_mem_forget(&p->flow);
 		ct_record(node, &p->flow, *be_id, svc->id, syn,
 			  lb_clock(&now));
+	}
 	return be;
 }
 
