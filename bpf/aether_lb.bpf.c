@@ -431,6 +431,13 @@ int aether_lb(struct xdp_md *ctx)
 	    (p.proto == IPPROTO_TCP || p.proto == IPPROTO_UDP)) {
 		l4 = parse_l4(ctx, &p);
 		if (!l4) {
+			/* the port this VIP's memory last found without a
+			 * service: no lookup (a flood of one port). Before the
+			 * flow memory: no flow of a port without a service is
+			 * remembered under the same stamp */
+			if (svc_neg_no_port(&neg, p.flow.proto, p.flow.dport))
+				return stats_drop(AETH_R_UNCONFIGURED_PORT,
+						  STATS_NO_SVC);
 			/* a flow this CPU forwarded by its entry lately */
 			if (!lb_tcp_syn(&p)) {
 				struct flow_memory *m = flow_mem_find(&neg,
@@ -443,11 +450,6 @@ int aether_lb(struct xdp_md *ctx)
 							  m->be_id, false);
 				}
 			}
-			/* the port this VIP's memory last found without a
-			 * service: no lookup (a flood of one port) */
-			if (svc_neg_no_port(&neg, p.flow.proto, p.flow.dport))
-				return stats_drop(AETH_R_UNCONFIGURED_PORT,
-						  STATS_NO_SVC);
 			svc = svc_find_port(&neg, &p.flow.dst,
 					    p.flow.family, p.flow.dport,
 					    p.flow.proto);

@@ -65,12 +65,20 @@ static __always_inline bool flow_equal(const struct aeth_flow *a,
 		(x[3] ^ y[3]) | (x[4] ^ y[4])) == 0;
 }
 
+/* The slot of this CPU's memory where flow f goes. */
+static __always_inline struct flow_memory *
+flow_mem_at(const struct aeth_flow *f)
+{
+	__u32 slot = flow_mem_slot(f);
+
+	return bpf_map_lookup_elem(&lb_flow_mem, &slot);
+}
+
 /* The memory of flow f on this CPU, or NULL; r holds the stamp. */
 static __always_inline struct flow_memory *
 flow_mem_find(const struct svc_neg_ref *r, const struct aeth_flow *f)
 {
-	__u32 slot = flow_mem_slot(f);
-	struct flow_memory *m = bpf_map_lookup_elem(&lb_flow_mem, &slot);
+	struct flow_memory *m = flow_mem_at(f);
 
 	if (m && svc_mem_holds(&m->tag, r) && flow_equal(&m->flow, f))
 		return m;
@@ -87,8 +95,7 @@ static __always_inline void flow_mem_note(const struct svc_neg_ref *r,
 					  const struct aeth_backend *be,
 					  __u32 be_id, __u32 svc_id)
 {
-	__u32 slot = flow_mem_slot(f);
-	struct flow_memory *m = bpf_map_lookup_elem(&lb_flow_mem, &slot);
+	struct flow_memory *m = flow_mem_at(f);
 
 	if (!m || (svc_mem_holds(&m->tag, r) && !flow_equal(&m->flow, f)))
 		return;
@@ -102,8 +109,7 @@ static __always_inline void flow_mem_note(const struct svc_neg_ref *r,
 /* Forget f on this CPU (its connection entry is being replaced). */
 static __always_inline void flow_mem_forget(const struct aeth_flow *f)
 {
-	__u32 slot = flow_mem_slot(f);
-	struct flow_memory *m = bpf_map_lookup_elem(&lb_flow_mem, &slot);
+	struct flow_memory *m = flow_mem_at(f);
 
 	if (m && flow_equal(&m->flow, f))
 		m->tag.expires = 0;
