@@ -12,29 +12,27 @@
 #include "aether/acl_key.h"
 #include "acl_compile.h"
 
-/* A trie entry for the IPv4 prefix a/len, valued family (AETH_AF_INET for
- * an IPv4 listed prefix) as the agent writes it: ::ffff:a/(len + 96). */
-static struct aeth_acl_entry v4(const char *a, uint32_t len)
+/* A trie entry for the listed prefix a/len of family, keyed as the agent
+ * keys it (aeth_acl_prefix_key: IPv4 as ::ffff:a/(len + 96)). */
+static struct aeth_acl_entry listed(int af, const char *a, uint32_t len)
 {
-	struct aeth_acl_entry e = { .family = AETH_AF_INET };
-	uint32_t addr;
+	struct aeth_acl_entry e = { .family = af == AF_INET ? AETH_AF_INET :
+							      AETH_AF_INET6 };
+	union aeth_addr addr = { 0 };
 
-	cr_assert_eq(inet_pton(AF_INET, a, &addr), 1);
-	e.key.prefixlen = len + 96;
-	e.key.addr[10] = 0xff;
-	e.key.addr[11] = 0xff;
-	memcpy(&e.key.addr[12], &addr, 4);
+	cr_assert_eq(inet_pton(af, a, &addr), 1);
+	aeth_acl_prefix_key(&e.key, (__u8)e.family, &addr, len);
 	return e;
 }
 
-/* A trie entry for the IPv6 prefix a/len (valued AETH_AF_INET6). */
+static struct aeth_acl_entry v4(const char *a, uint32_t len)
+{
+	return listed(AF_INET, a, len);
+}
+
 static struct aeth_acl_entry v6(const char *a, uint32_t len)
 {
-	struct aeth_acl_entry e = { .family = AETH_AF_INET6 };
-
-	cr_assert_eq(inet_pton(AF_INET6, a, e.key.addr), 1);
-	e.key.prefixlen = len;
-	return e;
+	return listed(AF_INET6, a, len);
 }
 
 static uint32_t ip(const char *a)
