@@ -24,6 +24,7 @@
 #include "pkt.h"
 #include "micro.skel.h"
 #include "wrapper.skel.h"
+#include "bpf/wrapper_vary.h"
 
 #define VIP4 "203.0.113.10"
 #define VIP6 "2001:db8:f::10"
@@ -77,8 +78,6 @@ struct row {
 	double target;		/* ns above the floor, 0: none */
 	bool prime_syn;		/* open the flow with a SYN before timing */
 	bool prime;		/* send the frame once before timing */
-	uint32_t cycle;		/* flows the row takes in turn (prime_syn: each
-				 * opened), 0: one */
 	struct pkt_spec spec;
 	struct timing ns, floor, base;
 	uint32_t repeat;
@@ -511,15 +510,22 @@ static void prime(struct bench *b, const struct row *r)
 	      "priming");
 }
 
-/* Send a cycling frame once for each of its r->cycle values, through the
- * wrapper (which makes them) and the program under test. */
+/* The flows a row takes in turn (BENCH_VARY_CYCLE), 0: one. */
+static uint32_t row_cycle(const struct row *r)
+{
+	return r->vary_off && (r->vary_shift & BENCH_VARY_CYCLE(0)) ?
+		       1u << BENCH_VARY_CYCLE_BITS(r->vary_shift) : 0;
+}
+
+/* Send a cycling frame once for each of its values, through the wrapper
+ * (which makes them) and the program under test. */
 static void prime_cycle(struct bench *b, const struct row *r)
 {
 	uint32_t v;
 
 	set_frame(b, r);
 	set_prog(b, b->h.prog_fd);
-	run_once(b, r, r->cycle, &v);
+	run_once(b, r, row_cycle(r), &v);
 }
 
 /* State the row's timed iterations must find: its flow established or its
@@ -533,7 +539,7 @@ static void prime_row(struct bench *b, const struct row *r)
 	if (r->prime_syn) {
 		syn.spec.tcp_flags = PKT_TCP_SYN;
 		syn.len = pkt_build(&syn.spec, syn.frame, sizeof(syn.frame));
-		if (r->cycle)
+		if (row_cycle(r))
 			prime_cycle(b, &syn);
 		else
 			prime(b, &syn);
@@ -557,8 +563,7 @@ static void vary_sport(struct row *r)
 static void vary_sport_cycle(struct row *r, uint32_t k)
 {
 	r->vary_off = V4_PORTS_OFF;
-	r->vary_shift = 16 | 0x200u | k << 24;
-	r->cycle = 1u << k;
+	r->vary_shift = 16 | BENCH_VARY_CYCLE(k);
 }
 
 /* The IPv4 source scattered over the address space, a different one each
@@ -566,7 +571,7 @@ static void vary_sport_cycle(struct row *r, uint32_t k)
 static void vary_src_scattered(struct row *r)
 {
 	r->vary_off = V4_SRC_OFF;
-	r->vary_shift = 0x100;
+	r->vary_shift = BENCH_VARY_SCATTER;
 }
 
 /* ---- both CPUs at once ------------------------------------------------ */

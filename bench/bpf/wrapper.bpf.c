@@ -9,10 +9,7 @@
 #define BENCH_MAX_FRAME 256
 
 /* bench_frame[0]: the input frame, written by the benchmark. */
-#define BENCH_VARY_SCATTER 0x100
-/* vary_shift | BENCH_VARY_CYCLE(k): seq taken modulo 2^k, so the word takes
- * 2^k values in turn (that many flows, each seen again every 2^k runs) */
-#define BENCH_VARY_CYCLE(k) (0x200u | (__u32)(k) << 24)
+#include "wrapper_vary.h"
 
 struct bench_frame {
 	__u32 len;
@@ -73,7 +70,7 @@ int bench_wrap(struct xdp_md *ctx)
 		++*seq;
 		cur = *seq;
 		if (f->vary_shift & BENCH_VARY_CYCLE(0))
-			cur &= (1u << ((f->vary_shift >> 24) & 31)) - 1;
+			cur &= (1u << BENCH_VARY_CYCLE_BITS(f->vary_shift)) - 1;
 		if (f->vary_shift & BENCH_VARY_SCATTER)	/* spread over 2^32 */
 			word = f->vary_base + cur * 2654435761u;
 		else
