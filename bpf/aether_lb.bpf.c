@@ -207,16 +207,44 @@ static __always_inline int lb_too_big(struct xdp_md *ctx, struct lb_pkt *p,
 	return XDP_TX;
 }
 
+/* The next hop towards be: from the flow's memory (memo, or NULL) while it
+ * holds one for this ingress at now (jiffies), else from encap_fib, whose
+ * complete answer the memory then keeps. */
+static __always_inline int lb_next_hop(struct xdp_md *ctx, struct lb_pkt *p,
+				       const struct aeth_node *node,
+				       const struct aeth_backend *be,
+				       __u32 be_id, struct flow_memory *memo,
+				       __u64 now, struct encap_hop *hop)
+{
+	__u32 ingress = ctx->ingress_ifindex;
+	__u64 until;
+	int rc;
+
+	if (memo && now < memo->hop_until && memo->hop_ingress == ingress) {
+		*hop = memo->hop;
+		return BPF_FIB_LKUP_RET_SUCCESS;
+	}
+	rc = encap_fib(ctx, p, node, be, be_id, hop, &until);
+	if (memo && rc == BPF_FIB_LKUP_RET_SUCCESS) {
+		memo->hop = *hop;
+		memo->hop_ingress = ingress;
+		memo->hop_until = until;
+	}
+	return rc;
+}
+
 /* Encapsulate towards the backend and send it on its way. steer: an ICMP
- * error being forwarded (never answered with another ICMP). */
+ * error being forwarded (never answered with another ICMP); memo: the
+ * flow's memory it is forwarded from (NULL: none), now: jiffies then. */
 static __always_inline int lb_forward(struct xdp_md *ctx, struct lb_pkt *p,
 				      const struct aeth_node *node, __u32 svc_id,
 				      const struct aeth_backend *be,
-				      __u32 be_id, bool steer)
+				      __u32 be_id, bool steer,
+				      struct flow_memory *memo, __u64 now)
 {
 	__u32 hlen = encap_overhead(be), bytes = p->l3_len;
-	struct bpf_fib_lookup fib;
 	__u32 ingress = ctx->ingress_ifindex;
+	struct encap_hop hop;
 	int rc;
 
 	if (!(node->flags & (be->family == AETH_AF_INET ? AETH_NODE_F_V4 :
@@ -225,30 +253,30 @@ static __always_inline int lb_forward(struct xdp_md *ctx, struct lb_pkt *p,
 	if (node->mtu && p->l3_len + hlen > node->mtu)
 		return lb_too_big(ctx, p, node, hlen, svc_id, steer);
 
-	rc = encap_fib(ctx, p, node, be, be_id, &fib);
+	rc = lb_next_hop(ctx, p, node, be, be_id, memo, now, &hop);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
 		return stats_drop(AETH_R_NO_ROUTE, svc_id);
-	if (encap_push(ctx, p, node, be))
+	/* without a neighbour the frame keeps its MACs: the stack forwards it
+	 * and resolves the neighbour */
+	if (encap_push(ctx, p, node, be,
+		       rc == BPF_FIB_LKUP_RET_SUCCESS ? hop.macs : NULL))
 		return stats_drop(AETH_R_NO_ROUTE, svc_id);
 	stats_forward(svc_id, be_id, bytes);
 
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
-		/* the stack forwards it and resolves the neighbour */
 		stats_event(AETH_EV_TO_STACK_NO_NEIGH);
 		return XDP_PASS;
 	}
-	if (encap_set_macs(ctx, &fib))
-		return stats_drop(AETH_R_NO_ROUTE, svc_id);
-	if (fib.ifindex == ingress) {
+	if (hop.ifindex == ingress) {
 		stats_event(AETH_EV_TX);
 		return XDP_TX;
 	}
 	/* only to an interface the agent attached us to: XDP cannot send on
 	 * the others, and the kernel would drop it after we counted it */
-	if (!bpf_map_lookup_elem(&aeth_tx_ports, &fib.ifindex))
+	if (!bpf_map_lookup_elem(&aeth_tx_ports, &hop.ifindex))
 		return stats_drop(AETH_R_NO_ROUTE, svc_id);
 	stats_event(AETH_EV_REDIRECT);
-	return bpf_redirect(fib.ifindex, 0);
+	return bpf_redirect(hop.ifindex, 0);
 }
 
 /* The backend of the flow an ICMP error quotes: only a flow with a live
@@ -291,7 +319,7 @@ static __always_inline int lb_icmp(struct xdp_md *ctx, struct lb_pkt *p,
 	be = lb_icmp_backend(p, node, svc, &be_id);
 	if (!be)	/* about no flow we carry */
 		return stats_drop(AETH_R_UNCONFIGURED_PORT, svc->id);
-	rc = lb_forward(ctx, p, node, svc->id, be, be_id, true);
+	rc = lb_forward(ctx, p, node, svc->id, be, be_id, true, NULL, 0);
 	if (rc != XDP_DROP)
 		stats_event(AETH_EV_ICMP_STEERED);
 	return rc;
@@ -314,7 +342,7 @@ static __always_inline int lb_service_found(struct xdp_md *ctx,
 	be = lb_backend(p, node, neg, svc, &be_id, &drop);
 	if (!be)
 		return stats_drop(drop, svc->id);
-	return lb_forward(ctx, p, node, svc->id, be, be_id, false);
+	return lb_forward(ctx, p, node, svc->id, be, be_id, false, NULL, 0);
 }
 
 /* A packet to a VIP that no exact (VIP, port, proto) service took. l3 and
@@ -447,7 +475,8 @@ int aether_lb(struct xdp_md *ctx)
 					stats_event(AETH_EV_CT_HIT);
 					return lb_forward(ctx, &p, node,
 							  m->svc_id, &m->be,
-							  m->be_id, false);
+							  m->be_id, false, m,
+							  neg.now);
 				}
 			}
 			svc = svc_find_port(&neg, &p.flow.dst,

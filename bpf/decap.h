@@ -214,7 +214,7 @@ static __always_inline int decap_strip(struct xdp_md *ctx,
 		return DECAP_MALFORMED;
 	if (l2_restore(ctx, &l2, in.flow.family == AETH_AF_INET ?
 					 bpf_htons(ETH_P_IP) :
-					 bpf_htons(ETH_P_IPV6)))
+					 bpf_htons(ETH_P_IPV6), NULL))
 		return DECAP_MALFORMED;
 	return DECAP_DONE;
 }

@@ -79,16 +79,21 @@ static __always_inline int encap_fib_lookup(struct xdp_md *ctx,
 #define NH_CACHE_SIZE 4096
 #define NH_CACHE_TTL 25
 
+/* Where the outer packet goes: the egress device and the MACs (the next
+ * hop's, then ours) as the three words l2_restore writes. */
+struct encap_hop {
+	__u32 ifindex;
+	__u32 macs[3];
+};
+
 struct nh_cache_entry {
 	__u64 expires;		/* jiffies */
 	union aeth_addr dst;	/* the backend address it was resolved for */
 	__u32 be_id;
 	__u32 ingress;
-	__u32 ifindex;		/* egress */
 	__u8 family;
-	__u8 dmac[ETH_ALEN];
-	__u8 smac[ETH_ALEN];
 	__u8 pad[3];
+	struct encap_hop hop;
 };
 
 struct {
@@ -109,34 +114,42 @@ static __always_inline bool nh_cache_match(const struct nh_cache_entry *c,
 		(c->dst.v6[3] ^ be->addr.v6[3])) == 0;
 }
 
-/* The next hop (ifindex, dmac, smac in fib) of backend be_id. */
+/* The next hop of backend be_id into *hop (complete for a success only;
+ * NO_NEIGH leaves the MACs unset), and in *until the jiffies until which
+ * it may be used again: the cache entry's expiry, or NH_CACHE_TTL from
+ * now for a fresh lookup. */
 static __always_inline int encap_fib(struct xdp_md *ctx,
 				     const struct lb_pkt *p,
 				     const struct aeth_node *node,
 				     const struct aeth_backend *be,
-				     __u32 be_id, struct bpf_fib_lookup *fib)
+				     __u32 be_id, struct encap_hop *hop,
+				     __u64 *until)
 {
 	__u32 key = be_id % NH_CACHE_SIZE, ingress = ctx->ingress_ifindex;
 	struct nh_cache_entry *c = bpf_map_lookup_elem(&lb_nh_cache, &key);
 	__u64 now = bpf_jiffies64();
+	struct bpf_fib_lookup fib;
 	int rc;
 
 	if (c && now < c->expires && nh_cache_match(c, be, be_id, ingress)) {
-		fib->ifindex = c->ifindex;
-		__builtin_memcpy(fib->dmac, c->dmac, ETH_ALEN);
-		__builtin_memcpy(fib->smac, c->smac, ETH_ALEN);
+		*hop = c->hop;
+		*until = c->expires;
 		return BPF_FIB_LKUP_RET_SUCCESS;
 	}
-	rc = encap_fib_lookup(ctx, p, node, be, fib);
-	if (rc == BPF_FIB_LKUP_RET_SUCCESS && c) {
-		c->expires = now + NH_CACHE_TTL;
+	rc = encap_fib_lookup(ctx, p, node, be, &fib);
+	hop->ifindex = fib.ifindex;
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return rc;
+	__builtin_memcpy(hop->macs, fib.dmac, ETH_ALEN);
+	__builtin_memcpy((__u8 *)hop->macs + ETH_ALEN, fib.smac, ETH_ALEN);
+	*until = now + NH_CACHE_TTL;
+	if (c) {
+		c->expires = *until;
 		c->dst = be->addr;
 		c->be_id = be_id;
 		c->ingress = ingress;
-		c->ifindex = fib->ifindex;
 		c->family = be->family;
-		__builtin_memcpy(c->dmac, fib->dmac, ETH_ALEN);
-		__builtin_memcpy(c->smac, fib->smac, ETH_ALEN);
+		c->hop = *hop;
 	}
 	return rc;
 }
@@ -160,11 +173,13 @@ static __always_inline __be16 encap_next_ip_id(void)
 }
 
 /* Put the outer header in front of the client's IP packet (Ethernet
- * padding trimmed first). Returns 0 or -1 (no headroom). */
+ * padding trimmed first), with the next hop's MACs (macs: encap_hop.macs)
+ * or, when NULL, the frame's own. Returns 0 or -1 (no headroom). */
 static __always_inline int encap_push(struct xdp_md *ctx,
 				      const struct lb_pkt *p,
 				      const struct aeth_node *node,
-				      const struct aeth_backend *be)
+				      const struct aeth_backend *be,
+				      const __u32 *macs)
 {
 	__u8 inner_proto = p->flow.family == AETH_AF_INET ? IPPROTO_IPIP :
 							    IPPROTO_IPV6;
@@ -185,7 +200,7 @@ static __always_inline int encap_push(struct xdp_md *ctx,
 		return -1;
 	if (l2_restore(ctx, &l2, be->family == AETH_AF_INET ?
 				       bpf_htons(ETH_P_IP) :
-				       bpf_htons(ETH_P_IPV6)))
+				       bpf_htons(ETH_P_IPV6), macs))
 		return -1;
 	data = (void *)(long)ctx->data;
 	end = (void *)(long)ctx->data_end;
@@ -237,21 +252,6 @@ static __always_inline int encap_push(struct xdp_md *ctx,
 		__builtin_memcpy(&ip6->saddr, node->v6, 16);
 		__builtin_memcpy(&ip6->daddr, be->addr.v6, 16);
 	}
-	return 0;
-}
-
-/* Rewrite the MACs for the next hop. */
-static __always_inline int encap_set_macs(struct xdp_md *ctx,
-					  const struct bpf_fib_lookup *fib)
-{
-	void *data = (void *)(long)ctx->data;
-	void *end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
-
-	if ((void *)(eth + 1) > end)
-		return -1;
-	__builtin_memcpy(eth->h_dest, fib->dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, fib->smac, ETH_ALEN);
 	return 0;
 }
 

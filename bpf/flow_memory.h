@@ -25,6 +25,7 @@
 #include <bpf/bpf_helpers.h>
 #include "aether/abi.h"
 #include "service.h"
+#include "encap.h"
 
 /* 256 slots (24 KiB a CPU): with many more flows than slots, nearly every
  * packet misses, and a miss in a memory that stays in the CPU's first
@@ -38,6 +39,13 @@ struct flow_memory {
 	struct aeth_backend be;
 	__u32 be_id;
 	__u32 svc_id;
+	/* the backend's next hop for packets in on hop_ingress, good until
+	 * hop_until (jiffies; 0: none yet): what the next-hop cache answered
+	 * for the first packet forwarded from this memory, so a route change
+	 * takes effect as soon as it does there (bpf/encap.h) */
+	__u32 hop_ingress;
+	struct encap_hop hop;
+	__u64 hop_until;
 };
 
 struct {
@@ -103,6 +111,7 @@ static __always_inline void flow_mem_note(const struct svc_neg_ref *r,
 	m->be = *be;
 	m->be_id = be_id;
 	m->svc_id = svc_id;
+	m->hop_until = 0;	/* the slot's last flow may have had another */
 	svc_mem_tag(&m->tag, r);
 }
 

@@ -69,7 +69,7 @@ static __always_inline int icmp_reshape(struct xdp_md *ctx,
 	icmp_swap_macs(&l2);
 	if (bpf_xdp_adjust_head(ctx, -room))
 		return -1;
-	if (l2_restore(ctx, &l2, proto))
+	if (l2_restore(ctx, &l2, proto, NULL))
 		return -1;
 	data = (void *)(long)ctx->data;
 	end = (void *)(long)ctx->data_end;

@@ -289,9 +289,12 @@ static __always_inline int l2_save(struct xdp_md *ctx, const struct lb_pkt *p,
 	return 0;
 }
 
-/* Write the saved L2 header at the (new) front with ethertype proto. */
+/* Write the saved L2 header at the (new) front with ethertype proto, and
+ * with the MACs macs (destination, then source, as three words) unless
+ * NULL (the saved ones then). */
 static __always_inline int l2_restore(struct xdp_md *ctx,
-				      const struct l2_save *s, __be16 proto)
+				      const struct l2_save *s, __be16 proto,
+				      const __u32 *macs)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
@@ -299,10 +302,12 @@ static __always_inline int l2_restore(struct xdp_md *ctx,
 
 	if (data + PARSE_L2_MAX > end)
 		return -1;
+	if (!macs)
+		macs = s->w;
 	/* MACs, then each VLAN tag, then the new ethertype */
-	w[0] = s->w[0];
-	w[1] = s->w[1];
-	w[2] = s->w[2];
+	w[0] = macs[0];
+	w[1] = macs[1];
+	w[2] = macs[2];
 	if (s->n_vlan == 0) {
 		*(__be16 *)(data + 12) = proto;
 	} else if (s->n_vlan == 1) {

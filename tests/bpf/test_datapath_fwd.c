@@ -1848,6 +1848,107 @@ Test(fwd, nexthop_cache_follows_backend_and_neighbour)
 	expect_encap(&r, &s, &f, "192.0.2.21", new_mac, net.mac_if0);
 }
 
+/* A flow's memory keeps the next hop of its first packet served from it.
+ * When a SYN replaces the remembered tuple's entry with one on a backend
+ * behind another device, the memory made for the new entry starts without
+ * a next hop: the old one (192.0.2.21's, by XDP_TX) is still good by its
+ * time, but belongs to the backend the old memory named. */
+Test(fwd, flow_memory_takes_no_next_hop_from_the_memory_it_replaces)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct frame f;
+	struct result r;
+	int i;
+
+	remembered_flow(&s, &f);
+	run(&f, &r);	/* from the memory: its next hop is kept */
+	expect_tx(&r, &s, &f, "192.0.2.21");
+	backend(12, "192.0.2.150", AETH_BE_F_IN_USE, 1);
+	set_table_all(1, 12);
+	s.tcp_flags = PKT_TCP_SYN;
+	build(&s, &f);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_REDIRECT);
+	s.tcp_flags = PKT_TCP_ACK;
+	build(&s, &f);
+	for (i = 0; i < 3; i++) {	/* by the entry, then the memory */
+		run(&f, &r);
+		cr_assert_eq(r.verdict, XDP_REDIRECT, "packet %d", i);
+		expect_encap(&r, &s, &f, "192.0.2.150", neigh_mac,
+			     net.mac_if2);
+	}
+	cr_assert_eq(global().events[AETH_EV_CT_HIT], 5);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+/* The next hop a memory keeps lapses with the cache's answer it came from,
+ * not with the memory: a flow remembered 50 ms after another flow to the
+ * same backend filled the cache sees a neighbour change once that answer
+ * is 100 ms old (25 jiffies at HZ=250), while its memory still holds (the
+ * connection entry is gone, and the packet is still sent as the flow's).
+ * A run whose sleeps overshoot is tried again. */
+Test(fwd, flow_memory_next_hop_lapses_with_the_cache_answer)
+{
+	static const uint8_t new_mac[6] = { 2, 0, 0, 0, 0, 0x33 };
+	struct pkt_spec a, b;
+	struct aeth_flow fl;
+	struct frame fa, fb;
+	struct result r;
+	uint64_t t0, t1, hits;
+	int attempt;
+
+	cr_assert_eq(dp_pin_cpu(0), 0);
+	one_backend_service(1, VIP4, 6443, 6, 10, "192.0.2.21");
+	for (attempt = 0; attempt < 5; attempt++) {
+		cr_assert_eq(system("ip neigh replace 192.0.2.21 lladdr "
+				    "02:00:00:00:00:21 nud permanent dev "
+				    "aeth-dp0"), 0);
+		usleep(150 * 1000);	/* every answer of a try before lapses */
+		a = pkt_spec_tcp4(CLI4, (uint16_t)(41000 + attempt), VIP4,
+				  6443);
+		b = pkt_spec_tcp4("198.51.100.8", (uint16_t)(42000 + attempt),
+				  VIP4, 6443);
+		a.tcp_flags = b.tcp_flags = PKT_TCP_SYN;
+		build(&a, &fa);
+		t0 = now_ms();
+		run(&fa, &r);		/* the cache's answer for backend 10 */
+		expect_tx(&r, &a, &fa, "192.0.2.21");
+		usleep(50 * 1000);
+		build(&b, &fb);
+		run(&fb, &r);		/* b's SYN */
+		b.tcp_flags = PKT_TCP_ACK;
+		build(&b, &fb);
+		t1 = now_ms();
+		run(&fb, &r);		/* by its entry: remembered */
+		run(&fb, &r);		/* from the memory, cache's next hop */
+		expect_tx(&r, &b, &fb, "192.0.2.21");
+		cr_assert_eq(system("ip neigh replace 192.0.2.21 lladdr "
+				    "02:00:00:00:00:33 nud permanent dev "
+				    "aeth-dp0"), 0);
+		fl = flow_of(&b);
+		cr_assert_eq(bpf_map_delete_elem(h.ct, &fl), 0);
+		while (now_ms() < t0 + 125)
+			usleep(2000);
+		hits = global().events[AETH_EV_CT_HIT];
+		run(&fb, &r);
+		if (now_ms() > t1 + 90 ||
+		    global().events[AETH_EV_CT_HIT] != hits + 1)
+			continue;	/* the memory itself may have lapsed */
+		cr_assert_eq(r.verdict, XDP_TX);
+		expect_encap(&r, &b, &fb, "192.0.2.21", new_mac,
+			     net.mac_if0);
+		return;
+	}
+	cr_assert_fail("no try kept b's memory past the cache's answer");
+}
+
 /* ---- outer IPv4 identification ---- */
 
 static uint16_t outer_id(const struct result *r)
