@@ -686,7 +686,7 @@ struct micro_row {
 	struct row r;		/* the frame it ran on */
 };
 
-static struct micro_row micro_rows[12];
+static struct micro_row micro_rows[16];
 static int n_micro;
 
 static void run_micro(struct bench *b)
@@ -718,6 +718,8 @@ static void run_micro(struct bench *b)
 	      micro_shared_atomic, false);
 	MICRO("shared_read", "read of a value shared by CPUs",
 	      micro_shared_read, false);
+	MICRO("encap_floor", "head moved 20 bytes, 40 written, XDP_TX",
+	      micro_encap_floor, false);
 #undef MICRO
 
 	inet_pton(AF_INET, VIP4, &vk.addr.v4);
