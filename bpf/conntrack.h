@@ -52,9 +52,9 @@ static __always_inline bool ct_budget_take(const struct aeth_node *node,
  * Deleting takes no free node and evicts nothing, so it keeps the budget's
  * promise; overwriting would not (an LRU update takes a free node first,
  * evicting when there is none, even when the key exists). Its price is a
- * walk of the tuple's bucket, like the lookup the SYN skipped, paid only
- * by admitted SYNs beyond the budget, never by refused ones. now: the
- * coarse clock. */
+ * walk of the tuple's bucket, like the lookup the SYN skipped (and the
+ * bucket's lock when there is an entry to delete), paid only by admitted
+ * SYNs beyond the budget, never by refused ones. now: the coarse clock. */
 static __always_inline void ct_record(const struct aeth_node *node,
 				      const struct aeth_flow *flow,
 				      __u32 be_id, __u32 svc_id, bool unread,
@@ -69,7 +69,9 @@ static __always_inline void ct_record(const struct aeth_node *node,
 
 	if (!ct_budget_take(node, now)) {
 		stats_event(AETH_EV_CT_INSERT_SKIPPED);
-		if (unread)
+		/* looked up first: a miss (the usual case: a new tuple)
+		 * walks the bucket without taking its lock */
+		if (unread && ct_lookup(flow))
 			bpf_map_delete_elem(&aeth_ct, flow);
 		return;
 	}

@@ -208,6 +208,17 @@ static __always_inline bool svc_is_vip(const union aeth_addr *addr, __u8 family)
 	return bpf_map_lookup_elem(&aeth_vip, &k) != NULL;
 }
 
+static __always_inline void svc_key(struct aeth_svc_key *k,
+				    const union aeth_addr *vip, __u8 family,
+				    __be16 port, __u8 proto)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->vip = *vip;
+	k->family = family;
+	k->port = port;
+	k->proto = proto;
+}
+
 /* The service of (vip, port, proto) exactly; port 0 looks up the
  * wildcard service. */
 static __always_inline struct aeth_svc *
@@ -216,11 +227,7 @@ svc_lookup_port(const union aeth_addr *vip, __u8 family, __be16 port,
 {
 	struct aeth_svc_key k;
 
-	__builtin_memset(&k, 0, sizeof(k));
-	k.vip = *vip;
-	k.family = family;
-	k.port = port;
-	k.proto = proto;
+	svc_key(&k, vip, family, port, proto);
 	return bpf_map_lookup_elem(&aeth_svc, &k);
 }
 
@@ -279,11 +286,7 @@ svc_find_port(const struct svc_neg_ref *r, const union aeth_addr *vip,
 	struct svc_copy *c;
 	__u32 slot;
 
-	__builtin_memset(&k, 0, sizeof(k));
-	k.vip = *vip;
-	k.family = family;
-	k.port = port;
-	k.proto = proto;
+	svc_key(&k, vip, family, port, proto);
 	slot = svc_copy_slot(&k);
 	c = bpf_map_lookup_elem(&lb_svc_copy, &slot);
 	if (!c)
