@@ -20,6 +20,7 @@
 #include "acl_memory.h"
 #include "flow_memory.h"
 #include "conntrack.h"
+#include "clock.h"
 #include "maglev.h"
 #include "encap.h"
 #include "icmp.h"
@@ -39,19 +40,20 @@ static __always_inline bool lb_tcp_syn(const struct lb_pkt *p)
 }
 
 /* Entry e of this flow judged by include/aether/ct_rule.h (never for a TCP
- * SYN), its backend into *bep when usable. The clock is read for UDP only;
- * *now gets it. */
+ * SYN), its backend into *bep when usable. The clock (bpf/clock.h, at
+ * jiffies) is read for UDP only; *now gets it. */
 static __always_inline int lb_ct_verdict(const struct lb_pkt *p,
 					 const struct aeth_node *node,
 					 const struct aeth_svc *svc,
 					 const struct aeth_ct_entry *e,
-					 struct aeth_backend **bep, __u64 *now)
+					 struct aeth_backend **bep, __u64 *now,
+					 __u64 jiffies)
 {
 	__u32 id = e->backend_id;
 	struct aeth_backend *be = bpf_map_lookup_elem(&aeth_backend, &id);
 	int v;
 
-	*now = p->flow.proto == IPPROTO_UDP ? bpf_ktime_get_coarse_ns() : 0;
+	*now = p->flow.proto == IPPROTO_UDP ? clock_coarse_ns(jiffies) : 0;
 	v = aeth_ct_judge(e, be, svc->id, p->flow.proto, *now,
 			  node->udp_timeout_s);
 	if (v == AETH_CT_USE)
@@ -66,10 +68,11 @@ static __always_inline int lb_ct_judge(const struct lb_pkt *p,
 				       const struct aeth_node *node,
 				       const struct aeth_svc *svc,
 				       struct aeth_ct_entry *e,
-				       struct aeth_backend **bep, __u64 *now_p)
+				       struct aeth_backend **bep, __u64 *now_p,
+				       __u64 jiffies)
 {
 	__u64 now;
-	int v = lb_ct_verdict(p, node, svc, e, bep, &now);
+	int v = lb_ct_verdict(p, node, svc, e, bep, &now, jiffies);
 
 	*now_p = now;
 	if (v == AETH_CT_EXPIRED) {
@@ -82,27 +85,29 @@ static __always_inline int lb_ct_judge(const struct lb_pkt *p,
 	return v;
 }
 
-/* The coarse clock, read at most once per packet: *now is 0 until read. The
- * limits, the connection entry and the insert budget all run on it (one
- * tick, 4 ms at HZ=250, per step; 19-28 ns a read against 44-47 for the
- * fine one): GCRA keeps the rate exact over time and a burst is never
+/* The coarse clock (bpf/clock.h), at most once per packet: *now is 0 until
+ * read; jiffies: the packet's bpf_jiffies64(). The limits, the connection
+ * entry and the insert budget all run on it (one tick, 4 ms at HZ=250, per
+ * step): GCRA keeps the rate exact over time and a burst is never
  * exceeded, it only moves by up to one tick when the refill is seen
  * (docs/guard.md). */
-static __always_inline __u64 lb_clock(__u64 *now)
+static __always_inline __u64 lb_clock(__u64 *now, __u64 jiffies)
 {
 	if (!*now)
-		*now = bpf_ktime_get_coarse_ns();
+		*now = clock_coarse_ns(jiffies);
 	return *now;
 }
 
 /* Charge a new connection to the service's limiters. Returns -1 or the
  * reason to drop with. A service without limits has nothing to charge. */
 static __always_inline int lb_admit(const struct aeth_svc *svc,
-				    const struct lb_pkt *p, __u64 *now)
+				    const struct lb_pkt *p, __u64 *now,
+				    __u64 jiffies)
 {
 	if (!(svc->src_interval_ns | svc->svc_interval_ns))
 		return -1;
-	return guard_admit_new_connection(svc, &p->flow, lb_clock(now));
+	return guard_admit_new_connection(svc, &p->flow,
+					  lb_clock(now, jiffies));
 }
 
 /* The backend of a flow: its recorded one when still good for this packet,
@@ -126,7 +131,8 @@ lb_backend(struct lb_pkt *p, const struct aeth_node *node,
 	if (aeth_ct_reads_table(p->flow.proto, syn)) {
 		e = ct_lookup(&p->flow);
 		if (e) {
-			verdict = lb_ct_judge(p, node, svc, e, &be, &now);
+			verdict = lb_ct_judge(p, node, svc, e, &be, &now,
+					      neg->now);
 			if (verdict == AETH_CT_USE) {
 				stats_event(AETH_EV_CT_HIT);
 				*be_id = e->backend_id;
@@ -143,7 +149,7 @@ lb_backend(struct lb_pkt *p, const struct aeth_node *node,
 		}
 	}
 	if (verdict == AETH_CT_NEW && !stray) {
-		*drop = lb_admit(svc, p, &now);
+		*drop = lb_admit(svc, p, &now, neg->now);
 		if (*drop >= 0)
 			return NULL;
 	}
@@ -162,7 +168,8 @@ lb_backend(struct lb_pkt *p, const struct aeth_node *node,
 	 * evicts one only when it has no free node at all): no budget. A SYN
 	 * read no entry, so it goes through the budget, replacing any */
 	if (e) {
-		ct_overwrite(&p->flow, *be_id, svc->id, lb_clock(&now));
+		ct_overwrite(&p->flow, *be_id, svc->id,
+			     lb_clock(&now, neg->now));
 	} else {
 		/* a SYN replaces (or deletes) any entry of its tuple: no
 		 * memory of the old one may outlive it (refused SYNs change
@@ -170,7 +177,7 @@ lb_backend(struct lb_pkt *p, const struct aeth_node *node,
 		if (syn)
 			flow_mem_forget(&p->flow);
 		ct_record(node, &p->flow, *be_id, svc->id, syn,
-			  lb_clock(&now));
+			  lb_clock(&now, neg->now));
 	}
 	return be;
 }
@@ -291,8 +298,8 @@ lb_icmp_backend(const struct lb_pkt *p, const struct aeth_node *node,
 	__u64 now;
 
 	/* an error never refreshes the entry it quotes */
-	if (!e || lb_ct_verdict(p, node, svc, e, &be, &now) !=
-		  AETH_CT_USE)
+	if (!e || lb_ct_verdict(p, node, svc, e, &be, &now,
+				bpf_jiffies64()) != AETH_CT_USE)
 		return NULL;
 	*be_id = e->backend_id;
 	return be;
