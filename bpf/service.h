@@ -16,8 +16,9 @@
  * were not VIPs, stamped with the tables' stamp (aeth_stamp, changed by
  * the agent after every write of the tables, so a new VIP is seen at once)
  * and expiring after SVC_NEG_TTL jiffies (100 ms at HZ=250) for writers
- * that do not change it. Only negative answers are kept here (a VIP's
- * services are kept as copies, below). For a VIP the entry also says
+ * that do not change it. For a VIP the entry keeps a copy of the last
+ * service found for it (most VIPs serve one port; other ports' services
+ * are kept as copies, below), and it also says
  * which protocols are known to have no wildcard-port service, so a port without a service is dropped
  * after the exact lookup alone, without the aeth_vip and wildcard lookups
  * (whatever the port: a scan of random ports is cheap too). It also keeps,
@@ -52,7 +53,14 @@ struct svc_neg_entry {
 	 * service either ([0] TCP, [1] UDP; 0: none, and port 0 is the
 	 * wildcard key, known to miss then) */
 	__be16 no_port[2];
-	__u32 pad;
+	/* a VIP's last service found (svc_find_port), a copy like those of
+	 * lb_svc_copy made under this entry's tag: for the service of
+	 * (addr, svc_port, svc_proto) when has_svc. A VIP's packets then need
+	 * no second memory (most VIPs serve one port) */
+	__be16 svc_port;
+	__u8 svc_proto;
+	__u8 has_svc;
+	struct aeth_svc svc;
 };
 
 /* Not named like the previous layouts' maps (lb_vip_neg, lb_vip_known),
@@ -152,6 +160,7 @@ static __always_inline void svc_neg_store(const struct svc_neg_ref *r,
 	e->vip = kind;
 	e->no_port[0] = 0;
 	e->no_port[1] = 0;
+	e->has_svc = 0;
 }
 
 static __always_inline __u32 svc_neg_no_wild(__u8 proto)
@@ -276,30 +285,63 @@ static __always_inline bool svc_key_equal(const struct aeth_svc_key *a,
 		(x[3] ^ y[3]) | (x[4] ^ y[4])) == 0;
 }
 
-/* svc_lookup_port through this CPU's copies; r holds the stamp. */
+/* Remember svc as the VIP's last service found, (port, proto)'s, in the
+ * VIP memory's entry e: into an entry already good for the VIP (r->kind;
+ * the copy is made under its stamp and lapses with it), else into a new
+ * one that knows the address is a VIP and nothing more. */
+static __always_inline void svc_neg_note_service(struct svc_neg_ref *r,
+						 struct svc_neg_entry *e,
+						 const union aeth_addr *vip,
+						 __u8 family, __be16 port,
+						 __u8 proto,
+						 const struct aeth_svc *svc)
+{
+	/* r->kind is left as it was: a packet whose service was found asks
+	 * nothing more of it */
+	if (r->kind == SVC_NEG_UNKNOWN || !(r->kind & SVC_NEG_VIP))
+		svc_neg_store(r, vip, family, SVC_NEG_VIP);
+	e->svc = *svc;
+	e->svc_port = port;
+	e->svc_proto = proto;
+	e->has_svc = 1;
+}
+
+/* svc_lookup_port through this CPU's memories: the VIP memory's entry of
+ * the packet's address (r, which holds the stamp), then the copies. What
+ * is found is answered from the VIP memory's entry (one kind of pointer for
+ * the verifier to follow, whichever memory knew it). */
 static __always_inline struct aeth_svc *
-svc_find_port(const struct svc_neg_ref *r, const union aeth_addr *vip,
+svc_find_port(struct svc_neg_ref *r, const union aeth_addr *vip,
 	      __u8 family, __be16 port, __u8 proto)
 {
+	struct svc_neg_entry *e = r->e;
 	struct aeth_svc_key k;
 	struct aeth_svc *svc;
 	struct svc_copy *c;
 	__u32 slot;
 
 	svc_key(&k, vip, family, port, proto);
+	if (!e)		/* never: the slot is in range */
+		return bpf_map_lookup_elem(&aeth_svc, &k);
+	if (r->kind != SVC_NEG_UNKNOWN && e->has_svc &&
+	    e->svc_port == port && e->svc_proto == proto)
+		return &e->svc;
 	slot = svc_copy_slot(&k);
 	c = bpf_map_lookup_elem(&lb_svc_copy, &slot);
-	if (!c)
-		return bpf_map_lookup_elem(&aeth_svc, &k);
-	if (svc_mem_holds(&c->tag, r) && svc_key_equal(&c->key, &k))
-		return &c->svc;
+	if (c && svc_mem_holds(&c->tag, r) && svc_key_equal(&c->key, &k)) {
+		svc_neg_note_service(r, e, vip, family, port, proto, &c->svc);
+		return &e->svc;
+	}
 	svc = bpf_map_lookup_elem(&aeth_svc, &k);
 	if (!svc)
 		return NULL;
-	c->key = k;
-	c->svc = *svc;
-	svc_mem_tag(&c->tag, r);
-	return &c->svc;
+	if (c) {
+		c->key = k;
+		c->svc = *svc;
+		svc_mem_tag(&c->tag, r);
+	}
+	svc_neg_note_service(r, e, vip, family, port, proto, svc);
+	return &e->svc;
 }
 
 static __always_inline struct aeth_svc *

@@ -455,6 +455,32 @@ Test(fwd, exact_port_wins_over_wildcard)
 	expect_tx(&r, &s, &f, "192.0.2.21");
 }
 
+/* One port, two protocols, two services: each CPU's memory of a VIP's
+ * last service (bpf/service.h) answers for the protocol it was found
+ * for, whichever came last. */
+Test(fwd, vip_memory_keeps_protocols_apart)
+{
+	struct pkt_spec t = pkt_spec_tcp4(CLI4, 40000, VIP4, 53);
+	struct pkt_spec u = pkt_spec_udp4(CLI4, 40000, VIP4, 53);
+	struct frame ft, fu;
+	struct result r;
+	int i;
+
+	cr_assert_eq(dp_pin_cpu(0), 0);
+	one_backend_service(1, VIP4, 53, 6, 10, "192.0.2.21");
+	one_backend_service(2, VIP4, 53, 17, 20, "192.0.2.22");
+	build(&t, &ft);
+	build(&u, &fu);
+	for (i = 0; i < 3; i++) {
+		run(&ft, &r);
+		expect_tx(&r, &t, &ft, "192.0.2.21");
+		run(&fu, &r);
+		expect_tx(&r, &u, &fu, "192.0.2.22");
+	}
+	cr_assert_eq(svc_stats(1).packets, 3);
+	cr_assert_eq(svc_stats(2).packets, 3);
+}
+
 /* What the program's per-CPU memories are checked against (aeth_meta's
  * generation and aeth_stamp), saved and put back around a write to play a
  * writer that changes neither. */
