@@ -1914,12 +1914,23 @@ static uint64_t now_ms(void)
 	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
 }
 
+/* How long the per-CPU memories and the next-hop cache hold an answer
+ * (SVC_NEG_TTL, NH_CACHE_TTL: 25 jiffies), in ms: the coarse clock's
+ * resolution is the kernel's tick. */
+static uint64_t memory_lifetime_ms(void)
+{
+	struct timespec tick;
+
+	cr_assert_eq(clock_getres(CLOCK_MONOTONIC_COARSE, &tick), 0);
+	return (25 * (uint64_t)tick.tv_nsec + 999999) / 1000000;
+}
+
 /* The next hop a memory keeps lapses with the cache's answer it came from,
- * not with the memory: a flow remembered 50 ms after another flow to the
- * same backend filled the cache sees a neighbour change once that answer
- * is 100 ms old (25 jiffies at HZ=250), while its memory still holds (the
- * connection entry is gone, and the packet is still sent as the flow's).
- * A run whose sleeps overshoot is tried again. */
+ * not with the memory: a flow remembered half a lifetime after another
+ * flow to the same backend filled the cache sees a neighbour change once
+ * that answer has lapsed, while its memory still holds (the connection
+ * entry is gone, and the packet is still sent as the flow's). A run whose
+ * sleeps overshoot is tried again. */
 Test(fwd, flow_memory_next_hop_lapses_with_the_cache_answer)
 {
 	static const uint8_t new_mac[6] = { 2, 0, 0, 0, 0, 0x33 };
@@ -1927,7 +1938,7 @@ Test(fwd, flow_memory_next_hop_lapses_with_the_cache_answer)
 	struct aeth_flow fl;
 	struct frame fa, fb;
 	struct result r;
-	uint64_t t0, t1, hits;
+	uint64_t t0, t1, hits, life = memory_lifetime_ms();
 	int attempt;
 
 	cr_assert_eq(dp_pin_cpu(0), 0);
@@ -1936,7 +1947,7 @@ Test(fwd, flow_memory_next_hop_lapses_with_the_cache_answer)
 		cr_assert_eq(system("ip neigh replace 192.0.2.21 lladdr "
 				    "02:00:00:00:00:21 nud permanent dev "
 				    "aeth-dp0"), 0);
-		usleep(150 * 1000);	/* every answer of a try before lapses */
+		usleep(life * 1500);	/* every answer of a try before lapses */
 		a = pkt_spec_tcp4(CLI4, (uint16_t)(41000 + attempt), VIP4,
 				  6443);
 		b = pkt_spec_tcp4("198.51.100.8", (uint16_t)(42000 + attempt),
@@ -1946,7 +1957,7 @@ Test(fwd, flow_memory_next_hop_lapses_with_the_cache_answer)
 		t0 = now_ms();
 		run(&fa, &r);		/* the cache's answer for backend 10 */
 		expect_tx(&r, &a, &fa, "192.0.2.21");
-		usleep(50 * 1000);
+		usleep(life * 500);
 		build(&b, &fb);
 		run(&fb, &r);		/* b's SYN */
 		b.tcp_flags = PKT_TCP_ACK;
@@ -1960,11 +1971,11 @@ Test(fwd, flow_memory_next_hop_lapses_with_the_cache_answer)
 				    "aeth-dp0"), 0);
 		fl = flow_of(&b);
 		cr_assert_eq(bpf_map_delete_elem(h.ct, &fl), 0);
-		while (now_ms() < t0 + 125)
-			usleep(2000);
+		while (now_ms() < t0 + life * 5 / 4)
+			usleep(1000);
 		hits = global().events[AETH_EV_CT_HIT];
 		run(&fb, &r);
-		if (now_ms() > t1 + 90 ||
+		if (now_ms() > t1 + life * 9 / 10 ||
 		    global().events[AETH_EV_CT_HIT] != hits + 1)
 			continue;	/* the memory itself may have lapsed */
 		cr_assert_eq(r.verdict, XDP_TX);
