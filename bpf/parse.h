@@ -47,12 +47,11 @@ struct parse_vlan {
 	__be16 proto;
 };
 
-/* What the data path knows about one packet. */
 /* The flow as five 64-bit words, as the memories compare and hash it.
  * The parser stores the words it sets whole: a load that spans several
  * smaller stores still in flight cannot be forwarded from them and waits
- * for them to retire (about 5 ns each on an established packet's path,
- * which loads the key a few times). */
+ * for them to retire (about 7 ns of an established packet, whose path
+ * loads the key a few times). */
 typedef __u64 __attribute__((may_alias)) flow_word;
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -64,6 +63,7 @@ static __always_inline flow_word *flow_key_words(struct aeth_flow *f)
 	return (flow_word *)f;
 }
 
+/* What the data path knows about one packet. */
 struct lb_pkt {
 	struct aeth_flow flow;	/* as seen from the client; padding zero */
 	__u32 l3_off;		/* Ethernet header and VLAN tags */
