@@ -56,6 +56,8 @@ struct bench {
 	int wrap_fd, empty_fd, frame_fd, prog_map_fd;
 	int base_fd;		/* --baseline: another build of aether_lb, or -1 */
 	struct bpf_object *base_obj;
+	struct bpf_map *base_ct; /* the baseline's own aeth_ct, or NULL */
+	int base_ct_fd;		/* its fd, or -1: the baseline shares ours */
 	int rounds;
 	uint32_t svc_ids;
 };
@@ -270,9 +272,13 @@ static void check(int err, const char *what)
 }
 
 /* --baseline FILE: another build of aether_lb.bpf.o, loaded on the same
- * maps (every map whose name it shares with this build's), so that both
- * see the same services and flows and are timed in the same rounds. Meant
- * for before/after comparisons of changes that keep the map layouts. */
+ * maps (every map whose name, type, key and value sizes it shares with
+ * this build's), so that both see the same services and flows and are
+ * timed in the same rounds. A map whose layout changed between the two
+ * builds (aeth_ct's key, say) stays the baseline's own, at this build's
+ * size: the data path fills such maps (the agent's maps keep their
+ * layouts, or the baseline could not read this build's services), and
+ * every priming packet goes through both programs (prime). */
 static void load_baseline(struct bench *b, const char *path)
 {
 	struct bpf_object *obj = bpf_object__open_file(path, NULL);
@@ -289,6 +295,19 @@ static void load_baseline(struct bench *b, const char *path)
 			continue;
 		mine = bpf_object__find_map_by_name(
 			((struct aether_lb *)b->h.skel)->obj, name);
+		if (mine && (bpf_map__type(map) != bpf_map__type(mine) ||
+			     bpf_map__key_size(map) != bpf_map__key_size(mine) ||
+			     bpf_map__value_size(map) !=
+				     bpf_map__value_size(mine))) {
+			fprintf(stderr, "cost: the baseline's %s has another "
+				"layout: it keeps its own\n", name);
+			if (!strcmp(name, AETH_MAP_CT))
+				b->base_ct = map;
+			check(bpf_map__set_max_entries(
+				      map, bpf_map__max_entries(mine)),
+			      "baseline: sizing its own map");
+			continue;
+		}
 		if (mine)
 			check(bpf_map__reuse_fd(map, bpf_map__fd(mine)),
 			      "baseline: sharing a map");
@@ -299,6 +318,42 @@ static void load_baseline(struct bench *b, const char *path)
 		die("baseline: no aether_lb program", ENOENT);
 	b->base_obj = obj;
 	b->base_fd = bpf_program__fd(prog);
+	if (b->base_ct)
+		b->base_ct_fd = bpf_map__fd(b->base_ct);
+}
+
+/* Bytes the kernel charges for a map ("memlock" in /proc/self/fdinfo),
+ * or -1. */
+static long long map_memlock(int fd)
+{
+	char path[64], line[256];
+	long long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "memlock: %lld", &v) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return v;
+}
+
+/* The connection table's memory per entry (issue 12: <= 64 bytes): what
+ * the kernel charges for aeth_ct (preallocated: the same empty or full)
+ * over its entries. */
+static double ct_bytes_per_entry(int fd)
+{
+	struct bpf_map_info info;
+	__u32 len = sizeof(info);
+	long long mem = map_memlock(fd);
+
+	memset(&info, 0, sizeof(info));
+	if (mem < 0 || bpf_obj_get_info_by_fd(fd, &info, &len) ||
+	    !info.max_entries)
+		return -1;
+	return (double)mem / info.max_entries;
 }
 
 static struct aeth_svc add_svc(struct bench *b, const char *vip, uint16_t port,
@@ -508,6 +563,15 @@ static void prime(struct bench *b, const struct row *r)
 
 	check(dp_run(&b->h, r->frame, r->len, out, &out_len, b->net.if0, &v),
 	      "priming");
+	if (b->base_fd >= 0) {	/* its own maps may need the flow too */
+		int mine = b->h.prog_fd;
+
+		b->h.prog_fd = b->base_fd;
+		out_len = sizeof(out);
+		check(dp_run(&b->h, r->frame, r->len, out, &out_len,
+			     b->net.if0, &v), "priming the baseline");
+		b->h.prog_fd = mine;
+	}
 }
 
 /* The flows a row takes in turn (BENCH_VARY_CYCLE), 0: one. */
@@ -526,6 +590,10 @@ static void prime_cycle(struct bench *b, const struct row *r)
 	set_frame(b, r);
 	set_prog(b, b->h.prog_fd);
 	run_once(b, r, row_cycle(r), &v);
+	if (b->base_fd >= 0) {
+		set_prog(b, b->base_fd);
+		run_once(b, r, row_cycle(r), &v);
+	}
 }
 
 /* State the row's timed iterations must find: its flow established or its
@@ -788,13 +856,14 @@ static void json_row(FILE *f, const struct row *r, bool last)
 
 int main(int argc, char **argv)
 {
-	struct bench b = { .rounds = 9, .base_fd = -1 };
+	struct bench b = { .rounds = 9, .base_fd = -1, .base_ct_fd = -1 };
 	static struct row rows[24];
 	const char *json = NULL, *only = NULL, *baseline = NULL;
 	struct utsname un;
 	cpu_set_t set;
 	char cpu[128] = "?", line[256], when[32];
 	struct timing empty_floor, dummy;
+	double ct_bpe;
 	uint32_t v;
 	time_t now = time(NULL);
 	int i, n = 0;
@@ -1052,6 +1121,13 @@ int main(int argc, char **argv)
 								     miss++;
 		printf("targets (issue 12): %d PASS, %d MISS\n", pass, miss);
 	}
+	ct_bpe = ct_bytes_per_entry(b.h.ct);
+	printf("connection table memory: %.1f bytes per entry (kernel "
+	       "memlock / entries), target <= 64 %s", ct_bpe,
+	       ct_bpe <= 64 ? "PASS" : "MISS");
+	if (b.base_ct_fd >= 0)
+		printf("; baseline %.1f", ct_bytes_per_entry(b.base_ct_fd));
+	printf("\n");
 
 	print_micro();
 	print_shared();
@@ -1070,6 +1146,7 @@ int main(int argc, char **argv)
 			"  \"floor_ns_median\": %.1f,\n",
 			when, un.release, cpu, sysconf(_SC_NPROCESSORS_ONLN),
 			b.rounds, empty_floor.best, empty_floor.median);
+		fprintf(f, "  \"ct_bytes_per_entry\": %.1f,\n", ct_bpe);
 		json_micro(f);
 		json_shared(f);
 		fprintf(f, "  \"rows\": [\n");

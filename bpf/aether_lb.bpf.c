@@ -30,8 +30,6 @@
 #define LB_TCP_SYN 0x02
 #define LB_TCP_ACK 0x10
 
-#define LB_UDP_REFRESH_NS 1000000000ull	/* seen_ns written at most 1/s */
-
 /* A TCP SYN without ACK: the only TCP packet that opens a connection. */
 static __always_inline bool lb_tcp_syn(const struct lb_pkt *p)
 {
@@ -41,20 +39,20 @@ static __always_inline bool lb_tcp_syn(const struct lb_pkt *p)
 
 /* Entry e of this flow judged by include/aether/ct_rule.h (never for a TCP
  * SYN), its backend into *bep when usable. The clock (bpf/clock.h, at
- * jiffies) is read for UDP only; *now gets it. */
+ * jiffies) is read for UDP only; *now_s gets it in seconds. */
 static __always_inline int lb_ct_verdict(const struct lb_pkt *p,
 					 const struct aeth_node *node,
 					 const struct aeth_svc *svc,
 					 const struct aeth_ct_entry *e,
-					 struct aeth_backend **bep, __u64 *now,
-					 __u64 jiffies)
+					 struct aeth_backend **bep,
+					 __u32 *now_s, __u64 jiffies)
 {
 	__u32 id = e->backend_id;
 	struct aeth_backend *be = bpf_map_lookup_elem(&aeth_backend, &id);
 	int v;
 
-	*now = p->flow.proto == IPPROTO_UDP ? clock_coarse_ns(jiffies) : 0;
-	v = aeth_ct_judge(e, be, svc->id, p->flow.proto, *now,
+	*now_s = p->flow.proto == IPPROTO_UDP ? clock_coarse_s(jiffies) : 0;
+	v = aeth_ct_judge(e, be, svc->id, p->flow.proto, *now_s,
 			  node->udp_timeout_s);
 	if (v == AETH_CT_USE)
 		*bep = be;
@@ -62,26 +60,24 @@ static __always_inline int lb_ct_verdict(const struct lb_pkt *p,
 }
 
 /* lb_ct_verdict for a packet of the flow itself: an expired entry is a new
- * connection, and a UDP entry in use has its seen_ns refreshed. *now: the
- * clock when read (UDP), else 0. */
+ * connection, and a UDP entry in use has its seen_s refreshed (at most
+ * once a second: when the second changed). */
 static __always_inline int lb_ct_judge(const struct lb_pkt *p,
 				       const struct aeth_node *node,
 				       const struct aeth_svc *svc,
 				       struct aeth_ct_entry *e,
-				       struct aeth_backend **bep, __u64 *now_p,
-				       __u64 jiffies)
+				       struct aeth_backend **bep, __u64 jiffies)
 {
-	__u64 now;
-	int v = lb_ct_verdict(p, node, svc, e, bep, &now, jiffies);
+	__u32 now_s;
+	int v = lb_ct_verdict(p, node, svc, e, bep, &now_s, jiffies);
 
-	*now_p = now;
 	if (v == AETH_CT_EXPIRED) {
 		stats_event(AETH_EV_CT_EXPIRED);
 		return AETH_CT_NEW;
 	}
 	if (v == AETH_CT_USE && p->flow.proto == IPPROTO_UDP &&
-	    now - e->seen_ns > LB_UDP_REFRESH_NS)
-		e->seen_ns = now;
+	    e->seen_s != now_s)
+		e->seen_s = now_s;
 	return v;
 }
 
@@ -121,6 +117,7 @@ lb_backend(struct lb_pkt *p, const struct aeth_node *node,
 	   const struct svc_neg_ref *neg, const struct aeth_svc *svc,
 	   __u32 *be_id, int *drop)
 {
+	struct aeth_ct_key key = aeth_ct_key_of(&p->flow, svc->id);
 	bool syn = lb_tcp_syn(p), stray = false;
 	struct aeth_ct_entry *e = NULL;
 	struct aeth_backend *be = NULL;
@@ -129,10 +126,9 @@ lb_backend(struct lb_pkt *p, const struct aeth_node *node,
 
 	*drop = -1;
 	if (aeth_ct_reads_table(p->flow.proto, syn)) {
-		e = ct_lookup(&p->flow);
+		e = ct_lookup(&key);
 		if (e) {
-			verdict = lb_ct_judge(p, node, svc, e, &be, &now,
-					      neg->now);
+			verdict = lb_ct_judge(p, node, svc, e, &be, neg->now);
 			if (verdict == AETH_CT_USE) {
 				stats_event(AETH_EV_CT_HIT);
 				*be_id = e->backend_id;
@@ -168,16 +164,15 @@ lb_backend(struct lb_pkt *p, const struct aeth_node *node,
 	 * evicts one only when it has no free node at all): no budget. A SYN
 	 * read no entry, so it goes through the budget, replacing any */
 	if (e) {
-		ct_overwrite(&p->flow, *be_id, svc->id,
-			     lb_clock(&now, neg->now));
+		ct_overwrite(&key, *be_id, clock_coarse_s(neg->now));
 	} else {
 		/* a SYN replaces (or deletes) any entry of its tuple: no
 		 * memory of the old one may outlive it (refused SYNs change
 		 * no entry and pay nothing for this) */
 		if (syn)
 			flow_mem_forget(&p->flow);
-		ct_record(node, &p->flow, *be_id, svc->id, syn,
-			  lb_clock(&now, neg->now));
+		ct_record(node, &key, *be_id, syn, lb_clock(&now, neg->now),
+			  clock_coarse_s(neg->now));
 	}
 	return be;
 }
@@ -293,12 +288,13 @@ static __always_inline struct aeth_backend *
 lb_icmp_backend(const struct lb_pkt *p, const struct aeth_node *node,
 		const struct aeth_svc *svc, __u32 *be_id)
 {
-	struct aeth_ct_entry *e = ct_lookup(&p->flow);
+	struct aeth_ct_key key = aeth_ct_key_of(&p->flow, svc->id);
+	struct aeth_ct_entry *e = ct_lookup(&key);
 	struct aeth_backend *be = NULL;
-	__u64 now;
+	__u32 now_s;
 
 	/* an error never refreshes the entry it quotes */
-	if (!e || lb_ct_verdict(p, node, svc, e, &be, &now,
+	if (!e || lb_ct_verdict(p, node, svc, e, &be, &now_s,
 				bpf_jiffies64()) != AETH_CT_USE)
 		return NULL;
 	*be_id = e->backend_id;

@@ -22,6 +22,7 @@
 struct clock_memory {
 	__u64 jiffies;		/* as read before ns */
 	__u64 ns;		/* bpf_ktime_get_coarse_ns() */
+	__u64 s;		/* ns in whole seconds: one division a tick */
 };
 
 struct {
@@ -31,23 +32,39 @@ struct {
 	__type(value, struct clock_memory);
 } lb_clock_mem SEC(".maps");
 
-/* The coarse clock now; jiffies: bpf_jiffies64(), read earlier by the
- * caller for this packet. */
-static __always_inline __u64 clock_coarse_ns(__u64 jiffies)
+/* This CPU's memory of the clock at jiffies (bpf_jiffies64(), read
+ * earlier by the caller for this packet), read anew when jiffies moved.
+ * NULL never happens (a per-CPU array's one slot). */
+static __always_inline struct clock_memory *clock_at(__u64 jiffies)
 {
 	struct clock_memory *m;
 	__u32 zero = 0;
 	__u64 ns;
 
 	m = bpf_map_lookup_elem(&lb_clock_mem, &zero);
-	if (m && m->jiffies == jiffies && m->ns)
-		return m->ns;
-	ns = bpf_ktime_get_coarse_ns();
-	if (m) {
+	if (m && (m->jiffies != jiffies || !m->ns)) {
+		ns = bpf_ktime_get_coarse_ns();
 		m->jiffies = jiffies;
 		m->ns = ns;
+		m->s = ns / 1000000000ull;
 	}
-	return ns;
+	return m;
+}
+
+/* The coarse clock now. */
+static __always_inline __u64 clock_coarse_ns(__u64 jiffies)
+{
+	struct clock_memory *m = clock_at(jiffies);
+
+	return m ? m->ns : 0;
+}
+
+/* The same clock in whole seconds: what connection entries keep. */
+static __always_inline __u32 clock_coarse_s(__u64 jiffies)
+{
+	struct clock_memory *m = clock_at(jiffies);
+
+	return m ? (__u32)m->s : 0;
 }
 
 #endif /* AETHER_BPF_CLOCK_H */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
-/* Connection table: flow -> backend, with a per-CPU insert budget so a
+/* Connection table: (service, client) -> backend (aeth_ct_key), with a per-CPU insert budget so a
  * flood of new flows cannot evict established entries from the LRU. */
 #ifndef AETHER_BPF_CONNTRACK_H
 #define AETHER_BPF_CONNTRACK_H
@@ -14,9 +14,9 @@
 #define CT_WINDOW_NS 1000000000ull
 
 static __always_inline struct aeth_ct_entry *
-ct_lookup(const struct aeth_flow *flow)
+ct_lookup(const struct aeth_ct_key *key)
 {
-	return bpf_map_lookup_elem(&aeth_ct, flow);
+	return bpf_map_lookup_elem(&aeth_ct, key);
 }
 
 /* Take one insert from this CPU's budget for the current second. */
@@ -54,43 +54,40 @@ static __always_inline bool ct_budget_take(const struct aeth_node *node,
  * evicting when there is none, even when the key exists). Its price is a
  * walk of the tuple's bucket, like the lookup the SYN skipped (and the
  * bucket's lock when there is an entry to delete), paid only by admitted
- * SYNs beyond the budget, never by refused ones. now: the coarse clock. */
+ * SYNs beyond the budget, never by refused ones. now: the coarse clock,
+ * now_s: the same in seconds. */
 static __always_inline void ct_record(const struct aeth_node *node,
-				      const struct aeth_flow *flow,
-				      __u32 be_id, __u32 svc_id, bool unread,
-				      __u64 now)
+				      const struct aeth_ct_key *key,
+				      __u32 be_id, bool unread, __u64 now,
+				      __u32 now_s)
 {
 	struct aeth_ct_entry e = {
 		.backend_id = be_id,
-		.svc_id = svc_id,
-		.created_ns = now,
-		.seen_ns = now,
+		.seen_s = now_s,
 	};
 
 	if (!ct_budget_take(node, now)) {
 		stats_event(AETH_EV_CT_INSERT_SKIPPED);
 		/* looked up first: a miss (the usual case: a new tuple)
 		 * walks the bucket without taking its lock */
-		if (unread && ct_lookup(flow))
-			bpf_map_delete_elem(&aeth_ct, flow);
+		if (unread && ct_lookup(key))
+			bpf_map_delete_elem(&aeth_ct, key);
 		return;
 	}
-	if (bpf_map_update_elem(&aeth_ct, flow, &e, BPF_ANY) == 0)
+	if (bpf_map_update_elem(&aeth_ct, key, &e, BPF_ANY) == 0)
 		stats_event(AETH_EV_CT_INSERT);
 }
 
 /* Replace the entry of a flow that has one (a re-selection). */
-static __always_inline void ct_overwrite(const struct aeth_flow *flow,
-					 __u32 be_id, __u32 svc_id, __u64 now)
+static __always_inline void ct_overwrite(const struct aeth_ct_key *key,
+					 __u32 be_id, __u32 now_s)
 {
 	struct aeth_ct_entry e = {
 		.backend_id = be_id,
-		.svc_id = svc_id,
-		.created_ns = now,
-		.seen_ns = now,
+		.seen_s = now_s,
 	};
 
-	bpf_map_update_elem(&aeth_ct, flow, &e, BPF_ANY);
+	bpf_map_update_elem(&aeth_ct, key, &e, BPF_ANY);
 }
 
 #endif /* AETHER_BPF_CONNTRACK_H */

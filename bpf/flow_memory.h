@@ -15,7 +15,7 @@
  * changes in aeth_ct without a stamp is a TCP SYN's new entry for a reused
  * tuple: the SYN forgets the tuple on its CPU (flow_mem_forget). A UDP
  * entry's idle timeout (seconds) is judged at least every 100 ms by the
- * full path, which also refreshes seen_ns. Private to the loaded program
+ * full path, which also refreshes seen_s. Private to the loaded program
  * (never pinned). */
 #ifndef AETHER_BPF_FLOW_MEMORY_H
 #define AETHER_BPF_FLOW_MEMORY_H

@@ -49,12 +49,13 @@ static __always_inline __u64 *guard_rng(__u32 i)
 	return bpf_map_lookup_elem(&aeth_acl_rng, &i);
 }
 
-/* The compiled IPv4 form of the list in slot (aeth_acl_rngidx): false when
- * the slot has none (the trie answers), else true with *admit the list's
- * answer for src (host order). A binary search for the last interval
- * starting at or before src, each step one inlined array load. */
-static __always_inline bool guard_ranges_answer(__u32 slot, __u32 src,
-						bool *admit)
+/* The compiled IPv4 form of the list in slot (aeth_acl_rngidx): -1 when
+ * the slot has none (the trie answers), else the list's answer for src
+ * (host order), 1 to admit, 0 to refuse. A binary search for the last
+ * interval starting at or before src, each step one inlined array load.
+ * A global function: the verifier walks its loop once, not once for every
+ * path of the program that reaches it (it takes and returns scalars only). */
+__noinline int guard_ranges_answer(__u32 slot, __u32 src)
 {
 	struct aeth_acl_rng_at *at;
 	__u32 lo, n, half, i;
@@ -63,34 +64,32 @@ static __always_inline bool guard_ranges_answer(__u32 slot, __u32 src,
 	at = bpf_map_lookup_elem(&aeth_acl_rngidx, &slot);
 	if (!at || !(at->flags & AETH_ACL_RNG_F_COMPILED) ||
 	    at->count > AETH_ACL_RNG_CAP)
-		return false;
-	*admit = false;
+		return -1;
 	lo = at->offset;
 	n = at->count;
 	if (!n)
-		return true;	/* the list admits no IPv4 source */
+		return 0;	/* the list admits no IPv4 source */
 	/* [lo, lo + n) holds the answer; n halves (rounded up) each step */
 	for (i = 0; i < AETH_ACL_RNG_STEPS && n > 1; i++) {
 		half = n / 2;
 		r = guard_rng(lo + half);
 		if (!r)
-			return true;
+			return 0;
 		if ((__u32)(*r >> 32) <= src)
 			lo += half;
 		n -= half;
 	}
 	r = guard_rng(lo);
-	*admit = r && (__u32)(*r >> 32) <= src && src <= (__u32)*r;
-	return true;
+	return r && (__u32)(*r >> 32) <= src && src <= (__u32)*r;
 }
 
 /* True when flow->src may reach svc (always when the ACL is off). */
 static __always_inline bool guard_source_authorized(const struct aeth_svc *svc,
 						    const struct aeth_flow *flow)
 {
-	bool admit;
 	__u32 slot;
 	void *trie;
+	int answer;
 
 	if (!(svc->flags & AETH_SVC_F_ACL))
 		return true;
@@ -99,9 +98,11 @@ static __always_inline bool guard_source_authorized(const struct aeth_svc *svc,
 	 * the trie (or compiled form) behind it belong to one list, old or
 	 * new, never a mix. Both forms give the same answer (docs/guard.md). */
 	slot = svc->acl_slot;
-	if (flow->family == AETH_AF_INET &&
-	    guard_ranges_answer(slot, bpf_ntohl(flow->src.v4), &admit))
-		return admit;
+	if (flow->family == AETH_AF_INET) {
+		answer = guard_ranges_answer(slot, bpf_ntohl(flow->src.v4));
+		if (answer >= 0)
+			return answer;
+	}
 	trie = bpf_map_lookup_elem(&aeth_acl, &slot);
 	if (!trie)
 		return false;	/* enabled without a list: fail closed */

@@ -12,6 +12,17 @@
 #include "aether/backend_rule.h"
 #include "maps.h"
 
+/* Maglev's hash of a flow (aether/flow_hash.h). A global function: its
+ * rounds are verified once, not on every path that picks a backend. The
+ * pointers are never NULL; the verifier makes it check. */
+__noinline __u32 mg_flow_hash(const struct aeth_flow *flow,
+			      const struct aeth_node *node)
+{
+	if (!flow || !node)
+		return 0;
+	return aeth_flow_hash(flow, node->hash_seed);
+}
+
 /* Pick the backend of a flow; NULL when the table is empty, missing, or
  * names a backend that cannot take new flows. */
 static __always_inline struct aeth_backend *
@@ -27,7 +38,7 @@ mg_select(const struct aeth_svc *svc, const struct aeth_flow *flow,
 	table = bpf_map_lookup_elem(&aeth_maglev, &svc->maglev_slot);
 	if (!table)
 		return NULL;
-	slot = aeth_flow_hash(flow, node->hash_seed) % svc->table_size;
+	slot = mg_flow_hash(flow, node) % svc->table_size;
 	id = bpf_map_lookup_elem(table, &slot);
 	if (!id || *id == AETH_NO_BACKEND)
 		return NULL;

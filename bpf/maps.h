@@ -156,7 +156,8 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } aeth_acl_rngidx SEC(".maps");
 
-/* Connection table: flow -> backend. Data path writes; the agent sizes it
+/* Connection table: (service, client) -> backend (aeth_ct_key, abi.h).
+ * Data path writes; the agent sizes it
  * (conntrack.max_entries) and may delete entries.
  * One LRU list shared by the CPUs (no BPF_F_NO_COMMON_LRU): measured on 2
  * CPUs (docs/bench.md), per-CPU lists made a new flow no cheaper on one CPU
@@ -166,7 +167,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, AETH_DEFAULT_CT_ENTRIES);
-	__type(key, struct aeth_flow);
+	__type(key, struct aeth_ct_key);
 	__type(value, struct aeth_ct_entry);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } aeth_ct SEC(".maps");
@@ -182,7 +183,7 @@ struct {
  * rate; not recording makes such a packet cost a Maglev lookup, less than a
  * new flow, and evict nothing. UDP has no SYN: a UDP packet without entry is
  * a new connection, charged and recorded; its entry expires after
- * node.udp_timeout_s idle (seen_ns). */
+ * node.udp_timeout_s idle (seen_s). */
 
 /* Per-CPU conntrack insert budget window. Data path writes. */
 struct {

@@ -10,9 +10,13 @@
 
 #define CT_DEFAULT_LIMIT 1000
 
+/* An entry with the flow it stands for: the key holds the client and the
+ * service id, the service the rest (its VIP, port and protocol). */
 struct ct_row {
-	struct aeth_flow flow;
+	struct aeth_ct_key key;
 	struct aeth_ct_entry e;
+	struct aeth_flow flow;
+	bool svc_known;		/* else dst, dport and proto are unknown */
 };
 
 struct ct_collect {
@@ -22,19 +26,54 @@ struct ct_collect {
 	uint32_t svc_id;
 	union aeth_addr src;
 	uint8_t src_family;
+	const struct ctl_service *svcs;	/* to name each entry's flow */
+	size_t ns;
 };
+
+/* The flow of an entry of service svc (NULL: an id no service holds now;
+ * the family is then told by the address, an IPv4 source leaving the rest
+ * of it zero). */
+static void ct_row_flow(struct ct_row *r, const struct ctl_service *svc)
+{
+	const union aeth_addr *a = &r->key.src;
+
+	memset(&r->flow, 0, sizeof(r->flow));
+	r->flow.src = r->key.src;
+	r->flow.sport = r->key.sport;
+	r->svc_known = svc != NULL;
+	if (svc) {
+		r->flow.dst = svc->info.vip;
+		r->flow.dport = svc->info.port;
+		r->flow.proto = svc->info.proto;
+		r->flow.family = svc->info.family;
+	} else {
+		r->flow.family = a->v6[1] | a->v6[2] | a->v6[3] ?
+				 AETH_AF_INET6 : AETH_AF_INET;
+	}
+}
+
+static const struct ctl_service *ct_service(const struct ct_collect *c,
+					    uint32_t id)
+{
+	for (size_t i = 0; i < c->ns; i++)
+		if (c->svcs[i].id == id)
+			return &c->svcs[i];
+	return NULL;
+}
 
 static int ct_collect_one(const void *key, const void *value, void *arg)
 {
+	const struct aeth_ct_key *k = key;
 	struct ct_collect *c = arg;
-	const struct aeth_ct_entry *e = value;
+	struct ct_row row;
 
-	const struct aeth_flow *f = key;
-
-	if (c->by_svc && e->svc_id != c->svc_id)
+	if (c->by_svc && k->svc_id != c->svc_id)
 		return 0;
-	if (c->by_src && ctl_addr_cmp(&f->src, f->family, &c->src,
-				      c->src_family))
+	row.key = *k;
+	row.e = *(const struct aeth_ct_entry *)value;
+	ct_row_flow(&row, ct_service(c, k->svc_id));
+	if (c->by_src && ctl_addr_cmp(&row.flow.src, row.flow.family,
+				      &c->src, c->src_family))
 		return 0;
 	if (c->n == c->cap) {
 		size_t cap = c->cap ? c->cap * 2 : 256;
@@ -45,9 +84,7 @@ static int ct_collect_one(const void *key, const void *value, void *arg)
 		c->rows = r;
 		c->cap = cap;
 	}
-	memcpy(&c->rows[c->n].flow, key, sizeof(struct aeth_flow));
-	c->rows[c->n].e = *e;
-	c->n++;
+	c->rows[c->n++] = row;
 	return 0;
 }
 
@@ -56,21 +93,15 @@ static int ct_row_cmp(const void *pa, const void *pb)
 	const struct ct_row *a = pa, *b = pb;
 	int c;
 
-	if (a->e.svc_id != b->e.svc_id)
-		return a->e.svc_id < b->e.svc_id ? -1 : 1;
+	if (a->key.svc_id != b->key.svc_id)
+		return a->key.svc_id < b->key.svc_id ? -1 : 1;
 	c = ctl_addr_cmp(&a->flow.src, a->flow.family, &b->flow.src,
 			 b->flow.family);
 	if (c)
 		return c;
 	if (a->flow.sport != b->flow.sport)
 		return ntohs(a->flow.sport) < ntohs(b->flow.sport) ? -1 : 1;
-	c = ctl_addr_cmp(&a->flow.dst, a->flow.family, &b->flow.dst,
-			 b->flow.family);
-	if (c)
-		return c;
-	if (a->flow.dport != b->flow.dport)
-		return ntohs(a->flow.dport) < ntohs(b->flow.dport) ? -1 : 1;
-	return (int)a->flow.proto - (int)b->flow.proto;
+	return 0;
 }
 
 /* What conntrack list reads, for the rows to name their service and
@@ -81,7 +112,7 @@ struct ct_listing {
 	size_t ns;
 	struct ctl_backend *bes;
 	size_t nb;
-	uint64_t now;		/* coarse, as the entries' times */
+	uint64_t now;		/* coarse ns, the clock of the entries' seen_s */
 };
 
 /* The options: --limit into *limit, --service and --source into the
@@ -132,11 +163,13 @@ static int conntrack_load(struct ctl_ctx *ctx, struct ct_listing *l,
 	ret = ctl_services_load(ctx, &l->svcs, &l->ns);
 	if (ret)
 		return ret;
+	l->c.svcs = l->svcs;
+	l->c.ns = l->ns;
 	ret = ctl_backends_load(ctx, &l->bes, &l->nb);
 	if (ret)
 		return ret;
 	ret = ctl_map_foreach(ctx, ctx->fds.ct, AETH_MAP_CT,
-			      sizeof(struct aeth_flow),
+			      sizeof(struct aeth_ct_key),
 			      sizeof(struct aeth_ct_entry), ct_collect_one,
 			      &l->c);
 	if (ret == -ENOMEM)
@@ -163,20 +196,22 @@ static int conntrack_load(struct ctl_ctx *ctx, struct ct_listing *l,
 }
 
 /* A row's service label (in lbl when not a known service), backend
- * address (in be) and age. */
+ * address (in be) and idle time: since the entry was written or (UDP)
+ * last refreshed, an upper bound as the entry keeps whole seconds. */
 static const char *ct_row_names(const struct ct_listing *l,
-				const struct aeth_ct_entry *e, char *lbl,
-				size_t lbl_len, char *be, double *age_s)
+				const struct ct_row *r, char *lbl,
+				size_t lbl_len, char *be, double *idle_s)
 {
 	const struct ctl_backend *b = ctl_backend_find(l->bes, l->nb,
-						       e->backend_id);
+						       r->e.backend_id);
+	double now_s = l->now / 1e9;
 
 	if (b)
 		ctl_addr_str(&b->be.addr, b->be.family, be);
 	else
-		snprintf(be, CTL_ADDR_LEN, "#%u", e->backend_id);
-	*age_s = l->now > e->created_ns ? (l->now - e->created_ns) / 1e9 : 0.0;
-	return ctl_service_label(l->svcs, l->ns, e->svc_id, lbl, lbl_len);
+		snprintf(be, CTL_ADDR_LEN, "#%u", r->e.backend_id);
+	*idle_s = now_s > r->e.seen_s ? now_s - r->e.seen_s : 0.0;
+	return ctl_service_label(l->svcs, l->ns, r->key.svc_id, lbl, lbl_len);
 }
 
 /* The first shown rows as a JSON array, element by element (a million
@@ -189,25 +224,27 @@ static int conntrack_print_json(struct ctl_ctx *ctx, const struct ct_listing *l,
 
 	ctl_json_stream_begin(ctx, &js);
 	for (size_t i = 0; i < shown; i++) {
-		const struct aeth_flow *f = &l->c.rows[i].flow;
-		const struct aeth_ct_entry *e = &l->c.rows[i].e;
+		const struct ct_row *row = &l->c.rows[i];
+		const struct aeth_flow *f = &row->flow;
 		char sa[CTL_ADDR_LEN], da[CTL_ADDR_LEN], be[CTL_ADDR_LEN];
 		char lbl[24];
-		double age_s;
-		const char *svc = ct_row_names(l, e, lbl, sizeof(lbl), be,
-					       &age_s);
+		double idle_s;
+		const char *svc = ct_row_names(l, row, lbl, sizeof(lbl), be,
+					       &idle_s);
 
 		ret = ctl_json_stream_item(ctx, &js, json_pack(
 			"{s:s, s:s, s:s, s:i, s:s, s:i, s:s, s:I, s:f}",
 			"service", svc,
-			"protocol", ctl_proto_str(f->proto),
+			"protocol", row->svc_known ?
+				    ctl_proto_str(f->proto) : "?",
 			"src", ctl_addr_str(&f->src, f->family, sa),
 			"sport", ntohs(f->sport),
-			"dst", ctl_addr_str(&f->dst, f->family, da),
+			"dst", row->svc_known ?
+			       ctl_addr_str(&f->dst, f->family, da) : "?",
 			"dport", ntohs(f->dport),
 			"backend", be,
-			"backend_id", (json_int_t)e->backend_id,
-			"age_s", age_s));
+			"backend_id", (json_int_t)row->e.backend_id,
+			"idle_s", idle_s));
 		if (ret)
 			break;
 	}
@@ -218,24 +255,30 @@ static int conntrack_print_json(struct ctl_ctx *ctx, const struct ct_listing *l,
 static void conntrack_print_text(const struct ct_listing *l, size_t shown)
 {
 	static const char *const hdr[] = { "SERVICE", "PROTO", "SOURCE",
-					   "DESTINATION", "BACKEND", "AGE" };
+					   "DESTINATION", "BACKEND", "IDLE" };
 	struct ctl_table *t = ctl_table_new(6, hdr);
 
 	if (t)
 		ctl_table_align_right(t, 5);
 	for (size_t i = 0; i < shown; i++) {
-		const struct aeth_flow *f = &l->c.rows[i].flow;
-		const struct aeth_ct_entry *e = &l->c.rows[i].e;
+		const struct ct_row *row = &l->c.rows[i];
+		const struct aeth_flow *f = &row->flow;
 		char src[CTL_ADDR_LEN], dst[CTL_ADDR_LEN], be[CTL_ADDR_LEN];
-		char lbl[24], age[32];
-		double age_s;
-		const char *svc = ct_row_names(l, e, lbl, sizeof(lbl), be,
-					       &age_s);
+		char lbl[24], idle[32];
+		double idle_s;
+		const char *svc = ct_row_names(l, row, lbl, sizeof(lbl), be,
+					       &idle_s);
 
 		ctl_endpoint_str(&f->src, f->family, ntohs(f->sport), src);
-		ctl_endpoint_str(&f->dst, f->family, ntohs(f->dport), dst);
-		snprintf(age, sizeof(age), "%.1fs", age_s);
-		ctl_table_add(t, svc, ctl_proto_str(f->proto), src, dst, be, age);
+		if (row->svc_known)
+			ctl_endpoint_str(&f->dst, f->family, ntohs(f->dport),
+					 dst);
+		else
+			snprintf(dst, sizeof(dst), "?");
+		snprintf(idle, sizeof(idle), "%.0fs", idle_s);
+		ctl_table_add(t, svc, row->svc_known ?
+			      ctl_proto_str(f->proto) : "?", src, dst, be,
+			      idle);
 	}
 	ctl_table_print(t);
 	ctl_table_free(t);
@@ -281,7 +324,8 @@ const struct ctl_object ctl_obj_conntrack = {
 	.name = "conntrack",
 	.verbs = conntrack_verbs,
 	.n_verbs = sizeof(conntrack_verbs) / sizeof(conntrack_verbs[0]),
-	.summary = "The connection table: flow -> backend, with the age of "
-		   "each entry, sorted by\nservice, source, destination. "
+	.summary = "The connection table: flow -> backend, with how long "
+		   "each entry has been idle\n(TCP: since written; whole "
+		   "seconds), sorted by service, source. "
 		   "--limit N shows the first N (default 1000, 0: all).",
 };

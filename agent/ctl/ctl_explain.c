@@ -128,6 +128,7 @@ static int judge_conntrack(struct ctl_ctx *ctx, const struct aeth_flow *f,
 			   bool syn, const struct aeth_node *node,
 			   struct verdict *v)
 {
+	struct aeth_ct_key key = aeth_ct_key_of(f, v->svc.id);
 	struct aeth_ct_entry ce;
 	struct aeth_backend be;
 	bool have;
@@ -135,11 +136,12 @@ static int judge_conntrack(struct ctl_ctx *ctx, const struct aeth_flow *f,
 
 	if (!aeth_ct_reads_table(f->proto, syn))
 		return AETH_CT_NEW;
-	if (bpf_map_lookup_elem(ctx->fds.ct, f, &ce))
+	if (bpf_map_lookup_elem(ctx->fds.ct, &key, &ce))
 		return f->proto == IPPROTO_TCP ? AETH_CT_RESELECT : AETH_CT_NEW;
 	have = !bpf_map_lookup_elem(ctx->fds.backend, &ce.backend_id, &be);
 	judge = aeth_ct_judge(&ce, have ? &be : NULL, v->svc.id, f->proto,
-			      ctl_now_coarse_ns(), node->udp_timeout_s);
+			      (uint32_t)(ctl_now_coarse_ns() / 1000000000ull),
+			      node->udp_timeout_s);
 	if (judge == AETH_CT_USE) {
 		v->verdict = "tx";
 		v->reason = "conntrack";

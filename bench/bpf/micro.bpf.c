@@ -15,7 +15,7 @@
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, AETH_DEFAULT_CT_ENTRIES);
-	__type(key, struct aeth_flow);
+	__type(key, struct aeth_ct_key);
 	__type(value, struct aeth_ct_entry);
 } micro_ct SEC(".maps");
 
@@ -91,16 +91,13 @@ int micro_sink_only(struct xdp_md *ctx)
 SEC("xdp")
 int micro_ct_miss(struct xdp_md *ctx)
 {
-	struct aeth_flow f;
+	struct aeth_ct_key k;
 
-	__builtin_memset(&f, 0, sizeof(f));
-	f.src.v4 = src_v4(ctx);
-	f.dst.v4 = bpf_htonl(0xcb00710a);
-	f.sport = bpf_htons(40000);
-	f.dport = bpf_htons(6443);
-	f.proto = 6;
-	f.family = AETH_AF_INET;
-	return bpf_map_lookup_elem(&micro_ct, &f) ? XDP_PASS : XDP_DROP;
+	__builtin_memset(&k, 0, sizeof(k));
+	k.src.v4 = src_v4(ctx);
+	k.sport = bpf_htons(40000);
+	k.svc_id = 1;
+	return bpf_map_lookup_elem(&micro_ct, &k) ? XDP_PASS : XDP_DROP;
 }
 
 SEC("xdp")

@@ -30,6 +30,7 @@
 
 #include "aether/abi.h"
 #include "aether/backend_rule.h"
+#include "aether/ct_rule.h"
 
 #define FRAME_LEN 60
 
@@ -324,11 +325,12 @@ static int empty_prog(void)
 
 /* Fill aeth_ct from entry `from` up to `to` with flows of svc. */
 static int ct_fill(int ct, uint32_t from, uint32_t to,
-		   const struct aeth_svc_key *svc, const struct aeth_ct_entry *v,
-		   double *ms)
+		   const struct aeth_svc_key *svc, uint32_t svc_id,
+		   const struct aeth_ct_entry *v, double *ms)
 {
 	enum { CHUNK = 8192 };
-	struct aeth_flow *keys = calloc(CHUNK, sizeof(*keys));
+	struct aeth_ct_key *keys = calloc(CHUNK, sizeof(*keys));
+	struct aeth_flow f;
 	struct aeth_ct_entry *vals = calloc(CHUNK, sizeof(*vals));
 	double t0 = now_ms();
 	int err = 0;
@@ -342,7 +344,8 @@ static int ct_fill(int ct, uint32_t from, uint32_t to,
 		LIBBPF_OPTS(bpf_map_batch_opts, bo);
 
 		for (__u32 j = 0; j < n; j++) {
-			flow_of(i + j, false, svc, &keys[j]);
+			flow_of(i + j, false, svc, &f);
+			keys[j] = aeth_ct_key_of(&f, svc_id);
 			vals[j] = *v;
 		}
 		if (bpf_map_update_batch(ct, keys, vals, &n, &bo)) {
@@ -359,11 +362,12 @@ out:
 
 /* Userspace baseline: bpf_map_lookup_elem / update_elem per call. */
 static void ct_user(int ct, uint32_t filled, uint32_t n, uint32_t fresh0,
-		    const struct aeth_svc_key *svc,
+		    const struct aeth_svc_key *svc, uint32_t svc_id,
 		    const struct aeth_ct_entry *v, double *hit_ns,
 		    double *ins_ns)
 {
 	struct aeth_ct_entry got;
+	struct aeth_ct_key key;
 	struct aeth_flow f;
 	uint64_t t0;
 	uint32_t misses = 0;
@@ -371,7 +375,8 @@ static void ct_user(int ct, uint32_t filled, uint32_t n, uint32_t fresh0,
 	t0 = now_ns();
 	for (uint32_t i = 0; i < n; i++) {
 		flow_of(((uint64_t)i * 7919) % filled, false, svc, &f);
-		if (bpf_map_lookup_elem(ct, &f, &got))
+		key = aeth_ct_key_of(&f, svc_id);
+		if (bpf_map_lookup_elem(ct, &key, &got))
 			misses++;
 	}
 	*hit_ns = (double)(now_ns() - t0) / n;
@@ -381,7 +386,8 @@ static void ct_user(int ct, uint32_t filled, uint32_t n, uint32_t fresh0,
 	t0 = now_ns();
 	for (uint32_t i = 0; i < n; i++) {
 		flow_of(fresh0 + i, true, svc, &f);
-		bpf_map_update_elem(ct, &f, v, BPF_ANY);
+		key = aeth_ct_key_of(&f, svc_id);
+		bpf_map_update_elem(ct, &key, v, BPF_ANY);
 	}
 	*ins_ns = (double)(now_ns() - t0) / n;
 }
@@ -446,7 +452,7 @@ static long long global_event(int fd, int ev)
 
 static int ct_point(int prog, int empty, int ct, int global, uint32_t filled,
 		    uint32_t samples, uint32_t *fresh_next,
-		    const struct aeth_svc_key *svc,
+		    const struct aeth_svc_key *svc, uint32_t svc_id,
 		    const struct aeth_ct_entry *v, bool last)
 {
 	struct run_stats fl, hit, ins;
@@ -472,7 +478,8 @@ static int ct_point(int prog, int empty, int ct, int global, uint32_t filled,
 		return err;
 	}
 	*fresh_next += samples;
-	ct_user(ct, filled, samples * 5, *fresh_next, svc, v, &uhit, &uins);
+	ct_user(ct, filled, samples * 5, *fresh_next, svc, svc_id, v, &uhit,
+		&uins);
 	*fresh_next += samples * 5;
 	printf("  {\"live_entries\": %u, \"samples\": %u,\n"
 	       "   \"prog_floor_ns\": {\"median\": %.0f, \"mean\": %.1f},\n"
@@ -514,23 +521,24 @@ static int cmd_ct(const char *dir, const char *vip, int port,
 		return 1;
 	}
 	memset(&v, 0, sizeof(v));
-	v.svc_id = s.id;
-	v.created_ns = now_ns();
+	v.seen_s = (uint32_t)(now_ns() / 1000000000ull);
 	if (backend_of(dir, s.id, &v.backend_id)) {
 		fprintf(stderr, "scale: service %s:%d has no backend\n", vip,
 			port);
 		return 1;
 	}
-	if (ct_fill(ct, 0, small, &k, &v, &fill_small))
+	if (ct_fill(ct, 0, small, &k, s.id, &v, &fill_small))
 		goto fail;
 	printf("{\"ct_max_entries\": %lld, \"points\": [\n",
 	       fdinfo_field(ct, "max_entries"));
-	if (ct_point(prog, empty, ct, global, small, samples, &fresh, &k, &v, false))
+	if (ct_point(prog, empty, ct, global, small, samples, &fresh, &k, s.id,
+		     &v, false))
 		goto out;
 	/* the inserts above went in too; fill the rest fresh */
-	if (ct_fill(ct, small, entries, &k, &v, &fill_ms))
+	if (ct_fill(ct, small, entries, &k, s.id, &v, &fill_ms))
 		goto fail;
-	if (ct_point(prog, empty, ct, global, entries, samples, &fresh, &k, &v, true))
+	if (ct_point(prog, empty, ct, global, entries, samples, &fresh, &k,
+		     s.id, &v, true))
 		goto out;
 	printf("], \"fill_ms\": %.0f, \"fill_entries\": %u, "
 	       "\"ct_memlock\": %lld}\n", fill_ms, entries - small,

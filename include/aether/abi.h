@@ -9,7 +9,7 @@
 
 /* Bump on any change to a pinned struct or map definition. The agent refuses
  * (or migrates) pinned maps whose aeth_meta.schema_version differs. */
-#define AETH_SCHEMA_VERSION 2
+#define AETH_SCHEMA_VERSION 3
 
 /* Limits. Outer map sizes are fixed at load; inner maps are sized per use. */
 #define AETH_MAX_SERVICES 4096
@@ -221,7 +221,8 @@ struct aeth_backend {
 	__u32 svc_id;
 };
 
-/* aeth_ct: flow -> backend (LRU). Written by the data path. */
+/* A packet's 5-tuple, as parsed (bpf/parse.h): the flow hash, the limiters
+ * and the flow memory read it. */
 struct aeth_flow {
 	union aeth_addr src;
 	union aeth_addr dst;
@@ -232,11 +233,31 @@ struct aeth_flow {
 	__u8 pad[2];
 };
 
+/* aeth_ct: (service, client) -> backend (LRU). Written by the data path.
+ * The key is relative to the service: the service id stands for the VIP,
+ * the port and the protocol, so a flow is its source address and port
+ * within its service (20 bytes instead of the 40 of aeth_flow; the kernel
+ * adds a 48-byte element header and a 16-byte bucket: 96 bytes an entry
+ * where the whole tuple took 128). Build it with aeth_ct_key_of
+ * (ct_rule.h): the port and the service share one 32-bit word, written
+ * and hashed as one. */
+struct aeth_ct_key {
+	union aeth_addr src;	/* IPv4: first word, the rest zero */
+	union {
+		struct {
+			__be16 sport;
+			__u16 svc_id;
+		};
+		__u32 port_svc;
+	};
+};
+
 struct aeth_ct_entry {
 	__u32 backend_id;
-	__u32 svc_id;
-	__u64 created_ns;	/* bpf_ktime_get_coarse_ns() at insert */
-	__u64 seen_ns;		/* UDP: last packet, refreshed at most once a second */
+	/* coarse clock (bpf_ktime_get_coarse_ns) in whole seconds when the
+	 * entry was written; UDP: refreshed by its packets, at most once a
+	 * second */
+	__u32 seen_s;
 };
 
 /* aeth_ct_budget[0] (per CPU): inserts in the current one-second window. */
@@ -326,7 +347,9 @@ _Static_assert(sizeof(struct aeth_svc) == 56, "aeth_svc");
 _Static_assert(sizeof(struct aeth_svcinfo) == 120, "aeth_svcinfo");
 _Static_assert(sizeof(struct aeth_backend) == 28, "aeth_backend");
 _Static_assert(sizeof(struct aeth_flow) == 40, "aeth_flow");
-_Static_assert(sizeof(struct aeth_ct_entry) == 24, "aeth_ct_entry");
+_Static_assert(sizeof(struct aeth_ct_key) == 20, "aeth_ct_key");
+_Static_assert(sizeof(struct aeth_ct_entry) == 8, "aeth_ct_entry");
+_Static_assert(AETH_MAX_SERVICES <= 65536, "aeth_ct_key.svc_id is 16 bits");
 _Static_assert(sizeof(struct aeth_pcpu) == 24, "aeth_pcpu");
 _Static_assert(sizeof(struct aeth_ct_budget) == 16, "aeth_ct_budget");
 _Static_assert(sizeof(struct aeth_acl_key) == 20, "aeth_acl_key");

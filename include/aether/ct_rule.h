@@ -12,6 +12,10 @@
 #include "backend_rule.h"
 #include "rule_inline.h"
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "aeth_ct_key_of composes the key's last word for a little-endian target"
+#endif
+
 #define AETH_CT_USE 0		/* forward to the recorded backend */
 #define AETH_CT_NEW 1		/* a new connection on the tuple: admit, pick */
 #define AETH_CT_RESELECT 2	/* backend removed mid-flow: pick, no charge */
@@ -34,20 +38,36 @@ AETH_RULE bool aeth_ct_reads_table(__u8 proto, bool syn)
 	return !(proto == 6 /* IPPROTO_TCP */ && syn);
 }
 
+/* The connection-table key of a flow of service svc_id. */
+AETH_RULE struct aeth_ct_key aeth_ct_key_of(const struct aeth_flow *f,
+					    __u32 svc_id)
+{
+	struct aeth_ct_key k;
+
+	k.src = f->src;
+	/* one store of the word the hash reads (two 16-bit stores would
+	 * stall its load); the layout of sport then svc_id is little-endian
+	 * here, like every target this builds for (bpf/parse.h) */
+	k.port_svc = (__u32)f->sport | (__u32)(__u16)svc_id << 16;
+	return k;
+}
+
 /* Judge entry e (naming backend be, NULL when unreadable) for a packet of
  * service svc_id that reads the table (aeth_ct_reads_table: never a TCP
- * SYN). Packets keep a draining or unhealthy backend (only new connections
- * avoid it, through Maglev); an entry whose backend is gone or belongs to
- * another service is re-selected without a charge; a UDP entry idle for
- * more than udp_timeout_s (0: never) at now_ns is gone (a new connection). */
+ * SYN); the entry's key holds svc_id. Packets keep a draining or
+ * unhealthy backend (only new connections avoid it, through Maglev); an
+ * entry whose backend is gone or belongs to another service (the id was
+ * reused) is re-selected without a charge; a UDP entry idle for more than
+ * udp_timeout_s whole seconds (0: never) at now_s is gone (a new
+ * connection). */
 AETH_RULE int aeth_ct_judge(const struct aeth_ct_entry *e,
 			    const struct aeth_backend *be, __u32 svc_id,
-			    __u8 proto, __u64 now_ns, __u32 udp_timeout_s)
+			    __u8 proto, __u32 now_s, __u32 udp_timeout_s)
 {
-	if (!be || aeth_backend_removed(be, svc_id) || e->svc_id != svc_id)
+	if (!be || aeth_backend_removed(be, svc_id))
 		return AETH_CT_RESELECT;
 	if (proto == 17 /* IPPROTO_UDP */ && udp_timeout_s &&
-	    now_ns - e->seen_ns > (__u64)udp_timeout_s * 1000000000ull)
+	    now_s - e->seen_s > udp_timeout_s)
 		return AETH_CT_EXPIRED;
 	return AETH_CT_USE;
 }

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "agent_fixture.h"
+#include "aether/ct_rule.h"
 
 static char dir[256];
 static struct aeth_agent *A;
@@ -565,6 +566,7 @@ Test(apply, restart_keeps_conntrack_and_ids)
 	struct aeth_svc api0, v60, api1;
 	struct aeth_flow flow;
 	struct aeth_ct_entry ce, got;
+	struct aeth_ct_key ck;
 	int64_t ids0[4], ids1[4];
 	const char *addrs[4] = { "192.0.2.21", "192.0.2.22", "192.0.2.23",
 				 "192.0.2.24" };
@@ -589,8 +591,8 @@ Test(apply, restart_keeps_conntrack_and_ids)
 	flow.family = AETH_AF_INET;
 	memset(&ce, 0, sizeof(ce));
 	ce.backend_id = ids0[0];
-	ce.svc_id = api0.id;
-	cr_assert_eq(bpf_map_update_elem(A->fds.ct, &flow, &ce, BPF_ANY), 0);
+	ck = aeth_ct_key_of(&flow, api0.id);
+	cr_assert_eq(bpf_map_update_elem(A->fds.ct, &ck, &ce, BPF_ANY), 0);
 
 	/* the agent goes away (nothing is detached or unpinned) and comes
 	 * back over the same pins; a VIP entry no service names (a crash in
@@ -614,7 +616,7 @@ Test(apply, restart_keeps_conntrack_and_ids)
 		cr_assert_neq(bpf_map_lookup_elem(fd, &vk, &one), 0);
 		close(fd);
 	}
-	cr_assert_eq(bpf_map_lookup_elem(A->fds.ct, &flow, &got), 0);
+	cr_assert_eq(bpf_map_lookup_elem(A->fds.ct, &ck, &got), 0);
 	cr_assert_eq(got.backend_id, ce.backend_id);
 	cr_assert(A->state->svcs[api0.id].in_use);
 	cr_assert_eq(A->meta.generation, 1);
@@ -630,7 +632,7 @@ Test(apply, restart_keeps_conntrack_and_ids)
 	 * the same content */
 	t1 = read_table(slot_map_id(A->fds.maglev, api1.maglev_slot), 251);
 	cr_assert_arr_eq(t1, t0, 251 * sizeof(uint32_t));
-	cr_assert_eq(bpf_map_lookup_elem(A->fds.ct, &flow, &got), 0);
+	cr_assert_eq(bpf_map_lookup_elem(A->fds.ct, &ck, &got), 0);
 	cr_assert_eq(A->meta.generation, 2);
 
 	/* and later diffs still keep ids */
@@ -920,6 +922,7 @@ Test(apply, datapath_follows_applied_maps)
 {
 	struct aeth_flow flow;
 	struct aeth_ct_entry ce;
+	struct aeth_ct_key ck;
 	struct aeth_node node;
 	struct aeth_svc api;
 	uint32_t zero = 0, *table;
@@ -954,13 +957,13 @@ Test(apply, datapath_follows_applied_maps)
 	flow.dport = htons(6443);
 	flow.proto = IPPROTO_TCP;
 	flow.family = AETH_AF_INET;
-	cr_assert_eq(bpf_map_lookup_elem(A->fds.ct, &flow, &ce), 0,
+	ck = aeth_ct_key_of(&flow, api.id);
+	cr_assert_eq(bpf_map_lookup_elem(A->fds.ct, &ck, &ce), 0,
 		     "no connection entry (verdict %d)", v);
 	cr_assert_eq(bpf_map_lookup_elem(A->fds.node, &zero, &node), 0);
 	table = read_table(slot_map_id(A->fds.maglev, api.maglev_slot), 251);
 	cr_assert_eq(ce.backend_id,
 		     table[aeth_flow_hash(&flow, node.hash_seed) % 251]);
-	cr_assert_eq(ce.svc_id, api.id);
 	free(table);
 }
 

@@ -10,6 +10,7 @@
 
 #include <bpf/bpf.h>
 
+#include "aether/ct_rule.h"
 #include "aether/flow_hash.h"
 #include "harness.h"
 #include "pkt.h"
@@ -623,6 +624,7 @@ Test(fwd, exact_port_added_seen_after_generation_change_or_expiry)
 Test(fwd, udp_flows_are_recorded)
 {
 	struct pkt_spec s = pkt_spec_udp4(CLI4, 40000, VIP4, 53);
+	struct aeth_ct_key ct_key;
 	struct aeth_ct_entry e;
 	struct aeth_flow fl;
 	struct frame f;
@@ -638,9 +640,12 @@ Test(fwd, udp_flows_are_recorded)
 	fl.sport = htons(40000);
 	fl.dport = htons(53);
 	fl.proto = 17;
-	cr_assert_eq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
+	cr_assert_eq(dp_ct_get(&h, &fl, &e), 0);
 	cr_assert_eq(e.backend_id, 10);
-	cr_assert_eq(e.svc_id, 1);
+	/* keyed by the service's id and the client, nothing else */
+	ct_key = aeth_ct_key_of(&fl, 1);
+	cr_assert_eq(bpf_map_lookup_elem(h.ct, &ct_key, &e), 0);
+	cr_assert_eq(e.backend_id, 10);
 }
 
 /* ---- backends, conntrack, Maglev ---- */
@@ -728,7 +733,7 @@ Test(fwd, removed_backend_reselected)
 	run(&f, &r);
 	expect_tx(&r, &s, &f, "192.0.2.22");
 	cr_assert_eq(global().events[AETH_EV_CT_RESELECT], 1);
-	cr_assert_eq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
+	cr_assert_eq(dp_ct_get(&h, &fl, &e), 0);
 	cr_assert_eq(e.backend_id, 11);
 	run(&f, &r);
 	expect_tx(&r, &s, &f, "192.0.2.22");
@@ -821,7 +826,7 @@ Test(fwd, mid_flow_packet_without_entry_is_not_recorded)
 	build(&s, &f);
 	run(&f, &r);
 	expect_tx(&r, &s, &f, "192.0.2.21");
-	cr_assert_neq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
+	cr_assert_neq(dp_ct_get(&h, &fl, &e), 0);
 	cr_assert_eq(svc_stats(1).new_flows, 0);
 	cr_assert_eq(global().events[AETH_EV_CT_STRAY], 1);
 	cr_assert_eq(global().events[AETH_EV_CT_INSERT], 0);
@@ -861,7 +866,7 @@ Test(fwd, spoofed_ack_flood_evicts_nothing)
 	for (i = 0; i < 100; i++) {
 		s.sport = 30000 + i;
 		fl = flow_of(&s);
-		cr_assert_eq(bpf_map_lookup_elem(h.ct, &fl, &e), 0,
+		cr_assert_eq(dp_ct_get(&h, &fl, &e), 0,
 			     "connection %d evicted", i);
 	}
 	cr_assert_eq(global().events[AETH_EV_CT_INSERT], 100);
@@ -892,7 +897,7 @@ static void syn_reselects_when(uint32_t flags)
 	set_table_all(1, 11);
 	run(&f, &r);	/* the same SYN again */
 	expect_tx(&r, &s, &f, "192.0.2.22");
-	cr_assert_eq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
+	cr_assert_eq(dp_ct_get(&h, &fl, &e), 0);
 	cr_assert_eq(e.backend_id, 11);
 	cr_assert_eq(svc_stats(1).new_flows, 2);
 	s.tcp_flags = PKT_TCP_ACK;	/* and the connection stays there */
@@ -932,13 +937,13 @@ Test(fwd, syn_on_usable_entry_follows_maglev)
 	build(&s, &f);
 	run(&f, &r);
 	expect_tx(&r, &s, &f, "192.0.2.21");
-	cr_assert_eq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
+	cr_assert_eq(dp_ct_get(&h, &fl, &e), 0);
 	cr_assert_eq(e.backend_id, 10);
 
 	set_table_all(1, 11);	/* backend 10 still usable */
 	run(&f, &r);	/* the same SYN again */
 	expect_tx(&r, &s, &f, "192.0.2.22");
-	cr_assert_eq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
+	cr_assert_eq(dp_ct_get(&h, &fl, &e), 0);
 	cr_assert_eq(e.backend_id, 11);
 	cr_assert_eq(svc_stats(1).new_flows, 2);
 	g = global();
@@ -977,7 +982,7 @@ Test(fwd, syn_refused_by_budget_leaves_no_stale_entry)
 	build(&s, &f);
 	run(&f, &r);	/* takes this second's budget */
 	expect_tx(&r, &s, &f, "192.0.2.21");
-	cr_assert_eq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
+	cr_assert_eq(dp_ct_get(&h, &fl, &e), 0);
 
 	set_table_all(1, 11);
 	run(&f, &r);	/* the tuple again, well inside the second */
@@ -985,7 +990,7 @@ Test(fwd, syn_refused_by_budget_leaves_no_stale_entry)
 	g = global();
 	cr_assert_eq(g.events[AETH_EV_CT_INSERT], 1);
 	cr_assert_eq(g.events[AETH_EV_CT_INSERT_SKIPPED], 1);
-	cr_assert_neq(bpf_map_lookup_elem(h.ct, &fl, &e), 0,
+	cr_assert_neq(dp_ct_get(&h, &fl, &e), 0,
 		      "stale entry on backend %u", e.backend_id);
 	s.tcp_flags = PKT_TCP_ACK;
 	build(&s, &f);
@@ -996,7 +1001,7 @@ Test(fwd, syn_refused_by_budget_leaves_no_stale_entry)
 
 static unsigned int ct_count(void)
 {
-	struct aeth_flow key, next;
+	struct aeth_ct_key key, next;
 	unsigned int n = 0;
 	void *prev = NULL;
 
@@ -1041,14 +1046,6 @@ Test(fwd, syn_flood_beyond_budget_adds_no_entry)
 	cr_assert_eq(svc_stats(1).new_flows, 500);
 }
 
-static uint64_t coarse_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
-
 /* A UDP entry idle for longer than udp_timeout_s (default 30) is gone: the
  * flow no longer sticks to a backend that left the table. */
 Test(fwd, idle_udp_entry_expires)
@@ -1071,24 +1068,24 @@ Test(fwd, idle_udp_entry_expires)
 	run(&f, &r);	/* still active: keeps its backend */
 	expect_tx(&r, &s, &f, "192.0.2.21");
 
-	cr_assert_eq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
+	cr_assert_eq(dp_ct_get(&h, &fl, &e), 0);
 	/* the entry aged by hand; the CPU's memory of the flow (which
 	 * lapses within 100 ms of real time) retired by the stamp */
-	e.seen_ns = coarse_now_ns() - 29ull * 1000000000ull;
-	cr_assert_eq(bpf_map_update_elem(h.ct, &fl, &e, BPF_EXIST), 0);
+	e.seen_s = dp_now_s() - 29;
+	cr_assert_eq(dp_ct_put(&h, &fl, &e, BPF_EXIST), 0);
 	cr_assert_eq(dp_bump_stamp(&h), 0);
 	run(&f, &r);	/* idle 29 s: still there, and refreshed */
 	expect_tx(&r, &s, &f, "192.0.2.21");
-	cr_assert_eq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
-	cr_assert_gt(e.seen_ns, coarse_now_ns() - 1000000000ull);
+	cr_assert_eq(dp_ct_get(&h, &fl, &e), 0);
+	cr_assert_geq(e.seen_s, dp_now_s() - 1);
 
-	e.seen_ns = coarse_now_ns() - 31ull * 1000000000ull;
-	cr_assert_eq(bpf_map_update_elem(h.ct, &fl, &e, BPF_EXIST), 0);
+	e.seen_s = dp_now_s() - 31;
+	cr_assert_eq(dp_ct_put(&h, &fl, &e, BPF_EXIST), 0);
 	cr_assert_eq(dp_bump_stamp(&h), 0);
 	run(&f, &r);
 	expect_tx(&r, &s, &f, "192.0.2.22");
 	cr_assert_eq(global().events[AETH_EV_CT_EXPIRED], 1);
-	cr_assert_eq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
+	cr_assert_eq(dp_ct_get(&h, &fl, &e), 0);
 	cr_assert_eq(e.backend_id, 11);
 	cr_assert_eq(svc_stats(1).new_flows, 2);
 }
@@ -1129,7 +1126,7 @@ Test(fwd, flow_memory_holds_until_the_stamp_changes)
 	struct result r;
 
 	remembered_flow(&s, &f);
-	cr_assert_eq(bpf_map_delete_elem(h.ct, &fl), 0);
+	cr_assert_eq(dp_ct_del(&h, &fl), 0);
 	run(&f, &r);
 	expect_tx(&r, &s, &f, "192.0.2.21");
 	g = global();
@@ -1155,7 +1152,7 @@ Test(fwd, flow_memory_lapses_within_its_lifetime)
 	struct result r;
 
 	remembered_flow(&s, &f);
-	cr_assert_eq(bpf_map_delete_elem(h.ct, &fl), 0);
+	cr_assert_eq(dp_ct_del(&h, &fl), 0);
 	usleep(150 * 1000);
 	run(&f, &r);
 	cr_assert_eq(r.verdict, XDP_TX);
@@ -1180,7 +1177,7 @@ Test(fwd, syn_of_a_remembered_tuple_follows_its_new_entry)
 	build(&s, &f);
 	run(&f, &r);
 	expect_tx(&r, &s, &f, "192.0.2.22");
-	cr_assert_eq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
+	cr_assert_eq(dp_ct_get(&h, &fl, &e), 0);
 	cr_assert_eq(e.backend_id, 11);
 	s.tcp_flags = PKT_TCP_ACK;
 	build(&s, &f);
@@ -1257,10 +1254,10 @@ Test(fwd, insert_budget_skips_recording_but_forwards)
 	cr_assert_eq(g.events[AETH_EV_CT_INSERT_SKIPPED], 1);
 	cr_assert_eq(svc_stats(1).packets, 3);
 	fl = flow_of(&s);
-	cr_assert_neq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
+	cr_assert_neq(dp_ct_get(&h, &fl, &e), 0);
 	s.sport = 40000;
 	fl = flow_of(&s);
-	cr_assert_eq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
+	cr_assert_eq(dp_ct_get(&h, &fl, &e), 0);
 }
 
 /* The same flows pick the same backends in two separately loaded program
@@ -1719,7 +1716,7 @@ Test(fwd, not_authorized_before_any_state)
 	cr_assert_eq(g.reasons[AETH_R_NOT_AUTHORIZED], 1);
 	cr_assert_eq(svc_stats(1).drops[AETH_R_NOT_AUTHORIZED], 1);
 	cr_assert_eq(g.events[AETH_EV_CT_MISS], 0);
-	cr_assert_neq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
+	cr_assert_neq(dp_ct_get(&h, &fl, &e), 0);
 
 	dp_addr("198.51.100.200", &s.src);	/* inside the list */
 	build(&s, &f);
@@ -1817,7 +1814,7 @@ Test(fwd, insert_budget_window_renews)
 	run(&f, &r);
 	expect_tx(&r, &s, &f, "192.0.2.21");
 	fl = flow_of(&s);
-	cr_assert_eq(bpf_map_lookup_elem(h.ct, &fl, &e), 0);
+	cr_assert_eq(dp_ct_get(&h, &fl, &e), 0);
 	cr_assert_eq(global().events[AETH_EV_CT_INSERT], 2);
 }
 
@@ -1970,7 +1967,7 @@ Test(fwd, flow_memory_next_hop_lapses_with_the_cache_answer)
 				    "02:00:00:00:00:33 nud permanent dev "
 				    "aeth-dp0"), 0);
 		fl = flow_of(&b);
-		cr_assert_eq(bpf_map_delete_elem(h.ct, &fl), 0);
+		cr_assert_eq(dp_ct_del(&h, &fl), 0);
 		while (now_ms() < t0 + life * 5 / 4)
 			usleep(1000);
 		hits = global().events[AETH_EV_CT_HIT];

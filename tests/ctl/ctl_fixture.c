@@ -20,6 +20,7 @@
 #include <bpf/libbpf.h>
 
 #include "aether_lb.skel.h"
+#include "aether/ct_rule.h"
 #include "ctl_fixture.h"
 
 #define FX_BPFFS "/sys/fs/bpf"
@@ -324,12 +325,13 @@ struct aeth_flow fx_flow(const char *src, uint16_t sport, const char *dst,
 }
 
 int fx_ct(struct fx *fx, const struct aeth_flow *f, uint32_t backend_id,
-	  uint32_t svc_id, uint64_t created_ns)
+	  uint32_t svc_id, uint64_t seen_ns)
 {
-	struct aeth_ct_entry e = { .backend_id = backend_id, .svc_id = svc_id,
-				   .created_ns = created_ns };
+	struct aeth_ct_key k = aeth_ct_key_of(f, svc_id);
+	struct aeth_ct_entry e = { .backend_id = backend_id,
+				   .seen_s = (uint32_t)(seen_ns / 1000000000ull) };
 
-	return bpf_map_update_elem(fx->ct, f, &e, 0) ? -errno : 0;
+	return bpf_map_update_elem(fx->ct, &k, &e, 0) ? -errno : 0;
 }
 
 int fx_percpu_add(struct fx *fx, int map_fd, uint32_t key, size_t value_size,

@@ -345,7 +345,7 @@ Test(ctl, conntrack_list)
 	cr_assert_str_eq(jstr(e, "backend"), "192.0.2.21");
 	e = json_array_get(r.json, 1);
 	cr_assert_str_eq(jstr(e, "backend"), "192.0.2.23");
-	cr_assert_geq(json_real_value(json_object_get(e, "age_s")), 2.5);
+	cr_assert_geq(json_real_value(json_object_get(e, "idle_s")), 2.5);
 	fx_res_free(&r);
 
 	/* streamed element by element: still one valid document, indented */

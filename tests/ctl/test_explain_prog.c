@@ -377,7 +377,8 @@ Test(explain_prog, limiter_state_and_stale_entries_agree)
 {
 	struct flow_case c;
 	struct aeth_flow f;
-	struct aeth_ct_entry e = { .backend_id = 4, .svc_id = 1 };
+	/* backend 4 is service 1's */
+	struct aeth_ct_entry e = { .backend_id = 4 };
 	const char *seq[] = { "tx", "drop" };
 	uint8_t in[PKT_MAX], out[PKT_MAX];
 	size_t in_len, out_len;
@@ -416,7 +417,7 @@ Test(explain_prog, limiter_state_and_stale_entries_agree)
 	f.sport = htons(3000);
 	f.dport = htons(6443);
 	f.proto = IPPROTO_TCP;
-	cr_assert_eq(bpf_map_update_elem(h.ct, &f, &e, 0), 0);
+	cr_assert_eq(dp_ct_put(&h, &f, &e, 0), 0);
 	cr_assert_eq(fx_ctl_dir(pin_dir, &r, "-j", "explain", "--src", c.src,
 				"--dst", c.dst, "--proto", "tcp", NULL), 0);
 	cr_assert_neq(strcmp(json_string_value(json_object_get(r.json,
@@ -445,7 +446,7 @@ Test(explain_prog, syn_ignores_usable_entry)
 {
 	struct flow_case c;
 	struct aeth_flow f;
-	struct aeth_ct_entry e = { .svc_id = 0 };
+	struct aeth_ct_entry e = { 0 };
 	uint8_t in[PKT_MAX], out[PKT_MAX];
 	size_t in_len, out_len;
 	json_int_t want;
@@ -478,7 +479,7 @@ Test(explain_prog, syn_ignores_usable_entry)
 	f.proto = IPPROTO_TCP;
 	/* an entry on another backend that takes new connections */
 	e.backend_id = want == 0 ? 1 : 0;
-	cr_assert_eq(bpf_map_update_elem(h.ct, &f, &e, 0), 0);
+	cr_assert_eq(dp_ct_put(&h, &f, &e, 0), 0);
 
 	cr_assert_eq(fx_ctl_dir(pin_dir, &r, "-j", "explain", "--src", c.src,
 				"--dst", c.dst, "--proto", "tcp", "--syn",
@@ -495,7 +496,7 @@ Test(explain_prog, syn_ignores_usable_entry)
 	cr_assert_str_eq(got, json_string_value(json_object_get(r.json,
 								"backend")));
 	fx_res_free(&r);
-	cr_assert_eq(bpf_map_lookup_elem(h.ct, &f, &e), 0);
+	cr_assert_eq(dp_ct_get(&h, &f, &e), 0);
 	cr_assert_eq(e.backend_id, (uint32_t)want);
 }
 

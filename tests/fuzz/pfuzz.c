@@ -1346,7 +1346,7 @@ static const char *check_steered_entry(struct pf_ctx *c, const struct view *v,
 	key.dport = htons(fl.dport);
 	key.proto = fl.proto;
 	key.family = fl.family;
-	if (bpf_map_lookup_elem(c->h.ct, &key, &e))
+	if (dp_ct_get(&c->h, &key, &e))
 		return "ICMP error steered for a flow without a connection entry";
 	if (e.backend_id >= N_BACKENDS ||
 	    !addr_eq(backends[e.backend_id].family,

@@ -9,12 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "acl_compile.h"
+#include "aether/ct_rule.h"
 #include "aether_lb.skel.h"
 #include "harness.h"
 #include "pkt.h"
@@ -596,4 +598,64 @@ int dp_pin_cpu(int cpu)
 	CPU_ZERO(&set);
 	CPU_SET(cpu, &set);
 	return sched_setaffinity(0, sizeof(set), &set) ? -errno : 0;
+}
+
+int dp_ct_key(struct dp_h *h, const struct aeth_flow *fl,
+	      struct aeth_ct_key *key)
+{
+	struct aeth_svc_key sk;
+	struct aeth_svc svc;
+
+	memset(&sk, 0, sizeof(sk));
+	sk.vip = fl->dst;
+	sk.port = fl->dport;
+	sk.proto = fl->proto;
+	sk.family = fl->family;
+	if (bpf_map_lookup_elem(h->svc, &sk, &svc)) {
+		sk.port = 0;
+		if (bpf_map_lookup_elem(h->svc, &sk, &svc))
+			return -ENOENT;
+	}
+	*key = aeth_ct_key_of(fl, svc.id);
+	return 0;
+}
+
+int dp_ct_get(struct dp_h *h, const struct aeth_flow *fl,
+	      struct aeth_ct_entry *e)
+{
+	struct aeth_ct_key k;
+	int err = dp_ct_key(h, fl, &k);
+
+	if (err)
+		return err;
+	return bpf_map_lookup_elem(h->ct, &k, e) ? -errno : 0;
+}
+
+int dp_ct_put(struct dp_h *h, const struct aeth_flow *fl,
+	      const struct aeth_ct_entry *e, __u64 flags)
+{
+	struct aeth_ct_key k;
+	int err = dp_ct_key(h, fl, &k);
+
+	if (err)
+		return err;
+	return bpf_map_update_elem(h->ct, &k, e, flags) ? -errno : 0;
+}
+
+int dp_ct_del(struct dp_h *h, const struct aeth_flow *fl)
+{
+	struct aeth_ct_key k;
+	int err = dp_ct_key(h, fl, &k);
+
+	if (err)
+		return err;
+	return bpf_map_delete_elem(h->ct, &k) ? -errno : 0;
+}
+
+__u32 dp_now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (__u32)ts.tv_sec;
 }

@@ -132,6 +132,20 @@ int dp_add_service(struct dp_h *h, const struct aeth_svc_key *key,
 int dp_bump_generation(struct dp_h *h);
 int dp_bump_stamp(struct dp_h *h);
 
+/* The connection entry of flow fl (aeth_ct is keyed by service and
+ * client, aeth_ct_key): the service is found as the data path finds it
+ * (aeth_svc by VIP, port and protocol, else the VIP's every-port service);
+ * -ENOENT when there is none. Each returns 0 or a negative errno. */
+int dp_ct_key(struct dp_h *h, const struct aeth_flow *fl,
+	      struct aeth_ct_key *key);
+int dp_ct_get(struct dp_h *h, const struct aeth_flow *fl,
+	      struct aeth_ct_entry *e);
+int dp_ct_put(struct dp_h *h, const struct aeth_flow *fl,
+	      const struct aeth_ct_entry *e, __u64 flags);
+int dp_ct_del(struct dp_h *h, const struct aeth_flow *fl);
+/* Whole seconds of the coarse clock, the clock of aeth_ct_entry.seen_s. */
+__u32 dp_now_s(void);
+
 /* Keep the calling thread on one CPU: per-CPU state (insert budget, the
  * program's caches) is only predictable across runs on the same CPU. */
 int dp_pin_cpu(int cpu);

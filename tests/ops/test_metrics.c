@@ -688,8 +688,8 @@ Test(metrics, full_tables)
 Test(metrics, conntrack_entries_counted)
 {
 	struct aeth_ct_entry v = { .backend_id = 1 };
-	struct aeth_flow k = { .proto = 6, .family = AETH_AF_INET };
-	struct aeth_flow cur, next;
+	struct aeth_ct_key k = { .svc_id = 0 };
+	struct aeth_ct_key cur, next;
 	struct aeth_metrics *m;
 	struct http_call c;
 	const char *body;
@@ -701,8 +701,6 @@ Test(metrics, conntrack_entries_counted)
 	for (uint32_t i = 0; i < 10000; i++) {
 		k.src.v4 = htonl(0xc6336400 + (i & 0xff));	/* 198.51.100.x */
 		k.sport = htons(1024 + i);
-		k.dst.v4 = htonl(0xcb00710a);			/* 203.0.113.10 */
-		k.dport = htons(443);
 		if (bpf_map_update_elem(fds.ct, &k, &v, BPF_ANY) == 0)
 			inserted++;
 	}
