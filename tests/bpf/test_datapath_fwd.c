@@ -709,6 +709,69 @@ Test(fwd, established_flow_kept_when_table_changes)
 	expect_tx(&r, &s, &f, "192.0.2.22");
 }
 
+static unsigned int ct_count(void);
+
+/* aeth_ct is keyed by service and client (aeth_ct_key): one client
+ * address and port talking to three services of one VIP (two TCP ports,
+ * and UDP on one of them) holds three entries, and each flow follows its
+ * own when every table changes. */
+Test(fwd, one_client_tuple_keeps_an_entry_per_service)
+{
+	struct pkt_spec a = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct pkt_spec b = pkt_spec_tcp4(CLI4, 40000, VIP4, 443);
+	struct pkt_spec u = pkt_spec_udp4(CLI4, 40000, VIP4, 6443);
+	struct aeth_flow fa = flow_of(&a), fb = flow_of(&b);
+	uint32_t ida[] = { 10 }, idb[] = { 20 }, idu[] = { 30 };
+	struct aeth_ct_key k;
+	struct aeth_ct_entry e;
+	struct frame f;
+	struct result r;
+
+	backend(10, "192.0.2.21", AETH_BE_F_IN_USE, 1);
+	backend(11, "192.0.2.22", AETH_BE_F_IN_USE, 1);
+	backend(20, "192.0.2.23", AETH_BE_F_IN_USE, 2);
+	backend(21, "192.0.2.24", AETH_BE_F_IN_USE, 2);
+	backend(30, "192.0.2.22", AETH_BE_F_IN_USE, 3);
+	backend(31, "192.0.2.21", AETH_BE_F_IN_USE, 3);
+	service(1, VIP4, 6443, 6, ida, 1);
+	service(2, VIP4, 443, 6, idb, 1);
+	service(3, VIP4, 6443, 17, idu, 1);
+	a.tcp_flags = b.tcp_flags = PKT_TCP_SYN;
+	build(&a, &f);
+	run(&f, &r);
+	expect_tx(&r, &a, &f, "192.0.2.21");
+	build(&b, &f);
+	run(&f, &r);
+	expect_tx(&r, &b, &f, "192.0.2.23");
+	build(&u, &f);
+	run(&f, &r);
+	expect_tx(&r, &u, &f, "192.0.2.22");
+	cr_assert_eq(ct_count(), 3);
+	k = aeth_ct_key_of(&fa, 1);
+	cr_assert_eq(bpf_map_lookup_elem(h.ct, &k, &e), 0);
+	cr_assert_eq(e.backend_id, 10);
+	k = aeth_ct_key_of(&fb, 2);
+	cr_assert_eq(bpf_map_lookup_elem(h.ct, &k, &e), 0);
+	cr_assert_eq(e.backend_id, 20);
+
+	set_table_all(1, 11);
+	set_table_all(2, 21);
+	set_table_all(3, 31);
+	cr_assert_eq(dp_bump_stamp(&h), 0);
+	a.tcp_flags = b.tcp_flags = PKT_TCP_ACK;
+	build(&a, &f);
+	run(&f, &r);
+	expect_tx(&r, &a, &f, "192.0.2.21");
+	build(&b, &f);
+	run(&f, &r);
+	expect_tx(&r, &b, &f, "192.0.2.23");
+	build(&u, &f);
+	run(&f, &r);
+	expect_tx(&r, &u, &f, "192.0.2.22");
+	cr_assert_eq(global().events[AETH_EV_CT_HIT], 3);
+	cr_assert_eq(ct_count(), 3);
+}
+
 Test(fwd, removed_backend_reselected)
 {
 	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
