@@ -737,39 +737,33 @@ Test(fwd, one_client_tuple_keeps_an_entry_per_service)
 	service(2, VIP4, 443, 6, idb, 1);
 	service(3, VIP4, 6443, 17, idu, 1);
 	a.tcp_flags = b.tcp_flags = PKT_TCP_SYN;
-	build(&a, &f);
-	run(&f, &r);
-	expect_tx(&r, &a, &f, "192.0.2.21");
-	build(&b, &f);
-	run(&f, &r);
-	expect_tx(&r, &b, &f, "192.0.2.23");
-	build(&u, &f);
-	run(&f, &r);
-	expect_tx(&r, &u, &f, "192.0.2.22");
-	cr_assert_eq(ct_count(), 3);
-	k = aeth_ct_key_of(&fa, 1);
-	cr_assert_eq(bpf_map_lookup_elem(h.ct, &k, &e), 0);
-	cr_assert_eq(e.backend_id, 10);
-	k = aeth_ct_key_of(&fb, 2);
-	cr_assert_eq(bpf_map_lookup_elem(h.ct, &k, &e), 0);
-	cr_assert_eq(e.backend_id, 20);
-
-	set_table_all(1, 11);
-	set_table_all(2, 21);
-	set_table_all(3, 31);
-	cr_assert_eq(dp_bump_stamp(&h), 0);
-	a.tcp_flags = b.tcp_flags = PKT_TCP_ACK;
-	build(&a, &f);
-	run(&f, &r);
-	expect_tx(&r, &a, &f, "192.0.2.21");
-	build(&b, &f);
-	run(&f, &r);
-	expect_tx(&r, &b, &f, "192.0.2.23");
-	build(&u, &f);
-	run(&f, &r);
-	expect_tx(&r, &u, &f, "192.0.2.22");
+	for (int pass = 0; pass < 2; pass++) {
+		/* the second time: ACKs, every table changed meanwhile */
+		build(&a, &f);
+		run(&f, &r);
+		expect_tx(&r, &a, &f, "192.0.2.21");
+		build(&b, &f);
+		run(&f, &r);
+		expect_tx(&r, &b, &f, "192.0.2.23");
+		build(&u, &f);
+		run(&f, &r);
+		expect_tx(&r, &u, &f, "192.0.2.22");
+		cr_assert_eq(ct_count(), 3);
+		if (pass)
+			break;
+		k = aeth_ct_key_of(&fa, 1);
+		cr_assert_eq(bpf_map_lookup_elem(h.ct, &k, &e), 0);
+		cr_assert_eq(e.backend_id, 10);
+		k = aeth_ct_key_of(&fb, 2);
+		cr_assert_eq(bpf_map_lookup_elem(h.ct, &k, &e), 0);
+		cr_assert_eq(e.backend_id, 20);
+		set_table_all(1, 11);
+		set_table_all(2, 21);
+		set_table_all(3, 31);
+		cr_assert_eq(dp_bump_stamp(&h), 0);
+		a.tcp_flags = b.tcp_flags = PKT_TCP_ACK;
+	}
 	cr_assert_eq(global().events[AETH_EV_CT_HIT], 3);
-	cr_assert_eq(ct_count(), 3);
 }
 
 Test(fwd, removed_backend_reselected)
