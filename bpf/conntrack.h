@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
-/* Connection table: (service, client) -> backend (aeth_ct_key), with a per-CPU insert budget so a
- * flood of new flows cannot evict established entries from the LRU. */
+/* Connection table: (service, client) -> backend (aeth_ct_key), with a
+ * per-CPU insert budget so a flood of new flows cannot evict established
+ * entries from the LRU. */
 #ifndef AETHER_BPF_CONNTRACK_H
 #define AETHER_BPF_CONNTRACK_H
 

@@ -134,6 +134,9 @@ int ctl_services_load(struct ctl_ctx *ctx, struct ctl_service **out,
 /* SERVICE argument: a name or VIP:PORT/PROTO. Reports a miss. */
 int ctl_service_resolve(struct ctl_ctx *ctx, const char *arg,
 			struct ctl_service *out);
+/* Service id among svcs, or NULL when it is not in use. */
+const struct ctl_service *ctl_service_by_id(const struct ctl_service *svcs,
+					    size_t n, uint32_t id);
 /* Label of service id, or "#id" when it is not in use. */
 const char *ctl_service_label(const struct ctl_service *svcs, size_t n,
 			      uint32_t id, char *buf, size_t len);

@@ -16,7 +16,7 @@ struct ct_row {
 	struct aeth_ct_key key;
 	struct aeth_ct_entry e;
 	struct aeth_flow flow;
-	bool svc_known;		/* else dst, dport and proto are unknown */
+	const struct ctl_service *svc;	/* NULL: dst, dport, proto unknown */
 };
 
 struct ct_collect {
@@ -40,7 +40,7 @@ static void ct_row_flow(struct ct_row *r, const struct ctl_service *svc)
 	memset(&r->flow, 0, sizeof(r->flow));
 	r->flow.src = r->key.src;
 	r->flow.sport = r->key.sport;
-	r->svc_known = svc != NULL;
+	r->svc = svc;
 	if (svc) {
 		r->flow.dst = svc->info.vip;
 		r->flow.dport = svc->info.port;
@@ -50,15 +50,6 @@ static void ct_row_flow(struct ct_row *r, const struct ctl_service *svc)
 		r->flow.family = a->v6[1] | a->v6[2] | a->v6[3] ?
 				 AETH_AF_INET6 : AETH_AF_INET;
 	}
-}
-
-static const struct ctl_service *ct_service(const struct ct_collect *c,
-					    uint32_t id)
-{
-	for (size_t i = 0; i < c->ns; i++)
-		if (c->svcs[i].id == id)
-			return &c->svcs[i];
-	return NULL;
 }
 
 static int ct_collect_one(const void *key, const void *value, void *arg)
@@ -71,7 +62,7 @@ static int ct_collect_one(const void *key, const void *value, void *arg)
 		return 0;
 	row.key = *k;
 	row.e = *(const struct aeth_ct_entry *)value;
-	ct_row_flow(&row, ct_service(c, k->svc_id));
+	ct_row_flow(&row, ctl_service_by_id(c->svcs, c->ns, k->svc_id));
 	if (c->by_src && ctl_addr_cmp(&row.flow.src, row.flow.family,
 				      &c->src, c->src_family))
 		return 0;
@@ -211,7 +202,10 @@ static const char *ct_row_names(const struct ct_listing *l,
 	else
 		snprintf(be, CTL_ADDR_LEN, "#%u", r->e.backend_id);
 	*idle_s = now_s > r->e.seen_s ? now_s - r->e.seen_s : 0.0;
-	return ctl_service_label(l->svcs, l->ns, r->key.svc_id, lbl, lbl_len);
+	if (r->svc)
+		return r->svc->label;
+	snprintf(lbl, lbl_len, "#%u", r->key.svc_id);
+	return lbl;
 }
 
 /* The first shown rows as a JSON array, element by element (a million
@@ -235,11 +229,11 @@ static int conntrack_print_json(struct ctl_ctx *ctx, const struct ct_listing *l,
 		ret = ctl_json_stream_item(ctx, &js, json_pack(
 			"{s:s, s:s, s:s, s:i, s:s, s:i, s:s, s:I, s:f}",
 			"service", svc,
-			"protocol", row->svc_known ?
+			"protocol", row->svc ?
 				    ctl_proto_str(f->proto) : "?",
 			"src", ctl_addr_str(&f->src, f->family, sa),
 			"sport", ntohs(f->sport),
-			"dst", row->svc_known ?
+			"dst", row->svc ?
 			       ctl_addr_str(&f->dst, f->family, da) : "?",
 			"dport", ntohs(f->dport),
 			"backend", be,
@@ -270,13 +264,13 @@ static void conntrack_print_text(const struct ct_listing *l, size_t shown)
 					       &idle_s);
 
 		ctl_endpoint_str(&f->src, f->family, ntohs(f->sport), src);
-		if (row->svc_known)
+		if (row->svc)
 			ctl_endpoint_str(&f->dst, f->family, ntohs(f->dport),
 					 dst);
 		else
 			snprintf(dst, sizeof(dst), "?");
 		snprintf(idle, sizeof(idle), "%.0fs", idle_s);
-		ctl_table_add(t, svc, row->svc_known ?
+		ctl_table_add(t, svc, row->svc ?
 			      ctl_proto_str(f->proto) : "?", src, dst, be,
 			      idle);
 	}

@@ -304,12 +304,22 @@ int ctl_service_resolve(struct ctl_ctx *ctx, const char *arg,
 	return -ENOENT;
 }
 
-const char *ctl_service_label(const struct ctl_service *svcs, size_t n,
-			      uint32_t id, char *buf, size_t len)
+const struct ctl_service *ctl_service_by_id(const struct ctl_service *svcs,
+					    size_t n, uint32_t id)
 {
 	for (size_t i = 0; i < n; i++)
 		if (svcs[i].id == id)
-			return svcs[i].label;
+			return &svcs[i];
+	return NULL;
+}
+
+const char *ctl_service_label(const struct ctl_service *svcs, size_t n,
+			      uint32_t id, char *buf, size_t len)
+{
+	const struct ctl_service *s = ctl_service_by_id(svcs, n, id);
+
+	if (s)
+		return s->label;
 	snprintf(buf, len, "#%u", id);
 	return buf;
 }
