@@ -171,8 +171,7 @@ lb_backend(struct lb_pkt *p, const struct aeth_node *node,
 		 * no entry and pay nothing for this) */
 		if (syn)
 			flow_mem_forget(&p->flow);
-		ct_record(node, &key, *be_id, syn, lb_clock(&now, neg->now),
-			  clock_coarse_s(neg->now));
+		ct_record(node, &key, *be_id, syn, neg->now);
 	}
 	return be;
 }

@@ -11,6 +11,7 @@
 #include "aether/abi.h"
 #include "maps.h"
 #include "stats.h"
+#include "clock.h"
 
 #define CT_WINDOW_NS 1000000000ull
 
@@ -55,19 +56,20 @@ static __always_inline bool ct_budget_take(const struct aeth_node *node,
  * evicting when there is none, even when the key exists). Its price is a
  * walk of the tuple's bucket, like the lookup the SYN skipped (and the
  * bucket's lock when there is an entry to delete), paid only by admitted
- * SYNs beyond the budget, never by refused ones. now: the coarse clock,
- * now_s: the same in seconds. */
+ * SYNs beyond the budget, never by refused ones. jiffies: the packet's
+ * bpf_jiffies64(); one read of the clock memory gives the budget its ns
+ * and the entry its seconds. */
 static __always_inline void ct_record(const struct aeth_node *node,
 				      const struct aeth_ct_key *key,
-				      __u32 be_id, bool unread, __u64 now,
-				      __u32 now_s)
+				      __u32 be_id, bool unread, __u64 jiffies)
 {
+	struct clock_memory *clk = clock_at(jiffies);
 	struct aeth_ct_entry e = {
 		.backend_id = be_id,
-		.seen_s = now_s,
+		.seen_s = clk ? (__u32)clk->s : 0,
 	};
 
-	if (!ct_budget_take(node, now)) {
+	if (!ct_budget_take(node, clk ? clk->ns : 0)) {
 		stats_event(AETH_EV_CT_INSERT_SKIPPED);
 		/* looked up first: a miss (the usual case: a new tuple)
 		 * walks the bucket without taking its lock */
