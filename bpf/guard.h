@@ -52,7 +52,8 @@ static __always_inline __u64 *guard_rng(__u32 i)
 /* The compiled IPv4 form of the list in slot (aeth_acl_rngidx): -1 when
  * the slot has none (the trie answers), else the list's answer for src
  * (host order), 1 to admit, 0 to refuse. A binary search for the last
- * interval starting at or before src, each step one inlined array load.
+ * interval starting at or before src, each step one inlined array load,
+ * among the intervals of src's block when the list has a directory.
  * A global function: the verifier walks its loop once, not once for every
  * path of the program that reaches it (it takes and returns scalars only). */
 __noinline int guard_ranges_answer(__u32 slot, __u32 src)
@@ -69,6 +70,21 @@ __noinline int guard_ranges_answer(__u32 slot, __u32 src)
 	n = at->count;
 	if (!n)
 		return 0;	/* the list admits no IPv4 source */
+	if (at->flags & AETH_ACL_RNG_F_DIR) {
+		/* the intervals of src's block: one load instead of the
+		 * first log2(count / block's count) steps below */
+		__u32 bits = at->dir_bits;
+
+		if (bits < 1 || bits > AETH_ACL_DIR_MAX_BITS)
+			return -1;
+		r = guard_rng(lo + n + (src >> (32 - bits)));
+		if (!r)
+			return -1;
+		lo += (__u32)(*r >> 32);
+		n = (__u32)*r;
+		if (!n)
+			return 0;
+	}
 	/* [lo, lo + n) holds the answer; n halves (rounded up) each step */
 	for (i = 0; i < AETH_ACL_RNG_STEPS && n > 1; i++) {
 		half = n / 2;

@@ -144,6 +144,73 @@ int aeth_acl_compile_v4(const struct aeth_acl_entry *e, size_t n,
 	return 0;
 }
 
+uint32_t aeth_acl_dir_bits(size_t n)
+{
+	uint32_t bits = 1;
+
+	if (n < AETH_ACL_DIR_MIN)
+		return 0;
+	while (bits < AETH_ACL_DIR_MAX_BITS && (1ull << bits) < 2 * n)
+		bits++;
+	return bits;
+}
+
+/* dir[b] for each block b of 2^bits: the intervals of r[0..n) (sorted,
+ * disjoint) that overlap the block, as first << 32 | count. One sweep:
+ * first only moves forward from block to block. */
+static void fill_dir(const uint64_t *r, size_t n, uint32_t bits,
+		     uint64_t *dir)
+{
+	uint32_t shift = 32 - bits;
+	size_t first = 0, end;
+	uint64_t b;
+
+	for (b = 0; b < (1ull << bits); b++) {
+		uint64_t lo = b << shift, hi = lo | ((1ull << shift) - 1);
+
+		/* skip the intervals that end before the block */
+		while (first < n && (uint32_t)r[first] < lo)
+			first++;
+		end = first;
+		while (end < n && (r[end] >> 32) <= hi)
+			end++;
+		dir[b] = (uint64_t)first << 32 | (end - first);
+	}
+}
+
+int aeth_acl_rng_region(const uint64_t *r, size_t n,
+			struct aeth_acl_rng_at *at, uint64_t **region)
+{
+	uint32_t bits = aeth_acl_dir_bits(n);
+	uint64_t *out = NULL;
+
+	at->count = (uint32_t)n;
+	at->flags = AETH_ACL_RNG_F_COMPILED | (bits ? AETH_ACL_RNG_F_DIR : 0);
+	at->dir_bits = bits;
+	if (aeth_acl_rng_span(at)) {
+		out = malloc(aeth_acl_rng_span(at) * sizeof(*out));
+		if (!out)
+			return -ENOMEM;
+		for (size_t i = 0; i < n; i++)
+			out[i] = r[i];
+		if (bits)
+			fill_dir(r, n, bits, out + n);
+	}
+	*region = out;
+	return 0;
+}
+
+bool aeth_acl_region_holds(const uint64_t *region,
+			   const struct aeth_acl_rng_at *at, uint32_t addr)
+{
+	uint64_t d;
+
+	if (!(at->flags & AETH_ACL_RNG_F_DIR) || !at->count)
+		return aeth_acl_rng_holds(region, at->count, addr);
+	d = region[at->count + (addr >> (32 - at->dir_bits))];
+	return aeth_acl_rng_holds(region + (d >> 32), (uint32_t)d, addr);
+}
+
 bool aeth_acl_rng_holds(const uint64_t *r, size_t n, uint32_t addr)
 {
 	size_t lo = 0, half;
@@ -167,7 +234,7 @@ static int region_cmp(const void *pa, const void *pb)
 }
 
 int aeth_acl_rng_place(const struct aeth_acl_rng_at *idx, uint32_t n_slots,
-		       uint32_t slot, uint32_t count, uint32_t cap,
+		       uint32_t slot, uint64_t span, uint32_t cap,
 		       uint32_t *offset)
 {
 	struct aeth_acl_rng_at *used;
@@ -180,21 +247,38 @@ int aeth_acl_rng_place(const struct aeth_acl_rng_at *idx, uint32_t n_slots,
 		return -ENOMEM;
 	for (i = 0; i < n_slots; i++)
 		if (i != slot && (idx[i].flags & AETH_ACL_RNG_F_COMPILED) &&
-		    idx[i].count)
+		    aeth_acl_rng_span(&idx[i]))
 			used[n++] = idx[i];
 	qsort(used, n, sizeof(*used), region_cmp);
 	/* first fit: the gap before each region, then the tail */
 	for (i = 0; i <= n; i++) {
-		uint64_t end = i < n ? used[i].offset : cap;
+		uint64_t end = i < n && used[i].offset < cap ? used[i].offset :
+							     cap;
 
-		if (at + count <= end) {
+		if (at + span <= end) {
 			*offset = (uint32_t)at;
 			err = 0;
 			break;
 		}
-		if (i < n && (uint64_t)used[i].offset + used[i].count > at)
-			at = (uint64_t)used[i].offset + used[i].count;
+		if (i < n && used[i].offset + aeth_acl_rng_span(&used[i]) > at)
+			at = used[i].offset + aeth_acl_rng_span(&used[i]);
 	}
 	free(used);
+	return err;
+}
+
+int aeth_acl_rng_fit(const struct aeth_acl_rng_at *idx, uint32_t n_slots,
+		     uint32_t slot, uint32_t cap, struct aeth_acl_rng_at *at)
+{
+	int err = aeth_acl_rng_place(idx, n_slots, slot, aeth_acl_rng_span(at),
+				     cap, &at->offset);
+
+	if (err == -ENOSPC && (at->flags & AETH_ACL_RNG_F_DIR)) {
+		/* searched whole, the intervals alone may still fit */
+		at->flags &= ~AETH_ACL_RNG_F_DIR;
+		at->dir_bits = 0;
+		err = aeth_acl_rng_place(idx, n_slots, slot, at->count, cap,
+					 &at->offset);
+	}
 	return err;
 }

@@ -31,17 +31,56 @@ static inline uint64_t aeth_acl_rng(uint32_t first, uint32_t last)
 int aeth_acl_compile_v4(const struct aeth_acl_entry *e, size_t n,
 			uint64_t **out, size_t *n_out);
 
-/* Where count intervals of slot go in aeth_acl_rng (capacity cap): the
- * lowest offset clear of every other slot's region in idx[0..n_slots) (the
- * index, aeth_acl_rngidx; a slot owns its region while it is compiled).
- * The slot's own old region is free: the slot is not in use while it is
- * rewritten. 0 with *offset set, or -ENOSPC. */
+/* The directory's size for n intervals (aeth_acl_rng_at.dir_bits): 0 for
+ * none (fewer than AETH_ACL_DIR_MIN), else about two blocks per interval,
+ * at most 2^AETH_ACL_DIR_MAX_BITS. */
+uint32_t aeth_acl_dir_bits(size_t n);
+
+/* How many entries of aeth_acl_rng the slot described by at owns: its
+ * intervals and its directory. */
+static inline uint64_t aeth_acl_rng_span(const struct aeth_acl_rng_at *at)
+{
+	uint64_t span = at->count;
+
+	if ((at->flags & AETH_ACL_RNG_F_DIR) && at->dir_bits &&
+	    at->dir_bits <= AETH_ACL_DIR_MAX_BITS)
+		span += 1ull << at->dir_bits;
+	return span;
+}
+
+/* The region a compiled list occupies in aeth_acl_rng: the intervals
+ * r[0..n), then their directory when n calls for one. Sets at's count,
+ * flags (AETH_ACL_RNG_F_COMPILED, and _DIR) and dir_bits, not its offset;
+ * *region (malloc'ed, aeth_acl_rng_span(at) entries; NULL when empty).
+ * 0 or -ENOMEM. */
+int aeth_acl_rng_region(const uint64_t *r, size_t n,
+			struct aeth_acl_rng_at *at, uint64_t **region);
+
+/* Where a region of span entries for slot goes in aeth_acl_rng (capacity
+ * cap): the lowest offset clear of every other slot's region in
+ * idx[0..n_slots) (the index, aeth_acl_rngidx; a slot owns its region
+ * while it is compiled). The slot's own old region is free: the slot is
+ * not in use while it is rewritten. 0 with *offset set, or -ENOSPC. */
 int aeth_acl_rng_place(const struct aeth_acl_rng_at *idx, uint32_t n_slots,
-		       uint32_t slot, uint32_t count, uint32_t cap,
+		       uint32_t slot, uint64_t span, uint32_t cap,
 		       uint32_t *offset);
+
+/* Places the region described by at for slot (sets at->offset) as
+ * aeth_acl_rng_place does; when the region does not fit with its
+ * directory, drops the directory (its flag and dir_bits) and places the
+ * intervals alone, which are the region's first at->count entries. 0 or
+ * -ENOSPC. */
+int aeth_acl_rng_fit(const struct aeth_acl_rng_at *idx, uint32_t n_slots,
+		     uint32_t slot, uint32_t cap, struct aeth_acl_rng_at *at);
 
 /* Whether the intervals r[0..n) hold addr (host order), by the data path's
  * binary search (bpf/guard.h guard_ranges_answer), for tests and tools. */
 bool aeth_acl_rng_holds(const uint64_t *r, size_t n, uint32_t addr);
+
+/* Whether a region built by aeth_acl_rng_region for at holds addr, by the
+ * data path's steps: the directory's entry for addr's block, then the
+ * search among that block's intervals. */
+bool aeth_acl_region_holds(const uint64_t *region,
+			   const struct aeth_acl_rng_at *at, uint32_t addr);
 
 #endif /* AETHER_ACL_COMPILE_H */

@@ -239,9 +239,9 @@ static int compile_list(const struct aeth_applied_svc *n, uint64_t **r,
 int apply_build_acl_rng(struct tx *tx, struct aeth_agent *a,
 			const struct aeth_applied_svc *n)
 {
-	struct aeth_acl_rng_at at = { .flags = AETH_ACL_RNG_F_COMPILED };
+	struct aeth_acl_rng_at at = { 0 };
 	uint32_t slot = n->value.acl_slot;
-	uint64_t *r;
+	uint64_t *r, *region = NULL;
 	size_t nr;
 	int err;
 
@@ -250,9 +250,12 @@ int apply_build_acl_rng(struct tx *tx, struct aeth_agent *a,
 		err = compile_list(n, &r, &nr);
 	if (err)
 		return err;
-	at.count = (uint32_t)nr;
-	err = aeth_acl_rng_place(a->acl_rngidx, AETH_MAX_SLOTS, slot, at.count,
-				 aeth_apply_acl_rng_cap, &at.offset);
+	err = aeth_acl_rng_region(r, nr, &at, &region);
+	free(r);
+	if (err)
+		return err;
+	err = aeth_acl_rng_fit(a->acl_rngidx, AETH_MAX_SLOTS, slot,
+			       aeth_apply_acl_rng_cap, &at);
 	if (err == -ENOSPC) {
 		/* still right: the data path looks the trie up */
 		if (!a->acl_rng_full_logged)
@@ -263,12 +266,13 @@ int apply_build_acl_rng(struct tx *tx, struct aeth_agent *a,
 		a->acl_rng_full_logged = true;
 		memset(&at, 0, sizeof(at));
 		err = 0;
-	} else if (!err && nr) {
-		memcpy(a->acl_rng + at.offset, r, nr * sizeof(*r));
+	} else if (!err && region) {
+		memcpy(a->acl_rng + at.offset, region,
+		       aeth_acl_rng_span(&at) * sizeof(*region));
 		/* the intervals before the index entry that names them */
 		__atomic_thread_fence(__ATOMIC_RELEASE);
 	}
-	free(r);
+	free(region);
 	if (err)
 		return err;
 	return tx_write(tx, a->fds.acl_rngidx, &slot, sizeof(slot), &at,

@@ -30,6 +30,12 @@
  * steps, log2 of the capacity. */
 #define AETH_ACL_RNG_STEPS 20
 #define AETH_ACL_RNG_CAP (1u << AETH_ACL_RNG_STEPS)
+/* A compiled list of at least AETH_ACL_DIR_MIN intervals also gets a
+ * directory (AETH_ACL_RNG_F_DIR) of at most 2^AETH_ACL_DIR_MAX_BITS
+ * entries, so a source's search starts among the few intervals of its
+ * address block instead of the whole list. */
+#define AETH_ACL_DIR_MIN 8
+#define AETH_ACL_DIR_MAX_BITS 16
 
 /* Two outer slots per service for the Maglev table and the ACL: the agent
  * fills the inactive slot, then flips the service entry to it in one update. */
@@ -287,15 +293,21 @@ struct aeth_acl_key {
  * (first << 32 | last) in host order, sorted, disjoint and not adjacent.
  * Without AETH_ACL_RNG_F_COMPILED the slot has no compiled form and IPv4
  * sources are looked up in the trie; with it and count 0 the list admits no
- * IPv4 source. */
+ * IPv4 source. With AETH_ACL_RNG_F_DIR the intervals are followed by a
+ * directory of 2^dir_bits entries, one per block of addresses sharing
+ * their top dir_bits bits: entry b is (first << 32 | n), the n intervals
+ * from first (counted from offset) that overlap block b; n = 0: no source
+ * of the block is admitted. The slot's region of aeth_acl_rng is count
+ * entries, plus the directory's (aeth_acl_rng_span, acl_compile.h). */
 struct aeth_acl_rng_at {
 	__u32 offset;
 	__u32 count;
 	__u32 flags;		/* AETH_ACL_RNG_F_* */
-	__u32 pad;
+	__u32 dir_bits;		/* with AETH_ACL_RNG_F_DIR: 1..AETH_ACL_DIR_MAX_BITS */
 };
 
 #define AETH_ACL_RNG_F_COMPILED 1u
+#define AETH_ACL_RNG_F_DIR 2u
 
 /* aeth_rl_src: (service, source prefix) -> GCRA state (LRU, shared). */
 struct aeth_rl_src_key {

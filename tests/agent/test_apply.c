@@ -1379,6 +1379,53 @@ Test(apply, acl_compiled_form_written_with_the_list)
 	cr_assert_eq(rng_at(s2.acl_slot).flags, AETH_ACL_RNG_F_COMPILED);
 }
 
+/* A list of eight or more intervals is written with its directory after
+ * its intervals, and a second list's region clears both; with room for
+ * the intervals only, the list is compiled without it. */
+Test(apply, acl_compiled_form_with_directory)
+{
+	struct aeth_acl_rng_at at, at2;
+	struct aeth_svc s, s2;
+	uint64_t d;
+
+	apply_ok(A, DOC_ACL("'10.0.0.0/16','20.0.0.0/16','30.0.0.0/16',"
+			    "'40.0.0.0/16','50.0.0.0/16','60.0.0.0/16',"
+			    "'70.0.0.0/16','80.0.0.0/16','90.0.0.0/16'"));
+	cr_assert(svc_get(A, "203.0.113.40", 443, IPPROTO_TCP, &s));
+	at = rng_at(s.acl_slot);
+	cr_assert_eq(at.flags, AETH_ACL_RNG_F_COMPILED | AETH_ACL_RNG_F_DIR);
+	cr_assert_eq(at.count, 9);
+	cr_assert_eq(at.dir_bits, 5);	/* 32 blocks of 2^27 addresses */
+	expect_interval(at.offset + 8, "90.0.0.0", "90.0.255.255");
+	/* block 3 (24.0.0.0 - 31.255.255.255) holds 30/16, the third */
+	d = rng_get(at.offset + 9 + 3);
+	cr_expect_eq(d, 2ull << 32 | 1, "block 3: %#llx",
+		     (unsigned long long)d);
+	d = rng_get(at.offset + 9 + 31);	/* 248.0.0.0 and up: none */
+	cr_expect_eq((uint32_t)d, 0);
+
+	apply_ok(A, DOC_ACL("'192.0.2.0/25','192.0.2.200/32'"));
+	cr_assert(svc_get(A, "203.0.113.40", 443, IPPROTO_TCP, &s2));
+	at2 = rng_at(s2.acl_slot);
+	cr_assert(at2.offset >= at.offset + 9 + 32 ||
+		  at2.offset + at2.count <= at.offset,
+		  "region %u+%u overlaps the directory at %u", at2.offset,
+		  at2.count, at.offset);
+
+	/* the list's slot is written again, its old region free: room for
+	 * one entry less than the intervals and the directory */
+	aeth_apply_acl_rng_cap = 9 + 32 - 1;
+	apply_ok(A, DOC_ACL("'10.0.0.0/16','20.0.0.0/16','30.0.0.0/16',"
+			    "'40.0.0.0/16','50.0.0.0/16','60.0.0.0/16',"
+			    "'70.0.0.0/16','80.0.0.0/16','90.0.0.0/16'"));
+	aeth_apply_acl_rng_cap = AETH_ACL_RNG_CAP;
+	cr_assert(svc_get(A, "203.0.113.40", 443, IPPROTO_TCP, &s));
+	at = rng_at(s.acl_slot);
+	cr_assert_eq(at.flags, AETH_ACL_RNG_F_COMPILED, "directory kept");
+	cr_assert_eq(at.count, 9);
+	expect_interval(at.offset, "10.0.0.0", "10.0.255.255");
+}
+
 /* An empty list is compiled to no interval (no IPv4 source) ; with no
  * room in the array the slot is left to the trie. */
 Test(apply, acl_compiled_form_empty_and_full)

@@ -237,6 +237,37 @@ Test(acl_ranges, compiled_form_agrees_with_trie_on_random_lists)
 	cr_expect_lt(admitted, total);
 }
 
+/* A long list is searched through its directory (AETH_ACL_RNG_F_DIR):
+ * the program's verdicts agree with the trie's at both edges of every
+ * block of the directory, as well as at every prefix's edges. */
+Test(acl_ranges, directory_blocks_agree_with_trie)
+{
+	struct probes p = { 0 };
+	struct aeth_acl_rng_at at;
+	uint32_t slot = SLOT;
+	uint64_t b, lo, hi;
+	size_t admitted;
+	int fd;
+
+	fd = random_list(&p, 1000);
+	cr_assert_eq(dp_acl_compile(&h, SLOT, fd), 0);
+	cr_assert_eq(bpf_map_lookup_elem(h.acl_rngidx, &slot, &at), 0);
+	cr_assert(at.flags & AETH_ACL_RNG_F_DIR, "flags %#x", at.flags);
+	cr_assert_geq(at.dir_bits, 8);
+	for (b = 0; b < (1ull << at.dir_bits); b++) {
+		lo = b << (32 - at.dir_bits);
+		hi = lo | ((1ull << (32 - at.dir_bits)) - 1);
+		probe(&p, lo);
+		probe(&p, hi);
+	}
+	admitted = agree_everywhere(&p, fd);
+	cr_log_info("%zu of %zu addresses admitted", admitted, p.n);
+	cr_expect_gt(admitted, 0);
+	cr_expect_lt(admitted, p.n);
+	close(fd);
+	free(p.addr);
+}
+
 /* Every IPv4 source whose longest match is an IPv6-listed entry, /0 and
  * /32 at the edges of the address space. */
 Test(acl_ranges, edge_lists_agree_with_trie)

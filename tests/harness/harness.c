@@ -348,9 +348,9 @@ static int trie_entries(int fd, struct aeth_acl_entry **out, size_t *n_out)
 
 int dp_acl_compile(struct dp_h *h, uint32_t slot, int acl_fd)
 {
-	struct aeth_acl_rng_at at = { .flags = AETH_ACL_RNG_F_COMPILED };
+	struct aeth_acl_rng_at at = { 0 };
 	struct aeth_acl_entry *e;
-	uint64_t *r;
+	uint64_t *r, *region = NULL;
 	size_t n, nr;
 	int err;
 
@@ -363,12 +363,16 @@ int dp_acl_compile(struct dp_h *h, uint32_t slot, int acl_fd)
 	free(e);
 	if (err)
 		return err;
-	at.count = (__u32)nr;
-	err = aeth_acl_rng_place(h->rngidx, AETH_MAX_SLOTS, slot, at.count,
-				 h->rng_cap, &at.offset);
-	if (!err && nr)
-		memcpy(h->rng + at.offset, r, nr * sizeof(*r));
+	err = aeth_acl_rng_region(r, nr, &at, &region);
 	free(r);
+	if (err)
+		return err;
+	err = aeth_acl_rng_fit(h->rngidx, AETH_MAX_SLOTS, slot, h->rng_cap,
+			       &at);
+	if (!err && region)
+		memcpy(h->rng + at.offset, region,
+		       aeth_acl_rng_span(&at) * sizeof(*region));
+	free(region);
 	if (err) {
 		dp_acl_uncompile(h, slot);
 		return err;

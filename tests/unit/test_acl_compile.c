@@ -271,3 +271,159 @@ Test(acl_compile, own_and_uncompiled_regions_are_free)
 	cr_assert_eq(off, 20);
 	cr_assert_eq(aeth_acl_rng_place(idx, 4, 2, 81, 100, &off), -ENOSPC);
 }
+
+/* ---- the directory of a long list ---- */
+
+/* Eight intervals (a directory of 16 blocks of 2^28 addresses): each
+ * block's entry names exactly the intervals that overlap it, one that
+ * spans two blocks in both, one at a block's last address in it. */
+Test(acl_compile, directory_names_each_blocks_intervals)
+{
+	static const uint64_t r[] = {
+		0x05000000ull << 32 | 0x05ffffff, 0x0f000000ull << 32 | 0x10ffffff,
+		0x20000000ull << 32 | 0x5fffffff, 0x70000000ull << 32 | 0x700000ff,
+		0x70000200ull << 32 | 0x700002ff, 0x9fffffffull << 32 | 0x9fffffff,
+		0xe0000000ull << 32 | 0xefffffff, 0xffffff00ull << 32 | 0xffffffff,
+	};
+	/* block -> first interval, count */
+	static const uint32_t want[16][2] = {
+		{ 0, 2 }, { 1, 1 }, { 2, 1 }, { 2, 1 }, { 2, 1 }, { 2, 1 },
+		{ 3, 0 }, { 3, 2 }, { 5, 0 }, { 5, 1 }, { 6, 0 }, { 6, 0 },
+		{ 6, 0 }, { 6, 0 }, { 6, 1 }, { 7, 1 },
+	};
+	struct aeth_acl_rng_at at = { .offset = 77 };
+	uint64_t *region;
+
+	cr_assert_eq(aeth_acl_rng_region(r, 8, &at, &region), 0);
+	cr_assert_eq(at.flags, AETH_ACL_RNG_F_COMPILED | AETH_ACL_RNG_F_DIR);
+	cr_assert_eq(at.dir_bits, 4);
+	cr_assert_eq(at.count, 8);
+	cr_assert_eq(at.offset, 77, "the offset is the placement's");
+	cr_assert_eq(aeth_acl_rng_span(&at), 8 + 16);
+	cr_assert_eq(memcmp(region, r, sizeof(r)), 0);
+	for (int b = 0; b < 16; b++) {
+		uint64_t d = region[8 + b];
+
+		cr_expect_eq((uint32_t)d, want[b][1], "block %d: %u intervals",
+			     b, (uint32_t)d);
+		if (want[b][1])
+			cr_expect_eq(d >> 32, want[b][0], "block %d: from %llu",
+				     b, (unsigned long long)(d >> 32));
+	}
+	cr_expect(aeth_acl_region_holds(region, &at, 0x10000000));
+	cr_expect(aeth_acl_region_holds(region, &at, 0x0fffffff));
+	cr_expect_not(aeth_acl_region_holds(region, &at, 0x11000000));
+	cr_expect(aeth_acl_region_holds(region, &at, 0x3fffffff));
+	cr_expect_not(aeth_acl_region_holds(region, &at, 0x700001ff));
+	cr_expect(aeth_acl_region_holds(region, &at, 0x70000200));
+	cr_expect_not(aeth_acl_region_holds(region, &at, 0x6fffffff));
+	cr_expect(aeth_acl_region_holds(region, &at, 0x9fffffff));
+	cr_expect_not(aeth_acl_region_holds(region, &at, 0xa0000000));
+	free(region);
+}
+
+/* Short lists get no directory; long ones about two blocks an interval,
+ * up to 2^AETH_ACL_DIR_MAX_BITS. */
+Test(acl_compile, directory_size_follows_the_list)
+{
+	struct aeth_acl_rng_at at = { 0 };
+	uint64_t r[7] = { 1ull << 32 | 1, 3ull << 32 | 3, 5ull << 32 | 5,
+			  7ull << 32 | 7, 9ull << 32 | 9, 11ull << 32 | 11,
+			  13ull << 32 | 13 };
+	uint64_t *region;
+
+	cr_assert_eq(aeth_acl_dir_bits(AETH_ACL_DIR_MIN - 1), 0);
+	cr_assert_eq(aeth_acl_dir_bits(AETH_ACL_DIR_MIN), 4);
+	cr_assert_eq(aeth_acl_dir_bits(750), 11);
+	cr_assert_eq(aeth_acl_dir_bits(1u << 20), AETH_ACL_DIR_MAX_BITS);
+	cr_assert_eq(aeth_acl_rng_region(r, 7, &at, &region), 0);
+	cr_assert_eq(at.flags, AETH_ACL_RNG_F_COMPILED);
+	cr_assert_eq(aeth_acl_rng_span(&at), 7);
+	free(region);
+	cr_assert_eq(aeth_acl_rng_region(r, 0, &at, &region), 0);
+	cr_assert_null(region);
+	cr_assert_eq(at.count, 0);
+}
+
+/* On random lists of every size the directory's search answers as the
+ * search of the whole list, at every block's edges and every interval's. */
+Test(acl_compile, directory_agrees_with_whole_search)
+{
+	unsigned int seed = 4242;
+
+	for (int round = 0; round < 12; round++) {
+		size_t n = (size_t)(round * round * 40 + 8), k, i;
+		uint64_t *r = malloc(n * sizeof(*r)), *region, b;
+		struct aeth_acl_rng_at at = { 0 };
+		uint32_t a = 0;
+
+		cr_assert_not_null(r);
+		/* sorted, disjoint, not adjacent: gaps and lengths of every
+		 * scale, some intervals spanning many blocks */
+		for (k = 0; k < n; k++) {
+			uint64_t gap = 2 + (uint64_t)rand_r(&seed) %
+					       (round % 3 ? 1000000u : 20000000u);
+			uint64_t len = (uint64_t)rand_r(&seed) %
+				       (rand_r(&seed) % 8 ? 5000u : 50000000u);
+
+			if ((uint64_t)a + gap + len > 0xffffffffull)
+				break;
+			r[k] = aeth_acl_rng(a + (uint32_t)gap,
+					    a + (uint32_t)(gap + len));
+			a += (uint32_t)(gap + len);
+		}
+		cr_assert_eq(aeth_acl_rng_region(r, k, &at, &region), 0);
+		if (k >= AETH_ACL_DIR_MIN)
+			cr_assert(at.flags & AETH_ACL_RNG_F_DIR);
+		for (b = 0; at.dir_bits && b < (1ull << at.dir_bits); b++) {
+			uint64_t lo = b << (32 - at.dir_bits);
+			uint64_t hi = lo | ((1ull << (32 - at.dir_bits)) - 1);
+			uint64_t probe[] = { lo, lo + 1, hi, hi - 1 };
+
+			for (int j = 0; j < 4; j++)
+				cr_assert_eq(aeth_acl_region_holds(region, &at,
+								   (uint32_t)probe[j]),
+					     aeth_acl_rng_holds(r, k, (uint32_t)probe[j]),
+					     "round %d: %#llx", round,
+					     (unsigned long long)probe[j]);
+		}
+		for (i = 0; i < k; i++) {
+			uint64_t first = r[i] >> 32, last = (uint32_t)r[i];
+			uint64_t probe[] = { first - 1, first, last, last + 1 };
+
+			for (int j = 0; j < 4; j++)
+				cr_assert_eq(aeth_acl_region_holds(region, &at,
+								   (uint32_t)probe[j]),
+					     aeth_acl_rng_holds(r, k, (uint32_t)probe[j]),
+					     "round %d: %#llx", round,
+					     (unsigned long long)probe[j]);
+		}
+		free(region);
+		free(r);
+	}
+}
+
+/* Another slot's directory takes room as its intervals do; a region that
+ * fits only without its directory is placed without it. */
+Test(acl_compile, directory_takes_room_and_is_dropped_when_full)
+{
+	struct aeth_acl_rng_at idx[4] = {
+		{ .offset = 0, .count = 10, .dir_bits = 5,
+		  .flags = AETH_ACL_RNG_F_COMPILED | AETH_ACL_RNG_F_DIR },
+	};
+	struct aeth_acl_rng_at at = { .count = 10, .dir_bits = 5,
+				      .flags = AETH_ACL_RNG_F_COMPILED |
+					       AETH_ACL_RNG_F_DIR };
+	uint32_t off = 99;
+
+	cr_assert_eq(aeth_acl_rng_place(idx, 4, 1, 5, 100, &off), 0);
+	cr_assert_eq(off, 42, "after the 10 intervals and 32 blocks");
+	cr_assert_eq(aeth_acl_rng_fit(idx, 4, 1, 84, &at), 0);
+	cr_assert_eq(at.offset, 42);
+	cr_assert_eq(at.flags, AETH_ACL_RNG_F_COMPILED | AETH_ACL_RNG_F_DIR);
+	cr_assert_eq(aeth_acl_rng_fit(idx, 4, 1, 83, &at), 0);
+	cr_assert_eq(at.offset, 42);
+	cr_assert_eq(at.flags, AETH_ACL_RNG_F_COMPILED, "directory dropped");
+	cr_assert_eq(at.dir_bits, 0);
+	cr_assert_eq(aeth_acl_rng_fit(idx, 4, 1, 51, &at), -ENOSPC);
+}
