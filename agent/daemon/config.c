@@ -431,7 +431,8 @@ static int check_unique(const void *items, size_t n,
 }
 
 /* The name of a Kubernetes Service's port (SPEC.md section 8):
- * NAMESPACE/NAME:PORT with DNS labels and a port number. */
+ * NAMESPACE/NAME:PORT with DNS labels and a port number, then /tcp or /udp
+ * for the second protocol of one port number (docs/kubernetes.md). */
 static bool is_k8s_port_name(const char *s)
 {
 	size_t ns = strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-");
@@ -445,7 +446,10 @@ static bool is_k8s_port_name(const char *s)
 		return false;
 	s += name + 1;
 	port = strspn(s, "0123456789");
-	return port >= 1 && port <= 5 && s[port] == '\0' && s[0] != '0';
+	if (port < 1 || port > 5 || s[0] == '0')
+		return false;
+	return s[port] == '\0' || !strcmp(s + port, "/tcp") ||
+	       !strcmp(s + port, "/udp");
 }
 
 static int parse_name(json_t *obj, const char *parent, char *out,
@@ -464,7 +468,8 @@ static int parse_name(json_t *obj, const char *parent, char *out,
 	if (strlen(s) >= AETH_NAME_LEN)
 		return aeth_config_fail(err, p, "longer than %d characters", AETH_NAME_LEN - 1);
 	/* Names are metric labels and aetherctl arguments, where a ':' or
-	 * '/' would read as VIP:PORT/PROTO; NAMESPACE/NAME:PORT cannot. */
+	 * '/' would read as VIP:PORT/PROTO; NAMESPACE/NAME:PORT[/PROTO]
+	 * cannot (NAMESPACE/NAME is no address). */
 	if (is_k8s_port_name(s)) {
 		strcpy(out, s);
 		return 0;

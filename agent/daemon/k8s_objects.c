@@ -286,14 +286,17 @@ static void read_ports(struct rd *r, json_t *spec, struct k8s_service *s)
 		else
 			return bad(r, AETH_K8S_MALFORMED, path,
 				   "must be TCP, UDP or SCTP");
-		/* Each port is a service named NAMESPACE/NAME:PORT. */
+		/* Each port is a service (k8s_translate.c names it); one
+		 * number may carry both protocols, not one protocol twice
+		 * (the API server refuses that too). */
 		snprintf(path, sizeof(path), "spec.ports[%zu].port", i);
 		for (size_t j = 0; j < i; j++)
-			if (s->ports[j].port == p->port)
+			if (s->ports[j].port == p->port &&
+			    s->ports[j].proto == p->proto)
 				return bad(r, AETH_K8S_PORT_CLASH, path,
-					   "port %u is also spec.ports[%zu]; "
-					   "one service per port number",
-					   p->port, j);
+					   "port %u/%s is also spec.ports[%zu]",
+					   p->port, p->proto == IPPROTO_TCP ?
+					   "TCP" : "UDP", j);
 		s->n_ports = i + 1;
 	}
 }

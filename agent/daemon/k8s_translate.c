@@ -192,7 +192,23 @@ static int allocate(struct tr *t)
 	return ret;
 }
 
-/* The names NAMESPACE/NAME:PORT must fit and be new to the document. */
+/* The service name of port p of s: NAMESPACE/NAME:PORT, or, for the
+ * second of a port number's two protocols (TCP and UDP on 53, as a DNS
+ * Service has), NAMESPACE/NAME:PORT/PROTO. The first one listed keeps the
+ * plain name, so adding the other protocol later renames nothing. */
+static void port_service_name(const struct k8s_service *s, size_t p,
+			      char *out, size_t len)
+{
+	const struct k8s_port *port = &s->ports[p];
+	bool again = false;
+
+	for (size_t j = 0; j < p; j++)
+		again |= s->ports[j].port == port->port;
+	snprintf(out, len, "%s/%s:%u%s", s->ns, s->name, port->port,
+		 !again ? "" : port->proto == IPPROTO_TCP ? "/tcp" : "/udp");
+}
+
+/* The service names of the ports must fit and be new to the document. */
 static int check_names(struct tr *t)
 {
 	char name[600], msg[700];
@@ -202,8 +218,7 @@ static int check_names(struct tr *t)
 		struct k8s_service *s = &t->o.svcs[i];
 
 		for (size_t p = 0; p < s->n_ports && !s->rejected && !ret; p++) {
-			snprintf(name, sizeof(name), "%s/%s:%u", s->ns, s->name,
-				 s->ports[p].port);
+			port_service_name(s, p, name, sizeof(name));
 			if (strlen(name) >= AETH_NAME_LEN) {
 				snprintf(msg, sizeof(msg), "the service name %s "
 					 "is longer than %d characters", name,
@@ -443,8 +458,7 @@ static int emit(struct tr *t, size_t i, json_t *services, size_t **owner)
 	for (size_t p = 0; p < s->n_ports; p++) {
 		json_t *svc = json_object();
 
-		snprintf(name, sizeof(name), "%s/%s:%u", s->ns, s->name,
-			 s->ports[p].port);
+		port_service_name(s, p, name, sizeof(name));
 		json_object_set_new(svc, "name", json_string(name));
 		json_object_set_new(svc, "vip", json_string(vip));
 		json_object_set_new(svc, "port", json_integer(s->ports[p].port));

@@ -229,6 +229,37 @@ Test(ctl, help_at_every_level)
 	fx_res_free(&r);
 }
 
+/* The names of a Kubernetes port with both protocols (docs/kubernetes.md):
+ * NAMESPACE/NAME:PORT/PROTO is a name, not VIP:PORT/PROTO, and each name
+ * finds its own service. */
+Test(ctl, kubernetes_port_names_resolve_by_name)
+{
+	static uint32_t table[FX_TABLE];	/* every slot backend 0 */
+	struct fx_res r;
+
+	cr_assert_eq(fx_service(&fx, 3, "default/dns:53", "203.0.113.20", 53,
+				IPPROTO_UDP, FX_TABLE, 6, NULL), 0);
+	cr_assert_eq(fx_service(&fx, 4, "default/dns:53/tcp", "203.0.113.20",
+				53, IPPROTO_TCP, FX_TABLE, 8, NULL), 0);
+	cr_assert_eq(fx_maglev(&fx, 6, table, FX_TABLE), 0);
+	cr_assert_eq(fx_maglev(&fx, 8, table, FX_TABLE), 0);
+	cr_assert_eq(fx_ctl(&fx, &r, "-j", "maglev", "show",
+			    "default/dns:53/tcp", NULL), 0);
+	ok_json(&r);
+	cr_assert_str_eq(jstr(r.json, "service"), "default/dns:53/tcp");
+	fx_res_free(&r);
+	cr_assert_eq(fx_ctl(&fx, &r, "-j", "maglev", "show", "default/dns:53",
+			    NULL), 0);
+	ok_json(&r);
+	cr_assert_str_eq(jstr(r.json, "service"), "default/dns:53");
+	fx_res_free(&r);
+	cr_assert_eq(fx_ctl(&fx, &r, "-j", "maglev", "show",
+			    "203.0.113.20:53/tcp", NULL), 0);
+	ok_json(&r);
+	cr_assert_str_eq(jstr(r.json, "service"), "default/dns:53/tcp");
+	fx_res_free(&r);
+}
+
 Test(ctl, backend_list)
 {
 	struct fx_res r;

@@ -395,6 +395,63 @@ done
 ok "IPv6: v6a got the pool's one address with IPv4 node backends; v6b refused with a PoolExhausted Event"
 check "default/web still answers" topo_exec cin curl -sf -m 2 -o /dev/null "http://$VIP:$SVC_PORT/"
 
+# --- one port number with both protocols (a DNS Service) -------------------
+# TCP and UDP on 8053: two services, default/both:8053 (UDP, listed first)
+# and default/both:8053/tcp; a real connection and a real datagram each.
+kube POST /api/v1/namespaces/default/services '{"apiVersion":"v1","kind":"Service","metadata":{"name":"both","namespace":"default"},"spec":{"type":"LoadBalancer","loadBalancerClass":"aetherplatform.cloud/lb","externalTrafficPolicy":"Cluster","ipFamilies":["IPv4"],"ports":[{"name":"dns","port":8053,"protocol":"UDP","targetPort":8053},{"name":"dns-tcp","port":8053,"protocol":"TCP","targetPort":8053}]}}' \
+	>/dev/null || die "creating the TCP+UDP Service"
+both=""
+for ((i = 0; i < 40; i++)); do
+	both=$(topo_ctl lb2 -j service list | python3 -c 'import json,sys
+print(" ".join(sorted(s["name"] + "=" + s["vip"] + "/" + s["protocol"] for s in json.load(sys.stdin) if s["name"].startswith("default/both"))))')
+	[[ $both == *" "* ]] && break
+	sleep 0.1
+done
+BOTH_VIP=${both#*=}
+BOTH_VIP=${BOTH_VIP%%/*}
+[ "$both" = "default/both:8053/tcp=$BOTH_VIP/tcp default/both:8053=$BOTH_VIP/udp" ] ||
+	die "the TCP+UDP Service on lb2: '$both'"
+# each backend answers on the VIP (UDP bound to it, so its replies leave
+# from the VIP, as a DNS server's do)
+for n in $TOPO_BACKENDS; do
+	setsid ip netns exec "$(topo_ns "$n")" python3 -c '
+import socket, sys, threading
+def udp():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((sys.argv[2], 8053))
+    while True:
+        d, a = s.recvfrom(512); s.sendto(b"udp " + sys.argv[1].encode(), a)
+threading.Thread(target=udp, daemon=True).start()
+t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+t.bind(("0.0.0.0", 8053)); t.listen(16)
+while True:
+    c, _ = t.accept(); c.sendall(b"tcp " + sys.argv[1].encode()); c.close()
+' "$n" "$BOTH_VIP" >/dev/null 2>&1 &
+done
+answer=""
+for ((i = 0; i < 20; i++)); do
+	answer=$(topo_exec cin python3 -c '
+import socket, sys
+c = socket.create_connection((sys.argv[1], 8053), timeout=0.5)
+print(c.recv(64).decode())' "$BOTH_VIP" 2>/dev/null) && [ -n "$answer" ] && break
+	answer=""
+	sleep 0.1
+done
+[[ $answer == "tcp be"* ]] || die "TCP to $BOTH_VIP:8053 answered '$answer'"
+uanswer=""
+for ((i = 0; i < 20; i++)); do
+	uanswer=$(topo_exec cin python3 -c '
+import socket, sys
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(0.5)
+u.connect((sys.argv[1], 8053)); u.send(b"q"); print(u.recv(64).decode())' \
+		"$BOTH_VIP" 2>/dev/null) && [ -n "$uanswer" ] && break
+	uanswer=""
+	sleep 0.1
+done
+[[ $uanswer == "udp be"* ]] || die "UDP to $BOTH_VIP:8053 answered '$uanswer'"
+ok "TCP and UDP on one port: two services on $BOTH_VIP, a connection ($answer) and a datagram ($uanswer)"
+kube DELETE /api/v1/namespaces/default/services/both >/dev/null || die "deleting both"
+
 # --- the Service deleted ---------------------------------------------------
 kube DELETE /api/v1/namespaces/default/services/web >/dev/null || die "deleting"
 gone=0

@@ -555,6 +555,38 @@ Test(k8s, source_ranges_and_rate_limit_annotations)
 	json_decref(list);
 }
 
+/* A port number with both protocols (a DNS Service on 53): two services,
+ * the first listed under the plain name, the second with its protocol;
+ * both on the Service's VIP, and the document valid (translate checks). */
+Test(k8s, one_port_number_with_both_protocols)
+{
+	struct aeth_k8s_result r;
+	json_t *list = fixture(), *doc, *s, *ports, *tcp;
+	char vip[48];
+
+	ports = at(item(list, "Service", "default", "dns"), "spec.ports");
+	tcp = json_deep_copy(json_array_get(ports, 0));
+	json_object_set_new(tcp, "protocol", json_string("TCP"));
+	json_object_set_new(tcp, "nodePort", json_integer(31054));
+	json_array_append_new(ports, tcp);
+	translate(list, &r);
+	cr_assert_eq(r.n_rejects, 0);
+	s = out_svc(&r, "default/dns:53", &doc);
+	cr_assert_not_null(s);
+	cr_assert_str_eq(json_string_value(json_object_get(s, "protocol")), "udp");
+	cr_assert_eq(json_integer_value(json_object_get(s, "port")), 53);
+	json_decref(doc);
+	s = out_svc(&r, "default/dns:53/tcp", &doc);
+	cr_assert_not_null(s, "no service default/dns:53/tcp");
+	cr_assert_str_eq(json_string_value(json_object_get(s, "protocol")), "tcp");
+	cr_assert_eq(json_integer_value(json_object_get(s, "port")), 53);
+	json_decref(doc);
+	cr_assert_str_eq(out_vip(&r, "default/dns:53/tcp", vip), "203.0.113.128");
+	cr_assert_str_eq(out_vip(&r, "default/dns:53", vip), "203.0.113.128");
+	aeth_k8s_result_free(&r);
+	json_decref(list);
+}
+
 /* One Service spoiled in the fixture: only it is left out, with the
  * reason and the field; the rest of the document is as without it. */
 struct spoil {
@@ -574,8 +606,8 @@ static const struct spoil spoils[] = {
 	  "\"80\"", "Service default/web: spec.ports[0].port: must be an integer "
 	  "(malformed)\n" },
 	{ "port clash", "Service", "default", "web", "spec.ports.1", "port",
-	  "80", "Service default/web: spec.ports[1].port: port 80 is also "
-	  "spec.ports[0]; one service per port number (port_clash)\n" },
+	  "80", "Service default/web: spec.ports[1].port: port 80/TCP is also "
+	  "spec.ports[0] (port_clash)\n" },
 	{ "rate not a number", "Service", "default", "dns", "metadata.annotations",
 	  "lb.aetherplatform.cloud/new-connections-per-second", "\"fast\"",
 	  "Service default/dns: metadata.annotations[\"lb.aetherplatform.cloud/"
@@ -880,6 +912,20 @@ Test(k8s, kubernetes_member_of_the_document)
 	cr_assert_eq(aeth_config_parse(named, strlen(named), &cfg, NULL), 0);
 	aeth_config_free(cfg);
 	free(named);
+	/* and so is NAMESPACE/NAME:PORT/PROTO, the second protocol's */
+	named = base_with("\"kube-apiserver\"", "\"default/dns:53/tcp\"");
+	cr_assert_eq(aeth_config_parse(named, strlen(named), &cfg, NULL), 0);
+	aeth_config_free(cfg);
+	free(named);
+	config_fails("\"kube-apiserver\"", "\"default/dns:53/sctp\"",
+		     "services[0].name: may contain only letters, digits, '.', "
+		     "'_' and '-'");
+	config_fails("\"kube-apiserver\"", "\"default/dns:53/udp/tcp\"",
+		     "services[0].name: may contain only letters, digits, '.', "
+		     "'_' and '-'");
+	config_fails("\"kube-apiserver\"", "\"default/dns:53/\"",
+		     "services[0].name: may contain only letters, digits, '.', "
+		     "'_' and '-'");
 
 	config_fails("\"default_class\": true", "\"default_class\": true, \"pools\": []",
 		     "kubernetes.pools: unknown field");
