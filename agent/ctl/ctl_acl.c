@@ -1,13 +1,17 @@
 /* aetherctl acl list: the authorized networks a service enforces, read from
- * its live LPM trie. */
+ * its live LPM trie, and whether IPv4 sources are answered by the list's
+ * compiled form (aeth_acl_rng), checked against the trie. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <bpf/bpf.h>
 #include <unistd.h>
 
 #include "aether/acl_key.h"
+#include "acl_compile.h"
 #include "ctl.h"
 
 struct acl_cidr {
@@ -18,7 +22,15 @@ struct acl_cidr {
 
 struct acl_collect {
 	struct acl_cidr *v;
+	struct aeth_acl_entry *e;	/* the trie's entries as they are */
 	size_t n, cap;
+};
+
+/* What answers the service's IPv4 sources. */
+struct acl_compiled {
+	bool compiled;			/* else the trie */
+	struct aeth_acl_rng_at at;
+	bool agrees;			/* the region is the trie's, compiled */
 };
 
 /* The trie keeps IPv4 as ::ffff:a.b.c.d/(len + 96), and the value names the
@@ -33,12 +45,19 @@ static int acl_collect_one(const void *key, const void *value, void *arg)
 	if (c->n == c->cap) {
 		size_t cap = c->cap ? c->cap * 2 : 64;
 		struct acl_cidr *nv = realloc(c->v, cap * sizeof(*nv));
+		struct aeth_acl_entry *ne;
 
 		if (!nv)
 			return -ENOMEM;
 		c->v = nv;
+		ne = realloc(c->e, cap * sizeof(*ne));
+		if (!ne)
+			return -ENOMEM;
+		c->e = ne;
 		c->cap = cap;
 	}
+	memcpy(&c->e[c->n].key, key, sizeof(c->e[c->n].key));
+	c->e[c->n].family = family;
 	e = &c->v[c->n++];
 	memset(e, 0, sizeof(*e));
 	aeth_acl_key_prefix(key, family, &e->family, &e->addr, &plen);
@@ -56,10 +75,79 @@ static int acl_cidr_cmp(const void *pa, const void *pb)
 	return (int)a->prefixlen - (int)b->prefixlen;
 }
 
+/* The slot's compiled form, if any, and whether it is exactly what the
+ * agent's builder makes of the trie's entries c (the same region: the
+ * intervals, and the directory when it has one). */
+static int acl_compiled_read(struct ctl_ctx *ctx, uint32_t slot,
+			     const struct acl_collect *c,
+			     struct acl_compiled *out)
+{
+	const size_t bytes = (size_t)AETH_ACL_RNG_CAP * sizeof(uint64_t);
+	struct aeth_acl_rng_at want = { 0 };
+	uint64_t *rng, *r = NULL, *region = NULL;
+	size_t nr = 0;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	if (bpf_map_lookup_elem(ctx->fds.acl_rngidx, &slot, &out->at))
+		return 0;	/* older pins: the trie answers */
+	out->compiled = out->at.flags & AETH_ACL_RNG_F_COMPILED;
+	if (!out->compiled)
+		return 0;
+	err = aeth_acl_compile_v4(c->e, c->n, &r, &nr);
+	if (!err)
+		err = aeth_acl_rng_region(r, nr, &want, &region);
+	free(r);
+	if (err) {
+		ctl_error(ctx, "out of memory");
+		return err;
+	}
+	if (!(out->at.flags & AETH_ACL_RNG_F_DIR)) {
+		/* compiled without its directory (no room for it) */
+		want.flags &= ~AETH_ACL_RNG_F_DIR;
+		want.dir_bits = 0;
+	}
+	rng = mmap(NULL, bytes, PROT_READ, MAP_SHARED, ctx->fds.acl_rng, 0);
+	if (rng == MAP_FAILED) {
+		err = -errno;
+		free(region);
+		ctl_error(ctx, "reading %s: %s", AETH_MAP_ACL_RNG,
+			  strerror(-err));
+		return err;
+	}
+	out->agrees = want.count == out->at.count &&
+		      want.flags == out->at.flags &&
+		      want.dir_bits == out->at.dir_bits &&
+		      out->at.offset + aeth_acl_rng_span(&want) <=
+			      AETH_ACL_RNG_CAP &&
+		      (!region || !memcmp(rng + out->at.offset, region,
+					   aeth_acl_rng_span(&want) *
+						   sizeof(*region)));
+	munmap(rng, bytes);
+	free(region);
+	return 0;
+}
+
+static void acl_compiled_print(const struct acl_compiled *k)
+{
+	if (!k->compiled) {
+		printf("IPv4 sources: answered by the trie (no compiled form)\n");
+		return;
+	}
+	printf("IPv4 sources: answered by the compiled form, %u intervals",
+	       k->at.count);
+	if (k->at.flags & AETH_ACL_RNG_F_DIR)
+		printf(", directory of %llu blocks",
+		       1ull << k->at.dir_bits);
+	printf(", which %s\n", k->agrees ? "agrees with the trie" :
+		"DIFFERS from the trie");
+}
+
 static int acl_list(struct ctl_ctx *ctx, int argc, char **argv)
 {
 	static const char *const hdr[] = { "CIDR" };
 	struct acl_collect c = { 0 };
+	struct acl_compiled k = { 0 };
 	struct ctl_service s;
 	const char *pos[1];
 	bool enabled;
@@ -92,6 +180,9 @@ static int acl_list(struct ctl_ctx *ctx, int argc, char **argv)
 			if (ret)
 				goto out;
 		}
+		ret = acl_compiled_read(ctx, s.svc.acl_slot, &c, &k);
+		if (ret)
+			goto out;
 	}
 	if (c.n)
 		qsort(c.v, c.n, sizeof(*c.v), acl_cidr_cmp);
@@ -107,10 +198,21 @@ static int acl_list(struct ctl_ctx *ctx, int argc, char **argv)
 				 c.v[i].prefixlen);
 			json_array_append_new(arr, json_string(cidr));
 		}
-		ret = ctl_json_print(ctx, json_pack("{s:s, s:b, s:o}",
+		json_t *ipv4 = json_null();
+
+		if (k.compiled)
+			ipv4 = json_pack("{s:I, s:I, s:b}", "intervals",
+					 (json_int_t)k.at.count,
+					 "directory_blocks",
+					 (json_int_t)(k.at.flags &
+							      AETH_ACL_RNG_F_DIR ?
+						      1ull << k.at.dir_bits : 0),
+					 "agrees_with_trie", k.agrees);
+		ret = ctl_json_print(ctx, json_pack("{s:s, s:b, s:o, s:o}",
 						    "service", s.label,
 						    "enabled", enabled,
-						    "cidrs", arr));
+						    "cidrs", arr,
+						    "ipv4_compiled", ipv4));
 		goto out;
 	}
 	if (!enabled) {
@@ -118,8 +220,10 @@ static int acl_list(struct ctl_ctx *ctx, int argc, char **argv)
 		       "connect)\n", s.label);
 		goto out;
 	}
-	printf("service %s: %zu authorized networks%s\n\n", s.label, c.n,
+	printf("service %s: %zu authorized networks%s\n", s.label, c.n,
 	       c.n ? "" : " (nobody may connect)");
+	acl_compiled_print(&k);
+	printf("\n");
 	struct ctl_table *t = ctl_table_new(1, hdr);
 
 	for (size_t i = 0; i < c.n; i++) {
@@ -134,6 +238,7 @@ static int acl_list(struct ctl_ctx *ctx, int argc, char **argv)
 	ctl_table_free(t);
 out:
 	free(c.v);
+	free(c.e);
 	return ret;
 }
 

@@ -12,6 +12,7 @@
 #include <criterion/criterion.h>
 
 #include "aether/flow_hash.h"
+#include "acl_compile.h"
 #include "ctl_fixture.h"
 
 static struct fx fx;
@@ -466,6 +467,106 @@ Test(ctl, acl_list)
 	cr_assert_eq(r.status, 0);
 	cr_assert(strstr(r.out, "198.51.100.0/24\n"), "%s", r.out);
 	cr_assert(strstr(r.out, "2 authorized networks"), "%s", r.out);
+	cr_assert(strstr(r.out, "answered by the trie (no compiled form)"),
+		  "%s", r.out);
+	fx_res_free(&r);
+}
+
+/* The pinned map name under the fixture's pin directory, opened. */
+static int fx_pinned(const char *name)
+{
+	char path[128];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", fx.dir, name);
+	fd = bpf_obj_get(path);
+	cr_assert_geq(fd, 0, "%s", path);
+	return fd;
+}
+
+/* Writes the region of the intervals r[0..n) at offset for slot 0 (the
+ * kube-apiserver's list), as the agent places it. */
+static struct aeth_acl_rng_at fx_compiled(const uint64_t *r, size_t n,
+					  uint32_t offset)
+{
+	int rng = fx_pinned(AETH_MAP_ACL_RNG), idx = fx_pinned(AETH_MAP_ACL_RNGIDX);
+	struct aeth_acl_rng_at at = { 0 };
+	uint64_t *region;
+	uint32_t slot = 0;
+
+	cr_assert_eq(aeth_acl_rng_region(r, n, &at, &region), 0);
+	at.offset = offset;
+	for (uint32_t i = 0; i < aeth_acl_rng_span(&at); i++) {
+		uint32_t k = offset + i;
+
+		cr_assert_eq(bpf_map_update_elem(rng, &k, &region[i], 0), 0);
+	}
+	cr_assert_eq(bpf_map_update_elem(idx, &slot, &at, 0), 0);
+	free(region);
+	close(rng);
+	close(idx);
+	return at;
+}
+
+static json_t *acl_compiled_json(struct fx_res *r)
+{
+	cr_assert_eq(fx_ctl(&fx, r, "-j", "acl", "list", "kube-apiserver",
+			    NULL), 0);
+	ok_json(r);
+	return json_object_get(r->json, "ipv4_compiled");
+}
+
+/* acl list says what answers IPv4 sources: the compiled form, with its
+ * directory when it has one, checked against the trie (a region that is
+ * not the trie's, compiled, is reported), or the trie. */
+Test(ctl, acl_list_compiled_form)
+{
+	const uint64_t one = aeth_acl_rng(0xc6336400, 0xc63364ff);
+	const uint64_t wrong = aeth_acl_rng(0xc6336400, 0xc63365ff);
+	static const char *const nine[] = {
+		"10.0.0.0/16", "20.0.0.0/16", "30.0.0.0/16", "40.0.0.0/16",
+		"50.0.0.0/16", "60.0.0.0/16", "70.0.0.0/16", "80.0.0.0/16",
+		"90.0.0.0/16",
+	};
+	uint64_t r9[9];
+	struct fx_res r;
+	json_t *c;
+
+	c = acl_compiled_json(&r);
+	cr_assert(json_is_null(c), "no compiled form yet");
+	fx_res_free(&r);
+
+	fx_compiled(&one, 1, 7);	/* 198.51.100.0/24, the trie's */
+	c = acl_compiled_json(&r);
+	cr_assert_eq(jint(c, "intervals"), 1);
+	cr_assert_eq(jint(c, "directory_blocks"), 0);
+	cr_assert(json_is_true(json_object_get(c, "agrees_with_trie")));
+	fx_res_free(&r);
+
+	fx_compiled(&wrong, 1, 7);	/* one address block too many */
+	c = acl_compiled_json(&r);
+	cr_assert(json_is_false(json_object_get(c, "agrees_with_trie")));
+	fx_res_free(&r);
+	cr_assert_eq(fx_ctl(&fx, &r, "acl", "list", "kube-apiserver", NULL), 0);
+	cr_assert(strstr(r.out, "1 intervals, which DIFFERS from the trie"),
+		  "%s", r.out);
+	fx_res_free(&r);
+
+	/* nine prefixes: a directory of 32 blocks after the intervals */
+	cr_assert_eq(fx_acl(&fx, 0, nine, 9), 0);
+	for (int i = 0; i < 9; i++)
+		r9[i] = aeth_acl_rng((uint32_t)(10 * (i + 1)) << 24,
+				     ((uint32_t)(10 * (i + 1)) << 24) | 0xffff);
+	fx_compiled(r9, 9, 100);
+	c = acl_compiled_json(&r);
+	cr_assert_eq(jint(c, "intervals"), 9);
+	cr_assert_eq(jint(c, "directory_blocks"), 32);
+	cr_assert(json_is_true(json_object_get(c, "agrees_with_trie")));
+	fx_res_free(&r);
+	cr_assert_eq(fx_ctl(&fx, &r, "acl", "list", "kube-apiserver", NULL), 0);
+	cr_assert(strstr(r.out, "answered by the compiled form, 9 intervals, "
+			 "directory of 32 blocks, which agrees with the trie"),
+		  "%s", r.out);
 	fx_res_free(&r);
 }
 

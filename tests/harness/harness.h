@@ -39,7 +39,7 @@
  *   dp_acl_compile(&h, slot, fd)   the compiled IPv4 form of the trie fd
  *                                  into aeth_acl_rng / aeth_acl_rngidx[slot],
  *                                  as the agent writes it (its builder and
- *                                  placement, agent/daemon/acl_compile.c),
+ *                                  placement, agent/lib/acl_compile.c),
  *                                  then aeth_meta.generation bumped;
  *                                  without it IPv4 sources use the trie.
  *                                  A test that writes a live list, slot or

@@ -77,8 +77,10 @@ ok "maglev show: 16381 slots evenly over three backends"
 
 topo_ctl lb1 -j acl list kube-apiserver | py '
 assert d["enabled"] and d["cidrs"] == ["198.51.100.0/25", "2001:db8:100::/48"], d
+c = d["ipv4_compiled"]
+assert c == {"intervals": 1, "directory_blocks": 0, "agrees_with_trie": True}, c
 ' || die "acl list shows the configured networks"
-ok "acl list: the configured networks, IPv4 shown as IPv4"
+ok "acl list: the configured networks, IPv4 shown as IPv4, compiled as the trie says"
 
 # real connections through lb1: explain names the backend that answered
 topo_route_via lb1

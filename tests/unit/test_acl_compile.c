@@ -1,5 +1,5 @@
 /* The compiled IPv4 form of an authorized-networks list
- * (agent/daemon/acl_compile.c): the intervals it builds from a list's trie
+ * (agent/lib/acl_compile.c): the intervals it builds from a list's trie
  * entries, checked exactly on small lists and against the trie's
  * longest-prefix rule on random ones; and where a list's intervals are
  * placed in the shared array. */
