@@ -345,6 +345,24 @@ Test(acl_compile, directory_size_follows_the_list)
 	cr_assert_eq(at.count, 0);
 }
 
+/* The directory's search and the whole list's answer alike for each
+ * probe (those outside 32 bits skipped). */
+static void expect_same_answers(const uint64_t *region,
+				const struct aeth_acl_rng_at *at,
+				const uint64_t *r, size_t n,
+				const uint64_t probe[4], int round)
+{
+	for (int j = 0; j < 4; j++) {
+		uint32_t a = (uint32_t)probe[j];
+
+		if (probe[j] > 0xffffffffull)
+			continue;
+		cr_assert_eq(aeth_acl_region_holds(region, at, a),
+			     aeth_acl_rng_holds(r, n, a), "round %d: %#x",
+			     round, a);
+	}
+}
+
 /* On random lists of every size the directory's search answers as the
  * search of the whole list, at every block's edges and every interval's. */
 Test(acl_compile, directory_agrees_with_whole_search)
@@ -378,25 +396,16 @@ Test(acl_compile, directory_agrees_with_whole_search)
 		for (b = 0; at.dir_bits && b < (1ull << at.dir_bits); b++) {
 			uint64_t lo = b << (32 - at.dir_bits);
 			uint64_t hi = lo | ((1ull << (32 - at.dir_bits)) - 1);
-			uint64_t probe[] = { lo, lo + 1, hi, hi - 1 };
+			const uint64_t probe[4] = { lo, lo + 1, hi, hi - 1 };
 
-			for (int j = 0; j < 4; j++)
-				cr_assert_eq(aeth_acl_region_holds(region, &at,
-								   (uint32_t)probe[j]),
-					     aeth_acl_rng_holds(r, k, (uint32_t)probe[j]),
-					     "round %d: %#llx", round,
-					     (unsigned long long)probe[j]);
+			expect_same_answers(region, &at, r, k, probe, round);
 		}
 		for (i = 0; i < k; i++) {
 			uint64_t first = r[i] >> 32, last = (uint32_t)r[i];
-			uint64_t probe[] = { first - 1, first, last, last + 1 };
+			const uint64_t probe[4] = { first - 1, first, last,
+						    last + 1 };
 
-			for (int j = 0; j < 4; j++)
-				cr_assert_eq(aeth_acl_region_holds(region, &at,
-								   (uint32_t)probe[j]),
-					     aeth_acl_rng_holds(r, k, (uint32_t)probe[j]),
-					     "round %d: %#llx", round,
-					     (unsigned long long)probe[j]);
+			expect_same_answers(region, &at, r, k, probe, round);
 		}
 		free(region);
 		free(r);
