@@ -790,10 +790,14 @@ static void run_micro(struct bench *b)
 	      micro_ct_insert, true);
 	MICRO("ct_own_insert", "own 4-way buckets, new tuple written",
 	      micro_ct_own_insert, true);
+	MICRO("ct_own8_insert", "own 8-way buckets, new tuple written",
+	      micro_ct_own8_insert, true);
 	MICRO("ct_miss_full", "LRU lookup after the inserts, miss",
 	      micro_ct_miss_full, true);
 	MICRO("ct_own_miss_full", "own buckets after the inserts, miss",
 	      micro_ct_own_miss_full, true);
+	MICRO("ct_own8_miss_full", "own 8-way buckets after the inserts, miss",
+	      micro_ct_own8_miss_full, true);
 	MICRO("lpm_1k", "LPM trie lookup, 1,000 prefixes, new source",
 	      micro_lpm, true);
 	MICRO("fib", "bpf_fib_lookup, output route", micro_fib, false);
