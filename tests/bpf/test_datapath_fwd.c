@@ -1960,6 +1960,47 @@ Test(fwd, flow_memory_takes_no_next_hop_from_the_memory_it_replaces)
 	cr_assert_eq(global().events[AETH_EV_CT_HIT], 5);
 }
 
+/* A flow's memory keeps the next hop of the device its packet came in on:
+ * the same flow arriving on another device (ECMP, a bond's other leg) is
+ * routed for that device, not sent where the first one's route went. The
+ * backend is reachable through both devices (a host route through dp0
+ * beside dp2's subnet); an output lookup takes the route through the
+ * ingress device. */
+Test(fwd, flow_memory_next_hop_is_per_ingress_device)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	static const uint8_t dp0_mac[6] = { 2, 0, 0, 0, 0, 0x33 };
+	struct frame f;
+	struct result r;
+	int i;
+
+	cr_assert_eq(system("ip neigh replace 192.0.2.150 lladdr "
+			    "02:00:00:00:00:33 nud permanent dev aeth-dp0 && "
+			    "ip route add 192.0.2.150/32 dev aeth-dp0"), 0);
+	cr_assert_eq(dp_pin_cpu(0), 0);
+	one_backend_service(1, VIP4, 6443, 6, 12, "192.0.2.150");
+	s.tcp_flags = PKT_TCP_SYN;
+	build(&s, &f);
+	run(&f, &r);
+	s.tcp_flags = PKT_TCP_ACK;
+	build(&s, &f);
+	for (i = 0; i < 2; i++) {	/* by the entry, then the memory */
+		run(&f, &r);
+		cr_assert_eq(r.verdict, XDP_TX, "in on dp0, packet %d", i);
+		expect_encap(&r, &s, &f, "192.0.2.150", dp0_mac, net.mac_if0);
+	}
+	for (i = 0; i < 2; i++) {
+		run_on(&f, net.if2, &r);
+		cr_assert_eq(r.verdict, XDP_TX, "in on dp2, packet %d", i);
+		expect_encap(&r, &s, &f, "192.0.2.150", neigh_mac,
+			     net.mac_if2);
+	}
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_TX, "back on dp0");
+	expect_encap(&r, &s, &f, "192.0.2.150", dp0_mac, net.mac_if0);
+	cr_assert_eq(global().events[AETH_EV_CT_HIT], 5);
+}
+
 static uint64_t now_ms(void)
 {
 	struct timespec t;
