@@ -187,11 +187,13 @@ static int conntrack_load(struct ctl_ctx *ctx, struct ct_listing *l,
 }
 
 /* A row's service label (in lbl when not a known service), backend
- * address (in be) and idle time: since the entry was written or (UDP)
- * last refreshed, an upper bound as the entry keeps whole seconds. */
+ * address (in be) and the time since the entry was written (a TCP entry:
+ * at its SYN or a re-selection, so not how long the connection has been
+ * quiet) or refreshed (UDP: by its packets, at most once a second), an
+ * upper bound as the entry keeps whole seconds. */
 static const char *ct_row_names(const struct ct_listing *l,
 				const struct ct_row *r, char *lbl,
-				size_t lbl_len, char *be, double *idle_s)
+				size_t lbl_len, char *be, double *updated_s)
 {
 	const struct ctl_backend *b = ctl_backend_find(l->bes, l->nb,
 						       r->e.backend_id);
@@ -201,7 +203,7 @@ static const char *ct_row_names(const struct ct_listing *l,
 		ctl_addr_str(&b->be.addr, b->be.family, be);
 	else
 		snprintf(be, CTL_ADDR_LEN, "#%u", r->e.backend_id);
-	*idle_s = now_s > r->e.seen_s ? now_s - r->e.seen_s : 0.0;
+	*updated_s = now_s > r->e.seen_s ? now_s - r->e.seen_s : 0.0;
 	if (r->svc)
 		return r->svc->label;
 	snprintf(lbl, lbl_len, "#%u", r->key.svc_id);
@@ -222,9 +224,9 @@ static int conntrack_print_json(struct ctl_ctx *ctx, const struct ct_listing *l,
 		const struct aeth_flow *f = &row->flow;
 		char sa[CTL_ADDR_LEN], da[CTL_ADDR_LEN], be[CTL_ADDR_LEN];
 		char lbl[24];
-		double idle_s;
+		double updated_s;
 		const char *svc = ct_row_names(l, row, lbl, sizeof(lbl), be,
-					       &idle_s);
+					       &updated_s);
 
 		ret = ctl_json_stream_item(ctx, &js, json_pack(
 			"{s:s, s:s, s:s, s:i, s:s, s:i, s:s, s:I, s:f}",
@@ -238,7 +240,7 @@ static int conntrack_print_json(struct ctl_ctx *ctx, const struct ct_listing *l,
 			"dport", ntohs(f->dport),
 			"backend", be,
 			"backend_id", (json_int_t)row->e.backend_id,
-			"idle_s", idle_s));
+			"updated_s_ago", updated_s));
 		if (ret)
 			break;
 	}
@@ -249,7 +251,7 @@ static int conntrack_print_json(struct ctl_ctx *ctx, const struct ct_listing *l,
 static void conntrack_print_text(const struct ct_listing *l, size_t shown)
 {
 	static const char *const hdr[] = { "SERVICE", "PROTO", "SOURCE",
-					   "DESTINATION", "BACKEND", "IDLE" };
+					   "DESTINATION", "BACKEND", "UPDATED" };
 	struct ctl_table *t = ctl_table_new(6, hdr);
 
 	if (t)
@@ -258,10 +260,10 @@ static void conntrack_print_text(const struct ct_listing *l, size_t shown)
 		const struct ct_row *row = &l->c.rows[i];
 		const struct aeth_flow *f = &row->flow;
 		char src[CTL_ADDR_LEN], dst[CTL_ADDR_LEN], be[CTL_ADDR_LEN];
-		char lbl[24], idle[32];
-		double idle_s;
+		char lbl[24], updated[32];
+		double updated_s;
 		const char *svc = ct_row_names(l, row, lbl, sizeof(lbl), be,
-					       &idle_s);
+					       &updated_s);
 
 		ctl_endpoint_str(&f->src, f->family, ntohs(f->sport), src);
 		if (row->svc)
@@ -269,10 +271,10 @@ static void conntrack_print_text(const struct ct_listing *l, size_t shown)
 					 dst);
 		else
 			snprintf(dst, sizeof(dst), "?");
-		snprintf(idle, sizeof(idle), "%.0fs", idle_s);
+		snprintf(updated, sizeof(updated), "%.0fs ago", updated_s);
 		ctl_table_add(t, svc, row->svc ?
 			      ctl_proto_str(f->proto) : "?", src, dst, be,
-			      idle);
+			      updated);
 	}
 	ctl_table_print(t);
 	ctl_table_free(t);
@@ -319,7 +321,8 @@ const struct ctl_object ctl_obj_conntrack = {
 	.verbs = conntrack_verbs,
 	.n_verbs = sizeof(conntrack_verbs) / sizeof(conntrack_verbs[0]),
 	.summary = "The connection table: flow -> backend, with how long "
-		   "each entry has been idle\n(TCP: since written; whole "
-		   "seconds), sorted by service, source. "
+		   "ago each entry was updated\n(TCP: written at its SYN; UDP: "
+		   "refreshed by its packets; whole seconds), sorted by "
+		   "service, source. "
 		   "--limit N shows the first N (default 1000, 0: all).",
 };

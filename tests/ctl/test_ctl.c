@@ -377,7 +377,8 @@ Test(ctl, conntrack_list)
 	cr_assert_str_eq(jstr(e, "backend"), "192.0.2.21");
 	e = json_array_get(r.json, 1);
 	cr_assert_str_eq(jstr(e, "backend"), "192.0.2.23");
-	cr_assert_geq(json_real_value(json_object_get(e, "idle_s")), 2.5);
+	cr_assert_geq(json_real_value(json_object_get(e, "updated_s_ago")),
+		      2.5);
 	fx_res_free(&r);
 
 	/* streamed element by element: still one valid document, indented */
@@ -427,6 +428,8 @@ Test(ctl, conntrack_list)
 	cr_assert_eq(r.status, 0);
 	cr_assert(strstr(r.out, "198.51.100.7:40000"), "%s", r.out);
 	cr_assert(strstr(r.out, "203.0.113.10:6443"));
+	cr_assert(strstr(r.out, "UPDATED"), "%s", r.out);
+	cr_assert(strstr(r.out, "s ago\n"), "%s", r.out);
 	cr_assert_null(strstr(r.out, "2001:db8:100::9"));
 	cr_assert(strstr(r.err, "2 of 3 entries shown"), "%s", r.err);
 	fx_res_free(&r);
