@@ -162,40 +162,28 @@ static __always_inline void own_key(struct xdp_md *ctx, struct aeth_ct_key *k,
 	k->svc_id = svc_id;
 }
 
-/* The bucket's entry of k under its lock: its backend, or -1. */
-static __always_inline long own_lookup(const struct aeth_ct_key *k)
+/* Under the bucket's lock: the backend of k among slot[0..ways), or -1. */
+static __always_inline long own_find(const struct own_slot *slot, int ways,
+				     const struct aeth_ct_key *k)
 {
-	__u32 idx = own_bucket_of(k);
-	struct own_bucket *b = bpf_map_lookup_elem(&micro_own, &idx);
-	long be = -1;
-
-	if (!b)
-		return -1;
-	bpf_spin_lock(&b->lock);
-	for (int i = 0; i < OWN_WAYS; i++)
-		if (b->slot[i].e.seen_s && own_key_eq(&b->slot[i].key, k)) {
-			be = b->slot[i].e.backend_id;
-			break;
-		}
-	bpf_spin_unlock(&b->lock);
-	return be;
+	for (int i = 0; i < ways; i++)
+		if (slot[i].e.seen_s && own_key_eq(&slot[i].key, k))
+			return slot[i].e.backend_id;
+	return -1;
 }
 
-/* Writes k's entry: over its own, else a free slot, else the least
- * recently seen one. */
-static __always_inline void own_insert(const struct aeth_ct_key *k,
-				       __u32 be, __u32 now_s)
+/* Under the bucket's lock: k's entry written over its own slot, else a
+ * free one (seen_s 0), else the least recently seen. */
+static __always_inline void own_put(struct own_slot *slot, int ways,
+				    const struct aeth_ct_key *k, __u32 be,
+				    __u32 now_s)
 {
-	__u32 idx = own_bucket_of(k), victim = 0, oldest = ~0u;
-	struct own_bucket *b = bpf_map_lookup_elem(&micro_own, &idx);
+	__u32 victim = 0, oldest = ~0u;
 
-	if (!b)
-		return;
-	bpf_spin_lock(&b->lock);
-	for (int i = 0; i < OWN_WAYS; i++) {
-		__u32 seen = b->slot[i].e.seen_s;
+	for (int i = 0; i < ways; i++) {
+		__u32 seen = slot[i].e.seen_s;
 
-		if (seen && own_key_eq(&b->slot[i].key, k)) {
+		if (seen && own_key_eq(&slot[i].key, k)) {
 			victim = i;
 			break;
 		}
@@ -204,11 +192,37 @@ static __always_inline void own_insert(const struct aeth_ct_key *k,
 			victim = i;
 		}
 	}
-	if (victim < OWN_WAYS) {
-		b->slot[victim].key = *k;
-		b->slot[victim].e.backend_id = be;
-		b->slot[victim].e.seen_s = now_s;
+	if (victim < (__u32)ways) {
+		slot[victim].key = *k;
+		slot[victim].e.backend_id = be;
+		slot[victim].e.seen_s = now_s;
 	}
+}
+
+static __always_inline long own_lookup(const struct aeth_ct_key *k)
+{
+	__u32 idx = own_bucket_of(k);
+	struct own_bucket *b = bpf_map_lookup_elem(&micro_own, &idx);
+	long be;
+
+	if (!b)
+		return -1;
+	bpf_spin_lock(&b->lock);
+	be = own_find(b->slot, OWN_WAYS, k);
+	bpf_spin_unlock(&b->lock);
+	return be;
+}
+
+static __always_inline void own_insert(const struct aeth_ct_key *k,
+				       __u32 be, __u32 now_s)
+{
+	__u32 idx = own_bucket_of(k);
+	struct own_bucket *b = bpf_map_lookup_elem(&micro_own, &idx);
+
+	if (!b)
+		return;
+	bpf_spin_lock(&b->lock);
+	own_put(b->slot, OWN_WAYS, k, be, now_s);
 	bpf_spin_unlock(&b->lock);
 }
 
@@ -231,61 +245,27 @@ struct {
 	__type(value, struct own8_bucket);
 } micro_own8 SEC(".maps");
 
-static __always_inline long own8_lookup(const struct aeth_ct_key *k)
+static __always_inline struct own8_bucket *
+own8_bucket_of(const struct aeth_ct_key *k)
 {
 	__u32 idx = own_bucket_of(k) & (AETH_DEFAULT_CT_ENTRIES / OWN8_WAYS - 1);
-	struct own8_bucket *b = bpf_map_lookup_elem(&micro_own8, &idx);
-	long be = -1;
 
-	if (!b)
-		return -1;
-	bpf_spin_lock(&b->lock);
-	for (int i = 0; i < OWN8_WAYS; i++)
-		if (b->slot[i].e.seen_s && own_key_eq(&b->slot[i].key, k)) {
-			be = b->slot[i].e.backend_id;
-			break;
-		}
-	bpf_spin_unlock(&b->lock);
-	return be;
-}
-
-static __always_inline void own8_insert(const struct aeth_ct_key *k,
-					__u32 be, __u32 now_s)
-{
-	__u32 idx = own_bucket_of(k) & (AETH_DEFAULT_CT_ENTRIES / OWN8_WAYS - 1);
-	struct own8_bucket *b = bpf_map_lookup_elem(&micro_own8, &idx);
-	__u32 victim = 0, oldest = ~0u;
-
-	if (!b)
-		return;
-	bpf_spin_lock(&b->lock);
-	for (int i = 0; i < OWN8_WAYS; i++) {
-		__u32 seen = b->slot[i].e.seen_s;
-
-		if (seen && own_key_eq(&b->slot[i].key, k)) {
-			victim = i;
-			break;
-		}
-		if (seen < oldest) {
-			oldest = seen;
-			victim = i;
-		}
-	}
-	if (victim < OWN8_WAYS) {
-		b->slot[victim].key = *k;
-		b->slot[victim].e.backend_id = be;
-		b->slot[victim].e.seen_s = now_s;
-	}
-	bpf_spin_unlock(&b->lock);
+	return bpf_map_lookup_elem(&micro_own8, &idx);
 }
 
 SEC("xdp")
 int micro_ct_own8_insert(struct xdp_md *ctx)
 {
 	struct aeth_ct_key k;
+	struct own8_bucket *b;
 
 	own_key(ctx, &k, 3);
-	own8_insert(&k, 1, 7);
+	b = own8_bucket_of(&k);
+	if (!b)
+		return XDP_ABORTED;
+	bpf_spin_lock(&b->lock);
+	own_put(b->slot, OWN8_WAYS, &k, 1, 7);
+	bpf_spin_unlock(&b->lock);
 	return XDP_DROP;
 }
 
@@ -293,9 +273,17 @@ SEC("xdp")
 int micro_ct_own8_miss_full(struct xdp_md *ctx)
 {
 	struct aeth_ct_key k;
+	struct own8_bucket *b;
+	long be;
 
 	own_key(ctx, &k, 2);
-	return own8_lookup(&k) >= 0 ? XDP_PASS : XDP_DROP;
+	b = own8_bucket_of(&k);
+	if (!b)
+		return XDP_ABORTED;
+	bpf_spin_lock(&b->lock);
+	be = own_find(b->slot, OWN8_WAYS, &k);
+	bpf_spin_unlock(&b->lock);
+	return be >= 0 ? XDP_PASS : XDP_DROP;
 }
 
 SEC("xdp")
