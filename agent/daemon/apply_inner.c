@@ -241,7 +241,7 @@ int apply_build_acl_rng(struct tx *tx, struct aeth_agent *a,
 {
 	struct aeth_acl_rng_at at = { 0 };
 	uint32_t slot = n->value.acl_slot;
-	uint64_t *r, *region = NULL;
+	uint64_t *r;
 	size_t nr;
 	int err;
 
@@ -250,12 +250,9 @@ int apply_build_acl_rng(struct tx *tx, struct aeth_agent *a,
 		err = compile_list(n, &r, &nr);
 	if (err)
 		return err;
-	err = aeth_acl_rng_region(r, nr, &at, &region);
+	err = aeth_acl_rng_store(r, nr, a->acl_rngidx, AETH_MAX_SLOTS, slot,
+				 aeth_apply_acl_rng_cap, a->acl_rng, &at);
 	free(r);
-	if (err)
-		return err;
-	err = aeth_acl_rng_fit(a->acl_rngidx, AETH_MAX_SLOTS, slot,
-			       aeth_apply_acl_rng_cap, &at);
 	if (err == -ENOSPC) {
 		/* still right: the data path looks the trie up */
 		if (!a->acl_rng_full_logged)
@@ -266,13 +263,10 @@ int apply_build_acl_rng(struct tx *tx, struct aeth_agent *a,
 		a->acl_rng_full_logged = true;
 		memset(&at, 0, sizeof(at));
 		err = 0;
-	} else if (!err && region) {
-		memcpy(a->acl_rng + at.offset, region,
-		       aeth_acl_rng_span(&at) * sizeof(*region));
+	} else if (!err) {
 		/* the intervals before the index entry that names them */
 		__atomic_thread_fence(__ATOMIC_RELEASE);
 	}
-	free(region);
 	if (err)
 		return err;
 	return tx_write(tx, a->fds.acl_rngidx, &slot, sizeof(slot), &at,

@@ -178,26 +178,54 @@ static void fill_dir(const uint64_t *r, size_t n, uint32_t bits,
 	}
 }
 
-int aeth_acl_rng_region(const uint64_t *r, size_t n,
-			struct aeth_acl_rng_at *at, uint64_t **region)
+/* The index entry of n intervals, but its offset (the placement's). */
+static void rng_at_of(size_t n, struct aeth_acl_rng_at *at)
 {
 	uint32_t bits = aeth_acl_dir_bits(n);
-	uint64_t *out = NULL;
 
 	at->count = (uint32_t)n;
 	at->flags = AETH_ACL_RNG_F_COMPILED | (bits ? AETH_ACL_RNG_F_DIR : 0);
 	at->dir_bits = bits;
+}
+
+/* The intervals r[0..n) at out, then their directory if at has one. */
+static void write_region(const uint64_t *r, size_t n,
+			 const struct aeth_acl_rng_at *at, uint64_t *out)
+{
+	for (size_t i = 0; i < n; i++)
+		out[i] = r[i];
+	if (at->flags & AETH_ACL_RNG_F_DIR)
+		fill_dir(r, n, at->dir_bits, out + n);
+}
+
+int aeth_acl_rng_region(const uint64_t *r, size_t n,
+			struct aeth_acl_rng_at *at, uint64_t **region)
+{
+	uint64_t *out = NULL;
+
+	rng_at_of(n, at);
 	if (aeth_acl_rng_span(at)) {
 		out = malloc(aeth_acl_rng_span(at) * sizeof(*out));
 		if (!out)
 			return -ENOMEM;
-		for (size_t i = 0; i < n; i++)
-			out[i] = r[i];
-		if (bits)
-			fill_dir(r, n, bits, out + n);
+		write_region(r, n, at, out);
 	}
 	*region = out;
 	return 0;
+}
+
+int aeth_acl_rng_store(const uint64_t *r, size_t n,
+		       const struct aeth_acl_rng_at *idx, uint32_t n_slots,
+		       uint32_t slot, uint32_t cap, uint64_t *rng,
+		       struct aeth_acl_rng_at *at)
+{
+	int err;
+
+	rng_at_of(n, at);
+	err = aeth_acl_rng_fit(idx, n_slots, slot, cap, at);
+	if (!err)
+		write_region(r, n, at, rng + at->offset);
+	return err;
 }
 
 bool aeth_acl_region_holds(const uint64_t *region,

@@ -1,7 +1,8 @@
 /* The compiled IPv4 form of an authorized-networks list (aeth_acl_rng):
  * the IPv4 sources the list's trie admits, as sorted, disjoint, merged
  * intervals. Pure: the agent's apply (apply_inner.c) and the data path
- * harness (tests/harness) both build it here, from the trie's entries. */
+ * harness (tests/harness) both build and store it here, from the trie's
+ * entries, and aetherctl acl list builds it to check the stored one. */
 #ifndef AETHER_ACL_COMPILE_H
 #define AETHER_ACL_COMPILE_H
 
@@ -72,6 +73,15 @@ int aeth_acl_rng_place(const struct aeth_acl_rng_at *idx, uint32_t n_slots,
  * -ENOSPC. */
 int aeth_acl_rng_fit(const struct aeth_acl_rng_at *idx, uint32_t n_slots,
 		     uint32_t slot, uint32_t cap, struct aeth_acl_rng_at *at);
+
+/* The region of r[0..n) placed for slot (aeth_acl_rng_fit, with the
+ * index idx[0..n_slots) and capacity cap) and written straight into the
+ * array rng: *at is the slot's index entry, to be written after. 0 or
+ * -ENOSPC (nothing written). */
+int aeth_acl_rng_store(const uint64_t *r, size_t n,
+		       const struct aeth_acl_rng_at *idx, uint32_t n_slots,
+		       uint32_t slot, uint32_t cap, uint64_t *rng,
+		       struct aeth_acl_rng_at *at);
 
 /* Whether the intervals r[0..n) hold addr (host order), by the data path's
  * binary search (bpf/guard.h guard_ranges_answer), for tests and tools. */

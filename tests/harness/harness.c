@@ -350,7 +350,7 @@ int dp_acl_compile(struct dp_h *h, uint32_t slot, int acl_fd)
 {
 	struct aeth_acl_rng_at at = { 0 };
 	struct aeth_acl_entry *e;
-	uint64_t *r, *region = NULL;
+	uint64_t *r;
 	size_t n, nr;
 	int err;
 
@@ -363,16 +363,9 @@ int dp_acl_compile(struct dp_h *h, uint32_t slot, int acl_fd)
 	free(e);
 	if (err)
 		return err;
-	err = aeth_acl_rng_region(r, nr, &at, &region);
+	err = aeth_acl_rng_store(r, nr, h->rngidx, AETH_MAX_SLOTS, slot,
+				 h->rng_cap, (uint64_t *)h->rng, &at);
 	free(r);
-	if (err)
-		return err;
-	err = aeth_acl_rng_fit(h->rngidx, AETH_MAX_SLOTS, slot, h->rng_cap,
-			       &at);
-	if (!err && region)
-		memcpy(h->rng + at.offset, region,
-		       aeth_acl_rng_span(&at) * sizeof(*region));
-	free(region);
 	if (err) {
 		dp_acl_uncompile(h, slot);
 		return err;
