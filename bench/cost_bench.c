@@ -276,6 +276,27 @@ static void check(int err, const char *what)
 		die(what, err);
 }
 
+/* Connection entries in one element of an aeth_ct of this value size: a
+ * bucket of ours, or one entry of an earlier build's hash map. */
+static unsigned int ct_slots_per_element(__u32 value_size)
+{
+	return value_size == sizeof(struct aeth_ct_bucket) ? AETH_CT_WAYS : 1;
+}
+
+/* The size of the baseline's own map that holds what this build's holds:
+ * for aeth_ct, as many connection entries. */
+static __u32 same_capacity(const struct bpf_map *base,
+			   const struct bpf_map *mine)
+{
+	__u64 entries = bpf_map__max_entries(mine);
+
+	if (strcmp(bpf_map__name(mine), AETH_MAP_CT))
+		return (__u32)entries;
+	entries *= ct_slots_per_element(bpf_map__value_size(mine));
+	return (__u32)(entries /
+		       ct_slots_per_element(bpf_map__value_size(base)));
+}
+
 /* --baseline FILE: another build of aether_lb.bpf.o, loaded on the same
  * maps (every map whose name, type, key and value sizes it shares with
  * this build's), so that both see the same services and flows and are
@@ -309,7 +330,7 @@ static void load_baseline(struct bench *b, const char *path)
 			if (!strcmp(name, AETH_MAP_CT))
 				b->base_ct = map;
 			check(bpf_map__set_max_entries(
-				      map, bpf_map__max_entries(mine)),
+				      map, same_capacity(map, mine)),
 			      "baseline: sizing its own map");
 			continue;
 		}
@@ -347,7 +368,8 @@ static long long map_memlock(int fd)
 
 /* The connection table's memory per entry (issue 12: <= 64 bytes): what
  * the kernel charges for aeth_ct (preallocated: the same empty or full)
- * over its entries. */
+ * over its entries (AETH_CT_WAYS a bucket; one an element in a baseline's
+ * hash map). */
 static double ct_bytes_per_entry(int fd)
 {
 	struct bpf_map_info info;
@@ -358,7 +380,8 @@ static double ct_bytes_per_entry(int fd)
 	if (mem < 0 || bpf_obj_get_info_by_fd(fd, &info, &len) ||
 	    !info.max_entries)
 		return -1;
-	return (double)mem / info.max_entries;
+	return (double)mem / ((double)info.max_entries *
+			      ct_slots_per_element(info.value_size));
 }
 
 static struct aeth_svc add_svc(struct bench *b, const char *vip, uint16_t port,

@@ -38,8 +38,8 @@ static __always_inline bool lb_tcp_syn(const struct lb_pkt *p)
 }
 
 /* Entry e of this flow judged by include/aether/ct_rule.h (never for a TCP
- * SYN), its backend into *bep when usable. The clock (bpf/clock.h, at
- * jiffies) is read for UDP only; *now_s gets it in seconds. */
+ * SYN), its backend into *bep when usable. *now_s gets the clock
+ * (bpf/clock.h, at jiffies) in seconds. */
 static __always_inline int lb_ct_verdict(const struct lb_pkt *p,
 					 const struct aeth_node *node,
 					 const struct aeth_svc *svc,
@@ -51,7 +51,7 @@ static __always_inline int lb_ct_verdict(const struct lb_pkt *p,
 	struct aeth_backend *be = bpf_map_lookup_elem(&aeth_backend, &id);
 	int v;
 
-	*now_s = p->flow.proto == IPPROTO_UDP ? clock_coarse_s(jiffies) : 0;
+	*now_s = clock_coarse_s(jiffies);
 	v = aeth_ct_judge(e, be, svc->id, p->flow.proto, *now_s,
 			  node->udp_timeout_s);
 	if (v == AETH_CT_USE)
@@ -59,13 +59,16 @@ static __always_inline int lb_ct_verdict(const struct lb_pkt *p,
 	return v;
 }
 
-/* lb_ct_verdict for a packet of the flow itself: an expired entry is a new
- * connection, and a UDP entry in use has its seen_s refreshed (at most
- * once a second: when the second changed). */
+/* lb_ct_verdict for a packet of the flow itself (entry e of key): an
+ * expired entry is a new connection, and an entry in use has its seen_s
+ * refreshed (at most once a second: when the second changed), which keeps
+ * a UDP flow alive and any live flow from being the one its bucket gives
+ * up (include/aether/ct_table.h). */
 static __always_inline int lb_ct_judge(const struct lb_pkt *p,
 				       const struct aeth_node *node,
 				       const struct aeth_svc *svc,
-				       struct aeth_ct_entry *e,
+				       const struct aeth_ct_key *key,
+				       const struct aeth_ct_entry *e,
 				       struct aeth_backend **bep, __u64 jiffies)
 {
 	__u32 now_s;
@@ -75,9 +78,8 @@ static __always_inline int lb_ct_judge(const struct lb_pkt *p,
 		stats_event(AETH_EV_CT_EXPIRED);
 		return AETH_CT_NEW;
 	}
-	if (v == AETH_CT_USE && p->flow.proto == IPPROTO_UDP &&
-	    e->seen_s != now_s)
-		e->seen_s = now_s;
+	if (v == AETH_CT_USE && e->seen_s != now_s && now_s)
+		ct_store(key, e->backend_id, now_s, CT_TOUCH);
 	return v;
 }
 
@@ -118,20 +120,21 @@ lb_backend(struct lb_pkt *p, const struct aeth_node *node,
 	   __u32 *be_id, int *drop)
 {
 	struct aeth_ct_key key = aeth_ct_key_of(&p->flow, svc->id);
-	bool syn = lb_tcp_syn(p), stray = false;
-	struct aeth_ct_entry *e = NULL;
+	bool syn = lb_tcp_syn(p), stray = false, found = false;
+	struct aeth_ct_entry ce;
 	struct aeth_backend *be = NULL;
 	int verdict = AETH_CT_NEW;
 	__u64 now = 0;
 
 	*drop = -1;
 	if (aeth_ct_reads_table(p->flow.proto, syn)) {
-		e = ct_lookup(&key);
-		if (e) {
-			verdict = lb_ct_judge(p, node, svc, e, &be, neg->now);
+		found = ct_find(&key, &ce) >= 0;
+		if (found) {
+			verdict = lb_ct_judge(p, node, svc, &key, &ce, &be,
+					      neg->now);
 			if (verdict == AETH_CT_USE) {
 				stats_event(AETH_EV_CT_HIT);
-				*be_id = e->backend_id;
+				*be_id = ce.backend_id;
 				flow_mem_note(neg, &p->flow, be, *be_id,
 					      svc->id);
 				return be;
@@ -160,10 +163,9 @@ lb_backend(struct lb_pkt *p, const struct aeth_node *node,
 	}
 	if (verdict == AETH_CT_NEW)
 		stats_new_flow(svc->id);
-	/* overwriting a key adds no entry (the old node is freed; the LRU
-	 * evicts one only when it has no free node at all): no budget. A SYN
-	 * read no entry, so it goes through the budget, replacing any */
-	if (e) {
+	/* overwriting a key's own slot adds no entry: no budget. A SYN read
+	 * no entry, so it goes through the budget, replacing any */
+	if (found) {
 		ct_overwrite(&key, *be_id, clock_coarse_s(neg->now));
 	} else {
 		/* a SYN replaces (or deletes) any entry of its tuple: no
@@ -288,15 +290,16 @@ lb_icmp_backend(const struct lb_pkt *p, const struct aeth_node *node,
 		const struct aeth_svc *svc, __u32 *be_id)
 {
 	struct aeth_ct_key key = aeth_ct_key_of(&p->flow, svc->id);
-	struct aeth_ct_entry *e = ct_lookup(&key);
 	struct aeth_backend *be = NULL;
+	struct aeth_ct_entry ce;
 	__u32 now_s;
 
 	/* an error never refreshes the entry it quotes */
-	if (!e || lb_ct_verdict(p, node, svc, e, &be, &now_s,
-				bpf_jiffies64()) != AETH_CT_USE)
+	if (ct_find(&key, &ce) < 0 ||
+	    lb_ct_verdict(p, node, svc, &ce, &be, &now_s,
+			  bpf_jiffies64()) != AETH_CT_USE)
 		return NULL;
-	*be_id = e->backend_id;
+	*be_id = ce.backend_id;
 	return be;
 }
 

@@ -1,24 +1,139 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
-/* Connection table: (service, client) -> backend (aeth_ct_key), with a
- * per-CPU insert budget so a flood of new flows cannot evict established
- * entries from the LRU. */
+/* Connection table: (service, client) -> backend (aeth_ct_key) in buckets
+ * of AETH_CT_WAYS slots (include/aether/ct_table.h: the layout, and how a
+ * reader goes without the lock), with a per-CPU insert budget so a flood
+ * of new flows cannot evict established entries. */
 #ifndef AETHER_BPF_CONNTRACK_H
 #define AETHER_BPF_CONNTRACK_H
 
 #include <stdbool.h>
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
 #include "aether/abi.h"
+#include "aether/ct_table.h"
 #include "maps.h"
 #include "stats.h"
 #include "clock.h"
 
 #define CT_WINDOW_NS 1000000000ull
 
-static __always_inline struct aeth_ct_entry *
-ct_lookup(const struct aeth_ct_key *key)
+/* What ct_store does with the slot of its key. */
+#define CT_PUT 0	/* write it: its own slot, a free one, or the oldest */
+#define CT_DEL 1	/* free the key's slot, if it has one */
+#define CT_TOUCH 2	/* refresh seen_s of the key's slot if it still
+			 * names backend be_id */
+
+/* What ct_store did. */
+#define CT_STORED 0	/* into the key's own slot or a free one */
+#define CT_EVICTED 1	/* over another key's entry */
+#define CT_UNCHANGED 2
+
+/* The kernel's struct bpf_map, for the table's size (CO-RE: the field's
+ * offset comes from the running kernel). */
+struct bpf_map___ct {
+	__u32 max_entries;
+} __attribute__((preserve_access_index));
+
+#define ct_barrier() asm volatile("" ::: "memory")
+
+static __always_inline __u64 ct_load_entry(const struct aeth_ct_bucket *b,
+					   __u32 i)
 {
-	return bpf_map_lookup_elem(&aeth_ct, key);
+	return *(volatile const __u64 *)&b->e[i];
+}
+
+/* The bucket of k: bucket 0's seed, the array's size (a power of two,
+ * set at load: the loader rounds conntrack.max_entries up). */
+static __always_inline struct aeth_ct_bucket *
+ct_bucket(const struct aeth_ct_key *k)
+{
+	struct aeth_ct_bucket *b;
+	__u32 idx = 0;
+
+	b = bpf_map_lookup_elem(&aeth_ct, &idx);
+	if (!b)
+		return NULL;
+	idx = aeth_ct_bucket_of(k, b->seed,
+			((struct bpf_map___ct *)&aeth_ct)->max_entries);
+	return bpf_map_lookup_elem(&aeth_ct, &idx);
+}
+
+/* The entry of k into *out: its slot (0..AETH_CT_WAYS-1), or -1 when it
+ * has none. Without the lock: an entry that changed between its two loads
+ * is taken as missing (its flow then goes by Maglev, as on a node that
+ * never saw it). A global function: the verifier walks the bucket once,
+ * not on every path that reads the table. */
+__noinline int ct_find(const struct aeth_ct_key *k, struct aeth_ct_entry *out)
+{
+	struct aeth_ct_bucket *b;
+
+	if (!k || !out)
+		return -1;
+	b = ct_bucket(k);
+	if (!b)
+		return -1;
+	for (__u32 i = 0; i < AETH_CT_WAYS; i++) {
+		__u64 v = ct_load_entry(b, i);
+
+		if (!(v >> 32) || !aeth_ct_key_eq(&b->key[i], k))
+			continue;
+		ct_barrier();
+		if (ct_load_entry(b, i) != v)
+			return -1;
+		out->backend_id = (__u32)v;
+		out->seen_s = (__u32)(v >> 32);
+		return i;
+	}
+	return -1;
+}
+
+/* Write under the bucket's lock, as how says (CT_PUT, CT_DEL, CT_TOUCH):
+ * returns CT_STORED, CT_EVICTED or CT_UNCHANGED. now_s 0 is stored as 1
+ * (0 marks a free slot). A global function, like ct_find. */
+__noinline int ct_store(const struct aeth_ct_key *k, __u32 be_id, __u32 now_s,
+			__u32 how)
+{
+	__u64 v = (__u64)(now_s ? now_s : 1) << 32 | be_id;
+	volatile __u64 *slot;
+	struct aeth_ct_bucket *b;
+	int ret = CT_UNCHANGED;
+	bool own;
+	int i;
+
+	if (!k)
+		return CT_UNCHANGED;
+	b = ct_bucket(k);
+	if (!b)
+		return CT_UNCHANGED;
+	bpf_spin_lock(&b->lock);
+	i = aeth_ct_victim(b, k, &own);
+	if (i < 0 || i >= AETH_CT_WAYS)
+		goto out;
+	slot = (volatile __u64 *)&b->e[i];
+	if (how == CT_PUT) {
+		if (own) {
+			*slot = v;
+			ret = CT_STORED;
+			goto out;
+		}
+		ret = *slot >> 32 ? CT_EVICTED : CT_STORED;
+		/* free, then the key, then the entry: what readers rely on */
+		*slot = 0;
+		ct_barrier();
+		b->key[i] = *k;
+		ct_barrier();
+		*slot = v;
+	} else if (own && how == CT_DEL) {
+		*slot = 0;
+		ret = CT_STORED;
+	} else if (own && how == CT_TOUCH && (__u32)*slot == be_id) {
+		*slot = v;
+		ret = CT_STORED;
+	}
+out:
+	bpf_spin_unlock(&b->lock);
+	return ret;
 }
 
 /* Take one insert from this CPU's budget for the current second. */
@@ -51,46 +166,32 @@ static __always_inline bool ct_budget_take(const struct aeth_node *node,
  * Maglev just gave the SYN, and the connection's next packets would follow
  * it there (where the backend knows no such connection) instead of
  * following Maglev like the SYN (a miss: stray TCP, Maglev, not recorded).
- * Deleting takes no free node and evicts nothing, so it keeps the budget's
- * promise; overwriting would not (an LRU update takes a free node first,
- * evicting when there is none, even when the key exists). Its price is a
- * walk of the tuple's bucket, like the lookup the SYN skipped (and the
- * bucket's lock when there is an entry to delete), paid only by admitted
- * SYNs beyond the budget, never by refused ones. jiffies: the packet's
- * bpf_jiffies64(); one read of the clock memory gives the budget its ns
- * and the entry its seconds. */
+ * Deleting takes no slot and evicts nothing, so it keeps the budget's
+ * promise. jiffies: the packet's bpf_jiffies64(); one read of the clock
+ * memory gives the budget its ns and the entry its seconds. */
 static __always_inline void ct_record(const struct aeth_node *node,
 				      const struct aeth_ct_key *key,
 				      __u32 be_id, bool unread, __u64 jiffies)
 {
 	struct clock_memory *clk = clock_at(jiffies);
-	struct aeth_ct_entry e = {
-		.backend_id = be_id,
-		.seen_s = clk ? (__u32)clk->s : 0,
-	};
+	__u32 now_s = clk ? (__u32)clk->s : 0;
 
 	if (!ct_budget_take(node, clk ? clk->ns : 0)) {
 		stats_event(AETH_EV_CT_INSERT_SKIPPED);
-		/* looked up first: a miss (the usual case: a new tuple)
-		 * walks the bucket without taking its lock */
-		if (unread && ct_lookup(key))
-			bpf_map_delete_elem(&aeth_ct, key);
+		if (unread)
+			ct_store(key, 0, 0, CT_DEL);
 		return;
 	}
-	if (bpf_map_update_elem(&aeth_ct, key, &e, BPF_ANY) == 0)
-		stats_event(AETH_EV_CT_INSERT);
+	if (ct_store(key, be_id, now_s, CT_PUT) == CT_EVICTED)
+		stats_event(AETH_EV_CT_EVICTED);
+	stats_event(AETH_EV_CT_INSERT);
 }
 
 /* Replace the entry of a flow that has one (a re-selection). */
 static __always_inline void ct_overwrite(const struct aeth_ct_key *key,
 					 __u32 be_id, __u32 now_s)
 {
-	struct aeth_ct_entry e = {
-		.backend_id = be_id,
-		.seen_s = now_s,
-	};
-
-	bpf_map_update_elem(&aeth_ct, key, &e, BPF_ANY);
+	ct_store(key, be_id, now_s, CT_PUT);
 }
 
 #endif /* AETHER_BPF_CONNTRACK_H */

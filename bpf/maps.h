@@ -156,19 +156,19 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } aeth_acl_rngidx SEC(".maps");
 
-/* Connection table: (service, client) -> backend (aeth_ct_key, abi.h).
- * Data path writes; the agent sizes it
- * (conntrack.max_entries) and may delete entries.
- * One LRU list shared by the CPUs (no BPF_F_NO_COMMON_LRU): measured on 2
- * CPUs (docs/bench.md), per-CPU lists made a new flow no cheaper on one CPU
- * or on both at once (inserts already take from a per-CPU free list and
- * lock the shared list about once per 128), while they split the table
- * into per-CPU shares that evict early when receive queues are uneven. */
+/* Connection table: (service, client) -> backend (aeth_ct_key, abi.h), in
+ * buckets of AETH_CT_WAYS slots (include/aether/ct_table.h). Data path
+ * writes; the agent sizes it (conntrack.max_entries / AETH_CT_WAYS,
+ * rounded up to a power of two) and seeds it once when it is created.
+ * Not a kernel hash map: an LRU hash took 96 bytes an entry (48 of element
+ * header, 16 of bucket) and an insert locked lists shared by the CPUs
+ * (two CPUs inserted no faster than one); a bucket of ours takes 32 bytes
+ * an entry and one lock of its own (docs/bench.md). */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, AETH_DEFAULT_CT_ENTRIES);
-	__type(key, struct aeth_ct_key);
-	__type(value, struct aeth_ct_entry);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, AETH_DEFAULT_CT_ENTRIES / AETH_CT_WAYS);
+	__type(key, __u32);
+	__type(value, struct aeth_ct_bucket);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } aeth_ct SEC(".maps");
 
@@ -178,8 +178,8 @@ struct {
  * table, so such a packet reaches the same backend any node would pick; what
  * is lost is only stickiness when the backend set changes while a flow
  * lives on a node that never saw its SYN. Recording them would let a flood
- * of spoofed ACKs from inside the authorized networks buy entries (an LRU
- * insert, 400-600 ns, and an eviction of an established flow each) at line
+ * of spoofed ACKs from inside the authorized networks buy entries (an insert
+ * and, in a full bucket, an eviction of an established flow each) at line
  * rate; not recording makes such a packet cost a Maglev lookup, less than a
  * new flow, and evict nothing. UDP has no SYN: a UDP packet without entry is
  * a new connection, charged and recorded; its entry expires after

@@ -11,6 +11,7 @@
 
 #include "aether/abi.h"
 #include "agent_api.h"
+#include "ct_table.h"
 #include "pinned.h"
 
 
@@ -52,6 +53,10 @@ extern const struct ctl_object ctl_obj_service, ctl_obj_backend,
 	ctl_obj_maglev, ctl_obj_conntrack, ctl_obj_acl, ctl_obj_ratelimit,
 	ctl_obj_stats, ctl_obj_status, ctl_obj_explain, ctl_obj_config,
 	ctl_obj_node;
+
+/* The connection table at ctx->fds.ct (its size and seed), or an error
+ * reported here. 0 or -errno. */
+int ctl_ct_table(struct ctl_ctx *ctx, struct aeth_ct_table *t);
 
 /* Output (ctl_out.c). Errors go once: {"error"} on stdout in JSON mode, one
  * "aetherctl: ..." line on stderr otherwise. */

@@ -52,16 +52,16 @@ static void ct_row_flow(struct ct_row *r, const struct ctl_service *svc)
 	}
 }
 
-static int ct_collect_one(const void *key, const void *value, void *arg)
+static int ct_collect_one(const struct aeth_ct_key *k,
+			  const struct aeth_ct_entry *e, void *arg)
 {
-	const struct aeth_ct_key *k = key;
 	struct ct_collect *c = arg;
 	struct ct_row row;
 
 	if (c->by_svc && k->svc_id != c->svc_id)
 		return 0;
 	row.key = *k;
-	row.e = *(const struct aeth_ct_entry *)value;
+	row.e = *e;
 	ct_row_flow(&row, ctl_service_by_id(c->svcs, c->ns, k->svc_id));
 	if (c->by_src && ctl_addr_cmp(&row.flow.src, row.flow.family,
 				      &c->src, c->src_family))
@@ -149,6 +149,7 @@ static int conntrack_parse(struct ctl_ctx *ctx, int argc, char **argv,
 static int conntrack_load(struct ctl_ctx *ctx, struct ct_listing *l,
 			  const union aeth_addr *be_addr, uint8_t be_family)
 {
+	struct aeth_ct_table t;
 	int ret;
 
 	ret = ctl_services_load(ctx, &l->svcs, &l->ns);
@@ -159,12 +160,13 @@ static int conntrack_load(struct ctl_ctx *ctx, struct ct_listing *l,
 	ret = ctl_backends_load(ctx, &l->bes, &l->nb);
 	if (ret)
 		return ret;
-	ret = ctl_map_foreach(ctx, ctx->fds.ct, AETH_MAP_CT,
-			      sizeof(struct aeth_ct_key),
-			      sizeof(struct aeth_ct_entry), ct_collect_one,
-			      &l->c);
+	ret = ctl_ct_table(ctx, &t);
+	if (!ret)
+		ret = aeth_ct_table_foreach(&t, ct_collect_one, &l->c);
 	if (ret == -ENOMEM)
 		ctl_error(ctx, "out of memory");
+	else if (ret && ret != -EINVAL)
+		ctl_error(ctx, "reading %s: %s", AETH_MAP_CT, strerror(-ret));
 	if (ret)
 		return ret;
 	if (be_family) {

@@ -130,13 +130,17 @@ static int judge_conntrack(struct ctl_ctx *ctx, const struct aeth_flow *f,
 {
 	struct aeth_ct_key key = aeth_ct_key_of(f, v->svc.id);
 	struct aeth_ct_entry ce;
+	struct aeth_ct_table t;
 	struct aeth_backend be;
 	bool have;
-	int judge;
+	int judge, r;
 
 	if (!aeth_ct_reads_table(f->proto, syn))
 		return AETH_CT_NEW;
-	if (bpf_map_lookup_elem(ctx->fds.ct, &key, &ce))
+	r = ctl_ct_table(ctx, &t);
+	if (r)
+		return r;
+	if (aeth_ct_table_get(&t, &key, &ce))
 		return f->proto == IPPROTO_TCP ? AETH_CT_RESELECT : AETH_CT_NEW;
 	have = !bpf_map_lookup_elem(ctx->fds.backend, &ce.backend_id, &be);
 	judge = aeth_ct_judge(&ce, have ? &be : NULL, v->svc.id, f->proto,
@@ -204,6 +208,8 @@ static int decide_backend(struct ctl_ctx *ctx, const struct aeth_flow *f,
 		return r;
 	}
 	judge = judge_conntrack(ctx, f, syn, &node, v);
+	if (judge < 0)
+		return judge;
 	if (judge == AETH_CT_USE)
 		return 0;
 	if (judge != AETH_CT_RESELECT) {

@@ -439,3 +439,16 @@ int ctl_map_foreach(struct ctl_ctx *ctx, int fd, const char *map_name,
 		ctl_error(ctx, "reading %s: %s", map_name, strerror(-ret));
 	return ret;
 }
+
+int ctl_ct_table(struct ctl_ctx *ctx, struct aeth_ct_table *t)
+{
+	int ret = aeth_ct_table_open(t, ctx->fds.ct);
+
+	if (ret == -EINVAL)
+		ctl_error(ctx, "%s is not a connection table of this build "
+			  "(buckets of %zu bytes, a power of two of them)",
+			  AETH_MAP_CT, sizeof(struct aeth_ct_bucket));
+	else if (ret)
+		ctl_error(ctx, "reading %s: %s", AETH_MAP_CT, strerror(-ret));
+	return ret;
+}

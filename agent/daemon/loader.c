@@ -18,11 +18,13 @@
 #include <linux/if_link.h>
 #include <net/if.h>
 
+#include "aether/ct_table.h"
 #include "aether/map_table.h"
 #include "aether/names.h"
 #include "aether_lb.skel.h"
 #include "apply.h"
 #include "apply_internal.h"
+#include "ct_table.h"
 #include "file_util.h"
 #include "loader.h"
 #include "log.h"
@@ -209,11 +211,12 @@ static int claim_pin_dir(struct aeth_agent *a, const char *pin_dir,
 }
 
 /* Open the skeleton with every map of the table pinned under pin_dir and
- * aeth_ct sized (a pinned table keeps its size). */
+ * aeth_ct sized: ct_max_entries entries, in buckets of AETH_CT_WAYS, a
+ * power of two of them (a pinned table keeps its size). */
 static int open_skel(struct aeth_agent *a, const char *pin_dir,
 		     uint32_t ct_max_entries, struct aeth_error *err)
 {
-	uint32_t pinned_ct = pinned_ct_size(pin_dir);
+	uint32_t pinned_ct = pinned_ct_size(pin_dir), want_ct = 0;
 	char path[PATH_MAX];
 	int ret;
 
@@ -232,15 +235,17 @@ static int open_skel(struct aeth_agent *a, const char *pin_dir,
 			return aeth_fail(err, ret, pinned_names[i],
 					 "pin path: %s", strerror(-ret));
 	}
-	if (pinned_ct && ct_max_entries && pinned_ct != ct_max_entries)
+	if (ct_max_entries)
+		want_ct = aeth_ct_buckets_for(ct_max_entries);
+	if (pinned_ct && want_ct && pinned_ct != want_ct)
 		log_warn("%s/%s keeps its %u entries (conntrack.max_entries "
 			 "%u takes effect after --detach)", pin_dir, AETH_MAP_CT,
-			 pinned_ct, ct_max_entries);
+			 pinned_ct * AETH_CT_WAYS, ct_max_entries);
 	if (pinned_ct)
-		ct_max_entries = pinned_ct;
-	if (!ct_max_entries)
+		want_ct = pinned_ct;
+	if (!want_ct)
 		return 0;
-	ret = bpf_map__set_max_entries(a->skel->maps.aeth_ct, ct_max_entries);
+	ret = bpf_map__set_max_entries(a->skel->maps.aeth_ct, want_ct);
 	return ret ? aeth_fail(err, ret, AETH_MAP_CT, "sizing: %s",
 			       strerror(-ret)) : 0;
 }
@@ -257,6 +262,11 @@ static int load_and_recover(struct aeth_agent *a, const char *pin_dir,
 		return aeth_fail(err, ret, "", "loading the BPF object with "
 				 "maps under %s: %s", pin_dir, strerror(-ret));
 	fds_from_skel(a);
+	/* before the program is attached: every entry's bucket depends on it */
+	ret = aeth_ct_table_seed(bpf_map__fd(a->skel->maps.aeth_ct));
+	if (ret)
+		return aeth_fail(err, ret, AETH_MAP_CT, "seeding: %s",
+				 strerror(-ret));
 	attach_remember_own_prog(a);
 	memset(&a->meta, 0, sizeof(a->meta));
 	bpf_map_lookup_elem(a->fds.meta, &zero, &a->meta);

@@ -33,7 +33,7 @@
 #define MAX_BODY_SIZE 4096
 #define CONN_TIMEOUT_S 10
 #define BATCH_KEYS 1024		/* keys per BPF_MAP_LOOKUP_BATCH call */
-#define CT_COUNT_CHUNK 4096	/* entries per step of the conntrack count */
+#define CT_COUNT_CHUNK 1024	/* buckets (of 8 entries) per step of the count */
 #define CT_COUNT_CHUNK_MAX 65536
 #define CT_COUNT_PERIOD_S 60
 #define STR(x) #x
@@ -334,6 +334,9 @@ static const struct {
 	{ AETH_EV_CT_STRAY, "aether_conntrack_stray_total", NULL,
 	  "TCP packets without an entry that are not a SYN: forwarded by Maglev, "
 	  "not recorded." },
+	{ AETH_EV_CT_EVICTED, "aether_conntrack_evicted_total", NULL,
+	  "New entries written over the least recently seen entry of a full "
+	  "bucket of the connection table." },
 };
 _Static_assert(sizeof(event_metrics) / sizeof(event_metrics[0]) == AETH_EV_MAX,
 	       "every event has its metric");
@@ -479,7 +482,8 @@ static void scrape_fill(struct evbuffer *b, const struct array_read *svcinfo,
 	if (ct_fd >= 0 && ct->entries >= 0 &&
 	    !bpf_obj_get_info_by_fd(ct_fd, &info, &len) && info.max_entries)
 		evbuffer_add_printf(b, "aether_map_fill_ratio{map=\"conntrack\"} %.6f\n",
-				    (double)ct->entries / info.max_entries);
+				    (double)ct->entries /
+				    ((double)info.max_entries * AETH_CT_WAYS));
 }
 
 static void scrape_conntrack(struct evbuffer *b, int fd, const struct ct_count *ct)
@@ -491,7 +495,8 @@ static void scrape_conntrack(struct evbuffer *b, int fd, const struct ct_count *
 		return;
 	add_family(b, "aether_conntrack_max_entries", "gauge",
 		   "Capacity of the connection table.");
-	evbuffer_add_printf(b, "aether_conntrack_max_entries %u\n", info.max_entries);
+	evbuffer_add_printf(b, "aether_conntrack_max_entries %llu\n",
+			    (unsigned long long)info.max_entries * AETH_CT_WAYS);
 	if (ct->entries < 0)
 		return;
 	add_family(b, "aether_conntrack_entries", "gauge",
@@ -548,6 +553,24 @@ static int ct_count_buffers(struct ct_count *ct, int fd, uint32_t cap)
 	return 0;
 }
 
+/* The entries in the count buckets just read (the table is an array of
+ * aeth_ct_bucket, include/aether/ct_table.h). */
+static uint64_t ct_count_slots(const struct ct_count *ct, uint32_t count)
+{
+	uint64_t n = 0;
+
+	if (ct->value_size != sizeof(struct aeth_ct_bucket))
+		return 0;
+	for (uint32_t j = 0; j < count; j++) {
+		const struct aeth_ct_bucket *b = (const struct aeth_ct_bucket *)
+			((const char *)ct->values + (size_t)j * ct->value_size);
+
+		for (int i = 0; i < AETH_CT_WAYS; i++)
+			n += b->e[i].seen_s != 0;
+	}
+	return n;
+}
+
 static void ct_count_step(evutil_socket_t unused, short what, void *arg)
 {
 	struct aeth_metrics *m = arg;
@@ -580,7 +603,7 @@ static void ct_count_step(evutil_socket_t unused, short what, void *arg)
 		err = more;
 		goto give_up;
 	}
-	ct->partial += count;
+	ct->partial += ct_count_slots(ct, count);
 	ct->in_pass = true;
 	if (more) {
 		ct_count_schedule(ct, 0);

@@ -31,6 +31,7 @@
 #include "aether/abi.h"
 #include "aether/backend_rule.h"
 #include "aether/ct_rule.h"
+#include "ct_table.h"
 
 #define FRAME_LEN 60
 
@@ -323,45 +324,32 @@ static int empty_prog(void)
 			     2, NULL);
 }
 
-/* Fill aeth_ct from entry `from` up to `to` with flows of svc. */
-static int ct_fill(int ct, uint32_t from, uint32_t to,
+/* Fill aeth_ct from entry `from` up to `to` with flows of svc (each
+ * where the data path would put it: a full bucket gives up its oldest). */
+static int ct_fill(const struct aeth_ct_table *ct, uint32_t from, uint32_t to,
 		   const struct aeth_svc_key *svc, uint32_t svc_id,
 		   const struct aeth_ct_entry *v, double *ms)
 {
-	enum { CHUNK = 8192 };
-	struct aeth_ct_key *keys = calloc(CHUNK, sizeof(*keys));
-	struct aeth_flow f;
-	struct aeth_ct_entry *vals = calloc(CHUNK, sizeof(*vals));
 	double t0 = now_ms();
-	int err = 0;
+	struct aeth_ct_key key;
+	struct aeth_flow f;
+	int err;
 
-	if (!keys || !vals) {
-		err = -ENOMEM;
-		goto out;
-	}
-	for (uint32_t i = from; i < to; i += CHUNK) {
-		__u32 n = to - i < CHUNK ? to - i : CHUNK;
-		LIBBPF_OPTS(bpf_map_batch_opts, bo);
-
-		for (__u32 j = 0; j < n; j++) {
-			flow_of(i + j, false, svc, &f);
-			keys[j] = aeth_ct_key_of(&f, svc_id);
-			vals[j] = *v;
-		}
-		if (bpf_map_update_batch(ct, keys, vals, &n, &bo)) {
-			err = -errno;
-			goto out;
+	for (uint32_t i = from; i < to; i++) {
+		flow_of(i, false, svc, &f);
+		key = aeth_ct_key_of(&f, svc_id);
+		err = aeth_ct_table_put(ct, &key, v);
+		if (err) {
+			errno = -err;
+			return err;
 		}
 	}
 	*ms = now_ms() - t0;
-out:
-	free(keys);
-	free(vals);
-	return err;
+	return 0;
 }
 
 /* Userspace baseline: bpf_map_lookup_elem / update_elem per call. */
-static void ct_user(int ct, uint32_t filled, uint32_t n, uint32_t fresh0,
+static void ct_user(const struct aeth_ct_table *ct, uint32_t filled, uint32_t n, uint32_t fresh0,
 		    const struct aeth_svc_key *svc, uint32_t svc_id,
 		    const struct aeth_ct_entry *v, double *hit_ns,
 		    double *ins_ns)
@@ -376,7 +364,7 @@ static void ct_user(int ct, uint32_t filled, uint32_t n, uint32_t fresh0,
 	for (uint32_t i = 0; i < n; i++) {
 		flow_of(((uint64_t)i * 7919) % filled, false, svc, &f);
 		key = aeth_ct_key_of(&f, svc_id);
-		if (bpf_map_lookup_elem(ct, &key, &got))
+		if (aeth_ct_table_get(ct, &key, &got))
 			misses++;
 	}
 	*hit_ns = (double)(now_ns() - t0) / n;
@@ -387,7 +375,7 @@ static void ct_user(int ct, uint32_t filled, uint32_t n, uint32_t fresh0,
 	for (uint32_t i = 0; i < n; i++) {
 		flow_of(fresh0 + i, true, svc, &f);
 		key = aeth_ct_key_of(&f, svc_id);
-		bpf_map_update_elem(ct, &key, v, BPF_ANY);
+		aeth_ct_table_put(ct, &key, v);
 	}
 	*ins_ns = (double)(now_ns() - t0) / n;
 }
@@ -450,7 +438,8 @@ static long long global_event(int fd, int ev)
 	return sum;
 }
 
-static int ct_point(int prog, int empty, int ct, int global, uint32_t filled,
+static int ct_point(int prog, int empty, const struct aeth_ct_table *ct,
+		    int global, uint32_t filled,
 		    uint32_t samples, uint32_t *fresh_next,
 		    const struct aeth_svc_key *svc, uint32_t svc_id,
 		    const struct aeth_ct_entry *v, bool last)
@@ -502,6 +491,7 @@ static int cmd_ct(const char *dir, const char *vip, int port,
 {
 	struct aeth_svc_key k;
 	struct aeth_ct_entry v;
+	struct aeth_ct_table t;
 	struct aeth_svc s;
 	uint32_t fresh = 0, small = 1024;
 	double fill_small, fill_ms;
@@ -527,17 +517,24 @@ static int cmd_ct(const char *dir, const char *vip, int port,
 			port);
 		return 1;
 	}
-	if (ct_fill(ct, 0, small, &k, s.id, &v, &fill_small))
+	err = aeth_ct_table_open(&t, ct);
+	if (err) {
+		fprintf(stderr, "scale: %s/%s: not a table of this build: %s\n",
+			dir, AETH_MAP_CT, strerror(-err));
+		return 1;
+	}
+	err = 1;
+	if (ct_fill(&t, 0, small, &k, s.id, &v, &fill_small))
 		goto fail;
-	printf("{\"ct_max_entries\": %lld, \"points\": [\n",
-	       fdinfo_field(ct, "max_entries"));
-	if (ct_point(prog, empty, ct, global, small, samples, &fresh, &k, s.id,
+	printf("{\"ct_max_entries\": %llu, \"points\": [\n",
+	       (unsigned long long)t.nbuckets * AETH_CT_WAYS);
+	if (ct_point(prog, empty, &t, global, small, samples, &fresh, &k, s.id,
 		     &v, false))
 		goto out;
 	/* the inserts above went in too; fill the rest fresh */
-	if (ct_fill(ct, small, entries, &k, s.id, &v, &fill_ms))
+	if (ct_fill(&t, small, entries, &k, s.id, &v, &fill_ms))
 		goto fail;
-	if (ct_point(prog, empty, ct, global, entries, samples, &fresh, &k,
+	if (ct_point(prog, empty, &t, global, entries, samples, &fresh, &k,
 		     s.id, &v, true))
 		goto out;
 	printf("], \"fill_ms\": %.0f, \"fill_entries\": %u, "

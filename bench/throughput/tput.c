@@ -33,6 +33,7 @@
 #include <bpf/libbpf.h>
 
 #include "aether/abi.h"
+#include "ct_table.h"
 #include "gen.skel.h"
 #include "sink.skel.h"
 
@@ -359,7 +360,7 @@ static const char *const event_names[AETH_EV_MAX] = {
 	"pass", "tx", "redirect", "to_stack_no_neigh", "to_stack_frag",
 	"decap", "ct_hit", "ct_miss", "ct_insert", "ct_insert_skipped",
 	"ct_reselect", "icmp_too_big_sent", "icmp_steered",
-	"icmp_too_big_limited", "ct_expired", "ct_stray",
+	"icmp_too_big_limited", "ct_expired", "ct_stray", "ct_evicted",
 };
 
 static int word_index(const char *w)
@@ -467,7 +468,7 @@ static int cmd_entries(int argc, char **argv)
 	struct bpf_map_info info;
 	__u32 len = sizeof(info);
 	unsigned long long n = 0;
-	void *key, *next;
+	void *key = NULL, *next = NULL;
 	int fd, err = 0;
 
 	if (argc != 2) {
@@ -482,6 +483,18 @@ static int cmd_entries(int argc, char **argv)
 		if (fd >= 0)
 			close(fd);
 		return 1;
+	}
+	if (info.type == BPF_MAP_TYPE_ARRAY &&
+	    info.value_size == sizeof(struct aeth_ct_bucket)) {
+		/* the connection table: its entries, not its buckets */
+		struct aeth_ct_table t;
+		long count;
+
+		err = aeth_ct_table_open(&t, fd);
+		count = err ? err : aeth_ct_table_count(&t);
+		err = count < 0 ? (int)count : 0;
+		n = count < 0 ? 0 : (unsigned long long)count;
+		goto out;
 	}
 	key = calloc(1, info.key_size);
 	next = calloc(1, info.key_size);

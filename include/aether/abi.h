@@ -6,10 +6,11 @@
 #define AETHER_ABI_H
 
 #include <linux/types.h>
+#include <linux/bpf.h>	/* struct bpf_spin_lock (aeth_ct_bucket) */
 
 /* Bump on any change to a pinned struct or map definition. The agent refuses
  * (or migrates) pinned maps whose aeth_meta.schema_version differs. */
-#define AETH_SCHEMA_VERSION 3
+#define AETH_SCHEMA_VERSION 4
 
 /* Limits. Outer map sizes are fixed at load; inner maps are sized per use. */
 #define AETH_MAX_SERVICES 4096
@@ -107,6 +108,7 @@ enum aeth_event {
 	AETH_EV_ICMP_TOO_BIG_LIMITED, /* too big, reply refused by the ICMP budget */
 	AETH_EV_CT_EXPIRED,	/* idle UDP entry found expired: a new connection */
 	AETH_EV_CT_STRAY,	/* TCP non-SYN without entry: Maglev, not recorded */
+	AETH_EV_CT_EVICTED,	/* a new entry took the slot of another (full bucket) */
 	AETH_EV_MAX,
 };
 
@@ -239,14 +241,12 @@ struct aeth_flow {
 	__u8 pad[2];
 };
 
-/* aeth_ct: (service, client) -> backend (LRU). Written by the data path.
+/* aeth_ct: (service, client) -> backend. Written by the data path.
  * The key is relative to the service: the service id stands for the VIP,
  * the port and the protocol, so a flow is its source address and port
- * within its service (20 bytes instead of the 40 of aeth_flow; the kernel
- * adds a 48-byte element header and a 16-byte bucket: 96 bytes an entry
- * where the whole tuple took 128). Build it with aeth_ct_key_of
- * (ct_rule.h): the port and the service share one 32-bit word, written
- * and hashed as one. */
+ * within its service (20 bytes instead of the 40 of aeth_flow). Build it
+ * with aeth_ct_key_of (ct_rule.h): the port and the service share one
+ * 32-bit word, written and hashed as one. */
 struct aeth_ct_key {
 	union aeth_addr src;	/* IPv4: first word, the rest zero */
 	union {
@@ -261,9 +261,27 @@ struct aeth_ct_key {
 struct aeth_ct_entry {
 	__u32 backend_id;
 	/* coarse clock (bpf_ktime_get_coarse_ns) in whole seconds when the
-	 * entry was written; UDP: refreshed by its packets, at most once a
-	 * second */
+	 * entry was written or last used, refreshed at most once a second
+	 * (never 0: 0 marks a free slot) */
 	__u32 seen_s;
+};
+
+/* The table is an array of buckets (include/aether/ct_table.h): a key
+ * lives in one bucket, chosen by a keyed hash, in one of its
+ * AETH_CT_WAYS slots; a full bucket gives up its least recently seen
+ * entry. 32 bytes an entry (the kernel's LRU hash took 96). The entries
+ * and the keys are kept apart so each entry is one aligned 64-bit word
+ * that readers load whole (ct_table.h: how they read without the lock).
+ * Bucket 0's seed is the whole table's secret hash seed, written once
+ * when the table is created and kept with it (others: 0). */
+#define AETH_CT_WAYS 8
+
+struct aeth_ct_bucket {
+	struct bpf_spin_lock lock;	/* writers only */
+	__u32 seed;
+	struct aeth_ct_entry e[AETH_CT_WAYS];	/* seen_s 0: free */
+	struct aeth_ct_key key[AETH_CT_WAYS];
+	__u32 pad[6];
 };
 
 /* aeth_ct_budget[0] (per CPU): inserts in the current one-second window. */
@@ -361,6 +379,9 @@ _Static_assert(sizeof(struct aeth_backend) == 28, "aeth_backend");
 _Static_assert(sizeof(struct aeth_flow) == 40, "aeth_flow");
 _Static_assert(sizeof(struct aeth_ct_key) == 20, "aeth_ct_key");
 _Static_assert(sizeof(struct aeth_ct_entry) == 8, "aeth_ct_entry");
+_Static_assert(sizeof(struct aeth_ct_bucket) == 256, "aeth_ct_bucket");
+_Static_assert(__builtin_offsetof(struct aeth_ct_bucket, e) == 8,
+	       "aeth_ct_bucket.e: aligned 64-bit words");
 _Static_assert(AETH_MAX_SERVICES <= 65536, "aeth_ct_key.svc_id is 16 bits");
 _Static_assert(sizeof(struct aeth_pcpu) == 24, "aeth_pcpu");
 _Static_assert(sizeof(struct aeth_ct_budget) == 16, "aeth_ct_budget");

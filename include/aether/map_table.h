@@ -57,9 +57,9 @@
 	X(acl_rngidx, BPF_MAP_TYPE_ARRAY, __u32, struct aeth_acl_rng_at,     \
 	  AETH_MAX_SLOTS, BPF_F_MMAPABLE, "agent",                            \
 	  "slot -> its compiled IPv4 intervals in aeth_acl_rng")              \
-	X(ct, BPF_MAP_TYPE_LRU_HASH, struct aeth_ct_key, struct aeth_ct_entry, \
-	  AETH_DEFAULT_CT_ENTRIES, 0, "data path",                            \
-	  "connection table: (service, client) -> backend (sized by conntrack.max_entries)") \
+	X(ct, BPF_MAP_TYPE_ARRAY, __u32, struct aeth_ct_bucket,              \
+	  AETH_DEFAULT_CT_ENTRIES / AETH_CT_WAYS, 0, "data path",             \
+	  "connection table: buckets of 8 (service, client) -> backend entries (conntrack.max_entries / 8)") \
 	X(ct_budget, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, struct aeth_ct_budget, \
 	  1, 0, "data path", "per-CPU connection-table insert budget")        \
 	X(rl_src, BPF_MAP_TYPE_LRU_HASH, struct aeth_rl_src_key,             \

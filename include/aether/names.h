@@ -35,6 +35,7 @@ static const char *const aeth_event_names[AETH_EV_MAX] = {
 	[AETH_EV_ICMP_TOO_BIG_LIMITED] = "icmp_too_big_limited",
 	[AETH_EV_CT_EXPIRED] = "conntrack_expired",
 	[AETH_EV_CT_STRAY] = "conntrack_stray",
+	[AETH_EV_CT_EVICTED] = "conntrack_evicted",
 };
 
 static const char *const aeth_xdp_mode_names[] = {

@@ -7,6 +7,7 @@
 
 #include "agent_fixture.h"
 #include "aether/ct_rule.h"
+#include "ct_table.h"
 
 static char dir[256];
 static struct aeth_agent *A;
@@ -75,6 +76,27 @@ static bool acl_match(int trie_fd, const char *addr, uint32_t *family)
 static bool acl_has(int trie_fd, const char *addr)
 {
 	return acl_match(trie_fd, addr, NULL);
+}
+
+/* The agent's connection table, read and written as the data path would
+ * (its seed and size read anew each time: a restarted agent must keep
+ * them). */
+static int agent_ct_get(struct aeth_agent *a, const struct aeth_ct_key *k,
+			struct aeth_ct_entry *e)
+{
+	struct aeth_ct_table t;
+	int err = aeth_ct_table_open(&t, a->fds.ct);
+
+	return err ? err : aeth_ct_table_get(&t, k, e);
+}
+
+static int agent_ct_put(struct aeth_agent *a, const struct aeth_ct_key *k,
+			const struct aeth_ct_entry *e)
+{
+	struct aeth_ct_table t;
+	int err = aeth_ct_table_open(&t, a->fds.ct);
+
+	return err ? err : aeth_ct_table_put(&t, k, e);
 }
 
 Test(apply, readback)
@@ -592,7 +614,7 @@ Test(apply, restart_keeps_conntrack_and_ids)
 	memset(&ce, 0, sizeof(ce));
 	ce.backend_id = ids0[0];
 	ck = aeth_ct_key_of(&flow, api0.id);
-	cr_assert_eq(bpf_map_update_elem(A->fds.ct, &ck, &ce, BPF_ANY), 0);
+	cr_assert_eq(agent_ct_put(A, &ck, &ce), 0);
 
 	/* the agent goes away (nothing is detached or unpinned) and comes
 	 * back over the same pins; a VIP entry no service names (a crash in
@@ -616,7 +638,7 @@ Test(apply, restart_keeps_conntrack_and_ids)
 		cr_assert_neq(bpf_map_lookup_elem(fd, &vk, &one), 0);
 		close(fd);
 	}
-	cr_assert_eq(bpf_map_lookup_elem(A->fds.ct, &ck, &got), 0);
+	cr_assert_eq(agent_ct_get(A, &ck, &got), 0);
 	cr_assert_eq(got.backend_id, ce.backend_id);
 	cr_assert(A->state->svcs[api0.id].in_use);
 	cr_assert_eq(A->meta.generation, 1);
@@ -632,7 +654,7 @@ Test(apply, restart_keeps_conntrack_and_ids)
 	 * the same content */
 	t1 = read_table(slot_map_id(A->fds.maglev, api1.maglev_slot), 251);
 	cr_assert_arr_eq(t1, t0, 251 * sizeof(uint32_t));
-	cr_assert_eq(bpf_map_lookup_elem(A->fds.ct, &ck, &got), 0);
+	cr_assert_eq(agent_ct_get(A, &ck, &got), 0);
 	cr_assert_eq(A->meta.generation, 2);
 
 	/* and later diffs still keep ids */
@@ -958,7 +980,7 @@ Test(apply, datapath_follows_applied_maps)
 	flow.proto = IPPROTO_TCP;
 	flow.family = AETH_AF_INET;
 	ck = aeth_ct_key_of(&flow, api.id);
-	cr_assert_eq(bpf_map_lookup_elem(A->fds.ct, &ck, &ce), 0,
+	cr_assert_eq(agent_ct_get(A, &ck, &ce), 0,
 		     "no connection entry (verdict %d)", v);
 	cr_assert_eq(bpf_map_lookup_elem(A->fds.node, &zero, &node), 0);
 	table = read_table(slot_map_id(A->fds.maglev, api.maglev_slot), 251);

@@ -644,7 +644,7 @@ Test(fwd, udp_flows_are_recorded)
 	cr_assert_eq(e.backend_id, 10);
 	/* keyed by the service's id and the client, nothing else */
 	ct_key = aeth_ct_key_of(&fl, 1);
-	cr_assert_eq(bpf_map_lookup_elem(h.ct, &ct_key, &e), 0);
+	cr_assert_eq(aeth_ct_table_get(&h.ct_table, &ct_key, &e), 0);
 	cr_assert_eq(e.backend_id, 10);
 }
 
@@ -752,10 +752,10 @@ Test(fwd, one_client_tuple_keeps_an_entry_per_service)
 		if (pass)
 			break;
 		k = aeth_ct_key_of(&fa, 1);
-		cr_assert_eq(bpf_map_lookup_elem(h.ct, &k, &e), 0);
+		cr_assert_eq(aeth_ct_table_get(&h.ct_table, &k, &e), 0);
 		cr_assert_eq(e.backend_id, 10);
 		k = aeth_ct_key_of(&fb, 2);
-		cr_assert_eq(bpf_map_lookup_elem(h.ct, &k, &e), 0);
+		cr_assert_eq(aeth_ct_table_get(&h.ct_table, &k, &e), 0);
 		cr_assert_eq(e.backend_id, 20);
 		set_table_all(1, 11);
 		set_table_all(2, 21);
@@ -1058,16 +1058,7 @@ Test(fwd, syn_refused_by_budget_leaves_no_stale_entry)
 
 static unsigned int ct_count(void)
 {
-	struct aeth_ct_key key, next;
-	unsigned int n = 0;
-	void *prev = NULL;
-
-	while (bpf_map_get_next_key(h.ct, prev, &next) == 0) {
-		key = next;
-		prev = &key;
-		n++;
-	}
-	return n;
+	return (unsigned int)aeth_ct_table_count(&h.ct_table);
 }
 
 /* A flood of SYNs of new tuples beyond the insert budget: forwarded,
@@ -1129,7 +1120,7 @@ Test(fwd, idle_udp_entry_expires)
 	/* the entry aged by hand; the CPU's memory of the flow (which
 	 * lapses within 100 ms of real time) retired by the stamp */
 	e.seen_s = dp_now_s() - 29;
-	cr_assert_eq(dp_ct_put(&h, &fl, &e, BPF_EXIST), 0);
+	cr_assert_eq(dp_ct_put(&h, &fl, &e), 0);
 	cr_assert_eq(dp_bump_stamp(&h), 0);
 	run(&f, &r);	/* idle 29 s: still there, and refreshed */
 	expect_tx(&r, &s, &f, "192.0.2.21");
@@ -1137,7 +1128,7 @@ Test(fwd, idle_udp_entry_expires)
 	cr_assert_geq(e.seen_s, dp_now_s() - 1);
 
 	e.seen_s = dp_now_s() - 31;
-	cr_assert_eq(dp_ct_put(&h, &fl, &e, BPF_EXIST), 0);
+	cr_assert_eq(dp_ct_put(&h, &fl, &e), 0);
 	cr_assert_eq(dp_bump_stamp(&h), 0);
 	run(&f, &r);
 	expect_tx(&r, &s, &f, "192.0.2.22");

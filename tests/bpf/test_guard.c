@@ -290,12 +290,12 @@ Test(acl, refused_source_creates_no_state)
 	acl_set(list, N(list));
 	expect_out("203.0.113.7");
 	expect_out("192.0.2.200");
-	cr_expect_eq(map_count(h.ct, sizeof(struct aeth_ct_key)), 0);
+	cr_expect_eq(aeth_ct_table_count(&h.ct_table), 0);
 	cr_expect_eq(map_count(h.rl_src, sizeof(struct aeth_rl_src_key)), 0);
 	cr_expect_eq(svc_drops(SVC4, AETH_R_SERVICE_RATE_LIMITED), 0);
 	/* and the service's budget is still there for an authorized one */
 	expect_in("198.51.100.7");
-	cr_expect_eq(map_count(h.ct, sizeof(struct aeth_ct_key)), 1);
+	cr_expect_eq(aeth_ct_table_count(&h.ct_table), 1);
 	cr_expect_eq(map_count(h.rl_src, sizeof(struct aeth_rl_src_key)), 1);
 }
 
@@ -823,14 +823,14 @@ Test(limit, syn_retransmission_is_charged_again)
 	per_source(&svc4, 1, 1);
 	publish();
 	cr_assert_eq(syn("198.51.100.7", 1000), XDP_TX);
-	cr_expect_eq(map_count(h.ct, sizeof(struct aeth_ct_key)), 1);
+	cr_expect_eq(aeth_ct_table_count(&h.ct_table), 1);
 	cr_expect_eq(syn("198.51.100.7", 1000), XDP_DROP);
 	cr_expect_eq(svc_drops(SVC4, AETH_R_RATE_LIMITED), 1);
 	st = src_state(SVC4, "198.51.100.7");
 	cr_expect_eq(st.admitted, 1);
 	cr_expect_eq(st.dropped, 1);
 	/* refused before Maglev: its entry is untouched */
-	cr_expect_eq(map_count(h.ct, sizeof(struct aeth_ct_key)), 1);
+	cr_expect_eq(aeth_ct_table_count(&h.ct_table), 1);
 	cr_expect_eq(tcp("198.51.100.7", 1000, PKT_TCP_ACK), XDP_TX);
 }
 

@@ -21,6 +21,8 @@
 
 #include "aether_lb.skel.h"
 #include "aether/ct_rule.h"
+#include "aether/ct_table.h"
+#include "ct_table.h"
 #include "ctl_fixture.h"
 
 #define FX_BPFFS "/sys/fs/bpf"
@@ -101,7 +103,8 @@ int fx_open(struct fx *fx)
 		return err;
 	}
 	/* small tables: the test needs a few entries, not the defaults */
-	bpf_map__set_max_entries(skel->maps.aeth_ct, 4096);
+	bpf_map__set_max_entries(skel->maps.aeth_ct,
+				 aeth_ct_buckets_for(4096));
 	bpf_map__set_max_entries(skel->maps.aeth_rl_src, 4096);
 	err = aether_lb__load(skel);
 	if (err) {
@@ -122,6 +125,12 @@ int fx_open(struct fx *fx)
 	fx->maglev = bpf_map__fd(skel->maps.aeth_maglev);
 	fx->acl = bpf_map__fd(skel->maps.aeth_acl);
 	fx->ct = bpf_map__fd(skel->maps.aeth_ct);
+	err = aeth_ct_table_seed(fx->ct);
+	if (err) {
+		fprintf(stderr, "fixture: seeding aeth_ct: %s\n",
+			strerror(-err));
+		return err;
+	}
 	fx->ct_budget = bpf_map__fd(skel->maps.aeth_ct_budget);
 	fx->rl_src = bpf_map__fd(skel->maps.aeth_rl_src);
 	fx->rl_svc = bpf_map__fd(skel->maps.aeth_rl_svc);
@@ -330,8 +339,10 @@ int fx_ct(struct fx *fx, const struct aeth_flow *f, uint32_t backend_id,
 	struct aeth_ct_key k = aeth_ct_key_of(f, svc_id);
 	struct aeth_ct_entry e = { .backend_id = backend_id,
 				   .seen_s = (uint32_t)(seen_ns / 1000000000ull) };
+	struct aeth_ct_table t;
+	int err = aeth_ct_table_open(&t, fx->ct);
 
-	return bpf_map_update_elem(fx->ct, &k, &e, 0) ? -errno : 0;
+	return err ? err : aeth_ct_table_put(&t, &k, &e);
 }
 
 int fx_percpu_add(struct fx *fx, int map_fd, uint32_t key, size_t value_size,

@@ -417,7 +417,7 @@ Test(explain_prog, limiter_state_and_stale_entries_agree)
 	f.sport = htons(3000);
 	f.dport = htons(6443);
 	f.proto = IPPROTO_TCP;
-	cr_assert_eq(dp_ct_put(&h, &f, &e, 0), 0);
+	cr_assert_eq(dp_ct_put(&h, &f, &e), 0);
 	cr_assert_eq(fx_ctl_dir(pin_dir, &r, "-j", "explain", "--src", c.src,
 				"--dst", c.dst, "--proto", "tcp", NULL), 0);
 	cr_assert_neq(strcmp(json_string_value(json_object_get(r.json,
@@ -479,7 +479,7 @@ Test(explain_prog, syn_ignores_usable_entry)
 	f.proto = IPPROTO_TCP;
 	/* an entry on another backend that takes new connections */
 	e.backend_id = want == 0 ? 1 : 0;
-	cr_assert_eq(dp_ct_put(&h, &f, &e, 0), 0);
+	cr_assert_eq(dp_ct_put(&h, &f, &e), 0);
 
 	cr_assert_eq(fx_ctl_dir(pin_dir, &r, "-j", "explain", "--src", c.src,
 				"--dst", c.dst, "--proto", "tcp", "--syn",

@@ -17,6 +17,7 @@
 
 #include "acl_compile.h"
 #include "aether/ct_rule.h"
+#include "aether/ct_table.h"
 #include "aether_lb.skel.h"
 #include "harness.h"
 #include "pkt.h"
@@ -59,7 +60,8 @@ int dp_open_sized(struct dp_h *h, __u32 ct_entries, __u32 rl_entries)
 			goto fail;
 	}
 	if (ct_entries)
-		bpf_map__set_max_entries(skel->maps.aeth_ct, ct_entries);
+		bpf_map__set_max_entries(skel->maps.aeth_ct,
+					 aeth_ct_buckets_for(ct_entries));
 	if (rl_entries)
 		bpf_map__set_max_entries(skel->maps.aeth_rl_src, rl_entries);
 	err = aether_lb__load(skel);
@@ -76,6 +78,11 @@ int dp_open_sized(struct dp_h *h, __u32 ct_entries, __u32 rl_entries)
 	h->maglev = bpf_map__fd(skel->maps.aeth_maglev);
 	h->acl = bpf_map__fd(skel->maps.aeth_acl);
 	h->ct = bpf_map__fd(skel->maps.aeth_ct);
+	err = aeth_ct_table_seed(h->ct);
+	if (!err)
+		err = aeth_ct_table_open(&h->ct_table, h->ct);
+	if (err)
+		goto fail;
 	h->ct_budget = bpf_map__fd(skel->maps.aeth_ct_budget);
 	h->rl_src = bpf_map__fd(skel->maps.aeth_rl_src);
 	h->rl_svc = bpf_map__fd(skel->maps.aeth_rl_svc);
@@ -625,18 +632,18 @@ int dp_ct_get(struct dp_h *h, const struct aeth_flow *fl,
 
 	if (err)
 		return err;
-	return bpf_map_lookup_elem(h->ct, &k, e) ? -errno : 0;
+	return aeth_ct_table_get(&h->ct_table, &k, e);
 }
 
 int dp_ct_put(struct dp_h *h, const struct aeth_flow *fl,
-	      const struct aeth_ct_entry *e, __u64 flags)
+	      const struct aeth_ct_entry *e)
 {
 	struct aeth_ct_key k;
 	int err = dp_ct_key(h, fl, &k);
 
 	if (err)
 		return err;
-	return bpf_map_update_elem(h->ct, &k, e, flags) ? -errno : 0;
+	return aeth_ct_table_put(&h->ct_table, &k, e);
 }
 
 int dp_ct_del(struct dp_h *h, const struct aeth_flow *fl)
@@ -646,7 +653,7 @@ int dp_ct_del(struct dp_h *h, const struct aeth_flow *fl)
 
 	if (err)
 		return err;
-	return bpf_map_delete_elem(h->ct, &k) ? -errno : 0;
+	return aeth_ct_table_del(&h->ct_table, &k);
 }
 
 __u32 dp_now_s(void)

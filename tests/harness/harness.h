@@ -83,6 +83,7 @@
 #include <linux/bpf.h>	/* XDP_PASS and the other verdicts */
 
 #include "aether/abi.h"
+#include "ct_table.h"
 
 #define DP_CT_ENTRIES 16384
 #define DP_RL_ENTRIES 16384
@@ -107,6 +108,7 @@ struct dp_h {
 	/* intervals dp_acl_compile() may use (AETH_ACL_RNG_CAP; a test of a
 	 * full array lowers it) */
 	__u32 rng_cap;
+	struct aeth_ct_table ct_table;	/* aeth_ct's size and seed */
 };
 
 int dp_open(struct dp_h *h);
@@ -140,8 +142,9 @@ int dp_ct_key(struct dp_h *h, const struct aeth_flow *fl,
 	      struct aeth_ct_key *key);
 int dp_ct_get(struct dp_h *h, const struct aeth_flow *fl,
 	      struct aeth_ct_entry *e);
+/* put: where the data path would (agent/lib/ct_table.h) */
 int dp_ct_put(struct dp_h *h, const struct aeth_flow *fl,
-	      const struct aeth_ct_entry *e, __u64 flags);
+	      const struct aeth_ct_entry *e);
 int dp_ct_del(struct dp_h *h, const struct aeth_flow *fl);
 /* Whole seconds of the coarse clock, the clock of aeth_ct_entry.seen_s. */
 __u32 dp_now_s(void);

@@ -26,6 +26,8 @@
 #include "aether/abi.h"
 #include "aether/map_table.h"
 #include "aether_lb.skel.h"
+#include "aether/ct_table.h"
+#include "ct_table.h"
 #include "log.h"
 #include "metrics.h"
 #include "pinned.h"
@@ -111,7 +113,8 @@ static void setup(void)
 	bpf_object__for_each_program(prog, skel->obj)
 		bpf_program__set_autoload(prog, false);
 	/* small tables: quick to create, still several counting chunks */
-	bpf_map__set_max_entries(skel->maps.aeth_ct, CT_ENTRIES);
+	bpf_map__set_max_entries(skel->maps.aeth_ct,
+				 aeth_ct_buckets_for(CT_ENTRIES));
 	bpf_map__set_max_entries(skel->maps.aeth_rl_src, 1024);
 	cr_assert_eq(aether_lb__load(skel), 0, "create the maps");
 	/* read back through the pins, as the agent does */
@@ -683,32 +686,35 @@ Test(metrics, full_tables)
 	free(bs);
 }
 
-/* The connection table is counted in the background, in chunks; the count
- * matches a walk of the map key by key. */
+/* The connection table is counted in the background, in chunks of
+ * buckets; the count matches a walk of the table's slots. */
 Test(metrics, conntrack_entries_counted)
 {
-	struct aeth_ct_entry v = { .backend_id = 1 };
+	struct aeth_ct_entry v = { .backend_id = 1, .seen_s = 5 };
 	struct aeth_ct_key k = { .svc_id = 0 };
-	struct aeth_ct_key cur, next;
+	struct aeth_ct_table t;
 	struct aeth_metrics *m;
 	struct http_call c;
 	const char *body;
-	char want[64];
+	char want[96];
 	int inserted = 0, walked = 0;
 	bool found = false;
 
-	/* more than two chunks of 4096, as many as the LRU keeps */
+	cr_assert_eq(aeth_ct_table_seed(fds.ct), 0);
+	cr_assert_eq(aeth_ct_table_open(&t, fds.ct), 0);
+	cr_assert_eq(t.nbuckets * AETH_CT_WAYS, CT_ENTRIES);
+	/* more than two chunks of 1,024 buckets hold entries */
 	for (uint32_t i = 0; i < 10000; i++) {
 		k.src.v4 = htonl(0xc6336400 + (i & 0xff));	/* 198.51.100.x */
 		k.sport = htons(1024 + i);
-		if (bpf_map_update_elem(fds.ct, &k, &v, BPF_ANY) == 0)
+		if (aeth_ct_table_put(&t, &k, &v) == 0)
 			inserted++;
 	}
 	cr_assert_eq(inserted, 10000);
-	for (int err = bpf_map_get_next_key(fds.ct, NULL, &cur); !err;
-	     err = bpf_map_get_next_key(fds.ct, &cur, &next), cur = next)
-		walked++;
-	cr_assert_gt(walked, 8192, "only %d entries kept", walked);
+	walked = (int)aeth_ct_table_count(&t);
+	/* a few buckets overflowed (each gave up its oldest) */
+	cr_assert_gt(walked, 9000, "only %d entries kept", walked);
+	cr_assert_leq(walked, 10000);
 	snprintf(want, sizeof(want), "aether_conntrack_entries %d", walked);
 
 	m = start("127.0.0.1:0");
@@ -722,6 +728,9 @@ Test(metrics, conntrack_entries_counted)
 	snprintf(want, sizeof(want), "aether_map_fill_ratio{map=\"conntrack\"} %.6f",
 		 (double)walked / CT_ENTRIES);
 	cr_assert_eq(http_get(&c, aeth_metrics_port(m), "/metrics", &body), 200);
+	cr_assert(has_line(body, want), "no line %s", want);
+	snprintf(want, sizeof(want), "aether_conntrack_max_entries %d",
+		 CT_ENTRIES);
 	cr_assert(has_line(body, want), "no line %s", want);
 	free(c.resp);
 	aeth_metrics_stop(m);

@@ -1,0 +1,167 @@
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <bpf/bpf.h>
+
+#include "aether/ct_table.h"
+#include "ct_table.h"
+
+/* Buckets read per batch call: 64 KiB. */
+#define CT_BATCH 256
+
+static int bucket_read(int fd, uint32_t idx, struct aeth_ct_bucket *b)
+{
+	return bpf_map_lookup_elem_flags(fd, &idx, b, BPF_F_LOCK) ? -errno : 0;
+}
+
+static int bucket_write(int fd, uint32_t idx, const struct aeth_ct_bucket *b)
+{
+	return bpf_map_update_elem(fd, &idx, b, BPF_F_LOCK) ? -errno : 0;
+}
+
+int aeth_ct_table_open(struct aeth_ct_table *t, int fd)
+{
+	struct bpf_map_info info;
+	__u32 len = sizeof(info);
+	struct aeth_ct_bucket b;
+	int ret;
+
+	memset(t, 0, sizeof(*t));
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return -errno;
+	if (info.type != BPF_MAP_TYPE_ARRAY ||
+	    info.value_size != sizeof(struct aeth_ct_bucket) ||
+	    !info.max_entries || (info.max_entries & (info.max_entries - 1)))
+		return -EINVAL;
+	ret = bucket_read(fd, 0, &b);
+	if (ret)
+		return ret;
+	t->fd = fd;
+	t->nbuckets = info.max_entries;
+	t->seed = b.seed;
+	return 0;
+}
+
+int aeth_ct_table_seed(int fd)
+{
+	struct aeth_ct_bucket b;
+	uint32_t seed = 0;
+	int ret = bucket_read(fd, 0, &b);
+
+	if (ret || b.seed)
+		return ret;
+	while (!seed)
+		if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+			return -errno;
+	b.seed = seed;
+	return bucket_write(fd, 0, &b);
+}
+
+static uint32_t bucket_of(const struct aeth_ct_table *t,
+			  const struct aeth_ct_key *key)
+{
+	return aeth_ct_bucket_of(key, t->seed, t->nbuckets);
+}
+
+int aeth_ct_table_get(const struct aeth_ct_table *t,
+		      const struct aeth_ct_key *key, struct aeth_ct_entry *e)
+{
+	struct aeth_ct_bucket b;
+	int ret = bucket_read(t->fd, bucket_of(t, key), &b), i;
+
+	if (ret)
+		return ret;
+	i = aeth_ct_slot_of(&b, key);
+	if (i < 0)
+		return -ENOENT;
+	*e = b.e[i];
+	return 0;
+}
+
+int aeth_ct_table_put(const struct aeth_ct_table *t,
+		      const struct aeth_ct_key *key,
+		      const struct aeth_ct_entry *e)
+{
+	uint32_t idx = bucket_of(t, key);
+	struct aeth_ct_bucket b;
+	int ret = bucket_read(t->fd, idx, &b), i;
+	bool own;
+
+	if (ret)
+		return ret;
+	i = aeth_ct_victim(&b, key, &own);
+	b.key[i] = *key;
+	b.e[i] = *e;
+	if (!b.e[i].seen_s)
+		b.e[i].seen_s = 1;
+	return bucket_write(t->fd, idx, &b);
+}
+
+int aeth_ct_table_del(const struct aeth_ct_table *t,
+		      const struct aeth_ct_key *key)
+{
+	uint32_t idx = bucket_of(t, key);
+	struct aeth_ct_bucket b;
+	int ret = bucket_read(t->fd, idx, &b), i;
+
+	if (ret)
+		return ret;
+	i = aeth_ct_slot_of(&b, key);
+	if (i < 0)
+		return -ENOENT;
+	memset(&b.e[i], 0, sizeof(b.e[i]));
+	return bucket_write(t->fd, idx, &b);
+}
+
+int aeth_ct_table_foreach(const struct aeth_ct_table *t, aeth_ct_entry_fn fn,
+			  void *arg)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_F_LOCK);
+	struct aeth_ct_bucket *bs = calloc(CT_BATCH, sizeof(*bs));
+	uint32_t keys[CT_BATCH], in = 0, out = 0;
+	bool first = true, last = false;
+	int ret = 0;
+
+	if (!bs)
+		return -ENOMEM;
+	while (!last && !ret) {
+		__u32 n = CT_BATCH;
+
+		if (bpf_map_lookup_batch(t->fd, first ? NULL : &in, &out, keys,
+					 bs, &n, &opts)) {
+			if (errno != ENOENT) {
+				ret = -errno;
+				break;
+			}
+			last = true;
+		}
+		first = false;
+		in = out;
+		for (__u32 j = 0; j < n && !ret; j++)
+			for (int i = 0; i < AETH_CT_WAYS && !ret; i++)
+				if (bs[j].e[i].seen_s)
+					ret = fn(&bs[j].key[i], &bs[j].e[i],
+						 arg);
+	}
+	free(bs);
+	return ret;
+}
+
+static int count_one(const struct aeth_ct_key *key,
+		     const struct aeth_ct_entry *e, void *arg)
+{
+	(void)key;
+	(void)e;
+	++*(long *)arg;
+	return 0;
+}
+
+long aeth_ct_table_count(const struct aeth_ct_table *t)
+{
+	long n = 0;
+	int ret = aeth_ct_table_foreach(t, count_one, &n);
+
+	return ret ? ret : n;
+}

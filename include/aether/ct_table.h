@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* The connection table's layout rules, shared by the data path
+ * (bpf/conntrack.h) and the readers in userspace (agent/lib/ct_table.c):
+ * which bucket holds a key, which slot of it, and which slot a new key
+ * takes.
+ *
+ * A key lives in bucket aeth_ct_bucket_of(key, seed, nbuckets) of the
+ * array aeth_ct (nbuckets a power of two), in any of its AETH_CT_WAYS
+ * slots. The hash is keyed by bucket 0's seed, random and secret, so no
+ * one can aim flows at one bucket to evict a chosen connection.
+ *
+ * Writers (the data path's inserts, userspace with BPF_F_LOCK) hold the
+ * bucket's lock. Readers in the data path do not: a slot is written as
+ * entry 0 (free), then the key, then the entry, each entry one aligned
+ * 64-bit store, and a reader loads the entry, compares the key, and loads
+ * the entry again, taking the slot only when both loads agree and are not
+ * free. Stores and loads are not reordered with others of their kind on
+ * x86-64, the machines this runs on, so a reader that matched a key
+ * written after its first load sees the second load differ (or see 0). */
+#ifndef AETHER_CT_TABLE_H
+#define AETHER_CT_TABLE_H
+
+#include <stdbool.h>
+#include <linux/types.h>
+#include "abi.h"
+#include "rule_inline.h"
+
+typedef __u32 __attribute__((may_alias)) aeth_u32_alias;
+
+/* The key's five words mixed under seed (each round a multiply and a
+ * shift, so the bucket depends on every bit of the key and of the seed). */
+AETH_RULE __u32 aeth_ct_hash(const struct aeth_ct_key *k, __u32 seed)
+{
+	const aeth_u32_alias *w = (const aeth_u32_alias *)k;
+	__u32 h = seed ^ 0x5f3c0a1eu;
+
+	for (int i = 0; i < 5; i++) {
+		h ^= w[i];
+		h *= 0x9e3779b1u;
+		h ^= h >> 15;
+	}
+	return h;
+}
+
+/* nbuckets: the array's size, a power of two. */
+AETH_RULE __u32 aeth_ct_bucket_of(const struct aeth_ct_key *k, __u32 seed,
+				  __u32 nbuckets)
+{
+	return aeth_ct_hash(k, seed) & (nbuckets - 1);
+}
+
+AETH_RULE bool aeth_ct_key_eq(const struct aeth_ct_key *a,
+			      const struct aeth_ct_key *b)
+{
+	const aeth_u32_alias *x = (const aeth_u32_alias *)a;
+	const aeth_u32_alias *y = (const aeth_u32_alias *)b;
+
+	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) |
+		(x[3] ^ y[3]) | (x[4] ^ y[4])) == 0;
+}
+
+/* The buckets of a table of at least entries entries (a power of two; the
+ * table holds AETH_CT_WAYS times as many entries). */
+AETH_RULE __u32 aeth_ct_buckets_for(__u32 entries)
+{
+	__u32 want = (entries + AETH_CT_WAYS - 1) / AETH_CT_WAYS, n = 1;
+
+	while (n < want && n < (1u << 30))
+		n <<= 1;
+	return n;
+}
+
+/* In a bucket copied whole (userspace, under BPF_F_LOCK): the slot of k,
+ * or -1. */
+AETH_RULE int aeth_ct_slot_of(const struct aeth_ct_bucket *b,
+			      const struct aeth_ct_key *k)
+{
+	for (int i = 0; i < AETH_CT_WAYS; i++)
+		if (b->e[i].seen_s && aeth_ct_key_eq(&b->key[i], k))
+			return i;
+	return -1;
+}
+
+/* The slot a write of k takes (under the bucket's lock): k's own, else a
+ * free one, else the least recently seen (the earliest seen_s; the first
+ * of equals). *own tells whether it is k's. */
+AETH_RULE int aeth_ct_victim(const struct aeth_ct_bucket *b,
+			     const struct aeth_ct_key *k, bool *own)
+{
+	__u32 oldest = ~0u;
+	int victim = 0;
+
+	*own = false;
+	for (int i = 0; i < AETH_CT_WAYS; i++) {
+		__u32 seen = b->e[i].seen_s;
+
+		if (seen && aeth_ct_key_eq(&b->key[i], k)) {
+			*own = true;
+			return i;
+		}
+		if (seen < oldest) {
+			oldest = seen;
+			victim = i;
+		}
+	}
+	return victim;
+}
+
+#endif /* AETHER_CT_TABLE_H */
