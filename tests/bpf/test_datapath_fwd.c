@@ -1,6 +1,7 @@
 /* Data path tests: balancing and forwarding (families, FIB verdicts,
  * conntrack, Maglev, insert budget, MTU answers, ICMP steering). */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <bpf/bpf.h>
 
 #include "aether/ct_rule.h"
+#include "aether/ct_table.h"
 #include "aether/flow_hash.h"
 #include "harness.h"
 #include "pkt.h"
@@ -1092,6 +1094,119 @@ Test(fwd, syn_flood_beyond_budget_adds_no_entry)
 		     g.events[AETH_EV_CT_RESELECT], 0);
 	cr_assert_eq(ct_count(), 1);
 	cr_assert_eq(svc_stats(1).new_flows, 500);
+}
+
+/* n client ports of CLI4 whose entries for service svc_id share one
+ * bucket of the table (found with the table's own seed and size). */
+static void ports_of_one_bucket(uint32_t svc_id, uint16_t *ports, int n)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 20000, VIP4, 6443);
+	struct aeth_ct_key k;
+	struct aeth_flow fl;
+	uint32_t want = 0;
+	int got = 0;
+
+	for (uint32_t port = 20000; port < 65536 && got < n; port++) {
+		uint32_t b;
+
+		s.sport = (uint16_t)port;
+		fl = flow_of(&s);
+		k = aeth_ct_key_of(&fl, svc_id);
+		b = aeth_ct_bucket_of(&k, h.ct_table.seed, h.ct_table.nbuckets);
+		if (!got)
+			want = b;
+		if (b == want)
+			ports[got++] = (uint16_t)port;
+	}
+	cr_assert_eq(got, n, "only %d ports share a bucket", got);
+}
+
+/* A full bucket gives up the entry seen least recently, and a packet of an
+ * established TCP flow refreshes its entry's seen_s (once a second), so a
+ * live connection is not what a new one evicts. */
+Test(fwd, full_bucket_gives_up_its_least_recently_seen_entry)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 0, VIP4, 6443);
+	uint16_t port[AETH_CT_WAYS + 2];
+	struct aeth_ct_entry e;
+	struct aeth_flow fl;
+	struct frame f;
+	struct result r;
+	__u32 now = dp_now_s();
+
+	one_backend_service(1, VIP4, 6443, 6, 10, "192.0.2.21");
+	ports_of_one_bucket(1, port, AETH_CT_WAYS + 2);
+	/* eight entries fill the bucket; the oldest is port[3]'s, then
+	 * port[5]'s, then port[0]'s */
+	for (int i = 0; i < AETH_CT_WAYS; i++) {
+		s.sport = port[i];
+		fl = flow_of(&s);
+		e.backend_id = 10;
+		e.seen_s = i == 3 ? now - 200 : i == 5 ? now - 150 :
+			   now - 100 + i;
+		cr_assert_eq(dp_ct_put(&h, &fl, &e), 0);
+	}
+	cr_assert_eq(ct_count(), AETH_CT_WAYS);
+
+	/* port[5]'s connection is alive: its packet refreshes the entry */
+	s.sport = port[5];
+	s.tcp_flags = PKT_TCP_ACK;
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+	fl = flow_of(&s);
+	cr_assert_eq(dp_ct_get(&h, &fl, &e), 0);
+	cr_assert_geq(e.seen_s, now);
+
+	/* a ninth connection evicts port[3]'s entry */
+	s.sport = port[8];
+	s.tcp_flags = PKT_TCP_SYN;
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+	cr_assert_eq(global().events[AETH_EV_CT_EVICTED], 1);
+	s.sport = port[3];
+	fl = flow_of(&s);
+	cr_assert_eq(dp_ct_get(&h, &fl, &e), -ENOENT);
+	/* its SYN again takes its own slot: no second entry, no eviction */
+	s.sport = port[8];
+	build(&s, &f);
+	run(&f, &r);
+	cr_assert_eq(global().events[AETH_EV_CT_EVICTED], 1);
+	cr_assert_eq(ct_count(), AETH_CT_WAYS);
+
+	/* a tenth evicts port[0]'s (100 s), not the refreshed port[5]'s */
+	s.sport = port[9];
+	build(&s, &f);
+	run(&f, &r);
+	cr_assert_eq(global().events[AETH_EV_CT_EVICTED], 2);
+	for (int i = 0; i < AETH_CT_WAYS + 2; i++) {
+		s.sport = port[i];
+		fl = flow_of(&s);
+		cr_assert_eq(dp_ct_get(&h, &fl, &e), i == 0 || i == 3 ?
+			     -ENOENT : 0, "port[%d]'s entry", i);
+		cr_assert_eq(i == 0 || i == 3 || e.backend_id == 10, 1);
+	}
+	cr_assert_eq(global().events[AETH_EV_CT_INSERT], 3);
+}
+
+/* Each table has a seed of its own, random, which seeding again (a
+ * restarted agent over the pinned table) keeps: someone who can send
+ * flows cannot tell which of them share a bucket. */
+Test(fwd, table_seed_is_random_and_kept)
+{
+	struct aeth_ct_table again;
+	struct dp_h other;
+
+	cr_assert_neq(h.ct_table.seed, 0);
+	cr_assert_eq(aeth_ct_table_seed(h.ct), 0);
+	cr_assert_eq(aeth_ct_table_open(&again, h.ct), 0);
+	cr_assert_eq(again.seed, h.ct_table.seed);
+	cr_assert_eq(again.nbuckets, aeth_ct_buckets_for(DP_CT_ENTRIES));
+	cr_assert_eq(dp_open(&other), 0);
+	cr_assert_neq(other.ct_table.seed, 0);
+	cr_assert_neq(other.ct_table.seed, h.ct_table.seed);
+	dp_close(&other);
 }
 
 /* A UDP entry idle for longer than udp_timeout_s (default 30) is gone: the

@@ -1,0 +1,112 @@
+/* The connection table's layout rules (include/aether/ct_table.h), which
+ * the data path and every userspace reader share: the bucket count for a
+ * size, the slot a key finds, the slot a new key takes, and the keyed
+ * hash. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "aether/ct_table.h"
+
+static struct aeth_ct_key key(__u32 src, __u16 port, __u16 svc)
+{
+	struct aeth_ct_key k;
+
+	memset(&k, 0, sizeof(k));
+	k.src.v4 = src;
+	k.sport = port;
+	k.svc_id = svc;
+	return k;
+}
+
+static void fill(struct aeth_ct_bucket *b, const __u32 *seen)
+{
+	memset(b, 0, sizeof(*b));
+	for (int i = 0; i < AETH_CT_WAYS; i++) {
+		b->key[i] = key(0x0a000001 + i, 1000, 1);
+		b->e[i].backend_id = 100 + i;
+		b->e[i].seen_s = seen[i];
+	}
+}
+
+Test(ct_table, buckets_for_a_size_round_up_to_a_power_of_two)
+{
+	cr_assert_eq(aeth_ct_buckets_for(1), 1);
+	cr_assert_eq(aeth_ct_buckets_for(8), 1);
+	cr_assert_eq(aeth_ct_buckets_for(9), 2);
+	cr_assert_eq(aeth_ct_buckets_for(1000), 128);	/* 125 -> 128 */
+	cr_assert_eq(aeth_ct_buckets_for(1024), 128);
+	cr_assert_eq(aeth_ct_buckets_for(1025), 256);
+	cr_assert_eq(aeth_ct_buckets_for(AETH_DEFAULT_CT_ENTRIES), 131072);
+	cr_assert_eq(aeth_ct_buckets_for(16u << 20), 2u << 20);
+}
+
+Test(ct_table, a_key_is_found_only_in_a_used_slot)
+{
+	__u32 seen[AETH_CT_WAYS] = { 5, 5, 5, 5, 5, 5, 5, 5 };
+	struct aeth_ct_bucket b;
+	struct aeth_ct_key k = key(0x0a000004, 1000, 1);
+
+	fill(&b, seen);
+	cr_assert_eq(aeth_ct_slot_of(&b, &k), 3);
+	b.e[3].seen_s = 0;	/* freed */
+	cr_assert_eq(aeth_ct_slot_of(&b, &k), -1);
+	k = key(0x0a000004, 1000, 2);	/* another service: another key */
+	b.e[3].seen_s = 5;
+	cr_assert_eq(aeth_ct_slot_of(&b, &k), -1);
+	k = key(0x0a000004, 1001, 1);
+	cr_assert_eq(aeth_ct_slot_of(&b, &k), -1);
+}
+
+Test(ct_table, a_new_key_takes_its_own_then_a_free_then_the_oldest_slot)
+{
+	__u32 seen[AETH_CT_WAYS] = { 50, 40, 30, 20, 60, 20, 70, 80 };
+	struct aeth_ct_bucket b;
+	struct aeth_ct_key own = key(0x0a000007, 1000, 1);
+	struct aeth_ct_key other = key(0xc0000201, 2000, 1);
+	bool is_own;
+
+	fill(&b, seen);
+	cr_assert_eq(aeth_ct_victim(&b, &own, &is_own), 6);
+	cr_assert(is_own);
+	/* the least recently seen, the first of equals */
+	cr_assert_eq(aeth_ct_victim(&b, &other, &is_own), 3);
+	cr_assert_not(is_own);
+	/* a free slot before any used one, wherever it is */
+	b.e[7].seen_s = 0;
+	cr_assert_eq(aeth_ct_victim(&b, &other, &is_own), 7);
+	cr_assert_not(is_own);
+	/* its own slot even when a free one comes first */
+	b.e[0].seen_s = 0;
+	cr_assert_eq(aeth_ct_victim(&b, &own, &is_own), 6);
+	cr_assert(is_own);
+}
+
+/* The bucket depends on the seed (the point of keeping it secret) and on
+ * every word of the key; buckets spread evenly. */
+Test(ct_table, the_hash_depends_on_the_seed_and_the_whole_key)
+{
+	enum { N = 1 << 16, BUCKETS = 1024 };
+	static unsigned int count[BUCKETS];
+	struct aeth_ct_key k = key(0xc6336407, 40000, 3), k2;
+	int same_bucket = 0, max = 0;
+
+	for (__u32 seed = 1; seed <= 64; seed++)
+		same_bucket += aeth_ct_bucket_of(&k, seed, BUCKETS) ==
+			       aeth_ct_bucket_of(&k, seed + 1000, BUCKETS);
+	cr_assert_lt(same_bucket, 8, "%d of 64 seeds kept the bucket",
+		     same_bucket);
+	for (int w = 0; w < 5; w++) {
+		k2 = k;
+		((__u32 *)&k2)[w] ^= 1u << (w * 5);
+		cr_assert_neq(aeth_ct_hash(&k, 7), aeth_ct_hash(&k2, 7),
+			      "word %d", w);
+	}
+	for (__u32 i = 0; i < N; i++) {
+		k2 = key(0xc6336400 + (i >> 8), 1024 + (i & 0xff), 1);
+		count[aeth_ct_bucket_of(&k2, 0x1234567, BUCKETS)]++;
+	}
+	for (int i = 0; i < BUCKETS; i++)
+		max = count[i] > (unsigned)max ? (int)count[i] : max;
+	/* 64 a bucket on average; Poisson's tail puts the largest near 90 */
+	cr_assert_lt(max, 110, "a bucket got %d of %d keys", max, N);
+}
