@@ -189,10 +189,11 @@ static int conntrack_load(struct ctl_ctx *ctx, struct ct_listing *l,
 }
 
 /* A row's service label (in lbl when not a known service), backend
- * address (in be) and the time since the entry was written (a TCP entry:
- * at its SYN or a re-selection, so not how long the connection has been
- * quiet) or refreshed (UDP: by its packets, at most once a second), an
- * upper bound as the entry keeps whole seconds. */
+ * address (in be) and the time since the entry was written or refreshed
+ * by its flow's packets (at most once a second, and only by packets that
+ * reach the connection table: a busy flow's may be answered by its CPU's
+ * memory for up to 100 ms), an upper bound as the entry keeps whole
+ * seconds. */
 static const char *ct_row_names(const struct ct_listing *l,
 				const struct ct_row *r, char *lbl,
 				size_t lbl_len, char *be, double *updated_s)
@@ -323,7 +324,7 @@ const struct ctl_object ctl_obj_conntrack = {
 	.verbs = conntrack_verbs,
 	.n_verbs = sizeof(conntrack_verbs) / sizeof(conntrack_verbs[0]),
 	.summary = "The connection table: flow -> backend, with how long "
-		   "ago each entry was updated\n(TCP: written at its SYN; UDP: "
+		   "ago each entry was updated\n(written at its first packet, "
 		   "refreshed by its packets; whole seconds), sorted by "
 		   "service, source. "
 		   "--limit N shows the first N (default 1000, 0: all).",
