@@ -167,7 +167,9 @@ static __always_inline bool ct_budget_take(const struct aeth_node *node,
  * it there (where the backend knows no such connection) instead of
  * following Maglev like the SYN (a miss: stray TCP, Maglev, not recorded).
  * Deleting takes no slot and evicts nothing, so it keeps the budget's
- * promise. jiffies: the packet's bpf_jiffies64(); one read of the clock
+ * promise. Its price is a read of the tuple's bucket, like the lookup the
+ * SYN skipped (and the bucket's lock when there is an entry to delete),
+ * paid only by admitted SYNs beyond the budget, never by refused ones. jiffies: the packet's bpf_jiffies64(); one read of the clock
  * memory gives the budget its ns and the entry its seconds. */
 static __always_inline void ct_record(const struct aeth_node *node,
 				      const struct aeth_ct_key *key,
@@ -177,8 +179,12 @@ static __always_inline void ct_record(const struct aeth_node *node,
 	__u32 now_s = clk ? (__u32)clk->s : 0;
 
 	if (!ct_budget_take(node, clk ? clk->ns : 0)) {
+		struct aeth_ct_entry old;
+
 		stats_event(AETH_EV_CT_INSERT_SKIPPED);
-		if (unread)
+		/* looked up first: a miss (the usual case: a new tuple)
+		 * reads the bucket without taking its lock */
+		if (unread && ct_find(key, &old) >= 0)
 			ct_store(key, 0, 0, CT_DEL);
 		return;
 	}
