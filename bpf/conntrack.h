@@ -37,52 +37,56 @@ struct bpf_map___ct {
 
 #define ct_barrier() asm volatile("" ::: "memory")
 
-static __always_inline __u64 ct_load_entry(const struct aeth_ct_bucket *b,
-					   __u32 i)
+static __always_inline __u64 ct_load_word(const struct aeth_ct_bucket *b,
+					  __u32 i)
 {
-	return *(volatile const __u64 *)&b->e[i];
+	return *(volatile const __u64 *)&b->slot[i].word;
 }
 
-/* The bucket of k: bucket 0's seed, the array's size (a power of two,
- * set at load: the loader rounds conntrack.max_entries up). */
+/* The bucket of k and k's tag: bucket 0's seed, the array's size (a power
+ * of two, set at load: the loader rounds conntrack.max_entries up). */
 static __always_inline struct aeth_ct_bucket *
-ct_bucket(const struct aeth_ct_key *k)
+ct_bucket(const struct aeth_ct_key *k, __u32 *tag)
 {
 	struct aeth_ct_bucket *b;
-	__u32 idx = 0;
+	__u32 idx = 0, h;
 
 	b = bpf_map_lookup_elem(&aeth_ct, &idx);
 	if (!b)
 		return NULL;
-	idx = aeth_ct_bucket_of(k, b->seed,
+	h = aeth_ct_hash(k, b->seed);
+	*tag = aeth_ct_tag(h);
+	idx = aeth_ct_bucket_at(h,
 			((struct bpf_map___ct *)&aeth_ct)->max_entries);
 	return bpf_map_lookup_elem(&aeth_ct, &idx);
 }
 
 /* The entry of k into *out: its slot (0..AETH_CT_WAYS-1), or -1 when it
- * has none. Without the lock: an entry that changed between its two loads
- * is taken as missing (its flow then goes by Maglev, as on a node that
- * never saw it). A global function: the verifier walks the bucket once,
- * not on every path that reads the table. */
+ * has none. The slots' words share a cache line; a key is compared only
+ * where the tag matches. Without the lock: an entry that changed between
+ * its two loads is taken as missing (its flow then goes by Maglev, as on
+ * a node that never saw it). A global function: the verifier walks the
+ * bucket once, not on every path that reads the table. */
 __noinline int ct_find(const struct aeth_ct_key *k, struct aeth_ct_entry *out)
 {
 	struct aeth_ct_bucket *b;
+	__u32 tag;
 
 	if (!k || !out)
 		return -1;
-	b = ct_bucket(k);
+	b = ct_bucket(k, &tag);
 	if (!b)
 		return -1;
 	for (__u32 i = 0; i < AETH_CT_WAYS; i++) {
-		__u64 v = ct_load_entry(b, i);
+		__u64 w = ct_load_word(b, i);
 
-		if (!(v >> 32) || !aeth_ct_key_eq(&b->key[i], k))
+		if (!aeth_ct_word_seen(w) || aeth_ct_word_tag(w) != tag ||
+		    !aeth_ct_key_eq(&b->key[i], k))
 			continue;
 		ct_barrier();
-		if (ct_load_entry(b, i) != v)
+		if (ct_load_word(b, i) != w)
 			return -1;
-		out->backend_id = (__u32)v;
-		out->seen_s = (__u32)(v >> 32);
+		*out = aeth_ct_word_entry(w);
 		return i;
 	}
 	return -1;
@@ -94,41 +98,44 @@ __noinline int ct_find(const struct aeth_ct_key *k, struct aeth_ct_entry *out)
 __noinline int ct_store(const struct aeth_ct_key *k, __u32 be_id, __u32 now_s,
 			__u32 how)
 {
-	__u64 v = (__u64)(now_s ? now_s : 1) << 32 | be_id;
 	volatile __u64 *slot;
 	struct aeth_ct_bucket *b;
 	int ret = CT_UNCHANGED;
+	__u32 tag;
 	bool own;
+	__u64 w;
 	int i;
 
 	if (!k)
 		return CT_UNCHANGED;
-	b = ct_bucket(k);
+	b = ct_bucket(k, &tag);
 	if (!b)
 		return CT_UNCHANGED;
+	w = aeth_ct_word(be_id, tag, now_s ? now_s : 1);
 	bpf_spin_lock(&b->lock);
-	i = aeth_ct_victim(b, k, &own);
+	i = aeth_ct_victim(b, k, tag, &own);
 	if (i < 0 || i >= AETH_CT_WAYS)
 		goto out;
-	slot = (volatile __u64 *)&b->e[i];
+	slot = (volatile __u64 *)&b->slot[i].word;
 	if (how == CT_PUT) {
 		if (own) {
-			*slot = v;
+			*slot = w;
 			ret = CT_STORED;
 			goto out;
 		}
-		ret = *slot >> 32 ? CT_EVICTED : CT_STORED;
-		/* free, then the key, then the entry: what readers rely on */
+		ret = aeth_ct_word_seen(*slot) ? CT_EVICTED : CT_STORED;
+		/* free, then the key, then the word: what readers rely on */
 		*slot = 0;
 		ct_barrier();
 		b->key[i] = *k;
 		ct_barrier();
-		*slot = v;
+		*slot = w;
 	} else if (own && how == CT_DEL) {
 		*slot = 0;
 		ret = CT_STORED;
-	} else if (own && how == CT_TOUCH && (__u32)*slot == be_id) {
-		*slot = v;
+	} else if (own && how == CT_TOUCH &&
+		   aeth_ct_word_entry(*slot).backend_id == be_id) {
+		*slot = w;
 		ret = CT_STORED;
 	}
 out:

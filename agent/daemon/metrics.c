@@ -20,6 +20,7 @@
 #include <event2/util.h>
 
 #include "aether/abi.h"
+#include "aether/ct_table.h"
 #include "aether/names.h"
 #include "http_gzip.h"
 #include "api_conns.h"
@@ -566,7 +567,7 @@ static uint64_t ct_count_slots(const struct ct_count *ct, uint32_t count)
 			((const char *)ct->values + (size_t)j * ct->value_size);
 
 		for (int i = 0; i < AETH_CT_WAYS; i++)
-			n += b->e[i].seen_s != 0;
+			n += aeth_ct_word_seen(b->slot[i].word) != 0;
 	}
 	return n;
 }

@@ -60,23 +60,27 @@ int aeth_ct_table_seed(int fd)
 }
 
 static uint32_t bucket_of(const struct aeth_ct_table *t,
-			  const struct aeth_ct_key *key)
+			  const struct aeth_ct_key *key, uint32_t *tag)
 {
-	return aeth_ct_bucket_of(key, t->seed, t->nbuckets);
+	uint32_t h = aeth_ct_hash(key, t->seed);
+
+	*tag = aeth_ct_tag(h);
+	return aeth_ct_bucket_at(h, t->nbuckets);
 }
 
 int aeth_ct_table_get(const struct aeth_ct_table *t,
 		      const struct aeth_ct_key *key, struct aeth_ct_entry *e)
 {
 	struct aeth_ct_bucket b;
-	int ret = bucket_read(t->fd, bucket_of(t, key), &b), i;
+	uint32_t tag, idx = bucket_of(t, key, &tag);
+	int ret = bucket_read(t->fd, idx, &b), i;
 
 	if (ret)
 		return ret;
-	i = aeth_ct_slot_of(&b, key);
+	i = aeth_ct_slot_of(&b, key, tag);
 	if (i < 0)
 		return -ENOENT;
-	*e = b.e[i];
+	*e = aeth_ct_word_entry(b.slot[i].word);
 	return 0;
 }
 
@@ -84,34 +88,35 @@ int aeth_ct_table_put(const struct aeth_ct_table *t,
 		      const struct aeth_ct_key *key,
 		      const struct aeth_ct_entry *e)
 {
-	uint32_t idx = bucket_of(t, key);
 	struct aeth_ct_bucket b;
+	uint32_t tag, idx = bucket_of(t, key, &tag);
 	int ret = bucket_read(t->fd, idx, &b), i;
 	bool own;
 
 	if (ret)
 		return ret;
-	i = aeth_ct_victim(&b, key, &own);
+	if (e->backend_id > 0xffff)
+		return -ERANGE;
+	i = aeth_ct_victim(&b, key, tag, &own);
 	b.key[i] = *key;
-	b.e[i] = *e;
-	if (!b.e[i].seen_s)
-		b.e[i].seen_s = 1;
+	b.slot[i].word = aeth_ct_word(e->backend_id, tag,
+				 e->seen_s ? e->seen_s : 1);
 	return bucket_write(t->fd, idx, &b);
 }
 
 int aeth_ct_table_del(const struct aeth_ct_table *t,
 		      const struct aeth_ct_key *key)
 {
-	uint32_t idx = bucket_of(t, key);
 	struct aeth_ct_bucket b;
+	uint32_t tag, idx = bucket_of(t, key, &tag);
 	int ret = bucket_read(t->fd, idx, &b), i;
 
 	if (ret)
 		return ret;
-	i = aeth_ct_slot_of(&b, key);
+	i = aeth_ct_slot_of(&b, key, tag);
 	if (i < 0)
 		return -ENOENT;
-	memset(&b.e[i], 0, sizeof(b.e[i]));
+	b.slot[i].word = 0;
 	return bucket_write(t->fd, idx, &b);
 }
 
@@ -140,10 +145,13 @@ int aeth_ct_table_foreach(const struct aeth_ct_table *t, aeth_ct_entry_fn fn,
 		first = false;
 		in = out;
 		for (__u32 j = 0; j < n && !ret; j++)
-			for (int i = 0; i < AETH_CT_WAYS && !ret; i++)
-				if (bs[j].e[i].seen_s)
-					ret = fn(&bs[j].key[i], &bs[j].e[i],
-						 arg);
+			for (int i = 0; i < AETH_CT_WAYS && !ret; i++) {
+				struct aeth_ct_entry e = aeth_ct_word_entry(
+					bs[j].slot[i].word);
+
+				if (e.seen_s)
+					ret = fn(&bs[j].key[i], &e, arg);
+			}
 	}
 	free(bs);
 	return ret;

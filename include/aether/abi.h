@@ -269,17 +269,29 @@ struct aeth_ct_entry {
 /* The table is an array of buckets (include/aether/ct_table.h): a key
  * lives in one bucket, chosen by a keyed hash, in one of its
  * AETH_CT_WAYS slots; a full bucket gives up its least recently seen
- * entry. 32 bytes an entry (the kernel's LRU hash took 96). The entries
- * and the keys are kept apart so each entry is one aligned 64-bit word
- * that readers load whole (ct_table.h: how they read without the lock).
+ * entry. 32 bytes an entry (the kernel's LRU hash took 96). A slot's
+ * entry is one aligned 64-bit word (aeth_ct_word: seen_s, a 16-bit tag
+ * of the key's hash, the backend id; 0: free), and the eight words share
+ * one cache line apart from the keys, so a lookup reads the words, and a
+ * key only where the tag matches: in a full bucket, a miss reads no key
+ * and a hit one (ct_table.h also says how readers go without the lock).
  * Bucket 0's seed is the whole table's secret hash seed, written once
  * when the table is created and kept with it (others: 0). */
 #define AETH_CT_WAYS 8
 
+union aeth_ct_slot_word {
+	__u64 word;		/* aeth_ct_word (ct_table.h) */
+	struct {		/* the same bits, named for BTF readers */
+		__u64 backend_id : 16;
+		__u64 tag : 16;
+		__u64 seen_s : 32;	/* 0: the slot is free */
+	};
+};
+
 struct aeth_ct_bucket {
 	struct bpf_spin_lock lock;	/* writers only */
 	__u32 seed;
-	struct aeth_ct_entry e[AETH_CT_WAYS];	/* seen_s 0: free */
+	union aeth_ct_slot_word slot[AETH_CT_WAYS];
 	struct aeth_ct_key key[AETH_CT_WAYS];
 	__u32 pad[6];
 };
@@ -380,8 +392,10 @@ _Static_assert(sizeof(struct aeth_flow) == 40, "aeth_flow");
 _Static_assert(sizeof(struct aeth_ct_key) == 20, "aeth_ct_key");
 _Static_assert(sizeof(struct aeth_ct_entry) == 8, "aeth_ct_entry");
 _Static_assert(sizeof(struct aeth_ct_bucket) == 256, "aeth_ct_bucket");
-_Static_assert(__builtin_offsetof(struct aeth_ct_bucket, e) == 8,
-	       "aeth_ct_bucket.e: aligned 64-bit words");
+_Static_assert(__builtin_offsetof(struct aeth_ct_bucket, slot) == 8,
+	       "aeth_ct_bucket.slot: aligned 64-bit words");
+_Static_assert(sizeof(union aeth_ct_slot_word) == 8, "aeth_ct_slot_word");
+_Static_assert(AETH_MAX_BACKENDS <= 65536, "a slot word's backend id is 16 bits");
 _Static_assert(AETH_MAX_SERVICES <= 65536, "aeth_ct_key.svc_id is 16 bits");
 _Static_assert(sizeof(struct aeth_pcpu) == 24, "aeth_pcpu");
 _Static_assert(sizeof(struct aeth_ct_budget) == 16, "aeth_ct_budget");

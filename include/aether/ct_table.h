@@ -1,19 +1,21 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* The connection table's layout rules, shared by the data path
  * (bpf/conntrack.h) and the readers in userspace (agent/lib/ct_table.c):
- * which bucket holds a key, which slot of it, and which slot a new key
- * takes.
+ * which bucket holds a key, which slot of it, what a slot's word holds,
+ * and which slot a new key takes.
  *
  * A key lives in bucket aeth_ct_bucket_of(key, seed, nbuckets) of the
  * array aeth_ct (nbuckets a power of two), in any of its AETH_CT_WAYS
  * slots. The hash is keyed by bucket 0's seed, random and secret, so no
- * one can aim flows at one bucket to evict a chosen connection.
+ * one can aim flows at one bucket to evict a chosen connection. Its top
+ * 16 bits are the key's tag, kept in the slot's word: a lookup compares
+ * a key only in the slots whose tag matches.
  *
  * Writers (the data path's inserts, userspace with BPF_F_LOCK) hold the
  * bucket's lock. Readers in the data path do not: a slot is written as
- * entry 0 (free), then the key, then the entry, each entry one aligned
- * 64-bit store, and a reader loads the entry, compares the key, and loads
- * the entry again, taking the slot only when both loads agree and are not
+ * word 0 (free), then the key, then the word, each word one aligned
+ * 64-bit store, and a reader loads the word, compares the key, and loads
+ * the word again, taking the slot only when both loads agree and are not
  * free. Stores and loads are not reordered with others of their kind on
  * x86-64, the machines this runs on, so a reader that matched a key
  * written after its first load sees the second load differ (or see 0). */
@@ -42,11 +44,49 @@ AETH_RULE __u32 aeth_ct_hash(const struct aeth_ct_key *k, __u32 seed)
 	return h;
 }
 
-/* nbuckets: the array's size, a power of two. */
+/* The bucket of hash h in a table of nbuckets (a power of two). */
+AETH_RULE __u32 aeth_ct_bucket_at(__u32 h, __u32 nbuckets)
+{
+	return h & (nbuckets - 1);
+}
+
 AETH_RULE __u32 aeth_ct_bucket_of(const struct aeth_ct_key *k, __u32 seed,
 				  __u32 nbuckets)
 {
-	return aeth_ct_hash(k, seed) & (nbuckets - 1);
+	return aeth_ct_bucket_at(aeth_ct_hash(k, seed), nbuckets);
+}
+
+/* The tag of hash h: its top 16 bits (the bucket takes the low ones). */
+AETH_RULE __u32 aeth_ct_tag(__u32 h)
+{
+	return h >> 16;
+}
+
+/* A slot's word: seen_s (never 0 in a used slot), the tag, the backend. */
+AETH_RULE __u64 aeth_ct_word(__u32 backend_id, __u32 tag, __u32 seen_s)
+{
+	return (__u64)seen_s << 32 | (tag & 0xffff) << 16 |
+	       (backend_id & 0xffff);
+}
+
+AETH_RULE __u32 aeth_ct_word_seen(__u64 w)
+{
+	return (__u32)(w >> 32);
+}
+
+AETH_RULE __u32 aeth_ct_word_tag(__u64 w)
+{
+	return (__u32)(w >> 16) & 0xffff;
+}
+
+AETH_RULE struct aeth_ct_entry aeth_ct_word_entry(__u64 w)
+{
+	struct aeth_ct_entry e = {
+		.backend_id = (__u32)w & 0xffff,
+		.seen_s = (__u32)(w >> 32),
+	};
+
+	return e;
 }
 
 AETH_RULE bool aeth_ct_key_eq(const struct aeth_ct_key *a,
@@ -70,13 +110,23 @@ AETH_RULE __u32 aeth_ct_buckets_for(__u32 entries)
 	return n;
 }
 
+/* Whether slot i holds k (of tag tag). */
+AETH_RULE bool aeth_ct_slot_holds(const struct aeth_ct_bucket *b, int i,
+				  const struct aeth_ct_key *k, __u32 tag)
+{
+	__u64 w = b->slot[i].word;
+
+	return aeth_ct_word_seen(w) && aeth_ct_word_tag(w) == tag &&
+	       aeth_ct_key_eq(&b->key[i], k);
+}
+
 /* In a bucket copied whole (userspace, under BPF_F_LOCK): the slot of k,
  * or -1. */
 AETH_RULE int aeth_ct_slot_of(const struct aeth_ct_bucket *b,
-			      const struct aeth_ct_key *k)
+			      const struct aeth_ct_key *k, __u32 tag)
 {
 	for (int i = 0; i < AETH_CT_WAYS; i++)
-		if (b->e[i].seen_s && aeth_ct_key_eq(&b->key[i], k))
+		if (aeth_ct_slot_holds(b, i, k, tag))
 			return i;
 	return -1;
 }
@@ -85,16 +135,16 @@ AETH_RULE int aeth_ct_slot_of(const struct aeth_ct_bucket *b,
  * free one, else the least recently seen (the earliest seen_s; the first
  * of equals). *own tells whether it is k's. */
 AETH_RULE int aeth_ct_victim(const struct aeth_ct_bucket *b,
-			     const struct aeth_ct_key *k, bool *own)
+			     const struct aeth_ct_key *k, __u32 tag, bool *own)
 {
 	__u32 oldest = ~0u;
 	int victim = 0;
 
 	*own = false;
 	for (int i = 0; i < AETH_CT_WAYS; i++) {
-		__u32 seen = b->e[i].seen_s;
+		__u32 seen = aeth_ct_word_seen(b->slot[i].word);
 
-		if (seen && aeth_ct_key_eq(&b->key[i], k)) {
+		if (aeth_ct_slot_holds(b, i, k, tag)) {
 			*own = true;
 			return i;
 		}

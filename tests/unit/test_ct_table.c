@@ -18,14 +18,35 @@ static struct aeth_ct_key key(__u32 src, __u16 port, __u16 svc)
 	return k;
 }
 
+#define TAG 0x1234
+
 static void fill(struct aeth_ct_bucket *b, const __u32 *seen)
 {
 	memset(b, 0, sizeof(*b));
 	for (int i = 0; i < AETH_CT_WAYS; i++) {
 		b->key[i] = key(0x0a000001 + i, 1000, 1);
-		b->e[i].backend_id = 100 + i;
-		b->e[i].seen_s = seen[i];
+		b->slot[i].word = aeth_ct_word(100 + i, TAG, seen[i]);
 	}
+}
+
+/* A slot's word holds the entry and the tag, and nothing spills. */
+Test(ct_table, slot_word_round_trip)
+{
+	__u64 w = aeth_ct_word(16383, 0xbeef, 0xfffffffe);
+	struct aeth_ct_entry e = aeth_ct_word_entry(w);
+
+	cr_assert_eq(e.backend_id, 16383);
+	cr_assert_eq(e.seen_s, 0xfffffffe);
+	cr_assert_eq(aeth_ct_word_tag(w), 0xbeef);
+	cr_assert_eq(aeth_ct_word_seen(aeth_ct_word(0xffff, 0xffff, 0)), 0);
+	cr_assert_eq(aeth_ct_word_tag(aeth_ct_word(0xffff, 0x1ffff, 1)),
+		     0xffff);
+	cr_assert_eq(aeth_ct_tag(0xabcd1234u), 0xabcd);
+	/* the bitfields bpftool shows name the same bits */
+	union aeth_ct_slot_word u = { .word = w };
+	cr_assert_eq(u.backend_id, 16383);
+	cr_assert_eq(u.tag, 0xbeef);
+	cr_assert_eq(u.seen_s, 0xfffffffe);
 }
 
 Test(ct_table, buckets_for_a_size_round_up_to_a_power_of_two)
@@ -47,14 +68,16 @@ Test(ct_table, a_key_is_found_only_in_a_used_slot)
 	struct aeth_ct_key k = key(0x0a000004, 1000, 1);
 
 	fill(&b, seen);
-	cr_assert_eq(aeth_ct_slot_of(&b, &k), 3);
-	b.e[3].seen_s = 0;	/* freed */
-	cr_assert_eq(aeth_ct_slot_of(&b, &k), -1);
+	cr_assert_eq(aeth_ct_slot_of(&b, &k, TAG), 3);
+	/* another tag: the key is not even compared */
+	cr_assert_eq(aeth_ct_slot_of(&b, &k, TAG + 1), -1);
+	b.slot[3].word = aeth_ct_word(103, TAG, 0);	/* freed */
+	cr_assert_eq(aeth_ct_slot_of(&b, &k, TAG), -1);
 	k = key(0x0a000004, 1000, 2);	/* another service: another key */
-	b.e[3].seen_s = 5;
-	cr_assert_eq(aeth_ct_slot_of(&b, &k), -1);
+	b.slot[3].word = aeth_ct_word(103, TAG, 5);
+	cr_assert_eq(aeth_ct_slot_of(&b, &k, TAG), -1);
 	k = key(0x0a000004, 1001, 1);
-	cr_assert_eq(aeth_ct_slot_of(&b, &k), -1);
+	cr_assert_eq(aeth_ct_slot_of(&b, &k, TAG), -1);
 }
 
 Test(ct_table, a_new_key_takes_its_own_then_a_free_then_the_oldest_slot)
@@ -66,18 +89,18 @@ Test(ct_table, a_new_key_takes_its_own_then_a_free_then_the_oldest_slot)
 	bool is_own;
 
 	fill(&b, seen);
-	cr_assert_eq(aeth_ct_victim(&b, &own, &is_own), 6);
+	cr_assert_eq(aeth_ct_victim(&b, &own, TAG, &is_own), 6);
 	cr_assert(is_own);
 	/* the least recently seen, the first of equals */
-	cr_assert_eq(aeth_ct_victim(&b, &other, &is_own), 3);
+	cr_assert_eq(aeth_ct_victim(&b, &other, TAG, &is_own), 3);
 	cr_assert_not(is_own);
 	/* a free slot before any used one, wherever it is */
-	b.e[7].seen_s = 0;
-	cr_assert_eq(aeth_ct_victim(&b, &other, &is_own), 7);
+	b.slot[7].word = 0;
+	cr_assert_eq(aeth_ct_victim(&b, &other, TAG, &is_own), 7);
 	cr_assert_not(is_own);
 	/* its own slot even when a free one comes first */
-	b.e[0].seen_s = 0;
-	cr_assert_eq(aeth_ct_victim(&b, &own, &is_own), 6);
+	b.slot[0].word = 0;
+	cr_assert_eq(aeth_ct_victim(&b, &own, TAG, &is_own), 6);
 	cr_assert(is_own);
 }
 
