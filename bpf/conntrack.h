@@ -9,7 +9,6 @@
 #include <stdbool.h>
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
-#include <bpf/bpf_core_read.h>
 #include "aether/abi.h"
 #include "aether/ct_table.h"
 #include "maps.h"
@@ -61,12 +60,28 @@ ct_bucket(const struct aeth_ct_key *k, __u32 *tag)
 	return bpf_map_lookup_elem(&aeth_ct, &idx);
 }
 
+/* Whether slot i of b holds k (of tag tag) with word w, read without the
+ * lock: w nonzero with k's tag, k's key in the slot, and the word
+ * unchanged once the key was compared (ct_table.h: why that is enough). */
+static __always_inline bool ct_slot_is(const struct aeth_ct_bucket *b,
+				       __u32 i, const struct aeth_ct_key *k,
+				       __u32 tag, __u64 w)
+{
+	if (!aeth_ct_word_seen(w) || aeth_ct_word_tag(w) != tag ||
+	    !aeth_ct_key_eq(&b->key[i], k))
+		return false;
+	ct_barrier();
+	return ct_load_word(b, i) == w;
+}
+
 /* The entry of k into *out: its slot (0..AETH_CT_WAYS-1), or -1 when it
  * has none. The slots' words share a cache line; a key is compared only
- * where the tag matches. Without the lock: an entry that changed between
- * its two loads is taken as missing (its flow then goes by Maglev, as on
- * a node that never saw it). A global function: the verifier walks the
- * bucket once, not on every path that reads the table. */
+ * where the tag matches. Without the lock: a slot whose word changed
+ * while its key was compared is read once more (a refresh of seen_s by
+ * another CPU changes the word and nothing else), and taken as missing
+ * when it changed again (its flow then goes by Maglev, as on a node that
+ * never saw it). A global function: the verifier walks the bucket once,
+ * not on every path that reads the table. */
 __noinline int ct_find(const struct aeth_ct_key *k, struct aeth_ct_entry *out)
 {
 	struct aeth_ct_bucket *b;
@@ -80,12 +95,13 @@ __noinline int ct_find(const struct aeth_ct_key *k, struct aeth_ct_entry *out)
 	for (__u32 i = 0; i < AETH_CT_WAYS; i++) {
 		__u64 w = ct_load_word(b, i);
 
-		if (!aeth_ct_word_seen(w) || aeth_ct_word_tag(w) != tag ||
-		    !aeth_ct_key_eq(&b->key[i], k))
+		if (!aeth_ct_word_seen(w) || aeth_ct_word_tag(w) != tag)
 			continue;
-		ct_barrier();
-		if (ct_load_word(b, i) != w)
-			return -1;
+		if (!ct_slot_is(b, i, k, tag, w)) {
+			w = ct_load_word(b, i);
+			if (!ct_slot_is(b, i, k, tag, w))
+				continue;
+		}
 		*out = aeth_ct_word_entry(w);
 		return i;
 	}
@@ -176,8 +192,9 @@ static __always_inline bool ct_budget_take(const struct aeth_node *node,
  * Deleting takes no slot and evicts nothing, so it keeps the budget's
  * promise. Its price is a read of the tuple's bucket, like the lookup the
  * SYN skipped (and the bucket's lock when there is an entry to delete),
- * paid only by admitted SYNs beyond the budget, never by refused ones. jiffies: the packet's bpf_jiffies64(); one read of the clock
- * memory gives the budget its ns and the entry its seconds. */
+ * paid only by admitted SYNs beyond the budget, never by refused ones.
+ * jiffies: the packet's bpf_jiffies64(); one read of the clock memory
+ * gives the budget its ns and the entry its seconds. */
 static __always_inline void ct_record(const struct aeth_node *node,
 				      const struct aeth_ct_key *key,
 				      __u32 be_id, bool unread, __u64 jiffies)

@@ -68,18 +68,32 @@ static uint32_t bucket_of(const struct aeth_ct_table *t,
 	return aeth_ct_bucket_at(h, t->nbuckets);
 }
 
+/* Read key's bucket into *b (its index into *idx): key's slot, -ENOENT
+ * when it has none, or -errno. */
+static int bucket_slot_of(const struct aeth_ct_table *t,
+			  const struct aeth_ct_key *key,
+			  struct aeth_ct_bucket *b, uint32_t *idx)
+{
+	uint32_t tag;
+	int ret, i;
+
+	*idx = bucket_of(t, key, &tag);
+	ret = bucket_read(t->fd, *idx, b);
+	if (ret)
+		return ret;
+	i = aeth_ct_slot_of(b, key, tag);
+	return i < 0 ? -ENOENT : i;
+}
+
 int aeth_ct_table_get(const struct aeth_ct_table *t,
 		      const struct aeth_ct_key *key, struct aeth_ct_entry *e)
 {
 	struct aeth_ct_bucket b;
-	uint32_t tag, idx = bucket_of(t, key, &tag);
-	int ret = bucket_read(t->fd, idx, &b), i;
+	uint32_t idx;
+	int i = bucket_slot_of(t, key, &b, &idx);
 
-	if (ret)
-		return ret;
-	i = aeth_ct_slot_of(&b, key, tag);
 	if (i < 0)
-		return -ENOENT;
+		return i;
 	*e = aeth_ct_word_entry(b.slot[i].word);
 	return 0;
 }
@@ -100,7 +114,7 @@ int aeth_ct_table_put(const struct aeth_ct_table *t,
 	i = aeth_ct_victim(&b, key, tag, &own);
 	b.key[i] = *key;
 	b.slot[i].word = aeth_ct_word(e->backend_id, tag,
-				 e->seen_s ? e->seen_s : 1);
+				      e->seen_s ? e->seen_s : 1);
 	return bucket_write(t->fd, idx, &b);
 }
 
@@ -108,14 +122,11 @@ int aeth_ct_table_del(const struct aeth_ct_table *t,
 		      const struct aeth_ct_key *key)
 {
 	struct aeth_ct_bucket b;
-	uint32_t tag, idx = bucket_of(t, key, &tag);
-	int ret = bucket_read(t->fd, idx, &b), i;
+	uint32_t idx;
+	int i = bucket_slot_of(t, key, &b, &idx);
 
-	if (ret)
-		return ret;
-	i = aeth_ct_slot_of(&b, key, tag);
 	if (i < 0)
-		return -ENOENT;
+		return i;
 	b.slot[i].word = 0;
 	return bucket_write(t->fd, idx, &b);
 }
