@@ -126,7 +126,7 @@ out="{"
 gen_doc 1000 0 >"$TMP/doc1000.json"
 for _ in $(seq "$REPS"); do
 	t0=$(date +%s%N)
-	"$AGENT" --check-config "$TMP/doc1000.json" >/dev/null
+	nsx "$AGENT" --check-config "$TMP/doc1000.json" >/dev/null
 	ms_since "$t0"
 done >"$TMP/check.txt"
 out+="\"check_config_1000_ms\": {\"median\": $(median <"$TMP/check.txt"), \"runs\": [$(paste -sd, "$TMP/check.txt")]},"
