@@ -103,7 +103,8 @@ static int cmd_mem(const char *dir)
 		long long mem, inner_mem = 0, type;
 		int fd, inner = 0;
 
-		if (de->d_name[0] == '.')
+		/* the agent's pinned links have a directory of their own */
+		if (de->d_name[0] == '.' || de->d_type == DT_DIR)
 			continue;
 		fd = open_pinned(dir, de->d_name);
 		if (fd < 0)
