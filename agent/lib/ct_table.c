@@ -6,6 +6,7 @@
 
 #include "aether/ct_table.h"
 #include "ct_table.h"
+#include "map_iter.h"
 
 /* Buckets read per batch call: 64 KiB. */
 #define CT_BATCH 256
@@ -134,28 +135,24 @@ int aeth_ct_table_del(const struct aeth_ct_table *t,
 int aeth_ct_table_foreach(const struct aeth_ct_table *t, aeth_ct_entry_fn fn,
 			  void *arg)
 {
-	LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_F_LOCK);
 	struct aeth_ct_bucket *bs = calloc(CT_BATCH, sizeof(*bs));
-	uint32_t keys[CT_BATCH], in = 0, out = 0;
-	bool first = true, last = false;
-	int ret = 0;
+	uint32_t keys[CT_BATCH];
+	struct aeth_map_iter it;
+	int more = 1, ret = 0;
 
-	if (!bs)
+	if (!bs || aeth_map_iter_init(&it, t->fd, sizeof(keys[0]),
+				      sizeof(*bs))) {
+		free(bs);
 		return -ENOMEM;
-	while (!last && !ret) {
-		__u32 n = CT_BATCH;
+	}
+	it.elem_flags = BPF_F_LOCK;	/* each bucket whole, under its lock */
+	while (more > 0 && !ret) {
+		uint32_t n = CT_BATCH;
 
-		if (bpf_map_lookup_batch(t->fd, first ? NULL : &in, &out, keys,
-					 bs, &n, &opts)) {
-			if (errno != ENOENT) {
-				ret = -errno;
-				break;
-			}
-			last = true;
-		}
-		first = false;
-		in = out;
-		for (__u32 j = 0; j < n && !ret; j++)
+		more = aeth_map_iter_next(&it, keys, bs, &n);
+		if (more < 0)
+			ret = more;
+		for (uint32_t j = 0; j < n && !ret; j++)
 			for (int i = 0; i < AETH_CT_WAYS && !ret; i++) {
 				struct aeth_ct_entry e = aeth_ct_word_entry(
 					bs[j].slot[i].word);
@@ -164,6 +161,7 @@ int aeth_ct_table_foreach(const struct aeth_ct_table *t, aeth_ct_entry_fn fn,
 					ret = fn(&bs[j].key[i], &e, arg);
 			}
 	}
+	aeth_map_iter_free(&it);
 	free(bs);
 	return ret;
 }

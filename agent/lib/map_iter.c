@@ -85,8 +85,9 @@ static int next_by_key(struct aeth_map_iter *it, char *keys, char *values,
 		}
 		it->started = true;
 		memcpy(it->last_key, k, it->key_size);
-		if (bpf_map_lookup_elem(it->fd, k,
-					values + (size_t)n * it->value_size)) {
+		if (bpf_map_lookup_elem_flags(it->fd, k,
+					values + (size_t)n * it->value_size,
+					it->elem_flags)) {
 			if (errno == ENOENT)
 				continue;	/* deleted meanwhile */
 			return -errno;
@@ -100,7 +101,8 @@ static int next_by_key(struct aeth_map_iter *it, char *keys, char *values,
 int aeth_map_iter_next(struct aeth_map_iter *it, void *keys, void *values,
 		       uint32_t *count)
 {
-	DECLARE_LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	DECLARE_LIBBPF_OPTS(bpf_map_batch_opts, opts,
+			    .elem_flags = it->elem_flags);
 	size_t tok = it->key_size < 8 ? 8 : it->key_size;
 	int err;
 

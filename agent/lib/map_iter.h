@@ -32,6 +32,8 @@ struct aeth_map_iter {
 	bool started;		/* something was read: the tokens/key are valid */
 	bool by_key;		/* no batch support: get_next_key + lookup */
 	bool done;		/* the pass reached the end */
+	uint64_t elem_flags;	/* of each lookup: 0, or BPF_F_LOCK to copy
+				 * values with a bpf_spin_lock under it */
 	void *tok_in, *tok_out;	/* batch position, key_size (>= 8) bytes each */
 	void *last_key;		/* by_key: the last key read */
 };
