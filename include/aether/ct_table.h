@@ -27,8 +27,6 @@
 #include "abi.h"
 #include "rule_inline.h"
 
-typedef __u32 __attribute__((may_alias)) aeth_u32_alias;
-
 /* The key's five words mixed under seed (each round a multiply and a
  * shift, so the bucket depends on every bit of the key and of the seed). */
 AETH_RULE __u32 aeth_ct_hash(const struct aeth_ct_key *k, __u32 seed)

@@ -25,5 +25,7 @@
 /* A network-order word written over a __u8[] key field (aeth_acl_key.addr):
  * may_alias keeps userspace compilers' strict aliasing out of it. */
 typedef __be32 __attribute__((may_alias)) aeth_be32_alias;
+/* A host-order word read over a key struct (aeth_ct_key's five words). */
+typedef __u32 __attribute__((may_alias)) aeth_u32_alias;
 
 #endif /* AETHER_RULE_INLINE_H */
