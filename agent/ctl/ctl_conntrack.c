@@ -160,12 +160,13 @@ static int conntrack_load(struct ctl_ctx *ctx, struct ct_listing *l,
 	ret = ctl_backends_load(ctx, &l->bes, &l->nb);
 	if (ret)
 		return ret;
-	ret = ctl_ct_table(ctx, &t);
-	if (!ret)
-		ret = aeth_ct_table_foreach(&t, ct_collect_one, &l->c);
+	ret = ctl_ct_table(ctx, &t);	/* reports its own error */
+	if (ret)
+		return ret;
+	ret = aeth_ct_table_foreach(&t, ct_collect_one, &l->c);
 	if (ret == -ENOMEM)
 		ctl_error(ctx, "out of memory");
-	else if (ret && ret != -EINVAL)
+	else if (ret)
 		ctl_error(ctx, "reading %s: %s", AETH_MAP_CT, strerror(-ret));
 	if (ret)
 		return ret;
