@@ -10,6 +10,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "aether/abi.h"
+#include "aether/ct_table.h"
 
 /* Like aeth_ct: a large LRU connection table, looked up with new tuples. */
 struct {
@@ -128,29 +129,11 @@ struct {
 	__type(value, struct own_bucket);
 } micro_own SEC(".maps");
 
-/* A keyed mix of the key's five words (the seed would be secret and kept
- * with the pins, so no one can aim flows at one bucket). */
+/* The connection table's own hash (seed 0) and key compare
+ * (include/aether/ct_table.h), so these rows time the same code. */
 static __always_inline __u32 own_bucket_of(const struct aeth_ct_key *k)
 {
-	const __u32 *w = (const __u32 *)k;
-	__u32 h = 0x5f3c0a1e;
-
-#pragma unroll
-	for (int i = 0; i < 5; i++) {
-		h ^= w[i];
-		h *= 0x9e3779b1u;
-		h ^= h >> 15;
-	}
-	return h & (AETH_DEFAULT_CT_ENTRIES / OWN_WAYS - 1);
-}
-
-static __always_inline bool own_key_eq(const struct aeth_ct_key *a,
-				       const struct aeth_ct_key *b)
-{
-	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
-
-	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) |
-		(x[3] ^ y[3]) | (x[4] ^ y[4])) == 0;
+	return aeth_ct_bucket_of(k, 0, AETH_DEFAULT_CT_ENTRIES / OWN_WAYS);
 }
 
 static __always_inline void own_key(struct xdp_md *ctx, struct aeth_ct_key *k,
@@ -167,7 +150,7 @@ static __always_inline long own_find(const struct own_slot *slot, int ways,
 				     const struct aeth_ct_key *k)
 {
 	for (int i = 0; i < ways; i++)
-		if (slot[i].e.seen_s && own_key_eq(&slot[i].key, k))
+		if (slot[i].e.seen_s && aeth_ct_key_eq(&slot[i].key, k))
 			return slot[i].e.backend_id;
 	return -1;
 }
@@ -183,7 +166,7 @@ static __always_inline void own_put(struct own_slot *slot, int ways,
 	for (int i = 0; i < ways; i++) {
 		__u32 seen = slot[i].e.seen_s;
 
-		if (seen && own_key_eq(&slot[i].key, k)) {
+		if (seen && aeth_ct_key_eq(&slot[i].key, k)) {
 			victim = i;
 			break;
 		}
