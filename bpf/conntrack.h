@@ -36,28 +36,60 @@ struct bpf_map___ct {
 
 #define ct_barrier() asm volatile("" ::: "memory")
 
+/* Load two words for their lines, nothing else. */
+static __always_inline void ct_touch(const __u64 *a, const __u64 *b)
+{
+	__u64 x = *(volatile const __u64 *)a, y = *(volatile const __u64 *)b;
+
+	asm volatile("" :: "r"(x), "r"(y));
+}
+
 static __always_inline __u64 ct_load_word(const struct aeth_ct_bucket *b,
 					  __u32 i)
 {
 	return *(volatile const __u64 *)&b->slot[i].word;
 }
 
-/* The bucket of k and k's tag: bucket 0's seed, the array's size (a power
- * of two, set at load: the loader rounds conntrack.max_entries up). */
-static __always_inline struct aeth_ct_bucket *
-ct_bucket(const struct aeth_ct_key *k, __u32 *tag)
-{
+/* Where k lives: its bucket, its tag, and its bucket's filter word with
+ * k's bit (ct_table.h), from bucket 0's seed and the array's size (a power
+ * of two, set at load: the loader rounds conntrack.max_entries up). Only
+ * addresses: nothing of the bucket or the filter is read here. */
+struct ct_place {
 	struct aeth_ct_bucket *b;
-	__u32 idx = 0, h;
+	__u64 *filter;		/* the word with the bucket's filter bits;
+				 * NULL: a filter smaller than the table */
+	__u64 bit;		/* k's, shifted to the bucket's bits */
+	__u32 shift;		/* of the bucket's bits in *filter */
+	__u32 tag;
+};
 
-	b = bpf_map_lookup_elem(&aeth_ct, &idx);
-	if (!b)
-		return NULL;
-	h = aeth_ct_hash(k, b->seed);
-	*tag = aeth_ct_tag(h);
+/* The bucket's filter bits are one 16-bit store under its lock. */
+_Static_assert(AETH_CT_FILTER_BITS == 16, "ct_filter_set stores 16 bits");
+
+static __always_inline void ct_filter_set(const struct ct_place *at,
+					  __u64 bits)
+{
+	((volatile __u16 *)at->filter)[(at->shift / 16) & 3] = (__u16)bits;
+}
+
+static __always_inline bool ct_locate(const struct aeth_ct_key *k,
+				      struct ct_place *at)
+{
+	__u32 idx = 0, word, h;
+
+	at->b = bpf_map_lookup_elem(&aeth_ct, &idx);
+	if (!at->b)
+		return false;
+	h = aeth_ct_hash(k, at->b->seed);
+	at->tag = aeth_ct_tag(h);
 	idx = aeth_ct_bucket_at(h,
 			((struct bpf_map___ct *)&aeth_ct)->max_entries);
-	return bpf_map_lookup_elem(&aeth_ct, &idx);
+	at->shift = aeth_ct_filter_shift_of(idx);
+	at->bit = aeth_ct_filter_bit(at->tag) << at->shift;
+	word = aeth_ct_filter_word_of(idx);
+	at->filter = bpf_map_lookup_elem(&aeth_ct_filter, &word);
+	at->b = bpf_map_lookup_elem(&aeth_ct, &idx);
+	return at->b != NULL;
 }
 
 /* Whether slot i of b holds k (of tag tag) with word w, read without the
@@ -84,22 +116,21 @@ static __always_inline bool ct_slot_is(const struct aeth_ct_bucket *b,
  * not on every path that reads the table. */
 __noinline int ct_find(const struct aeth_ct_key *k, struct aeth_ct_entry *out)
 {
-	struct aeth_ct_bucket *b;
-	__u32 tag;
+	struct ct_place at;
 
-	if (!k || !out)
+	if (!k || !out || !ct_locate(k, &at))
 		return -1;
-	b = ct_bucket(k, &tag);
-	if (!b)
+	/* the filter first: a clear bit is a miss without the bucket's read */
+	if (at.filter && !(*(volatile __u64 *)at.filter & at.bit))
 		return -1;
 	for (__u32 i = 0; i < AETH_CT_WAYS; i++) {
-		__u64 w = ct_load_word(b, i);
+		__u64 w = ct_load_word(at.b, i);
 
-		if (!aeth_ct_word_seen(w) || aeth_ct_word_tag(w) != tag)
+		if (!aeth_ct_word_seen(w) || aeth_ct_word_tag(w) != at.tag)
 			continue;
-		if (!ct_slot_is(b, i, k, tag, w)) {
-			w = ct_load_word(b, i);
-			if (!ct_slot_is(b, i, k, tag, w))
+		if (!ct_slot_is(at.b, i, k, at.tag, w)) {
+			w = ct_load_word(at.b, i);
+			if (!ct_slot_is(at.b, i, k, at.tag, w))
 				continue;
 		}
 		*out = aeth_ct_word_entry(w);
@@ -115,24 +146,25 @@ __noinline int ct_store(const struct aeth_ct_key *k, __u32 be_id, __u32 now_s,
 			__u32 how)
 {
 	volatile __u64 *slot;
-	struct aeth_ct_bucket *b;
+	struct ct_place at;
 	int ret = CT_UNCHANGED;
-	__u32 tag;
 	bool own;
 	__u64 w;
 	int i;
 
-	if (!k)
+	if (!k || !ct_locate(k, &at))
 		return CT_UNCHANGED;
-	b = ct_bucket(k, &tag);
-	if (!b)
-		return CT_UNCHANGED;
-	w = aeth_ct_word(be_id, tag, now_s ? now_s : 1);
-	bpf_spin_lock(&b->lock);
-	i = aeth_ct_victim(b, k, tag, &own);
+	w = aeth_ct_word(be_id, at.tag, now_s ? now_s : 1);
+	/* the filter's line and the bucket's read side by side, their misses
+	 * overlapping: the lock waits for every earlier access, so a miss
+	 * under it would add its whole latency */
+	if (at.filter)
+		ct_touch(at.filter, &at.b->slot[0].word);
+	bpf_spin_lock(&at.b->lock);
+	i = aeth_ct_victim(at.b, k, at.tag, &own);
 	if (i < 0 || i >= AETH_CT_WAYS)
 		goto out;
-	slot = (volatile __u64 *)&b->slot[i].word;
+	slot = (volatile __u64 *)&at.b->slot[i].word;
 	if (how == CT_PUT) {
 		if (own) {
 			*slot = w;
@@ -140,14 +172,21 @@ __noinline int ct_store(const struct aeth_ct_key *k, __u32 be_id, __u32 now_s,
 			goto out;
 		}
 		ret = aeth_ct_word_seen(*slot) ? CT_EVICTED : CT_STORED;
+		/* the filter before the word (no published entry without its
+		 * bit), without the bit of the entry this one replaces */
+		if (at.filter)
+			ct_filter_set(&at, aeth_ct_filter_of(at.b, i) |
+					   aeth_ct_filter_bit(at.tag));
 		/* free, then the key, then the word: what readers rely on */
 		*slot = 0;
 		ct_barrier();
-		b->key[i] = *k;
+		at.b->key[i] = *k;
 		ct_barrier();
 		*slot = w;
 	} else if (own && how == CT_DEL) {
 		*slot = 0;
+		if (at.filter)
+			ct_filter_set(&at, aeth_ct_filter_of(at.b, -1));
 		ret = CT_STORED;
 	} else if (own && how == CT_TOUCH &&
 		   aeth_ct_word_entry(*slot).backend_id == be_id) {
@@ -155,7 +194,7 @@ __noinline int ct_store(const struct aeth_ct_key *k, __u32 be_id, __u32 now_s,
 		ret = CT_STORED;
 	}
 out:
-	bpf_spin_unlock(&b->lock);
+	bpf_spin_unlock(&at.b->lock);
 	return ret;
 }
 

@@ -442,7 +442,7 @@ int ctl_map_foreach(struct ctl_ctx *ctx, int fd, const char *map_name,
 
 int ctl_ct_table(struct ctl_ctx *ctx, struct aeth_ct_table *t)
 {
-	int ret = aeth_ct_table_open(t, ctx->fds.ct);
+	int ret = aeth_ct_table_open(t, ctx->fds.ct, -1);
 
 	if (ret == -EINVAL)
 		ctl_error(ctx, "%s is not a connection table of this build "

@@ -245,9 +245,21 @@ static int open_skel(struct aeth_agent *a, const char *pin_dir,
 		want_ct = pinned_ct;
 	if (!want_ct)
 		return 0;
-	ret = bpf_map__set_max_entries(a->skel->maps.aeth_ct, want_ct);
+	ret = aeth_ct_table_set_size(a->skel->maps.aeth_ct,
+				     a->skel->maps.aeth_ct_filter, want_ct);
 	return ret ? aeth_fail(err, ret, AETH_MAP_CT, "sizing: %s",
 			       strerror(-ret)) : 0;
+}
+
+int aeth_loader_fill_ct_filter(const struct aeth_agent *a)
+{
+	struct aeth_ct_table t;
+	int ret = aeth_ct_table_open(&t, a->fds.ct, a->fds.ct_filter);
+
+	if (!ret)
+		ret = aeth_ct_table_fill_filter(&t);
+	aeth_ct_table_close(&t);
+	return ret;
 }
 
 /* Load the program over the pinned maps and recover what they hold. */
@@ -266,6 +278,10 @@ static int load_and_recover(struct aeth_agent *a, const char *pin_dir,
 	ret = aeth_ct_table_seed(bpf_map__fd(a->skel->maps.aeth_ct));
 	if (ret)
 		return aeth_fail(err, ret, AETH_MAP_CT, "seeding: %s",
+				 strerror(-ret));
+	ret = aeth_loader_fill_ct_filter(a);
+	if (ret)
+		return aeth_fail(err, ret, AETH_MAP_CT_FILTER, "filling: %s",
 				 strerror(-ret));
 	attach_remember_own_prog(a);
 	memset(&a->meta, 0, sizeof(a->meta));

@@ -424,6 +424,7 @@ static int first_apply(const struct options *o, struct daemon *d,
 {
 	struct aeth_agent *a = &d->agent;
 	struct aeth_apply_result res;
+	int err;
 
 	d->health = aeth_health_start(d->base, health_changed, d);
 	if (!d->health)
@@ -441,6 +442,11 @@ static int first_apply(const struct options *o, struct daemon *d,
 		log_err("not attached to every interface of %s", o->config);
 		return -ENODEV;
 	}
+	/* entries a replaced program of a build without the filter wrote
+	 * since the loader filled it (aeth_loader_fill_ct_filter) */
+	err = aeth_loader_fill_ct_filter(a);
+	if (err)
+		log_err("%s: filling: %s", AETH_MAP_CT_FILTER, strerror(-err));
 	return 0;
 }
 

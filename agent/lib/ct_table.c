@@ -1,8 +1,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 
 #include "aether/ct_table.h"
 #include "ct_table.h"
@@ -21,7 +24,36 @@ static int bucket_write(int fd, uint32_t idx, const struct aeth_ct_bucket *b)
 	return bpf_map_update_elem(fd, &idx, b, BPF_F_LOCK) ? -errno : 0;
 }
 
-int aeth_ct_table_open(struct aeth_ct_table *t, int fd)
+/* Map the filter at fd (an array of one 64-bit word per bucket, at least
+ * nbuckets of them). */
+static int filter_map(struct aeth_ct_table *t, int fd)
+{
+	struct bpf_map_info info;
+	__u32 len = sizeof(info);
+	long page = sysconf(_SC_PAGESIZE);
+	void *m;
+
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return -errno;
+	if (info.type != BPF_MAP_TYPE_ARRAY ||
+	    info.value_size != sizeof(uint64_t) ||
+	    !(info.map_flags & BPF_F_MMAPABLE) ||
+	    info.max_entries < aeth_ct_filter_words(t->nbuckets))
+		return -EINVAL;
+	t->filter_len = ((size_t)info.max_entries * sizeof(uint64_t) + page -
+			 1) / page * page;
+	m = mmap(NULL, t->filter_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		 0);
+	if (m == MAP_FAILED) {
+		t->filter_len = 0;
+		return -errno;
+	}
+	t->filter = m;
+	return 0;
+}
+
+int aeth_ct_table_open(struct aeth_ct_table *t, int fd, int filter_fd)
 {
 	struct bpf_map_info info;
 	__u32 len = sizeof(info);
@@ -29,6 +61,7 @@ int aeth_ct_table_open(struct aeth_ct_table *t, int fd)
 	int ret;
 
 	memset(t, 0, sizeof(*t));
+	t->fd = -1;
 	memset(&info, 0, sizeof(info));
 	if (bpf_obj_get_info_by_fd(fd, &info, &len))
 		return -errno;
@@ -39,10 +72,32 @@ int aeth_ct_table_open(struct aeth_ct_table *t, int fd)
 	ret = bucket_read(fd, 0, &b);
 	if (ret)
 		return ret;
-	t->fd = fd;
 	t->nbuckets = info.max_entries;
 	t->seed = b.seed;
+	if (filter_fd >= 0) {
+		ret = filter_map(t, filter_fd);
+		if (ret)
+			return ret;
+	}
+	t->fd = fd;
 	return 0;
+}
+
+void aeth_ct_table_close(struct aeth_ct_table *t)
+{
+	if (t->filter)
+		munmap(t->filter, t->filter_len);
+	t->filter = NULL;
+	t->filter_len = 0;
+}
+
+int aeth_ct_table_set_size(struct bpf_map *table, struct bpf_map *filter,
+			   uint32_t nbuckets)
+{
+	int ret = bpf_map__set_max_entries(table, nbuckets);
+
+	return ret ? ret : bpf_map__set_max_entries(
+				   filter, aeth_ct_filter_words(nbuckets));
 }
 
 int aeth_ct_table_seed(int fd)
@@ -99,23 +154,39 @@ int aeth_ct_table_get(const struct aeth_ct_table *t,
 	return 0;
 }
 
+/* Set bit in bucket idx's filter word: atomically, as the data path
+ * rewrites the word under the bucket's lock at the same time. */
+static void filter_set(const struct aeth_ct_table *t, uint32_t idx,
+		       uint64_t bit)
+{
+	__atomic_fetch_or(&t->filter[aeth_ct_filter_word_of(idx)],
+			  bit << aeth_ct_filter_shift_of(idx),
+			  __ATOMIC_SEQ_CST);
+}
+
 int aeth_ct_table_put(const struct aeth_ct_table *t,
 		      const struct aeth_ct_key *key,
 		      const struct aeth_ct_entry *e)
 {
 	struct aeth_ct_bucket b;
 	uint32_t tag, idx = bucket_of(t, key, &tag);
-	int ret = bucket_read(t->fd, idx, &b), i;
+	int ret, i;
 	bool own;
 
-	if (ret)
-		return ret;
+	/* an entry without its filter bit would be missed by the data path */
+	if (!t->filter)
+		return -EBADF;
 	if (e->backend_id > 0xffff)
 		return -ERANGE;
+	ret = bucket_read(t->fd, idx, &b);
+	if (ret)
+		return ret;
 	i = aeth_ct_victim(&b, key, tag, &own);
 	b.key[i] = *key;
 	b.slot[i].word = aeth_ct_word(e->backend_id, tag,
 				      e->seen_s ? e->seen_s : 1);
+	/* the bit before the entry, like the data path */
+	filter_set(t, idx, aeth_ct_filter_bit(tag));
 	return bucket_write(t->fd, idx, &b);
 }
 
@@ -181,4 +252,40 @@ long aeth_ct_table_count(const struct aeth_ct_table *t)
 	int ret = aeth_ct_table_foreach(t, count_one, &n);
 
 	return ret ? ret : n;
+}
+
+static int filter_fill_one(const struct aeth_ct_key *key,
+			   const struct aeth_ct_entry *e, void *arg)
+{
+	const struct aeth_ct_table *t = arg;
+	uint32_t tag, idx = bucket_of(t, key, &tag);
+
+	(void)e;
+	filter_set(t, idx, aeth_ct_filter_bit(tag));
+	return 0;
+}
+
+int aeth_ct_table_fill_filter(const struct aeth_ct_table *t)
+{
+	if (!t->filter)
+		return -EBADF;
+	return aeth_ct_table_foreach(t, filter_fill_one, (void *)t);
+}
+
+uint64_t aeth_ct_table_filter_of(const struct aeth_ct_table *t, uint32_t idx)
+{
+	uint64_t w;
+
+	if (!t->filter || idx >= t->nbuckets)
+		return ~0ull;
+	w = __atomic_load_n(&t->filter[aeth_ct_filter_word_of(idx)],
+			    __ATOMIC_SEQ_CST);
+	return w >> aeth_ct_filter_shift_of(idx) &
+	       ((1ull << AETH_CT_FILTER_BITS) - 1);
+}
+
+uint32_t aeth_ct_table_bucket_of(const struct aeth_ct_table *t,
+				 const struct aeth_ct_key *key, uint32_t *tag)
+{
+	return bucket_of(t, key, tag);
 }

@@ -6,18 +6,32 @@
 #ifndef AETHER_CT_TABLE_LIB_H
 #define AETHER_CT_TABLE_LIB_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include "aether/abi.h"
+
+struct bpf_map;
 
 struct aeth_ct_table {
 	int fd;
 	uint32_t nbuckets;	/* the array's size, a power of two */
 	uint32_t seed;		/* bucket 0's */
+	uint64_t *filter;	/* aeth_ct_filter mapped, or NULL */
+	size_t filter_len;
 };
 
-/* Read the size and the seed of the table at fd. 0 or -errno (-EINVAL:
- * not a table of buckets of this build, or a size not a power of two). */
-int aeth_ct_table_open(struct aeth_ct_table *t, int fd);
+/* Read the size and the seed of the table at fd and, for a writer, map its
+ * filter at filter_fd (-1: a reader, which does not need it). 0 or -errno
+ * (-EINVAL: not a table of buckets of this build, a size not a power of
+ * two, or a filter of another shape or smaller than the table). Undone by
+ * aeth_ct_table_close. */
+int aeth_ct_table_open(struct aeth_ct_table *t, int fd, int filter_fd);
+void aeth_ct_table_close(struct aeth_ct_table *t);
+
+/* Size the table and its filter (before the object is loaded): nbuckets
+ * buckets, a power of two (aeth_ct_buckets_for). 0 or -errno. */
+int aeth_ct_table_set_size(struct bpf_map *table, struct bpf_map *filter,
+			   uint32_t nbuckets);
 
 /* Give the table at fd a random seed when it has none (a table just
  * created): before the program sees a packet, as every entry's bucket
@@ -28,13 +42,14 @@ int aeth_ct_table_seed(int fd);
 int aeth_ct_table_get(const struct aeth_ct_table *t,
 		      const struct aeth_ct_key *key, struct aeth_ct_entry *e);
 /* Write the entry of key where the data path would (its own slot, a free
- * one, or the least recently seen); a seen_s of 0 is stored as 1. Not
- * atomic with the data path's own writes to the bucket: for tests and
- * tools. 0 or -errno. */
+ * one, or the least recently seen), and its filter bit; a seen_s of 0 is
+ * stored as 1. Not atomic with the data path's own writes to the bucket:
+ * for tests and tools. 0 or -errno (-EBADF: opened without the filter). */
 int aeth_ct_table_put(const struct aeth_ct_table *t,
 		      const struct aeth_ct_key *key,
 		      const struct aeth_ct_entry *e);
-/* Free the slot of key: 0, -ENOENT, or -errno. */
+/* Free the slot of key: 0, -ENOENT, or -errno. Its filter bit stays (a
+ * bit without an entry costs a reader the bucket's read, nothing else). */
 int aeth_ct_table_del(const struct aeth_ct_table *t,
 		      const struct aeth_ct_key *key);
 
@@ -45,6 +60,20 @@ typedef int (*aeth_ct_entry_fn)(const struct aeth_ct_key *key,
 				const struct aeth_ct_entry *e, void *arg);
 int aeth_ct_table_foreach(const struct aeth_ct_table *t, aeth_ct_entry_fn fn,
 			  void *arg);
+
+/* Set the filter bit of every entry: for a table pinned by a build
+ * without the filter, whose entries have none (and of entries a program
+ * of such a build wrote since). Only sets bits, atomically, so the data
+ * path may run. 0 or -errno (-EBADF: opened without the filter). */
+int aeth_ct_table_fill_filter(const struct aeth_ct_table *t);
+
+/* Bucket idx's filter bits (the low AETH_CT_FILTER_BITS; all of them
+ * when the table was opened without its filter). */
+uint64_t aeth_ct_table_filter_of(const struct aeth_ct_table *t, uint32_t idx);
+
+/* The bucket of key, and its tag into *tag. */
+uint32_t aeth_ct_table_bucket_of(const struct aeth_ct_table *t,
+				 const struct aeth_ct_key *key, uint32_t *tag);
 
 /* The number of entries (-errno on a failed read). */
 long aeth_ct_table_count(const struct aeth_ct_table *t);

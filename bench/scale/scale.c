@@ -496,16 +496,18 @@ static int cmd_ct(const char *dir, const char *vip, int port,
 	struct aeth_svc s;
 	uint32_t fresh = 0, small = 1024;
 	double fill_small, fill_ms;
-	int svcfd, ct, global, prog, empty, err = 1;
+	int svcfd, ct, filter, global, prog, empty, err = 1;
 
 	if (svc_key(vip, port, &k))
 		return 2;
 	svcfd = open_pinned(dir, AETH_MAP_SVC);
 	ct = open_pinned(dir, AETH_MAP_CT);
+	filter = open_pinned(dir, AETH_MAP_CT_FILTER);
 	global = open_pinned(dir, AETH_MAP_GLOBAL);
 	prog = prog_of_agent(dir);
 	empty = empty_prog();
-	if (svcfd < 0 || ct < 0 || global < 0 || prog < 0 || empty < 0)
+	if (svcfd < 0 || ct < 0 || filter < 0 || global < 0 || prog < 0 ||
+	    empty < 0)
 		return 1;
 	if (bpf_map_lookup_elem(svcfd, &k, &s)) {
 		fprintf(stderr, "scale: no service %s:%d\n", vip, port);
@@ -518,7 +520,7 @@ static int cmd_ct(const char *dir, const char *vip, int port,
 			port);
 		return 1;
 	}
-	err = aeth_ct_table_open(&t, ct);
+	err = aeth_ct_table_open(&t, ct, filter);
 	if (err) {
 		fprintf(stderr, "scale: %s/%s: not a table of this build: %s\n",
 			dir, AETH_MAP_CT, strerror(-err));
@@ -547,8 +549,10 @@ fail:
 	fprintf(stderr, "scale: filling %s/%s: %s\n", dir, AETH_MAP_CT,
 		strerror(errno));
 out:
+	aeth_ct_table_close(&t);
 	close(svcfd);
 	close(ct);
+	close(filter);
 	close(global);
 	close(prog);
 	close(empty);

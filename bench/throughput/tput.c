@@ -490,7 +490,7 @@ static int cmd_entries(int argc, char **argv)
 		struct aeth_ct_table t;
 		long count;
 
-		err = aeth_ct_table_open(&t, fd);
+		err = aeth_ct_table_open(&t, fd, -1);
 		count = err ? err : aeth_ct_table_count(&t);
 		err = count < 0 ? (int)count : 0;
 		n = count < 0 ? 0 : (unsigned long long)count;

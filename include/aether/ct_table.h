@@ -18,7 +18,17 @@
  * the word again, taking the slot only when both loads agree and are not
  * free. Stores and loads are not reordered with others of their kind on
  * x86-64, the machines this runs on, so a reader that matched a key
- * written after its first load sees the second load differ (or see 0). */
+ * written after its first load sees the second load differ (or see 0).
+ *
+ * Beside the table, aeth_ct_filter holds one 64-bit word per bucket with
+ * bit aeth_ct_filter_bit(tag) set for the tag of every entry the bucket
+ * holds (and maybe others): a reader whose bit is clear knows the key is
+ * absent without touching the bucket, one cold read (and TLB miss) in a
+ * table of tens of MiB saved for every miss; the filter is 1/32 of the
+ * table's size. The data path sets a new entry's bit before it publishes
+ * the entry's word and rewrites the word from the bucket's slots under
+ * the bucket's lock; userspace only ever sets bits (atomically, through
+ * the map's mmap), so no entry's bit is ever missing. */
 #ifndef AETHER_CT_TABLE_H
 #define AETHER_CT_TABLE_H
 
@@ -58,6 +68,32 @@ AETH_RULE __u32 aeth_ct_bucket_of(const struct aeth_ct_key *k, __u32 seed,
 AETH_RULE __u32 aeth_ct_tag(__u32 h)
 {
 	return h >> 16;
+}
+
+/* The filter (abi.h: AETH_CT_FILTER_BITS bits per bucket) */
+/* The filter's words for a table of nbuckets. */
+AETH_RULE __u32 aeth_ct_filter_words(__u32 nbuckets)
+{
+	return (nbuckets + AETH_CT_FILTER_PER_WORD - 1) /
+	       AETH_CT_FILTER_PER_WORD;
+}
+
+/* Where bucket idx's bits are: the word, and the shift in it. */
+AETH_RULE __u32 aeth_ct_filter_word_of(__u32 idx)
+{
+	return idx / AETH_CT_FILTER_PER_WORD;
+}
+
+AETH_RULE __u32 aeth_ct_filter_shift_of(__u32 idx)
+{
+	return idx % AETH_CT_FILTER_PER_WORD * AETH_CT_FILTER_BITS;
+}
+
+/* A tag's bit among its bucket's: from the tag's top bits (the hash's,
+ * above the bucket bits of any table under 2^28 buckets). */
+AETH_RULE __u64 aeth_ct_filter_bit(__u32 tag)
+{
+	return 1ull << ((tag & 0xffff) >> (16 - AETH_CT_FILTER_LOG2));
 }
 
 /* A slot's word: seen_s (never 0 in a used slot), the tag, the backend. */
@@ -106,6 +142,21 @@ AETH_RULE __u32 aeth_ct_buckets_for(__u32 entries)
 	while (n < want && n < (1u << 30))
 		n <<= 1;
 	return n;
+}
+
+/* The filter bits of bucket b: the bit of every used slot's tag but slot
+ * skip's (-1: none skipped). */
+AETH_RULE __u64 aeth_ct_filter_of(const struct aeth_ct_bucket *b, int skip)
+{
+	__u64 bits = 0;
+
+	for (int i = 0; i < AETH_CT_WAYS; i++) {
+		__u64 w = b->slot[i].word;
+
+		if (i != skip && aeth_ct_word_seen(w))
+			bits |= aeth_ct_filter_bit(aeth_ct_word_tag(w));
+	}
+	return bits;
 }
 
 /* Whether slot i holds k (of tag tag). */

@@ -85,7 +85,7 @@ static int agent_ct_get(struct aeth_agent *a, const struct aeth_ct_key *k,
 			struct aeth_ct_entry *e)
 {
 	struct aeth_ct_table t;
-	int err = aeth_ct_table_open(&t, a->fds.ct);
+	int err = aeth_ct_table_open(&t, a->fds.ct, -1);
 
 	return err ? err : aeth_ct_table_get(&t, k, e);
 }
@@ -94,9 +94,12 @@ static int agent_ct_put(struct aeth_agent *a, const struct aeth_ct_key *k,
 			const struct aeth_ct_entry *e)
 {
 	struct aeth_ct_table t;
-	int err = aeth_ct_table_open(&t, a->fds.ct);
+	int err = aeth_ct_table_open(&t, a->fds.ct, a->fds.ct_filter);
 
-	return err ? err : aeth_ct_table_put(&t, k, e);
+	if (!err)
+		err = aeth_ct_table_put(&t, k, e);
+	aeth_ct_table_close(&t);
+	return err;
 }
 
 Test(apply, readback)

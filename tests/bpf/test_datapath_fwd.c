@@ -1192,6 +1192,108 @@ Test(fwd, full_bucket_gives_up_its_least_recently_seen_entry)
 	cr_assert_eq(global().events[AETH_EV_CT_INSERT], 3);
 }
 
+/* The bucket of port's flow (service 1), copied, and its filter bits. */
+static uint64_t bucket_and_filter(uint16_t port, struct aeth_ct_bucket *b)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, port, VIP4, 6443);
+	struct aeth_flow fl = flow_of(&s);
+	struct aeth_ct_key k = aeth_ct_key_of(&fl, 1);
+	uint32_t tag, idx = aeth_ct_table_bucket_of(&h.ct_table, &k, &tag);
+
+	cr_assert_eq(bpf_map_lookup_elem_flags(h.ct, &idx, b, BPF_F_LOCK), 0);
+	return aeth_ct_table_filter_of(&h.ct_table, idx);
+}
+
+/* The data path keeps a bucket's filter bits exactly those of its
+ * entries' tags: set by an insert, cleared by the eviction or the delete
+ * of the last entry of a tag. Nine or more tags in a bucket of sixteen
+ * bits: some bits stand for two entries, and at least one bit is clear. */
+Test(fwd, filter_bits_follow_inserts_evictions_and_deletes)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 0, VIP4, 6443);
+	uint16_t port[AETH_CT_WAYS + 2];
+	struct aeth_ct_bucket b;
+	struct aeth_node node;
+	struct frame f;
+	struct result r;
+	uint64_t bits;
+
+	one_backend_service(1, VIP4, 6443, 6, 10, "192.0.2.21");
+	ports_of_one_bucket(1, port, AETH_CT_WAYS + 2);
+	cr_assert_eq(bucket_and_filter(port[0], &b), 0, "an empty bucket");
+	s.tcp_flags = PKT_TCP_SYN;
+	for (int i = 0; i < AETH_CT_WAYS + 2; i++) {
+		s.sport = port[i];
+		build(&s, &f);
+		run(&f, &r);
+		expect_tx(&r, &s, &f, "192.0.2.21");
+		bits = bucket_and_filter(port[0], &b);
+		cr_assert_eq(bits, aeth_ct_filter_of(&b, -1), "after SYN %d", i);
+		cr_assert_neq(bits, 0);
+	}
+	cr_assert_eq(global().events[AETH_EV_CT_EVICTED], 2);
+
+	/* the budget refuses the SYNs of port[9]'s tuple: its entry is
+	 * deleted, and so is its bit when no other entry has its tag */
+	dp_node_default(&node);
+	node.ct_insert_rate = 1;
+	cr_assert_eq(dp_pin_cpu(0), 0);
+	cr_assert_eq(dp_set_node(&h, &node), 0);
+	s.sport = port[2];
+	build(&s, &f);
+	run(&f, &r);		/* takes this second's budget */
+	s.sport = port[9];
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+	cr_assert_geq(global().events[AETH_EV_CT_INSERT_SKIPPED], 1);
+	bits = bucket_and_filter(port[0], &b);
+	cr_assert_eq(bits, aeth_ct_filter_of(&b, -1), "after the delete");
+	cr_assert_eq(ct_count(), AETH_CT_WAYS - 1);
+}
+
+/* The data path reads a bucket only when the filter has the key's bit: an
+ * entry whose bit is clear (written by a build without the filter) is a
+ * miss, until aeth_ct_table_fill_filter sets the bits of every entry, as
+ * the agent does when it loads. */
+Test(fwd, entry_without_its_filter_bit_is_missed_until_filled)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct aeth_flow fl = flow_of(&s);
+	struct aeth_ct_entry e = { .backend_id = 11, .seen_s = dp_now_s() };
+	uint32_t ids[] = { 10 }, tag;
+	struct aeth_ct_key k;
+	uint32_t idx;
+	struct frame f;
+	struct result r;
+
+	backend(10, "192.0.2.21", AETH_BE_F_IN_USE, 1);
+	backend(11, "192.0.2.22", AETH_BE_F_IN_USE, 1);
+	service(1, VIP4, 6443, 6, ids, 1);
+	/* the entry names backend 11, which Maglev does not pick */
+	cr_assert_eq(dp_ct_put(&h, &fl, &e), 0);
+	k = aeth_ct_key_of(&fl, 1);
+	idx = aeth_ct_table_bucket_of(&h.ct_table, &k, &tag);
+	cr_assert_neq(aeth_ct_table_filter_of(&h.ct_table, idx) &
+		      aeth_ct_filter_bit(tag), 0);
+	memset(h.ct_table.filter, 0,
+	       aeth_ct_filter_words(h.ct_table.nbuckets) * sizeof(uint64_t));
+
+	s.tcp_flags = PKT_TCP_ACK;
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");	/* by Maglev: a miss */
+	cr_assert_eq(global().events[AETH_EV_CT_STRAY], 1);
+	cr_assert_eq(global().events[AETH_EV_CT_HIT], 0);
+
+	cr_assert_eq(aeth_ct_table_fill_filter(&h.ct_table), 0);
+	cr_assert_eq(aeth_ct_table_filter_of(&h.ct_table, idx),
+		     aeth_ct_filter_bit(tag));
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.22");	/* by its entry */
+	cr_assert_eq(global().events[AETH_EV_CT_HIT], 1);
+}
+
 /* Two CPUs at once on one small table: SYNs of the same 4,096 tuples (in
  * the same order, four times the table) and ACKs of them, so inserts,
  * evictions, refreshes and lock-free lookups run on the same buckets at
@@ -1290,6 +1392,10 @@ Test(fwd, table_stays_consistent_under_two_cpus)
 					  "bucket %u: slots %d and %d hold one key",
 					  idx, j, i);
 		}
+		/* the last write of each bucket left its filter bits exact,
+		 * those of the buckets sharing its word untouched */
+		cr_assert_eq(aeth_ct_table_filter_of(&h.ct_table, idx),
+			     aeth_ct_filter_of(&b, -1), "bucket %u's filter", idx);
 	}
 	/* 4,096 tuples into 1,024 slots: most buckets end full */
 	cr_assert_gt(used, 900);
@@ -1305,7 +1411,7 @@ Test(fwd, table_seed_is_random_and_kept)
 
 	cr_assert_neq(h.ct_table.seed, 0);
 	cr_assert_eq(aeth_ct_table_seed(h.ct), 0);
-	cr_assert_eq(aeth_ct_table_open(&again, h.ct), 0);
+	cr_assert_eq(aeth_ct_table_open(&again, h.ct, -1), 0);
 	cr_assert_eq(again.seed, h.ct_table.seed);
 	cr_assert_eq(again.nbuckets, aeth_ct_buckets_for(DP_CT_ENTRIES));
 	cr_assert_eq(dp_open(&other), 0);

@@ -103,8 +103,8 @@ int fx_open(struct fx *fx)
 		return err;
 	}
 	/* small tables: the test needs a few entries, not the defaults */
-	bpf_map__set_max_entries(skel->maps.aeth_ct,
-				 aeth_ct_buckets_for(4096));
+	aeth_ct_table_set_size(skel->maps.aeth_ct, skel->maps.aeth_ct_filter,
+			       aeth_ct_buckets_for(4096));
 	bpf_map__set_max_entries(skel->maps.aeth_rl_src, 4096);
 	err = aether_lb__load(skel);
 	if (err) {
@@ -340,9 +340,13 @@ int fx_ct(struct fx *fx, const struct aeth_flow *f, uint32_t backend_id,
 	struct aeth_ct_entry e = { .backend_id = backend_id,
 				   .seen_s = (uint32_t)(seen_ns / 1000000000ull) };
 	struct aeth_ct_table t;
-	int err = aeth_ct_table_open(&t, fx->ct);
+	int err = aeth_ct_table_open(&t, fx->ct, bpf_map__fd(
+		((struct aether_lb *)fx->skel)->maps.aeth_ct_filter));
 
-	return err ? err : aeth_ct_table_put(&t, &k, &e);
+	if (!err)
+		err = aeth_ct_table_put(&t, &k, &e);
+	aeth_ct_table_close(&t);
+	return err;
 }
 
 int fx_percpu_add(struct fx *fx, int map_fd, uint32_t key, size_t value_size,

@@ -60,8 +60,9 @@ int dp_open_sized(struct dp_h *h, __u32 ct_entries, __u32 rl_entries)
 			goto fail;
 	}
 	if (ct_entries)
-		bpf_map__set_max_entries(skel->maps.aeth_ct,
-					 aeth_ct_buckets_for(ct_entries));
+		aeth_ct_table_set_size(skel->maps.aeth_ct,
+				       skel->maps.aeth_ct_filter,
+				       aeth_ct_buckets_for(ct_entries));
 	if (rl_entries)
 		bpf_map__set_max_entries(skel->maps.aeth_rl_src, rl_entries);
 	err = aether_lb__load(skel);
@@ -78,9 +79,10 @@ int dp_open_sized(struct dp_h *h, __u32 ct_entries, __u32 rl_entries)
 	h->maglev = bpf_map__fd(skel->maps.aeth_maglev);
 	h->acl = bpf_map__fd(skel->maps.aeth_acl);
 	h->ct = bpf_map__fd(skel->maps.aeth_ct);
+	h->ct_filter = bpf_map__fd(skel->maps.aeth_ct_filter);
 	err = aeth_ct_table_seed(h->ct);
 	if (!err)
-		err = aeth_ct_table_open(&h->ct_table, h->ct);
+		err = aeth_ct_table_open(&h->ct_table, h->ct, h->ct_filter);
 	if (err)
 		goto fail;
 	h->ct_budget = bpf_map__fd(skel->maps.aeth_ct_budget);
@@ -125,6 +127,7 @@ void dp_close(struct dp_h *h)
 		       AETH_MAX_SLOTS * sizeof(struct aeth_acl_rng_at));
 	h->rng = NULL;
 	h->rngidx = NULL;
+	aeth_ct_table_close(&h->ct_table);
 	if (h->skel)
 		aether_lb__destroy(h->skel);
 	h->skel = NULL;

@@ -97,7 +97,8 @@
 struct dp_h {
 	void *skel;		/* struct aether_lb (skeleton), opaque here */
 	int prog_fd;
-	int meta, node, vip, svc, svcinfo, backend, maglev, acl, ct, ct_budget,
+	int meta, node, vip, svc, svcinfo, backend, maglev, acl, ct, ct_filter,
+	    ct_budget,
 	    rl_src, rl_svc, svc_stats, be_stats, global, decap, pcpu,
 	    tx_ports, stamp;
 	int ncpus;		/* possible CPUs: stride of per-CPU values */
@@ -108,7 +109,8 @@ struct dp_h {
 	/* intervals dp_acl_compile() may use (AETH_ACL_RNG_CAP; a test of a
 	 * full array lowers it) */
 	__u32 rng_cap;
-	struct aeth_ct_table ct_table;	/* aeth_ct's size and seed */
+	struct aeth_ct_table ct_table;	/* aeth_ct's size and seed, its
+					 * filter mapped */
 };
 
 int dp_open(struct dp_h *h);

@@ -133,3 +133,34 @@ Test(ct_table, the_hash_depends_on_the_seed_and_the_whole_key)
 	/* 64 a bucket on average; Poisson's tail puts the largest near 90 */
 	cr_assert_lt(max, 110, "a bucket got %d of %d keys", max, N);
 }
+
+/* The filter: sixteen bits per bucket, four buckets to a 64-bit word; a
+ * tag's bit comes from its top four bits (the hash's, not the bucket's). */
+Test(ct_table, filter_bits_of_tags_and_buckets)
+{
+	__u32 seen[AETH_CT_WAYS] = { 5, 5, 5, 5, 5, 5, 5, 5 };
+	struct aeth_ct_bucket b;
+
+	cr_assert_eq(aeth_ct_filter_bit(0x0fff), 1);
+	cr_assert_eq(aeth_ct_filter_bit(0x1000), 2);
+	cr_assert_eq(aeth_ct_filter_bit(0xf000), 0x8000);
+	cr_assert_eq(aeth_ct_filter_words(1), 1);
+	cr_assert_eq(aeth_ct_filter_words(131072), 32768);
+	cr_assert_eq(aeth_ct_filter_word_of(7), 1);
+	cr_assert_eq(aeth_ct_filter_shift_of(7), 48);
+	cr_assert_eq(aeth_ct_filter_shift_of(8), 0);
+
+	/* every slot of TAG (bit 2 of 0x1234 >> 12 = 1): one bit */
+	fill(&b, seen);
+	cr_assert_eq(aeth_ct_filter_of(&b, -1), 2);
+	/* slots of other tags add theirs; a free slot and a skipped one
+	 * add nothing */
+	b.slot[1].word = aeth_ct_word(1, 0xa000, 5);
+	b.slot[2].word = aeth_ct_word(1, 0xf00f, 5);
+	cr_assert_eq(aeth_ct_filter_of(&b, -1), 2 | 1 << 10 | 1 << 15);
+	cr_assert_eq(aeth_ct_filter_of(&b, 2), 2 | 1 << 10);
+	b.slot[1].word = 0;
+	cr_assert_eq(aeth_ct_filter_of(&b, 2), 2);
+	memset(&b, 0, sizeof(b));
+	cr_assert_eq(aeth_ct_filter_of(&b, -1), 0);
+}
