@@ -7,6 +7,7 @@
 
 #include "agent_fixture.h"
 #include "aether/ct_rule.h"
+#include "aether/ct_table.h"
 #include "ct_table.h"
 
 static char dir[256];
@@ -1497,4 +1498,48 @@ Test(apply, restart_over_pins_without_compiled_form)
 	cr_assert(svc_get(A, "203.0.113.40", 443, IPPROTO_TCP, &s));
 	cr_assert_eq(rng_at(s.acl_slot).flags, AETH_ACL_RNG_F_COMPILED);
 	cr_assert_eq(rng_at(s.acl_slot).count, 2);
+}
+
+/* Pins made by an agent without the connection table's filter: the
+ * restarted agent creates it and sets the bit of every entry the table
+ * kept, so the data path still finds them. */
+Test(apply, restart_over_pins_without_ct_filter)
+{
+	struct aeth_ct_table t;
+	struct aeth_ct_entry ce = { .backend_id = 3, .seen_s = 1 };
+	struct aeth_ct_key ck[3];
+	char path[PATH_MAX];
+	uint32_t tag, idx, used[3];
+
+	apply_ok(A, DOC_A);
+	memset(ck, 0, sizeof(ck));
+	for (int i = 0; i < 3; i++) {
+		ck[i].src.v4 = htonl(0xc6336407);	/* 198.51.100.7 */
+		ck[i].sport = htons(40000 + i);
+		ck[i].svc_id = 1;
+		cr_assert_eq(agent_ct_put(A, &ck[i], &ce), 0);
+	}
+	agent_close(A);
+	A = NULL;
+	snprintf(path, sizeof(path), "%s/%s", dir, AETH_MAP_CT_FILTER);
+	cr_assert_eq(unlink(path), 0);
+	A = agent_open(dir);
+	cr_assert_eq(access(path, F_OK), 0, "filter not pinned again");
+	cr_assert_eq(aeth_ct_table_open(&t, A->fds.ct, A->fds.ct_filter), 0);
+	for (int i = 0; i < 3; i++) {
+		idx = aeth_ct_table_bucket_of(&t, &ck[i], &tag);
+		cr_assert_neq(aeth_ct_table_filter_of(&t, idx) &
+			      aeth_ct_filter_bit(tag), 0, "entry %d's bit", i);
+		used[i] = idx;
+	}
+	/* and no bit in a bucket of no entry */
+	for (uint16_t port = 41000;; port++) {
+		ck[0].sport = htons(port);
+		idx = aeth_ct_table_bucket_of(&t, &ck[0], &tag);
+		if (idx != used[0] && idx != used[1] && idx != used[2])
+			break;
+	}
+	cr_assert_eq(aeth_ct_table_filter_of(&t, idx),
+		     0, "bucket %u of no entry", idx);
+	aeth_ct_table_close(&t);
 }
