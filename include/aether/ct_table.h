@@ -20,15 +20,15 @@
  * x86-64, the machines this runs on, so a reader that matched a key
  * written after its first load sees the second load differ (or see 0).
  *
- * Beside the table, aeth_ct_filter holds one 64-bit word per bucket with
- * bit aeth_ct_filter_bit(tag) set for the tag of every entry the bucket
- * holds (and maybe others): a reader whose bit is clear knows the key is
- * absent without touching the bucket, one cold read (and TLB miss) in a
- * table of tens of MiB saved for every miss; the filter is 1/32 of the
- * table's size. The data path sets a new entry's bit before it publishes
- * the entry's word and rewrites the word from the bucket's slots under
- * the bucket's lock; userspace only ever sets bits (atomically, through
- * the map's mmap), so no entry's bit is ever missing. */
+ * Beside the table, aeth_ct_filter holds 16 bits per bucket, with bit
+ * aeth_ct_filter_bit(tag) set for the tag of every entry the bucket holds
+ * (and maybe others): a reader whose bit is clear knows the key is absent
+ * without touching the bucket, one cold read (and TLB miss) in a table of
+ * tens of MiB saved for every miss; the filter is 1/128 of the table's
+ * size. The data path rewrites a bucket's bits from its slots under the
+ * bucket's lock, before it publishes a new entry's word (so no published
+ * entry lacks its bit); userspace only ever sets bits (atomically,
+ * through the map's mmap), so no entry's bit is ever missing. */
 #ifndef AETHER_CT_TABLE_H
 #define AETHER_CT_TABLE_H
 
