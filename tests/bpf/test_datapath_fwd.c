@@ -1206,8 +1206,8 @@ static uint64_t bucket_and_filter(uint16_t port, struct aeth_ct_bucket *b)
 
 /* The data path keeps a bucket's filter bits exactly those of its
  * entries' tags: set by an insert, cleared by the eviction or the delete
- * of the last entry of a tag. Nine or more tags in a bucket of sixteen
- * bits: some bits stand for two entries, and at least one bit is clear. */
+ * of the last entry of a tag (two entries may share a bit, which then
+ * stays while either lives). */
 Test(fwd, filter_bits_follow_inserts_evictions_and_deletes)
 {
 	struct pkt_spec s = pkt_spec_tcp4(CLI4, 0, VIP4, 6443);
