@@ -26,6 +26,10 @@ struct k8s_status {
 	size_t n_rejects;
 	char **reported;		/* "kind object message" sent as Events */
 	size_t n_reported;
+	/* Services served with a VIP while this agent led (its thread's
+	 * own): the status of one that leaves is cleared */
+	struct aeth_k8s_assigned *served;
+	size_t n_served;
 };
 
 static void micro_time(time_t t, char *buf, size_t len)
@@ -197,6 +201,129 @@ static void post_event(struct k8s_status *st, const struct aeth_k8s_reject *rj)
 	free(body);
 }
 
+static bool assigned_has(const struct aeth_k8s_assigned *as, size_t n,
+			 const struct aeth_k8s_assigned *a)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(as[i].ns, a->ns) && !strcmp(as[i].name, a->name))
+			return true;
+	return false;
+}
+
+static bool rejected(const struct aeth_k8s_reject *rj, size_t n,
+		     const struct aeth_k8s_assigned *a)
+{
+	char object[520];
+
+	snprintf(object, sizeof(object), "%s/%s", a->ns, a->name);
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(rj[i].kind, "Service") && !strcmp(rj[i].object, object))
+			return true;
+	return false;
+}
+
+/* Take VIP a->vip out of the status of Service a, which we served and no
+ * longer serve (it left the class: the agent's class changed; a Service
+ * that stopped being a LoadBalancer has its status wiped by the API server
+ * itself). Only while the status still holds that VIP, and only the
+ * version read (a resourceVersion precondition): another controller that
+ * took the Service over meanwhile keeps what it wrote. Returns true when
+ * done (cleared, the Service gone, the VIP no longer there, or refused for
+ * good), false to try again next round (a conflict, no answer). */
+static bool clear_left(struct k8s_status *st, const struct aeth_k8s_assigned *a)
+{
+	char path[700];
+	const char *rv;
+	struct k8s_resp r;
+	json_t *doc, *ingress, *keep, *patch, *item;
+	size_t i;
+	bool held = false, done;
+	char *body;
+
+	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/services/%s",
+		 a->ns, a->name);
+	if (k8s_request(st->creds, "GET", path, NULL, NULL, 10, st->stop, &r))
+		return false;
+	if (r.status != 200) {
+		done = r.status == 404;
+		k8s_resp_free(&r);
+		return done;
+	}
+	doc = json_loadb(r.body, r.len, 0, NULL);
+	k8s_resp_free(&r);
+	rv = json_string_value(json_object_get(json_object_get(doc, "metadata"),
+					       "resourceVersion"));
+	ingress = json_object_get(json_object_get(json_object_get(doc, "status"),
+						  "loadBalancer"), "ingress");
+	keep = json_array();
+	json_array_foreach(ingress, i, item) {
+		if (!strcmp(json_string_value(json_object_get(item, "ip")) ?: "",
+			    a->vip))
+			held = true;
+		else
+			json_array_append(keep, item);
+	}
+	if (!held || !rv) {
+		json_decref(keep);
+		json_decref(doc);
+		return true;
+	}
+	patch = json_pack("{s:{s:s},s:{s:{s:o}}}", "metadata", "resourceVersion",
+			  rv, "status", "loadBalancer", "ingress",
+			  json_array_size(keep) ? keep : json_null());
+	if (!json_array_size(keep))
+		json_decref(keep);
+	json_decref(doc);
+	body = json_dumps(patch, JSON_COMPACT);
+	json_decref(patch);
+	strcat(path, "/status");
+	done = true;
+	if (!body || k8s_request(st->creds, "PATCH", path,
+				 "application/merge-patch+json", body, 10,
+				 st->stop, &r)) {
+		done = false;
+	} else if (r.status == 200) {
+		log_info("kubernetes: %s/%s is no longer ours: VIP %s taken out "
+			 "of its status", a->ns, a->name, a->vip);
+	} else {
+		done = r.status != 409;	/* a conflict: read it again */
+		if (done)
+			log_warn("kubernetes: clearing the status of %s/%s: "
+				 "HTTP %ld", a->ns, a->name, r.status);
+	}
+	if (body)
+		k8s_resp_free(&r);
+	free(body);
+	return done;
+}
+
+/* The Services served before and no longer, neither served nor refused:
+ * cleared (clear_left); then what is served now, and what could not be
+ * cleared yet, is remembered for the next round. */
+static void clear_round(struct k8s_status *st, const struct aeth_k8s_assigned *as,
+			size_t na, const struct aeth_k8s_reject *rj, size_t nr)
+{
+	struct aeth_k8s_assigned *next = malloc((na + st->n_served + 1) *
+						sizeof(*next));
+	size_t n = 0;
+
+	if (!next)
+		return;
+	for (size_t i = 0; i < st->n_served && !*st->stop; i++) {
+		const struct aeth_k8s_assigned *a = &st->served[i];
+
+		if (assigned_has(as, na, a) || rejected(rj, nr, a))
+			continue;
+		if (!clear_left(st, a))
+			next[n++] = *a;
+	}
+	if (na)
+		memcpy(next + n, as, na * sizeof(*as));
+	free(st->served);
+	st->served = next;
+	st->n_served = n + na;
+}
+
 /* Write what the latest translation says, as the Lease holder. */
 static void write_round(struct k8s_status *st)
 {
@@ -218,6 +345,8 @@ static void write_round(struct k8s_status *st)
 	for (size_t i = 0; as && i < na && !*st->stop; i++)
 		if (!as[i].from_status)
 			patch_status(st, &as[i]);
+	if ((as || !na) && (rj || !nr))
+		clear_round(st, as, na, rj, nr);
 	for (size_t i = 0; rj && i < nr && !*st->stop; i++) {
 		snprintf(key, sizeof(key), "%s %s %s", rj[i].kind, rj[i].object,
 			 rj[i].message);
@@ -244,6 +373,12 @@ static void *run(void *arg)
 				 lead ? "now" : "no longer", st->identity);
 		st->leading = lead;
 		pthread_mutex_unlock(&st->lock);
+		if (!lead) {
+			/* a holder clears only what it served itself */
+			free(st->served);
+			st->served = NULL;
+			st->n_served = 0;
+		}
 		if (lead)
 			write_round(st);
 		for (int ms = 0; ms < K8S_RENEW_MS && !*st->stop; ms += 50)
@@ -324,6 +459,7 @@ void k8s_status_stop(struct k8s_status *st)
 	free(st->reported);
 	free(st->assigned);
 	free(st->rejects);
+	free(st->served);
 	pthread_mutex_destroy(&st->lock);
 	free(st);
 }

@@ -1,7 +1,9 @@
 /* The status writer of --kubernetes: the agent holding the Lease
  * (coordination.k8s.io/v1, renewed, taken over when it expires) writes each
  * served Service's status.loadBalancer.ingress and an Event for each
- * Service left out. The others only read. Runs in its own thread. */
+ * Service left out, and takes its VIP out of the status of a Service it
+ * served that is no longer ours. The others only read. Runs in its own
+ * thread. */
 #ifndef AETHER_K8S_STATUS_H
 #define AETHER_K8S_STATUS_H
 
