@@ -5,8 +5,10 @@
 # there answers on its allocated VIP within 2 s, its status gets the VIP,
 # endpoints scaled down drain and then remove their node, a 410 Gone makes
 # the agents list again, a Service the translation cannot use is refused
-# alone with a metric and an Event, deleting the Service removes the VIP,
-# and the two LB nodes hold the same tables throughout.
+# alone with a metric and an Event, a Service that stops being ours (a
+# ClusterIP Service now, or the agents' class changed) loses its VIP and
+# the VIP leaves its status, deleting the Service removes the VIP, and the
+# two LB nodes hold the same tables throughout.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 . scripts/lib/itest.sh
@@ -107,6 +109,22 @@ kube() {
 		-H "Authorization: Bearer $ADMIN_TOKEN")
 	[ $# -ge 3 ] && args+=(-H 'Content-Type: application/json' --data-binary "$3")
 	topo_exec rtr curl "${args[@]}" "https://$API_ADDR:$KPORT$2"
+}
+
+# kube_patch PATH JSON: a merge patch as the administrator; prints the HTTP
+# status code
+kube_patch() {
+	topo_exec rtr curl -sS -m 5 --cacert "$TOPO_STATE/kcerts/ca.crt" \
+		-X PATCH -H "Authorization: Bearer $ADMIN_TOKEN" \
+		-H 'Content-Type: application/merge-patch+json' \
+		--data-binary "$2" -o /dev/null -w '%{http_code}' \
+		"https://$API_ADDR:$KPORT$1"
+}
+
+# ingress_of NAME: the Service's status.loadBalancer.ingress IPs, by commas
+ingress_of() {
+	kube GET "/api/v1/namespaces/default/services/$1" | python3 -c 'import json,sys
+print(",".join(i.get("ip", "") for i in json.load(sys.stdin).get("status", {}).get("loadBalancer", {}).get("ingress", [])))'
 }
 
 node_json() {
@@ -451,6 +469,78 @@ done
 [[ $uanswer == "udp be"* ]] || die "UDP to $BOTH_VIP:8053 answered '$uanswer'"
 ok "TCP and UDP on one port: two services on $BOTH_VIP, a connection ($answer) and a datagram ($uanswer)"
 kube DELETE /api/v1/namespaces/default/services/both >/dev/null || die "deleting both"
+
+# --- the Service leaves type LoadBalancer, and comes back ------------------
+# its class may not change while it is a LoadBalancer (the real server's
+# rule, which the stand-in keeps)
+WEB=/api/v1/namespaces/default/services/web
+code=$(kube_patch $WEB '{"spec":{"loadBalancerClass":"other.example/lb"}}')
+[ "$code" = 422 ] || die "changing the class of a LoadBalancer answered $code"
+# and a patch naming a resourceVersion applies to that version only
+code=$(kube_patch $WEB '{"metadata":{"resourceVersion":"1"},"spec":{"type":"ClusterIP"}}')
+[ "$code" = 409 ] || die "a patch of a stale resourceVersion answered $code"
+# as a ClusterIP Service it is no one's load balancer: the server wipes its
+# status, and the agents drop its VIP
+code=$(kube_patch $WEB '{"spec":{"type":"ClusterIP"}}')
+[ "$code" = 200 ] || die "making web a ClusterIP Service answered $code"
+gone=0
+for ((i = 0; i < 20; i++)); do
+	if ! topo_ctl lb1 -j service list | grep -q "default/web:" &&
+		! topo_ctl lb2 -j service list | grep -q "default/web:"; then
+		gone=1
+		break
+	fi
+	sleep 0.1
+done
+[ $gone -eq 1 ] || die "web's VIP stayed after it became a ClusterIP Service"
+[ -z "$(ingress_of web)" ] || die "a ClusterIP Service kept status.loadBalancer"
+topo_exec cin curl -s -m 1 "http://$VIP:$SVC_PORT/" >/dev/null 2>&1 &&
+	die "$VIP still answers"
+ok "web as a ClusterIP Service: its VIP gone from both LB nodes, its status empty"
+# a LoadBalancer of our class again: a VIP, an answer there, and the status
+code=$(kube_patch $WEB '{"spec":{"type":"LoadBalancer","loadBalancerClass":"aetherplatform.cloud/lb"}}')
+[ "$code" = 200 ] || die "making web a LoadBalancer again answered $code"
+ing=""
+for ((i = 0; i < 50; i++)); do
+	ing=$(ingress_of web)
+	[ -n "$ing" ] && break
+	sleep 0.2
+done
+[ -n "$ing" ] || die "web's status never got a VIP again"
+VIP=$ing
+check "web answers again on $VIP" topo_exec cin curl -sf -m 2 -o /dev/null "http://$VIP:$SVC_PORT/"
+
+# --- the agents' class changes: web is no longer ours ----------------------
+# every agent drops web's VIP, and the Lease holder, which wrote that VIP
+# into web's status, takes it out again
+set_class() {
+	local n conf
+	for n in $TOPO_BACKENDS $TOPO_LBS; do
+		conf=$(topo_conf "$n")
+		sed "s#\"load_balancer_class\": *\"[^\"]*\"#\"load_balancer_class\": \"$1\"#" \
+			"$conf" >"$conf.new" && mv -f "$conf.new" "$conf"
+		grep -q "\"$1\"" "$conf" || die "$n: the class not written"
+	done
+}
+set_class other.example/lb
+for ((i = 0; i < 50; i++)); do
+	ing=$(ingress_of web)
+	[ -z "$ing" ] && break
+	sleep 0.2
+done
+[ -z "$ing" ] || die "web's status kept $ing after the agents' class changed"
+topo_ctl lb1 -j service list | grep -q "default/web:" && die "lb1 still serves web"
+topo_ctl lb2 -j service list | grep -q "default/web:" && die "lb2 still serves web"
+ok "the agents' class changed: web's VIP gone, and taken out of its status"
+set_class aetherplatform.cloud/lb
+for ((i = 0; i < 50; i++)); do
+	ing=$(ingress_of web)
+	[ -n "$ing" ] && break
+	sleep 0.2
+done
+[ -n "$ing" ] || die "web's status never got a VIP back"
+VIP=$ing
+check "the class back: web answers on $VIP" topo_exec cin curl -sf -m 2 -o /dev/null "http://$VIP:$SVC_PORT/"
 
 # --- the Service deleted ---------------------------------------------------
 kube DELETE /api/v1/namespaces/default/services/web >/dev/null || die "deleting"

@@ -323,8 +323,15 @@ class Handler(BaseHTTPRequestHandler):
         if verb == "create":
             return self.send_json(201, st.create(plural, ns, body))
         want = body["metadata"].get("resourceVersion")
-        return self.send_json(200, st.update(plural, ns, name,
-                                             lambda old: body, want))
+
+        def replace(old):
+            if plural == "services":
+                # an update of the main resource keeps the old status
+                return self.service_update(
+                    old, dict(body, status=copy.deepcopy(
+                        old.get("status", {}))))
+            return body
+        return self.send_json(200, st.update(plural, ns, name, replace, want))
 
     def check_object(self, body, kind, api, namespaced, ns, name):
         if not isinstance(body, dict) or not isinstance(body.get("metadata"),
@@ -355,6 +362,31 @@ class Handler(BaseHTTPRequestHandler):
         if kind == "Lease" and not isinstance(body.get("spec"), dict):
             raise ApiError(422, "Invalid", "Lease.spec: Required value")
 
+    @staticmethod
+    def service_update(old, new):
+        """The Service rules of a spec update the real server applies:
+        spec.loadBalancerClass may not change while the Service stays a
+        LoadBalancer (422); leaving type LoadBalancer drops the class and
+        wipes status.loadBalancer."""
+        ospec, nspec = old.get("spec") or {}, new.get("spec") or {}
+        if not isinstance(nspec, dict):
+            return new
+        lb = "LoadBalancer"
+        if (ospec.get("type") == lb and nspec.get("type") == lb and
+                ospec.get("loadBalancerClass") !=
+                nspec.get("loadBalancerClass")):
+            raise ApiError(422, "Invalid", "Service \"%s\" is invalid: "
+                           "spec.loadBalancerClass: Invalid value: %s: may "
+                           "not change once set" % (
+                               old["metadata"]["name"],
+                               json.dumps(nspec.get("loadBalancerClass"))))
+        if nspec.get("type") != lb:
+            nspec.pop("loadBalancerClass", None)
+            status = new.get("status")
+            if isinstance(status, dict):
+                status.pop("loadBalancer", None)
+        return new
+
     def patch(self, plural, ns, name, sub):
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
         if ctype not in PATCH_TYPES:
@@ -376,8 +408,15 @@ class Handler(BaseHTTPRequestHandler):
             # resource everything but status
             if sub == "status":
                 return dict(old, status=new.get("status", {}))
-            return dict(new, status=old.get("status", {}))
-        self.send_json(200, self.server.store.update(plural, ns, name, apply))
+            new = dict(new, status=old.get("status", {}))
+            if plural == "services":
+                new = self.service_update(old, new)
+            return new
+        # a resourceVersion in the patch is a precondition, as in an update
+        meta = patch.get("metadata")
+        want = meta.get("resourceVersion") if isinstance(meta, dict) else None
+        self.send_json(200, self.server.store.update(plural, ns, name, apply,
+                                                     want))
 
     def int_param(self, query, key, default):
         v = query.get(key, [None])[0]
