@@ -288,9 +288,37 @@ static __u32 meta_map_id(int meta_fd, const char *pin_dir)
 
 enum owner { OWNER_US, OWNER_OTHER_AGENT, OWNER_FOREIGN, OWNER_UNKNOWN };
 
-/* A program is ours when it uses our aeth_meta map; another agent's when
- * it uses an aeth_meta map of another pin directory. */
-static enum owner prog_owner(__u32 prog_id, __u32 our_meta)
+static int link_info(int fd, __u32 *id, __u32 *prog_id, __u32 *ifindex);
+
+/* Whether the link pinned for ifname under our pin_dir holds prog_id on
+ * ifindex: then the program is ours, known without opening it by id
+ * (which needs CAP_SYS_ADMIN). Nothing is changed. */
+static bool held_by_own_pin(const char *pin_dir, const char *ifname,
+			    int ifindex, __u32 prog_id)
+{
+	__u32 id, prog = 0, on = 0;
+	char path[PATH_MAX];
+	int fd;
+
+	if (!pin_dir || !ifname || !ifindex ||
+	    attach_link_pin_path(path, sizeof(path), pin_dir, ifname))
+		return false;
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return false;
+	if (link_info(fd, &id, &prog, &on))
+		prog = 0;
+	close(fd);
+	return prog == prog_id && (int)on == ifindex;
+}
+
+/* A program is ours when it is this run's, when the link pinned under our
+ * pin_dir for the interface holds it, or when it uses our aeth_meta map
+ * (a program an earlier agent attached through netlink: opened by id);
+ * another agent's when it uses an aeth_meta map of another pin
+ * directory. */
+static enum owner prog_owner(__u32 prog_id, __u32 our_meta, const char *pin_dir,
+			     const char *ifname, int ifindex)
 {
 	static struct bpf_map_info maps[MAX_PROG_MAPS];
 	__u32 ids[MAX_PROG_MAPS];
@@ -299,6 +327,8 @@ static enum owner prog_owner(__u32 prog_id, __u32 our_meta)
 	int fd, n;
 
 	if (prog_id && prog_id == own_prog_id)
+		return OWNER_US;
+	if (held_by_own_pin(pin_dir, ifname, ifindex, prog_id))
 		return OWNER_US;
 	fd = bpf_prog_get_fd_by_id(prog_id);
 	if (fd < 0)	/* EPERM: not allowed to look, so not known to be ours */
@@ -316,8 +346,8 @@ static enum owner prog_owner(__u32 prog_id, __u32 our_meta)
 
 /* 0 when we may attach to ifname: it exists here and carries no program or
  * ours. Otherwise -ENODEV or -EBUSY with the reason in msg. */
-static int iface_usable(const char *ifname, __u32 our_meta, char *msg,
-			size_t len)
+static int iface_usable(const char *ifname, __u32 our_meta,
+			const char *pin_dir, char *msg, size_t len)
 {
 	LIBBPF_OPTS(bpf_xdp_query_opts, q);
 	int ifindex = if_nametoindex(ifname);
@@ -334,7 +364,7 @@ static int iface_usable(const char *ifname, __u32 our_meta, char *msg,
 	for (int i = 0; i < 2; i++) {
 		if (!ids[i])
 			continue;
-		switch (prog_owner(ids[i], our_meta)) {
+		switch (prog_owner(ids[i], our_meta, pin_dir, ifname, ifindex)) {
 		case OWNER_US:
 			break;
 		case OWNER_OTHER_AGENT:
@@ -343,10 +373,12 @@ static int iface_usable(const char *ifname, __u32 our_meta, char *msg,
 				 "to take it over", ifname, ids[i]);
 			return -EBUSY;
 		case OWNER_UNKNOWN:
-			snprintf(msg, len, "%s carries XDP program %u, which this "
-				 "process may not inspect: %s (CAP_SYS_ADMIN is "
-				 "needed to restart over a running program)",
-				 ifname, ids[i], strerror(EPERM));
+			snprintf(msg, len, "%s carries XDP program %u, attached "
+				 "through netlink (no link of ours pinned under %s), "
+				 "which this process may not inspect: %s "
+				 "(CAP_SYS_ADMIN is needed once, to take over such "
+				 "a program)", ifname, ids[i], pin_dir ? pin_dir : "",
+				 strerror(EPERM));
 			return -EPERM;
 		default:
 			snprintf(msg, len, "%s carries XDP program %u that is not "
@@ -366,8 +398,8 @@ int aeth_loader_check_ifaces(int meta_fd, const char *pin_dir,
 	int ret;
 
 	for (size_t i = 0; i < cfg->n_interfaces; i++) {
-		ret = iface_usable(cfg->interfaces[i], our_meta, err->message,
-				   sizeof(err->message));
+		ret = iface_usable(cfg->interfaces[i], our_meta, pin_dir,
+				   err->message, sizeof(err->message));
 		if (ret) {
 			snprintf(err->path, sizeof(err->path),
 				 "node.interfaces[%zu]", i);
@@ -640,19 +672,24 @@ static int replace_own(struct aeth_agent *a, const char *ifname, int ifindex,
 {
 	LIBBPF_OPTS(bpf_link_update_opts, uo, .flags = BPF_F_REPLACE);
 	int new_fd = bpf_program__fd(a->skel->progs.aether_lb);
-	int old_fd = bpf_prog_get_fd_by_id(old_id), lfd, err;
+	int old_fd, lfd, err;
 	__u32 lid = 0, lprog = 0, on;
+	bool by_link;
 
-	if (old_fd < 0) {
+	lfd = own_link(a, ifname, ifindex);
+	if (lfd >= 0)
+		link_info(lfd, &lid, &lprog, &on);
+	by_link = lfd >= 0 && lprog == old_id;
+	/* by id (CAP_SYS_ADMIN): to tell whether it is this very program, and
+	 * for a netlink attachment; our link alone needs no such look */
+	old_fd = bpf_prog_get_fd_by_id(old_id);
+	if (old_fd < 0 && !by_link) {
 		err = -errno;
 		log_err("%s: opening attached program %u: %s", ifname, old_id,
 			strerror(-err));
 		return err;
 	}
-	lfd = own_link(a, ifname, ifindex);
-	if (lfd >= 0)
-		link_info(lfd, &lid, &lprog, &on);
-	if (same_program(old_fd, new_fd)) {
+	if (old_fd >= 0 && same_program(old_fd, new_fd)) {
 		/* restarted over the same program: leave it be */
 		log_info("%s: program %u already attached (%s, %s)", ifname,
 			 old_id, aeth_xdp_mode_names[got],
@@ -664,8 +701,11 @@ static int replace_own(struct aeth_agent *a, const char *ifname, int ifindex,
 		log_warn("%s: keeping the %s mode of the running program "
 			 "(--detach first to change it)", ifname,
 			 aeth_xdp_mode_names[got]);
-	if (lfd >= 0 && lprog == old_id) {
-		uo.old_prog_fd = old_fd;
+	if (by_link) {
+		if (old_fd >= 0)
+			uo.old_prog_fd = old_fd;
+		else
+			uo.flags = 0;	/* our link holds old_id: checked above */
 		err = bpf_link_update(lfd, new_fd, &uo);
 		if (err)
 			log_err("%s: updating bpf_link %u from program %u: %s",
@@ -677,7 +717,8 @@ static int replace_own(struct aeth_agent *a, const char *ifname, int ifindex,
 	} else {
 		err = replace_netlink(ifname, ifindex, old_fd, new_fd, got);
 	}
-	close(old_fd);
+	if (old_fd >= 0)
+		close(old_fd);
 	return err;
 }
 
@@ -733,10 +774,11 @@ static int attach_one(struct aeth_agent *a, const char *ifname,
 	new_id = prog_id_of(bpf_program__fd(a->skel->progs.aether_lb));
 	our_meta = meta_map_id(a->fds.meta, NULL);
 	if (old_id && old_id != new_id &&
-	    prog_owner(old_id, our_meta) != OWNER_US) {
+	    prog_owner(old_id, our_meta, a->pin_dir, ifname, ifindex) !=
+		    OWNER_US) {
 		char msg[256];
 
-		iface_usable(ifname, our_meta, msg, sizeof(msg));
+		iface_usable(ifname, our_meta, a->pin_dir, msg, sizeof(msg));
 		log_err("%s", msg);
 		return -EBUSY;
 	}

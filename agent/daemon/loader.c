@@ -198,6 +198,14 @@ static int claim_pin_dir(struct aeth_agent *a, const char *pin_dir,
 				 "another aether-agent uses this pin directory" :
 				 strerror(-ret));
 	ret = aeth_loader_pinned_schema(pin_dir, &version);
+	if (ret && ret != -EPROTO) {
+		unlock_pin_dir(a);
+		return aeth_fail(err, ret, "", "reading %s/%s: %s%s", pin_dir,
+				 AETH_MAP_META, strerror(-ret),
+				 ret == -EPERM ? " (bpf(2) refused: a container "
+				 "runtime's seccomp profile may allow it only with "
+				 "CAP_SYS_ADMIN)" : "");
+	}
 	if (ret || (version && version != AETH_SCHEMA_VERSION)) {
 		unlock_pin_dir(a);
 		return aeth_fail(err, ret ? ret : -EPROTO, "",
