@@ -107,8 +107,9 @@ static __always_inline bool ct_slot_is(const struct aeth_ct_bucket *b,
 }
 
 /* The entry of k into *out: its slot (0..AETH_CT_WAYS-1), or -1 when it
- * has none. The slots' words share a cache line; a key is compared only
- * where the tag matches. Without the lock: a slot whose word changed
+ * has none. The bucket is read only when its filter bits have k's; its
+ * slots' words share a cache line; a key is compared only where the tag
+ * matches. Without the lock: a slot whose word changed
  * while its key was compared is read once more (a refresh of seen_s by
  * another CPU changes the word and nothing else), and taken as missing
  * when it changed again (its flow then goes by Maglev, as on a node that
@@ -229,9 +230,10 @@ static __always_inline bool ct_budget_take(const struct aeth_node *node,
  * it there (where the backend knows no such connection) instead of
  * following Maglev like the SYN (a miss: stray TCP, Maglev, not recorded).
  * Deleting takes no slot and evicts nothing, so it keeps the budget's
- * promise. Its price is a read of the tuple's bucket, like the lookup the
- * SYN skipped (and the bucket's lock when there is an entry to delete),
- * paid only by admitted SYNs beyond the budget, never by refused ones.
+ * promise. Its price is a read of the bucket's filter bits (and of the
+ * bucket when its bit is set, and the bucket's lock when there is an
+ * entry to delete), paid only by admitted SYNs beyond the budget, never
+ * by refused ones.
  * jiffies: the packet's bpf_jiffies64(); one read of the clock memory
  * gives the budget its ns and the entry its seconds. */
 static __always_inline void ct_record(const struct aeth_node *node,
