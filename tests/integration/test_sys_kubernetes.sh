@@ -127,6 +127,34 @@ ingress_of() {
 print(",".join(i.get("ip", "") for i in json.load(sys.stdin).get("status", {}).get("loadBalancer", {}).get("ingress", [])))'
 }
 
+# wait_ingress NAME empty|set: prints the Service's ingress IPs once they
+# are empty, or set, within 10 s; fails with what they are otherwise
+wait_ingress() {
+	local i ing
+	for ((i = 0; i < 50; i++)); do
+		ing=$(ingress_of "$1")
+		case $2 in
+		empty) [ -z "$ing" ] && return 0 ;;
+		*) [ -n "$ing" ] && { echo "$ing"; return 0; } ;;
+		esac
+		sleep 0.2
+	done
+	echo "$ing"
+	return 1
+}
+
+# web_gone: succeeds once neither LB node serves default/web (within 2 s)
+web_gone() {
+	local i
+	for ((i = 0; i < 20; i++)); do
+		topo_ctl lb1 -j service list | grep -q "default/web:" ||
+			topo_ctl lb2 -j service list | grep -q "default/web:" ||
+			return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 node_json() {
 	printf '{"apiVersion":"v1","kind":"Node","metadata":{"name":"%s"},"status":{"conditions":[{"type":"Ready","status":"True"}],"addresses":[{"type":"InternalIP","address":"%s"},{"type":"Hostname","address":"%s"}]}}' \
 		"$1" "${TOPO_V4[$1]}" "$1"
@@ -483,16 +511,7 @@ code=$(kube_patch $WEB '{"metadata":{"resourceVersion":"1"},"spec":{"type":"Clus
 # status, and the agents drop its VIP
 code=$(kube_patch $WEB '{"spec":{"type":"ClusterIP"}}')
 [ "$code" = 200 ] || die "making web a ClusterIP Service answered $code"
-gone=0
-for ((i = 0; i < 20; i++)); do
-	if ! topo_ctl lb1 -j service list | grep -q "default/web:" &&
-		! topo_ctl lb2 -j service list | grep -q "default/web:"; then
-		gone=1
-		break
-	fi
-	sleep 0.1
-done
-[ $gone -eq 1 ] || die "web's VIP stayed after it became a ClusterIP Service"
+web_gone || die "web's VIP stayed after it became a ClusterIP Service"
 [ -z "$(ingress_of web)" ] || die "a ClusterIP Service kept status.loadBalancer"
 topo_exec cin curl -s -m 1 "http://$VIP:$SVC_PORT/" >/dev/null 2>&1 &&
 	die "$VIP still answers"
@@ -500,13 +519,7 @@ ok "web as a ClusterIP Service: its VIP gone from both LB nodes, its status empt
 # a LoadBalancer of our class again: a VIP, an answer there, and the status
 code=$(kube_patch $WEB '{"spec":{"type":"LoadBalancer","loadBalancerClass":"aetherplatform.cloud/lb"}}')
 [ "$code" = 200 ] || die "making web a LoadBalancer again answered $code"
-ing=""
-for ((i = 0; i < 50; i++)); do
-	ing=$(ingress_of web)
-	[ -n "$ing" ] && break
-	sleep 0.2
-done
-[ -n "$ing" ] || die "web's status never got a VIP again"
+ing=$(wait_ingress web set) || die "web's status never got a VIP again"
 VIP=$ing
 check "web answers again on $VIP" topo_exec cin curl -sf -m 2 -o /dev/null "http://$VIP:$SVC_PORT/"
 
@@ -523,37 +536,18 @@ set_class() {
 	done
 }
 set_class other.example/lb
-for ((i = 0; i < 50; i++)); do
-	ing=$(ingress_of web)
-	[ -z "$ing" ] && break
-	sleep 0.2
-done
-[ -z "$ing" ] || die "web's status kept $ing after the agents' class changed"
-topo_ctl lb1 -j service list | grep -q "default/web:" && die "lb1 still serves web"
-topo_ctl lb2 -j service list | grep -q "default/web:" && die "lb2 still serves web"
+ing=$(wait_ingress web empty) ||
+	die "web's status kept $ing after the agents' class changed"
+web_gone || die "an LB node still serves web after the agents' class changed"
 ok "the agents' class changed: web's VIP gone, and taken out of its status"
 set_class aetherplatform.cloud/lb
-for ((i = 0; i < 50; i++)); do
-	ing=$(ingress_of web)
-	[ -n "$ing" ] && break
-	sleep 0.2
-done
-[ -n "$ing" ] || die "web's status never got a VIP back"
+ing=$(wait_ingress web set) || die "web's status never got a VIP back"
 VIP=$ing
 check "the class back: web answers on $VIP" topo_exec cin curl -sf -m 2 -o /dev/null "http://$VIP:$SVC_PORT/"
 
 # --- the Service deleted ---------------------------------------------------
 kube DELETE /api/v1/namespaces/default/services/web >/dev/null || die "deleting"
-gone=0
-for ((i = 0; i < 20; i++)); do
-	if ! topo_ctl lb1 -j service list | grep -q "default/web:" &&
-		! topo_ctl lb2 -j service list | grep -q "default/web:"; then
-		gone=1
-		break
-	fi
-	sleep 0.1
-done
-[ $gone -eq 1 ] || die "the VIP stayed after the Service was deleted"
+web_gone || die "the VIP stayed after the Service was deleted"
 topo_exec cin curl -s -m 1 "http://$VIP:$SVC_PORT/" >/dev/null 2>&1 &&
 	die "$VIP still answers"
 ok "Service deleted: its VIP is gone from both LB nodes within 2 s"
