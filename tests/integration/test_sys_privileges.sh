@@ -128,3 +128,15 @@ for c in cap_perfmon cap_net_admin; do
 	ok "without $c (and CAP_SYS_ADMIN) the agent fails: $(grep -m1 -E '^[^ ]+ error ' "$TMP/no_$c.log" | sed 's/^[^ ]* //')"
 	unpin
 done
+
+# the host unit runs the agent with its AmbientCapabilities and no seccomp
+# filter: start and restart with exactly those
+unitcaps=$(sed -n 's/^AmbientCapabilities=//p' deploy/host/aether-agent.service.in |
+	tr ' ' '\n' | tr 'A-Z' 'a-z' | paste -sd,)
+[ -n "$unitcaps" ] || die "no AmbientCapabilities in the host unit"
+run_agent "$unitcaps" unit || { cat "$TMP/unit.log"; die "start with the host unit's $unitcaps"; }
+kill_agent
+run_agent "$unitcaps" unit2 ||
+	{ cat "$TMP/unit2.log"; die "restart with the host unit's $unitcaps"; }
+ok "the host unit's set ($unitcaps) starts and restarts the agent"
+unpin
