@@ -24,8 +24,8 @@ static int bucket_write(int fd, uint32_t idx, const struct aeth_ct_bucket *b)
 	return bpf_map_update_elem(fd, &idx, b, BPF_F_LOCK) ? -errno : 0;
 }
 
-/* Map the filter at fd (an array of one 64-bit word per bucket, at least
- * nbuckets of them). */
+/* Map the filter at fd (an array of 64-bit words, AETH_CT_FILTER_PER_WORD
+ * buckets in each, enough for the table's nbuckets). */
 static int filter_map(struct aeth_ct_table *t, int fd)
 {
 	struct bpf_map_info info;
@@ -115,8 +115,8 @@ int aeth_ct_table_seed(int fd)
 	return bucket_write(fd, 0, &b);
 }
 
-static uint32_t bucket_of(const struct aeth_ct_table *t,
-			  const struct aeth_ct_key *key, uint32_t *tag)
+uint32_t aeth_ct_table_bucket_of(const struct aeth_ct_table *t,
+				 const struct aeth_ct_key *key, uint32_t *tag)
 {
 	uint32_t h = aeth_ct_hash(key, t->seed);
 
@@ -133,7 +133,7 @@ static int bucket_slot_of(const struct aeth_ct_table *t,
 	uint32_t tag;
 	int ret, i;
 
-	*idx = bucket_of(t, key, &tag);
+	*idx = aeth_ct_table_bucket_of(t, key, &tag);
 	ret = bucket_read(t->fd, *idx, b);
 	if (ret)
 		return ret;
@@ -169,7 +169,7 @@ int aeth_ct_table_put(const struct aeth_ct_table *t,
 		      const struct aeth_ct_entry *e)
 {
 	struct aeth_ct_bucket b;
-	uint32_t tag, idx = bucket_of(t, key, &tag);
+	uint32_t tag, idx = aeth_ct_table_bucket_of(t, key, &tag);
 	int ret, i;
 	bool own;
 
@@ -258,7 +258,7 @@ static int filter_fill_one(const struct aeth_ct_key *key,
 			   const struct aeth_ct_entry *e, void *arg)
 {
 	const struct aeth_ct_table *t = arg;
-	uint32_t tag, idx = bucket_of(t, key, &tag);
+	uint32_t tag, idx = aeth_ct_table_bucket_of(t, key, &tag);
 
 	(void)e;
 	filter_set(t, idx, aeth_ct_filter_bit(tag));
@@ -282,10 +282,4 @@ uint64_t aeth_ct_table_filter_of(const struct aeth_ct_table *t, uint32_t idx)
 			    __ATOMIC_SEQ_CST);
 	return w >> aeth_ct_filter_shift_of(idx) &
 	       ((1ull << AETH_CT_FILTER_BITS) - 1);
-}
-
-uint32_t aeth_ct_table_bucket_of(const struct aeth_ct_table *t,
-				 const struct aeth_ct_key *key, uint32_t *tag)
-{
-	return bucket_of(t, key, tag);
 }
