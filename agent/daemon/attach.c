@@ -289,27 +289,26 @@ static __u32 meta_map_id(int meta_fd, const char *pin_dir)
 enum owner { OWNER_US, OWNER_OTHER_AGENT, OWNER_FOREIGN, OWNER_UNKNOWN };
 
 static int link_info(int fd, __u32 *id, __u32 *prog_id, __u32 *ifindex);
+static int pinned_link(const char *pin_dir, const char *ifname, int ifindex);
 
 /* Whether the link pinned for ifname under our pin_dir holds prog_id on
  * ifindex: then the program is ours, known without opening it by id
- * (which needs CAP_SYS_ADMIN). Nothing is changed. */
+ * (which needs CAP_SYS_ADMIN). A stale pin is removed, as own_link would. */
 static bool held_by_own_pin(const char *pin_dir, const char *ifname,
 			    int ifindex, __u32 prog_id)
 {
-	__u32 id, prog = 0, on = 0;
-	char path[PATH_MAX];
+	__u32 id, prog = 0, on;
 	int fd;
 
-	if (!pin_dir || !ifname || !ifindex ||
-	    attach_link_pin_path(path, sizeof(path), pin_dir, ifname))
+	if (!pin_dir || !ifname)
 		return false;
-	fd = bpf_obj_get(path);
+	fd = pinned_link(pin_dir, ifname, ifindex);
 	if (fd < 0)
 		return false;
 	if (link_info(fd, &id, &prog, &on))
 		prog = 0;
 	close(fd);
-	return prog == prog_id && (int)on == ifindex;
+	return prog == prog_id;
 }
 
 /* A program is ours when it is this run's, when the link pinned under our
