@@ -371,6 +371,17 @@ Test(explain_prog, random_flows_agree)
 		    N_FLOWS, seen_tx, seen_ct, seen_pass, seen_drop);
 }
 
+/* aetherctl explain of a TCP SYN from src:sport to VIP4:6443 (the case
+ * into *c), its answer into *r. */
+static void explain_syn(const char *src, uint16_t sport, struct flow_case *c,
+			struct fx_res *r)
+{
+	make_case(c, false, src, sport, VIP4, 6443, false, true);
+	cr_assert_eq(fx_ctl_dir(pin_dir, r, "-j", "explain", "--src", c->src,
+				"--dst", c->dst, "--proto", "tcp", "--syn",
+				NULL), 0);
+}
+
 /* A source's second SYN within its interval: refused by both, and after a
  * stale entry (backend of another service) both re-select. */
 Test(explain_prog, limiter_state_and_stale_entries_agree)
@@ -390,11 +401,7 @@ Test(explain_prog, limiter_state_and_stale_entries_agree)
 	 * limiter, it charges nothing) */
 	for (first = 2000;; first++) {
 		cr_assert_lt(first, 2100);
-		make_case(&c, false, "198.51.100.5", first, VIP4, 6443, false,
-			  true);
-		cr_assert_eq(fx_ctl_dir(pin_dir, &r, "-j", "explain", "--src",
-					c.src, "--dst", c.dst, "--proto", "tcp",
-					"--syn", NULL), 0);
+		explain_syn("198.51.100.5", first, &c, &r);
 		if (!strcmp(json_string_value(json_object_get(r.json,
 							      "verdict")),
 			    "tx")) {
@@ -405,11 +412,7 @@ Test(explain_prog, limiter_state_and_stale_entries_agree)
 	}
 	for (int i = 0; i < 2; i++) {
 		/* a new source port each time: a new connection */
-		make_case(&c, false, "198.51.100.5", first + i, VIP4, 6443,
-			  false, true);
-		cr_assert_eq(fx_ctl_dir(pin_dir, &r, "-j", "explain", "--src",
-					c.src, "--dst", c.dst, "--proto", "tcp",
-					"--syn", NULL), 0);
+		explain_syn("198.51.100.5", first + i, &c, &r);
 		cr_assert_str_eq(json_string_value(json_object_get(r.json,
 								   "verdict")),
 				 seq[i], "%s", r.out);
@@ -475,11 +478,7 @@ Test(explain_prog, syn_ignores_usable_entry)
 	/* a port whose slot names backend 0 or 1 (no hole, not draining) */
 	for (uint16_t port = 4000;; port++) {
 		cr_assert_lt(port, 4100);
-		make_case(&c, false, "198.51.100.9", port, VIP4, 6443, false,
-			  true);
-		cr_assert_eq(fx_ctl_dir(pin_dir, &r, "-j", "explain", "--src",
-					c.src, "--dst", c.dst, "--proto", "tcp",
-					"--syn", NULL), 0);
+		explain_syn("198.51.100.9", port, &c, &r);
 		want = json_integer_value(json_object_get(r.json,
 							  "backend_id"));
 		if (!strcmp(json_string_value(json_object_get(r.json,

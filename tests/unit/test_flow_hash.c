@@ -85,27 +85,26 @@ static void check_seed_avalanche(const struct aeth_flow *f, const char *what)
 		}
 }
 
-Test(flow_hash, every_ipv4_field_and_seed_word_moves_the_hash)
+/* Every field of f (addresses of addr_bytes) and every seed word. */
+static void check_every_field(struct aeth_flow f, size_t addr_bytes,
+			      const char *what)
 {
-	struct aeth_flow f = flow_v4(0xc6336407, 40000);
-
-	check_avalanche(f, offsetof(struct aeth_flow, src), 4, "src");
-	check_avalanche(f, offsetof(struct aeth_flow, dst), 4, "dst");
+	check_avalanche(f, offsetof(struct aeth_flow, src), addr_bytes, "src");
+	check_avalanche(f, offsetof(struct aeth_flow, dst), addr_bytes, "dst");
 	check_avalanche(f, offsetof(struct aeth_flow, sport), 2, "sport");
 	check_avalanche(f, offsetof(struct aeth_flow, dport), 2, "dport");
 	check_avalanche(f, offsetof(struct aeth_flow, proto), 1, "proto");
-	check_seed_avalanche(&f, "ipv4");
+	check_seed_avalanche(&f, what);
+}
+
+Test(flow_hash, every_ipv4_field_and_seed_word_moves_the_hash)
+{
+	check_every_field(flow_v4(0xc6336407, 40000), 4, "ipv4");
 }
 
 Test(flow_hash, every_ipv6_field_and_seed_word_moves_the_hash)
 {
-	struct aeth_flow f = flow_v6(7, 40000);
-
-	check_avalanche(f, offsetof(struct aeth_flow, src), 16, "src");
-	check_avalanche(f, offsetof(struct aeth_flow, dst), 16, "dst");
-	check_avalanche(f, offsetof(struct aeth_flow, sport), 2, "sport");
-	check_avalanche(f, offsetof(struct aeth_flow, dport), 2, "dport");
-	check_seed_avalanche(&f, "ipv6");
+	check_every_field(flow_v6(7, 40000), 16, "ipv6");
 }
 
 Test(flow_hash, the_family_is_part_of_the_hash)
