@@ -35,11 +35,21 @@ AETH_RULE void aeth_rl_src_key(struct aeth_rl_src_key *key,
 			       const struct aeth_svc *svc,
 			       const struct aeth_flow *flow)
 {
+	union {
+		struct {
+			__u8 family;
+			__u8 pad[3];
+		} b;
+		__u32 w;
+	} fam = { .b = { .family = flow->family } };
 	__u32 p;
 
+	/* family and its padding as one 32-bit store: the key's readers (the
+	 * hashes, the compares) load whole words, and a load that straddles
+	 * a narrower store waits for it to reach the cache */
 	__builtin_memset(key, 0, sizeof(*key));
 	key->svc_id = svc->id;
-	key->family = flow->family;
+	((aeth_u32_alias *)key)[1] = fam.w;
 	if (flow->family == AETH_AF_INET) {
 		key->prefix.v4 = flow->src.v4 & aeth_rl_mask32(svc->src_prefix_v4);
 		return;
