@@ -36,7 +36,8 @@ ok "$(tail -n 1 <<<"$out")"
 wrapper=$ITEST_TMP/agent-in-image
 cat >"$wrapper" <<EOF
 #!/usr/bin/env bash
-# --config FILE --pin-dir DIR --socket PATH ...: mount what they name
+# --config FILE --pin-dir DIR --socket PATH ...: mount what they name.
+# CAPS: the capabilities to run with (default: the DaemonSet's)
 args=("\$@") mounts=() node=agent
 for ((i = 0; i < \${#args[@]}; i++)); do
 	case \${args[i]} in
@@ -50,7 +51,7 @@ exec podman run --rm --name "aeth-img-$$-\$node" \\
 	--ulimit nofile=1024:1024 --ulimit nproc=1024:1024 \\
 	--network host --read-only --security-opt apparmor=unconfined \\
 	--security-opt no-new-privileges \\
-	--cap-drop ALL --cap-add BPF,PERFMON,NET_ADMIN,SYS_ADMIN,NET_BIND_SERVICE \\
+	--cap-drop ALL --cap-add "\${CAPS:-BPF,PERFMON,NET_ADMIN,SYS_ADMIN,NET_BIND_SERVICE}" \\
 	-v /sys/fs/bpf:/sys/fs/bpf "\${mounts[@]}" "$IMAGE" "\$@"
 EOF
 chmod +x "$wrapper"
@@ -76,13 +77,8 @@ ok "$name runs with BPF, PERFMON, NET_ADMIN, SYS_ADMIN and NET_BIND_SERVICE only
 # bpf(2) only with it. Without it the agent stops at its first bpf(2) call
 # and says so (the day this passes the agent through, SYS_ADMIN can go
 # from the DaemonSet: docs/deploy.md)
-conf=$(topo_conf lb1)
-out=$(timeout 30 podman run --rm --runtime runc --cgroup-manager cgroupfs \
-	--ulimit nofile=1024:1024 --ulimit nproc=1024:1024 --network host --read-only --security-opt apparmor=unconfined \
-	--security-opt no-new-privileges \
-	--cap-drop ALL --cap-add BPF,PERFMON,NET_ADMIN,NET_BIND_SERVICE \
-	-v /sys/fs/bpf:/sys/fs/bpf -v "$(dirname "$conf"):$(dirname "$conf"):ro" \
-	-v "$ITEST_TMP:$ITEST_TMP" "$IMAGE" --config "$conf" \
+out=$(CAPS=BPF,PERFMON,NET_ADMIN,NET_BIND_SERVICE timeout 30 "$wrapper" \
+	--config "$(topo_conf lb1)" \
 	--pin-dir "/sys/fs/bpf/aeth-img-$$-nosysadmin" \
 	--socket "$ITEST_TMP/nosysadmin.sock" 2>&1)
 rc=$?
