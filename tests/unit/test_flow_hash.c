@@ -107,11 +107,11 @@ Test(flow_hash, every_ipv6_field_and_seed_word_moves_the_hash)
 	check_every_field(flow_v6(7, 40000), 16, "ipv6");
 }
 
-Test(flow_hash, the_family_is_part_of_the_hash)
+Test(flow_hash, an_ipv4_and_an_ipv6_flow_of_the_same_words_differ)
 {
 	struct aeth_flow a = flow_v4(0x20010db8, 40000), b = a;
 
-	/* the same words, told apart by the family alone */
+	/* the same words in both forms, only the family differs */
 	b.family = AETH_AF_INET6;
 	cr_assert_neq(aeth_flow_hash(&a, seed), aeth_flow_hash(&b, seed));
 }
