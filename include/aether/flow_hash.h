@@ -43,26 +43,24 @@ AETH_RULE __u32 aeth_hash_final(__u32 h)
  * (docs/deploy.md, "Upgrades"). */
 AETH_RULE __u32 aeth_flow_hash(const struct aeth_flow *f, const __u32 seed[4])
 {
-	__u32 h = seed[0] ^ seed[2];
+	__u32 h = aeth_hash_round(seed[0] ^ seed[2], f->src.v6[0] ^ seed[1]);
+	__u32 len = 16;
 
 	if (f->family == AETH_AF_INET) {
-		h = aeth_hash_round(h, f->src.v6[0] ^ seed[1]);
 		h = aeth_hash_round(h, f->dst.v6[0] ^ seed[3]);
-		h = aeth_hash_round(h, ((__u32)f->sport << 16) | f->dport);
-		h = aeth_hash_round(h, ((__u32)f->proto << 8) | f->family);
-		return aeth_hash_final(h ^ 16);
+	} else {
+		h = aeth_hash_round(h, f->src.v6[1]);
+		h = aeth_hash_round(h, f->src.v6[2]);
+		h = aeth_hash_round(h, f->src.v6[3] ^ seed[3]);
+		h = aeth_hash_round(h, f->dst.v6[0]);
+		h = aeth_hash_round(h, f->dst.v6[1]);
+		h = aeth_hash_round(h, f->dst.v6[2]);
+		h = aeth_hash_round(h, f->dst.v6[3]);
+		len = 40;
 	}
-	h = aeth_hash_round(h, f->src.v6[0] ^ seed[1]);
-	h = aeth_hash_round(h, f->src.v6[1]);
-	h = aeth_hash_round(h, f->src.v6[2]);
-	h = aeth_hash_round(h, f->src.v6[3] ^ seed[3]);
-	h = aeth_hash_round(h, f->dst.v6[0]);
-	h = aeth_hash_round(h, f->dst.v6[1]);
-	h = aeth_hash_round(h, f->dst.v6[2]);
-	h = aeth_hash_round(h, f->dst.v6[3]);
 	h = aeth_hash_round(h, ((__u32)f->sport << 16) | f->dport);
 	h = aeth_hash_round(h, ((__u32)f->proto << 8) | f->family);
-	return aeth_hash_final(h ^ 40);
+	return aeth_hash_final(h ^ len);
 }
 
 #endif /* AETHER_FLOW_HASH_H */
