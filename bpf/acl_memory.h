@@ -7,8 +7,11 @@
  * most. A list is keyed by its ACL slot, and the agent fills a slot only
  * while no service entry names it, then changes the stamp after the flip:
  * a slot's contents never change under one stamp. Both verdicts are kept:
- * a refusal is as much the list's answer as an admission. Private to the
- * loaded program (never pinned). */
+ * a refusal is as much the list's answer as an admission. An IPv4 source
+ * whose block the compiled list's directory answers at once
+ * (guard_ranges_direct) skips the memory: two loads cost less than a
+ * probe and a store that a flood of random sources never reads back.
+ * Private to the loaded program (never pinned). */
 #ifndef AETHER_BPF_ACL_MEMORY_H
 #define AETHER_BPF_ACL_MEMORY_H
 
@@ -58,6 +61,15 @@ static __always_inline bool acl_mem_authorized(const struct svc_neg_ref *r,
 
 	if (!(svc->flags & AETH_SVC_F_ACL))
 		return true;
+	/* a compiled IPv4 list's directory answers most sources in two
+	 * loads, cheaper than a memory that a flood of sources only fills */
+	if (flow->family == AETH_AF_INET) {
+		int answer = guard_ranges_direct(svc_acl_at(r, svc),
+						 bpf_ntohl(flow->src.v4));
+
+		if (answer >= 0)
+			return answer;
+	}
 	slot = ((w[0] ^ w[1] ^ w[2] ^ w[3] ^ svc->acl_slot) * 0x9e3779b1u) >>
 	       22;	/* 10 bits: ACL_MEM_SIZE */
 	m = bpf_map_lookup_elem(&lb_acl_mem, &slot);

@@ -43,6 +43,21 @@ static __always_inline bool guard_trie_allows(void *trie,
 	return aeth_acl_hit_admits(family, flow);
 }
 
+/* 1 when src lies in interval iv (first << 32 | last), else 0, without a
+ * branch: src - first and last - src, widened to 64 bits, are negative
+ * (bit 63 set) exactly when src is outside. The barrier keeps the
+ * compiler from turning the sign tests back into compares, which BPF only
+ * has as jumps. */
+static __always_inline __u32 guard_in_interval(__u64 iv, __u32 src)
+{
+	__u64 below, above, s = src;
+
+	asm volatile("" : "+r"(s));
+	below = s - (iv >> 32);
+	above = (iv & 0xffffffffull) - s;
+	return (__u32)(~(below | above) >> 63);
+}
+
 /* Interval i of aeth_acl_rng, or NULL (outside the array). */
 static __always_inline __u64 *guard_rng(__u32 i)
 {
@@ -96,7 +111,42 @@ __noinline int guard_ranges_answer(__u32 slot, __u32 src)
 		n -= half;
 	}
 	r = guard_rng(lo);
-	return r && (__u32)(*r >> 32) <= src && src <= (__u32)*r;
+	return r && guard_in_interval(*r, src);
+}
+
+/* The answer of the compiled list at (its aeth_acl_rngidx entry) for src
+ * when its directory settles it with one interval's load: 1 to admit, 0 to refuse; -1 when it cannot (no
+ * compiled form or no directory, or src's block overlaps several
+ * intervals: guard_ranges_answer searches them). Most blocks overlap
+ * none or one (the directory has about two blocks per interval), and the
+ * answer is computed, not branched on: a flood of random sources would
+ * mispredict a branch on "no interval" / "outside it" half the time. A
+ * block without intervals names the first interval after it (or the
+ * directory's first entry, past the intervals): loaded, and masked out by
+ * its count of 0. */
+static __always_inline int
+guard_ranges_direct(const struct aeth_acl_rng_at *at, __u32 src)
+{
+	const __u32 want = AETH_ACL_RNG_F_COMPILED | AETH_ACL_RNG_F_DIR;
+	__u32 bits, n;
+	__u64 *d, *r;
+
+	if (!at || (at->flags & want) != want)
+		return -1;
+	bits = at->dir_bits;
+	if (bits < 1 || bits > AETH_ACL_DIR_MAX_BITS ||
+	    at->count > AETH_ACL_RNG_CAP)
+		return -1;
+	d = guard_rng(at->offset + at->count + (src >> (32 - bits)));
+	if (!d)
+		return -1;
+	n = (__u32)*d;
+	if (n > 1)
+		return -1;
+	r = guard_rng(at->offset + (__u32)(*d >> 32));
+	if (!r)
+		return -1;
+	return guard_in_interval(*r, src) & n;
 }
 
 /* True when flow->src may reach svc (always when the ACL is off). */

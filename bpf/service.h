@@ -61,16 +61,23 @@ struct svc_neg_entry {
 	__u8 svc_proto;
 	__u8 has_svc;
 	struct aeth_svc svc;
+	/* with has_svc and the service's ACL on: the index entry of its
+	 * list's compiled form (aeth_acl_rngidx[svc.acl_slot]) as it was
+	 * when the copy was made (flags 0: none). The agent writes a slot
+	 * only while no service names it and changes the stamp after the
+	 * flip, so the entry cannot change under this entry's tag. */
+	struct aeth_acl_rng_at acl_at;
 };
 
-/* Not named like the previous layouts' maps (lb_vip_neg, lb_vip_known),
- * which bench/cost --baseline shares by name with an older build. */
+/* Not named like the previous layouts' maps (lb_vip_neg, lb_vip_known,
+ * lb_vip_mem), which bench/cost --baseline shares by name with an older
+ * build. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, SVC_NEG_SIZE);
 	__type(key, __u32);
 	__type(value, struct svc_neg_entry);
-} lb_vip_mem SEC(".maps");
+} lb_vip_memory SEC(".maps");
 
 /* What a packet learnt from the cache, for the stores after its lookups,
  * and the stamp every per-CPU memory of this file is checked against. */
@@ -137,7 +144,7 @@ static __always_inline void svc_neg_find(struct svc_neg_ref *r,
 					 const union aeth_addr *a, __u8 family)
 {
 	__u32 slot = svc_neg_slot(a);
-	struct svc_neg_entry *e = bpf_map_lookup_elem(&lb_vip_mem, &slot);
+	struct svc_neg_entry *e = bpf_map_lookup_elem(&lb_vip_memory, &slot);
 
 	r->e = e;
 	r->kind = SVC_NEG_UNKNOWN;
@@ -285,6 +292,34 @@ static __always_inline bool svc_key_equal(const struct aeth_svc_key *a,
 		(x[3] ^ y[3]) | (x[4] ^ y[4])) == 0;
 }
 
+/* e->acl_at for the service just copied into e. */
+static __always_inline void svc_note_acl_at(struct svc_neg_entry *e)
+{
+	struct aeth_acl_rng_at *at;
+	__u32 slot = e->svc.acl_slot;
+
+	e->acl_at.flags = 0;
+	if (!(e->svc.flags & AETH_SVC_F_ACL))
+		return;
+	at = bpf_map_lookup_elem(&aeth_acl_rngidx, &slot);
+	if (at)
+		e->acl_at = *at;
+}
+
+/* The index entry of svc's compiled list (aeth_acl_rngidx), from the VIP
+ * memory's entry when svc is its copy (what svc_find_port returns): one
+ * load fewer in the chain of dependent ones that judges a source. */
+static __always_inline const struct aeth_acl_rng_at *
+svc_acl_at(const struct svc_neg_ref *r, const struct aeth_svc *svc)
+{
+	__u32 slot;
+
+	if (r->e && svc == &r->e->svc)
+		return &r->e->acl_at;
+	slot = svc->acl_slot;
+	return bpf_map_lookup_elem(&aeth_acl_rngidx, &slot);
+}
+
 /* Remember svc as the VIP's last service found, (port, proto)'s, in the
  * VIP memory's entry e: into an entry already good for the VIP (r->kind;
  * the copy is made under its stamp and lapses with it), else into a new
@@ -304,6 +339,7 @@ static __always_inline void svc_neg_note_service(struct svc_neg_ref *r,
 	e->svc_port = port;
 	e->svc_proto = proto;
 	e->has_svc = 1;
+	svc_note_acl_at(e);
 }
 
 /* svc_lookup_port through this CPU's memories: the VIP memory's entry of
