@@ -525,6 +525,8 @@ static void setup(struct bench *b)
 	s.svc_interval_ns = 1;
 	s.svc_tolerance_ns = NEVER;
 	update_svc(b, VIP4, PORT_SYN, &s);
+	/* the VIP filter as the agent keeps it */
+	check(dp_vip_filter_fill(&b->h), "VIP filter");
 
 	b->w = wrapper__open_and_load();
 	if (!b->w)

@@ -433,7 +433,7 @@ int aether_lb(struct xdp_md *ctx)
 	struct aeth_node *node;
 	struct aeth_svc *svc;
 	struct lb_pkt p;
-	__u32 zero = 0;
+	__u32 zero = 0, bucket;
 	int r, l3, l4 = 0;
 
 	__builtin_memset(&p, 0, sizeof(p));
@@ -450,8 +450,15 @@ int aether_lb(struct xdp_md *ctx)
 		return lb_decap(ctx, &p);
 	if (lb_stray_tunnel(ctx, &p))
 		return stats_drop(AETH_R_DECAP_INVALID, STATS_NO_SVC);
+	/* the rest of non-service traffic (pods, routed): one load */
+	/* an IPv4 address's other words are zero: no need to fold them */
+	bucket = p.flow.family == AETH_AF_INET ?
+			 aeth_vip_filter_bucket_of(p.flow.dst.v4) :
+			 aeth_vip_filter_bucket(&p.flow.dst);
+	if (svc_filter_not_vip(bucket))
+		goto pass;
 	svc_stamp(&neg);
-	svc_neg_find(&neg, &p.flow.dst, p.flow.family);
+	svc_neg_find(&neg, bucket, &p.flow.dst, p.flow.family);
 	if (neg.kind == SVC_NEG_NOT_VIP)
 		goto pass;
 	/* TCP and UDP: the service lookup itself tells a VIP (a hit), which

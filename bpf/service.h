@@ -9,6 +9,7 @@
 #include <linux/in.h>
 #include <bpf/bpf_helpers.h>
 #include "aether/abi.h"
+#include "aether/vip_filter.h"
 #include "maps.h"
 
 /* Telling a VIP from other traffic costs a hash lookup (25-40 ns here),
@@ -108,12 +109,24 @@ static __always_inline bool svc_addr_equal(const union aeth_addr *a,
 		(a->v6[2] ^ b->v6[2]) | (a->v6[3] ^ b->v6[3])) == 0;
 }
 
-static __always_inline __u32 svc_neg_slot(const union aeth_addr *a)
-{
-	__u32 h = a->v6[0] ^ a->v6[1] ^ a->v6[2] ^ a->v6[3];
+/* The VIP filter (include/aether/vip_filter.h): a global of the loaded
+ * program, in its .bss, which the agent that loaded it writes through the
+ * skeleton's mapping (agent/daemon/vip_filter.c). Not a pinned map: it is
+ * derived from aeth_vip alone, a new program starts with it all clear
+ * (every packet the long way) until its agent has written it, and a
+ * global is read without a lookup's instructions, which every service
+ * packet pays for too. */
+__u64 lb_vip_filter[AETH_VIP_FILTER_WORDS];
 
-	return (h * 0x9e3779b1u) >> 22;	/* 10 bits: SVC_NEG_SIZE */
+/* True when the VIP filter says that no VIP hashes to bucket (an
+ * address's aeth_vip_filter_bucket): the address is no VIP, and nothing
+ * else need be asked. False says nothing. */
+static __always_inline bool svc_filter_not_vip(__u32 bucket)
+{
+	return lb_vip_filter[aeth_vip_filter_word(bucket)] &
+	       aeth_vip_filter_mask(bucket);
 }
+
 
 /* The tables' stamp (aeth_stamp, bpf/maps.h), read before any lookup it
  * vouches for, and the time in jiffies. Every writer of the tables in
@@ -139,11 +152,17 @@ static __always_inline void svc_stamp(struct svc_neg_ref *r)
 	r->now = bpf_jiffies64();
 }
 
-/* The entry for addr's slot, and in r->kind what it says of addr. */
-static __always_inline void svc_neg_find(struct svc_neg_ref *r,
+/* The VIP memory's slot of an address is its VIP filter word: one hash
+ * for both. */
+_Static_assert(SVC_NEG_SIZE == AETH_VIP_FILTER_WORDS,
+	       "a VIP memory slot per word of the VIP filter");
+
+/* The entry for a's slot (bucket: aeth_vip_filter_bucket(a)), and in
+ * r->kind what it says of a. */
+static __always_inline void svc_neg_find(struct svc_neg_ref *r, __u32 bucket,
 					 const union aeth_addr *a, __u8 family)
 {
-	__u32 slot = svc_neg_slot(a);
+	__u32 slot = aeth_vip_filter_word(bucket);
 	struct svc_neg_entry *e = bpf_map_lookup_elem(&lb_vip_memory, &slot);
 
 	r->e = e;

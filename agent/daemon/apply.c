@@ -16,6 +16,7 @@
 #include "apply.h"
 #include "apply_internal.h"
 #include "log.h"
+#include "vip_filter.h"
 
 /* ---- state ------------------------------------------------------------- */
 
@@ -144,18 +145,14 @@ static int recover_backends(struct aeth_agent *a, struct aeth_state *st,
 	return 0;
 }
 
-/* After a restart: make aeth_vip match the recovered services (an apply
- * interrupted by a crash may have left a count behind). */
-static int reconcile_vips(struct aeth_agent *a, const struct aeth_state *st)
+/* After a restart: make aeth_vip match the recovered services, whose VIPs
+ * are v[0..n) (an apply interrupted by a crash may have left a count
+ * behind). */
+static void reconcile_vips(struct aeth_agent *a, const struct vip_count *v,
+			   size_t n)
 {
 	struct aeth_vip_key k, nk, *prev = NULL;
-	struct vip_count *v;
-	size_t n;
-	int err;
 
-	err = apply_vip_counts(st, &v, &n);
-	if (err)
-		return err;
 	while (bpf_map_get_next_key(a->fds.vip, prev, &nk) == 0) {
 		uint32_t count;
 
@@ -176,15 +173,14 @@ static int reconcile_vips(struct aeth_agent *a, const struct aeth_state *st)
 			bpf_map_update_elem(a->fds.vip, &v[i].key, &v[i].count,
 					    BPF_ANY);
 	}
-	free(v);
-	return 0;
 }
 
 int aeth_state_recover(struct aeth_agent *a)
 {
 	struct aeth_state *st = apply_state_alloc();
 	uint32_t max_svc = 0, max_be = 0, zero = 0;
-	size_t n_svc, n_be = 0, n_stale = 0;
+	size_t n_svc, n_be = 0, n_stale = 0, n_vips = 0;
+	struct vip_count *vips = NULL;
 	int err;
 
 	if (!st)
@@ -192,11 +188,17 @@ int aeth_state_recover(struct aeth_agent *a)
 	n_svc = recover_services(a, st, &max_svc);
 	err = recover_backends(a, st, &max_be, &n_be, &n_stale);
 	if (!err)
-		err = reconcile_vips(a, st);
+		err = apply_vip_counts(st, &vips, &n_vips);
 	if (err) {
 		aeth_state_free(st);
 		return err;
 	}
+	/* the filter first: it clears the bit of every VIP a service names
+	 * before reconcile_vips may write one (pins of an older agent have
+	 * no filter, or one of another state) */
+	aeth_vip_filter_sync(a, vips, n_vips);
+	reconcile_vips(a, vips, n_vips);
+	free(vips);
 	if (bpf_map_lookup_elem(a->fds.node, &zero, &st->node) == 0)
 		st->node_known = true;
 	bpf_map_lookup_elem(a->fds.meta, &zero, &a->meta);
@@ -265,6 +267,8 @@ static void commit(struct aeth_agent *a, struct aeth_config *cfg,
 	if (err)	/* the state is live; only the bookkeeping is stale */
 		log_warn("writing %s: %s", AETH_MAP_META, strerror(-err));
 	aeth_stamp_bump(a);	/* removed services and VIPs are gone now */
+	/* nothing of this apply can be undone now */
+	aeth_vip_filter_sync(a, p->new_vips, p->n_new_vips);
 
 	aeth_state_free(a->state);
 	a->state = p->ns;

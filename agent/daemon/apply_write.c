@@ -14,6 +14,7 @@
 
 #include "apply.h"
 #include "apply_internal.h"
+#include "vip_filter.h"
 
 static int write_node(struct tx *tx, struct aeth_agent *a,
 		      const struct aeth_state *ns)
@@ -224,13 +225,15 @@ static int write_svcinfo(struct tx *tx, struct aeth_agent *a,
 	return 0;
 }
 
-/* VIPs before the services on them. */
+/* VIPs before the services on them, each with its bit of the VIP
+ * filter cleared first (a VIP never has it set while it exists). */
 static int write_vips(struct tx *tx, struct aeth_agent *a,
 		      const struct apply_plan *p)
 {
 	const struct vip_count *nv = p->new_vips;
 	int err;
 
+	aeth_vip_filter_admit(a, nv, p->n_new_vips);
 	for (size_t i = 0; i < p->n_new_vips; i++) {
 		if (apply_vip_lookup(p->old_vips, p->n_old_vips, &nv[i].key) ==
 		    nv[i].count)

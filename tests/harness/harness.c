@@ -18,6 +18,7 @@
 #include "acl_compile.h"
 #include "aether/ct_rule.h"
 #include "aether/ct_table.h"
+#include "aether/vip_filter.h"
 #include "aether_lb.skel.h"
 #include "harness.h"
 #include "pkt.h"
@@ -234,6 +235,42 @@ int dp_bump_stamp(struct dp_h *h)
 		return -errno;
 	stamp++;
 	return bpf_map_update_elem(h->stamp, &k, &stamp, BPF_ANY) ? -errno : 0;
+}
+
+int dp_vip_filter_fill(struct dp_h *h)
+{
+	struct aether_lb *skel = h->skel;
+	struct aeth_vip_key k, *prev = NULL;
+	__u64 *f;
+	__u32 bucket;
+
+	if (!skel->bss)
+		return -EOPNOTSUPP;
+	f = skel->bss->lb_vip_filter;
+	for (__u32 w = 0; w < AETH_VIP_FILTER_WORDS; w++)
+		f[w] = ~0ull;
+	while (bpf_map_get_next_key(h->vip, prev, &k) == 0) {
+		bucket = aeth_vip_filter_bucket(&k.addr);
+		f[aeth_vip_filter_word(bucket)] &= ~aeth_vip_filter_mask(bucket);
+		prev = &k;
+	}
+	return 0;
+}
+
+int dp_vip_filter_set(struct dp_h *h, const union aeth_addr *a, bool no_vip)
+{
+	struct aether_lb *skel = h->skel;
+	__u32 bucket = aeth_vip_filter_bucket(a);
+	__u64 *w;
+
+	if (!skel->bss)
+		return -EOPNOTSUPP;
+	w = &skel->bss->lb_vip_filter[aeth_vip_filter_word(bucket)];
+	if (no_vip)
+		*w |= aeth_vip_filter_mask(bucket);
+	else
+		*w &= ~aeth_vip_filter_mask(bucket);
+	return 0;
 }
 
 struct aeth_backend dp_backend(const char *addr, uint32_t flags,

@@ -24,6 +24,10 @@
  *                                  that write the tables directly,
  *                                  dp_bump_stamp() for the stamp alone, as
  *                                  a refresh after a health change does)
+ *   dp_vip_filter_fill(&h)         the VIP filter (the program's global
+ *                                  lb_vip_filter) as the agent writes it
+ *                                  for the VIPs in aeth_vip (all clear
+ *                                  otherwise: no packet skips the lookup)
  *   dp_set_backend(&h, id, &be)    aeth_backend[id] (dp_backend() builds one)
  *   dp_set_maglev(&h, slot, table, size)
  *                                  creates a fresh BPF_F_INNER_MAP array of
@@ -135,6 +139,14 @@ int dp_add_service(struct dp_h *h, const struct aeth_svc_key *key,
 		   const struct aeth_svc *svc);
 int dp_bump_generation(struct dp_h *h);
 int dp_bump_stamp(struct dp_h *h);
+/* The VIP filter (aeth_novip) as the agent writes it for the VIPs now in
+ * aeth_vip: every bucket's bit set but theirs. Tests and benches that do
+ * not call it run with the filter all clear (every packet goes the long
+ * way, as before the filter). */
+int dp_vip_filter_fill(struct dp_h *h);
+/* Set (no_vip) or clear the VIP filter's bit of address a alone, whatever
+ * aeth_vip holds: what a writer that broke the agent's rule would do. */
+int dp_vip_filter_set(struct dp_h *h, const union aeth_addr *a, bool no_vip);
 
 /* The connection entry of flow fl (aeth_ct is keyed by service and
  * client, aeth_ct_key): the service is found as the data path finds it

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* The VIP filter (aeth_novip): one bit per bucket of destination
+ * addresses, set when the agent knows that no VIP hashes to the bucket.
+ * The data path passes a packet whose destination's bit is set without
+ * asking anything else; most packets through a node are for no VIP (the
+ * node's pods, routed traffic), and the bit is one load where the VIP
+ * memory is a stamp, a clock and five compares (bpf/service.h).
+ *
+ * Fail closed by construction: a clear bit only sends a packet the long
+ * way (the VIP memory, then aeth_vip), so an empty filter (a new pin, an
+ * agent that has not written it yet, the test harness) changes no
+ * verdict. The agent clears a VIP's bit before it writes the VIP, and sets
+ * bits only after an apply is committed (or the state recovered at a
+ * start), for the buckets that hold none of its VIPs (agent/daemon/
+ * vip_filter.c). Shared by the data path and the agent. */
+#ifndef AETHER_VIP_FILTER_H
+#define AETHER_VIP_FILTER_H
+
+#include <linux/types.h>
+#include "abi.h"
+#include "rule_inline.h"
+
+#define AETH_VIP_FILTER_BITS 65536u
+#define AETH_VIP_FILTER_WORDS (AETH_VIP_FILTER_BITS / 64)
+
+/* The bucket of an address whose four words xor to folded. */
+AETH_RULE __u32 aeth_vip_filter_bucket_of(__u32 folded)
+{
+	return (folded * 0x9e3779b1u) >> 16;	/* 16 bits: AETH_VIP_FILTER_BITS */
+}
+
+/* The bucket of address a (of either family: an IPv4 address is its first
+ * word, the others zero, as in aeth_vip_key and the flow, so its words
+ * fold to that word). Not keyed: an address aimed at a VIP's bucket only
+ * takes the long way. */
+AETH_RULE __u32 aeth_vip_filter_bucket(const union aeth_addr *a)
+{
+	return aeth_vip_filter_bucket_of(a->v6[0] ^ a->v6[1] ^ a->v6[2] ^
+					 a->v6[3]);
+}
+
+AETH_RULE __u32 aeth_vip_filter_word(__u32 bucket)
+{
+	return bucket / 64;
+}
+
+AETH_RULE __u64 aeth_vip_filter_mask(__u32 bucket)
+{
+	return 1ull << (bucket % 64);
+}
+
+#endif /* AETHER_VIP_FILTER_H */
