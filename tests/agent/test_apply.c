@@ -8,6 +8,8 @@
 #include "agent_fixture.h"
 #include "aether/ct_rule.h"
 #include "aether/ct_table.h"
+#include "aether/vip_filter.h"
+#include "aether_lb.skel.h"
 #include "ct_table.h"
 
 static char dir[256];
@@ -442,6 +444,49 @@ static uint64_t stamp_of(struct aeth_agent *a)
 	return v;
 }
 
+/* The VIP filter of the agent's program (include/aether/vip_filter.h). */
+static bool filter_no_vip(struct aeth_agent *a, const char *addr)
+{
+	union aeth_addr ad = ip_of(addr).addr;
+	__u32 b = aeth_vip_filter_bucket(&ad);
+
+	return a->skel->bss->lb_vip_filter[aeth_vip_filter_word(b)] &
+	       aeth_vip_filter_mask(b);
+}
+
+/* No VIP in aeth_vip has its bucket's bit set; returns how many buckets
+ * the VIPs take. */
+static unsigned int assert_vips_not_filtered(struct aeth_agent *a,
+					     const char *when)
+{
+	static uint8_t seen[AETH_VIP_FILTER_BITS];
+	struct aeth_vip_key k, *prev = NULL;
+	unsigned int buckets = 0;
+	__u32 b;
+
+	memset(seen, 0, sizeof(seen));
+	while (bpf_map_get_next_key(a->fds.vip, prev, &k) == 0) {
+		b = aeth_vip_filter_bucket(&k.addr);
+		cr_assert_eq(a->skel->bss->lb_vip_filter[aeth_vip_filter_word(b)] &
+				     aeth_vip_filter_mask(b),
+			     0, "%s: a VIP's bit is set", when);
+		buckets += !seen[b];
+		seen[b] = 1;
+		prev = &k;
+	}
+	return buckets;
+}
+
+static unsigned int filter_bits_set(struct aeth_agent *a)
+{
+	unsigned int n = 0;
+
+	for (uint32_t w = 0; w < AETH_VIP_FILTER_WORDS; w++)
+		n += __builtin_popcountll(a->skel->bss->lb_vip_filter[w]);
+	return n;
+}
+
+
 /* Fail the Nth map write for every N a full apply makes: each time the
  * maps must be exactly as before (rolled back), and only the last run, with
  * no failure, changes them. Every run changes the tables' stamp, failed
@@ -455,8 +500,10 @@ Test(apply, failure_at_any_step_keeps_previous_state)
 	uint32_t old_tbl_id, *old_tbl, *tbl;
 	unsigned int n;
 	int rc, old_fd;
+	bool cleared_early = false;
 
 	apply_ok(A, DOC_A);
+	cr_assert(filter_no_vip(A, "203.0.113.20"));
 	snap(A, &before);
 	cr_assert(svc_get(A, "203.0.113.10", 6443, IPPROTO_TCP, &api_old));
 	old_tbl_id = slot_map_id(A->fds.maglev, api_old.maglev_slot);
@@ -476,6 +523,11 @@ Test(apply, failure_at_any_step_keeps_previous_state)
 		cr_assert_neq(res.message[0], '\0');
 		snap(A, &now);
 		assert_same_serving_state(&before, &now, n);
+		assert_vips_not_filtered(A, "after a failed apply");
+		/* the bit of 203.0.113.20 (new in DOC_C) is cleared before
+		 * the VIP is written and never set back by a rollback: the
+		 * runs that failed after that write leave it clear */
+		cleared_early |= !filter_no_vip(A, "203.0.113.20");
 		free(now.be);
 		/* the table that served before is still intact */
 		tbl = read_table(old_tbl_id, 251);
@@ -484,6 +536,8 @@ Test(apply, failure_at_any_step_keeps_previous_state)
 	}
 	aeth_apply_fail_at = 0;
 	cr_assert_eq(rc, 0);
+	cr_assert(cleared_early, "the new VIP's filter bit was only cleared "
+		  "by the commit");
 	/* backends, tables, vips, services, removals: many failure points */
 	cr_assert_gt(n, 10, "only %u failure points", n);
 	cr_assert_eq(A->status.apply_failed, n - 1);
@@ -887,7 +941,6 @@ Test(apply, acl_empty_then_disabled)
 #include <linux/tcp.h>
 
 #include "aether/flow_hash.h"
-#include "aether_lb.skel.h"
 
 static uint16_t ip_csum(const void *hdr, size_t len)
 {
@@ -991,6 +1044,62 @@ Test(apply, datapath_follows_applied_maps)
 	cr_assert_eq(ce.backend_id,
 		     table[aeth_flow_hash(&flow, node.hash_seed) % 251]);
 	free(table);
+}
+
+/* ---- the VIP filter of the agent's program -------------------------- */
+
+#define DOC_V6_ONLY DOC_HEAD SVC_V6 DOC_TAIL
+
+/* Each committed apply leaves every bucket's bit set but those of its
+ * VIPs; a VIP added has its bit clear and is judged, a VIP removed gets
+ * its bit back and its packets pass like any other address's. */
+Test(apply, vip_filter_follows_applies)
+{
+	unsigned int buckets;
+
+	/* no VIP yet: the state recovered from empty pins says so */
+	cr_assert_eq(filter_bits_set(A), AETH_VIP_FILTER_BITS);
+	apply_ok(A, DOC_A);
+	buckets = assert_vips_not_filtered(A, "DOC_A");
+	cr_assert_eq(buckets, 2);	/* 203.0.113.10, 2001:db8::10 */
+	cr_assert_eq(filter_bits_set(A), AETH_VIP_FILTER_BITS - buckets);
+	cr_assert(filter_no_vip(A, "203.0.113.20"));
+	cr_assert_eq(run_syn(A, "198.51.100.7", "203.0.113.20", 80), XDP_PASS);
+	cr_assert_eq(run_syn(A, "198.51.100.7", "203.0.113.10", 7), XDP_DROP);
+
+	apply_ok(A, DOC_C);	/* adds 203.0.113.20 */
+	buckets = assert_vips_not_filtered(A, "DOC_C");
+	cr_assert_eq(buckets, 3);
+	cr_assert_eq(filter_bits_set(A), AETH_VIP_FILTER_BITS - buckets);
+	cr_assert_not(filter_no_vip(A, "203.0.113.20"));
+	cr_assert_eq(run_syn(A, "198.51.100.7", "203.0.113.20", 8080),
+		     XDP_DROP, "the new VIP is judged");
+
+	apply_ok(A, DOC_V6_ONLY);	/* both IPv4 VIPs gone */
+	cr_assert_eq(assert_vips_not_filtered(A, "DOC_V6_ONLY"), 1);
+	cr_assert_eq(filter_bits_set(A), AETH_VIP_FILTER_BITS - 1);
+	cr_assert(filter_no_vip(A, "203.0.113.10"));
+	cr_assert(filter_no_vip(A, "203.0.113.20"));
+	cr_assert_eq(run_syn(A, "198.51.100.7", "203.0.113.10", 6443),
+		     XDP_PASS);
+}
+
+/* A restarted agent loads a new program, whose filter starts all clear
+ * (every packet the long way), and fills it from the state it recovers
+ * before the program is attached. */
+Test(apply, vip_filter_filled_for_a_restarted_agent)
+{
+	unsigned int buckets;
+
+	apply_ok(A, DOC_C);
+	agent_close(A);
+	A = agent_open(dir);
+	buckets = assert_vips_not_filtered(A, "restart");
+	cr_assert_eq(buckets, 3);	/* 203.0.113.10, .20, 2001:db8::10 */
+	cr_assert_eq(filter_bits_set(A), AETH_VIP_FILTER_BITS - buckets);
+	cr_assert_eq(run_syn(A, "198.51.100.7", "203.0.113.20", 8080),
+		     XDP_DROP);
+	cr_assert_eq(run_syn(A, "198.51.100.7", "203.0.113.30", 80), XDP_PASS);
 }
 
 /* A document may hold at most half of the backend id space

@@ -1,6 +1,7 @@
 /* Data path tests: parsing, pass-through, malformed and truncated packets,
  * unconfigured ports, fragments, inline decapsulation. */
 #include <arpa/inet.h>
+#include <stdbool.h>
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -9,6 +10,8 @@
 
 #include <bpf/bpf.h>
 
+#include "aether/vip_filter.h"
+#include "aether_lb.skel.h"
 #include "harness.h"
 #include "pkt.h"
 
@@ -982,4 +985,115 @@ Test(dp, service_copies_keep_ports_apart)
 		syn4_to(2000 + i, i & 1 ? 8443 : 6443);
 	cr_assert_eq(be_packets(10), 4);
 	cr_assert_eq(be_packets(12), 4);
+}
+
+/* ---- the VIP filter (include/aether/vip_filter.h) ---- */
+
+static bool filter_says_no_vip(const char *addr)
+{
+	union aeth_addr a;
+	__u32 bucket;
+
+	dp_addr(addr, &a);
+	bucket = aeth_vip_filter_bucket(&a);
+	return ((struct aether_lb *)h.skel)->bss->lb_vip_filter
+		       [aeth_vip_filter_word(bucket)] &
+	       aeth_vip_filter_mask(bucket);
+}
+
+/* The verdicts that the setup's VIPs and a few other addresses get. */
+static void expect_vip_verdicts(void)
+{
+	struct pkt_spec s4 = pkt_spec_tcp4(CLI4, 40001, VIP4, 6443);
+	struct pkt_spec s6 = pkt_spec_tcp6(CLI6, 40001, VIP6, 443);
+	struct pkt_spec p22 = pkt_spec_tcp4(CLI4, 40001, VIP4, 22);
+	struct pkt_spec other = pkt_spec_tcp4(CLI4, 40001, "203.0.113.77",
+					      6443);
+	struct pkt_spec other6 = pkt_spec_udp6(CLI6, 40001, "2001:db8:f::11",
+					       443);
+	struct frame f;
+	struct result r;
+	uint64_t unconf = reason(AETH_R_UNCONFIGURED_PORT);
+
+	s4.tcp_flags = s6.tcp_flags = p22.tcp_flags = PKT_TCP_SYN;
+	build(&s4, &f);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_TX, "IPv4 VIP: %u", r.verdict);
+	build(&s6, &f);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_TX, "IPv6 VIP: %u", r.verdict);
+	build(&p22, &f);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_DROP);
+	cr_assert_eq(reason(AETH_R_UNCONFIGURED_PORT), unconf + 1);
+	build(&other, &f);
+	expect_pass_unchanged(&f);
+	build(&other6, &f);
+	expect_pass_unchanged(&f);
+}
+
+/* Filled as the agent fills it, the filter says "no VIP" for other
+ * addresses and never for a VIP, and no verdict changes: VIPs balanced
+ * and guarded as before, other addresses passed untouched, also one that
+ * shares a VIP's bucket (it takes the long way). */
+Test(dp, vip_filter_filled_changes_no_verdict)
+{
+	union aeth_addr vip, a;
+	char text[INET_ADDRSTRLEN];
+	uint32_t i;
+
+	expect_vip_verdicts();	/* all clear, as created */
+	cr_assert_not(filter_says_no_vip("203.0.113.77"));
+	cr_assert_eq(dp_vip_filter_fill(&h), 0);
+	cr_assert_not(filter_says_no_vip(VIP4));
+	cr_assert_not(filter_says_no_vip(VIP6));
+	cr_assert(filter_says_no_vip("203.0.113.77"));
+	cr_assert(filter_says_no_vip("2001:db8:f::11"));
+	expect_vip_verdicts();
+
+	/* an address of VIP4's bucket that is no VIP */
+	dp_addr(VIP4, &vip);
+	memset(&a, 0, sizeof(a));
+	for (i = 1;; i++) {
+		a.v4 = htonl(0x0a000000 + i);
+		if (aeth_vip_filter_bucket(&a) == aeth_vip_filter_bucket(&vip))
+			break;
+	}
+	inet_ntop(AF_INET, &a.v4, text, sizeof(text));
+	cr_assert_not(filter_says_no_vip(text));
+	{
+		struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, text, 6443);
+		struct frame f;
+
+		build(&s, &f);
+		expect_pass_unchanged(&f);
+	}
+	cr_assert_eq(total_drops(), 2);	/* the unconfigured port's, twice */
+}
+
+/* The program trusts the filter: a bit set over a VIP (a writer breaking
+ * the agent's rule, which clears a VIP's bit before it writes the VIP:
+ * tests/agent/test_apply.c) passes that VIP's packets to the stack
+ * unjudged. That is why only the agent that loaded the program writes it,
+ * and this test shows that the filter is what answered. */
+Test(dp, vip_filter_bit_decides_before_the_vip_lookup)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	union aeth_addr vip;
+	struct frame f;
+	struct result r;
+	uint64_t passed;
+
+	s.tcp_flags = PKT_TCP_SYN;
+	build(&s, &f);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_TX);
+	dp_addr(VIP4, &vip);
+	cr_assert_eq(dp_vip_filter_set(&h, &vip, true), 0);
+	passed = global().events[AETH_EV_PASS_NOT_SERVICE];
+	expect_pass_unchanged(&f);
+	cr_assert_eq(global().events[AETH_EV_PASS_NOT_SERVICE], passed + 1);
+	cr_assert_eq(dp_vip_filter_set(&h, &vip, false), 0);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_TX);
 }
