@@ -64,7 +64,8 @@ static __always_inline bool acl_mem_authorized(const struct svc_neg_ref *r,
 	/* a compiled IPv4 list's directory answers most sources in two
 	 * loads, cheaper than a memory that a flood of sources only fills */
 	if (flow->family == AETH_AF_INET) {
-		int answer = guard_ranges_direct(svc_acl_at(r, svc),
+		struct guard_acl_dir spare;
+		int answer = guard_ranges_direct(svc_acl_dir(r, svc, &spare),
 						 bpf_ntohl(flow->src.v4));
 
 		if (answer >= 0)

@@ -114,7 +114,35 @@ __noinline int guard_ranges_answer(__u32 slot, __u32 src)
 	return r && guard_in_interval(*r, src);
 }
 
-/* The answer of the compiled list at (its aeth_acl_rngidx entry) for src
+/* A compiled list's directory as guard_ranges_direct uses it, prepared
+ * from the list's index entry once (guard_acl_dir_of) and kept with each
+ * CPU's copy of the service entry (bpf/service.h): the index entry's
+ * checks and where the directory starts are not redone for every packet.
+ * usable 0: the list has no compiled form with a directory. */
+struct guard_acl_dir {
+	__u32 offset;		/* the list's first interval in aeth_acl_rng */
+	__u32 dir;		/* its directory's first entry there */
+	__u32 shift;		/* 32 - dir_bits: src's block is src >> shift */
+	__u32 usable;
+};
+
+static __always_inline void guard_acl_dir_of(const struct aeth_acl_rng_at *at,
+					      struct guard_acl_dir *g)
+{
+	const __u32 want = AETH_ACL_RNG_F_COMPILED | AETH_ACL_RNG_F_DIR;
+
+	g->usable = 0;
+	if (!at || (at->flags & want) != want || at->dir_bits < 1 ||
+	    at->dir_bits > AETH_ACL_DIR_MAX_BITS ||
+	    at->count > AETH_ACL_RNG_CAP)
+		return;
+	g->offset = at->offset;
+	g->dir = at->offset + at->count;
+	g->shift = 32 - at->dir_bits;
+	g->usable = 1;
+}
+
+/* The answer of the compiled list whose directory is g for src
  * when its directory settles it with one interval's load: 1 to admit, 0 to refuse; -1 when it cannot (no
  * compiled form or no directory, or src's block overlaps several
  * intervals: guard_ranges_answer searches them). Most blocks overlap
@@ -124,26 +152,21 @@ __noinline int guard_ranges_answer(__u32 slot, __u32 src)
  * block without intervals names the first interval after it (or the
  * directory's first entry, past the intervals): loaded, and masked out by
  * its count of 0. */
-static __always_inline int
-guard_ranges_direct(const struct aeth_acl_rng_at *at, __u32 src)
+static __always_inline int guard_ranges_direct(const struct guard_acl_dir *g,
+					       __u32 src)
 {
-	const __u32 want = AETH_ACL_RNG_F_COMPILED | AETH_ACL_RNG_F_DIR;
-	__u32 bits, n;
 	__u64 *d, *r;
+	__u32 n;
 
-	if (!at || (at->flags & want) != want)
+	if (!g->usable)
 		return -1;
-	bits = at->dir_bits;
-	if (bits < 1 || bits > AETH_ACL_DIR_MAX_BITS ||
-	    at->count > AETH_ACL_RNG_CAP)
-		return -1;
-	d = guard_rng(at->offset + at->count + (src >> (32 - bits)));
+	d = guard_rng(g->dir + (src >> g->shift));
 	if (!d)
 		return -1;
 	n = (__u32)*d;
 	if (n > 1)
 		return -1;
-	r = guard_rng(at->offset + (__u32)(*d >> 32));
+	r = guard_rng(g->offset + (__u32)(*d >> 32));
 	if (!r)
 		return -1;
 	return guard_in_interval(*r, src) & n;

@@ -10,6 +10,7 @@
 #include <bpf/bpf_helpers.h>
 #include "aether/abi.h"
 #include "aether/vip_filter.h"
+#include "guard.h"
 #include "maps.h"
 
 /* Telling a VIP from other traffic costs a hash lookup (25-40 ns here),
@@ -62,12 +63,12 @@ struct svc_neg_entry {
 	__u8 svc_proto;
 	__u8 has_svc;
 	struct aeth_svc svc;
-	/* with has_svc and the service's ACL on: the index entry of its
-	 * list's compiled form (aeth_acl_rngidx[svc.acl_slot]) as it was
-	 * when the copy was made (flags 0: none). The agent writes a slot
-	 * only while no service names it and changes the stamp after the
-	 * flip, so the entry cannot change under this entry's tag. */
-	struct aeth_acl_rng_at acl_at;
+	/* with has_svc and the service's ACL on: the directory of its
+	 * list's compiled form, from aeth_acl_rngidx[svc.acl_slot] as it was
+	 * when the copy was made. The agent writes a slot only while no
+	 * service names it and changes the stamp after the flip, so the
+	 * index entry cannot change under this entry's tag. */
+	struct guard_acl_dir acl_dir;
 };
 
 /* Not named like the previous layouts' maps (lb_vip_neg, lb_vip_known,
@@ -311,32 +312,29 @@ static __always_inline bool svc_key_equal(const struct aeth_svc_key *a,
 		(x[3] ^ y[3]) | (x[4] ^ y[4])) == 0;
 }
 
-/* e->acl_at for the service just copied into e. */
-static __always_inline void svc_note_acl_at(struct svc_neg_entry *e)
+/* The directory of svc's compiled list into *g, from its index entry. */
+static __always_inline void svc_acl_dir_read(const struct aeth_svc *svc,
+					     struct guard_acl_dir *g)
 {
-	struct aeth_acl_rng_at *at;
-	__u32 slot = e->svc.acl_slot;
+	__u32 slot = svc->acl_slot;
 
-	e->acl_at.flags = 0;
-	if (!(e->svc.flags & AETH_SVC_F_ACL))
-		return;
-	at = bpf_map_lookup_elem(&aeth_acl_rngidx, &slot);
-	if (at)
-		e->acl_at = *at;
+	g->usable = 0;
+	if (svc->flags & AETH_SVC_F_ACL)
+		guard_acl_dir_of(bpf_map_lookup_elem(&aeth_acl_rngidx, &slot),
+				 g);
 }
 
-/* The index entry of svc's compiled list (aeth_acl_rngidx), from the VIP
- * memory's entry when svc is its copy (what svc_find_port returns): one
- * load fewer in the chain of dependent ones that judges a source. */
-static __always_inline const struct aeth_acl_rng_at *
-svc_acl_at(const struct svc_neg_ref *r, const struct aeth_svc *svc)
+/* The directory of svc's compiled list: the VIP memory's entry's when
+ * svc is its copy (what svc_find_port returns), read once with the copy;
+ * else read now into *spare. */
+static __always_inline const struct guard_acl_dir *
+svc_acl_dir(const struct svc_neg_ref *r, const struct aeth_svc *svc,
+	    struct guard_acl_dir *spare)
 {
-	__u32 slot;
-
 	if (r->e && svc == &r->e->svc)
-		return &r->e->acl_at;
-	slot = svc->acl_slot;
-	return bpf_map_lookup_elem(&aeth_acl_rngidx, &slot);
+		return &r->e->acl_dir;
+	svc_acl_dir_read(svc, spare);
+	return spare;
 }
 
 /* Remember svc as the VIP's last service found, (port, proto)'s, in the
@@ -358,7 +356,7 @@ static __always_inline void svc_neg_note_service(struct svc_neg_ref *r,
 	e->svc_port = port;
 	e->svc_proto = proto;
 	e->has_svc = 1;
-	svc_note_acl_at(e);
+	svc_acl_dir_read(&e->svc, &e->acl_dir);
 }
 
 /* svc_lookup_port through this CPU's memories: the VIP memory's entry of
