@@ -1,18 +1,19 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* The VIP filter (aeth_novip): one bit per bucket of destination
- * addresses, set when the agent knows that no VIP hashes to the bucket.
+/* The VIP filter (lb_vip_filter, a global of the program: bpf/service.h):
+ * one bit per bucket of destination addresses, set when the agent knows
+ * that no VIP hashes to the bucket.
  * The data path passes a packet whose destination's bit is set without
  * asking anything else; most packets through a node are for no VIP (the
  * node's pods, routed traffic), and the bit is one load where the VIP
  * memory is a stamp, a clock and five compares (bpf/service.h).
  *
  * Fail closed by construction: a clear bit only sends a packet the long
- * way (the VIP memory, then aeth_vip), so an empty filter (a new pin, an
- * agent that has not written it yet, the test harness) changes no
+ * way (the VIP memory, then aeth_vip), so an empty filter (a program just
+ * loaded, before its agent has written it; the test harness) changes no
  * verdict. The agent clears a VIP's bit before it writes the VIP, and sets
  * bits only after an apply is committed (or the state recovered at a
- * start), for the buckets that hold none of its VIPs (agent/daemon/
- * vip_filter.c). Shared by the data path and the agent. */
+ * start), for the buckets that hold none of its VIPs
+ * (agent/daemon/vip_filter.c). Shared by the data path and the agent. */
 #ifndef AETHER_VIP_FILTER_H
 #define AETHER_VIP_FILTER_H
 
