@@ -450,14 +450,14 @@ int aether_lb(struct xdp_md *ctx)
 		return lb_decap(ctx, &p);
 	if (lb_stray_tunnel(ctx, &p))
 		return stats_drop(AETH_R_DECAP_INVALID, STATS_NO_SVC);
-	/* the rest of non-service traffic (pods, routed): one load */
-	/* an IPv4 address's other words are zero: no need to fold them */
+	/* the rest of non-service traffic (pods, routed): the VIP filter's
+	 * bit (an IPv4 address's other words are zero: not folded) */
 	bucket = p.flow.family == AETH_AF_INET ?
 			 aeth_vip_filter_bucket_of(p.flow.dst.v4) :
 			 aeth_vip_filter_bucket(&p.flow.dst);
-	if (svc_filter_not_vip(bucket))
-		goto pass;
 	svc_stamp(&neg);
+	if (svc_filter_not_vip(&neg, bucket))
+		goto pass;
 	svc_neg_find(&neg, bucket, &p.flow.dst, p.flow.family);
 	if (neg.kind == SVC_NEG_NOT_VIP)
 		goto pass;

@@ -118,14 +118,22 @@ static __always_inline bool svc_addr_equal(const union aeth_addr *a,
  * global is read without a lookup's instructions, which every service
  * packet pays for too. */
 __u64 lb_vip_filter[AETH_VIP_FILTER_WORDS];
+/* The tables' stamp (aeth_stamp) that lb_vip_filter holds under: the
+ * agent that loaded this program writes it after every stamp it writes.
+ * A program that no agent writes any more (one left on a NIC that a new
+ * agent could not swap for its own) keeps an old filter, and must not
+ * pass a VIP created since: its filter lapses with the next stamp. */
+__u64 lb_vip_filter_stamp;
 
-/* True when the VIP filter says that no VIP hashes to bucket (an
- * address's aeth_vip_filter_bucket): the address is no VIP, and nothing
- * else need be asked. False says nothing. */
-static __always_inline bool svc_filter_not_vip(__u32 bucket)
+/* True when the VIP filter, good under r's stamp, says that no VIP hashes
+ * to bucket (an address's aeth_vip_filter_bucket): the address is no VIP,
+ * and nothing else need be asked. False says nothing. */
+static __always_inline bool svc_filter_not_vip(const struct svc_neg_ref *r,
+					       __u32 bucket)
 {
-	return lb_vip_filter[aeth_vip_filter_word(bucket)] &
-	       aeth_vip_filter_mask(bucket);
+	return r->stamp == lb_vip_filter_stamp &&
+	       (lb_vip_filter[aeth_vip_filter_word(bucket)] &
+		aeth_vip_filter_mask(bucket));
 }
 
 

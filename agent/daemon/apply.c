@@ -193,11 +193,10 @@ int aeth_state_recover(struct aeth_agent *a)
 		aeth_state_free(st);
 		return err;
 	}
-	/* the filter first: it clears the bit of every VIP a service names
-	 * before reconcile_vips may write one (pins of an older agent have
-	 * no filter, or one of another state) */
-	aeth_vip_filter_sync(a, vips, n_vips);
 	reconcile_vips(a, vips, n_vips);
+	/* the program just loaded has its filter all clear: aeth_vip is
+	 * settled first, then the filter set from it */
+	aeth_vip_filter_sync(a, vips, n_vips);
 	free(vips);
 	if (bpf_map_lookup_elem(a->fds.node, &zero, &st->node) == 0)
 		st->node_known = true;
@@ -234,7 +233,9 @@ void aeth_stamp_bump(struct aeth_agent *a)
 	bpf_map_lookup_elem(a->fds.stamp, &zero, &stamp);
 	stamp++;
 	/* without it the memories still lapse within 100 ms (SVC_NEG_TTL) */
-	if (bpf_map_update_elem(a->fds.stamp, &zero, &stamp, BPF_ANY))
+	if (bpf_map_update_elem(a->fds.stamp, &zero, &stamp, BPF_ANY) == 0)
+		aeth_vip_filter_vouch(a, stamp);
+	else
 		log_warn("writing %s: %s; the data path may use what it "
 			 "remembered of the old tables for up to 100 ms",
 			 AETH_MAP_STAMP, strerror(errno));

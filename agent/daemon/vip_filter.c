@@ -27,6 +27,13 @@ void aeth_vip_filter_admit(struct aeth_agent *a, const struct vip_count *v,
 	}
 }
 
+void aeth_vip_filter_vouch(struct aeth_agent *a, uint64_t stamp)
+{
+	if (a->skel && a->skel->bss)
+		__atomic_store_n(&a->skel->bss->lb_vip_filter_stamp, stamp,
+				 __ATOMIC_SEQ_CST);
+}
+
 void aeth_vip_filter_sync(struct aeth_agent *a, const struct vip_count *v,
 			  size_t n)
 {

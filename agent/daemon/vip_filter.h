@@ -23,4 +23,9 @@ void aeth_vip_filter_admit(struct aeth_agent *a, const struct vip_count *v,
 void aeth_vip_filter_sync(struct aeth_agent *a, const struct vip_count *v,
 			  size_t n);
 
+/* The filter holds under stamp, the value just written to aeth_stamp:
+ * true of this agent's filter at every stamp, since it never has a VIP's
+ * bit set (admit before a VIP is written, sync from committed states). */
+void aeth_vip_filter_vouch(struct aeth_agent *a, uint64_t stamp);
+
 #endif /* AETHER_VIP_FILTER_AGENT_H */

@@ -528,6 +528,8 @@ Test(apply, failure_at_any_step_keeps_previous_state)
 		 * the VIP is written and never set back by a rollback: the
 		 * runs that failed after that write leave it clear */
 		cleared_early |= !filter_no_vip(A, "203.0.113.20");
+		/* and the filter holds under the stamp the rollback wrote */
+		cr_assert_eq(A->skel->bss->lb_vip_filter_stamp, stamp_of(A));
 		free(now.be);
 		/* the table that served before is still intact */
 		tbl = read_table(old_tbl_id, 251);
@@ -1067,7 +1069,10 @@ Test(apply, vip_filter_follows_applies)
 	cr_assert_eq(run_syn(A, "198.51.100.7", "203.0.113.20", 80), XDP_PASS);
 	cr_assert_eq(run_syn(A, "198.51.100.7", "203.0.113.10", 7), XDP_DROP);
 
+	cr_assert_eq(A->skel->bss->lb_vip_filter_stamp, stamp_of(A),
+		     "the agent vouches for its filter at every stamp");
 	apply_ok(A, DOC_C);	/* adds 203.0.113.20 */
+	cr_assert_eq(A->skel->bss->lb_vip_filter_stamp, stamp_of(A));
 	buckets = assert_vips_not_filtered(A, "DOC_C");
 	cr_assert_eq(buckets, 3);
 	cr_assert_eq(filter_bits_set(A), AETH_VIP_FILTER_BITS - buckets);
@@ -1095,6 +1100,7 @@ Test(apply, vip_filter_filled_for_a_restarted_agent)
 	agent_close(A);
 	A = agent_open(dir);
 	buckets = assert_vips_not_filtered(A, "restart");
+	cr_assert_eq(A->skel->bss->lb_vip_filter_stamp, stamp_of(A));
 	cr_assert_eq(buckets, 3);	/* 203.0.113.10, .20, 2001:db8::10 */
 	cr_assert_eq(filter_bits_set(A), AETH_VIP_FILTER_BITS - buckets);
 	cr_assert_eq(run_syn(A, "198.51.100.7", "203.0.113.20", 8080),

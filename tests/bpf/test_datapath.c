@@ -1097,3 +1097,39 @@ Test(dp, vip_filter_bit_decides_before_the_vip_lookup)
 	run(&f, &r);
 	cr_assert_eq(r.verdict, XDP_TX);
 }
+
+/* A program's filter holds under the stamp its agent vouched for last
+ * (lb_vip_filter_stamp). A program no agent writes any more (left on a
+ * NIC that a new agent could not swap) must not hide the VIPs created
+ * after it: its filter lapses with the first stamp nobody vouched for,
+ * and every packet takes the long way again. */
+Test(dp, vip_filter_lapses_with_a_stamp_nobody_vouched_for)
+{
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 40000, VIP4, 6443);
+	struct pkt_spec other = pkt_spec_tcp4(CLI4, 40000, "203.0.113.77",
+					      6443);
+	union aeth_addr vip;
+	struct frame f, fo;
+	struct result r;
+	__u64 stamp;
+	__u32 zero = 0;
+
+	s.tcp_flags = PKT_TCP_SYN;
+	build(&s, &f);
+	build(&other, &fo);
+	cr_assert_eq(dp_vip_filter_fill(&h), 0);
+	/* a stale filter: VIP4 was no VIP when it was written */
+	dp_addr(VIP4, &vip);
+	cr_assert_eq(dp_vip_filter_set(&h, &vip, true), 0);
+	expect_pass_unchanged(&f);
+	/* a stamp written by someone who does not write this filter */
+	cr_assert_eq(bpf_map_lookup_elem(h.stamp, &zero, &stamp), 0);
+	stamp++;
+	cr_assert_eq(bpf_map_update_elem(h.stamp, &zero, &stamp, BPF_ANY), 0);
+	run(&f, &r);
+	cr_assert_eq(r.verdict, XDP_TX, "the lapsed filter still hid the VIP");
+	expect_pass_unchanged(&fo);
+	/* vouched for again (what the agent does at each stamp it writes) */
+	((struct aether_lb *)h.skel)->bss->lb_vip_filter_stamp = stamp;
+	expect_pass_unchanged(&f);
+}
