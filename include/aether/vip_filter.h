@@ -13,7 +13,10 @@
  * verdict. The agent clears a VIP's bit before it writes the VIP, and sets
  * bits only after an apply is committed (or the state recovered at a
  * start), for the buckets that hold none of its VIPs
- * (agent/daemon/vip_filter.c). Shared by the data path and the agent. */
+ * (agent/daemon/vip_filter.c). The filter holds only under the tables'
+ * stamp its agent vouched for last (lb_vip_filter_stamp), so the filter
+ * of a program no agent writes any more lapses with the next stamp.
+ * Shared by the data path and the agent. */
 #ifndef AETHER_VIP_FILTER_H
 #define AETHER_VIP_FILTER_H
 
