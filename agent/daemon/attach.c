@@ -193,61 +193,6 @@ static int prog_maps(int prog_fd, struct bpf_prog_info *pi,
 	return pi->nr_map_ids;
 }
 
-/* Do two global-data maps (.rodata and friends) hold the same bytes? */
-static bool same_data(__u32 id_a, __u32 id_b, __u32 value_size)
-{
-	uint8_t *va = calloc(2, value_size ? value_size : 1);
-	int fa = bpf_map_get_fd_by_id(id_a), fb = bpf_map_get_fd_by_id(id_b);
-	uint32_t zero = 0;
-	bool same = false;
-
-	if (va && fa >= 0 && fb >= 0 &&
-	    bpf_map_lookup_elem(fa, &zero, va) == 0 &&
-	    bpf_map_lookup_elem(fb, &zero, va + value_size) == 0)
-		same = memcmp(va, va + value_size, value_size) == 0;
-	if (fa >= 0)
-		close(fa);
-	if (fb >= 0)
-		close(fb);
-	free(va);
-	return same;
-}
-
-/* Is the attached program ours already: same instructions (tag), the same
- * pinned maps, and global data with the same contents? Then a restart
- * keeps it instead of swapping in an identical copy. */
-static bool same_program(int fd_a, int fd_b)
-{
-	static struct bpf_map_info ma[MAX_PROG_MAPS], mb[MAX_PROG_MAPS];
-	__u32 ia[MAX_PROG_MAPS], ib[MAX_PROG_MAPS];
-	struct bpf_prog_info pa, pb;
-	int na, nb;
-
-	na = prog_maps(fd_a, &pa, ma, ia);
-	nb = prog_maps(fd_b, &pb, mb, ib);
-	if (na < 0 || na != nb || memcmp(pa.tag, pb.tag, sizeof(pa.tag)))
-		return false;
-	for (int i = 0; i < na; i++) {
-		int j;
-
-		for (j = 0; j < nb; j++)
-			if (strcmp(ma[i].name, mb[j].name) == 0)
-				break;
-		if (j == nb)
-			return false;
-		if (strncmp(ma[i].name, "aeth_", 5) == 0) {
-			if (ma[i].id != mb[j].id)
-				return false;
-		} else if (ma[i].value_size != mb[j].value_size ||
-			   ma[i].type != mb[j].type ||
-			   (ma[i].type == BPF_MAP_TYPE_ARRAY &&
-			    !same_data(ma[i].id, mb[j].id, ma[i].value_size))) {
-			return false;
-		}
-	}
-	return true;
-}
-
 static __u32 prog_id_of(int fd)
 {
 	struct bpf_prog_info info;
@@ -679,8 +624,8 @@ static int replace_own(struct aeth_agent *a, const char *ifname, int ifindex,
 	if (lfd >= 0)
 		link_info(lfd, &lid, &lprog, &on);
 	by_link = lfd >= 0 && lprog == old_id;
-	/* by id (CAP_SYS_ADMIN): to tell whether it is this very program, and
-	 * for a netlink attachment; our link alone needs no such look */
+	/* by id (CAP_SYS_ADMIN): for a netlink attachment and the update's
+	 * expected program; our link alone needs no such look */
 	old_fd = bpf_prog_get_fd_by_id(old_id);
 	if (old_fd < 0 && !by_link) {
 		err = -errno;
@@ -688,12 +633,16 @@ static int replace_own(struct aeth_agent *a, const char *ifname, int ifindex,
 			strerror(-err));
 		return err;
 	}
-	if (old_fd >= 0 && same_program(old_fd, new_fd)) {
-		/* restarted over the same program: leave it be */
+	/* this agent's own program already: leave it be. Another instance,
+	 * even of the same object, is replaced: a program's VIP filter is
+	 * written by the agent that loaded it (docs/guard.md), so an earlier
+	 * agent's would no longer follow the VIPs */
+	if (old_id == prog_id_of(new_fd)) {
 		log_info("%s: program %u already attached (%s, %s)", ifname,
 			 old_id, aeth_xdp_mode_names[got],
 			 lprog == old_id ? "bpf_link" : "netlink");
-		close(old_fd);
+		if (old_fd >= 0)
+			close(old_fd);
 		return 0;
 	}
 	if (want != AETH_XDP_MODE_AUTO && want != got)

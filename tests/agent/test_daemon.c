@@ -607,12 +607,20 @@ Test(daemon, attach_restart_replace_detach)
 	cr_assert_eq(read_sysctl("ipv4/conf/aeth-ag-v0/accept_local"), 1);
 	cr_assert_eq(read_sysctl("ipv4/conf/aeth-ag-v0/rp_filter"), 0);
 
-	/* a restart with the same program leaves the running one alone */
+	/* a restart swaps its own program in, even over an identical one:
+	 * the running one's VIP filter is written by no agent any more
+	 * (docs/guard.md). The same link, one atomic update; attaching
+	 * again then keeps the agent's own program */
 	reopen_and_apply(DOC_IF("native"));
 	cr_assert_eq(attached_id("aeth-ag-v0", NULL), id1, "detached on exit");
 	cr_assert_eq(aeth_loader_attach(A, A->cfg), 0);
-	cr_assert_eq(attached_id("aeth-ag-v0", NULL), id1);
+	id2 = attached_id("aeth-ag-v0", NULL);
+	cr_assert_neq(id2, id1, "an agent kept a program whose filter it "
+		      "does not write");
+	cr_assert_eq(id2, A->meta.ifaces[0].prog_id);
 	cr_assert_eq(pinned_link_id(dir, "aeth-ag-v0", NULL), link1);
+	cr_assert_eq(aeth_loader_attach(A, A->cfg), 0);
+	cr_assert_eq(attached_id("aeth-ag-v0", NULL), id2);
 
 	/* a restart over an earlier version of our program: the same link
 	 * now runs the new program (one atomic update, no gap) */
