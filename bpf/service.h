@@ -136,7 +136,6 @@ static __always_inline bool svc_filter_not_vip(const struct svc_neg_ref *r,
 		aeth_vip_filter_mask(bucket));
 }
 
-
 /* The tables' stamp (aeth_stamp, bpf/maps.h), read before any lookup it
  * vouches for, and the time in jiffies. Every writer of the tables in
  * aether-lb changes it (the agent with every generation too); a writer
