@@ -458,6 +458,7 @@ int aether_lb(struct xdp_md *ctx)
 	svc_stamp(&neg);
 	if (svc_filter_not_vip(&neg, bucket))
 		goto pass;
+	neg.now = bpf_jiffies64();
 	svc_neg_find(&neg, bucket, &p.flow.dst, p.flow.family);
 	if (neg.kind == SVC_NEG_NOT_VIP)
 		goto pass;

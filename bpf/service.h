@@ -85,7 +85,8 @@ struct {
  * and the stamp every per-CPU memory of this file is checked against. */
 struct svc_neg_ref {
 	struct svc_neg_entry *e;
-	__u64 stamp, now;	/* svc_stamp(); now: jiffies */
+	__u64 stamp, now;	/* svc_stamp(); now: jiffies, read once the
+				 * VIP filter has not passed the packet */
 	__u32 kind;		/* SVC_NEG_* of the address, or SVC_NEG_UNKNOWN */
 };
 
@@ -137,7 +138,8 @@ static __always_inline bool svc_filter_not_vip(const struct svc_neg_ref *r,
 }
 
 /* The tables' stamp (aeth_stamp, bpf/maps.h), read before any lookup it
- * vouches for, and the time in jiffies. Every writer of the tables in
+ * vouches for (the time, r->now, is the caller's to read: a packet that
+ * the VIP filter passes needs none). Every writer of the tables in
  * aether-lb changes it (the agent with every generation too); a writer
  * that does not is seen once the memories lapse. The config generation
  * (aeth_meta) is only the answer when the stamp cannot be read (never, for
@@ -157,7 +159,6 @@ static __always_inline void svc_stamp(struct svc_neg_ref *r)
 		m = bpf_map_lookup_elem(&aeth_meta, &zero);
 		r->stamp = m ? *(volatile __u64 *)&m->generation << 40 : 0;
 	}
-	r->now = bpf_jiffies64();
 }
 
 /* The VIP memory's slot of an address is its VIP filter word: one hash
