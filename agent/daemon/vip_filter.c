@@ -1,6 +1,4 @@
 /* The VIP filter's writes (vip_filter.h). */
-#include <string.h>
-
 #include "aether/vip_filter.h"
 #include "aether_lb.skel.h"
 #include "log.h"
@@ -44,13 +42,9 @@ void aeth_vip_filter_sync(struct aeth_agent *a, const struct vip_count *v,
 			 "takes the VIP lookup");
 		return;
 	}
-	memset(want, 0xff, sizeof(want));
-	for (size_t i = 0; i < n; i++) {
-		uint32_t bucket = aeth_vip_filter_bucket(&v[i].key.addr);
-
-		want[aeth_vip_filter_word(bucket)] &=
-			~aeth_vip_filter_mask(bucket);
-	}
+	aeth_vip_filter_all_set(want);
+	for (size_t i = 0; i < n; i++)
+		aeth_vip_filter_clear(want, &v[i].key.addr);
 	for (uint32_t w = 0; w < AETH_VIP_FILTER_WORDS; w++)
 		__atomic_store_n(&f[w], want[w], __ATOMIC_SEQ_CST);
 }

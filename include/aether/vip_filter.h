@@ -53,4 +53,19 @@ AETH_RULE __u64 aeth_vip_filter_mask(__u32 bucket)
 	return 1ull << (bucket % 64);
 }
 
+/* The filter as its writers build it, in words[AETH_VIP_FILTER_WORDS]:
+ * every bucket "no VIP" (all set), then each VIP's bit cleared. */
+AETH_RULE void aeth_vip_filter_all_set(__u64 *words)
+{
+	for (__u32 w = 0; w < AETH_VIP_FILTER_WORDS; w++)
+		words[w] = ~0ull;
+}
+
+AETH_RULE void aeth_vip_filter_clear(__u64 *words, const union aeth_addr *a)
+{
+	__u32 bucket = aeth_vip_filter_bucket(a);
+
+	words[aeth_vip_filter_word(bucket)] &= ~aeth_vip_filter_mask(bucket);
+}
+
 #endif /* AETHER_VIP_FILTER_H */

@@ -254,22 +254,16 @@ int dp_vip_filter_fill(struct dp_h *h)
 {
 	struct aether_lb *skel = h->skel;
 	struct aeth_vip_key k, *prev = NULL;
-	__u64 *f;
-	__u32 bucket;
-
-	__u64 stamp;
 	__u32 zero = 0;
+	__u64 stamp;
 
 	if (!skel->bss)
 		return -EOPNOTSUPP;
 	if (bpf_map_lookup_elem(h->stamp, &zero, &stamp))
 		return -errno;
-	f = skel->bss->lb_vip_filter;
-	for (__u32 w = 0; w < AETH_VIP_FILTER_WORDS; w++)
-		f[w] = ~0ull;
+	aeth_vip_filter_all_set(skel->bss->lb_vip_filter);
 	while (bpf_map_get_next_key(h->vip, prev, &k) == 0) {
-		bucket = aeth_vip_filter_bucket(&k.addr);
-		f[aeth_vip_filter_word(bucket)] &= ~aeth_vip_filter_mask(bucket);
+		aeth_vip_filter_clear(skel->bss->lb_vip_filter, &k.addr);
 		prev = &k;
 	}
 	skel->bss->lb_vip_filter_stamp = stamp;
@@ -280,15 +274,14 @@ int dp_vip_filter_set(struct dp_h *h, const union aeth_addr *a, bool no_vip)
 {
 	struct aether_lb *skel = h->skel;
 	__u32 bucket = aeth_vip_filter_bucket(a);
-	__u64 *w;
 
 	if (!skel->bss)
 		return -EOPNOTSUPP;
-	w = &skel->bss->lb_vip_filter[aeth_vip_filter_word(bucket)];
 	if (no_vip)
-		*w |= aeth_vip_filter_mask(bucket);
+		skel->bss->lb_vip_filter[aeth_vip_filter_word(bucket)] |=
+			aeth_vip_filter_mask(bucket);
 	else
-		*w &= ~aeth_vip_filter_mask(bucket);
+		aeth_vip_filter_clear(skel->bss->lb_vip_filter, a);
 	return 0;
 }
 
