@@ -142,10 +142,10 @@ static __always_inline void guard_acl_dir_of(const struct aeth_acl_rng_at *at,
 	g->usable = 1;
 }
 
-/* The answer of the compiled list whose directory is g for src
- * when its directory settles it with one interval's load: 1 to admit, 0 to refuse; -1 when it cannot (no
- * compiled form or no directory, or src's block overlaps several
- * intervals: guard_ranges_answer searches them). Most blocks overlap
+/* The answer for src of the compiled list whose directory is g, when the
+ * directory settles it with one interval's load: 1 to admit, 0 to refuse;
+ * -1 when it cannot (no compiled form or no directory, or src's block
+ * overlaps several intervals: guard_ranges_answer searches them). Most blocks overlap
  * none or one (the directory has about two blocks per interval), and the
  * answer is computed, not branched on: a flood of random sources would
  * mispredict a branch on "no interval" / "outside it" half the time. A
