@@ -63,13 +63,35 @@ struct ct_place {
 	__u32 tag;
 };
 
-/* The bucket's filter bits are one 16-bit store under its lock. */
-_Static_assert(AETH_CT_FILTER_BITS == 16, "ct_filter_set stores 16 bits");
+/* Compare-and-swap rounds a writer makes before it gives up: a loss
+ * means another CPU wrote the same slot or filter word meanwhile. */
+#define CT_TRIES 3
 
-static __always_inline void ct_filter_set(const struct ct_place *at,
-					  __u64 bits)
+static __always_inline bool ct_swap(struct aeth_ct_bucket *b, __u32 i,
+				    __u64 old, __u64 w)
 {
-	((volatile __u16 *)at->filter)[(at->shift / 16) & 3] = (__u16)bits;
+	return __sync_val_compare_and_swap(&b->slot[i].word, old, w) == old;
+}
+
+/* Rewrite the bucket's filter bits from its slots (ct_table.h): its 16
+ * bits of the filter word swapped in whole, made again from the slots
+ * when another writer changed the word meanwhile. Out of tries, the
+ * slots' bits are added to what is there: a stale bit at worst, never a
+ * missing one. */
+static __always_inline void ct_filter_refresh(const struct ct_place *at)
+{
+	__u64 mask = 0xffffull << at->shift, fw, bits;
+
+	if (!at->filter)
+		return;
+	for (int t = 0; t < CT_TRIES; t++) {
+		fw = *(volatile __u64 *)at->filter;
+		bits = aeth_ct_filter_of(at->b, -1) << at->shift;
+		if (__sync_val_compare_and_swap(at->filter, fw,
+						(fw & ~mask) | bits) == fw)
+			return;
+	}
+	__sync_fetch_and_or(at->filter, aeth_ct_filter_of(at->b, -1) << at->shift);
 }
 
 static __always_inline bool ct_locate(const struct aeth_ct_key *k,
@@ -140,63 +162,72 @@ __noinline int ct_find(const struct aeth_ct_key *k, struct aeth_ct_entry *out)
 	return -1;
 }
 
-/* Write under the bucket's lock, as how says (CT_PUT, CT_DEL, CT_TOUCH):
- * returns CT_STORED, CT_EVICTED or CT_UNCHANGED. now_s 0 is stored as 1
- * (0 marks a free slot). A global function, like ct_find. */
+/* Write as how says (CT_PUT, CT_DEL, CT_TOUCH), without a lock (ct_table.h:
+ * a slot changes hands by compare-and-swap of its word): returns
+ * CT_STORED, CT_EVICTED or CT_UNCHANGED (also when CT_TRIES rounds lost
+ * to other CPUs' writes of the bucket, or another CPU is writing this
+ * key). now_s 0 is stored as 1 (0 marks a free slot). A lock would cost
+ * two helper calls and a save and restore of interrupts on every insert,
+ * and its locked instruction waits for the bucket's cold line with
+ * nothing else under way (about 25 ns of a new flow here). A global
+ * function, like ct_find. */
 __noinline int ct_store(const struct aeth_ct_key *k, __u32 be_id, __u32 now_s,
 			__u32 how)
 {
-	volatile __u64 *slot;
 	struct ct_place at;
-	int ret = CT_UNCHANGED;
+	__u64 w, old;
 	bool own;
-	__u64 w;
 	int i;
 
 	if (!k || !ct_locate(k, &at))
 		return CT_UNCHANGED;
 	w = aeth_ct_word(be_id, at.tag, now_s ? now_s : 1);
 	/* the filter's line and the bucket's read side by side, their misses
-	 * overlapping: the lock waits for every earlier access, so a miss
-	 * under it would add its whole latency */
+	 * overlapping */
 	if (at.filter)
 		ct_touch(at.filter, &at.b->slot[0].word);
-	bpf_spin_lock(&at.b->lock);
-	i = aeth_ct_victim(at.b, k, at.tag, &own);
-	if (i < 0 || i >= AETH_CT_WAYS)
-		goto out;
-	slot = (volatile __u64 *)&at.b->slot[i].word;
-	if (how == CT_PUT) {
+	for (int t = 0; t < CT_TRIES; t++) {
+		i = aeth_ct_victim(at.b, k, at.tag, &own);
+		if (i < 0 || i >= AETH_CT_WAYS)
+			return CT_UNCHANGED;
+		old = ct_load_word(at.b, i);
+		/* k published in the victim since the scan (by another CPU):
+		 * its own slot after all */
+		own = own || ct_slot_is(at.b, i, k, at.tag, old);
 		if (own) {
-			*slot = w;
-			ret = CT_STORED;
-			goto out;
+			/* still k's: the word the swap expects names k */
+			if (!ct_slot_is(at.b, i, k, at.tag, old))
+				continue;
+			if (how == CT_DEL) {
+				if (!ct_swap(at.b, i, old, 0))
+					continue;
+				ct_filter_refresh(&at);
+				return CT_STORED;
+			}
+			if (how == CT_TOUCH &&
+			    aeth_ct_word_entry(old).backend_id != be_id)
+				return CT_UNCHANGED;
+			if (ct_swap(at.b, i, old, w))
+				return CT_STORED;
+			/* a refresh wins over a lost refresh */
+			if (how == CT_TOUCH)
+				return CT_UNCHANGED;
+			continue;
 		}
-		ret = aeth_ct_word_seen(*slot) ? CT_EVICTED : CT_STORED;
-		/* the filter before the word (no published entry without its
-		 * bit), without the bit of the entry this one replaces */
-		if (at.filter)
-			ct_filter_set(&at, aeth_ct_filter_of(at.b, i) |
-					   aeth_ct_filter_bit(at.tag));
-		/* free, then the key, then the word: what readers rely on */
-		*slot = 0;
-		ct_barrier();
+		if (how != CT_PUT)
+			return CT_UNCHANGED;
+		if (aeth_ct_word_claimed(old) ||
+		    !ct_swap(at.b, i, old, aeth_ct_word_claim(at.tag)))
+			continue;
+		/* the slot is ours: the filter with our tag's bit and without
+		 * the replaced entry's, then the key, then the word */
+		ct_filter_refresh(&at);
 		at.b->key[i] = *k;
 		ct_barrier();
-		*slot = w;
-	} else if (own && how == CT_DEL) {
-		*slot = 0;
-		if (at.filter)
-			ct_filter_set(&at, aeth_ct_filter_of(at.b, -1));
-		ret = CT_STORED;
-	} else if (own && how == CT_TOUCH &&
-		   aeth_ct_word_entry(*slot).backend_id == be_id) {
-		*slot = w;
-		ret = CT_STORED;
+		*(volatile __u64 *)&at.b->slot[i].word = w;
+		return aeth_ct_word_seen(old) ? CT_EVICTED : CT_STORED;
 	}
-out:
-	bpf_spin_unlock(&at.b->lock);
-	return ret;
+	return CT_UNCHANGED;
 }
 
 /* Take one insert from this CPU's budget for the current second. */
@@ -253,9 +284,16 @@ static __always_inline void ct_record(const struct aeth_node *node,
 			ct_store(key, 0, 0, CT_DEL);
 		return;
 	}
-	if (ct_store(key, be_id, now_s, CT_PUT) == CT_EVICTED)
+	switch (ct_store(key, be_id, now_s, CT_PUT)) {
+	case CT_EVICTED:
 		stats_event(AETH_EV_CT_EVICTED);
-	stats_event(AETH_EV_CT_INSERT);
+		/* fallthrough */
+	case CT_STORED:
+		stats_event(AETH_EV_CT_INSERT);
+		break;
+	default:	/* another CPU was writing the tuple's slot */
+		stats_event(AETH_EV_CT_INSERT_SKIPPED);
+	}
 }
 
 /* Replace the entry of a flow that has one (a re-selection). */

@@ -182,6 +182,8 @@ int aeth_ct_table_put(const struct aeth_ct_table *t,
 	if (ret)
 		return ret;
 	i = aeth_ct_victim(&b, key, tag, &own);
+	if (i < 0)	/* the data path is filling a slot of the bucket */
+		return -EBUSY;
 	b.key[i] = *key;
 	b.slot[i].word = aeth_ct_word(e->backend_id, tag,
 				      e->seen_s ? e->seen_s : 1);

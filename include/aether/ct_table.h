@@ -11,24 +11,38 @@
  * 16 bits are the key's tag, kept in the slot's word: a lookup compares
  * a key only in the slots whose tag matches.
  *
- * Writers (the data path's inserts, userspace with BPF_F_LOCK) hold the
- * bucket's lock. Readers in the data path do not: a slot is written as
- * word 0 (free), then the key, then the word, each word one aligned
- * 64-bit store, and a reader loads the word, compares the key, and loads
- * the word again, taking the slot only when both loads agree and are not
- * free. Stores and loads are not reordered with others of their kind on
- * x86-64, the machines this runs on, so a reader that matched a key
- * written after its first load sees the second load differ (or see 0).
+ * No one in the data path takes a lock. A slot changes hands by a
+ * compare-and-swap of its word: a writer that gives a slot to a new key
+ * swaps the word it saw (free, or the entry it replaces) for a claim
+ * (aeth_ct_word_claim: nonzero, so no other writer takes the slot, with
+ * seen_s 0, so no reader takes it as an entry), writes the key, then
+ * publishes the entry's word; refreshing or deleting an entry swaps its
+ * word for the new one or 0. A writer whose swap fails (another CPU
+ * wrote the slot since it looked) looks again. A reader loads the word,
+ * compares the key, and loads the word again, taking the slot only when
+ * both loads agree and are an entry. Stores and loads are not reordered
+ * with others of their kind on x86-64, the machines this runs on, so a
+ * reader that matched a key written after its first load sees the second
+ * load differ. The bucket's lock (BPF_F_LOCK) only orders userspace's
+ * copies and writes among themselves: userspace writes buckets (the tests'
+ * entries) only while no packet runs.
+ *
+ * Two CPUs writing one key at once (the same tuple seen on two queues) do
+ * not give it two slots: the second sees the first's claim, which carries
+ * the key's tag, and gives way (aeth_ct_victim); the first's entry stands.
  *
  * Beside the table, aeth_ct_filter holds 16 bits per bucket, with bit
  * aeth_ct_filter_bit(tag) set for the tag of every entry the bucket holds
  * (and maybe others): a reader whose bit is clear knows the key is absent
  * without touching the bucket, one cold read (and TLB miss) in a table of
  * tens of MiB saved for every miss; the filter is 1/128 of the table's
- * size. The data path rewrites a bucket's bits from its slots under the
- * bucket's lock, before it publishes a new entry's word (so no published
- * entry lacks its bit); userspace only ever sets bits (atomically,
- * through the map's mmap), so no entry's bit is ever missing. */
+ * size. The data path rewrites a bucket's bits from its slots, by
+ * compare-and-swap of the filter's word, after it claims a slot and before
+ * it publishes the entry's word (so no published entry lacks its bit): a
+ * claimed slot's tag counts as an entry's, and a rewrite that raced
+ * another's is made again from the slots as they are then. Userspace only
+ * ever sets bits (atomically, through the map's mmap), so no entry's bit
+ * is ever missing. */
 #ifndef AETHER_CT_TABLE_H
 #define AETHER_CT_TABLE_H
 
@@ -108,6 +122,18 @@ AETH_RULE __u32 aeth_ct_word_seen(__u64 w)
 	return (__u32)(w >> 32);
 }
 
+/* The word of a slot a writer is filling with a key of tag: never free
+ * (nonzero even for tag 0), never an entry (seen_s 0). */
+AETH_RULE __u64 aeth_ct_word_claim(__u32 tag)
+{
+	return (tag & 0xffff) << 16 | 1;
+}
+
+AETH_RULE bool aeth_ct_word_claimed(__u64 w)
+{
+	return w && !aeth_ct_word_seen(w);
+}
+
 AETH_RULE __u32 aeth_ct_word_tag(__u64 w)
 {
 	return (__u32)(w >> 16) & 0xffff;
@@ -144,16 +170,16 @@ AETH_RULE __u32 aeth_ct_buckets_for(__u32 entries)
 	return n;
 }
 
-/* The filter bits of bucket b: the bit of every used slot's tag but slot
- * skip's (-1: none skipped). */
+/* The filter bits of bucket b: the bit of every used or claimed slot's
+ * tag but slot skip's (-1: none skipped). */
 AETH_RULE __u64 aeth_ct_filter_of(const struct aeth_ct_bucket *b, int skip)
 {
 	__u64 bits = 0;
 
 	for (int i = 0; i < AETH_CT_WAYS; i++) {
-		__u64 w = b->slot[i].word;
+		__u64 w = *(volatile const __u64 *)&b->slot[i].word;
 
-		if (i != skip && aeth_ct_word_seen(w))
+		if (i != skip && w)
 			bits |= aeth_ct_filter_bit(aeth_ct_word_tag(w));
 	}
 	return bits;
@@ -180,24 +206,33 @@ AETH_RULE int aeth_ct_slot_of(const struct aeth_ct_bucket *b,
 	return -1;
 }
 
-/* The slot a write of k takes (under the bucket's lock): k's own, else a
- * free one, else the least recently seen (the earliest seen_s; the first
- * of equals). *own tells whether it is k's. */
+/* The slot a write of k takes: k's own, else a free one, else the least
+ * recently seen entry (the earliest seen_s; the first of equals); never a
+ * claimed one. *own tells whether it is k's. -1: none, because a slot is
+ * claimed for a key of k's tag (most likely k itself, written by another
+ * CPU: that write stands), or because every slot is claimed. */
 AETH_RULE int aeth_ct_victim(const struct aeth_ct_bucket *b,
 			     const struct aeth_ct_key *k, __u32 tag, bool *own)
 {
 	__u32 oldest = ~0u;
-	int victim = 0;
+	int victim = -1;
 
 	*own = false;
 	for (int i = 0; i < AETH_CT_WAYS; i++) {
-		__u32 seen = aeth_ct_word_seen(b->slot[i].word);
+		__u64 w = *(volatile const __u64 *)&b->slot[i].word;
+		__u32 seen = aeth_ct_word_seen(w);
 
-		if (aeth_ct_slot_holds(b, i, k, tag)) {
+		if (aeth_ct_word_claimed(w)) {
+			if (aeth_ct_word_tag(w) == (tag & 0xffff))
+				return -1;
+			continue;
+		}
+		if (seen && aeth_ct_word_tag(w) == (tag & 0xffff) &&
+		    aeth_ct_key_eq(&b->key[i], k)) {
 			*own = true;
 			return i;
 		}
-		if (seen < oldest) {
+		if (victim < 0 || seen < oldest) {
 			oldest = seen;
 			victim = i;
 		}

@@ -104,6 +104,48 @@ Test(ct_table, a_new_key_takes_its_own_then_a_free_then_the_oldest_slot)
 	cr_assert(is_own);
 }
 
+/* A slot being filled by a writer (claimed) is no entry for readers, no
+ * victim for other writers, and a claim of the key's own tag (most likely
+ * the key itself, written by another CPU) makes the write give way. */
+Test(ct_table, a_claimed_slot_is_never_taken_and_a_claim_of_the_tag_gives_way)
+{
+	__u32 seen[AETH_CT_WAYS] = { 50, 40, 30, 20, 60, 20, 70, 80 };
+	struct aeth_ct_bucket b;
+	struct aeth_ct_key own = key(0x0a000007, 1000, 1);
+	struct aeth_ct_key other = key(0xc0000201, 2000, 1);
+	bool is_own;
+
+	cr_assert(aeth_ct_word_claimed(aeth_ct_word_claim(0)));
+	cr_assert(aeth_ct_word_claimed(aeth_ct_word_claim(TAG)));
+	cr_assert_eq(aeth_ct_word_seen(aeth_ct_word_claim(TAG)), 0);
+	cr_assert_eq(aeth_ct_word_tag(aeth_ct_word_claim(TAG)), TAG);
+	cr_assert_not(aeth_ct_word_claimed(0));
+	cr_assert_not(aeth_ct_word_claimed(aeth_ct_word(1, TAG, 5)));
+
+	fill(&b, seen);
+	/* the oldest slot claimed for another tag: the next oldest */
+	b.slot[3].word = aeth_ct_word_claim(0xa000);
+	cr_assert_eq(aeth_ct_victim(&b, &other, TAG, &is_own), 5);
+	cr_assert_not(is_own);
+	cr_assert_eq(aeth_ct_slot_of(&b, &own, TAG), 6);
+	/* a claimed slot is not free either: a free one still wins */
+	b.slot[7].word = 0;
+	cr_assert_eq(aeth_ct_victim(&b, &other, TAG, &is_own), 7);
+	/* a claim of the key's tag: give way, own slot or not */
+	b.slot[1].word = aeth_ct_word_claim(TAG);
+	cr_assert_eq(aeth_ct_victim(&b, &other, TAG, &is_own), -1);
+	cr_assert_eq(aeth_ct_victim(&b, &own, TAG, &is_own), -1);
+	/* every slot claimed for other tags: no slot at all */
+	for (int i = 0; i < AETH_CT_WAYS; i++)
+		b.slot[i].word = aeth_ct_word_claim(0xa000 + i);
+	cr_assert_eq(aeth_ct_victim(&b, &other, TAG, &is_own), -1);
+	/* a claimed slot's tag is in the bucket's filter bits (the entry
+	 * it becomes must not be published without it) */
+	fill(&b, seen);
+	b.slot[1].word = aeth_ct_word_claim(0xa000);
+	cr_assert_eq(aeth_ct_filter_of(&b, -1), 2 | 1 << 10);
+}
+
 /* The bucket depends on the seed (the point of keeping it secret) and on
  * every word of the key; buckets spread evenly. */
 Test(ct_table, the_hash_depends_on_the_seed_and_the_whole_key)
