@@ -262,7 +262,7 @@ static __always_inline bool ct_budget_take(const struct aeth_node *node,
  * following Maglev like the SYN (a miss: stray TCP, Maglev, not recorded).
  * Deleting takes no slot and evicts nothing, so it keeps the budget's
  * promise. Its price is a read of the bucket's filter bits (and of the
- * bucket when its bit is set, and the bucket's lock when there is an
+ * bucket when its bit is set, and a compare-and-swap when there is an
  * entry to delete), paid only by admitted SYNs beyond the budget, never
  * by refused ones.
  * jiffies: the packet's bpf_jiffies64(); one read of the clock memory
@@ -273,6 +273,7 @@ static __always_inline void ct_record(const struct aeth_node *node,
 {
 	struct clock_memory *clk = clock_at(jiffies);
 	__u32 now_s = clk ? (__u32)clk->s : 0;
+	int rc;
 
 	if (!ct_budget_take(node, clk ? clk->ns : 0)) {
 		struct aeth_ct_entry old;
@@ -284,16 +285,12 @@ static __always_inline void ct_record(const struct aeth_node *node,
 			ct_store(key, 0, 0, CT_DEL);
 		return;
 	}
-	switch (ct_store(key, be_id, now_s, CT_PUT)) {
-	case CT_EVICTED:
+	rc = ct_store(key, be_id, now_s, CT_PUT);
+	if (rc == CT_EVICTED)
 		stats_event(AETH_EV_CT_EVICTED);
-		/* fallthrough */
-	case CT_STORED:
-		stats_event(AETH_EV_CT_INSERT);
-		break;
-	default:	/* another CPU was writing the tuple's slot */
-		stats_event(AETH_EV_CT_INSERT_SKIPPED);
-	}
+	/* unchanged: another CPU was writing the tuple's slot */
+	stats_event(rc == CT_UNCHANGED ? AETH_EV_CT_INSERT_SKIPPED :
+					 AETH_EV_CT_INSERT);
 }
 
 /* Replace the entry of a flow that has one (a re-selection). */

@@ -38,7 +38,7 @@ mg_select(const struct aeth_svc *svc, const struct aeth_flow *flow,
 	table = bpf_map_lookup_elem(&aeth_maglev, &svc->maglev_slot);
 	if (!table)
 		return NULL;
-	slot = mg_flow_hash(flow, node) % svc->table_size;
+	slot = aeth_maglev_slot(mg_flow_hash(flow, node), svc->table_size);
 	id = bpf_map_lookup_elem(table, &slot);
 	if (!id || *id == AETH_NO_BACKEND)
 		return NULL;

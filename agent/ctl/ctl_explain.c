@@ -170,7 +170,7 @@ static void pick_maglev(struct ctl_ctx *ctx, const struct aeth_flow *f,
 		return;
 	v->have_hash = true;
 	v->hash = aeth_flow_hash(f, node->hash_seed);
-	v->slot = v->hash % v->svc.table_size;
+	v->slot = aeth_maglev_slot(v->hash, v->svc.table_size);
 	fd = ctl_inner_map_fd(ctx->fds.maglev, v->svc.maglev_slot);
 	if (fd < 0)
 		return;

@@ -297,7 +297,8 @@ union aeth_ct_slot_word {
 };
 
 struct aeth_ct_bucket {
-	struct bpf_spin_lock lock;	/* writers only */
+	struct bpf_spin_lock lock;	/* userspace only (BPF_F_LOCK): the
+					 * data path takes none (ct_table.h) */
 	__u32 seed;
 	union aeth_ct_slot_word slot[AETH_CT_WAYS];
 	struct aeth_ct_key key[AETH_CT_WAYS];

@@ -63,4 +63,14 @@ AETH_RULE __u32 aeth_flow_hash(const struct aeth_flow *f, const __u32 seed[4])
 	return aeth_hash_final(h ^ len);
 }
 
+/* The slot of a Maglev table of size entries that hash picks: the hash's
+ * share of 2^32 scaled to the table (a multiply and a shift), as even as
+ * hash % size, without the division, which cost a new flow 4-5 ns in the
+ * data path (docs/bench.md). Part of what every node must agree on, like
+ * the hash (docs/deploy.md, "Upgrades"). */
+AETH_RULE __u32 aeth_maglev_slot(__u32 hash, __u32 size)
+{
+	return (__u32)(((__u64)hash * size) >> 32);
+}
+
 #endif /* AETHER_FLOW_HASH_H */

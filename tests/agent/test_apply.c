@@ -1044,7 +1044,7 @@ Test(apply, datapath_follows_applied_maps)
 	cr_assert_eq(bpf_map_lookup_elem(A->fds.node, &zero, &node), 0);
 	table = read_table(slot_map_id(A->fds.maglev, api.maglev_slot), 251);
 	cr_assert_eq(ce.backend_id,
-		     table[aeth_flow_hash(&flow, node.hash_seed) % 251]);
+		     table[aeth_maglev_slot(aeth_flow_hash(&flow, node.hash_seed), 251)]);
 	free(table);
 }
 

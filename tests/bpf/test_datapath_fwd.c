@@ -673,7 +673,7 @@ static uint32_t expected_slot(const struct pkt_spec *s)
 	const uint32_t seed[4] = DP_SEED;
 	struct aeth_flow fl = flow_of(s);
 
-	return aeth_flow_hash(&fl, seed) % TSIZE;
+	return aeth_maglev_slot(aeth_flow_hash(&fl, seed), TSIZE);
 }
 
 static void set_table_all(uint32_t slot, uint32_t id)

@@ -824,7 +824,7 @@ Test(ctl, explain_rules)
 	const __u32 seed[4] = FX_SEED;
 	struct aeth_flow f = fx_flow("198.51.100.7", 40000, "203.0.113.10",
 				     6443, IPPROTO_TCP);
-	uint32_t slot = aeth_flow_hash(&f, seed) % FX_TABLE;
+	uint32_t slot = aeth_maglev_slot(aeth_flow_hash(&f, seed), FX_TABLE);
 	struct aeth_rl_src_key k;
 	struct aeth_rl_src_state st = { 0 };
 	struct aeth_rl_svc_state ss = { 0 };
@@ -881,7 +881,7 @@ Test(ctl, explain_holes_give_no_backend)
 	for (uint16_t port = 1000; port < 1040; port++) {
 		struct aeth_flow f = fx_flow("198.51.100.7", port,
 					     "203.0.113.10", 80, IPPROTO_TCP);
-		uint32_t slot = aeth_flow_hash(&f, seed) % FX_TABLE;
+		uint32_t slot = aeth_maglev_slot(aeth_flow_hash(&f, seed), FX_TABLE);
 		char src[64];
 		json_t *d;
 

@@ -119,7 +119,8 @@ Test(flow_hash, an_ipv4_and_an_ipv6_flow_of_the_same_words_differ)
 #define SLOTS 251	/* a Maglev table size (prime) */
 #define FLOWS (SLOTS * 256)
 
-/* FLOWS flows into SLOTS slots: every slot within 30% of its share
+/* FLOWS flows into SLOTS slots, by the slot rule of the data path: every
+ * slot within 30% of its share
  * (about 4.8 standard deviations of a uniform spread). */
 static void check_spread(struct aeth_flow (*make)(__u32 i), const char *what)
 {
@@ -130,7 +131,7 @@ static void check_spread(struct aeth_flow (*make)(__u32 i), const char *what)
 	for (__u32 i = 0; i < FLOWS; i++) {
 		struct aeth_flow f = make(i);
 
-		count[aeth_flow_hash(&f, seed) % SLOTS]++;
+		count[aeth_maglev_slot(aeth_flow_hash(&f, seed), SLOTS)]++;
 	}
 	for (unsigned s = 0; s < SLOTS; s++)
 		cr_assert(count[s] >= lo && count[s] <= hi,
@@ -164,4 +165,38 @@ Test(flow_hash, one_clients_ports_and_a_block_of_clients_spread_evenly)
 	check_spread(client_block_v4, "10.0.0.0/16's clients");
 	check_spread(one_client_v6, "one IPv6 client's ports");
 	check_spread(client_block_v6, "an IPv6 block's clients");
+}
+
+/* The slot rule maps the whole range of the hash onto the table, in
+ * order: 0 to slot 0, the top to the last slot, and every slot takes
+ * the same share of hashes (within one) for the supported sizes. */
+Test(flow_hash, maglev_slot_covers_the_table_evenly)
+{
+	static const __u32 sizes[] = { 251, 1021, 4093, 16381, 65537 };
+
+	for (unsigned i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		__u32 n = sizes[i], prev = 0;
+		__u64 share = (1ull << 32) / n, start = 0;
+
+		cr_assert_eq(aeth_maglev_slot(0, n), 0);
+		cr_assert_eq(aeth_maglev_slot(0xffffffffu, n), n - 1);
+		/* the first hash of each slot: slots are runs of share or
+		 * share + 1 hashes */
+		for (__u32 slot = 1; slot < n; slot++) {
+			__u64 first = ((__u64)slot << 32) / n;
+
+			if (((__u64)slot << 32) % n)
+				first++;
+			cr_assert_eq(aeth_maglev_slot((__u32)first, n), slot);
+			cr_assert_eq(aeth_maglev_slot((__u32)first - 1, n),
+				     slot - 1);
+			cr_assert(first - start == share ||
+				  first - start == share + 1,
+				  "size %u slot %u: %llu hashes", n, slot - 1,
+				  (unsigned long long)(first - start));
+			start = first;
+			prev = slot;
+		}
+		cr_assert_eq(prev, n - 1);
+	}
 }
