@@ -75,12 +75,21 @@ static __always_inline bool ct_swap(struct aeth_ct_bucket *b, __u32 i,
 
 /* Rewrite the bucket's filter bits from its slots (ct_table.h): its 16
  * bits of the filter word swapped in whole, made again from the slots
- * when another writer changed the word meanwhile. Out of tries, the
- * slots' bits are added to what is there: a stale bit at worst, never a
- * missing one. */
+ * when another writer changed the word meanwhile. The word is read before
+ * the slots: a writer that claims a slot after our read of the slots
+ * claimed it after our read of the word too, and reads the word only
+ * after its claim, so its own swap either comes first (ours then fails
+ * and reads its claim) or sees ours. One case is left, since a swap that
+ * changes no bit changes nothing: the claimer's bit was already set,
+ * its swap left the word as it was, and ours, made from slots read
+ * before its claim, clears the bit. So after our swap the slots are read
+ * again, and the bit of any slot claimed meanwhile is put back (its entry
+ * cannot be looked up by its bit until then, for a few instructions).
+ * Out of tries, the slots' bits are added to what is there: a stale bit
+ * at worst, never a missing one. */
 static __always_inline void ct_filter_refresh(const struct ct_place *at)
 {
-	__u64 mask = 0xffffull << at->shift, fw, bits;
+	__u64 mask = 0xffffull << at->shift, fw, bits = 0;
 
 	if (!at->filter)
 		return;
@@ -89,9 +98,12 @@ static __always_inline void ct_filter_refresh(const struct ct_place *at)
 		bits = aeth_ct_filter_of(at->b, -1) << at->shift;
 		if (__sync_val_compare_and_swap(at->filter, fw,
 						(fw & ~mask) | bits) == fw)
-			return;
+			break;
+		bits = 0;
 	}
-	__sync_fetch_and_or(at->filter, aeth_ct_filter_of(at->b, -1) << at->shift);
+	fw = aeth_ct_filter_of(at->b, -1) << at->shift;
+	if (fw & ~bits)
+		__sync_fetch_and_or(at->filter, fw);
 }
 
 static __always_inline bool ct_locate(const struct aeth_ct_key *k,

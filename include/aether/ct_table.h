@@ -39,8 +39,10 @@
  * size. The data path rewrites a bucket's bits from its slots, by
  * compare-and-swap of the filter's word, after it claims a slot and before
  * it publishes the entry's word (so no published entry lacks its bit): a
- * claimed slot's tag counts as an entry's, and a rewrite that raced
- * another's is made again from the slots as they are then. Userspace only
+ * claimed slot's tag counts as an entry's, a rewrite that raced another's
+ * is made again from the slots as they are then, and a writer reads the
+ * slots once more after its rewrite and puts back the bit of any slot
+ * claimed meanwhile (bpf/conntrack.h ct_filter_refresh: why). Userspace only
  * ever sets bits (atomically, through the map's mmap), so no entry's bit
  * is ever missing. */
 #ifndef AETHER_CT_TABLE_H
