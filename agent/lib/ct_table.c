@@ -205,6 +205,21 @@ int aeth_ct_table_del(const struct aeth_ct_table *t,
 	return bucket_write(t->fd, idx, &b);
 }
 
+/* Whether a slot copied from bucket idx holds what a reader may take: a
+ * key of that bucket under the word's tag. The data path writes without
+ * the lock that orders our copy (include/aether/ct_table.h), so a copy
+ * can catch a slot mid-write, its word from before and its key from
+ * after; that slot is left out of this pass, as a lookup racing the write
+ * would miss it. */
+static bool slot_consistent(const struct aeth_ct_table *t, uint32_t idx,
+			    const struct aeth_ct_key *key, __u64 w)
+{
+	__u32 h = aeth_ct_hash(key, t->seed);
+
+	return aeth_ct_bucket_at(h, t->nbuckets) == idx &&
+	       aeth_ct_tag(h) == aeth_ct_word_tag(w);
+}
+
 int aeth_ct_table_foreach(const struct aeth_ct_table *t, aeth_ct_entry_fn fn,
 			  void *arg)
 {
@@ -227,10 +242,11 @@ int aeth_ct_table_foreach(const struct aeth_ct_table *t, aeth_ct_entry_fn fn,
 			ret = more;
 		for (uint32_t j = 0; j < n && !ret; j++)
 			for (int i = 0; i < AETH_CT_WAYS && !ret; i++) {
-				struct aeth_ct_entry e = aeth_ct_word_entry(
-					bs[j].slot[i].word);
+				__u64 w = bs[j].slot[i].word;
+				struct aeth_ct_entry e = aeth_ct_word_entry(w);
 
-				if (e.seen_s)
+				if (e.seen_s && slot_consistent(t, keys[j],
+								&bs[j].key[i], w))
 					ret = fn(&bs[j].key[i], &e, arg);
 			}
 	}

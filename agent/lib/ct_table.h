@@ -55,7 +55,10 @@ int aeth_ct_table_del(const struct aeth_ct_table *t,
 		      const struct aeth_ct_key *key);
 
 /* Call fn for every entry, buckets read in batches, each copied under its
- * lock. fn returns 0 to go on or a negative errno to stop with it.
+ * lock (which orders it with userspace's writes, not the data path's: a
+ * slot caught mid-write, whose key does not hash to its bucket under its
+ * word's tag, is left out). fn returns 0 to go on or a negative errno to
+ * stop with it.
  * Returns 0, fn's error, -ENOMEM, or the -errno of a failed read. */
 typedef int (*aeth_ct_entry_fn)(const struct aeth_ct_key *key,
 				const struct aeth_ct_entry *e, void *arg);
