@@ -162,6 +162,21 @@ const char *ctl_backend_state(const struct aeth_backend *be);
 /* Open the inner map at outer[slot] of a map-in-map: a new fd or -ENOENT. */
 int ctl_inner_map_fd(int outer_fd, uint32_t slot);
 
+/* The VIP filter of a loaded program (bpf/service.h lb_vip_filter, a
+ * global of the program, found through its .bss map's BTF). */
+struct ctl_vip_filter {
+	bool read;
+	bool in_force;		/* its stamp is the tables' (aeth_stamp) */
+	uint64_t stamp, tables_stamp;
+	uint32_t open_buckets;	/* bits clear: buckets that may hold a VIP */
+	uint32_t vips_hidden;	/* VIPs of aeth_vip whose bit is set */
+};
+
+/* 0, -ENOENT (no program of that id, or one without the filter), or
+ * -errno. */
+int ctl_vip_filter_view(struct ctl_ctx *ctx, uint32_t prog_id,
+			struct ctl_vip_filter *out);
+
 /* Call fn for every entry of a map (aeth_map_foreach of map_iter.h: batched
  * where the kernel can). fn returns 0 to go on, or a negative errno to stop
  * with it (not reported here). Reports read failures. */

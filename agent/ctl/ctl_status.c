@@ -1,5 +1,6 @@
 /* aetherctl status: what the agent last applied and where the program is
- * attached, from aeth_meta and the kernel's view of each program. */
+ * attached, from aeth_meta and the kernel's view of each program (with its
+ * VIP filter, ctl_vip_filter.c). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -47,52 +48,89 @@ static const char *mode_name(uint32_t mode)
 	return "unknown";
 }
 
+/* The program's VIP filter as JSON, or null when it has none to read. */
+static json_t *vip_filter_json(const struct ctl_vip_filter *vf)
+{
+	if (!vf->read)
+		return json_null();
+	return json_pack("{s:b, s:I, s:I, s:I, s:I}", "in_force", vf->in_force,
+			 "stamp", (json_int_t)vf->stamp, "tables_stamp",
+			 (json_int_t)vf->tables_stamp, "open_buckets",
+			 (json_int_t)vf->open_buckets, "vips_hidden",
+			 (json_int_t)vf->vips_hidden);
+}
+
+/* What the filter column says: in force, lapsed (every packet goes the
+ * long way, as for a program no agent writes), or unreadable. */
+static const char *vip_filter_word(const struct ctl_vip_filter *vf)
+{
+	if (!vf->read)
+		return "-";
+	return vf->in_force ? "in force" : "lapsed";
+}
+
 /* The first nif interfaces the agent attached to, with their programs. */
-static json_t *interfaces_json(const struct aeth_meta *meta, uint32_t nif)
+static json_t *interfaces_json(struct ctl_ctx *ctx, const struct aeth_meta *meta,
+			       uint32_t nif)
 {
 	json_t *ifs = json_array();
 
 	for (uint32_t i = 0; i < nif; i++) {
 		const struct aeth_iface_status *f = &meta->ifaces[i];
+		struct ctl_vip_filter vf;
 		struct prog_view pv;
 		char name[AETH_IFNAME_LEN + 1];
 
 		snprintf(name, sizeof(name), "%.*s", AETH_IFNAME_LEN, f->name);
 		prog_lookup(f->prog_id, &pv);
+		ctl_vip_filter_view(ctx, f->prog_id, &vf);
 		json_array_append_new(ifs, json_pack(
-			"{s:s, s:I, s:s, s:I, s:s?, s:s?, s:b}",
+			"{s:s, s:I, s:s, s:I, s:s?, s:s?, s:b, s:o}",
 			"name", name, "ifindex", (json_int_t)f->ifindex,
 			"mode", mode_name(f->mode),
 			"prog_id", (json_int_t)f->prog_id,
 			"prog_tag", pv.loaded ? pv.tag : NULL,
 			"prog_name", pv.loaded ? pv.name : NULL,
-			"prog_loaded", pv.loaded));
+			"prog_loaded", pv.loaded,
+			"vip_filter", vip_filter_json(&vf)));
 	}
 	return ifs;
 }
 
-static void interfaces_print(const struct aeth_meta *meta, uint32_t nif)
+static void interfaces_print(struct ctl_ctx *ctx, const struct aeth_meta *meta,
+			     uint32_t nif)
 {
 	static const char *const hdr[] = { "INTERFACE", "IFINDEX", "MODE",
-					   "PROG ID", "TAG", "LOADED" };
-	struct ctl_table *t = ctl_table_new(6, hdr);
+					   "PROG ID", "TAG", "LOADED",
+					   "VIP FILTER" };
+	struct ctl_table *t = ctl_table_new(7, hdr);
+	uint32_t hidden = 0;
 
 	ctl_table_align_right(t, 1);
 	ctl_table_align_right(t, 3);
 	for (uint32_t i = 0; i < nif; i++) {
 		const struct aeth_iface_status *f = &meta->ifaces[i];
 		char name[AETH_IFNAME_LEN + 1], ifx[16], pid[16];
+		struct ctl_vip_filter vf;
 		struct prog_view pv;
 
 		snprintf(name, sizeof(name), "%.*s", AETH_IFNAME_LEN, f->name);
 		snprintf(ifx, sizeof(ifx), "%u", f->ifindex);
 		snprintf(pid, sizeof(pid), "%u", f->prog_id);
 		prog_lookup(f->prog_id, &pv);
+		ctl_vip_filter_view(ctx, f->prog_id, &vf);
+		if (vf.read && vf.in_force)
+			hidden += vf.vips_hidden;
 		ctl_table_add(t, name, ifx, mode_name(f->mode), pid,
-			      pv.loaded ? pv.tag : "-", pv.loaded ? "yes" : "no");
+			      pv.loaded ? pv.tag : "-", pv.loaded ? "yes" : "no",
+			      vip_filter_word(&vf));
 	}
 	ctl_table_print(t);
 	ctl_table_free(t);
+	/* never from a correct agent: its VIPs' bits are clear */
+	if (hidden)
+		printf("\nwarning: a VIP filter in force passes %u VIP%s as no "
+		       "VIP\n", hidden, hidden == 1 ? "" : "s");
 }
 
 static int status_run(struct ctl_ctx *ctx, int argc, char **argv)
@@ -135,7 +173,7 @@ static int status_run(struct ctl_ctx *ctx, int argc, char **argv)
 						      : AETH_MAX_INTERFACES;
 
 	if (ctx->json) {
-		json_t *ifs = interfaces_json(&meta, nif);
+		json_t *ifs = interfaces_json(ctx, &meta, nif);
 
 		return ctl_json_print(ctx, json_pack(
 			"{s:I, s:I, s:s, s:s?, s:I, s:{s:s?, s:s?, s:I}, s:o}",
@@ -156,7 +194,7 @@ static int status_run(struct ctl_ctx *ctx, int argc, char **argv)
 	printf("applied at      %s\n", when);
 	printf("node addresses  %s%s%s  mtu %u\n\n", v4[0] ? v4 : "-",
 	       " ", v6[0] ? v6 : "-", node.mtu);
-	interfaces_print(&meta, nif);
+	interfaces_print(ctx, &meta, nif);
 	return 0;
 }
 
@@ -166,5 +204,5 @@ const struct ctl_object ctl_obj_status = {
 	.usage = "",
 	.summary = "Schema version, applied generation and config hash, node "
 		   "addresses, and per\ninterface the XDP attach mode, program "
-		   "id and tag.",
+		   "id and tag, and whether its VIP filter is\nin force.",
 };

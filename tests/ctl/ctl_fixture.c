@@ -349,6 +349,23 @@ int fx_ct(struct fx *fx, const struct aeth_flow *f, uint32_t backend_id,
 	return err;
 }
 
+int fx_vip_filter_set(struct fx *fx, const __u64 *words, bool vouched)
+{
+	struct aether_lb *skel = fx->skel;
+	__u32 zero = 0;
+	__u64 stamp;
+
+	if (!skel->bss)
+		return -ENOENT;
+	if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.aeth_stamp), &zero,
+				&stamp))
+		return -errno;
+	memcpy(skel->bss->lb_vip_filter, words,
+	       sizeof(skel->bss->lb_vip_filter));
+	skel->bss->lb_vip_filter_stamp = vouched ? stamp : stamp + 1;
+	return 0;
+}
+
 int fx_percpu_add(struct fx *fx, int map_fd, uint32_t key, size_t value_size,
 		  int cpu, size_t off, uint64_t v)
 {

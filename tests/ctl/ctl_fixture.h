@@ -82,6 +82,11 @@ int fx_percpu_add(struct fx *fx, int map_fd, uint32_t key, size_t value_size,
 
 int fx_populate(struct fx *fx);
 
+/* Write the loaded program's VIP filter (bpf/service.h) as its agent
+ * would: words, and the stamp it holds under (the tables' own, aeth_stamp,
+ * when vouched, another one when not). */
+int fx_vip_filter_set(struct fx *fx, const __u64 *words, bool vouched);
+
 /* Run aetherctl --pin-dir fx->dir ARGS... (NULL-terminated). */
 int fx_ctl(struct fx *fx, struct fx_res *res, ...);
 /* Same with the pin directory argument given (NULL: none at all). */

@@ -12,6 +12,7 @@
 #include <criterion/criterion.h>
 
 #include "aether/flow_hash.h"
+#include "aether/vip_filter.h"
 #include "acl_compile.h"
 #include "ctl_fixture.h"
 
@@ -788,6 +789,104 @@ Test(ctl, status)
 	cr_assert(strstr(r.out, "generation      7"), "%s", r.out);
 	cr_assert(strstr(r.out, tag), "%s", r.out);
 	cr_assert(strstr(r.out, "generic"));
+	fx_res_free(&r);
+}
+
+static void add_vip(const char *addr)
+{
+	struct aeth_vip_key k;
+	__u32 one = 1;
+
+	memset(&k, 0, sizeof(k));
+	cr_assert_eq(inet_pton(AF_INET, addr, &k.addr.v4), 1);
+	k.family = AETH_AF_INET;
+	cr_assert_eq(bpf_map_update_elem(fx.vip, &k, &one, BPF_ANY), 0);
+}
+
+static bool addr_same(const union aeth_addr *x, const union aeth_addr *y)
+{
+	return !memcmp(x, y, sizeof(*x));
+}
+
+static json_t *status_vip_filter(struct fx_res *r)
+{
+	cr_assert_eq(fx_ctl(&fx, r, "-j", "status", NULL), 0);
+	ok_json(r);
+	return json_object_get(json_array_get(json_object_get(r->json,
+							      "interfaces"),
+					      0),
+			       "vip_filter");
+}
+
+/* status reads the VIP filter out of the program on each interface (a
+ * global of the program, not a pinned map): in force while it holds under
+ * the tables' stamp, lapsed otherwise, and any VIP whose bit says "no VIP
+ * here" is counted, and warned of while the filter is in force. */
+Test(ctl, status_shows_the_vip_filter_of_each_program)
+{
+	static __u64 words[AETH_VIP_FILTER_WORDS];
+	struct bpf_prog_info info;
+	__u32 len = sizeof(info), zero = 0;
+	struct aeth_vip_key k, *prev = NULL;
+	struct aeth_meta meta;
+	union aeth_addr b;
+	struct fx_res r;
+	long long open;
+	int shared = 0;
+	json_t *vf;
+
+	memset(&info, 0, sizeof(info));
+	cr_assert_eq(bpf_obj_get_info_by_fd(fx.prog_fd, &info, &len), 0);
+	cr_assert_eq(bpf_map_lookup_elem(fx.meta, &zero, &meta), 0);
+	meta.n_interfaces = 1;
+	snprintf(meta.ifaces[0].name, AETH_IFNAME_LEN, "eth0");
+	meta.ifaces[0].prog_id = info.id;
+	cr_assert_eq(bpf_map_update_elem(fx.meta, &zero, &meta, 0), 0);
+	add_vip("192.0.2.202");
+	memset(&b, 0, sizeof(b));
+	inet_pton(AF_INET, "192.0.2.202", &b.v4);
+
+	/* as its agent writes it: every VIP's bit clear */
+	aeth_vip_filter_all_set(words);
+	while (!bpf_map_get_next_key(fx.vip, prev, &k)) {
+		aeth_vip_filter_clear(words, &k.addr);
+		if (!addr_same(&k.addr, &b))
+			shared += aeth_vip_filter_bucket(&k.addr) ==
+				  aeth_vip_filter_bucket(&b);
+		prev = &k;
+	}
+	cr_assert_eq(shared, 0, "192.0.2.202 has a bucket of its own");
+	cr_assert_eq(fx_vip_filter_set(&fx, words, true), 0);
+	vf = status_vip_filter(&r);
+	cr_assert(json_is_true(json_object_get(vf, "in_force")));
+	cr_assert_eq(jint(vf, "stamp"), jint(vf, "tables_stamp"));
+	open = jint(vf, "open_buckets");
+	cr_assert_gt(open, 0);
+	cr_assert_eq(jint(vf, "vips_hidden"), 0);
+	fx_res_free(&r);
+
+	/* one VIP's bit set: that VIP's packets would pass as no VIP's */
+	words[aeth_vip_filter_word(aeth_vip_filter_bucket(&b))] |=
+		aeth_vip_filter_mask(aeth_vip_filter_bucket(&b));
+	cr_assert_eq(fx_vip_filter_set(&fx, words, true), 0);
+	vf = status_vip_filter(&r);
+	cr_assert_eq(jint(vf, "open_buckets"), open - 1);
+	cr_assert_eq(jint(vf, "vips_hidden"), 1);
+	fx_res_free(&r);
+	cr_assert_eq(fx_ctl(&fx, &r, "status", NULL), 0);
+	cr_assert(strstr(r.out, "in force"), "%s", r.out);
+	cr_assert(strstr(r.out, "warning: a VIP filter in force passes 1 VIP "
+				"as no VIP"), "%s", r.out);
+	fx_res_free(&r);
+
+	/* not vouched for: lapsed, every packet the long way, no warning */
+	cr_assert_eq(fx_vip_filter_set(&fx, words, false), 0);
+	vf = status_vip_filter(&r);
+	cr_assert(json_is_false(json_object_get(vf, "in_force")));
+	fx_res_free(&r);
+	cr_assert_eq(fx_ctl(&fx, &r, "status", NULL), 0);
+	cr_assert(strstr(r.out, "lapsed"), "%s", r.out);
+	cr_assert_null(strstr(r.out, "warning"), "%s", r.out);
 	fx_res_free(&r);
 }
 
