@@ -142,9 +142,12 @@ i = d["interfaces"]
 assert i and all(x["prog_loaded"] and x["prog_id"] > 0 for x in i), i
 assert all(x["mode"] in ("native", "generic") for x in i), i
 assert all(len(x["prog_tag"]) == 16 for x in i), i
+f = [x["vip_filter"] for x in i]
+assert all(v and v["in_force"] and v["vips_hidden"] == 0 for v in f), f
+assert all(0 < v["open_buckets"] < 65536 for v in f), f
 ' "$sha" "$schema" <"$TMP/status.json" ||
-	die "status: schema, generation, config hash, attached program"
-ok "status: generation, config hash of the document, program attached"
+	die "status: schema, generation, config hash, attached program, VIP filter"
+ok "status: generation, config hash of the document, program attached, its VIP filter in force with no VIP hidden"
 
 # the agent gone: the maps still read, and the program still runs
 topo_agent_kill lb1 KILL
