@@ -221,7 +221,8 @@ __noinline int ct_store(const struct aeth_ct_key *k, __u32 be_id, __u32 now_s,
 				return CT_UNCHANGED;
 			if (ct_swap(at.b, i, old, w))
 				return CT_STORED;
-			/* a refresh wins over a lost refresh */
+			/* another CPU wrote the slot meanwhile (most likely its
+			 * own refresh of it): a refresh need not be made twice */
 			if (how == CT_TOUCH)
 				return CT_UNCHANGED;
 			continue;
