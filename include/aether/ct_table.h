@@ -38,7 +38,8 @@
  * tens of MiB saved for every miss; the filter is 1/128 of the table's
  * size. The data path rewrites a bucket's bits from its slots, by
  * compare-and-swap of the filter's word, after it claims a slot and before
- * it publishes the entry's word (so no published entry lacks its bit): a
+ * it publishes the entry's word (so a published entry lacks its bit at
+ * most for the instant a racing rewrite takes to put it back): a
  * claimed slot's tag counts as an entry's, a rewrite that raced another's
  * is made again from the slots as they are then, and a writer reads the
  * slots once more after its rewrite and puts back the bit of any slot

@@ -71,7 +71,7 @@ Test(ct_table, a_key_is_found_only_in_a_used_slot)
 	cr_assert_eq(aeth_ct_slot_of(&b, &k, TAG), 3);
 	/* another tag: the key is not even compared */
 	cr_assert_eq(aeth_ct_slot_of(&b, &k, TAG + 1), -1);
-	b.slot[3].word = aeth_ct_word(103, TAG, 0);	/* freed */
+	b.slot[3].word = aeth_ct_word(103, TAG, 0);	/* seen 0: claimed */
 	cr_assert_eq(aeth_ct_slot_of(&b, &k, TAG), -1);
 	k = key(0x0a000004, 1000, 2);	/* another service: another key */
 	b.slot[3].word = aeth_ct_word(103, TAG, 5);
