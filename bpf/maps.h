@@ -163,7 +163,8 @@ struct {
  * Not a kernel hash map: an LRU hash took 96 bytes an entry (48 of element
  * header, 16 of bucket) and an insert locked lists shared by the CPUs
  * (two CPUs inserted no faster than one); a bucket of ours takes 32 bytes
- * an entry and one lock of its own (docs/bench.md). */
+ * an entry, and its writers take no lock: a slot changes hands by
+ * compare-and-swap of its word (docs/bench.md). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, AETH_DEFAULT_CT_ENTRIES / AETH_CT_WAYS);
