@@ -838,9 +838,12 @@ Test(ctl, status_shows_the_vip_filter_of_each_program)
 	memset(&info, 0, sizeof(info));
 	cr_assert_eq(bpf_obj_get_info_by_fd(fx.prog_fd, &info, &len), 0);
 	cr_assert_eq(bpf_map_lookup_elem(fx.meta, &zero, &meta), 0);
-	meta.n_interfaces = 1;
+	/* two interfaces, one program: its filter counted once */
+	meta.n_interfaces = 2;
 	snprintf(meta.ifaces[0].name, AETH_IFNAME_LEN, "eth0");
 	meta.ifaces[0].prog_id = info.id;
+	snprintf(meta.ifaces[1].name, AETH_IFNAME_LEN, "eth1");
+	meta.ifaces[1].prog_id = info.id;
 	cr_assert_eq(bpf_map_update_elem(fx.meta, &zero, &meta, 0), 0);
 	add_vip("192.0.2.202");
 	memset(&b, 0, sizeof(b));
