@@ -231,49 +231,30 @@ static __always_inline bool guard_gcra_charge(__u64 *tat, __u64 now,
  * shared entry counts its refusals in steps (GUARD_SRC_DROP_EXACT), so a
  * client meeting its limit still sees every refusal counted, and it holds
  * the service's parameters: a changed rate or burst is used at once.
- * Private to the loaded program (never pinned). */
-#define GUARD_REFUSED_SIZE 1024
-
-struct guard_refusal {
-	struct aeth_rl_src_key key;
-	__u64 until_ns;		/* refused while now < until_ns */
-	__u64 interval_ns, tolerance_ns;	/* the service's, when made */
-	__u64 pending;		/* refusals not yet added to the entry */
-};
-
+ * One case makes the memory refuse longer than the bucket would: a charge
+ * given back (guard_refund_source) moves tat earlier by one interval, so
+ * a memory made before it may refuse for up to that interval after the
+ * bucket conforms again; aetherctl explain says so when it sees one.
+ * Private to the loaded program (never pinned): the layout and the rules
+ * are abi.h's and aether/ratelimit_rule.h's, which explain shares. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, GUARD_REFUSED_SIZE);
+	__uint(max_entries, AETH_RL_REFUSED_SIZE);
 	__type(key, __u32);
-	__type(value, struct guard_refusal);
+	__type(value, struct aeth_rl_refusal);
 } lb_rl_refused SEC(".maps");
 
-static __always_inline struct guard_refusal *
+static __always_inline struct aeth_rl_refusal *
 guard_refusal_slot(const struct aeth_rl_src_key *k)
 {
-	const __u32 *w = (const __u32 *)k;
-	__u32 slot = ((w[0] ^ w[1] ^ w[2] ^ w[3] ^ w[4] ^ w[5]) *
-		      0x9e3779b1u) >> 22;	/* 10 bits */
+	__u32 slot = aeth_rl_refusal_slot(k);
 
 	return bpf_map_lookup_elem(&lb_rl_refused, &slot);
 }
 
-static __always_inline bool guard_refusal_holds(const struct guard_refusal *m,
-						const struct aeth_rl_src_key *k,
-						const struct aeth_svc *svc,
-						__u64 now)
-{
-	const __u32 *x = (const __u32 *)&m->key, *y = (const __u32 *)k;
-
-	return now < m->until_ns && m->interval_ns == svc->src_interval_ns &&
-	       m->tolerance_ns == svc->src_tolerance_ns &&
-	       ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) |
-		(x[3] ^ y[3]) | (x[4] ^ y[4]) | (x[5] ^ y[5])) == 0;
-}
-
 /* A refusal out of the memory: counted in the shared entry in steps of
  * GUARD_SVC_DROP_STEP, as guard_count_src_drop does past its exact part. */
-static __always_inline void guard_refusal_count(struct guard_refusal *m,
+static __always_inline void guard_refusal_count(struct aeth_rl_refusal *m,
 						const struct aeth_rl_src_key *k)
 {
 	struct aeth_rl_src_state *st;
@@ -286,7 +267,7 @@ static __always_inline void guard_refusal_count(struct guard_refusal *m,
 		__sync_fetch_and_add(&st->dropped, GUARD_SVC_DROP_STEP);
 }
 
-static __always_inline void guard_refusal_note(struct guard_refusal *m,
+static __always_inline void guard_refusal_note(struct aeth_rl_refusal *m,
 					       const struct aeth_rl_src_key *k,
 					       const struct aeth_svc *svc,
 					       __u64 tat)
@@ -328,10 +309,11 @@ static __always_inline bool guard_charge_source(const struct aeth_rl_src_key *ke
 						__u64 now)
 {
 	struct aeth_rl_src_state *st, init = {};
-	struct guard_refusal *m = guard_refusal_slot(key);
+	struct aeth_rl_refusal *m = guard_refusal_slot(key);
 	__u64 tat;
 
-	if (m && guard_refusal_holds(m, key, svc, now)) {
+	if (m && aeth_rl_refusal_holds(m, key, svc->src_interval_ns,
+					svc->src_tolerance_ns, now)) {
 		guard_refusal_count(m, key);
 		return false;
 	}

@@ -177,6 +177,23 @@ struct ctl_vip_filter {
 int ctl_vip_filter_view(struct ctl_ctx *ctx, uint32_t prog_id,
 			struct ctl_vip_filter *out);
 
+/* Which CPUs refuse a source from their memory of refusals (lb_rl_refused
+ * of the programs aeth_meta names, bpf/guard.h) although its shared bucket
+ * may conform: a memory outlives the bucket's refusal by up to one
+ * interval after a charge is given back. */
+struct ctl_refusals {
+	unsigned int programs;	/* programs whose memory was read */
+	unsigned int cpus;	/* CPUs refusing (any program's memory) */
+	unsigned int ncpus;
+	uint64_t until_ns;	/* the latest end of those refusals */
+};
+
+/* Source key k of service svc at now (ctl_now_coarse_ns): 0 or -errno. */
+int ctl_remembered_refusals(struct ctl_ctx *ctx,
+			    const struct aeth_rl_src_key *k,
+			    const struct aeth_svc *svc, uint64_t now,
+			    struct ctl_refusals *out);
+
 /* Call fn for every entry of a map (aeth_map_foreach of map_iter.h: batched
  * where the kernel can). fn returns 0 to go on, or a negative errno to stop
  * with it (not reported here). Reports read failures. */

@@ -30,6 +30,10 @@ struct verdict {
 	struct aeth_backend be;
 	bool have_hash;
 	uint32_t hash, slot;
+	/* CPUs refusing the source from their memory of refusals while its
+	 * shared bucket conforms (cpus 0: none) */
+	struct ctl_refusals remembered;
+	int remembered_err;	/* why they could not be read, or 0 */
 };
 
 /* The ACL rule as bpf/guard.h applies it (aether/acl_key.h): the source as
@@ -60,9 +64,12 @@ static bool source_authorized(struct ctl_ctx *ctx, const struct aeth_svc *svc,
 
 /* Which limiter would refuse a new connection now (-1: none), by the rules
  * of aether/ratelimit_rule.h (the source's bucket key, GCRA). The service
- * cap is looked at first, as the data path does. */
+ * cap is looked at first, as the data path does. A source whose bucket
+ * conforms may still be refused by some CPUs' memory of refusals
+ * (bpf/guard.h): then it is refused, and v->remembered says on how many
+ * CPUs (a packet on another one would be admitted). */
 static int limiter_refusal(struct ctl_ctx *ctx, const struct aeth_svc *svc,
-			   const struct aeth_flow *f)
+			   const struct aeth_flow *f, struct verdict *v)
 {
 	uint64_t now = ctl_now_coarse_ns();
 	__u32 id = svc->id;
@@ -81,6 +88,13 @@ static int limiter_refusal(struct ctl_ctx *ctx, const struct aeth_svc *svc,
 		aeth_rl_src_key(&key, svc, f);
 		if (!bpf_map_lookup_elem(ctx->fds.rl_src, &key, &st) &&
 		    !aeth_gcra_conforms(st.tat_ns, now, svc->src_tolerance_ns))
+			return AETH_R_RATE_LIMITED;
+		/* not read (no right to the programs, say): the shared
+		 * bucket's answer stands, and the output says so */
+		v->remembered_err = ctl_remembered_refusals(ctx, &key, svc,
+							    now,
+							    &v->remembered);
+		if (!v->remembered_err && v->remembered.cpus)
 			return AETH_R_RATE_LIMITED;
 	}
 	return -1;
@@ -214,7 +228,7 @@ static int decide_backend(struct ctl_ctx *ctx, const struct aeth_flow *f,
 		return 0;
 	if (judge != AETH_CT_RESELECT) {
 		/* a new connection: TCP SYN, or UDP without a live entry */
-		r = limiter_refusal(ctx, &v->svc, f);
+		r = limiter_refusal(ctx, &v->svc, f, v);
 		if (r >= 0) {
 			v->verdict = "drop";
 			v->reason = aeth_reason_names[r];
@@ -308,9 +322,31 @@ static int explain_print(struct ctl_ctx *ctx, const struct verdict *v,
 			json_object_set_new(doc, "hash", json_integer(v->hash));
 			json_object_set_new(doc, "slot", json_integer(v->slot));
 		}
+		if (v->remembered_err)
+			json_object_set_new(doc, "remembered_refusal_error",
+				json_string(strerror(-v->remembered_err)));
+		if (v->remembered.cpus)
+			json_object_set_new(doc, "remembered_refusal",
+				json_pack("{s:i, s:i, s:I}", "cpus",
+					  (int)v->remembered.cpus, "of",
+					  (int)v->remembered.ncpus, "until_ns",
+					  (json_int_t)v->remembered.until_ns));
 		return ctl_json_print(ctx, doc);
 	}
 	printf("verdict  %s\nreason   %s\n", v->verdict, v->reason);
+	if (v->remembered_err)
+		printf("note     the programs' memory of refusals was not read "
+		       "(%s): a source it refuses may show as admitted\n",
+		       strerror(-v->remembered_err));
+	if (v->remembered.cpus) {
+		uint64_t now = ctl_now_coarse_ns(), end = v->remembered.until_ns;
+
+		printf("note     refused from the memory of refusals of %u of "
+		       "%u CPUs for %.1f ms more; its shared bucket conforms "
+		       "(on the other CPUs it would be admitted)\n",
+		       v->remembered.cpus, v->remembered.ncpus,
+		       end > now ? (double)(end - now) / 1e6 : 0.0);
+	}
 	if (v->have_svc)
 		printf("service  %s\n", svc_lbl);
 	if (v->have_hash)

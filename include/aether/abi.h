@@ -362,6 +362,19 @@ struct aeth_rl_src_state {
 	__u64 dropped;
 };
 
+/* lb_rl_refused (per CPU, AETH_RL_REFUSED_SIZE slots): each CPU's memory
+ * of the sources it refused last (bpf/guard.h: why and for how long). A
+ * map of the loaded program, never pinned: aetherctl explain finds it
+ * through the programs aeth_meta names (the rules: ratelimit_rule.h). */
+#define AETH_RL_REFUSED_SIZE 1024
+
+struct aeth_rl_refusal {
+	struct aeth_rl_src_key key;
+	__u64 until_ns;		/* refused while now < until_ns */
+	__u64 interval_ns, tolerance_ns;	/* the service's, when made */
+	__u64 pending;		/* refusals not yet added to the entry */
+};
+
 /* aeth_rl_svc[id]: per-service cap state. */
 struct aeth_rl_svc_state {
 	__u64 tat_ns;
@@ -413,6 +426,7 @@ _Static_assert(sizeof(struct aeth_acl_rng_at) == 16, "aeth_acl_rng_at");
 _Static_assert(sizeof(struct aeth_rl_src_key) == 24, "aeth_rl_src_key");
 _Static_assert(sizeof(struct aeth_rl_src_state) == 24, "aeth_rl_src_state");
 _Static_assert(sizeof(struct aeth_rl_svc_state) == 16, "aeth_rl_svc_state");
+_Static_assert(sizeof(struct aeth_rl_refusal) == 56, "aeth_rl_refusal");
 _Static_assert(sizeof(struct aeth_svc_stats) == 8 * (3 + AETH_R_MAX), "aeth_svc_stats");
 _Static_assert(sizeof(struct aeth_be_stats) == 16, "aeth_be_stats");
 _Static_assert(sizeof(struct aeth_global_stats) == 8 * (AETH_R_MAX + AETH_EV_MAX), "aeth_global_stats");

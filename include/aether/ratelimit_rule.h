@@ -85,4 +85,32 @@ AETH_RULE __u64 aeth_gcra_first_tat(__u64 now, __u64 interval)
 	return now + interval;
 }
 
+/* The slot of a CPU's memory of refusals (lb_rl_refused, abi.h) that
+ * holds source key k: its six words folded and multiplied, top 10 bits. */
+AETH_RULE __u32 aeth_rl_refusal_slot(const struct aeth_rl_src_key *k)
+{
+	const aeth_u32_alias *w = (const aeth_u32_alias *)k;
+
+	return ((w[0] ^ w[1] ^ w[2] ^ w[3] ^ w[4] ^ w[5]) * 0x9e3779b1u) >>
+	       22;	/* 10 bits: AETH_RL_REFUSED_SIZE */
+}
+
+/* Whether remembered refusal m still refuses source k at now under the
+ * service's per-source interval and tolerance: made for k, not lapsed,
+ * and under the same parameters (a changed rate or burst is used at
+ * once, not after the memory lapses). */
+AETH_RULE bool aeth_rl_refusal_holds(const struct aeth_rl_refusal *m,
+				     const struct aeth_rl_src_key *k,
+				     __u64 interval_ns, __u64 tolerance_ns,
+				     __u64 now)
+{
+	const aeth_u32_alias *x = (const aeth_u32_alias *)&m->key;
+	const aeth_u32_alias *y = (const aeth_u32_alias *)k;
+
+	return now < m->until_ns && m->interval_ns == interval_ns &&
+	       m->tolerance_ns == tolerance_ns &&
+	       ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) |
+		(x[3] ^ y[3]) | (x[4] ^ y[4]) | (x[5] ^ y[5])) == 0;
+}
+
 #endif /* AETHER_RATELIMIT_RULE_H */

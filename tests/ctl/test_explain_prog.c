@@ -4,6 +4,7 @@
  * maps (pinned for aetherctl to read). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <criterion/criterion.h>
 
 #include "aether/acl_key.h"
@@ -457,6 +459,122 @@ Test(explain_prog, limiter_state_and_stale_entries_agree)
 	} else {
 		cr_assert_eq(xdp, XDP_DROP);
 	}
+	fx_res_free(&r);
+}
+
+/* Name the harness's program in aeth_meta as attached to one interface,
+ * as the agent does, so aetherctl finds its memories. */
+static void name_program(void)
+{
+	struct bpf_prog_info info;
+	struct aeth_meta meta;
+	__u32 len = sizeof(info), zero = 0;
+
+	memset(&info, 0, sizeof(info));
+	cr_assert_eq(bpf_obj_get_info_by_fd(h.prog_fd, &info, &len), 0);
+	cr_assert_eq(bpf_map_lookup_elem(h.meta, &zero, &meta), 0);
+	meta.n_interfaces = 1;
+	meta.ifaces[0].ifindex = net.if0;
+	meta.ifaces[0].prog_id = info.id;
+	cr_assert_eq(bpf_map_update_elem(h.meta, &zero, &meta, 0), 0);
+}
+
+/* A source refused often enough is refused from this CPU's memory until
+ * its bucket could conform again (bpf/guard.h). When the bucket conforms
+ * earlier (a charge given back moves it back by an interval; here it is
+ * set back by hand), the program still refuses on that CPU, and explain
+ * says so, with how many CPUs hold the refusal, instead of reading the
+ * shared bucket alone. Without the memory in explain it says tx or
+ * no_backend here. */
+Test(explain_prog, remembered_refusal_agrees)
+{
+	uint8_t in[PKT_MAX], out[PKT_MAX];
+	struct aeth_rl_src_state st;
+	struct aeth_rl_src_key key;
+	struct aeth_svc svc;
+	struct flow_case c;
+	struct aeth_svc_key k = dp_svc_key(VIP4, 6443, IPPROTO_TCP);
+	json_t *mem;
+	size_t in_len, out_len;
+	uint32_t xdp;
+	struct fx_res r;
+	cpu_set_t cpus;
+	int drops = 0;
+
+	/* the program runs on the calling CPU: keep to one */
+	CPU_ZERO(&cpus);
+	CPU_SET(0, &cpus);
+	cr_assert_eq(sched_setaffinity(0, sizeof(cpus), &cpus), 0);
+	name_program();
+
+	for (uint16_t port = 4000; port < 4300; port++) {
+		make_case(&c, false, "198.51.100.9", port, VIP4, 6443, false,
+			  true);
+		in_len = pkt_build(&c.spec, in, sizeof(in));
+		out_len = sizeof(out);
+		cr_assert_eq(dp_run(&h, in, in_len, out, &out_len, net.if0,
+				    &xdp), 0);
+		drops += xdp == XDP_DROP;
+	}
+	cr_assert_geq(drops, 299, "one admitted, the rest refused");
+
+	/* the shared bucket conforms again; the memory still refuses */
+	cr_assert_eq(bpf_map_lookup_elem(h.svc, &k, &svc), 0);
+	memset(&c.spec, 0, sizeof(c.spec));
+	make_case(&c, false, "198.51.100.9", 4300, VIP4, 6443, false, true);
+	{
+		struct aeth_flow f;
+
+		memset(&f, 0, sizeof(f));
+		f.family = dp_addr("198.51.100.9", &f.src);
+		aeth_rl_src_key(&key, &svc, &f);
+	}
+	cr_assert_eq(bpf_map_lookup_elem(h.rl_src, &key, &st), 0);
+	cr_assert_geq(st.dropped, 256, "the memory is kept past 256");
+	st.tat_ns = 1;
+	cr_assert_eq(bpf_map_update_elem(h.rl_src, &key, &st, BPF_EXIST), 0);
+
+	cr_assert_eq(fx_ctl_dir(pin_dir, &r, "-j", "explain", "--src", c.src,
+				"--dst", c.dst, "--proto", "tcp", "--syn",
+				NULL), 0);
+	cr_assert_str_eq(json_string_value(json_object_get(r.json, "verdict")),
+			 "drop", "%s", r.out);
+	cr_assert_str_eq(json_string_value(json_object_get(r.json, "reason")),
+			 "rate_limited", "%s", r.out);
+	mem = json_object_get(r.json, "remembered_refusal");
+	cr_assert_not_null(mem, "%s", r.out);
+	cr_assert_eq(json_integer_value(json_object_get(mem, "cpus")), 1,
+		     "%s", r.out);
+	cr_assert_eq(json_integer_value(json_object_get(mem, "of")),
+		     libbpf_num_possible_cpus(), "%s", r.out);
+	cr_assert_gt(json_integer_value(json_object_get(mem, "until_ns")),
+		     (json_int_t)fx_now_ns(), "%s", r.out);
+	fx_res_free(&r);
+	in_len = pkt_build(&c.spec, in, sizeof(in));
+	out_len = sizeof(out);
+	cr_assert_eq(dp_run(&h, in, in_len, out, &out_len, net.if0, &xdp), 0);
+	cr_assert_eq(xdp, XDP_DROP, "the program refuses from its memory");
+
+	/* a changed rate is used at once: the memory no longer holds, and
+	 * explain and the program both admit the source's next SYN */
+	svc.src_interval_ns += 1;
+	cr_assert_eq(bpf_map_update_elem(h.svc, &k, &svc, BPF_EXIST), 0);
+	dp_bump_stamp(&h);
+	cr_assert_eq(fx_ctl_dir(pin_dir, &r, "-j", "explain", "--src", c.src,
+				"--dst", c.dst, "--proto", "tcp", "--syn",
+				NULL), 0);
+	cr_assert_null(json_object_get(r.json, "remembered_refusal"), "%s",
+		       r.out);
+	cr_assert_str_neq(json_string_value(json_object_get(r.json,
+							    "reason")),
+			  "rate_limited", "%s", r.out);
+	out_len = sizeof(out);
+	cr_assert_eq(dp_run(&h, in, in_len, out, &out_len, net.if0, &xdp), 0);
+	/* tx, or no_backend where the random table has none for the flow */
+	cr_assert_eq(xdp == XDP_DROP,
+		     !strcmp(json_string_value(json_object_get(r.json,
+							       "verdict")),
+			     "drop"), "%s", r.out);
 	fx_res_free(&r);
 }
 
