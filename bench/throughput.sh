@@ -7,6 +7,11 @@
 # implementation gets a new topology, and so fresh state, every round.
 #   bench/throughput.sh           ROUNDS (3), DUR (4 s per case) and
 #                                 BUILD_DIR (build) from the environment
+#   PACED_PPS=100000 bench/throughput.sh
+#                                 the same rate offered to every
+#                                 implementation, and the node's CPU time
+#                                 per packet compared instead of the rates
+#                                 (bench/throughput/run.sh: why)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,9 +34,10 @@ raw=$(mktemp /tmp/aeth-tp-raw.XXXXXX)
 trap 'rm -f "$raw" "$raw.dat"' EXIT
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 BUILD=$build bench/throughput/run.sh >"$raw"
-out=bench/results/throughput-$stamp.json
+out=bench/results/throughput-${PACED_PPS:+paced-}$stamp.json
 python3 bench/throughput/report.py "$raw" "$out" "$raw.dat" "$commit" "$load0"
-if command -v gnuplot >/dev/null; then
+# a paced run's rates are the offer's: its figures are the costs, printed
+if [ -z "${PACED_PPS:-}" ] && command -v gnuplot >/dev/null; then
 	gnuplot -e "dat='$raw.dat'; out='bench/results/throughput-$stamp.png'" \
 		bench/throughput/plot.gp
 	echo "plot: bench/results/throughput-$stamp.png"

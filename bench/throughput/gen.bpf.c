@@ -2,7 +2,11 @@
 /* Traffic generator for the throughput benchmark: run by BPF_PROG_TEST_RUN
  * with BPF_F_TEST_XDP_LIVE_FRAMES, it gives each frame the next source
  * address and port of the configured ranges, fixes the checksums and
- * redirects the frame out of the generator's veth, so it really leaves. */
+ * redirects the frame out of the generator's veth, so it really leaves.
+ * With gap_ns set it paces itself: each frame waits for its turn, gap_ns
+ * after the one before, so the node is offered a set rate it can keep up
+ * with (its CPU time per packet is then measured without the overflow of
+ * its receive ring that a flood brings). */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/ip.h>
@@ -21,14 +25,40 @@ const volatile __u32 src_base;		/* host order */
 const volatile __u32 n_sources;		/* >= 1 */
 const volatile __u16 sport_base;	/* host order */
 const volatile __u32 n_ports;		/* >= 1 */
+const volatile __u64 gap_ns;		/* 0: as fast as the CPU goes */
 
-/* Frames sent per CPU: the sequence that picks source and port. */
+/* Per CPU: frames sent (the sequence that picks source and port), and
+ * when the next one may leave (paced). */
+struct gen_state {
+	__u64 seq;
+	__u64 next_ns;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct gen_state);
 } gen_seq SEC(".maps");
+
+static long gen_wait_step(__u64 index, void *ctx)
+{
+	return bpf_ktime_get_ns() >= *(__u64 *)ctx;	/* 1 ends the loop */
+}
+
+/* Wait for this frame's turn. A generator that fell more than 64 gaps
+ * behind (preempted) starts again from now instead of catching up with a
+ * burst. */
+static __always_inline void gen_pace(struct gen_state *st)
+{
+	__u64 now = bpf_ktime_get_ns(), until;
+
+	if (!st->next_ns || now > st->next_ns + 64 * gap_ns)
+		st->next_ns = now;
+	until = st->next_ns;
+	bpf_loop(1 << 20, gen_wait_step, &until, 0);
+	st->next_ns += gap_ns;
+}
 
 /* RFC 1624 incremental update of a checksum for one changed 16-bit word. */
 static __always_inline __u16 csum_replace2(__u16 check, __u16 old, __u16 new)
@@ -55,7 +85,7 @@ int gen_xdp(struct xdp_md *ctx)
 	struct iphdr *ip = (void *)(eth + 1);
 	__u32 zero = 0, saddr, seq32;
 	__u16 sport, *l4check, *l4sport;
-	__u64 *seq;
+	struct gen_state *st;
 	int i;
 
 	if (data + GEN_FRAME_LEN > end)
@@ -81,10 +111,12 @@ int gen_xdp(struct xdp_md *ctx)
 		l4check = &uh->check;
 		l4sport = &uh->source;
 	}
-	seq = bpf_map_lookup_elem(&gen_seq, &zero);
-	if (!seq)
+	st = bpf_map_lookup_elem(&gen_seq, &zero);
+	if (!st)
 		return XDP_ABORTED;
-	seq32 = (__u32)(*seq)++;
+	if (gap_ns)
+		gen_pace(st);
+	seq32 = (__u32)st->seq++;
 	saddr = bpf_htonl(src_base + seq32 % n_sources);
 	sport = bpf_htons(sport_base + (seq32 / n_sources) % n_ports);
 

@@ -133,6 +133,58 @@ if "ours" in r and "nftables" in r:
                ratio(r["ours"][s + "_pps"], r["nftables"][s + "_pps"]), 5.0,
                "nftables")
 
+# Paced runs (PACED_PPS): every implementation is offered the same rate,
+# below what any of them can take, and the node's NAPI thread's CPU time
+# per packet is what it costs; capacity is its inverse, so the targets
+# are judged on cost ratios (floor's cost / ours: ours' share of the
+# floor's capacity; a baseline's cost / ours: how many times its capacity).
+# Best is the cheapest round. A round in which the node handled less than
+# KEPT_UP of the offer is flagged: it did not keep up, and its cost is not
+# the unloaded one.
+KEPT_UP = 0.97
+paced = any(r.get("napi_ns_per_packet") for r in rows)
+
+
+def cost(case, impl):
+    rs = sorted((r for r in rows if r["case"] == case and r["impl"] == impl
+                 and r.get("napi_ns_per_packet")),
+                key=lambda r: r.get("round", 0))
+    if not rs:
+        return None
+    v = [r["napi_ns_per_packet"] for r in rs]
+    return {"median_ns": round(statistics.median(v), 1), "best_ns": min(v),
+            "rounds_ns": v, "paced_pps": rs[0]["paced_pps"],
+            "rounds_kept_up": [round(r["pps"] / r["offered_pps"], 3)
+                               if r["offered_pps"] else None for r in rs],
+            "cpu_share_rounds": [r.get("napi_cpu_share") for r in rs]}
+
+
+costs = {}
+if paced:
+    targets = []
+    costs = {"floor": cost("xdp_drop", "floor")}
+    for c in cases:
+        costs[c] = {i: cost(c, i) for i in impls if cost(c, i)}
+    CSTATS = (("median", "median_ns"), ("best", "best_ns"))
+    for c in guard_cases:
+        r = costs[c]
+        if "ours" not in r:
+            continue
+        for s, k in CSTATS:
+            if costs["floor"]:
+                target(c + " >= 90% of XDP_DROP floor", s,
+                       ratio(costs["floor"][k], r["ours"][k]), 0.9, "floor")
+            bl = [(r[i][k], i) for i in baselines if i in r]
+            if bl:
+                best, who = min(bl)
+                target(c + " >= 3x best baseline", s,
+                       ratio(best, r["ours"][k]), 3.0, who)
+    r = costs["forward"]
+    if "ours" in r and "nftables" in r:
+        for s, k in CSTATS:
+            target("forward >= 5x nftables DNAT", s,
+                   ratio(r["nftables"][k], r["ours"][k]), 5.0, "nftables")
+
 # Fresh state: every turn must start with nothing from an earlier one.
 STATE_KEYS = ("conntrack", "nft_rl4", "hashlimit", "ours_ct", "ours_rl_src")
 fresh = {"every_turn_started_empty": all(
@@ -165,6 +217,7 @@ doc = {
               "our maps all made again); rounds alternate the implementations; "
               "median and best of the rounds",
     "targets": targets,
+    "paced_costs": costs or None,
     "fresh_state": fresh,
     "results": res,
     "records": records,
@@ -212,6 +265,28 @@ for c in cases:
         c, *(mpps(r[i]) if i in r else "-" for i in impls),
         rat(ra.get("ours/nftables")), rat(ra.get("ours/iptables")),
         rat(ra.get("ours/floor"))))
+
+if paced:
+    print("\npaced at %d frames/s: the node's NAPI thread, CPU ns per packet"
+          ": median (cheapest round); kept up: handled/offered, worst round"
+          % costs["floor"]["paced_pps"] if costs.get("floor") else "")
+
+    def ns(a):
+        return "%.0f (%.0f) %.2f" % (a["median_ns"], a["best_ns"],
+                                     min(a["rounds_kept_up"]))
+
+    if costs.get("floor"):
+        print("  floor, XDP_DROP at the node: %s" % ns(costs["floor"]))
+    print("%-10s %-18s %-18s %-18s %s" % ("case", "ours", "nftables",
+                                          "iptables", "ours - floor"))
+    for c in cases:
+        r = costs[c]
+        over = ("%.0f ns" % (r["ours"]["median_ns"] -
+                             costs["floor"]["median_ns"])
+                if "ours" in r and costs.get("floor") else "-")
+        print("%-10s %-18s %-18s %-18s %s" % (
+            c, *(ns(r[i]) if i in r else "-" for i in impls), over))
+    print("(targets below: cost ratios, the inverse of capacity ratios)")
 
 print("\ntargets (on medians and on bests)")
 for t in targets:

@@ -25,7 +25,16 @@
 # measured per case), WARM (1 s), IMPLS ("floor ours nft ipt": which to
 # run), NAPI_PRIO (50: SCHED_FIFO priority of the node's NAPI threads),
 # DEBUG (set: print our counters after our cases), SETTLE (1 s: pause
-# after the topology is made, for the old namespaces' teardown to finish).
+# after the topology is made, for the old namespaces' teardown to finish),
+# PACED_PPS (unset: the generator floods; set: it offers that many frames
+# a second, which every implementation keeps up with, and each case also
+# records the CPU time the node's NAPI thread spent per packet).
+#
+# Why paced: flooded, the node's receive ring overflows and the frames it
+# could not take go back to the generator's page pool, whose lock both
+# CPUs then wait on (docs/bench-throughput.md): the rate measures that
+# feedback as much as the node. At a rate all keep up with, the thread's
+# CPU time per packet is the node's own cost, its capacity's inverse.
 set -euo pipefail
 
 BUILD=${BUILD:?}
@@ -306,36 +315,63 @@ for o in json.load(sys.stdin)["nftables"]:
 	log "${results[-1]}"
 }
 
+# The CPU time (ns) the node's NAPI threads of l0 have run, all told.
+napi_ns() {
+	local p t=0 r
+	for p in $(napi_pids "$L0"); do
+		read -r r _ <"/proc/$p/schedstat"
+		t=$((t + r))
+	done
+	echo "$t"
+}
+
 # measure CASE IMPL COUNTER... -- GEN_ARGS...
 measure() {
-	local case=$1 impl=$2 counter=() gen=() gpid c0 c1 n0 n1 out
+	local case=$1 impl=$2 counter=() gen=() gpid c0 c1 n0 n1 out pace=()
 	shift 2
 	while [ "$1" != "--" ]; do counter+=("$1"); shift; done
 	shift
 	gen=("$@")
 	napi_pin "$L0" 1
+	# paced: batches of 64, which the node's 256-frame ring always takes
+	if [ -n "${PACED_PPS:-}" ]; then
+		pace=(--pps "$PACED_PPS" --batch 64)
+	else
+		pace=(--batch 256)
+	fi
 	nsenter --net=/run/netns/"$NG" nice -n -20 taskset -c 0 "$TPUT" gen --dev "$G0" \
 		--dst-mac "$L0_MAC" --seconds $((WARM + DUR + 1)) \
-		--batch 256 "${gen[@]}" >"$TMP/gen.json" &
+		"${pace[@]}" "${gen[@]}" >"$TMP/gen.json" &
 	gpid=$!
 	pids+=("$gpid")
 	sleep "$WARM"
 	c0=$("${counter[@]}")
+	n0=$(napi_ns)
 	sleep "$DUR"
 	c1=$("${counter[@]}")
+	n1=$(napi_ns)
 	wait "$gpid" || { log "generator failed"; return 1; }
 	bg_stop "$gpid"
-	out=$(python3 - "$case" "$impl" "$c0" "$c1" "$TMP/gen.json" "$ROUND" <<-'EOF'
+	out=$(python3 - "$case" "$impl" "$c0" "$c1" "$TMP/gen.json" "$ROUND" \
+		"$n0" "$n1" "${PACED_PPS:-0}" <<-'EOF'
 	import json, sys
-	case, impl, c0, c1, genf, rnd = sys.argv[1:]
+	case, impl, c0, c1, genf, rnd, n0, n1, paced = sys.argv[1:]
 	t0, p0 = map(int, c0.split()); t1, p1 = map(int, c1.split())
 	secs = (t1 - t0) / 1e9
 	gen = json.load(open(genf))
 	pkts = p1 - p0
 	load = float(open("/proc/loadavg").read().split()[0])
-	print(json.dumps({"case": case, "impl": impl, "round": int(rnd),
-	                  "pps": round(pkts / secs),
-	                  "offered_pps": round(gen["pps"]), "loadavg_1min": load}))
+	rec = {"case": case, "impl": impl, "round": int(rnd),
+	       "pps": round(pkts / secs),
+	       "offered_pps": round(gen["pps"]), "loadavg_1min": load}
+	if int(paced):
+	    # the node's NAPI thread: CPU time per packet it handled, and
+	    # the share of its CPU that took
+	    rec["paced_pps"] = int(paced)
+	    rec["napi_ns_per_packet"] = (round((int(n1) - int(n0)) / pkts, 1)
+	                                 if pkts else None)
+	    rec["napi_cpu_share"] = round((int(n1) - int(n0)) / (t1 - t0), 3)
+	print(json.dumps(rec))
 	EOF
 	)
 	log "$out"

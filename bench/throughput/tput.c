@@ -1,7 +1,8 @@
 /* Throughput benchmark tool: a traffic generator (XDP live frames), a
  * counting sink for a veth, and a reader of per-CPU counters.
  *   tput gen --dev IF --dst-mac MAC --src IP --dst IP --dport P [options]
- *                                       (--count N: N frames, then exit)
+ *                                       (--count N: N frames, then exit;
+ *                                        --pps R: paced at R frames/s)
  *   tput sink --dev IF --pin PATH       (until SIGINT/SIGTERM)
  *   tput count PATH[:WORD] ...          (prints monotonic ns, then sums)
  *   tput entries PATH                   (prints the map's id and its
@@ -189,6 +190,7 @@ static int cmd_gen(int argc, char **argv)
 		{ "seconds", required_argument, NULL, 't' },
 		{ "batch", required_argument, NULL, 'b' },
 		{ "count", required_argument, NULL, 'c' },
+		{ "pps", required_argument, NULL, 'R' },
 		{ 0 },
 	};
 	struct gen_opts o = { .sources = 1, .ports = 1, .sport = 10000,
@@ -197,7 +199,7 @@ static int cmd_gen(int argc, char **argv)
 	uint8_t frame[FRAME_LEN], src_mac[6];
 	struct gen *skel = NULL;
 	uint64_t sent = 0, repeat = 1 << 18;
-	double t0, t;
+	double t0, t, pps = 0;
 	int c, err, ifindex;
 
 	inet_pton(AF_INET, "198.51.100.1", &o.src);
@@ -228,10 +230,12 @@ static int cmd_gen(int argc, char **argv)
 		case 't': o.seconds = strtod(optarg, NULL); break;
 		case 'b': o.batch = strtoul(optarg, NULL, 0); break;
 		case 'c': o.count = strtoul(optarg, NULL, 0); break;
+		case 'R': pps = strtod(optarg, NULL); break;
 		default: goto usage;
 		}
 	}
-	if (!o.dev || !o.dst.s_addr || !o.sources || !o.ports)
+	if (!o.dev || !o.dst.s_addr || !o.sources || !o.ports || pps < 0 ||
+	    (pps && pps < 1000))
 		goto usage;
 	ifindex = if_nametoindex(o.dev);
 	if (!ifindex || dev_mac(o.dev, src_mac)) {
@@ -250,6 +254,12 @@ static int cmd_gen(int argc, char **argv)
 	skel->rodata->n_sources = o.sources;
 	skel->rodata->sport_base = o.sport;
 	skel->rodata->n_ports = o.ports;
+	skel->rodata->gap_ns = pps ? (uint64_t)(1e9 / pps) : 0;
+	/* paced: calls of about a second (each call sets up a page pool,
+	 * tens of ms that no frame leaves in: the rate falls short by that
+	 * share, and the pace starts again after it instead of bursting) */
+	if (pps)
+		repeat = (uint64_t)pps;
 	err = gen__load(skel);
 	if (err) {
 		fprintf(stderr, "tput gen: loading: %s\n", strerror(-err));
@@ -286,7 +296,7 @@ usage:
 	fprintf(stderr, "usage: tput gen --dev IF --dst-mac MAC --dst IP "
 		"--dport P [--src IP --sources N] [--sport P --ports N]\n"
 		"                [--proto tcp|udp] [--syn] [--seconds S | --count N] "
-		"[--batch N]\n");
+		"[--batch N] [--pps R (>= 1000)]\n");
 	return 2;
 }
 
