@@ -26,7 +26,8 @@
 # run), NAPI_PRIO (50: SCHED_FIFO priority of the node's NAPI threads),
 # DEBUG (set: print our counters after our cases), SETTLE (1 s: pause
 # after the topology is made, for the old namespaces' teardown to finish),
-# PACED_PPS (unset: the generator floods; set: it offers that many frames
+# CASES ("guard ratelimit forward": which cases to run; the floor's
+# always runs), PACED_PPS (unset: the generator floods; set: it offers that many frames
 # a second, which every implementation keeps up with, and each case also
 # records the CPU time the node's NAPI thread spent per packet).
 #
@@ -328,6 +329,10 @@ napi_ns() {
 # measure CASE IMPL COUNTER... -- GEN_ARGS...
 measure() {
 	local case=$1 impl=$2 counter=() gen=() gpid c0 c1 n0 n1 out pace=()
+	case " ${CASES:-guard ratelimit forward} xdp_drop " in
+	*" $case "*) ;;
+	*) return 0 ;;
+	esac
 	shift 2
 	while [ "$1" != "--" ]; do counter+=("$1"); shift; done
 	shift
@@ -438,7 +443,7 @@ run_ours() {
 	state start
 	measure guard ours count_ours reason:not_authorized -- "${GEN_GUARD[@]}"
 	measure ratelimit ours count_ours reason:rate_limited -- "${GEN_RL[@]}"
-	prime_ours
+	case " ${CASES:-forward} " in *" forward "*) prime_ours ;; esac
 	measure forward ours count_ours event:redirect -- "${GEN_FWD[@]}"
 	state end
 	[ -z "${DEBUG:-}" ] || "$CTL" --pin-dir "$PIN" stats >&2
