@@ -21,7 +21,6 @@ struct acl_cidr {
 };
 
 struct acl_collect {
-	struct acl_cidr *v;
 	struct aeth_acl_entry *e;	/* the trie's entries as they are */
 	size_t n, cap;
 };
@@ -33,36 +32,51 @@ struct acl_compiled {
 	bool agrees;			/* the region is the trie's, compiled */
 };
 
-/* The trie keeps IPv4 as ::ffff:a.b.c.d/(len + 96), and the value names the
- * family of the listed prefix (an IPv6 prefix may lie in that range too):
- * aether/acl_key.h. */
 static int acl_collect_one(const void *key, const void *value, void *arg)
 {
-	__u32 family = *(const __u32 *)value, plen;
 	struct acl_collect *c = arg;
-	struct acl_cidr *e;
 
 	if (c->n == c->cap) {
 		size_t cap = c->cap ? c->cap * 2 : 64;
-		struct acl_cidr *nv = realloc(c->v, cap * sizeof(*nv));
-		struct aeth_acl_entry *ne;
+		struct aeth_acl_entry *ne = realloc(c->e, cap * sizeof(*ne));
 
-		if (!nv)
-			return -ENOMEM;
-		c->v = nv;
-		ne = realloc(c->e, cap * sizeof(*ne));
 		if (!ne)
 			return -ENOMEM;
 		c->e = ne;
 		c->cap = cap;
 	}
 	memcpy(&c->e[c->n].key, key, sizeof(c->e[c->n].key));
-	c->e[c->n].family = family;
-	e = &c->v[c->n++];
-	memset(e, 0, sizeof(*e));
-	aeth_acl_key_prefix(key, family, &e->family, &e->addr, &plen);
-	e->prefixlen = (uint8_t)plen;
+	c->e[c->n].family = *(const __u32 *)value;
+	c->n++;
 	return 0;
+}
+
+/* The listed prefixes of entries e[0..n): the trie keeps IPv4 as
+ * ::ffff:a.b.c.d/(len + 96), and the value names the family of the listed
+ * prefix (an IPv6 prefix may lie in that range too): aether/acl_key.h.
+ * NULL when out of memory. */
+static struct acl_cidr *acl_cidrs_of(const struct aeth_acl_entry *e,
+				     size_t n)
+{
+	struct acl_cidr *v = calloc(n ? n : 1, sizeof(*v));
+	__u32 plen;
+
+	for (size_t i = 0; v && i < n; i++) {
+		aeth_acl_key_prefix(&e[i].key, e[i].family, &v[i].family,
+				    &v[i].addr, &plen);
+		v[i].prefixlen = (uint8_t)plen;
+	}
+	return v;
+}
+
+static const char *acl_cidr_str(const struct acl_cidr *c,
+				char buf[CTL_ADDR_LEN + 8])
+{
+	char a[CTL_ADDR_LEN];
+
+	snprintf(buf, CTL_ADDR_LEN + 8, "%s/%u",
+		 ctl_addr_str(&c->addr, c->family, a), c->prefixlen);
+	return buf;
 }
 
 static int acl_cidr_cmp(const void *pa, const void *pb)
@@ -147,6 +161,7 @@ static int acl_list(struct ctl_ctx *ctx, int argc, char **argv)
 {
 	static const char *const hdr[] = { "CIDR" };
 	struct acl_collect c = { 0 };
+	struct acl_cidr *v = NULL;
 	struct acl_compiled k = { 0 };
 	struct ctl_service s;
 	const char *pos[1];
@@ -184,19 +199,23 @@ static int acl_list(struct ctl_ctx *ctx, int argc, char **argv)
 		if (ret)
 			goto out;
 	}
+	v = acl_cidrs_of(c.e, c.n);
+	if (!v) {
+		ctl_error(ctx, "out of memory");
+		ret = -ENOMEM;
+		goto out;
+	}
 	if (c.n)
-		qsort(c.v, c.n, sizeof(*c.v), acl_cidr_cmp);
+		qsort(v, c.n, sizeof(*v), acl_cidr_cmp);
 
 	if (ctx->json) {
 		json_t *arr = json_array();
 
 		for (size_t i = 0; i < c.n; i++) {
-			char a[CTL_ADDR_LEN], cidr[CTL_ADDR_LEN + 8];
+			char cidr[CTL_ADDR_LEN + 8];
 
-			snprintf(cidr, sizeof(cidr), "%s/%u",
-				 ctl_addr_str(&c.v[i].addr, c.v[i].family, a),
-				 c.v[i].prefixlen);
-			json_array_append_new(arr, json_string(cidr));
+			json_array_append_new(arr, json_string(
+					acl_cidr_str(&v[i], cidr)));
 		}
 		json_t *ipv4 = json_null();
 
@@ -227,17 +246,14 @@ static int acl_list(struct ctl_ctx *ctx, int argc, char **argv)
 	struct ctl_table *t = ctl_table_new(1, hdr);
 
 	for (size_t i = 0; i < c.n; i++) {
-		char a[CTL_ADDR_LEN], cidr[CTL_ADDR_LEN + 8];
+		char cidr[CTL_ADDR_LEN + 8];
 
-		snprintf(cidr, sizeof(cidr), "%s/%u",
-			 ctl_addr_str(&c.v[i].addr, c.v[i].family, a),
-			 c.v[i].prefixlen);
-		ctl_table_add(t, cidr);
+		ctl_table_add(t, acl_cidr_str(&v[i], cidr));
 	}
 	ctl_table_print(t);
 	ctl_table_free(t);
 out:
-	free(c.v);
+	free(v);
 	free(c.e);
 	return ret;
 }
