@@ -494,6 +494,7 @@ Test(explain_prog, remembered_refusal_agrees)
 	struct aeth_svc svc;
 	struct flow_case c;
 	struct aeth_svc_key k = dp_svc_key(VIP4, 6443, IPPROTO_TCP);
+	struct aeth_flow f;
 	json_t *mem;
 	size_t in_len, out_len;
 	uint32_t xdp;
@@ -520,23 +521,15 @@ Test(explain_prog, remembered_refusal_agrees)
 
 	/* the shared bucket conforms again; the memory still refuses */
 	cr_assert_eq(bpf_map_lookup_elem(h.svc, &k, &svc), 0);
-	memset(&c.spec, 0, sizeof(c.spec));
-	make_case(&c, false, "198.51.100.9", 4300, VIP4, 6443, false, true);
-	{
-		struct aeth_flow f;
-
-		memset(&f, 0, sizeof(f));
-		f.family = dp_addr("198.51.100.9", &f.src);
-		aeth_rl_src_key(&key, &svc, &f);
-	}
+	memset(&f, 0, sizeof(f));
+	f.family = dp_addr("198.51.100.9", &f.src);
+	aeth_rl_src_key(&key, &svc, &f);
 	cr_assert_eq(bpf_map_lookup_elem(h.rl_src, &key, &st), 0);
 	cr_assert_geq(st.dropped, 256, "the memory is kept past 256");
 	st.tat_ns = 1;
 	cr_assert_eq(bpf_map_update_elem(h.rl_src, &key, &st, BPF_EXIST), 0);
 
-	cr_assert_eq(fx_ctl_dir(pin_dir, &r, "-j", "explain", "--src", c.src,
-				"--dst", c.dst, "--proto", "tcp", "--syn",
-				NULL), 0);
+	explain_syn("198.51.100.9", 4300, &c, &r);
 	cr_assert_str_eq(json_string_value(json_object_get(r.json, "verdict")),
 			 "drop", "%s", r.out);
 	cr_assert_str_eq(json_string_value(json_object_get(r.json, "reason")),
@@ -560,9 +553,7 @@ Test(explain_prog, remembered_refusal_agrees)
 	svc.src_interval_ns += 1;
 	cr_assert_eq(bpf_map_update_elem(h.svc, &k, &svc, BPF_EXIST), 0);
 	dp_bump_stamp(&h);
-	cr_assert_eq(fx_ctl_dir(pin_dir, &r, "-j", "explain", "--src", c.src,
-				"--dst", c.dst, "--proto", "tcp", "--syn",
-				NULL), 0);
+	explain_syn("198.51.100.9", 4300, &c, &r);
 	cr_assert_null(json_object_get(r.json, "remembered_refusal"), "%s",
 		       r.out);
 	cr_assert_str_neq(json_string_value(json_object_get(r.json,
