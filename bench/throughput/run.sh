@@ -27,9 +27,10 @@
 # DEBUG (set: print our counters after our cases), SETTLE (1 s: pause
 # after the topology is made, for the old namespaces' teardown to finish),
 # CASES ("guard ratelimit forward": which cases to run; the floor's
-# always runs), PACED_PPS (unset: the generator floods; set: it offers that many frames
-# a second, which every implementation keeps up with, and each case also
-# records the CPU time the node's NAPI thread spent per packet).
+# always runs), PACED_PPS (unset: the generator floods; set: it offers
+# that many frames a second, which every implementation keeps up with,
+# and each case also records the CPU time the node's NAPI thread spent
+# per packet).
 #
 # Why paced: flooded, the node's receive ring overflows and the frames it
 # could not take go back to the generator's page pool, whose lock both
