@@ -177,12 +177,20 @@ struct ctl_vip_filter {
 int ctl_vip_filter_view(struct ctl_ctx *ctx, uint32_t prog_id,
 			struct ctl_vip_filter *out);
 
+/* A map of loaded program prog_id that match accepts (its info read):
+ * a new fd, -ENOENT when none does, or -errno. */
+typedef bool (*ctl_map_match_fn)(const struct bpf_map_info *mi, void *arg);
+int ctl_prog_map_fd(uint32_t prog_id, ctl_map_match_fn match, void *arg);
+
+/* Whether an interface of meta before i runs the same program as
+ * interface i (a program on several interfaces is read once). */
+bool ctl_prog_seen_before(const struct aeth_meta *meta, uint32_t i);
+
 /* Which CPUs refuse a source from their memory of refusals (lb_rl_refused
  * of the programs aeth_meta names, bpf/guard.h) although its shared bucket
  * may conform: a memory outlives the bucket's refusal by up to one
  * interval after a charge is given back. */
 struct ctl_refusals {
-	unsigned int programs;	/* programs whose memory was read */
 	unsigned int cpus;	/* CPUs refusing (any program's memory) */
 	unsigned int ncpus;
 	uint64_t until_ns;	/* the latest end of those refusals */

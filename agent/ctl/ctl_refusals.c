@@ -10,51 +10,19 @@
 #include <unistd.h>
 
 #include <bpf/bpf.h>
-#include <bpf/libbpf.h>
 
 #include "aether/ratelimit_rule.h"
 #include "ctl.h"
 
 #define REFUSED_MAP "lb_rl_refused"
 
-/* The fd of program prog_id's lb_rl_refused, or -ENOENT. */
-static int refused_map_of(uint32_t prog_id)
+static bool is_refused_map(const struct bpf_map_info *mi, void *arg)
 {
-	struct bpf_prog_info info;
-	__u32 len = sizeof(info), ids[64];
-	int prog_fd, ret = -ENOENT;
-
-	prog_fd = bpf_prog_get_fd_by_id(prog_id);
-	if (prog_fd < 0)
-		return -errno;
-	memset(&info, 0, sizeof(info));
-	info.nr_map_ids = sizeof(ids) / sizeof(ids[0]);
-	info.map_ids = (__u64)(unsigned long)ids;
-	if (bpf_obj_get_info_by_fd(prog_fd, &info, &len)) {
-		ret = -errno;
-		close(prog_fd);
-		return ret;
-	}
-	close(prog_fd);
-	for (__u32 i = 0; i < info.nr_map_ids && i < 64 && ret < 0; i++) {
-		struct bpf_map_info mi;
-		__u32 mlen = sizeof(mi);
-		int fd = bpf_map_get_fd_by_id(ids[i]);
-
-		if (fd < 0)
-			continue;
-		memset(&mi, 0, sizeof(mi));
-		if (!bpf_obj_get_info_by_fd(fd, &mi, &mlen) &&
-		    !strcmp(mi.name, REFUSED_MAP) &&
-		    mi.type == BPF_MAP_TYPE_PERCPU_ARRAY &&
-		    mi.value_size == sizeof(struct aeth_rl_refusal) &&
-		    mi.max_entries == AETH_RL_REFUSED_SIZE) {
-			ret = fd;
-			continue;
-		}
-		close(fd);
-	}
-	return ret;
+	(void)arg;
+	return !strcmp(mi->name, REFUSED_MAP) &&
+	       mi->type == BPF_MAP_TYPE_PERCPU_ARRAY &&
+	       mi->value_size == sizeof(struct aeth_rl_refusal) &&
+	       mi->max_entries == AETH_RL_REFUSED_SIZE;
 }
 
 /* Mark in refusing[] the CPUs whose memory in map fd refuses k at now;
@@ -94,7 +62,7 @@ int ctl_remembered_refusals(struct ctl_ctx *ctx,
 	struct aeth_meta meta;
 	__u32 zero = 0;
 	bool *refusing;
-	int ncpus = libbpf_num_possible_cpus(), ret = 0;
+	int ncpus = aeth_ncpus(), ret = 0;
 
 	memset(out, 0, sizeof(*out));
 	if (ncpus <= 0)
@@ -107,22 +75,18 @@ int ctl_remembered_refusals(struct ctl_ctx *ctx,
 	out->ncpus = (unsigned int)ncpus;
 	for (__u32 i = 0; i < meta.n_interfaces && i < AETH_MAX_INTERFACES &&
 			  !ret; i++) {
-		__u32 id = meta.ifaces[i].prog_id;
-		bool seen = false;
 		int fd;
 
-		for (__u32 j = 0; j < i; j++)
-			seen = seen || meta.ifaces[j].prog_id == id;
-		if (!id || seen)
+		if (ctl_prog_seen_before(&meta, i))
 			continue;
-		fd = refused_map_of(id);
+		fd = ctl_prog_map_fd(meta.ifaces[i].prog_id, is_refused_map,
+				     NULL);
 		if (fd == -ENOENT)
 			continue;	/* detached meanwhile, or no memory */
 		if (fd < 0) {
 			ret = fd;
 			break;
 		}
-		out->programs++;
 		ret = refusals_in(fd, k, svc, now, ncpus, refusing,
 				  &out->until_ns);
 		close(fd);

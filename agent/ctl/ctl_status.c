@@ -97,16 +97,6 @@ static json_t *interfaces_json(struct ctl_ctx *ctx, const struct aeth_meta *meta
 	return ifs;
 }
 
-/* Whether an interface before i runs the same program as interface i (one
- * program's filter is counted once). */
-static bool prog_seen_before(const struct aeth_meta *meta, uint32_t i)
-{
-	for (uint32_t j = 0; j < i; j++)
-		if (meta->ifaces[j].prog_id == meta->ifaces[i].prog_id)
-			return true;
-	return false;
-}
-
 static void interfaces_print(struct ctl_ctx *ctx, const struct aeth_meta *meta,
 			     uint32_t nif)
 {
@@ -129,7 +119,7 @@ static void interfaces_print(struct ctl_ctx *ctx, const struct aeth_meta *meta,
 		snprintf(pid, sizeof(pid), "%u", f->prog_id);
 		prog_lookup(f->prog_id, &pv);
 		ctl_vip_filter_view(ctx, f->prog_id, &vf);
-		if (vf.read && vf.in_force && !prog_seen_before(meta, i))
+		if (vf.read && vf.in_force && !ctl_prog_seen_before(meta, i))
 			hidden += vf.vips_hidden;
 		ctl_table_add(t, name, ifx, mode_name(f->mode), pid,
 			      pv.loaded ? pv.tag : "-", pv.loaded ? "yes" : "no",

@@ -49,45 +49,41 @@ static int bss_layout(__u32 btf_id, __u32 *filter_off, __u32 *stamp_off)
 	return found == 3 ? 0 : -ENOENT;
 }
 
-/* The .bss of program prog_fd with its filter, copied into *buf (malloc'd,
- * info->value_size bytes): 0, -ENOENT (no such global), or -errno. */
-static int read_bss(int prog_fd, void **buf, __u32 *filter_off,
-		    __u32 *stamp_off)
+struct bss_find {
+	__u32 filter_off, stamp_off, value_size;
+};
+
+/* The program's .bss with the filter and its stamp in it. */
+static bool is_filter_bss(const struct bpf_map_info *mi, void *arg)
 {
-	struct bpf_prog_info info;
-	__u32 len = sizeof(info), ids[64], zero = 0;
-	int ret = -ENOENT;
+	struct bss_find *b = arg;
+	size_t n = strlen(".bss"), len = strlen(mi->name);
 
-	memset(&info, 0, sizeof(info));
-	info.nr_map_ids = sizeof(ids) / sizeof(ids[0]);
-	info.map_ids = (__u64)(unsigned long)ids;
-	if (bpf_obj_get_info_by_fd(prog_fd, &info, &len))
-		return -errno;
-	for (__u32 i = 0; i < info.nr_map_ids && i < 64 && ret == -ENOENT;
-	     i++) {
-		struct bpf_map_info mi;
-		__u32 mlen = sizeof(mi);
-		size_t n = strlen(".bss");
-		int fd = bpf_map_get_fd_by_id(ids[i]);
+	if (!mi->btf_id || len < n || strcmp(mi->name + len - n, ".bss") ||
+	    bss_layout(mi->btf_id, &b->filter_off, &b->stamp_off) ||
+	    b->filter_off + AETH_VIP_FILTER_WORDS * 8 > mi->value_size ||
+	    b->stamp_off + 8 > mi->value_size)
+		return false;
+	b->value_size = mi->value_size;
+	return true;
+}
 
-		if (fd < 0)
-			continue;
-		memset(&mi, 0, sizeof(mi));
-		if (!bpf_obj_get_info_by_fd(fd, &mi, &mlen) && mi.btf_id &&
-		    strlen(mi.name) >= n &&
-		    !strcmp(mi.name + strlen(mi.name) - n, ".bss") &&
-		    !bss_layout(mi.btf_id, filter_off, stamp_off) &&
-		    *filter_off + AETH_VIP_FILTER_WORDS * 8 <= mi.value_size &&
-		    *stamp_off + 8 <= mi.value_size) {
-			*buf = calloc(1, mi.value_size);
-			ret = !*buf ? -ENOMEM :
-			      bpf_map_lookup_elem(fd, &zero, *buf) ? -errno : 0;
-			if (ret) {
-				free(*buf);
-				*buf = NULL;
-			}
-		}
-		close(fd);
+/* The .bss of program prog_id with its filter, copied into *buf (malloc'd,
+ * value_size bytes): 0, -ENOENT (no such program or global), or -errno. */
+static int read_bss(uint32_t prog_id, void **buf, struct bss_find *b)
+{
+	__u32 zero = 0;
+	int fd = ctl_prog_map_fd(prog_id, is_filter_bss, b), ret;
+
+	if (fd < 0)
+		return fd;
+	*buf = calloc(1, b->value_size);
+	ret = !*buf ? -ENOMEM :
+	      bpf_map_lookup_elem(fd, &zero, *buf) ? -errno : 0;
+	close(fd);
+	if (ret) {
+		free(*buf);
+		*buf = NULL;
 	}
 	return ret;
 }
@@ -112,22 +108,19 @@ static int count_hidden(const void *key, const void *value, void *arg)
 int ctl_vip_filter_view(struct ctl_ctx *ctx, uint32_t prog_id,
 			struct ctl_vip_filter *out)
 {
-	__u32 filter_off = 0, stamp_off = 0, zero = 0;
 	struct hidden_count hc = { 0 };
+	struct bss_find b = { 0 };
+	__u32 zero = 0;
 	__u64 stamp = 0;
 	void *bss = NULL;
-	int fd, ret;
+	int ret;
 
 	memset(out, 0, sizeof(*out));
-	fd = prog_id ? bpf_prog_get_fd_by_id(prog_id) : -ENOENT;
-	if (fd < 0)
-		return fd;
-	ret = read_bss(fd, &bss, &filter_off, &stamp_off);
-	close(fd);
+	ret = read_bss(prog_id, &bss, &b);
 	if (ret)
 		return ret;
-	memcpy(&out->stamp, (char *)bss + stamp_off, sizeof(out->stamp));
-	hc.words = (const __u64 *)((char *)bss + filter_off);
+	memcpy(&out->stamp, (char *)bss + b.stamp_off, sizeof(out->stamp));
+	hc.words = (const __u64 *)((char *)bss + b.filter_off);
 	for (uint32_t w = 0; w < AETH_VIP_FILTER_WORDS; w++)
 		out->open_buckets += 64 - __builtin_popcountll(hc.words[w]);
 	if (bpf_map_lookup_elem(ctx->fds.stamp, &zero, &stamp)) {
