@@ -164,7 +164,7 @@ if paced:
     targets = []
     costs = {"floor": cost("xdp_drop", "floor")}
     for c in cases:
-        costs[c] = {i: cost(c, i) for i in impls if cost(c, i)}
+        costs[c] = {i: a for i in impls for a in [cost(c, i)] if a}
     CSTATS = (("median", "median_ns"), ("best", "best_ns"))
     for c in guard_cases:
         r = costs[c]
@@ -272,8 +272,9 @@ if paced:
           % costs["floor"]["paced_pps"] if costs.get("floor") else "")
 
     def ns(a):
-        return "%.0f (%.0f) %.2f" % (a["median_ns"], a["best_ns"],
-                                     min(a["rounds_kept_up"]))
+        kept = min(a["rounds_kept_up"])
+        return "%.0f (%.0f) %.2f%s" % (a["median_ns"], a["best_ns"], kept,
+                                       "!" if kept < KEPT_UP else "")
 
     if costs.get("floor"):
         print("  floor, XDP_DROP at the node: %s" % ns(costs["floor"]))
@@ -286,7 +287,9 @@ if paced:
                 if "ours" in r and costs.get("floor") else "-")
         print("%-10s %-18s %-18s %-18s %s" % (
             c, *(ns(r[i]) if i in r else "-" for i in impls), over))
-    print("(targets below: cost ratios, the inverse of capacity ratios)")
+    print("(! a round handled under %d%% of the offer: not the unloaded "
+          "cost; targets below: cost ratios, the inverse of capacity "
+          "ratios)" % (KEPT_UP * 100))
 
 print("\ntargets (on medians and on bests)")
 for t in targets:

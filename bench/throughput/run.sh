@@ -327,13 +327,18 @@ napi_ns() {
 	echo "$t"
 }
 
+# Whether case CASE is to run (CASES; the floor's always).
+want_case() {
+	case " ${CASES:-guard ratelimit forward} xdp_drop " in
+	*" $1 "*) return 0 ;;
+	esac
+	return 1
+}
+
 # measure CASE IMPL COUNTER... -- GEN_ARGS...
 measure() {
 	local case=$1 impl=$2 counter=() gen=() gpid c0 c1 n0 n1 out pace=()
-	case " ${CASES:-guard ratelimit forward} xdp_drop " in
-	*" $case "*) ;;
-	*) return 0 ;;
-	esac
+	want_case "$case" || return 0
 	shift 2
 	while [ "$1" != "--" ]; do counter+=("$1"); shift; done
 	shift
@@ -444,7 +449,7 @@ run_ours() {
 	state start
 	measure guard ours count_ours reason:not_authorized -- "${GEN_GUARD[@]}"
 	measure ratelimit ours count_ours reason:rate_limited -- "${GEN_RL[@]}"
-	case " ${CASES:-forward} " in *" forward "*) prime_ours ;; esac
+	! want_case forward || prime_ours
 	measure forward ours count_ours event:redirect -- "${GEN_FWD[@]}"
 	state end
 	[ -z "${DEBUG:-}" ] || "$CTL" --pin-dir "$PIN" stats >&2
