@@ -1090,6 +1090,14 @@ int main(int argc, char **argv)
 				printf("both CPUs: %.1f / %.1f ns best\n",
 				       shared_rows[0].cpu[0].best,
 				       shared_rows[0].cpu[1].best);
+				if (b.base_fd < 0)
+					continue;
+				measure_shared(&b, &rows[i], b.base_fd,
+					       rows[i].key, rows[i].name,
+					       rows[i].base);
+				printf("baseline, both CPUs: %.1f / %.1f ns "
+				       "best\n", shared_rows[1].cpu[0].best,
+				       shared_rows[1].cpu[1].best);
 			}
 		return 0;
 	}

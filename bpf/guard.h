@@ -380,6 +380,63 @@ static __always_inline void guard_count_svc_drop(struct aeth_rl_svc_state *st,
 		__sync_fetch_and_add(&st->dropped, GUARD_SVC_DROP_STEP);
 }
 
+/* Each CPU's lease of each service cap's tokens. Every new connection of a
+ * capped service charges one bucket, so on several CPUs every SYN would
+ * write the same cache line (one CPU's SYN cost doubled on two CPUs, and
+ * the second added nothing). Instead a CPU takes up to a few tokens in one
+ * compare-and-swap and spends them while its coarse clock reads the time
+ * they were taken at: the bucket's rules judge connections by that clock,
+ * so a token spent later in the same tick was charged at the same time,
+ * and the cap admits exactly what it would one by one. A CPU that runs out
+ * within its tick asks for twice as many next time, one that leaves tokens
+ * asks for half; unspent tokens go back at its next take if no other take
+ * came between, else they stay spent (fewer admissions, never more). On one
+ * CPU this is the bucket charged one by one, exactly (the rules:
+ * aether/ratelimit_rule.h, which aetherctl explain shares). Private to the
+ * loaded program (never pinned). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, AETH_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct aeth_rl_lease);
+} lb_rl_svc_lease SEC(".maps");
+
+/* Take tokens of the service cap of svc at now into this CPU's lease, one
+ * of them for the connection at hand: 1 when admitted, 0 when refused. A
+ * global function: inlined, the verifier walks its loop on every path
+ * that reaches it, past its budget. */
+__noinline int guard_service_take(const struct aeth_svc *svc, __u64 now)
+{
+	struct aeth_rl_svc_state *st;
+	struct aeth_rl_lease *l;
+	__u64 interval, tol, old, next = 0;
+	__u32 id, size, k;
+	int i;
+
+	if (!svc)
+		return 1;
+	id = svc->id;
+	interval = svc->svc_interval_ns;
+	tol = svc->svc_tolerance_ns;
+	st = bpf_map_lookup_elem(&aeth_rl_svc, &id);
+	l = bpf_map_lookup_elem(&lb_rl_svc_lease, &id);
+	if (!st || !l)
+		return 1;	/* never: both are arrays of the ids */
+	size = aeth_rl_lease_next_size(l, interval, tol, now);
+	for (i = 0; i < GUARD_CAS_TRIES; i++) {
+		old = *(volatile __u64 *)&st->tat_ns;
+		k = aeth_rl_lease_take(l, old, now, interval, tol, size, &next);
+		if (!k)
+			return 0;
+		if (__sync_val_compare_and_swap(&st->tat_ns, old, next) == old) {
+			aeth_rl_lease_taken(l, now, next, interval, tol, k,
+					    size);
+			return 1;
+		}
+	}
+	return 0;	/* lost every race: refusing is the conservative answer */
+}
+
 /* Charge a new connection (TCP SYN without ACK, or a UDP packet with no
  * connection entry) against the service's limiters. Returns -1 when admitted,
  * else the aeth_reason to drop with (AETH_R_RATE_LIMITED or
@@ -396,15 +453,23 @@ static __always_inline int guard_admit_new_connection(const struct aeth_svc *svc
 						      __u64 now_ns)
 {
 	struct aeth_rl_svc_state *svc_st = NULL;
+	struct aeth_rl_lease *lease = NULL;
 	struct aeth_rl_src_key key;
-	bool src_limited = svc->src_interval_ns != 0;
+	bool spend = false, src_limited = svc->src_interval_ns != 0;
 	__u32 id = svc->id;
-	__u64 tat;
 
 	if (svc->svc_interval_ns) {
 		svc_st = bpf_map_lookup_elem(&aeth_rl_svc, &id);
-		if (svc_st &&
-		    !aeth_gcra_conforms(*(volatile __u64 *)&svc_st->tat_ns,
+		lease = bpf_map_lookup_elem(&lb_rl_svc_lease, &id);
+		if (!lease)
+			svc_st = NULL;	/* never: both are arrays of the ids */
+		spend = svc_st && aeth_rl_lease_spends(lease,
+						       svc->svc_interval_ns,
+						       svc->svc_tolerance_ns,
+						       now_ns);
+		if (svc_st && !spend &&
+		    !aeth_gcra_conforms(aeth_rl_lease_tat(lease,
+					 *(volatile __u64 *)&svc_st->tat_ns),
 					 now_ns, svc->svc_tolerance_ns)) {
 			guard_count_svc_drop(svc_st, id);
 			return AETH_R_SERVICE_RATE_LIMITED;
@@ -417,9 +482,13 @@ static __always_inline int guard_admit_new_connection(const struct aeth_svc *svc
 			return AETH_R_RATE_LIMITED;
 	}
 
-	if (svc_st && !guard_gcra_charge(&svc_st->tat_ns, now_ns,
-					 svc->svc_interval_ns,
-					 svc->svc_tolerance_ns, &tat)) {
+	if (!svc_st)
+		return -1;
+	if (spend && lease) {
+		lease->left--;
+		return -1;
+	}
+	if (!guard_service_take(svc, now_ns)) {
 		guard_count_svc_drop(svc_st, id);
 		if (src_limited)
 			guard_refund_source(&key, svc);

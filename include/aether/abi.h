@@ -375,6 +375,22 @@ struct aeth_rl_refusal {
 	__u64 pending;		/* refusals not yet added to the entry */
 };
 
+/* lb_rl_svc_lease[id] (per CPU): each CPU's lease of a service cap's
+ * tokens (bpf/guard.h: why; aether/ratelimit_rule.h: the rules, shared
+ * with aetherctl explain). Tokens taken from the shared bucket in one
+ * step at now_ns and spent by this CPU while its clock still reads
+ * now_ns. A map of the loaded program, never pinned. */
+#define AETH_RL_LEASE_MAX 16	/* tokens a lease takes at most */
+#define AETH_RL_LEASE_SHARE 16	/* and at most 1/16 of the burst */
+
+struct aeth_rl_lease {
+	__u64 now_ns;		/* the coarse clock it was taken at */
+	__u64 end_tat;		/* the shared tat the take left */
+	__u64 interval_ns, tolerance_ns;	/* the service's, when taken */
+	__u32 left;		/* tokens taken and not yet spent */
+	__u32 size;		/* tokens the next take asks for */
+};
+
 /* aeth_rl_svc[id]: per-service cap state. */
 struct aeth_rl_svc_state {
 	__u64 tat_ns;
@@ -427,6 +443,7 @@ _Static_assert(sizeof(struct aeth_rl_src_key) == 24, "aeth_rl_src_key");
 _Static_assert(sizeof(struct aeth_rl_src_state) == 24, "aeth_rl_src_state");
 _Static_assert(sizeof(struct aeth_rl_svc_state) == 16, "aeth_rl_svc_state");
 _Static_assert(sizeof(struct aeth_rl_refusal) == 56, "aeth_rl_refusal");
+_Static_assert(sizeof(struct aeth_rl_lease) == 40, "aeth_rl_lease");
 _Static_assert(sizeof(struct aeth_svc_stats) == 8 * (3 + AETH_R_MAX), "aeth_svc_stats");
 _Static_assert(sizeof(struct aeth_be_stats) == 16, "aeth_be_stats");
 _Static_assert(sizeof(struct aeth_global_stats) == 8 * (AETH_R_MAX + AETH_EV_MAX), "aeth_global_stats");

@@ -113,4 +113,106 @@ AETH_RULE bool aeth_rl_refusal_holds(const struct aeth_rl_refusal *m,
 		(x[3] ^ y[3]) | (x[4] ^ y[4]) | (x[5] ^ y[5])) == 0;
 }
 
+/* A CPU's lease of a service cap's tokens (struct aeth_rl_lease, abi.h;
+ * bpf/guard.h: why) holds only for the parameters it was taken under. */
+AETH_RULE bool aeth_rl_lease_for(const struct aeth_rl_lease *l,
+				 __u64 interval_ns, __u64 tolerance_ns)
+{
+	return l->interval_ns == interval_ns && l->tolerance_ns == tolerance_ns;
+}
+
+/* Whether the CPU holding lease l admits a connection from it at now: it
+ * has tokens left and its clock still reads the time they were taken at,
+ * so spending one is charging the bucket at that time, which the take
+ * already did. */
+AETH_RULE bool aeth_rl_lease_spends(const struct aeth_rl_lease *l,
+				    __u64 interval_ns, __u64 tolerance_ns,
+				    __u64 now)
+{
+	return l->left && l->now_ns == now &&
+	       aeth_rl_lease_for(l, interval_ns, tolerance_ns);
+}
+
+/* The shared bucket's tat as the CPU holding lease l charges it: the
+ * tokens its lease left unspent are given back while tat is still what
+ * its take left (no take came after it; later takes only move tat further,
+ * so it cannot come back to that value), at the interval they were taken
+ * at. Otherwise they stay spent, which only refuses. */
+AETH_RULE __u64 aeth_rl_lease_tat(const struct aeth_rl_lease *l, __u64 tat)
+{
+	if (l->left && tat == l->end_tat)
+		return tat - (__u64)l->left * l->interval_ns;
+	return tat;
+}
+
+/* Whether a lease may take size tokens: at most AETH_RL_LEASE_MAX, and at
+ * most 1/AETH_RL_LEASE_SHARE of the burst (tolerance / interval + 1), so
+ * what leases hold back from other CPUs stays a small part of it. */
+AETH_RULE bool aeth_rl_lease_fits(__u32 size, __u64 interval_ns,
+				  __u64 tolerance_ns)
+{
+	return size >= 1 && size <= AETH_RL_LEASE_MAX &&
+	       interval_ns <= (1ULL << 40) &&
+	       (__u64)size * AETH_RL_LEASE_SHARE * interval_ns <=
+		       tolerance_ns + interval_ns;
+}
+
+/* How many tokens the next take of lease l asks for at now: twice its
+ * last size when the last one was spent within its tick, half when it
+ * left tokens unspent, the same otherwise; 1 for a new lease or changed
+ * parameters, and never more than fits. */
+AETH_RULE __u32 aeth_rl_lease_next_size(const struct aeth_rl_lease *l,
+					__u64 interval_ns, __u64 tolerance_ns,
+					__u64 now)
+{
+	__u32 size;
+
+	if (!aeth_rl_lease_for(l, interval_ns, tolerance_ns) ||
+	    !aeth_rl_lease_fits(l->size, interval_ns, tolerance_ns))
+		return 1;
+	size = l->size;
+	if (l->now_ns == now)
+		size *= 2;
+	else if (l->left && size > 1)
+		size /= 2;
+	return aeth_rl_lease_fits(size, interval_ns, tolerance_ns) ? size :
+								    l->size;
+}
+
+/* A take by lease l of up to size tokens from a shared bucket whose tat is
+ * tat, at now: how many it takes (0: the bucket refuses), all of size when
+ * the last of them conforms, else one; *next is the tat it leaves. The
+ * caller stores *next by compare-and-swap against tat. */
+AETH_RULE __u32 aeth_rl_lease_take(const struct aeth_rl_lease *l, __u64 tat,
+				   __u64 now, __u64 interval_ns,
+				   __u64 tolerance_ns, __u32 size,
+				   __u64 *next)
+{
+	__u64 base = aeth_rl_lease_tat(l, tat);
+	__u32 k;
+
+	if (base < now)
+		base = now;
+	if (!aeth_gcra_conforms(base, now, tolerance_ns))
+		return 0;
+	k = aeth_gcra_conforms(base + (__u64)(size - 1) * interval_ns, now,
+			       tolerance_ns) ? size : 1;
+	*next = base + (__u64)k * interval_ns;
+	return k;
+}
+
+/* Lease l once its take of k tokens (of size asked) left the bucket at
+ * next: one of them spent on the connection at hand. */
+AETH_RULE void aeth_rl_lease_taken(struct aeth_rl_lease *l, __u64 now,
+				   __u64 next, __u64 interval_ns,
+				   __u64 tolerance_ns, __u32 k, __u32 size)
+{
+	l->now_ns = now;
+	l->end_tat = next;
+	l->interval_ns = interval_ns;
+	l->tolerance_ns = tolerance_ns;
+	l->left = k - 1;
+	l->size = size;
+}
+
 #endif /* AETHER_RATELIMIT_RULE_H */
