@@ -151,6 +151,8 @@ AETH_RULE __u64 aeth_rl_lease_tat(const struct aeth_rl_lease *l, __u64 tat)
 AETH_RULE bool aeth_rl_lease_fits(__u32 size, __u64 interval_ns,
 				  __u64 tolerance_ns)
 {
+	if (size == 1)
+		return true;	/* one by one */
 	return size >= 1 && size <= AETH_RL_LEASE_MAX &&
 	       interval_ns <= (1ULL << 40) &&
 	       (__u64)size * AETH_RL_LEASE_SHARE * interval_ns <=
@@ -158,8 +160,8 @@ AETH_RULE bool aeth_rl_lease_fits(__u32 size, __u64 interval_ns,
 }
 
 /* How many tokens the next take of lease l asks for at now: twice its
- * last size when the last one was spent within its tick, half when it
- * left tokens unspent, the same otherwise; 1 for a new lease or changed
+ * last size when the last one was spent within its tick, one again when
+ * it left tokens unspent, the same otherwise; 1 for a new lease or changed
  * parameters, and never more than fits. */
 AETH_RULE __u32 aeth_rl_lease_next_size(const struct aeth_rl_lease *l,
 					__u64 interval_ns, __u64 tolerance_ns,
@@ -173,16 +175,19 @@ AETH_RULE __u32 aeth_rl_lease_next_size(const struct aeth_rl_lease *l,
 	size = l->size;
 	if (l->now_ns == now)
 		size *= 2;
-	else if (l->left && size > 1)
-		size /= 2;
+	else if (l->left)
+		size = 1;
 	return aeth_rl_lease_fits(size, interval_ns, tolerance_ns) ? size :
 								    l->size;
 }
 
 /* A take by lease l of up to size tokens from a shared bucket whose tat is
- * tat, at now: how many it takes (0: the bucket refuses), all of size when
- * the last of them conforms, else one; *next is the tat it leaves. The
- * caller stores *next by compare-and-swap against tat. */
+ * tat, at now: how many it takes (0: the bucket refuses). All of size only
+ * while more than half of the burst would remain after them, else one: a
+ * bucket near empty is charged one by one, so tokens a lease may lose (its
+ * tick ends before it spends them) never cost the connections of a busy
+ * cap. *next is the tat it leaves; the caller stores it by
+ * compare-and-swap against tat. */
 AETH_RULE __u32 aeth_rl_lease_take(const struct aeth_rl_lease *l, __u64 tat,
 				   __u64 now, __u64 interval_ns,
 				   __u64 tolerance_ns, __u32 size,
@@ -196,7 +201,7 @@ AETH_RULE __u32 aeth_rl_lease_take(const struct aeth_rl_lease *l, __u64 tat,
 	if (!aeth_gcra_conforms(base, now, tolerance_ns))
 		return 0;
 	k = aeth_gcra_conforms(base + (__u64)(size - 1) * interval_ns, now,
-			       tolerance_ns) ? size : 1;
+			       tolerance_ns / 2) ? size : 1;
 	*next = base + (__u64)k * interval_ns;
 	return k;
 }

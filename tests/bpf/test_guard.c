@@ -1024,44 +1024,16 @@ static void *hammer_loop(void *arg)
 	return NULL;
 }
 
-/* Both CPUs at once on one source, 200,000 SYNs each: the compare-and-swap
- * admits exactly the burst between them. */
-Test(limit, concurrent_cpus_share_the_burst)
+/* repeat copies of the packet s on CPU 0 and on CPU 1 at once. */
+static void hammer_both(const struct pkt_spec *s, uint32_t repeat)
 {
-	const uint32_t repeat = 200000, burst = 100000;
-	struct pkt_spec s = pkt_spec_tcp4("198.51.100.7", 1000, VIP4, PORT);
 	struct hammer hm[2] = { { .cpu = 0 }, { .cpu = 1 } };
-	struct aeth_rl_src_state st;
-	struct aeth_global_stats g;
-	struct aeth_node node;
 	uint8_t frame[256];
 	pthread_t t[2];
 	size_t len;
 	int i;
 
-	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
-		cr_skip_test("needs two CPUs");
-	/* Every copy must be the same untouched new connection: without node
-	 * addresses an admitted SYN is dropped (no_route) before it is
-	 * encapsulated, and with an insert budget of one per CPU, spent here
-	 * first by another flow, it is never recorded. */
-	dp_node_default(&node);
-	node.flags = 0;
-	node.ct_insert_rate = 1;
-	cr_assert_eq(dp_set_node(&h, &node), 0);
-	per_source(&svc4, 1, 2);
-	svc4.src_interval_ns = 1000 * NSEC;	/* no refill during the run */
-	svc4.src_tolerance_ns = (burst - 1) * svc4.src_interval_ns;
-	publish();
-	for (i = 0; i < 2; i++) {
-		pin_cpu(i);
-		syn("198.51.100.99", 1000 + i);
-	}
-	cr_assert_eq(dp_global(&h, &g), 0);
-	cr_assert_eq(g.events[AETH_EV_CT_INSERT], 2);
-
-	s.tcp_flags = PKT_TCP_SYN;
-	len = pkt_build(&s, frame, sizeof(frame));
+	len = pkt_build(s, frame, sizeof(frame));
 	pthread_barrier_init(&start_line, NULL, 2);
 	for (i = 0; i < 2; i++) {
 		hm[i].frame = frame;
@@ -1071,8 +1043,51 @@ Test(limit, concurrent_cpus_share_the_burst)
 	}
 	for (i = 0; i < 2; i++)
 		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&start_line);
 	cr_assert_eq(hm[0].err, 0, "%s", strerror(hm[0].err));
 	cr_assert_eq(hm[1].err, 0, "%s", strerror(hm[1].err));
+}
+
+/* A node whose every copy of one SYN stays the same untouched new
+ * connection: without node addresses an admitted SYN is dropped (no_route)
+ * before it is encapsulated, and with an insert budget of one per CPU,
+ * spent here first by another flow, it is never recorded. */
+static void node_for_copies(void)
+{
+	struct aeth_global_stats g;
+	struct aeth_node node;
+	int i;
+
+	dp_node_default(&node);
+	node.flags = 0;
+	node.ct_insert_rate = 1;
+	cr_assert_eq(dp_set_node(&h, &node), 0);
+	publish();
+	for (i = 0; i < 2; i++) {
+		pin_cpu(i);
+		syn("198.51.100.99", 1000 + i);
+	}
+	cr_assert_eq(dp_global(&h, &g), 0);
+	cr_assert_eq(g.events[AETH_EV_CT_INSERT], 2);
+}
+
+/* Both CPUs at once on one source, 200,000 SYNs each: the compare-and-swap
+ * admits exactly the burst between them. */
+Test(limit, concurrent_cpus_share_the_burst)
+{
+	const uint32_t repeat = 200000, burst = 100000;
+	struct pkt_spec s = pkt_spec_tcp4("198.51.100.7", 1000, VIP4, PORT);
+	struct aeth_rl_src_state st;
+
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		cr_skip_test("needs two CPUs");
+	per_source(&svc4, 1, 2);
+	svc4.src_interval_ns = 1000 * NSEC;	/* no refill during the run */
+	svc4.src_tolerance_ns = (burst - 1) * svc4.src_interval_ns;
+	node_for_copies();
+
+	s.tcp_flags = PKT_TCP_SYN;
+	hammer_both(&s, repeat);
 
 	st = src_state(SVC4, "198.51.100.7");
 	cr_log_info("admitted %llu, dropped %llu",
@@ -1088,4 +1103,57 @@ Test(limit, concurrent_cpus_share_the_burst)
 	/* both CPUs took part in the refusals */
 	cr_expect_gt(svc_drops_on_cpu(SVC4, AETH_R_RATE_LIMITED, 0), 0);
 	cr_expect_gt(svc_drops_on_cpu(SVC4, AETH_R_RATE_LIMITED, 1), 0);
+}
+
+/* Each CPU's lease of service id's cap, into out[ncpus]. */
+static void svc_leases(uint32_t id, struct aeth_rl_lease *out)
+{
+	cr_assert_eq(bpf_map_lookup_elem(h.rl_svc_lease, &id, out), 0);
+}
+
+/* Both CPUs at once on one service cap, 200,000 SYNs each: each CPU takes
+ * its tokens a lease at a time (bpf/guard.h), and between them they never
+ * admit more than the burst, nor much less: a lease's unspent tokens are
+ * lost only at a tick's end, and only while more than half of the burst
+ * remains. */
+Test(limit, concurrent_cpus_share_a_service_cap)
+{
+	const uint32_t repeat = 200000, burst = 100000;
+	struct pkt_spec s = pkt_spec_tcp4("198.51.100.7", 1000, VIP4, PORT);
+	struct aeth_rl_lease *lease = calloc(h.ncpus, sizeof(*lease));
+	uint64_t t1, t2, admitted, ticks, lost_at_most;
+	int c;
+
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		cr_skip_test("needs two CPUs");
+	cr_assert_not_null(lease);
+	node_for_copies();
+	svc4.svc_interval_ns = 1000 * NSEC;	/* no refill during the run */
+	svc4.svc_tolerance_ns = (burst - 1) * svc4.svc_interval_ns;
+	publish();
+
+	s.tcp_flags = PKT_TCP_SYN;
+	t1 = now_ns();
+	hammer_both(&s, repeat);
+	t2 = now_ns();
+
+	admitted = 2 * repeat - svc_drops(SVC4, AETH_R_SERVICE_RATE_LIMITED);
+	/* at most one tick a millisecond (HZ <= 1000), and two CPUs losing
+	 * at most AETH_RL_LEASE_MAX - 1 each at a tick's end */
+	ticks = (t2 - t1) / 1000000 + 2;
+	lost_at_most = 2 * (AETH_RL_LEASE_MAX - 1) * ticks;
+	cr_log_info("admitted %llu of a burst of %u in %.1f ms",
+		    (unsigned long long)admitted, burst, (t2 - t1) / 1e6);
+	cr_expect_leq(admitted, burst);
+	cr_expect_geq(admitted + lost_at_most, burst);
+	cr_expect_eq(svc_drops(SVC4, AETH_R_RATE_LIMITED), 0);
+	/* both CPUs refused, and both took leases of more than one token */
+	cr_expect_gt(svc_drops_on_cpu(SVC4, AETH_R_SERVICE_RATE_LIMITED, 0), 0);
+	cr_expect_gt(svc_drops_on_cpu(SVC4, AETH_R_SERVICE_RATE_LIMITED, 1), 0);
+	svc_leases(SVC4, lease);
+	for (c = 0; c < 2; c++) {
+		cr_expect_eq(lease[c].interval_ns, svc4.svc_interval_ns);
+		cr_expect_gt(lease[c].size, 1, "CPU %d took no lease", c);
+	}
+	free(lease);
 }

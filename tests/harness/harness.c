@@ -89,6 +89,7 @@ int dp_open_sized(struct dp_h *h, __u32 ct_entries, __u32 rl_entries)
 	h->ct_budget = bpf_map__fd(skel->maps.aeth_ct_budget);
 	h->rl_src = bpf_map__fd(skel->maps.aeth_rl_src);
 	h->rl_svc = bpf_map__fd(skel->maps.aeth_rl_svc);
+	h->rl_svc_lease = bpf_map__fd(skel->maps.lb_rl_svc_lease);
 	h->svc_stats = bpf_map__fd(skel->maps.aeth_svc_stats);
 	h->be_stats = bpf_map__fd(skel->maps.aeth_be_stats);
 	h->global = bpf_map__fd(skel->maps.aeth_global);

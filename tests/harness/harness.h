@@ -105,6 +105,7 @@ struct dp_h {
 	    ct_budget,
 	    rl_src, rl_svc, svc_stats, be_stats, global, decap, pcpu,
 	    tx_ports, stamp;
+	int rl_svc_lease;	/* the program's own (bpf/guard.h), unpinned */
 	int ncpus;		/* possible CPUs: stride of per-CPU values */
 	int acl_rng, acl_rngidx;
 	/* aeth_acl_rng and aeth_acl_rngidx mapped (BPF_F_MMAPABLE) */
