@@ -186,6 +186,27 @@ int ctl_prog_map_fd(uint32_t prog_id, ctl_map_match_fn match, void *arg);
  * interface i (a program on several interfaces is read once). */
 bool ctl_prog_seen_before(const struct aeth_meta *meta, uint32_t i);
 
+/* Call fn(fd, arg) with the map that match accepts in each program
+ * aeth_meta names as attached (a program on several interfaces once; one
+ * without such a map skipped): 0, or the first error of fn or of finding
+ * a map. */
+typedef int (*ctl_prog_map_fn)(int fd, void *arg);
+int ctl_attached_prog_maps(struct ctl_ctx *ctx, ctl_map_match_fn match,
+			   ctl_prog_map_fn fn, void *arg);
+
+/* Which CPUs admit a new connection of service svc from their lease of its
+ * cap's tokens (lb_rl_svc_lease of the programs aeth_meta names,
+ * bpf/guard.h) although the shared bucket, at tat, refuses it: a lease's
+ * tokens are spent within the tick they were taken in. */
+struct ctl_leases {
+	unsigned int cpus;	/* CPUs admitting (any program's lease) */
+	unsigned int ncpus;
+};
+
+/* At now (ctl_now_coarse_ns): 0 or -errno. */
+int ctl_service_leases(struct ctl_ctx *ctx, const struct aeth_svc *svc,
+		       uint64_t tat, uint64_t now, struct ctl_leases *out);
+
 /* Which CPUs refuse a source from their memory of refusals (lb_rl_refused
  * of the programs aeth_meta names, bpf/guard.h) although its shared bucket
  * may conform: a memory outlives the bucket's refusal by up to one

@@ -34,6 +34,10 @@ struct verdict {
 	 * shared bucket conforms (cpus 0: none) */
 	struct ctl_refusals remembered;
 	int remembered_err;	/* why they could not be read, or 0 */
+	/* CPUs admitting from their lease of the service cap's tokens while
+	 * the shared bucket refuses (cpus 0: none) */
+	struct ctl_leases leases;
+	int leases_err;		/* why they could not be read, or 0 */
 };
 
 /* The ACL rule as bpf/guard.h applies it (aether/acl_key.h): the source as
@@ -64,7 +68,9 @@ static bool source_authorized(struct ctl_ctx *ctx, const struct aeth_svc *svc,
 
 /* Which limiter would refuse a new connection now (-1: none), by the rules
  * of aether/ratelimit_rule.h (the source's bucket key, GCRA). The service
- * cap is looked at first, as the data path does. A source whose bucket
+ * cap is looked at first, as the data path does: a cap whose shared bucket
+ * refuses may still admit on CPUs holding tokens of it (their leases,
+ * bpf/guard.h); it is refused unless all do, and v->leases says how many. A source whose bucket
  * conforms may still be refused by some CPUs' memory of refusals
  * (bpf/guard.h): then it is refused, and v->remembered says on how many
  * CPUs (a packet on another one would be admitted). */
@@ -78,8 +84,15 @@ static int limiter_refusal(struct ctl_ctx *ctx, const struct aeth_svc *svc,
 		struct aeth_rl_svc_state st;
 
 		if (!bpf_map_lookup_elem(ctx->fds.rl_svc, &id, &st) &&
-		    !aeth_gcra_conforms(st.tat_ns, now, svc->svc_tolerance_ns))
-			return AETH_R_SERVICE_RATE_LIMITED;
+		    !aeth_gcra_conforms(st.tat_ns, now, svc->svc_tolerance_ns)) {
+			/* refused unless every CPU admits from its lease;
+			 * not read: the shared bucket's answer stands */
+			v->leases_err = ctl_service_leases(ctx, svc, st.tat_ns,
+							   now, &v->leases);
+			if (v->leases_err ||
+			    v->leases.cpus < v->leases.ncpus)
+				return AETH_R_SERVICE_RATE_LIMITED;
+		}
 	}
 	if (svc->src_interval_ns) {
 		struct aeth_rl_src_key key;
@@ -331,6 +344,14 @@ static int explain_print(struct ctl_ctx *ctx, const struct verdict *v,
 					  (int)v->remembered.cpus, "of",
 					  (int)v->remembered.ncpus, "until_ns",
 					  (json_int_t)v->remembered.until_ns));
+		if (v->leases_err)
+			json_object_set_new(doc, "service_cap_leases_error",
+				json_string(strerror(-v->leases_err)));
+		if (v->leases.cpus)
+			json_object_set_new(doc, "service_cap_leases",
+				json_pack("{s:i, s:i}", "cpus",
+					  (int)v->leases.cpus, "of",
+					  (int)v->leases.ncpus));
 		return ctl_json_print(ctx, doc);
 	}
 	printf("verdict  %s\nreason   %s\n", v->verdict, v->reason);
@@ -347,6 +368,17 @@ static int explain_print(struct ctl_ctx *ctx, const struct verdict *v,
 		       v->remembered.cpus, v->remembered.ncpus,
 		       end > now ? (double)(end - now) / 1e6 : 0.0);
 	}
+	if (v->leases_err)
+		printf("note     the programs' leases of the service cap were "
+		       "not read (%s): a CPU holding tokens may admit\n",
+		       strerror(-v->leases_err));
+	if (v->leases.cpus)
+		printf("note     %u of %u CPUs hold tokens of the service cap "
+		       "for the rest of their tick and admit %s\n",
+		       v->leases.cpus, v->leases.ncpus,
+		       v->leases.cpus < v->leases.ncpus ?
+			       "(the shared bucket refuses on the others)" :
+			       "(the shared bucket alone would refuse)");
 	if (v->have_svc)
 		printf("service  %s\n", svc_lbl);
 	if (v->have_hash)

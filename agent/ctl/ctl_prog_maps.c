@@ -48,3 +48,29 @@ bool ctl_prog_seen_before(const struct aeth_meta *meta, uint32_t i)
 			return true;
 	return false;
 }
+
+int ctl_attached_prog_maps(struct ctl_ctx *ctx, ctl_map_match_fn match,
+			   ctl_prog_map_fn fn, void *arg)
+{
+	struct aeth_meta meta;
+	__u32 zero = 0;
+	int ret = 0;
+
+	if (bpf_map_lookup_elem(ctx->fds.meta, &zero, &meta))
+		return -errno;
+	for (__u32 i = 0; i < meta.n_interfaces && i < AETH_MAX_INTERFACES &&
+			  !ret; i++) {
+		int fd;
+
+		if (ctl_prog_seen_before(&meta, i))
+			continue;
+		fd = ctl_prog_map_fd(meta.ifaces[i].prog_id, match, NULL);
+		if (fd == -ENOENT)
+			continue;	/* detached meanwhile, or no such map */
+		if (fd < 0)
+			return fd;
+		ret = fn(fd, arg);
+		close(fd);
+	}
+	return ret;
+}

@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <bpf/bpf.h>
 
@@ -25,14 +24,21 @@ static bool is_refused_map(const struct bpf_map_info *mi, void *arg)
 	       mi->max_entries == AETH_RL_REFUSED_SIZE;
 }
 
-/* Mark in refusing[] the CPUs whose memory in map fd refuses k at now;
- * *until: the latest end of those refusals. */
-static int refusals_in(int fd, const struct aeth_rl_src_key *k,
-		       const struct aeth_svc *svc, uint64_t now, int ncpus,
-		       bool *refusing, uint64_t *until)
+struct refusals_read {
+	const struct aeth_rl_src_key *k;
+	const struct aeth_svc *svc;
+	uint64_t now;
+	int ncpus;
+	bool *refusing;		/* [ncpus] */
+	uint64_t until;		/* the latest end of those refusals */
+};
+
+/* Mark in r->refusing the CPUs whose memory in map fd refuses r->k. */
+static int refusals_in(int fd, void *arg)
 {
-	struct aeth_rl_refusal *v = calloc((size_t)ncpus, sizeof(*v));
-	__u32 slot = aeth_rl_refusal_slot(k);
+	struct refusals_read *r = arg;
+	struct aeth_rl_refusal *v = calloc((size_t)r->ncpus, sizeof(*v));
+	__u32 slot = aeth_rl_refusal_slot(r->k);
 	int ret = 0;
 
 	if (!v)
@@ -41,13 +47,13 @@ static int refusals_in(int fd, const struct aeth_rl_src_key *k,
 		ret = -errno;
 		goto out;
 	}
-	for (int c = 0; c < ncpus; c++) {
-		if (!aeth_rl_refusal_holds(&v[c], k, svc->src_interval_ns,
-					   svc->src_tolerance_ns, now))
+	for (int c = 0; c < r->ncpus; c++) {
+		if (!aeth_rl_refusal_holds(&v[c], r->k, r->svc->src_interval_ns,
+					   r->svc->src_tolerance_ns, r->now))
 			continue;
-		refusing[c] = true;
-		if (v[c].until_ns > *until)
-			*until = v[c].until_ns;
+		r->refusing[c] = true;
+		if (v[c].until_ns > r->until)
+			r->until = v[c].until_ns;
 	}
 out:
 	free(v);
@@ -59,40 +65,21 @@ int ctl_remembered_refusals(struct ctl_ctx *ctx,
 			    const struct aeth_svc *svc, uint64_t now,
 			    struct ctl_refusals *out)
 {
-	struct aeth_meta meta;
-	__u32 zero = 0;
-	bool *refusing;
-	int ncpus = aeth_ncpus(), ret = 0;
+	struct refusals_read r = { .k = k, .svc = svc, .now = now,
+				   .ncpus = aeth_ncpus() };
+	int ret;
 
 	memset(out, 0, sizeof(*out));
-	if (ncpus <= 0)
-		return ncpus ? ncpus : -EINVAL;
-	if (bpf_map_lookup_elem(ctx->fds.meta, &zero, &meta))
-		return -errno;
-	refusing = calloc((size_t)ncpus, sizeof(*refusing));
-	if (!refusing)
+	if (r.ncpus <= 0)
+		return r.ncpus ? r.ncpus : -EINVAL;
+	r.refusing = calloc((size_t)r.ncpus, sizeof(*r.refusing));
+	if (!r.refusing)
 		return -ENOMEM;
-	out->ncpus = (unsigned int)ncpus;
-	for (__u32 i = 0; i < meta.n_interfaces && i < AETH_MAX_INTERFACES &&
-			  !ret; i++) {
-		int fd;
-
-		if (ctl_prog_seen_before(&meta, i))
-			continue;
-		fd = ctl_prog_map_fd(meta.ifaces[i].prog_id, is_refused_map,
-				     NULL);
-		if (fd == -ENOENT)
-			continue;	/* detached meanwhile, or no memory */
-		if (fd < 0) {
-			ret = fd;
-			break;
-		}
-		ret = refusals_in(fd, k, svc, now, ncpus, refusing,
-				  &out->until_ns);
-		close(fd);
-	}
-	for (int c = 0; c < ncpus; c++)
-		out->cpus += refusing[c];
-	free(refusing);
+	out->ncpus = (unsigned int)r.ncpus;
+	ret = ctl_attached_prog_maps(ctx, is_refused_map, refusals_in, &r);
+	for (int c = 0; c < r.ncpus; c++)
+		out->cpus += r.refusing[c];
+	out->until_ns = r.until;
+	free(r.refusing);
 	return ret;
 }

@@ -569,6 +569,91 @@ Test(explain_prog, remembered_refusal_agrees)
 	fx_res_free(&r);
 }
 
+/* The service cap's per-CPU leases (bpf/guard.h): CPU 0 holds unspent
+ * tokens of its last take, and no take came after it, so on CPU 0 they go
+ * back to the bucket and a SYN is admitted, while on CPU 1 the shared
+ * bucket refuses it. Explain reads the leases too: refused (a packet on
+ * CPU 1 is), with one CPU of the machine's admitting. */
+Test(explain_prog, service_cap_lease_agrees)
+{
+	const __u64 iv = 1000000000ull;	/* one a second, burst 100 */
+	struct aeth_svc_key k = dp_svc_key(VIP4, 80, IPPROTO_TCP);
+	int ncpus = libbpf_num_possible_cpus();
+	struct aeth_rl_lease *lease = calloc(ncpus, sizeof(*lease));
+	uint8_t in[PKT_MAX], out[PKT_MAX];
+	struct aeth_rl_svc_state cap = { 0 };
+	struct flow_case c;
+	struct aeth_svc svc;
+	size_t in_len, out_len;
+	json_t *held;
+	struct fx_res r;
+	cpu_set_t cpus;
+	uint32_t xdp;
+	__u32 id = 2;
+	__u64 now;
+
+	if (ncpus < 2)
+		cr_skip_test("needs two CPUs");
+	cr_assert_not_null(lease);
+	name_program();
+	cr_assert_eq(bpf_map_lookup_elem(h.svc, &k, &svc), 0);
+	svc.svc_interval_ns = iv;
+	svc.svc_tolerance_ns = 99 * iv;
+	cr_assert_eq(bpf_map_update_elem(h.svc, &k, &svc, BPF_EXIST), 0);
+	dp_bump_stamp(&h);
+	/* the shared bucket three tokens past its tolerance, left there by
+	 * CPU 0's take of an earlier tick, five of whose tokens are unspent */
+	now = fx_now_ns();
+	cap.tat_ns = now + svc.svc_tolerance_ns + 3 * iv;
+	cr_assert_eq(bpf_map_update_elem(h.rl_svc, &id, &cap, 0), 0);
+	lease[0].now_ns = now - 10 * iv;
+	lease[0].end_tat = cap.tat_ns;
+	lease[0].interval_ns = iv;
+	lease[0].tolerance_ns = svc.svc_tolerance_ns;
+	lease[0].left = 5;
+	lease[0].size = 8;
+	cr_assert_eq(bpf_map_update_elem(h.rl_svc_lease, &id, lease, 0), 0);
+
+	make_case(&c, false, "198.51.100.5", 5000, VIP4, 80, false, true);
+	cr_assert_eq(fx_ctl_dir(pin_dir, &r, "-j", "explain", "--src", c.src,
+				"--dst", c.dst, "--proto", "tcp", "--syn",
+				NULL), 0);
+	cr_assert_str_eq(json_string_value(json_object_get(r.json, "reason")),
+			 "service_rate_limited", "%s", r.out);
+	held = json_object_get(r.json, "service_cap_leases");
+	cr_assert_not_null(held, "%s", r.out);
+	cr_assert_eq(json_integer_value(json_object_get(held, "cpus")), 1,
+		     "%s", r.out);
+	cr_assert_eq(json_integer_value(json_object_get(held, "of")), ncpus,
+		     "%s", r.out);
+	fx_res_free(&r);
+
+	in_len = pkt_build(&c.spec, in, sizeof(in));
+	for (int cpu = 1; cpu >= 0; cpu--) {
+		CPU_ZERO(&cpus);
+		CPU_SET(cpu, &cpus);
+		cr_assert_eq(sched_setaffinity(0, sizeof(cpus), &cpus), 0);
+		out_len = sizeof(out);
+		cr_assert_eq(dp_run(&h, in, in_len, out, &out_len, net.if0,
+				    &xdp), 0);
+		if (cpu)
+			cr_assert_eq(xdp, XDP_DROP, "CPU 1: the bucket refuses");
+		else
+			cr_assert_neq(xdp, XDP_DROP, "CPU 0: its lease admits");
+	}
+	/* CPU 0's take gave the five back and took one of them: the bucket
+	 * holds a token again, for every CPU */
+	cr_assert_eq(bpf_map_lookup_elem(h.rl_svc, &id, &cap), 0);
+	cr_assert_eq(cap.tat_ns, now + svc.svc_tolerance_ns - iv);
+	cr_assert_eq(fx_ctl_dir(pin_dir, &r, "-j", "explain", "--src", c.src,
+				"--dst", c.dst, "--proto", "tcp", "--syn",
+				NULL), 0);
+	cr_assert_str_neq(json_string_value(json_object_get(r.json, "reason")),
+			  "service_rate_limited", "%s", r.out);
+	fx_res_free(&r);
+	free(lease);
+}
+
 /* A SYN reads no connection entry (aether/ct_rule.h): on a tuple whose
  * entry names another usable backend of the service, explain and the
  * program both follow Maglev, and the entry is rewritten to it. */

@@ -1,0 +1,82 @@
+/* Each CPU's lease of a service cap's tokens (lb_rl_svc_lease, bpf/guard.h),
+ * as aetherctl explain reads it: a CPU whose lease still holds tokens of
+ * its tick admits a new connection that the shared bucket alone would
+ * refuse. Like the memory of refusals (ctl_refusals.c), the leases are the
+ * loaded program's, found from the programs aeth_meta names; the layout
+ * and rules are abi.h's and aether/ratelimit_rule.h's, shared with the
+ * data path. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <bpf/bpf.h>
+
+#include "aether/ratelimit_rule.h"
+#include "ctl.h"
+
+#define LEASE_MAP "lb_rl_svc_lease"
+
+static bool is_lease_map(const struct bpf_map_info *mi, void *arg)
+{
+	(void)arg;
+	return !strcmp(mi->name, LEASE_MAP) &&
+	       mi->type == BPF_MAP_TYPE_PERCPU_ARRAY &&
+	       mi->value_size == sizeof(struct aeth_rl_lease) &&
+	       mi->max_entries == AETH_MAX_SERVICES;
+}
+
+struct leases_read {
+	const struct aeth_svc *svc;
+	uint64_t tat, now;
+	int ncpus;
+	bool *admitting;	/* [ncpus] */
+};
+
+/* Mark in r->admitting the CPUs whose lease in map fd admits: a token of
+ * this tick to spend, or unspent tokens that go back to the bucket (the
+ * data path's own test, guard_admit_new_connection). */
+static int leases_in(int fd, void *arg)
+{
+	struct leases_read *r = arg;
+	struct aeth_rl_lease *v = calloc((size_t)r->ncpus, sizeof(*v));
+	__u64 interval = r->svc->svc_interval_ns;
+	__u64 tol = r->svc->svc_tolerance_ns;
+	__u32 id = r->svc->id;
+	int ret = 0;
+
+	if (!v)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(fd, &id, v)) {
+		ret = -errno;
+		goto out;
+	}
+	for (int c = 0; c < r->ncpus; c++)
+		if (aeth_rl_lease_spends(&v[c], interval, tol, r->now) ||
+		    aeth_gcra_conforms(aeth_rl_lease_tat(&v[c], r->tat),
+				       r->now, tol))
+			r->admitting[c] = true;
+out:
+	free(v);
+	return ret;
+}
+
+int ctl_service_leases(struct ctl_ctx *ctx, const struct aeth_svc *svc,
+		       uint64_t tat, uint64_t now, struct ctl_leases *out)
+{
+	struct leases_read r = { .svc = svc, .tat = tat, .now = now,
+				 .ncpus = aeth_ncpus() };
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	if (r.ncpus <= 0)
+		return r.ncpus ? r.ncpus : -EINVAL;
+	r.admitting = calloc((size_t)r.ncpus, sizeof(*r.admitting));
+	if (!r.admitting)
+		return -ENOMEM;
+	out->ncpus = (unsigned int)r.ncpus;
+	ret = ctl_attached_prog_maps(ctx, is_lease_map, leases_in, &r);
+	for (int c = 0; c < r.ncpus; c++)
+		out->cpus += r.admitting[c];
+	free(r.admitting);
+	return ret;
+}
