@@ -194,6 +194,15 @@ typedef int (*ctl_prog_map_fn)(int fd, void *arg);
 int ctl_attached_prog_maps(struct ctl_ctx *ctx, ctl_map_match_fn match,
 			   ctl_prog_map_fn fn, void *arg);
 
+/* Count the CPUs that fn marks in marked[ncpus] from the per-CPU map that
+ * match accepts in each attached program (ctl_attached_prog_maps): a CPU
+ * counts once whichever program marks it. *marked and *ncpus are set even
+ * on an error (what was read before it). */
+typedef int (*ctl_cpu_mark_fn)(int fd, int ncpus, bool *marked, void *arg);
+int ctl_mark_cpus(struct ctl_ctx *ctx, ctl_map_match_fn match,
+		  ctl_cpu_mark_fn fn, void *arg, unsigned int *marked,
+		  unsigned int *ncpus);
+
 /* Which CPUs admit a new connection of service svc from their lease of its
  * cap's tokens (lb_rl_svc_lease of the programs aeth_meta names,
  * bpf/guard.h) although the shared bucket, at tat, refuses it: a lease's

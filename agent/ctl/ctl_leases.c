@@ -28,17 +28,15 @@ static bool is_lease_map(const struct bpf_map_info *mi, void *arg)
 struct leases_read {
 	const struct aeth_svc *svc;
 	uint64_t tat, now;
-	int ncpus;
-	bool *admitting;	/* [ncpus] */
 };
 
-/* Mark in r->admitting the CPUs whose lease in map fd admits: a token of
- * this tick to spend, or unspent tokens that go back to the bucket (the
- * data path's own test, guard_admit_new_connection). */
-static int leases_in(int fd, void *arg)
+/* Mark the CPUs whose lease in map fd admits: a token of this tick to
+ * spend, or unspent tokens that go back to the bucket (the data path's own
+ * test, guard_admit_new_connection). */
+static int leases_in(int fd, int ncpus, bool *admitting, void *arg)
 {
 	struct leases_read *r = arg;
-	struct aeth_rl_lease *v = calloc((size_t)r->ncpus, sizeof(*v));
+	struct aeth_rl_lease *v = calloc((size_t)ncpus, sizeof(*v));
 	__u64 interval = r->svc->svc_interval_ns;
 	__u64 tol = r->svc->svc_tolerance_ns;
 	__u32 id = r->svc->id;
@@ -50,11 +48,11 @@ static int leases_in(int fd, void *arg)
 		ret = -errno;
 		goto out;
 	}
-	for (int c = 0; c < r->ncpus; c++)
+	for (int c = 0; c < ncpus; c++)
 		if (aeth_rl_lease_spends(&v[c], interval, tol, r->now) ||
 		    aeth_gcra_conforms(aeth_rl_lease_tat(&v[c], r->tat),
 				       r->now, tol))
-			r->admitting[c] = true;
+			admitting[c] = true;
 out:
 	free(v);
 	return ret;
@@ -63,20 +61,8 @@ out:
 int ctl_service_leases(struct ctl_ctx *ctx, const struct aeth_svc *svc,
 		       uint64_t tat, uint64_t now, struct ctl_leases *out)
 {
-	struct leases_read r = { .svc = svc, .tat = tat, .now = now,
-				 .ncpus = aeth_ncpus() };
-	int ret;
+	struct leases_read r = { .svc = svc, .tat = tat, .now = now };
 
-	memset(out, 0, sizeof(*out));
-	if (r.ncpus <= 0)
-		return r.ncpus ? r.ncpus : -EINVAL;
-	r.admitting = calloc((size_t)r.ncpus, sizeof(*r.admitting));
-	if (!r.admitting)
-		return -ENOMEM;
-	out->ncpus = (unsigned int)r.ncpus;
-	ret = ctl_attached_prog_maps(ctx, is_lease_map, leases_in, &r);
-	for (int c = 0; c < r.ncpus; c++)
-		out->cpus += r.admitting[c];
-	free(r.admitting);
-	return ret;
+	return ctl_mark_cpus(ctx, is_lease_map, leases_in, &r, &out->cpus,
+			     &out->ncpus);
 }

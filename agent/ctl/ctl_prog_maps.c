@@ -2,6 +2,7 @@
  * its private per-CPU memories), found from the program aeth_meta names:
  * among its map ids, the one a reader's test accepts. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -72,5 +73,40 @@ int ctl_attached_prog_maps(struct ctl_ctx *ctx, ctl_map_match_fn match,
 		ret = fn(fd, arg);
 		close(fd);
 	}
+	return ret;
+}
+
+struct mark_walk {
+	ctl_cpu_mark_fn fn;
+	void *arg;
+	int ncpus;
+	bool *marked;
+};
+
+static int mark_in(int fd, void *arg)
+{
+	struct mark_walk *w = arg;
+
+	return w->fn(fd, w->ncpus, w->marked, w->arg);
+}
+
+int ctl_mark_cpus(struct ctl_ctx *ctx, ctl_map_match_fn match,
+		  ctl_cpu_mark_fn fn, void *arg, unsigned int *marked,
+		  unsigned int *ncpus)
+{
+	struct mark_walk w = { .fn = fn, .arg = arg, .ncpus = aeth_ncpus() };
+	int ret;
+
+	*marked = *ncpus = 0;
+	if (w.ncpus <= 0)
+		return w.ncpus ? w.ncpus : -EINVAL;
+	w.marked = calloc((size_t)w.ncpus, sizeof(*w.marked));
+	if (!w.marked)
+		return -ENOMEM;
+	*ncpus = (unsigned int)w.ncpus;
+	ret = ctl_attached_prog_maps(ctx, match, mark_in, &w);
+	for (int c = 0; c < w.ncpus; c++)
+		*marked += w.marked[c];
+	free(w.marked);
 	return ret;
 }

@@ -28,16 +28,14 @@ struct refusals_read {
 	const struct aeth_rl_src_key *k;
 	const struct aeth_svc *svc;
 	uint64_t now;
-	int ncpus;
-	bool *refusing;		/* [ncpus] */
 	uint64_t until;		/* the latest end of those refusals */
 };
 
-/* Mark in r->refusing the CPUs whose memory in map fd refuses r->k. */
-static int refusals_in(int fd, void *arg)
+/* Mark the CPUs whose memory in map fd refuses r->k. */
+static int refusals_in(int fd, int ncpus, bool *refusing, void *arg)
 {
 	struct refusals_read *r = arg;
-	struct aeth_rl_refusal *v = calloc((size_t)r->ncpus, sizeof(*v));
+	struct aeth_rl_refusal *v = calloc((size_t)ncpus, sizeof(*v));
 	__u32 slot = aeth_rl_refusal_slot(r->k);
 	int ret = 0;
 
@@ -47,11 +45,11 @@ static int refusals_in(int fd, void *arg)
 		ret = -errno;
 		goto out;
 	}
-	for (int c = 0; c < r->ncpus; c++) {
+	for (int c = 0; c < ncpus; c++) {
 		if (!aeth_rl_refusal_holds(&v[c], r->k, r->svc->src_interval_ns,
 					   r->svc->src_tolerance_ns, r->now))
 			continue;
-		r->refusing[c] = true;
+		refusing[c] = true;
 		if (v[c].until_ns > r->until)
 			r->until = v[c].until_ns;
 	}
@@ -65,21 +63,11 @@ int ctl_remembered_refusals(struct ctl_ctx *ctx,
 			    const struct aeth_svc *svc, uint64_t now,
 			    struct ctl_refusals *out)
 {
-	struct refusals_read r = { .k = k, .svc = svc, .now = now,
-				   .ncpus = aeth_ncpus() };
+	struct refusals_read r = { .k = k, .svc = svc, .now = now };
 	int ret;
 
-	memset(out, 0, sizeof(*out));
-	if (r.ncpus <= 0)
-		return r.ncpus ? r.ncpus : -EINVAL;
-	r.refusing = calloc((size_t)r.ncpus, sizeof(*r.refusing));
-	if (!r.refusing)
-		return -ENOMEM;
-	out->ncpus = (unsigned int)r.ncpus;
-	ret = ctl_attached_prog_maps(ctx, is_refused_map, refusals_in, &r);
-	for (int c = 0; c < r.ncpus; c++)
-		out->cpus += r.refusing[c];
+	ret = ctl_mark_cpus(ctx, is_refused_map, refusals_in, &r, &out->cpus,
+			    &out->ncpus);
 	out->until_ns = r.until;
-	free(r.refusing);
 	return ret;
 }

@@ -462,6 +462,20 @@ Test(explain_prog, limiter_state_and_stale_entries_agree)
 	fx_res_free(&r);
 }
 
+/* explain's field of r that counts CPUs ({"cpus": cpus, "of": all}). */
+static json_t *expect_cpus_of(const struct fx_res *r, const char *field,
+			      int cpus)
+{
+	json_t *o = json_object_get(r->json, field);
+
+	cr_assert_not_null(o, "no %s: %s", field, r->out);
+	cr_assert_eq(json_integer_value(json_object_get(o, "cpus")), cpus,
+		     "%s", r->out);
+	cr_assert_eq(json_integer_value(json_object_get(o, "of")),
+		     libbpf_num_possible_cpus(), "%s", r->out);
+	return o;
+}
+
 /* Name the harness's program in aeth_meta as attached to one interface,
  * as the agent does, so aetherctl finds its memories. */
 static void name_program(void)
@@ -534,12 +548,7 @@ Test(explain_prog, remembered_refusal_agrees)
 			 "drop", "%s", r.out);
 	cr_assert_str_eq(json_string_value(json_object_get(r.json, "reason")),
 			 "rate_limited", "%s", r.out);
-	mem = json_object_get(r.json, "remembered_refusal");
-	cr_assert_not_null(mem, "%s", r.out);
-	cr_assert_eq(json_integer_value(json_object_get(mem, "cpus")), 1,
-		     "%s", r.out);
-	cr_assert_eq(json_integer_value(json_object_get(mem, "of")),
-		     libbpf_num_possible_cpus(), "%s", r.out);
+	mem = expect_cpus_of(&r, "remembered_refusal", 1);
 	cr_assert_gt(json_integer_value(json_object_get(mem, "until_ns")),
 		     (json_int_t)fx_now_ns(), "%s", r.out);
 	fx_res_free(&r);
@@ -585,7 +594,6 @@ Test(explain_prog, service_cap_lease_agrees)
 	struct flow_case c;
 	struct aeth_svc svc;
 	size_t in_len, out_len;
-	json_t *held;
 	struct fx_res r;
 	cpu_set_t cpus;
 	uint32_t xdp;
@@ -620,12 +628,7 @@ Test(explain_prog, service_cap_lease_agrees)
 				NULL), 0);
 	cr_assert_str_eq(json_string_value(json_object_get(r.json, "reason")),
 			 "service_rate_limited", "%s", r.out);
-	held = json_object_get(r.json, "service_cap_leases");
-	cr_assert_not_null(held, "%s", r.out);
-	cr_assert_eq(json_integer_value(json_object_get(held, "cpus")), 1,
-		     "%s", r.out);
-	cr_assert_eq(json_integer_value(json_object_get(held, "of")), ncpus,
-		     "%s", r.out);
+	expect_cpus_of(&r, "service_cap_leases", 1);
 	fx_res_free(&r);
 
 	in_len = pkt_build(&c.spec, in, sizeof(in));
