@@ -382,18 +382,19 @@ static __always_inline void guard_count_svc_drop(struct aeth_rl_svc_state *st,
 
 /* Each CPU's lease of each service cap's tokens. Every new connection of a
  * capped service charges one bucket, so on several CPUs every SYN would
- * write the same cache line (one CPU's SYN cost doubled on two CPUs, and
- * the second added nothing). Instead a CPU takes up to a few tokens in one
+ * write the same cache line (two CPUs made about 1.4 times one CPU's SYNs:
+ * docs/bench.md). Instead a CPU takes up to 16 tokens in one
  * compare-and-swap and spends them while its coarse clock reads the time
  * they were taken at: the bucket's rules judge connections by that clock,
  * so a token spent later in the same tick was charged at the same time,
  * and the cap admits exactly what it would one by one. A CPU that runs out
- * within its tick asks for twice as many next time, one that leaves tokens
- * asks for half; unspent tokens go back at its next take if no other take
- * came between, else they stay spent (fewer admissions, never more). On one
- * CPU this is the bucket charged one by one, exactly (the rules:
- * aether/ratelimit_rule.h, which aetherctl explain shares). Private to the
- * loaded program (never pinned). */
+ * within its tick asks for twice as many next time, one that left tokens
+ * unspent asks for one; more than one only while more than half of the
+ * burst remains. Unspent tokens go back at the CPU's next take if no other
+ * take came between, else they stay spent (fewer admissions, never more).
+ * On one CPU this is the bucket charged one by one, verdict for verdict
+ * (the rules: aether/ratelimit_rule.h, which aetherctl explain shares;
+ * docs/guard.md). Private to the loaded program (never pinned). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, AETH_MAX_SERVICES);

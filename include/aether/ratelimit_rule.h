@@ -153,7 +153,7 @@ AETH_RULE bool aeth_rl_lease_fits(__u32 size, __u64 interval_ns,
 {
 	if (size == 1)
 		return true;	/* one by one */
-	return size >= 1 && size <= AETH_RL_LEASE_MAX &&
+	return size > 1 && size <= AETH_RL_LEASE_MAX &&
 	       interval_ns <= (1ULL << 40) &&
 	       (__u64)size * AETH_RL_LEASE_SHARE * interval_ns <=
 		       tolerance_ns + interval_ns;
