@@ -458,20 +458,23 @@ static __always_inline int guard_admit_new_connection(const struct aeth_svc *svc
 	struct aeth_rl_src_key key;
 	bool spend = false, src_limited = svc->src_interval_ns != 0;
 	__u32 id = svc->id;
+	__u64 svc_tat = 0;
 
 	if (svc->svc_interval_ns) {
 		svc_st = bpf_map_lookup_elem(&aeth_rl_svc, &id);
 		lease = bpf_map_lookup_elem(&lb_rl_svc_lease, &id);
 		if (!lease)
 			svc_st = NULL;	/* never: both are arrays of the ids */
-		spend = svc_st && aeth_rl_lease_spends(lease,
-						       svc->svc_interval_ns,
-						       svc->svc_tolerance_ns,
-						       now_ns);
+		if (svc_st) {
+			svc_tat = *(volatile __u64 *)&svc_st->tat_ns;
+			spend = aeth_rl_lease_spends(lease,
+						     svc->svc_interval_ns,
+						     svc->svc_tolerance_ns,
+						     now_ns, svc_tat);
+		}
 		if (svc_st && !spend &&
-		    !aeth_gcra_conforms(aeth_rl_lease_tat(lease,
-					 *(volatile __u64 *)&svc_st->tat_ns),
-					 now_ns, svc->svc_tolerance_ns)) {
+		    !aeth_gcra_conforms(aeth_rl_lease_tat(lease, svc_tat),
+					now_ns, svc->svc_tolerance_ns)) {
 			guard_count_svc_drop(svc_st, id);
 			return AETH_R_SERVICE_RATE_LIMITED;
 		}

@@ -49,7 +49,7 @@ static int leases_in(int fd, int ncpus, bool *admitting, void *arg)
 		goto out;
 	}
 	for (int c = 0; c < ncpus; c++)
-		if (aeth_rl_lease_spends(&v[c], interval, tol, r->now) ||
+		if (aeth_rl_lease_spends(&v[c], interval, tol, r->now, r->tat) ||
 		    aeth_gcra_conforms(aeth_rl_lease_tat(&v[c], r->tat),
 				       r->now, tol))
 			admitting[c] = true;

@@ -121,15 +121,18 @@ AETH_RULE bool aeth_rl_lease_for(const struct aeth_rl_lease *l,
 	return l->interval_ns == interval_ns && l->tolerance_ns == tolerance_ns;
 }
 
-/* Whether the CPU holding lease l admits a connection from it at now: it
- * has tokens left and its clock still reads the time they were taken at,
- * so spending one is charging the bucket at that time, which the take
- * already did. */
+/* Whether the CPU holding lease l admits a connection from it at now, the
+ * shared bucket at tat: it has tokens left and its clock still reads the
+ * time they were taken at, so spending one is charging the bucket at that
+ * time, which the take already did. And the bucket is still the one it
+ * took from: takes and give-backs never move tat below the end of a lease
+ * still held, so a tat below it is a bucket made anew (the agent zeroes
+ * it for a service id given to a new service). */
 AETH_RULE bool aeth_rl_lease_spends(const struct aeth_rl_lease *l,
 				    __u64 interval_ns, __u64 tolerance_ns,
-				    __u64 now)
+				    __u64 now, __u64 tat)
 {
-	return l->left && l->now_ns == now &&
+	return l->left && l->now_ns == now && tat >= l->end_tat &&
 	       aeth_rl_lease_for(l, interval_ns, tolerance_ns);
 }
 

@@ -29,7 +29,7 @@ static bool admit(struct sim *s, int cpu, __u64 now, __u64 interval,
 	__u64 next = 0;
 	__u32 size, k;
 
-	if (aeth_rl_lease_spends(l, interval, tol, now)) {
+	if (aeth_rl_lease_spends(l, interval, tol, now, s->tat)) {
 		l->left--;
 		return true;
 	}
@@ -233,4 +233,26 @@ Test(rl_lease, unspent_tokens_go_back_only_when_no_take_came_between)
 	/* past it, none */
 	cr_assert_eq(aeth_rl_lease_take(&l, now + tol + iv, now, iv, tol, 8,
 					&next), 0);
+}
+
+/* A service id given to a new service: the agent zeroes its bucket, and a
+ * lease taken from the old one no longer spends, even within its tick
+ * and under the same rate and burst. */
+Test(rl_lease, a_bucket_made_anew_ends_the_leases)
+{
+	const __u64 iv = 1000000, tol = 999 * iv, now = 100 * TICK;
+	struct aeth_rl_lease l;
+	__u64 next = 0;
+
+	memset(&l, 0, sizeof(l));
+	cr_assert_eq(aeth_rl_lease_take(&l, 0, now, iv, tol, 8, &next), 8);
+	aeth_rl_lease_taken(&l, now, next, iv, tol, 8, 8);
+	cr_assert(aeth_rl_lease_spends(&l, iv, tol, now, next));
+	/* another CPU's take after it: still the same bucket */
+	cr_assert(aeth_rl_lease_spends(&l, iv, tol, now, next + 4 * iv));
+	/* zeroed */
+	cr_assert_not(aeth_rl_lease_spends(&l, iv, tol, now, 0));
+	/* and a later tick, or other parameters, end it too */
+	cr_assert_not(aeth_rl_lease_spends(&l, iv, tol, now + TICK, next));
+	cr_assert_not(aeth_rl_lease_spends(&l, 2 * iv, tol, now, next));
 }
