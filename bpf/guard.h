@@ -402,27 +402,22 @@ struct {
 	__type(value, struct aeth_rl_lease);
 } lb_rl_svc_lease SEC(".maps");
 
-/* Take tokens of the service cap of svc at now into this CPU's lease, one
- * of them for the connection at hand: 1 when admitted, 0 when refused. A
- * global function: inlined, the verifier walks its loop on every path
- * that reaches it, past its budget. */
-__noinline int guard_service_take(const struct aeth_svc *svc, __u64 now)
+/* Take tokens of the service cap of svc (its bucket st) at now into this
+ * CPU's lease l, one of them for the connection at hand: 1 when admitted,
+ * 0 when refused. A global function: inlined, the verifier walks its loop
+ * on every path that reaches it, past its budget. */
+__noinline int guard_service_take(struct aeth_rl_svc_state *st,
+				  struct aeth_rl_lease *l,
+				  const struct aeth_svc *svc, __u64 now)
 {
-	struct aeth_rl_svc_state *st;
-	struct aeth_rl_lease *l;
 	__u64 interval, tol, old, next = 0;
-	__u32 id, size, k;
+	__u32 size, k;
 	int i;
 
-	if (!svc)
-		return 1;
-	id = svc->id;
+	if (!st || !l || !svc)
+		return 1;	/* never: the caller's own pointers */
 	interval = svc->svc_interval_ns;
 	tol = svc->svc_tolerance_ns;
-	st = bpf_map_lookup_elem(&aeth_rl_svc, &id);
-	l = bpf_map_lookup_elem(&lb_rl_svc_lease, &id);
-	if (!st || !l)
-		return 1;	/* never: both are arrays of the ids */
 	size = aeth_rl_lease_next_size(l, interval, tol, now);
 	for (i = 0; i < GUARD_CAS_TRIES; i++) {
 		old = *(volatile __u64 *)&st->tat_ns;
@@ -492,7 +487,7 @@ static __always_inline int guard_admit_new_connection(const struct aeth_svc *svc
 		lease->left--;
 		return -1;
 	}
-	if (!guard_service_take(svc, now_ns)) {
+	if (!guard_service_take(svc_st, lease, svc, now_ns)) {
 		guard_count_svc_drop(svc_st, id);
 		if (src_limited)
 			guard_refund_source(&key, svc);
