@@ -186,18 +186,12 @@ int ctl_prog_map_fd(uint32_t prog_id, ctl_map_match_fn match, void *arg);
  * interface i (a program on several interfaces is read once). */
 bool ctl_prog_seen_before(const struct aeth_meta *meta, uint32_t i);
 
-/* Call fn(fd, arg) with the map that match accepts in each program
- * aeth_meta names as attached (a program on several interfaces once; one
- * without such a map skipped): 0, or the first error of fn or of finding
- * a map. */
-typedef int (*ctl_prog_map_fn)(int fd, void *arg);
-int ctl_attached_prog_maps(struct ctl_ctx *ctx, ctl_map_match_fn match,
-			   ctl_prog_map_fn fn, void *arg);
-
 /* Count the CPUs that fn marks in marked[ncpus] from the per-CPU map that
- * match accepts in each attached program (ctl_attached_prog_maps): a CPU
- * counts once whichever program marks it. *marked and *ncpus are set even
- * on an error (what was read before it). */
+ * match accepts in each program aeth_meta names as attached (a program on
+ * several interfaces read once, one without such a map skipped): a CPU
+ * counts once whichever program marks it. 0, or the first error of fn or
+ * of finding a map; *marked and *ncpus are set even then (what was read
+ * before it). */
 typedef int (*ctl_cpu_mark_fn)(int fd, int ncpus, bool *marked, void *arg);
 int ctl_mark_cpus(struct ctl_ctx *ctx, ctl_map_match_fn match,
 		  ctl_cpu_mark_fn fn, void *arg, unsigned int *marked,

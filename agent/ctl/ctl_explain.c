@@ -70,10 +70,10 @@ static bool source_authorized(struct ctl_ctx *ctx, const struct aeth_svc *svc,
  * of aether/ratelimit_rule.h (the source's bucket key, GCRA). The service
  * cap is looked at first, as the data path does: a cap whose shared bucket
  * refuses may still admit on CPUs holding tokens of it (their leases,
- * bpf/guard.h); it is refused unless all do, and v->leases says how many. A source whose bucket
- * conforms may still be refused by some CPUs' memory of refusals
- * (bpf/guard.h): then it is refused, and v->remembered says on how many
- * CPUs (a packet on another one would be admitted). */
+ * bpf/guard.h); it is refused unless all do, and v->leases says how many.
+ * A source whose bucket conforms may still be refused by some CPUs' memory
+ * of refusals (bpf/guard.h): then it is refused, and v->remembered says on
+ * how many CPUs (a packet on another one would be admitted). */
 static int limiter_refusal(struct ctl_ctx *ctx, const struct aeth_svc *svc,
 			   const struct aeth_flow *f, struct verdict *v)
 {
@@ -373,8 +373,8 @@ static int explain_print(struct ctl_ctx *ctx, const struct verdict *v,
 		       "not read (%s): a CPU holding tokens may admit\n",
 		       strerror(-v->leases_err));
 	if (v->leases.cpus)
-		printf("note     %u of %u CPUs hold tokens of the service cap "
-		       "for the rest of their tick and admit %s\n",
+		printf("note     %u of %u CPUs admit from their lease of the "
+		       "service cap's tokens %s\n",
 		       v->leases.cpus, v->leases.ncpus,
 		       v->leases.cpus < v->leases.ncpus ?
 			       "(the shared bucket refuses on the others)" :

@@ -50,15 +50,24 @@ bool ctl_prog_seen_before(const struct aeth_meta *meta, uint32_t i)
 	return false;
 }
 
-int ctl_attached_prog_maps(struct ctl_ctx *ctx, ctl_map_match_fn match,
-			   ctl_prog_map_fn fn, void *arg)
+int ctl_mark_cpus(struct ctl_ctx *ctx, ctl_map_match_fn match,
+		  ctl_cpu_mark_fn fn, void *arg, unsigned int *marked,
+		  unsigned int *ncpus)
 {
+	int n = aeth_ncpus(), ret = 0;
 	struct aeth_meta meta;
+	bool *mark;
 	__u32 zero = 0;
-	int ret = 0;
 
+	*marked = *ncpus = 0;
+	if (n <= 0)
+		return n ? n : -EINVAL;
 	if (bpf_map_lookup_elem(ctx->fds.meta, &zero, &meta))
 		return -errno;
+	mark = calloc((size_t)n, sizeof(*mark));
+	if (!mark)
+		return -ENOMEM;
+	*ncpus = (unsigned int)n;
 	for (__u32 i = 0; i < meta.n_interfaces && i < AETH_MAX_INTERFACES &&
 			  !ret; i++) {
 		int fd;
@@ -68,45 +77,15 @@ int ctl_attached_prog_maps(struct ctl_ctx *ctx, ctl_map_match_fn match,
 		fd = ctl_prog_map_fd(meta.ifaces[i].prog_id, match, NULL);
 		if (fd == -ENOENT)
 			continue;	/* detached meanwhile, or no such map */
-		if (fd < 0)
-			return fd;
-		ret = fn(fd, arg);
+		if (fd < 0) {
+			ret = fd;
+			break;
+		}
+		ret = fn(fd, n, mark, arg);
 		close(fd);
 	}
-	return ret;
-}
-
-struct mark_walk {
-	ctl_cpu_mark_fn fn;
-	void *arg;
-	int ncpus;
-	bool *marked;
-};
-
-static int mark_in(int fd, void *arg)
-{
-	struct mark_walk *w = arg;
-
-	return w->fn(fd, w->ncpus, w->marked, w->arg);
-}
-
-int ctl_mark_cpus(struct ctl_ctx *ctx, ctl_map_match_fn match,
-		  ctl_cpu_mark_fn fn, void *arg, unsigned int *marked,
-		  unsigned int *ncpus)
-{
-	struct mark_walk w = { .fn = fn, .arg = arg, .ncpus = aeth_ncpus() };
-	int ret;
-
-	*marked = *ncpus = 0;
-	if (w.ncpus <= 0)
-		return w.ncpus ? w.ncpus : -EINVAL;
-	w.marked = calloc((size_t)w.ncpus, sizeof(*w.marked));
-	if (!w.marked)
-		return -ENOMEM;
-	*ncpus = (unsigned int)w.ncpus;
-	ret = ctl_attached_prog_maps(ctx, match, mark_in, &w);
-	for (int c = 0; c < w.ncpus; c++)
-		*marked += w.marked[c];
-	free(w.marked);
+	for (int c = 0; c < n; c++)
+		*marked += mark[c];
+	free(mark);
 	return ret;
 }
