@@ -1105,12 +1105,6 @@ Test(limit, concurrent_cpus_share_the_burst)
 	cr_expect_gt(svc_drops_on_cpu(SVC4, AETH_R_RATE_LIMITED, 1), 0);
 }
 
-/* Each CPU's lease of service id's cap, into out[ncpus]. */
-static void svc_leases(uint32_t id, struct aeth_rl_lease *out)
-{
-	cr_assert_eq(bpf_map_lookup_elem(h.rl_svc_lease, &id, out), 0);
-}
-
 /* Both CPUs at once on one service cap, 200,000 SYNs each: each CPU takes
  * its tokens a lease at a time (bpf/guard.h), and between them they never
  * admit more than the burst, nor much less: a lease's unspent tokens are
@@ -1122,6 +1116,7 @@ Test(limit, concurrent_cpus_share_a_service_cap)
 	struct pkt_spec s = pkt_spec_tcp4("198.51.100.7", 1000, VIP4, PORT);
 	struct aeth_rl_lease *lease = calloc(h.ncpus, sizeof(*lease));
 	uint64_t t1, t2, admitted, ticks, lost_at_most;
+	uint32_t id;
 	int c;
 
 	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
@@ -1150,7 +1145,8 @@ Test(limit, concurrent_cpus_share_a_service_cap)
 	/* both CPUs refused, and both took leases of more than one token */
 	cr_expect_gt(svc_drops_on_cpu(SVC4, AETH_R_SERVICE_RATE_LIMITED, 0), 0);
 	cr_expect_gt(svc_drops_on_cpu(SVC4, AETH_R_SERVICE_RATE_LIMITED, 1), 0);
-	svc_leases(SVC4, lease);
+	id = SVC4;
+	cr_assert_eq(bpf_map_lookup_elem(h.rl_svc_lease, &id, lease), 0);
 	for (c = 0; c < 2; c++) {
 		cr_expect_eq(lease[c].interval_ns, svc4.svc_interval_ns);
 		cr_expect_gt(lease[c].size, 1, "CPU %d took no lease", c);
