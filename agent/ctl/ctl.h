@@ -186,14 +186,18 @@ int ctl_prog_map_fd(uint32_t prog_id, ctl_map_match_fn match, void *arg);
  * interface i (a program on several interfaces is read once). */
 bool ctl_prog_seen_before(const struct aeth_meta *meta, uint32_t i);
 
-/* Count the CPUs that fn marks in marked[ncpus] from the per-CPU map that
- * match accepts in each program aeth_meta names as attached (a program on
+/* Count the CPUs that fn marks in marked[ncpus] from the per-CPU array map
+ * (its name and shape) of each program aeth_meta names as attached (a program on
  * several interfaces read once, one without such a map skipped): a CPU
  * counts once whichever program marks it. 0, or the first error of fn or
  * of finding a map; *marked and *ncpus are set even then (what was read
  * before it). */
+struct ctl_pcpu_map {
+	const char *name;	/* as the program names it */
+	__u32 value_size, max_entries;
+};
 typedef int (*ctl_cpu_mark_fn)(int fd, int ncpus, bool *marked, void *arg);
-int ctl_mark_cpus(struct ctl_ctx *ctx, ctl_map_match_fn match,
+int ctl_mark_cpus(struct ctl_ctx *ctx, const struct ctl_pcpu_map *map,
 		  ctl_cpu_mark_fn fn, void *arg, unsigned int *marked,
 		  unsigned int *ncpus);
 

@@ -7,23 +7,17 @@
  * data path. */
 #include <errno.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include <bpf/bpf.h>
 
 #include "aether/ratelimit_rule.h"
 #include "ctl.h"
 
-#define LEASE_MAP "lb_rl_svc_lease"
-
-static bool is_lease_map(const struct bpf_map_info *mi, void *arg)
-{
-	(void)arg;
-	return !strcmp(mi->name, LEASE_MAP) &&
-	       mi->type == BPF_MAP_TYPE_PERCPU_ARRAY &&
-	       mi->value_size == sizeof(struct aeth_rl_lease) &&
-	       mi->max_entries == AETH_MAX_SERVICES;
-}
+static const struct ctl_pcpu_map lease_map = {
+	.name = "lb_rl_svc_lease",
+	.value_size = sizeof(struct aeth_rl_lease),
+	.max_entries = AETH_MAX_SERVICES,
+};
 
 struct leases_read {
 	const struct aeth_svc *svc;
@@ -63,6 +57,6 @@ int ctl_service_leases(struct ctl_ctx *ctx, const struct aeth_svc *svc,
 {
 	struct leases_read r = { .svc = svc, .tat = tat, .now = now };
 
-	return ctl_mark_cpus(ctx, is_lease_map, leases_in, &r, &out->cpus,
+	return ctl_mark_cpus(ctx, &lease_map, leases_in, &r, &out->cpus,
 			     &out->ncpus);
 }

@@ -50,7 +50,17 @@ bool ctl_prog_seen_before(const struct aeth_meta *meta, uint32_t i)
 	return false;
 }
 
-int ctl_mark_cpus(struct ctl_ctx *ctx, ctl_map_match_fn match,
+static bool is_pcpu_map(const struct bpf_map_info *mi, void *arg)
+{
+	const struct ctl_pcpu_map *want = arg;
+
+	return !strcmp(mi->name, want->name) &&
+	       mi->type == BPF_MAP_TYPE_PERCPU_ARRAY &&
+	       mi->value_size == want->value_size &&
+	       mi->max_entries == want->max_entries;
+}
+
+int ctl_mark_cpus(struct ctl_ctx *ctx, const struct ctl_pcpu_map *map,
 		  ctl_cpu_mark_fn fn, void *arg, unsigned int *marked,
 		  unsigned int *ncpus)
 {
@@ -74,7 +84,8 @@ int ctl_mark_cpus(struct ctl_ctx *ctx, ctl_map_match_fn match,
 
 		if (ctl_prog_seen_before(&meta, i))
 			continue;
-		fd = ctl_prog_map_fd(meta.ifaces[i].prog_id, match, NULL);
+		fd = ctl_prog_map_fd(meta.ifaces[i].prog_id, is_pcpu_map,
+				     (void *)map);
 		if (fd == -ENOENT)
 			continue;	/* detached meanwhile, or no such map */
 		if (fd < 0) {

@@ -6,23 +6,17 @@
  * aether/ratelimit_rule.h's, shared with the data path. */
 #include <errno.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include <bpf/bpf.h>
 
 #include "aether/ratelimit_rule.h"
 #include "ctl.h"
 
-#define REFUSED_MAP "lb_rl_refused"
-
-static bool is_refused_map(const struct bpf_map_info *mi, void *arg)
-{
-	(void)arg;
-	return !strcmp(mi->name, REFUSED_MAP) &&
-	       mi->type == BPF_MAP_TYPE_PERCPU_ARRAY &&
-	       mi->value_size == sizeof(struct aeth_rl_refusal) &&
-	       mi->max_entries == AETH_RL_REFUSED_SIZE;
-}
+static const struct ctl_pcpu_map refused_map = {
+	.name = "lb_rl_refused",
+	.value_size = sizeof(struct aeth_rl_refusal),
+	.max_entries = AETH_RL_REFUSED_SIZE,
+};
 
 struct refusals_read {
 	const struct aeth_rl_src_key *k;
@@ -66,7 +60,7 @@ int ctl_remembered_refusals(struct ctl_ctx *ctx,
 	struct refusals_read r = { .k = k, .svc = svc, .now = now };
 	int ret;
 
-	ret = ctl_mark_cpus(ctx, is_refused_map, refusals_in, &r, &out->cpus,
+	ret = ctl_mark_cpus(ctx, &refused_map, refusals_in, &r, &out->cpus,
 			    &out->ncpus);
 	out->until_ns = r.until;
 	return ret;
