@@ -50,16 +50,14 @@ static __always_inline __u64 ct_load_word(const struct aeth_ct_bucket *b,
 	return *(volatile const __u64 *)&b->slot[i].word;
 }
 
-/* Where k lives: its bucket, its tag, and its bucket's filter word with
- * k's bit (ct_table.h), from bucket 0's seed and the array's size (a power
+/* Where k lives: its bucket, its tag, and its bucket's filter word
+ * (ct_table.h), from bucket 0's seed and the array's size (a power
  * of two, set at load: the loader rounds conntrack.max_entries up). Only
  * addresses: nothing of the bucket or the filter is read here. */
 struct ct_place {
 	struct aeth_ct_bucket *b;
-	__u64 *filter;		/* the word with the bucket's filter bits;
-				 * NULL: a filter smaller than the table */
-	__u64 bit;		/* k's, shifted to the bucket's bits */
-	__u32 shift;		/* of the bucket's bits in *filter */
+	__u64 *filter;		/* the bucket's filter word; NULL: a
+				 * filter smaller than the table */
 	__u32 tag;
 };
 
@@ -73,35 +71,33 @@ static __always_inline bool ct_swap(struct aeth_ct_bucket *b, __u32 i,
 	return __sync_val_compare_and_swap(&b->slot[i].word, old, w) == old;
 }
 
-/* Rewrite the bucket's filter bits from its slots (ct_table.h): its 16
- * bits of the filter word swapped in whole, made again from the slots
- * when another writer changed the word meanwhile. The word is read before
+/* Rewrite the bucket's filter word from its slots (ct_table.h), swapped
+ * in whole, made again from the slots when another writer changed the word meanwhile. The word is read before
  * the slots: a writer that claims a slot after our read of the slots
  * claimed it after our read of the word too, and reads the word only
  * after its claim, so its own swap either comes first (ours then fails
  * and reads its claim) or sees ours. One case is left, since a swap that
- * changes no bit changes nothing: the claimer's bit was already set,
+ * changes no bit changes nothing: the claimer's bits were already set,
  * its swap left the word as it was, and ours, made from slots read
- * before its claim, clears the bit. So after our swap the slots are read
- * again, and the bit of any slot claimed meanwhile is put back (its entry
- * cannot be looked up by its bit until then, for a few instructions).
+ * before its claim, clears them. So after our swap the slots are read
+ * again, and the bits of any slot claimed meanwhile are put back (its
+ * entry cannot be looked up by them until then, for a few instructions).
  * Out of tries, the slots' bits are added to what is there: a stale bit
  * at worst, never a missing one. */
 static __always_inline void ct_filter_refresh(const struct ct_place *at)
 {
-	__u64 mask = 0xffffull << at->shift, fw, bits = 0;
+	__u64 fw, bits = 0;
 
 	if (!at->filter)
 		return;
 	for (int t = 0; t < CT_TRIES; t++) {
 		fw = *(volatile __u64 *)at->filter;
-		bits = aeth_ct_filter_of(at->b, -1) << at->shift;
-		if (__sync_val_compare_and_swap(at->filter, fw,
-						(fw & ~mask) | bits) == fw)
+		bits = aeth_ct_filter_of(at->b, -1);
+		if (__sync_val_compare_and_swap(at->filter, fw, bits) == fw)
 			break;
 		bits = 0;
 	}
-	fw = aeth_ct_filter_of(at->b, -1) << at->shift;
+	fw = aeth_ct_filter_of(at->b, -1);
 	if (fw & ~bits)
 		__sync_fetch_and_or(at->filter, fw);
 }
@@ -109,7 +105,7 @@ static __always_inline void ct_filter_refresh(const struct ct_place *at)
 static __always_inline bool ct_locate(const struct aeth_ct_key *k,
 				      struct ct_place *at)
 {
-	__u32 idx = 0, word, h;
+	__u32 idx = 0, h;
 
 	at->b = bpf_map_lookup_elem(&aeth_ct, &idx);
 	if (!at->b)
@@ -118,10 +114,7 @@ static __always_inline bool ct_locate(const struct aeth_ct_key *k,
 	at->tag = aeth_ct_tag(h);
 	idx = aeth_ct_bucket_at(h,
 			((struct bpf_map___ct *)&aeth_ct)->max_entries);
-	at->shift = aeth_ct_filter_shift_of(idx);
-	at->bit = aeth_ct_filter_bit(at->tag) << at->shift;
-	word = aeth_ct_filter_word_of(idx);
-	at->filter = bpf_map_lookup_elem(&aeth_ct_filter, &word);
+	at->filter = bpf_map_lookup_elem(&aeth_ct_bloom, &idx);
 	at->b = bpf_map_lookup_elem(&aeth_ct, &idx);
 	return at->b != NULL;
 }
@@ -156,7 +149,8 @@ __noinline int ct_find(const struct aeth_ct_key *k, struct aeth_ct_entry *out)
 	if (!k || !out || !ct_locate(k, &at))
 		return -1;
 	/* the filter first: a clear bit is a miss without the bucket's read */
-	if (at.filter && !(*(volatile __u64 *)at.filter & at.bit))
+	if (at.filter &&
+	    !aeth_ct_filter_may_hold(*(volatile __u64 *)at.filter, at.tag))
 		return -1;
 	for (__u32 i = 0; i < AETH_CT_WAYS; i++) {
 		__u64 w = ct_load_word(at.b, i);
@@ -232,7 +226,7 @@ __noinline int ct_store(const struct aeth_ct_key *k, __u32 be_id, __u32 now_s,
 		if (aeth_ct_word_claimed(old) ||
 		    !ct_swap(at.b, i, old, aeth_ct_word_claim(at.tag)))
 			continue;
-		/* the slot is ours: the filter with our tag's bit and without
+		/* the slot is ours: the filter with our tag's bits and without
 		 * the replaced entry's, then the key, then the word */
 		ct_filter_refresh(&at);
 		at.b->key[i] = *k;

@@ -173,21 +173,20 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } aeth_ct SEC(".maps");
 
-/* The connection table's filter: bucket index -> a bit for the tag of each
- * entry of the bucket (include/aether/ct_table.h), so a miss costs a read
- * of this small array instead of the bucket's. Data path writes; the agent
- * sizes it like aeth_ct and fills it from the table when it loads (a table
- * pinned by a build without the filter). Mapped by userspace, which only
- * ever sets bits, atomically. */
+/* The connection table's filter: bucket index -> a Bloom filter of the
+ * bucket's keys, two bits of each entry's tag (include/aether/ct_table.h),
+ * so a miss costs a read of this array (1/32 of the table) instead of the
+ * bucket's. Data path writes; the agent sizes it like aeth_ct and fills it
+ * from the table when it loads (a table pinned by a build without this
+ * filter). Mapped by userspace, which only ever sets bits, atomically. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, AETH_DEFAULT_CT_ENTRIES / AETH_CT_WAYS /
-			    AETH_CT_FILTER_PER_WORD);
+	__uint(max_entries, AETH_DEFAULT_CT_ENTRIES / AETH_CT_WAYS);
 	__type(key, __u32);
 	__type(value, __u64);
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} aeth_ct_filter SEC(".maps");
+} aeth_ct_bloom SEC(".maps");
 
 /* Connection table policy for TCP packets that are not a SYN and miss the
  * table (a flow moved here by ECMP, an entry evicted, or a spoofed ACK):

@@ -172,6 +172,31 @@ static uint32_t pinned_ct_size(const char *pin_dir)
 	return size;
 }
 
+/* Pins of earlier releases that no map of this build uses. The
+ * connection table's filter was aeth_ct_filter, 16 bits per bucket; it is
+ * now aeth_ct_bloom, a word per bucket, which a pin of the old size could
+ * not be reused as. A program of the old release still running keeps
+ * its map through its own reference; the pin only kept its memory. */
+static const char *const retired_pins[] = { "aeth_ct_filter" };
+
+static void unpin_retired(const char *pin_dir)
+{
+	char path[PATH_MAX];
+
+	for (size_t i = 0; i < sizeof(retired_pins) / sizeof(retired_pins[0]);
+	     i++) {
+		if (loader_pin_path(path, sizeof(path), pin_dir,
+				    retired_pins[i]))
+			continue;
+		if (unlink(path) == 0)
+			log_info("removed %s, a pin this release no longer "
+				 "uses", path);
+		else if (errno != ENOENT)
+			log_warn("removing %s, a pin this release no longer "
+				 "uses: %s", path, strerror(errno));
+	}
+}
+
 /* ---- opening ----------------------------------------------------------- */
 
 /* Create pin_dir, check that it is on a bpffs, lock it, and check the
@@ -254,15 +279,15 @@ static int open_skel(struct aeth_agent *a, const char *pin_dir,
 	if (!want_ct)
 		return 0;
 	ret = aeth_ct_table_set_size(a->skel->maps.aeth_ct,
-				     a->skel->maps.aeth_ct_filter, want_ct);
+				     a->skel->maps.aeth_ct_bloom, want_ct);
 	return ret ? aeth_fail(err, ret, AETH_MAP_CT, "sizing: %s",
 			       strerror(-ret)) : 0;
 }
 
-int aeth_loader_fill_ct_filter(const struct aeth_agent *a)
+int aeth_loader_fill_ct_bloom(const struct aeth_agent *a)
 {
 	struct aeth_ct_table t;
-	int ret = aeth_ct_table_open(&t, a->fds.ct, a->fds.ct_filter);
+	int ret = aeth_ct_table_open(&t, a->fds.ct, a->fds.ct_bloom);
 
 	if (!ret)
 		ret = aeth_ct_table_fill_filter(&t);
@@ -287,10 +312,11 @@ static int load_and_recover(struct aeth_agent *a, const char *pin_dir,
 	if (ret)
 		return aeth_fail(err, ret, AETH_MAP_CT, "seeding: %s",
 				 strerror(-ret));
-	ret = aeth_loader_fill_ct_filter(a);
+	ret = aeth_loader_fill_ct_bloom(a);
 	if (ret)
-		return aeth_fail(err, ret, AETH_MAP_CT_FILTER, "filling: %s",
+		return aeth_fail(err, ret, AETH_MAP_CT_BLOOM, "filling: %s",
 				 strerror(-ret));
+	unpin_retired(pin_dir);
 	attach_remember_own_prog(a);
 	memset(&a->meta, 0, sizeof(a->meta));
 	bpf_map_lookup_elem(a->fds.meta, &zero, &a->meta);
@@ -485,6 +511,7 @@ static int unpin_all(const char *pin_dir)
 			log_err("unpinning %s: %s", path, strerror(-ret));
 		}
 	}
+	unpin_retired(pin_dir);
 	if (loader_pin_path(links, sizeof(links), pin_dir, LINKS_DIR))
 		return ret;
 	d = opendir(links);

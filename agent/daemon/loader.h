@@ -18,7 +18,7 @@
 int aeth_loader_open(struct aeth_agent *a, const char *pin_dir,
 		     uint32_t ct_max_entries, struct aeth_error *err);
 
-/* Set the connection table's filter bit of every entry (aeth_ct_filter,
+/* Set the connection table's filter bits of every entry (aeth_ct_bloom,
  * include/aether/ct_table.h). aeth_loader_open does it before the program
  * runs; the first apply does it again once ours replaced a program of a
  * build without the filter, for the entries that one wrote in between.
@@ -26,7 +26,7 @@ int aeth_loader_open(struct aeth_agent *a, const char *pin_dir,
  * without it ran since (a downgrade and back leaves a stale one). A walk
  * of the table (35 ms for 200,000 entries of a million). Only sets bits,
  * so it is safe while the program runs. 0 or -errno. */
-int aeth_loader_fill_ct_filter(const struct aeth_agent *a);
+int aeth_loader_fill_ct_bloom(const struct aeth_agent *a);
 
 /* Attach the program to every interface of cfg in its xdp_mode through a
  * bpf_link pinned at <pin_dir>/links/<ifname>, replacing a program of ours

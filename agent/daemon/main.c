@@ -443,10 +443,10 @@ static int first_apply(const struct options *o, struct daemon *d,
 		return -ENODEV;
 	}
 	/* entries a replaced program of a build without the filter wrote
-	 * since the loader filled it (aeth_loader_fill_ct_filter) */
-	err = aeth_loader_fill_ct_filter(a);
+	 * since the loader filled it (aeth_loader_fill_ct_bloom) */
+	err = aeth_loader_fill_ct_bloom(a);
 	if (err)
-		log_err("%s: filling: %s", AETH_MAP_CT_FILTER, strerror(-err));
+		log_err("%s: filling: %s", AETH_MAP_CT_BLOOM, strerror(-err));
 	return 0;
 }
 

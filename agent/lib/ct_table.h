@@ -16,7 +16,7 @@ struct aeth_ct_table {
 	int fd;
 	uint32_t nbuckets;	/* the array's size, a power of two */
 	uint32_t seed;		/* bucket 0's */
-	uint64_t *filter;	/* aeth_ct_filter mapped, or NULL */
+	uint64_t *filter;	/* aeth_ct_bloom mapped, or NULL */
 	size_t filter_len;
 };
 
@@ -42,14 +42,14 @@ int aeth_ct_table_seed(int fd);
 int aeth_ct_table_get(const struct aeth_ct_table *t,
 		      const struct aeth_ct_key *key, struct aeth_ct_entry *e);
 /* Write the entry of key where the data path would (its own slot, a free
- * one, or the least recently seen), and its filter bit; a seen_s of 0 is
+ * one, or the least recently seen), and its filter bits; a seen_s of 0 is
  * stored as 1. Not atomic with the data path's own writes to the bucket:
  * for tests and tools. 0 or -errno (-EBADF: opened without the filter;
  * -EBUSY: the data path is filling a slot of the bucket). */
 int aeth_ct_table_put(const struct aeth_ct_table *t,
 		      const struct aeth_ct_key *key,
 		      const struct aeth_ct_entry *e);
-/* Free the slot of key: 0, -ENOENT, or -errno. Its filter bit stays (a
+/* Free the slot of key: 0, -ENOENT, or -errno. Its filter bits stay (a
  * bit without an entry costs a reader the bucket's read, nothing else). */
 int aeth_ct_table_del(const struct aeth_ct_table *t,
 		      const struct aeth_ct_key *key);
@@ -65,14 +65,14 @@ typedef int (*aeth_ct_entry_fn)(const struct aeth_ct_key *key,
 int aeth_ct_table_foreach(const struct aeth_ct_table *t, aeth_ct_entry_fn fn,
 			  void *arg);
 
-/* Set the filter bit of every entry: for a table pinned by a build
- * without the filter, whose entries have none (and of entries a program
+/* Set the filter bits of every entry: for a table pinned by a build
+ * without this filter, whose entries have none (and of entries a program
  * of such a build wrote since). Only sets bits, atomically, so the data
  * path may run. 0 or -errno (-EBADF: opened without the filter). */
 int aeth_ct_table_fill_filter(const struct aeth_ct_table *t);
 
-/* Bucket idx's filter bits (the low AETH_CT_FILTER_BITS; all of them
- * when the table was opened without its filter). */
+/* Bucket idx's filter word (all bits set when the table was opened
+ * without its filter). */
 uint64_t aeth_ct_table_filter_of(const struct aeth_ct_table *t, uint32_t idx);
 
 /* The bucket of key, and its tag into *tag. */

@@ -502,7 +502,7 @@ static int cmd_ct(const char *dir, const char *vip, int port,
 		return 2;
 	svcfd = open_pinned(dir, AETH_MAP_SVC);
 	ct = open_pinned(dir, AETH_MAP_CT);
-	filter = open_pinned(dir, AETH_MAP_CT_FILTER);
+	filter = open_pinned(dir, AETH_MAP_CT_BLOOM);
 	global = open_pinned(dir, AETH_MAP_GLOBAL);
 	prog = prog_of_agent(dir);
 	empty = empty_prog();

@@ -63,7 +63,7 @@
 #define AETH_MAP_ACL_RNGIDX AETH_MAP_NAME(acl_rngidx)
 #define AETH_MAP_STAMP AETH_MAP_NAME(stamp)
 #define AETH_MAP_CT AETH_MAP_NAME(ct)
-#define AETH_MAP_CT_FILTER AETH_MAP_NAME(ct_filter)
+#define AETH_MAP_CT_BLOOM AETH_MAP_NAME(ct_bloom)
 #define AETH_MAP_CT_BUDGET AETH_MAP_NAME(ct_budget)
 #define AETH_MAP_RL_SRC AETH_MAP_NAME(rl_src)
 #define AETH_MAP_RL_SVC AETH_MAP_NAME(rl_svc)
@@ -279,13 +279,9 @@ struct aeth_ct_entry {
  * Bucket 0's seed is the whole table's secret hash seed, written once
  * when the table is created and kept with it (others: 0). */
 #define AETH_CT_WAYS 8
-/* aeth_ct_filter: AETH_CT_FILTER_BITS bits per bucket (include/aether/
- * ct_table.h), AETH_CT_FILTER_PER_WORD buckets in each 64-bit word, bucket
- * i in bits (i % PER_WORD) * BITS and up: small enough to stay in the
- * CPU's cache while flows stream through the table's buckets. */
-#define AETH_CT_FILTER_LOG2 4
-#define AETH_CT_FILTER_BITS (1 << AETH_CT_FILTER_LOG2)
-#define AETH_CT_FILTER_PER_WORD (64 / AETH_CT_FILTER_BITS)
+/* aeth_ct_bloom: one 64-bit word per bucket, word i for bucket i, two
+ * bits set in it for each key the bucket holds (include/aether/ct_table.h):
+ * 1 MiB for the default table, 1/32 of its size. */
 
 union aeth_ct_slot_word {
 	__u64 word;		/* aeth_ct_word (ct_table.h) */

@@ -31,21 +31,24 @@
  * not give it two slots: the second sees the first's claim, which carries
  * the key's tag, and gives way (aeth_ct_victim); the first's entry stands.
  *
- * Beside the table, aeth_ct_filter holds 16 bits per bucket, with bit
- * aeth_ct_filter_bit(tag) set for the tag of every entry the bucket holds
- * (and maybe others): a reader whose bit is clear knows the key is absent
- * without touching the bucket, one cold read (and TLB miss) in a table of
- * tens of MiB saved for every miss; the filter is 1/128 of the table's
- * size. The data path rewrites a bucket's bits from its slots, by
- * compare-and-swap of the filter's word, after it claims a slot and before
- * it publishes the entry's word (so a published entry lacks its bit at
- * most for the instant a racing rewrite takes to put it back): a
+ * Beside the table, aeth_ct_bloom holds a 64-bit word per bucket, a
+ * Bloom filter of the keys the bucket holds: the two bits
+ * aeth_ct_filter_bits(tag) of every entry's tag are set (and maybe
+ * others). A reader that finds either of its two bits clear knows the key
+ * is absent without touching the bucket, one cold read (and TLB miss) in
+ * a table of tens of MiB saved for every miss; the filter is 1/32 of the
+ * table's size. A full bucket (8 entries, up to 16 bits set) lets about
+ * 5% of absent keys through to the bucket (tests/unit/test_ct_table.c
+ * measures it). The data path rewrites a bucket's word from its slots, by
+ * compare-and-swap, after it claims a slot and before
+ * it publishes the entry's word (so a published entry lacks its bits at
+ * most for the instant a racing rewrite takes to put them back): a
  * claimed slot's tag counts as an entry's, a rewrite that raced another's
  * is made again from the slots as they are then, and a writer reads the
- * slots once more after its rewrite and puts back the bit of any slot
+ * slots once more after its rewrite and puts back the bits of any slot
  * claimed meanwhile (bpf/conntrack.h ct_filter_refresh: why). Userspace only
- * ever sets bits (atomically, through the map's mmap), so no entry's bit
- * is ever missing. */
+ * ever sets bits (atomically, through the map's mmap), so no entry's bits
+ * are ever missing. */
 #ifndef AETHER_CT_TABLE_H
 #define AETHER_CT_TABLE_H
 
@@ -87,30 +90,21 @@ AETH_RULE __u32 aeth_ct_tag(__u32 h)
 	return h >> 16;
 }
 
-/* The filter (abi.h: AETH_CT_FILTER_BITS bits per bucket) */
-/* The filter's words for a table of nbuckets. */
-AETH_RULE __u32 aeth_ct_filter_words(__u32 nbuckets)
+/* A tag's two bits in its bucket's filter word: from the tag's top twelve
+ * bits (the hash's, above the bucket bits of any table of at most 2^20
+ * buckets; conntrack.max_entries allows 2^21, whose bucket bit 20 then
+ * only makes the filter a little less selective). */
+AETH_RULE __u64 aeth_ct_filter_bits(__u32 tag)
 {
-	return (nbuckets + AETH_CT_FILTER_PER_WORD - 1) /
-	       AETH_CT_FILTER_PER_WORD;
+	return 1ull << (tag >> 10 & 63) | 1ull << (tag >> 4 & 63);
 }
 
-/* Where bucket idx's bits are: the word, and the shift in it. */
-AETH_RULE __u32 aeth_ct_filter_word_of(__u32 idx)
+/* Whether filter word fw may hold a key of tag (both of its bits set). */
+AETH_RULE bool aeth_ct_filter_may_hold(__u64 fw, __u32 tag)
 {
-	return idx / AETH_CT_FILTER_PER_WORD;
-}
+	__u64 bits = aeth_ct_filter_bits(tag);
 
-AETH_RULE __u32 aeth_ct_filter_shift_of(__u32 idx)
-{
-	return idx % AETH_CT_FILTER_PER_WORD * AETH_CT_FILTER_BITS;
-}
-
-/* A tag's bit among its bucket's: from the tag's top bits (the hash's,
- * above the bucket bits of any table under 2^28 buckets). */
-AETH_RULE __u64 aeth_ct_filter_bit(__u32 tag)
-{
-	return 1ull << ((tag & 0xffff) >> (16 - AETH_CT_FILTER_LOG2));
+	return (fw & bits) == bits;
 }
 
 /* A slot's word: seen_s (never 0 in a used slot), the tag, the backend. */
@@ -173,7 +167,7 @@ AETH_RULE __u32 aeth_ct_buckets_for(__u32 entries)
 	return n;
 }
 
-/* The filter bits of bucket b: the bit of every used or claimed slot's
+/* The filter word of bucket b: the bits of every used or claimed slot's
  * tag but slot skip's (-1: none skipped). */
 AETH_RULE __u64 aeth_ct_filter_of(const struct aeth_ct_bucket *b, int skip)
 {
@@ -183,7 +177,7 @@ AETH_RULE __u64 aeth_ct_filter_of(const struct aeth_ct_bucket *b, int skip)
 		__u64 w = *(volatile const __u64 *)&b->slot[i].word;
 
 		if (i != skip && w)
-			bits |= aeth_ct_filter_bit(aeth_ct_word_tag(w));
+			bits |= aeth_ct_filter_bits(aeth_ct_word_tag(w));
 	}
 	return bits;
 }

@@ -18,7 +18,7 @@
  *   field        C name: aeth_map_fds.field, skel->maps.aeth_field
  *   type         BPF_MAP_TYPE_*
  *   key, value   C types (an outer map of maps holds __u32 map ids)
- *   max_entries  as defined; aeth_ct and aeth_ct_filter are sized at load
+ *   max_entries  as defined; aeth_ct and aeth_ct_bloom are sized at load
  *                (conntrack.max_entries) and a pinned map keeps its size
  *   flags        map_flags
  *   writer       "agent" or "data path"
@@ -60,10 +60,9 @@
 	X(ct, BPF_MAP_TYPE_ARRAY, __u32, struct aeth_ct_bucket,              \
 	  AETH_DEFAULT_CT_ENTRIES / AETH_CT_WAYS, 0, "data path",             \
 	  "connection table: buckets of 8 (service, client) -> backend entries (conntrack.max_entries / 8)") \
-	X(ct_filter, BPF_MAP_TYPE_ARRAY, __u32, __u64,                       \
-	  AETH_DEFAULT_CT_ENTRIES / AETH_CT_WAYS / AETH_CT_FILTER_PER_WORD,   \
-	  BPF_F_MMAPABLE, "data path",                                        \
-	  "connection table's filter: 16 bits per bucket, one per tag it holds") \
+	X(ct_bloom, BPF_MAP_TYPE_ARRAY, __u32, __u64,                       \
+	  AETH_DEFAULT_CT_ENTRIES / AETH_CT_WAYS, BPF_F_MMAPABLE, "data path", \
+	  "connection table's filter: a 64-bit word per bucket, two bits per key it holds") \
 	X(ct_budget, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, struct aeth_ct_budget, \
 	  1, 0, "data path", "per-CPU connection-table insert budget")        \
 	X(rl_src, BPF_MAP_TYPE_LRU_HASH, struct aeth_rl_src_key,             \

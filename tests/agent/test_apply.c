@@ -97,7 +97,7 @@ static int agent_ct_put(struct aeth_agent *a, const struct aeth_ct_key *k,
 			const struct aeth_ct_entry *e)
 {
 	struct aeth_ct_table t;
-	int err = aeth_ct_table_open(&t, a->fds.ct, a->fds.ct_filter);
+	int err = aeth_ct_table_open(&t, a->fds.ct, a->fds.ct_bloom);
 
 	if (!err)
 		err = aeth_ct_table_put(&t, k, e);
@@ -1615,16 +1615,21 @@ Test(apply, restart_over_pins_without_compiled_form)
 	cr_assert_eq(rng_at(s.acl_slot).count, 2);
 }
 
-/* Pins made by an agent without the connection table's filter: the
- * restarted agent creates it and sets the bit of every entry the table
- * kept, so the data path still finds them. */
-Test(apply, restart_over_pins_without_ct_filter)
+/* Pins made by an agent without this filter of the connection table
+ * (one with none, or with the sixteen-bit aeth_ct_filter of earlier
+ * releases, which this release removes): the restarted agent creates it
+ * and sets the bits of every entry the table kept, so the data path still
+ * finds them. */
+Test(apply, restart_over_pins_without_ct_bloom)
 {
 	struct aeth_ct_table t;
 	struct aeth_ct_entry ce = { .backend_id = 3, .seen_s = 1 };
 	struct aeth_ct_key ck[3];
-	char path[PATH_MAX];
+	LIBBPF_OPTS(bpf_map_create_opts, mmapable,
+		    .map_flags = BPF_F_MMAPABLE);
+	char path[PATH_MAX], old[PATH_MAX];
 	uint32_t tag, idx, used[3];
+	int old_fd;
 
 	apply_ok(A, DOC_A);
 	memset(ck, 0, sizeof(ck));
@@ -1636,15 +1641,26 @@ Test(apply, restart_over_pins_without_ct_filter)
 	}
 	agent_close(A);
 	A = NULL;
-	snprintf(path, sizeof(path), "%s/%s", dir, AETH_MAP_CT_FILTER);
+	snprintf(path, sizeof(path), "%s/%s", dir, AETH_MAP_CT_BLOOM);
 	cr_assert_eq(unlink(path), 0);
+	/* the earlier release's filter: a quarter of a word per bucket */
+	snprintf(old, sizeof(old), "%s/aeth_ct_filter", dir);
+	old_fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "aeth_ct_filter",
+				sizeof(uint32_t), sizeof(uint64_t),
+				AETH_DEFAULT_CT_ENTRIES / AETH_CT_WAYS / 4,
+				&mmapable);
+	cr_assert_geq(old_fd, 0, "%s", strerror(errno));
+	cr_assert_eq(bpf_obj_pin(old_fd, old), 0, "%s", strerror(errno));
+	close(old_fd);
 	A = agent_open(dir);
 	cr_assert_eq(access(path, F_OK), 0, "filter not pinned again");
-	cr_assert_eq(aeth_ct_table_open(&t, A->fds.ct, A->fds.ct_filter), 0);
+	cr_assert_neq(access(old, F_OK), 0, "the old filter's pin is left");
+	cr_assert_eq(aeth_ct_table_open(&t, A->fds.ct, A->fds.ct_bloom), 0);
 	for (int i = 0; i < 3; i++) {
 		idx = aeth_ct_table_bucket_of(&t, &ck[i], &tag);
-		cr_assert_neq(aeth_ct_table_filter_of(&t, idx) &
-			      aeth_ct_filter_bit(tag), 0, "entry %d's bit", i);
+		cr_assert(aeth_ct_filter_may_hold(
+				  aeth_ct_table_filter_of(&t, idx), tag),
+			  "entry %d's bits", i);
 		used[i] = idx;
 	}
 	/* and no bit in a bucket of no entry */

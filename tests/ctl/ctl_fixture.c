@@ -103,7 +103,7 @@ int fx_open(struct fx *fx)
 		return err;
 	}
 	/* small tables: the test needs a few entries, not the defaults */
-	aeth_ct_table_set_size(skel->maps.aeth_ct, skel->maps.aeth_ct_filter,
+	aeth_ct_table_set_size(skel->maps.aeth_ct, skel->maps.aeth_ct_bloom,
 			       aeth_ct_buckets_for(4096));
 	bpf_map__set_max_entries(skel->maps.aeth_rl_src, 4096);
 	err = aether_lb__load(skel);
@@ -341,7 +341,7 @@ int fx_ct(struct fx *fx, const struct aeth_flow *f, uint32_t backend_id,
 				   .seen_s = (uint32_t)(seen_ns / 1000000000ull) };
 	struct aeth_ct_table t;
 	int err = aeth_ct_table_open(&t, fx->ct, bpf_map__fd(
-		((struct aether_lb *)fx->skel)->maps.aeth_ct_filter));
+		((struct aether_lb *)fx->skel)->maps.aeth_ct_bloom));
 
 	if (!err)
 		err = aeth_ct_table_put(&t, &k, &e);

@@ -94,7 +94,7 @@ static const struct map_expect maps[] = {
 	{ AETH_MAP_ACL_RNG, NULL },
 	{ AETH_MAP_ACL_RNGIDX, "count" },
 	{ AETH_MAP_CT, "backend_id" },
-	{ AETH_MAP_CT_FILTER, NULL },
+	{ AETH_MAP_CT_BLOOM, NULL },
 	{ AETH_MAP_CT_BUDGET, "window_start_ns" },
 	{ AETH_MAP_RL_SRC, "tat_ns" },
 	{ AETH_MAP_RL_SVC, "tat_ns" },

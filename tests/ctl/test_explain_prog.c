@@ -57,7 +57,7 @@ static void pin_all(void)
 {
 	const int fds[] = { h.meta, h.node, h.vip, h.svc, h.svcinfo, h.backend,
 			    h.maglev, h.acl, h.acl_rng, h.acl_rngidx, h.ct,
-			    h.ct_filter, h.ct_budget, h.rl_src, h.rl_svc, h.svc_stats,
+			    h.ct_bloom, h.ct_budget, h.rl_src, h.rl_svc, h.svc_stats,
 			    h.be_stats, h.global, h.decap, h.pcpu,
 			    h.tx_ports, h.stamp };
 	_Static_assert(sizeof(fds) / sizeof(fds[0]) ==

@@ -62,7 +62,7 @@ int dp_open_sized(struct dp_h *h, __u32 ct_entries, __u32 rl_entries)
 	}
 	if (ct_entries)
 		aeth_ct_table_set_size(skel->maps.aeth_ct,
-				       skel->maps.aeth_ct_filter,
+				       skel->maps.aeth_ct_bloom,
 				       aeth_ct_buckets_for(ct_entries));
 	if (rl_entries)
 		bpf_map__set_max_entries(skel->maps.aeth_rl_src, rl_entries);
@@ -80,10 +80,10 @@ int dp_open_sized(struct dp_h *h, __u32 ct_entries, __u32 rl_entries)
 	h->maglev = bpf_map__fd(skel->maps.aeth_maglev);
 	h->acl = bpf_map__fd(skel->maps.aeth_acl);
 	h->ct = bpf_map__fd(skel->maps.aeth_ct);
-	h->ct_filter = bpf_map__fd(skel->maps.aeth_ct_filter);
+	h->ct_bloom = bpf_map__fd(skel->maps.aeth_ct_bloom);
 	err = aeth_ct_table_seed(h->ct);
 	if (!err)
-		err = aeth_ct_table_open(&h->ct_table, h->ct, h->ct_filter);
+		err = aeth_ct_table_open(&h->ct_table, h->ct, h->ct_bloom);
 	if (err)
 		goto fail;
 	h->ct_budget = bpf_map__fd(skel->maps.aeth_ct_budget);

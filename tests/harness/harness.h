@@ -101,7 +101,7 @@
 struct dp_h {
 	void *skel;		/* struct aether_lb (skeleton), opaque here */
 	int prog_fd;
-	int meta, node, vip, svc, svcinfo, backend, maglev, acl, ct, ct_filter,
+	int meta, node, vip, svc, svcinfo, backend, maglev, acl, ct, ct_bloom,
 	    ct_budget,
 	    rl_src, rl_svc, svc_stats, be_stats, global, decap, pcpu,
 	    tx_ports, stamp;

@@ -113,7 +113,7 @@ static void setup(void)
 	bpf_object__for_each_program(prog, skel->obj)
 		bpf_program__set_autoload(prog, false);
 	/* small tables: quick to create, still several counting chunks */
-	aeth_ct_table_set_size(skel->maps.aeth_ct, skel->maps.aeth_ct_filter,
+	aeth_ct_table_set_size(skel->maps.aeth_ct, skel->maps.aeth_ct_bloom,
 			       aeth_ct_buckets_for(CT_ENTRIES));
 	bpf_map__set_max_entries(skel->maps.aeth_rl_src, 1024);
 	cr_assert_eq(aether_lb__load(skel), 0, "create the maps");
@@ -701,7 +701,7 @@ Test(metrics, conntrack_entries_counted)
 	bool found = false;
 
 	cr_assert_eq(aeth_ct_table_seed(fds.ct), 0);
-	cr_assert_eq(aeth_ct_table_open(&t, fds.ct, fds.ct_filter), 0);
+	cr_assert_eq(aeth_ct_table_open(&t, fds.ct, fds.ct_bloom), 0);
 	cr_assert_eq(t.nbuckets * AETH_CT_WAYS, CT_ENTRIES);
 	/* more than two chunks of 1,024 buckets hold entries */
 	for (uint32_t i = 0; i < 10000; i++) {

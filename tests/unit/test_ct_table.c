@@ -19,6 +19,9 @@ static struct aeth_ct_key key(__u32 src, __u16 port, __u16 svc)
 }
 
 #define TAG 0x1234
+/* its two filter bits: 0x1234 >> 10 = 4, (0x1234 >> 4) & 63 = 35 */
+#define TAG_BITS (1ull << 4 | 1ull << 35)
+#define A000_BITS (1ull << 40 | 1)	/* tag 0xa000's: 40 and 0 */
 
 static void fill(struct aeth_ct_bucket *b, const __u32 *seen)
 {
@@ -143,7 +146,7 @@ Test(ct_table, a_claimed_slot_is_never_taken_and_a_claim_of_the_tag_gives_way)
 	 * it becomes must not be published without it) */
 	fill(&b, seen);
 	b.slot[1].word = aeth_ct_word_claim(0xa000);
-	cr_assert_eq(aeth_ct_filter_of(&b, -1), 2 | 1 << 10);
+	cr_assert_eq(aeth_ct_filter_of(&b, -1), TAG_BITS | A000_BITS);
 }
 
 /* The bucket depends on the seed (the point of keeping it secret) and on
@@ -176,33 +179,69 @@ Test(ct_table, the_hash_depends_on_the_seed_and_the_whole_key)
 	cr_assert_lt(max, 110, "a bucket got %d of %d keys", max, N);
 }
 
-/* The filter: sixteen bits per bucket, four buckets to a 64-bit word; a
- * tag's bit comes from its top four bits (the hash's, not the bucket's). */
+/* The filter: one 64-bit word per bucket; a tag's two bits come from its
+ * top twelve bits (the hash's, not the bucket's), six for each. */
 Test(ct_table, filter_bits_of_tags_and_buckets)
 {
 	__u32 seen[AETH_CT_WAYS] = { 5, 5, 5, 5, 5, 5, 5, 5 };
 	struct aeth_ct_bucket b;
 
-	cr_assert_eq(aeth_ct_filter_bit(0x0fff), 1);
-	cr_assert_eq(aeth_ct_filter_bit(0x1000), 2);
-	cr_assert_eq(aeth_ct_filter_bit(0xf000), 0x8000);
-	cr_assert_eq(aeth_ct_filter_words(1), 1);
-	cr_assert_eq(aeth_ct_filter_words(131072), 32768);
-	cr_assert_eq(aeth_ct_filter_word_of(7), 1);
-	cr_assert_eq(aeth_ct_filter_shift_of(7), 48);
-	cr_assert_eq(aeth_ct_filter_shift_of(8), 0);
+	cr_assert_eq(aeth_ct_filter_bits(0x0000), 1);
+	cr_assert_eq(aeth_ct_filter_bits(0x000f), 1);	/* low four: none */
+	cr_assert_eq(aeth_ct_filter_bits(0xfc00), 1ull << 63 | 1);
+	cr_assert_eq(aeth_ct_filter_bits(0x03f0), 1ull << 63 | 1);
+	cr_assert_eq(aeth_ct_filter_bits(TAG), TAG_BITS);
+	cr_assert_eq(aeth_ct_filter_bits(0xa000), A000_BITS);
+	/* a key may be in the bucket only when both of its bits are set */
+	cr_assert(aeth_ct_filter_may_hold(TAG_BITS, TAG));
+	cr_assert(aeth_ct_filter_may_hold(TAG_BITS | A000_BITS, TAG));
+	cr_assert_not(aeth_ct_filter_may_hold(1ull << 4, TAG));
+	cr_assert_not(aeth_ct_filter_may_hold(1ull << 35 | A000_BITS, TAG));
+	cr_assert_not(aeth_ct_filter_may_hold(0, 0x0000));
 
-	/* every slot of TAG (bit 2 of 0x1234 >> 12 = 1): one bit */
+	/* every slot of TAG: its two bits */
 	fill(&b, seen);
-	cr_assert_eq(aeth_ct_filter_of(&b, -1), 2);
+	cr_assert_eq(aeth_ct_filter_of(&b, -1), TAG_BITS);
 	/* slots of other tags add theirs; a free slot and a skipped one
 	 * add nothing */
 	b.slot[1].word = aeth_ct_word(1, 0xa000, 5);
-	b.slot[2].word = aeth_ct_word(1, 0xf00f, 5);
-	cr_assert_eq(aeth_ct_filter_of(&b, -1), 2 | 1 << 10 | 1 << 15);
-	cr_assert_eq(aeth_ct_filter_of(&b, 2), 2 | 1 << 10);
+	b.slot[2].word = aeth_ct_word(1, 0xa5a0, 5);
+	cr_assert_eq(aeth_ct_filter_of(&b, -1),
+		     TAG_BITS | A000_BITS | 1ull << 41 | 1ull << 26);
+	cr_assert_eq(aeth_ct_filter_of(&b, 2), TAG_BITS | A000_BITS);
 	b.slot[1].word = 0;
-	cr_assert_eq(aeth_ct_filter_of(&b, 2), 2);
+	cr_assert_eq(aeth_ct_filter_of(&b, 2), TAG_BITS);
 	memset(&b, 0, sizeof(b));
 	cr_assert_eq(aeth_ct_filter_of(&b, -1), 0);
+}
+
+/* What the filter is for: a full bucket (eight entries, tags from a
+ * hash) sends few of the keys it does not hold on to read the bucket.
+ * Two bits of 64 per key let about 5% through (1 - 63/64^16, squared);
+ * the sixteen bits a bucket had before, one per key, let about 40%. */
+Test(ct_table, full_bucket_turns_away_most_absent_keys)
+{
+	enum { BUCKETS = 4096, PROBES = 64 };
+	__u32 x = 0x2545f491;
+	long through = 0, n = 0;
+
+	for (int b = 0; b < BUCKETS; b++) {
+		__u64 fw = 0;
+
+		for (int i = 0; i < AETH_CT_WAYS; i++) {
+			x = x * 1664525u + 1013904223u;
+			fw |= aeth_ct_filter_bits(aeth_ct_tag(aeth_ct_hash(
+				&(struct aeth_ct_key){ .src.v4 = x }, 7)));
+		}
+		for (int p = 0; p < PROBES; p++, n++) {
+			x = x * 1664525u + 1013904223u;
+			through += aeth_ct_filter_may_hold(fw, aeth_ct_tag(
+				aeth_ct_hash(&(struct aeth_ct_key){ .src.v4 = x },
+					     7)));
+		}
+	}
+	cr_assert_lt(through * 1000, n * 65, "%ld of %ld absent keys got "
+		     "through a full bucket's filter", through, n);
+	cr_assert_gt(through * 1000, n * 35, "%ld of %ld: not a Bloom filter "
+		     "of two bits in 64", through, n);
 }
