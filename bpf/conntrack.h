@@ -56,8 +56,9 @@ static __always_inline __u64 ct_load_word(const struct aeth_ct_bucket *b,
  * addresses: nothing of the bucket or the filter is read here. */
 struct ct_place {
 	struct aeth_ct_bucket *b;
-	__u64 *filter;		/* the bucket's filter word; NULL: a
-				 * filter smaller than the table */
+	__u64 *filter;		/* the word with the bucket's filter bits;
+				 * NULL: a filter smaller than the table */
+	__u32 shift;		/* of the bucket's bits in *filter */
 	__u32 tag;
 };
 
@@ -71,8 +72,9 @@ static __always_inline bool ct_swap(struct aeth_ct_bucket *b, __u32 i,
 	return __sync_val_compare_and_swap(&b->slot[i].word, old, w) == old;
 }
 
-/* Rewrite the bucket's filter word from its slots (ct_table.h), swapped
- * in whole, made again from the slots when another writer changed the word meanwhile. The word is read before
+/* Rewrite the bucket's filter bits from its slots (ct_table.h): its 32
+ * bits of the filter word swapped in whole, made again from the slots
+ * when another writer changed the word meanwhile. The word is read before
  * the slots: a writer that claims a slot after our read of the slots
  * claimed it after our read of the word too, and reads the word only
  * after its claim, so its own swap either comes first (ours then fails
@@ -86,18 +88,19 @@ static __always_inline bool ct_swap(struct aeth_ct_bucket *b, __u32 i,
  * at worst, never a missing one. */
 static __always_inline void ct_filter_refresh(const struct ct_place *at)
 {
-	__u64 fw, bits = 0;
+	__u64 mask = 0xffffffffull << at->shift, fw, bits = 0;
 
 	if (!at->filter)
 		return;
 	for (int t = 0; t < CT_TRIES; t++) {
 		fw = *(volatile __u64 *)at->filter;
-		bits = aeth_ct_filter_of(at->b, -1);
-		if (__sync_val_compare_and_swap(at->filter, fw, bits) == fw)
+		bits = aeth_ct_filter_of(at->b, -1) << at->shift;
+		if (__sync_val_compare_and_swap(at->filter, fw,
+						(fw & ~mask) | bits) == fw)
 			break;
 		bits = 0;
 	}
-	fw = aeth_ct_filter_of(at->b, -1);
+	fw = aeth_ct_filter_of(at->b, -1) << at->shift;
 	if (fw & ~bits)
 		__sync_fetch_and_or(at->filter, fw);
 }
@@ -105,7 +108,7 @@ static __always_inline void ct_filter_refresh(const struct ct_place *at)
 static __always_inline bool ct_locate(const struct aeth_ct_key *k,
 				      struct ct_place *at)
 {
-	__u32 idx = 0, h;
+	__u32 idx = 0, word, h;
 
 	at->b = bpf_map_lookup_elem(&aeth_ct, &idx);
 	if (!at->b)
@@ -114,7 +117,9 @@ static __always_inline bool ct_locate(const struct aeth_ct_key *k,
 	at->tag = aeth_ct_tag(h);
 	idx = aeth_ct_bucket_at(h,
 			((struct bpf_map___ct *)&aeth_ct)->max_entries);
-	at->filter = bpf_map_lookup_elem(&aeth_ct_bloom, &idx);
+	at->shift = aeth_ct_filter_shift_of(idx);
+	word = aeth_ct_filter_word_of(idx);
+	at->filter = bpf_map_lookup_elem(&aeth_ct_bloom, &word);
 	at->b = bpf_map_lookup_elem(&aeth_ct, &idx);
 	return at->b != NULL;
 }
@@ -150,7 +155,8 @@ __noinline int ct_find(const struct aeth_ct_key *k, struct aeth_ct_entry *out)
 		return -1;
 	/* the filter first: a clear bit is a miss without the bucket's read */
 	if (at.filter &&
-	    !aeth_ct_filter_may_hold(*(volatile __u64 *)at.filter, at.tag))
+	    !aeth_ct_filter_may_hold(*(volatile __u64 *)at.filter >> at.shift,
+				     at.tag))
 		return -1;
 	for (__u32 i = 0; i < AETH_CT_WAYS; i++) {
 		__u64 w = ct_load_word(at.b, i);

@@ -175,13 +175,14 @@ struct {
 
 /* The connection table's filter: bucket index -> a Bloom filter of the
  * bucket's keys, two bits of each entry's tag (include/aether/ct_table.h),
- * so a miss costs a read of this array (1/32 of the table) instead of the
+ * so a miss costs a read of this array (1/64 of the table) instead of the
  * bucket's. Data path writes; the agent sizes it like aeth_ct and fills it
  * from the table when it loads (a table pinned by a build without this
  * filter). Mapped by userspace, which only ever sets bits, atomically. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, AETH_DEFAULT_CT_ENTRIES / AETH_CT_WAYS);
+	__uint(max_entries, AETH_DEFAULT_CT_ENTRIES / AETH_CT_WAYS /
+			    AETH_CT_FILTER_PER_WORD);
 	__type(key, __u32);
 	__type(value, __u64);
 	__uint(map_flags, BPF_F_MMAPABLE);

@@ -174,7 +174,7 @@ static uint32_t pinned_ct_size(const char *pin_dir)
 
 /* Pins of earlier releases that no map of this build uses. The
  * connection table's filter was aeth_ct_filter, 16 bits per bucket; it is
- * now aeth_ct_bloom, a word per bucket, which a pin of the old size could
+ * now aeth_ct_bloom, 32 bits per bucket, which a pin of the old size could
  * not be reused as. A program of the old release still running keeps
  * its map through its own reference; the pin only kept its memory. */
 static const char *const retired_pins[] = { "aeth_ct_filter" };

@@ -24,8 +24,8 @@ static int bucket_write(int fd, uint32_t idx, const struct aeth_ct_bucket *b)
 	return bpf_map_update_elem(fd, &idx, b, BPF_F_LOCK) ? -errno : 0;
 }
 
-/* Map the filter at fd (an array of 64-bit words, one per bucket of the
- * table). */
+/* Map the filter at fd (an array of 64-bit words, AETH_CT_FILTER_PER_WORD
+ * buckets in each, enough for the table's nbuckets). */
 static int filter_map(struct aeth_ct_table *t, int fd)
 {
 	struct bpf_map_info info;
@@ -39,7 +39,7 @@ static int filter_map(struct aeth_ct_table *t, int fd)
 	if (info.type != BPF_MAP_TYPE_ARRAY ||
 	    info.value_size != sizeof(uint64_t) ||
 	    !(info.map_flags & BPF_F_MMAPABLE) ||
-	    info.max_entries < t->nbuckets)
+	    info.max_entries < aeth_ct_filter_words(t->nbuckets))
 		return -EINVAL;
 	t->filter_len = ((size_t)info.max_entries * sizeof(uint64_t) + page -
 			 1) / page * page;
@@ -96,7 +96,8 @@ int aeth_ct_table_set_size(struct bpf_map *table, struct bpf_map *filter,
 {
 	int ret = bpf_map__set_max_entries(table, nbuckets);
 
-	return ret ? ret : bpf_map__set_max_entries(filter, nbuckets);
+	return ret ? ret : bpf_map__set_max_entries(
+				   filter, aeth_ct_filter_words(nbuckets));
 }
 
 int aeth_ct_table_seed(int fd)
@@ -158,7 +159,9 @@ int aeth_ct_table_get(const struct aeth_ct_table *t,
 static void filter_set(const struct aeth_ct_table *t, uint32_t idx,
 		       uint64_t bits)
 {
-	__atomic_fetch_or(&t->filter[idx], bits, __ATOMIC_SEQ_CST);
+	__atomic_fetch_or(&t->filter[aeth_ct_filter_word_of(idx)],
+			  bits << aeth_ct_filter_shift_of(idx),
+			  __ATOMIC_SEQ_CST);
 }
 
 int aeth_ct_table_put(const struct aeth_ct_table *t,
@@ -289,7 +292,12 @@ int aeth_ct_table_fill_filter(const struct aeth_ct_table *t)
 
 uint64_t aeth_ct_table_filter_of(const struct aeth_ct_table *t, uint32_t idx)
 {
+	uint64_t w;
+
 	if (!t->filter || idx >= t->nbuckets)
 		return ~0ull;
-	return __atomic_load_n(&t->filter[idx], __ATOMIC_SEQ_CST);
+	w = __atomic_load_n(&t->filter[aeth_ct_filter_word_of(idx)],
+			    __ATOMIC_SEQ_CST);
+	return w >> aeth_ct_filter_shift_of(idx) &
+	       ((1ull << AETH_CT_FILTER_BITS) - 1);
 }

@@ -71,8 +71,8 @@ int aeth_ct_table_foreach(const struct aeth_ct_table *t, aeth_ct_entry_fn fn,
  * path may run. 0 or -errno (-EBADF: opened without the filter). */
 int aeth_ct_table_fill_filter(const struct aeth_ct_table *t);
 
-/* Bucket idx's filter word (all bits set when the table was opened
- * without its filter). */
+/* Bucket idx's filter bits (the low AETH_CT_FILTER_BITS; all of them
+ * when the table was opened without its filter). */
 uint64_t aeth_ct_table_filter_of(const struct aeth_ct_table *t, uint32_t idx);
 
 /* The bucket of key, and its tag into *tag. */

@@ -279,9 +279,14 @@ struct aeth_ct_entry {
  * Bucket 0's seed is the whole table's secret hash seed, written once
  * when the table is created and kept with it (others: 0). */
 #define AETH_CT_WAYS 8
-/* aeth_ct_bloom: one 64-bit word per bucket, word i for bucket i, two
- * bits set in it for each key the bucket holds (include/aether/ct_table.h):
- * 1 MiB for the default table, 1/32 of its size. */
+/* aeth_ct_bloom: 32 bits per bucket, two set for each key the bucket
+ * holds (include/aether/ct_table.h); buckets 2i and 2i + 1 in the low and
+ * high half of 64-bit word i: 512 KiB for the default table, 1/64 of its
+ * size. A word per bucket (1/32) measured 7-22 ns more on the misses of
+ * an empty table (the filter no longer stays in the CPU's cache;
+ * docs/bench.md). */
+#define AETH_CT_FILTER_BITS 32
+#define AETH_CT_FILTER_PER_WORD (64 / AETH_CT_FILTER_BITS)
 
 union aeth_ct_slot_word {
 	__u64 word;		/* aeth_ct_word (ct_table.h) */

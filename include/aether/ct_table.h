@@ -31,16 +31,16 @@
  * not give it two slots: the second sees the first's claim, which carries
  * the key's tag, and gives way (aeth_ct_victim); the first's entry stands.
  *
- * Beside the table, aeth_ct_bloom holds a 64-bit word per bucket, a
- * Bloom filter of the keys the bucket holds: the two bits
+ * Beside the table, aeth_ct_bloom holds 32 bits per bucket, a Bloom
+ * filter of the keys the bucket holds: the two bits
  * aeth_ct_filter_bits(tag) of every entry's tag are set (and maybe
  * others). A reader that finds either of its two bits clear knows the key
  * is absent without touching the bucket, one cold read (and TLB miss) in
- * a table of tens of MiB saved for every miss; the filter is 1/32 of the
+ * a table of tens of MiB saved for every miss; the filter is 1/64 of the
  * table's size. A full bucket (8 entries, up to 16 bits set) lets about
- * 5% of absent keys through to the bucket (tests/unit/test_ct_table.c
- * measures it). The data path rewrites a bucket's word from its slots, by
- * compare-and-swap, after it claims a slot and before
+ * 16% of absent keys through to the bucket (tests/unit/test_ct_table.c
+ * measures it). The data path rewrites a bucket's bits from its slots, by
+ * compare-and-swap of the filter's word, after it claims a slot and before
  * it publishes the entry's word (so a published entry lacks its bits at
  * most for the instant a racing rewrite takes to put them back): a
  * claimed slot's tag counts as an entry's, a rewrite that raced another's
@@ -90,21 +90,39 @@ AETH_RULE __u32 aeth_ct_tag(__u32 h)
 	return h >> 16;
 }
 
-/* A tag's two bits in its bucket's filter word: from the tag's top twelve
- * bits (the hash's, above the bucket bits of any table of at most 2^20
- * buckets; conntrack.max_entries allows 2^21, whose bucket bit 20 then
- * only makes the filter a little less selective). */
-AETH_RULE __u64 aeth_ct_filter_bits(__u32 tag)
+/* The filter's words for a table of nbuckets. */
+AETH_RULE __u32 aeth_ct_filter_words(__u32 nbuckets)
 {
-	return 1ull << (tag >> 10 & 63) | 1ull << (tag >> 4 & 63);
+	return (nbuckets + AETH_CT_FILTER_PER_WORD - 1) /
+	       AETH_CT_FILTER_PER_WORD;
 }
 
-/* Whether filter word fw may hold a key of tag (both of its bits set). */
-AETH_RULE bool aeth_ct_filter_may_hold(__u64 fw, __u32 tag)
+/* Where bucket idx's bits are: the word, and the shift in it. */
+AETH_RULE __u32 aeth_ct_filter_word_of(__u32 idx)
+{
+	return idx / AETH_CT_FILTER_PER_WORD;
+}
+
+AETH_RULE __u32 aeth_ct_filter_shift_of(__u32 idx)
+{
+	return idx % AETH_CT_FILTER_PER_WORD * AETH_CT_FILTER_BITS;
+}
+
+/* A tag's two bits among its bucket's 32: from the tag's top ten bits
+ * (the hash's, above the bucket bits of any table under 2^22 buckets;
+ * conntrack.max_entries allows 2^21). */
+AETH_RULE __u64 aeth_ct_filter_bits(__u32 tag)
+{
+	return 1ull << (tag >> 11 & 31) | 1ull << (tag >> 6 & 31);
+}
+
+/* Whether a bucket whose filter bits are fb may hold a key of tag: both
+ * of the tag's bits are set. */
+AETH_RULE bool aeth_ct_filter_may_hold(__u64 fb, __u32 tag)
 {
 	__u64 bits = aeth_ct_filter_bits(tag);
 
-	return (fw & bits) == bits;
+	return (fb & bits) == bits;
 }
 
 /* A slot's word: seen_s (never 0 in a used slot), the tag, the backend. */

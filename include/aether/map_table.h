@@ -61,8 +61,9 @@
 	  AETH_DEFAULT_CT_ENTRIES / AETH_CT_WAYS, 0, "data path",             \
 	  "connection table: buckets of 8 (service, client) -> backend entries (conntrack.max_entries / 8)") \
 	X(ct_bloom, BPF_MAP_TYPE_ARRAY, __u32, __u64,                       \
-	  AETH_DEFAULT_CT_ENTRIES / AETH_CT_WAYS, BPF_F_MMAPABLE, "data path", \
-	  "connection table's filter: a 64-bit word per bucket, two bits per key it holds") \
+	  AETH_DEFAULT_CT_ENTRIES / AETH_CT_WAYS / AETH_CT_FILTER_PER_WORD,   \
+	  BPF_F_MMAPABLE, "data path",                                        \
+	  "connection table's filter: 32 bits per bucket, two per key it holds") \
 	X(ct_budget, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, struct aeth_ct_budget, \
 	  1, 0, "data path", "per-CPU connection-table insert budget")        \
 	X(rl_src, BPF_MAP_TYPE_LRU_HASH, struct aeth_rl_src_key,             \

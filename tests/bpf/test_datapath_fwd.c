@@ -1373,7 +1373,8 @@ Test(fwd, entry_without_its_filter_bit_is_missed_until_filled)
 	idx = aeth_ct_table_bucket_of(&h.ct_table, &k, &tag);
 	cr_assert(aeth_ct_filter_may_hold(
 		aeth_ct_table_filter_of(&h.ct_table, idx), tag));
-	memset(h.ct_table.filter, 0, h.ct_table.nbuckets * sizeof(uint64_t));
+	memset(h.ct_table.filter, 0,
+	       aeth_ct_filter_words(h.ct_table.nbuckets) * sizeof(uint64_t));
 
 	s.tcp_flags = PKT_TCP_ACK;
 	build(&s, &f);

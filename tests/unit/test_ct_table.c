@@ -19,9 +19,9 @@ static struct aeth_ct_key key(__u32 src, __u16 port, __u16 svc)
 }
 
 #define TAG 0x1234
-/* its two filter bits: 0x1234 >> 10 = 4, (0x1234 >> 4) & 63 = 35 */
-#define TAG_BITS (1ull << 4 | 1ull << 35)
-#define A000_BITS (1ull << 40 | 1)	/* tag 0xa000's: 40 and 0 */
+/* its two filter bits: 0x1234 >> 11 = 2, (0x1234 >> 6) & 31 = 8 */
+#define TAG_BITS (1ull << 2 | 1ull << 8)
+#define A000_BITS (1ull << 20 | 1)	/* tag 0xa000's: 20 and 0 */
 
 static void fill(struct aeth_ct_bucket *b, const __u32 *seen)
 {
@@ -179,24 +179,25 @@ Test(ct_table, the_hash_depends_on_the_seed_and_the_whole_key)
 	cr_assert_lt(max, 110, "a bucket got %d of %d keys", max, N);
 }
 
-/* The filter: one 64-bit word per bucket; a tag's two bits come from its
- * top twelve bits (the hash's, not the bucket's), six for each. */
+/* The filter: 32 bits per bucket, two buckets to a 64-bit word; a tag's
+ * two bits come from its top ten bits (the hash's, not the bucket's),
+ * five for each. */
 Test(ct_table, filter_bits_of_tags_and_buckets)
 {
 	__u32 seen[AETH_CT_WAYS] = { 5, 5, 5, 5, 5, 5, 5, 5 };
 	struct aeth_ct_bucket b;
 
 	cr_assert_eq(aeth_ct_filter_bits(0x0000), 1);
-	cr_assert_eq(aeth_ct_filter_bits(0x000f), 1);	/* low four: none */
-	cr_assert_eq(aeth_ct_filter_bits(0xfc00), 1ull << 63 | 1);
-	cr_assert_eq(aeth_ct_filter_bits(0x03f0), 1ull << 63 | 1);
+	cr_assert_eq(aeth_ct_filter_bits(0x003f), 1);	/* low six: none */
+	cr_assert_eq(aeth_ct_filter_bits(0xf800), 1ull << 31 | 1);
+	cr_assert_eq(aeth_ct_filter_bits(0x07c0), 1ull << 31 | 1);
 	cr_assert_eq(aeth_ct_filter_bits(TAG), TAG_BITS);
 	cr_assert_eq(aeth_ct_filter_bits(0xa000), A000_BITS);
 	/* a key may be in the bucket only when both of its bits are set */
 	cr_assert(aeth_ct_filter_may_hold(TAG_BITS, TAG));
 	cr_assert(aeth_ct_filter_may_hold(TAG_BITS | A000_BITS, TAG));
-	cr_assert_not(aeth_ct_filter_may_hold(1ull << 4, TAG));
-	cr_assert_not(aeth_ct_filter_may_hold(1ull << 35 | A000_BITS, TAG));
+	cr_assert_not(aeth_ct_filter_may_hold(1ull << 2, TAG));
+	cr_assert_not(aeth_ct_filter_may_hold(1ull << 8 | A000_BITS, TAG));
 	cr_assert_not(aeth_ct_filter_may_hold(0, 0x0000));
 
 	/* every slot of TAG: its two bits */
@@ -205,9 +206,9 @@ Test(ct_table, filter_bits_of_tags_and_buckets)
 	/* slots of other tags add theirs; a free slot and a skipped one
 	 * add nothing */
 	b.slot[1].word = aeth_ct_word(1, 0xa000, 5);
-	b.slot[2].word = aeth_ct_word(1, 0xa5a0, 5);
+	b.slot[2].word = aeth_ct_word(1, 0x5a50, 5);
 	cr_assert_eq(aeth_ct_filter_of(&b, -1),
-		     TAG_BITS | A000_BITS | 1ull << 41 | 1ull << 26);
+		     TAG_BITS | A000_BITS | 1ull << 11 | 1ull << 9);
 	cr_assert_eq(aeth_ct_filter_of(&b, 2), TAG_BITS | A000_BITS);
 	b.slot[1].word = 0;
 	cr_assert_eq(aeth_ct_filter_of(&b, 2), TAG_BITS);
@@ -217,7 +218,7 @@ Test(ct_table, filter_bits_of_tags_and_buckets)
 
 /* What the filter is for: a full bucket (eight entries, tags from a
  * hash) sends few of the keys it does not hold on to read the bucket.
- * Two bits of 64 per key let about 5% through (1 - 63/64^16, squared);
+ * Two bits of 32 per key let about 16% through ((1 - (31/32)^16)^2);
  * the sixteen bits a bucket had before, one per key, let about 40%. */
 Test(ct_table, full_bucket_turns_away_most_absent_keys)
 {
@@ -240,8 +241,8 @@ Test(ct_table, full_bucket_turns_away_most_absent_keys)
 					     7)));
 		}
 	}
-	cr_assert_lt(through * 1000, n * 65, "%ld of %ld absent keys got "
+	cr_assert_lt(through * 1000, n * 185, "%ld of %ld absent keys got "
 		     "through a full bucket's filter", through, n);
-	cr_assert_gt(through * 1000, n * 35, "%ld of %ld: not a Bloom filter "
-		     "of two bits in 64", through, n);
+	cr_assert_gt(through * 1000, n * 130, "%ld of %ld: not a Bloom filter "
+		     "of two bits in 32", through, n);
 }
