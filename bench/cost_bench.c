@@ -19,6 +19,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "aether/ct_table.h"
 #include "aether_lb.skel.h"
 #include "harness.h"
 #include "pkt.h"
@@ -58,6 +59,7 @@ struct bench {
 	struct bpf_object *base_obj;
 	struct bpf_map *base_ct; /* the baseline's own aeth_ct, or NULL */
 	int base_ct_fd;		/* its fd, or -1: the baseline shares ours */
+	bool base_counts;	/* it counts in our aeth_global */
 	int rounds;
 	uint32_t svc_ids;
 };
@@ -78,6 +80,8 @@ struct row {
 	int reason;		/* global reason counted, or -1 */
 	int event;		/* global event counted, or -1 */
 	double target;		/* ns above the floor, 0: none */
+	enum { TABLE_AS_LEFT, TABLE_EMPTY, TABLE_FULL } table;
+				/* the connection table it is timed on */
 	bool prime_syn;		/* open the flow with a SYN before timing */
 	bool prime;		/* send the frame once before timing */
 	/* packets that may take another path than the counted one, per
@@ -87,6 +91,7 @@ struct row {
 	struct timing ns, floor, base;
 	uint32_t repeat;
 	bool path_ok;
+	bool base_path_ok;	/* the baseline's counter grew as ours did */
 };
 
 static void die(const char *what, int err)
@@ -160,14 +165,17 @@ static struct timing summarize(double *t, int n)
 
 #define MAX_ROUNDS 64
 
+static uint64_t counter(struct bench *b, const struct row *r);
+
 /* Per-iteration time of the program under test and of the empty program on
  * r's frame, in alternating rounds so both see the same machine. */
 static void measure3(struct bench *b, const struct row *r, int prog_fd,
 		     uint32_t repeat, struct timing *prog,
 		     struct timing *floor, struct timing *base,
-		     uint32_t *verdict)
+		     uint32_t *verdict, uint64_t *base_count)
 {
 	double tp[MAX_ROUNDS], tf[MAX_ROUNDS], tb[MAX_ROUNDS];
+	uint64_t before = 0;
 	uint32_t v;
 	int i;
 
@@ -191,7 +199,11 @@ static void measure3(struct bench *b, const struct row *r, int prog_fd,
 			if (fds[j] < 0)
 				continue;
 			set_prog(b, fds[j]);
+			if (j == 2 && base_count)
+				before = counter(b, r);
 			*out[j] = run_once(b, r, repeat, j ? &v : verdict);
+			if (j == 2 && base_count)
+				*base_count += counter(b, r) - before;
 			if (j == 2 && v != *verdict)
 				fprintf(stderr, "cost: %s: the baseline's "
 					"verdict %u differs (%u)\n", r->name,
@@ -208,7 +220,7 @@ static void measure(struct bench *b, const struct row *r, int prog_fd,
 		    uint32_t repeat, struct timing *prog, struct timing *floor,
 		    uint32_t *verdict)
 {
-	measure3(b, r, prog_fd, repeat, prog, floor, NULL, verdict);
+	measure3(b, r, prog_fd, repeat, prog, floor, NULL, verdict, NULL);
 }
 
 static uint64_t counter(struct bench *b, const struct row *r)
@@ -225,19 +237,33 @@ static uint64_t counter(struct bench *b, const struct row *r)
 	return 0;
 }
 
+/* Whether count, the growth of a row's counter over its timed rounds of
+ * one program, says that program took the row's path. */
+static bool took_path(const struct bench *b, const struct row *r,
+		      uint64_t count)
+{
+	return (r->reason < 0 && r->event < 0) ||
+	       count * 1000 >= (uint64_t)r->repeat * b->rounds *
+				       (1000 - r->off_path_per_mille);
+}
+
 static void measure_row(struct bench *b, struct row *r)
 {
-	uint64_t before = counter(b, r), after;
+	uint64_t before = counter(b, r), after, base_count = 0;
 	uint32_t verdict = 0;
 
 	measure3(b, r, b->h.prog_fd, r->repeat, &r->ns, &r->floor,
-		 b->base_fd >= 0 ? &r->base : NULL, &verdict);
+		 b->base_fd >= 0 ? &r->base : NULL, &verdict, &base_count);
 	after = counter(b, r);
+	/* a baseline that counts in another map is not checked */
+	r->base_path_ok = b->base_fd < 0 || !b->base_counts ||
+			  took_path(b, r, base_count);
+	if (!r->base_path_ok)
+		fprintf(stderr, "cost: %s: the baseline took another path "
+			"(counter +%llu)\n", r->name,
+			(unsigned long long)base_count);
 	r->path_ok = verdict == r->verdict &&
-		     (r->reason < 0 && r->event < 0 ?
-		      true : (after - before) * 1000 >=
-				     (uint64_t)r->repeat * b->rounds *
-					     (1000 - r->off_path_per_mille));
+		     took_path(b, r, after - before - base_count);
 	if (!r->path_ok)
 		fprintf(stderr, "cost: %s: verdict %u (want %u), counter +%llu\n",
 			r->name, verdict, r->verdict,
@@ -334,9 +360,13 @@ static void load_baseline(struct bench *b, const char *path)
 			      "baseline: sizing its own map");
 			continue;
 		}
-		if (mine)
+		if (mine) {
+			/* before the reuse, which frees the map's name */
+			if (!strcmp(name, AETH_MAP_GLOBAL))
+				b->base_counts = true;
 			check(bpf_map__reuse_fd(map, bpf_map__fd(mine)),
 			      "baseline: sharing a map");
+		}
 	}
 	check(bpf_object__load(obj), "loading the baseline");
 	prog = bpf_object__find_program_by_name(obj, "aether_lb");
@@ -655,6 +685,58 @@ static void prime_row(struct bench *b, const struct row *r)
 #define V4_SRC_OFF (14 + 12)	/* IPv4 source address in an untagged frame */
 #define V4_PORTS_OFF (14 + 20)	/* TCP source and destination ports */
 
+/* The connection table's state matters to every row whose packets miss
+ * it: a miss reads the bucket only when the filter has its tag's bits,
+ * which in a full table is about one miss in six, in an empty one never.
+ * So a row that depends on it says which it is timed on, the same alone
+ * (--only) and in a whole run (where the new-flow rows fill the table). */
+
+/* Every bucket emptied (bucket 0 keeps the table's seed) and the filter
+ * cleared; the baseline's own filter of an earlier layout too (builds
+ * before aeth_ct_bloom kept it as aeth_ct_filter). */
+static void empty_table(struct bench *b)
+{
+	struct aeth_ct_bucket z;
+	struct bpf_map *old;
+	__u64 zero = 0;
+
+	for (__u32 i = 0; i < b->h.ct_table.nbuckets; i++) {
+		memset(&z, 0, sizeof(z));
+		if (i == 0)
+			z.seed = b->h.ct_table.seed;
+		if (bpf_map_update_elem(b->h.ct, &i, &z, BPF_ANY))
+			die("emptying the connection table", errno);
+	}
+	memset(b->h.ct_table.filter, 0,
+	       aeth_ct_filter_words(b->h.ct_table.nbuckets) * sizeof(__u64));
+	old = b->base_obj ? bpf_object__find_map_by_name(b->base_obj,
+							 "aeth_ct_filter") :
+			    NULL;
+	for (__u32 i = 0; old && i < bpf_map__max_entries(old); i++)
+		if (bpf_map_update_elem(bpf_map__fd(old), &i, &zero, BPF_ANY))
+			die("clearing the baseline's filter", errno);
+}
+
+/* The table filled: new flows from distinct sources, twice as many as it
+ * holds (about 98% of buckets then hold eight), written by the program
+ * under test and by the baseline (each keeps its own filter right). */
+static void fill_table(struct bench *b)
+{
+	struct row fill = { .repeat = 0 };
+	uint32_t v, n = b->h.ct_table.nbuckets * AETH_CT_WAYS * 2;
+
+	tcp_row(&fill, "198.51.100.7", 40000, VIP4, PORT_NEW, PKT_TCP_SYN);
+	fill.vary_off = V4_SRC_OFF;
+	set_insert_rate(b, 0);
+	set_frame(b, &fill);
+	set_prog(b, b->h.prog_fd);
+	run_once(b, &fill, n, &v);
+	if (b->base_fd >= 0) {
+		set_prog(b, b->base_fd);
+		run_once(b, &fill, n, &v);
+	}
+}
+
 /* New connections from one source: distinct source ports. */
 static void vary_sport(struct row *r)
 {
@@ -923,8 +1005,10 @@ static void json_row(FILE *f, const struct row *r, bool last)
 			above(r) <= r->target ? "true" : "false");
 	if (r->base.best > 0)
 		fprintf(f, "\"baseline_ns_best\": %.1f, "
-			"\"baseline_above_floor_ns\": %.1f, ", r->base.best,
-			r->base.best - r->floor.best);
+			"\"baseline_above_floor_ns\": %.1f, "
+			"\"baseline_path_ok\": %s, ", r->base.best,
+			r->base.best - r->floor.best,
+			r->base_path_ok ? "true" : "false");
 	fprintf(f, "\"repeat\": %u, \"path_ok\": %s}%s\n", r->repeat,
 		r->path_ok ? "true" : "false", last ? "" : ",");
 }
@@ -1045,15 +1129,31 @@ int main(int argc, char **argv)
 		50000, XDP_TX, -1, AETH_EV_CT_INSERT_SKIPPED, 90);
 	tcp_row(r, "198.51.100.7", 40000, VIP4, PORT_SYN, PKT_TCP_SYN);
 	vary_sport(r);
+	r->table = TABLE_EMPTY;
 	r = ROW("new_flow_no_insert", "new flow, insert skipped (budget 1)",
 		50000, XDP_TX, -1, AETH_EV_CT_INSERT_SKIPPED, 0);
 	tcp_row(r, "198.51.100.7", 40000, VIP4, PORT_NEW, PKT_TCP_SYN);
 	r->vary_off = V4_SRC_OFF;
+	r->table = TABLE_EMPTY;
 
 	r = ROW("stray_ack", "TCP ACK without entry (Maglev, not recorded)",
 		200000, XDP_TX, -1, AETH_EV_CT_STRAY, 0);
 	tcp_row(r, "198.51.100.7", 40000, VIP4, PORT_NEW, PKT_TCP_ACK);
 	r->vary_off = V4_SRC_OFF;
+	r->table = TABLE_EMPTY;
+	/* the same two in a full table (a flood's), where about one miss in
+	 * six reads its bucket */
+	r = ROW("syn_limits_full",
+		"SYN forwarded, limits on (insert skipped), full table", 50000,
+		XDP_TX, -1, AETH_EV_CT_INSERT_SKIPPED, 0);
+	tcp_row(r, "198.51.100.7", 40000, VIP4, PORT_SYN, PKT_TCP_SYN);
+	vary_sport(r);
+	r->table = TABLE_FULL;
+	r = ROW("stray_ack_full", "TCP ACK without entry, full table", 200000,
+		XDP_TX, -1, AETH_EV_CT_STRAY, 0);
+	tcp_row(r, "198.51.100.7", 40000, VIP4, PORT_NEW, PKT_TCP_ACK);
+	r->vary_off = V4_SRC_OFF;
+	r->table = TABLE_FULL;
 
 	r = ROW("established_v4", "established flow encapsulated, IPv4",
 		200000, XDP_TX, -1, AETH_EV_CT_HIT, 45);
@@ -1085,8 +1185,12 @@ int main(int argc, char **argv)
 			rows[i].path_ok = true;
 			continue;
 		}
+		if (rows[i].table == TABLE_EMPTY)
+			empty_table(&b);
+		else if (rows[i].table == TABLE_FULL)
+			fill_table(&b);
 		set_insert_rate(&b, !strcmp(rows[i].key, "new_flow_no_insert") ||
-				!strcmp(rows[i].key, "syn_limits") ? 1 : 0);
+				!strncmp(rows[i].key, "syn_limits", 10) ? 1 : 0);
 		prime_row(&b, &rows[i]);
 		measure_row(&b, &rows[i]);
 	}
@@ -1108,9 +1212,11 @@ int main(int argc, char **argv)
 				printf("\n");
 				if (baseline)
 					printf("baseline: %.1f ns best, above "
-					       "%.1f\n", rows[i].base.best,
+					       "%.1f%s\n", rows[i].base.best,
 					       rows[i].base.best -
-					       rows[i].floor.best);
+					       rows[i].floor.best,
+					       rows[i].base_path_ok ? "" :
+					       " (WRONG PATH)");
 			}
 		for (i = 0; i < n && getenv("BENCH_SHARED"); i++)
 			if (!strcmp(rows[i].key, only)) {
@@ -1190,7 +1296,8 @@ int main(int argc, char **argv)
 		       x->ns.best, x->floor.best, above(x), above_median(x), tgt,
 		       st);
 		if (baseline)
-			printf(" %7.1f", x->base.best - x->floor.best);
+			printf(" %7.1f%s", x->base.best - x->floor.best,
+			       x->base_path_ok ? "" : " (baseline: WRONG PATH)");
 		printf("%s\n", x->path_ok ? "" : " (WRONG PATH)");
 	}
 
