@@ -1,6 +1,7 @@
 /* Opening the pinned maps of one pin directory, with the schema version and
  * every map's shape checked before anyone reads or writes them. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,16 @@ void aeth_pinned_close(struct aeth_map_fds *fds)
 			close(*fd);
 		*fd = -1;
 	}
+}
+
+/* Pins a reader does without when they are missing: the connection
+ * table's filter, which only the data path and the agent use (readers
+ * look at the buckets themselves). A pin directory of an earlier release
+ * has none (or its predecessor, aeth_ct_filter, another size and name);
+ * its maps stay readable until an agent of this release adds it. */
+static bool pinned_map_optional(const struct pinned_map_spec *s)
+{
+	return !strcmp(s->name, AETH_MAP_CT_BLOOM);
 }
 
 static int check_shape(int fd, const struct pinned_map_spec *s,
@@ -114,6 +125,8 @@ int aeth_pinned_open(const char *pin_dir, struct aeth_map_fds *fds,
 			goto fail;
 		}
 		fd = bpf_obj_get(path);
+		if (fd < 0 && errno == ENOENT && pinned_map_optional(s))
+			continue;
 		if (fd < 0) {
 			ret = aeth_fail(err, -errno, "", "no aether-lb state "
 					"under %s: %s: %s", pin_dir, s->name,

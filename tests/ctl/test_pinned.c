@@ -92,6 +92,31 @@ Test(pinned, schema_version_checked)
 	all_closed(&fds);
 }
 
+/* Pins of a release before the connection table's filter (or with the
+ * old one, aeth_ct_filter): readable without it; any other map missing
+ * is no aether-lb state. */
+Test(pinned, missing_ct_filter_tolerated_other_maps_not)
+{
+	struct aeth_map_fds fds;
+	char path[128];
+	struct aeth_error err = { 0 };
+
+	snprintf(path, sizeof(path), "%s/%s", fx.dir, AETH_MAP_CT_BLOOM);
+	cr_assert_eq(unlink(path), 0);
+	cr_assert_eq(aeth_pinned_open(fx.dir, &fds, &err), 0, "%s",
+		     err.message);
+	cr_assert_eq(fds.ct_bloom, -1);
+	cr_assert_geq(fds.ct, 0);
+	cr_assert_geq(fds.rl_svc, 0);
+	aeth_pinned_close(&fds);
+
+	snprintf(path, sizeof(path), "%s/%s", fx.dir, AETH_MAP_RL_SVC);
+	cr_assert_eq(unlink(path), 0);
+	cr_assert_eq(aeth_pinned_open(fx.dir, &fds, &err), -ENOENT);
+	cr_assert(strstr(err.message, AETH_MAP_RL_SVC), "%s", err.message);
+	all_closed(&fds);
+}
+
 Test(pinned, another_layout_refused)
 {
 	struct aeth_map_fds fds;
