@@ -56,6 +56,48 @@ check() {
 	if "$@"; then ok "$what"; else die "$what"; fi
 }
 
+# itest_stream_backend FILE: the backend a stream started by client.py
+# --announce FILE names within 5 s (be1-be3); fails when none did
+itest_stream_backend() {
+	local i x
+	for ((i = 0; i < 50; i++)); do
+		[ -s "$1" ] && break
+		sleep 0.1
+	done
+	x=$(cat "$1" 2>/dev/null)
+	[[ $x == be[123] ]] || return 1
+	echo "$x"
+}
+
+# itest_stream_kept PID FILE BACKEND: stop the stream (started with
+# --until $ITEST_TMP/stop; not from a subshell, which cannot wait for it)
+# and leave its result in ITEST_STREAM; fails, with the reason there
+# instead, unless it was still running, ended well on BACKEND, and
+# received every byte it sent, over 1 MB
+itest_stream_kept() {
+	local sent
+	if ! kill -0 "$1" 2>/dev/null; then
+		ITEST_STREAM="stream ended early: $(cat "$2")"
+		return 1
+	fi
+	touch "$ITEST_TMP/stop"
+	if ! wait "$1"; then
+		ITEST_STREAM="stream: $(cat "$2")"
+		return 1
+	fi
+	ITEST_STREAM=$(cat "$2")
+	if [ "$(json_get "$ITEST_STREAM" backend)" != "$3" ]; then
+		ITEST_STREAM="stream backend changed: $ITEST_STREAM"
+		return 1
+	fi
+	sent=$(json_get "$ITEST_STREAM" sent)
+	if ! [ "$sent" -eq "$(json_get "$ITEST_STREAM" received)" ] ||
+		! [ "$sent" -gt 1000000 ]; then
+		ITEST_STREAM="bytes received equal bytes sent: $ITEST_STREAM"
+		return 1
+	fi
+}
+
 # itest_template OUT PYTHON: OUT = the default document after running
 # PYTHON on it (the variable doc, plus helpers svc(name) and be(svc, addr))
 itest_template() {

@@ -153,12 +153,7 @@ topo_client cin --vip "$VIP4" --sport "$sport" stream --seconds 60 --stall 5 \
 	--announce "$ITEST_TMP/backend" --until "$ITEST_TMP/stop" \
 	>"$ITEST_TMP/stream.json" &
 spid=$!
-for i in $(seq 1 50); do
-	[ -s "$ITEST_TMP/backend" ] && break
-	sleep 0.1
-done
-X=$(cat "$ITEST_TMP/backend" 2>/dev/null)
-[[ $X == be[123] ]] || die "stream started (backend '$X')"
+X=$(itest_stream_backend "$ITEST_TMP/backend") || die "stream started"
 S=$(topo_lb_of_sport "$sport") || die "an LB node holds the stream from port $sport"
 O=lb1
 [ "$S" = lb1 ] && O=lb2

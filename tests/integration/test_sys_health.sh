@@ -56,12 +56,7 @@ topo_route_via lb1
 topo_client cin --vip "$VIP4" stream --seconds 12 \
 	--announce "$ITEST_TMP/backend" >"$ITEST_TMP/stream.json" &
 spid=$!
-for i in $(seq 1 50); do
-	[ -s "$ITEST_TMP/backend" ] && break
-	sleep 0.1
-done
-X=$(cat "$ITEST_TMP/backend" 2>/dev/null)
-[[ $X == be[123] ]] || die "stream started (backend '$X')"
+X=$(itest_stream_backend "$ITEST_TMP/backend") || die "stream started"
 itest_template "$ITEST_TMP/drain.json" "
 be('kube-apiserver', '${TOPO_V4[$X]}')['state'] = 'draining'" "$ITEST_TMP/base.json"
 itest_apply_template "$ITEST_TMP/drain.json"

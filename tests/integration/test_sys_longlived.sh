@@ -21,12 +21,7 @@ spid=$!
 topo_client cin --vip "$VIP6" stream --seconds 150 --stall 5 \
 	--until "$ITEST_TMP/stop" >"$ITEST_TMP/stream6.json" &
 spid6=$!
-for i in $(seq 1 50); do
-	[ -s "$ITEST_TMP/backend" ] && break
-	sleep 0.1
-done
-X=$(cat "$ITEST_TMP/backend" 2>/dev/null)
-[[ $X == be[123] ]] || die "stream started (backend '$X')"
+X=$(itest_stream_backend "$ITEST_TMP/backend") || die "stream started"
 ok "stream running on backend $X"
 others=$(tr ' ' '\n' <<<"$TOPO_BACKENDS" | grep -vx "$X" | tr '\n' ' ')
 Y=${others%% *}
@@ -93,18 +88,10 @@ topo_generation lb1 >/dev/null || die "lb1 API after SIGHUP"
 kill -0 "$(topo_agent_pid lb1)" || die "lb1 agent alive after SIGHUP"
 ok "document reloaded (lb1 generation $g -> $(topo_generation lb1)), SIGHUP handled"
 
-kill -0 "$spid" 2>/dev/null || die "stream ended early: $(cat "$ITEST_TMP/stream.json")"
 sleep 2
-touch "$ITEST_TMP/stop"
-wait "$spid"
-rc=$?
-res=$(cat "$ITEST_TMP/stream.json")
-[ $rc -eq 0 ] || die "stream: $res"
-[ "$(json_get "$res" backend)" = "$X" ] || die "stream backend changed: $res"
-sent=$(json_get "$res" sent)
-recv=$(json_get "$res" received)
-[ "$sent" -eq "$recv" ] && [ "$sent" -gt 1000000 ] ||
-	die "bytes received ($recv) equal bytes sent ($sent)"
+itest_stream_kept "$spid" "$ITEST_TMP/stream.json" "$X" || die "$ITEST_STREAM"
+sent=$(json_get "$ITEST_STREAM" sent)
+recv=$(json_get "$ITEST_STREAM" received)
 ok "stream survived everything: $sent bytes sent, $recv received, identical"
 wait "$spid6" || die "IPv6 stream: $(cat "$ITEST_TMP/stream6.json")"
 res=$(cat "$ITEST_TMP/stream6.json")

@@ -48,12 +48,7 @@ topo_client cin --vip "$VIP4" stream --seconds 90 --stall 5 \
 	--announce "$ITEST_TMP/backend" --until "$ITEST_TMP/stop" \
 	>"$ITEST_TMP/stream.json" &
 spid=$!
-for i in $(seq 1 50); do
-	[ -s "$ITEST_TMP/backend" ] && break
-	sleep 0.1
-done
-X=$(cat "$ITEST_TMP/backend" 2>/dev/null)
-[[ $X == be[123] ]] || die "stream started (backend '$X')"
+X=$(itest_stream_backend "$ITEST_TMP/backend") || die "stream started"
 XA=${TOPO_V4[$X]}
 ok "stream running on backend $X"
 
@@ -85,17 +80,9 @@ for i in $(seq 1 5); do
 done
 ok "new connections after the upgrade avoid draining $X"
 
-kill -0 "$spid" 2>/dev/null || die "stream ended early: $(cat "$ITEST_TMP/stream.json")"
-touch "$ITEST_TMP/stop"
-wait "$spid"
-rc=$?
-res=$(cat "$ITEST_TMP/stream.json")
-[ $rc -eq 0 ] || die "stream: $res"
-[ "$(json_get "$res" backend)" = "$X" ] || die "stream backend changed: $res"
-sent=$(json_get "$res" sent)
-recv=$(json_get "$res" received)
-[ "$sent" -eq "$recv" ] && [ "$sent" -gt 1000000 ] ||
-	die "bytes received ($recv) equal bytes sent ($sent)"
+itest_stream_kept "$spid" "$ITEST_TMP/stream.json" "$X" || die "$ITEST_STREAM"
+sent=$(json_get "$ITEST_STREAM" sent)
+recv=$(json_get "$ITEST_STREAM" received)
 ok "stream kept backend $X across the upgrade: $sent bytes sent, $recv received"
 # the new program starts with empty memories: the stream's first packets
 # after the upgrade were looked up in the table (a miss would have sent
