@@ -14,6 +14,8 @@
 
 #include "apply.h"
 #include "apply_internal.h"
+#include "log.h"
+#include "prog_barrier.h"
 #include "vip_filter.h"
 
 static int write_node(struct tx *tx, struct aeth_agent *a,
@@ -333,6 +335,18 @@ static int remove_backends(struct tx *tx, struct aeth_agent *a,
 	return 0;
 }
 
+/* Without the wait, a removal may meet a packet that read the old entry
+ * just before the switch (a CPU held up in between, by an interrupt or
+ * by the hypervisor): it is dropped as no_backend. */
+static void wait_for_packets_in_flight(void)
+{
+	int err = aeth_wait_running_programs();
+
+	if (err)
+		log_warn("waiting for packets in flight: %s; removing anyway",
+			 strerror(-err));
+}
+
 int apply_write(struct tx *tx, struct aeth_agent *a,
 		const struct apply_plan *p)
 {
@@ -351,9 +365,14 @@ int apply_write(struct tx *tx, struct aeth_agent *a,
 		err = write_vips(tx, a, p);
 	if (!err)
 		err = publish(tx, a, p);
-	/* copies of the old entries go before what they name is removed */
-	if (!err)
+	/* copies of the old entries go before what they name is removed,
+	 * and so do the packets that were reading them: one that read an old
+	 * service entry (or its copy, under the old stamp) a moment ago may
+	 * still be on its way to a backend about to be removed */
+	if (!err) {
 		aeth_stamp_bump(a);
+		wait_for_packets_in_flight();
+	}
 	if (!err)
 		err = remove_services(tx, a, p);
 	if (!err)
@@ -377,8 +396,9 @@ static bool slot_in_use(const struct aeth_state *st, uint32_t slot, bool acl)
 	return n->value.table_size && n->value.maglev_slot == slot;
 }
 
-/* A whole apply has passed since the switch away from these slots, so no
- * packet that read the old service entry is still running. */
+/* A whole apply has passed since the switch away from these slots, and
+ * with it the wait for packets in flight (apply_write), so no packet that
+ * read the old service entry is still running. */
 void apply_free_retired(struct aeth_agent *a, const struct aeth_state *ns)
 {
 	const struct aeth_state *old = a->state;
