@@ -988,7 +988,10 @@ Test(daemon, file_change_to_live_table)
 		"as aether-agent)\n", ms);
 	cr_assert_neq(v1.maglev_slot, v0.maglev_slot, "the table never flipped");
 	cr_assert_eq(f.applied, 1);
-	cr_assert_geq(ms, 100, "applied before the debounce");
+	/* libevent's timers run on the coarse monotonic clock (no
+	 * EVENT_BASE_FLAG_PRECISE_TIMER, as in aether-agent): one fires up to
+	 * a tick early, 10 ms at HZ 100 (a run measured 99.9 ms) */
+	cr_assert_geq(ms, 100 - 10, "applied before the debounce");
 	cr_assert_lt(ms, 2000);
 	aeth_watch_stop(w);
 	event_base_free(base);
