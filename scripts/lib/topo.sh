@@ -395,11 +395,15 @@ topo_curl() {
 		"https://$API_HOST:$API_PORT/"
 }
 
-# topo_reason_count NODE REASON: one drop reason, summed, from aetherctl stats
-topo_reason_count() {
+# topo_stat NODE GROUP NAME: one counter of aetherctl stats, summed (GROUP
+# reasons or events)
+topo_stat() {
 	topo_ctl "$1" -j stats | python3 -c 'import json,sys
-print(json.load(sys.stdin).get("reasons", {}).get(sys.argv[1], 0))' "$2"
+print(json.load(sys.stdin).get(sys.argv[1], {}).get(sys.argv[2], 0))' "$2" "$3"
 }
+
+# topo_reason_count NODE REASON: one drop reason
+topo_reason_count() { topo_stat "$1" reasons "$2"; }
 
 # topo_up [--plain] [--config TEMPLATE]
 topo_up() {

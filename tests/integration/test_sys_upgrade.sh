@@ -13,11 +13,6 @@ set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 . scripts/lib/itest.sh
 
-topo_event_count() {
-	topo_ctl "$1" -j stats | python3 -c 'import json,sys
-print(json.load(sys.stdin).get("events", {}).get(sys.argv[1], 0))' "$2"
-}
-
 OLD_REV=aed169e	# the last commit with aeth_ct_filter
 if ! git cat-file -e "$OLD_REV^{commit}" 2>/dev/null; then
 	# a clone without history (an exported tarball) cannot build it
@@ -61,7 +56,7 @@ itest_apply_template "$ITEST_TMP/drain.json"
 ok "backend $X draining under $OLD_REV"
 sleep 1
 
-hits0=$(topo_event_count lb1 conntrack_hit)
+hits0=$(topo_stat lb1 events conntrack_hit)
 topo_agent_kill lb1 TERM
 AGENT=$NEW_AGENT
 topo_agent_start lb1
@@ -87,7 +82,7 @@ ok "stream kept backend $X across the upgrade: $sent bytes sent, $recv received"
 # the new program starts with empty memories: the stream's first packets
 # after the upgrade were looked up in the table (a miss would have sent
 # them by Maglev to another backend, which resets the connection)
-hits1=$(topo_event_count lb1 conntrack_hit)
+hits1=$(topo_stat lb1 events conntrack_hit)
 [ "$hits1" -gt "$hits0" ] ||
 	die "lb1 forwarded by the table's entries after the upgrade ($hits0 -> $hits1)"
 ok "lb1's table hits after the upgrade: $hits0 -> $hits1"
