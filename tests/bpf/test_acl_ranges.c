@@ -21,6 +21,7 @@
 #define BE4 1
 #define TABLE 251
 #define SLOT 10
+#define LB_NODE "192.0.2.99"
 
 static struct dp_h h;
 static struct dp_net net;
@@ -45,6 +46,8 @@ static void setup(void)
 	svc4.flags |= AETH_SVC_F_ACL;
 	svc4.acl_slot = SLOT;
 	cr_assert_eq(dp_add_service(&h, &k, &svc4), 0);
+	/* tunnels from this LB node: their inner source is judged again */
+	cr_assert_eq(dp_decap_add(&h, LB_NODE, 32), 0);
 }
 
 static void teardown(void)
@@ -114,6 +117,36 @@ static uint32_t syn_from(uint32_t src)
 	cr_assert(verdict == XDP_TX || verdict == XDP_DROP, "%s: verdict %u",
 		  text, verdict);
 	return verdict;
+}
+
+/* The same SYN inside a tunnel from the LB node to this node: whether it
+ * was decapsulated (its inner source authorized) or dropped. The backend
+ * side judges it with the whole list (guard_source_authorized), not the
+ * directory's shortcut the VIP's path takes first. */
+static uint32_t tunnel_syn_from(uint32_t src)
+{
+	struct in_addr in = { .s_addr = htonl(src) };
+	char text[INET_ADDRSTRLEN];
+	struct pkt_spec inner, outer;
+	uint8_t l3[256], pkt[512], out[512];
+	size_t n, len, out_len = sizeof(out);
+	uint32_t verdict;
+
+	inet_ntop(AF_INET, &in, text, sizeof(text));
+	inner = pkt_spec_tcp4(text, 40000, VIP4, PORT);
+	inner.tcp_flags = PKT_TCP_SYN;
+	n = pkt_build_l3(&inner, l3, sizeof(l3));
+	cr_assert_gt(n, 0);
+	outer = pkt_spec_tcp4(LB_NODE, 0, DP_NODE_V4, 0);
+	outer.proto = 4;
+	outer.payload = l3;
+	outer.payload_len = n;
+	len = pkt_build(&outer, pkt, sizeof(pkt));
+	cr_assert_gt(len, 0);
+	cr_assert_eq(dp_run(&h, pkt, len, out, &out_len, net.if0, &verdict), 0);
+	cr_assert(verdict == XDP_PASS || verdict == XDP_DROP,
+		  "tunnel from %s: verdict %u", text, verdict);
+	return verdict == XDP_PASS ? XDP_TX : XDP_DROP;
 }
 
 struct probes {
@@ -188,22 +221,29 @@ static int random_list(struct probes *p, int n)
 }
 
 /* The program's verdicts for p, with the compiled form of SLOT and with
- * the trie alone, agree on every address. Returns how many were admitted. */
+ * the trie alone, agree on every address, for a SYN to the VIP and for
+ * the same SYN in a tunnel (XDP_TX there: decapsulated). Returns how many
+ * were admitted. */
 static size_t agree_everywhere(const struct probes *p, int fd)
 {
-	uint32_t *with = malloc(p->n * sizeof(*with));
+	uint32_t *with = malloc(2 * p->n * sizeof(*with));
 	size_t i, admitted = 0;
 
 	cr_assert_not_null(with);
 	cr_assert_eq(dp_acl_compile(&h, SLOT, fd), 0);
-	for (i = 0; i < p->n; i++)
-		with[i] = syn_from(p->addr[i]);
+	for (i = 0; i < p->n; i++) {
+		with[2 * i] = syn_from(p->addr[i]);
+		with[2 * i + 1] = tunnel_syn_from(p->addr[i]);
+	}
 	cr_assert_eq(dp_acl_uncompile(&h, SLOT), 0);
 	for (i = 0; i < p->n; i++) {
 		uint32_t trie = syn_from(p->addr[i]);
 
-		cr_assert_eq(with[i], trie, "%08x: compiled %u, trie %u",
-			     p->addr[i], with[i], trie);
+		cr_assert_eq(with[2 * i], trie, "%08x: compiled %u, trie %u",
+			     p->addr[i], with[2 * i], trie);
+		cr_assert_eq(with[2 * i + 1], trie,
+			     "%08x in a tunnel: compiled %u, trie %u",
+			     p->addr[i], with[2 * i + 1], trie);
 		admitted += trie == XDP_TX;
 	}
 	free(with);
