@@ -17,7 +17,7 @@ trap 'rm -rf "$work"' EXIT
 perf record -q -C 0 -o "$work/perf.data" -- \
 	"$build/bench/cost" --only "$row" --rounds 61 >"$work/cost.txt" 2>&1
 cat "$work/cost.txt"
-perf report -i "$work/perf.data" --sort sym 2>/dev/null | sed -n '/%/p' | sed -n '1,12p'
+perf report -i "$work/perf.data" --sort sym 2>/dev/null | sed -n '/%/p' | sed -n "1,${PROFILE_SYMS:-12}p"
 perf script -i "$work/perf.data" -F ip,sym,symoff 2>/dev/null |
 	sed -n 's/.*_aether_lb+0x\([0-9a-f]*\)$/\1/p' | sort | uniq -c \
 	>"$work/samples"
