@@ -88,7 +88,7 @@ static __always_inline bool ct_swap(struct aeth_ct_bucket *b, __u32 i,
  * at worst, never a missing one. */
 static __always_inline void ct_filter_refresh(const struct ct_place *at)
 {
-	__u64 mask = 0xffffffffull << at->shift, fw, bits = 0;
+	__u64 mask = AETH_CT_FILTER_MASK << at->shift, fw, bits = 0;
 
 	if (!at->filter)
 		return;

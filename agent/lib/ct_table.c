@@ -298,6 +298,5 @@ uint64_t aeth_ct_table_filter_of(const struct aeth_ct_table *t, uint32_t idx)
 		return ~0ull;
 	w = __atomic_load_n(&t->filter[aeth_ct_filter_word_of(idx)],
 			    __ATOMIC_SEQ_CST);
-	return w >> aeth_ct_filter_shift_of(idx) &
-	       ((1ull << AETH_CT_FILTER_BITS) - 1);
+	return w >> aeth_ct_filter_shift_of(idx) & AETH_CT_FILTER_MASK;
 }

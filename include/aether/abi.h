@@ -287,6 +287,7 @@ struct aeth_ct_entry {
  * docs/bench.md). */
 #define AETH_CT_FILTER_BITS 32
 #define AETH_CT_FILTER_PER_WORD (64 / AETH_CT_FILTER_BITS)
+#define AETH_CT_FILTER_MASK ((1ull << AETH_CT_FILTER_BITS) - 1) /* a bucket's bits */
 
 union aeth_ct_slot_word {
 	__u64 word;		/* aeth_ct_word (ct_table.h) */
