@@ -98,52 +98,61 @@ static void put_v6(int fd, const char *text, uint32_t len)
 	cr_assert_eq(bpf_map_update_elem(fd, &k, &family, BPF_ANY), 0);
 }
 
-/* One SYN from src (host order); its verdict. */
-static uint32_t syn_from(uint32_t src)
+/* The SYN from src (host order) to the service; text: src written out. */
+static struct pkt_spec syn_spec(uint32_t src, char text[INET_ADDRSTRLEN])
 {
 	struct in_addr in = { .s_addr = htonl(src) };
-	char text[INET_ADDRSTRLEN];
 	struct pkt_spec s;
-	uint8_t pkt[256], out[512];
+
+	inet_ntop(AF_INET, &in, text, INET_ADDRSTRLEN);
+	s = pkt_spec_tcp4(text, 40000, VIP4, PORT);
+	s.tcp_flags = PKT_TCP_SYN;
+	return s;
+}
+
+/* The program's verdict for the frame of s. */
+static uint32_t verdict_of(const struct pkt_spec *s)
+{
+	uint8_t pkt[512], out[512];
 	size_t len, out_len = sizeof(out);
 	uint32_t verdict;
 
-	inet_ntop(AF_INET, &in, text, sizeof(text));
-	s = pkt_spec_tcp4(text, 40000, VIP4, PORT);
-	s.tcp_flags = PKT_TCP_SYN;
-	len = pkt_build(&s, pkt, sizeof(pkt));
+	len = pkt_build(s, pkt, sizeof(pkt));
 	cr_assert_gt(len, 0);
 	cr_assert_eq(dp_run(&h, pkt, len, out, &out_len, net.if0, &verdict), 0);
+	return verdict;
+}
+
+/* One SYN from src (host order); its verdict. */
+static uint32_t syn_from(uint32_t src)
+{
+	char text[INET_ADDRSTRLEN];
+	struct pkt_spec s = syn_spec(src, text);
+	uint32_t verdict = verdict_of(&s);
+
 	cr_assert(verdict == XDP_TX || verdict == XDP_DROP, "%s: verdict %u",
 		  text, verdict);
 	return verdict;
 }
 
-/* The same SYN inside a tunnel from the LB node to this node: whether it
- * was decapsulated (its inner source authorized) or dropped. The backend
- * side judges it with the whole list (guard_source_authorized), not the
- * directory's shortcut the VIP's path takes first. */
+/* The same SYN inside a tunnel from the LB node to this node: XDP_TX when
+ * it was decapsulated (its inner source authorized), else XDP_DROP. The
+ * backend side judges it with the whole list (guard_source_authorized),
+ * not the directory's shortcut the VIP's path takes first. */
 static uint32_t tunnel_syn_from(uint32_t src)
 {
-	struct in_addr in = { .s_addr = htonl(src) };
 	char text[INET_ADDRSTRLEN];
-	struct pkt_spec inner, outer;
-	uint8_t l3[256], pkt[512], out[512];
-	size_t n, len, out_len = sizeof(out);
+	struct pkt_spec inner = syn_spec(src, text), outer;
+	uint8_t l3[256];
+	size_t n = pkt_build_l3(&inner, l3, sizeof(l3));
 	uint32_t verdict;
 
-	inet_ntop(AF_INET, &in, text, sizeof(text));
-	inner = pkt_spec_tcp4(text, 40000, VIP4, PORT);
-	inner.tcp_flags = PKT_TCP_SYN;
-	n = pkt_build_l3(&inner, l3, sizeof(l3));
 	cr_assert_gt(n, 0);
 	outer = pkt_spec_tcp4(LB_NODE, 0, DP_NODE_V4, 0);
-	outer.proto = 4;
+	outer.proto = 4;	/* IPIP */
 	outer.payload = l3;
 	outer.payload_len = n;
-	len = pkt_build(&outer, pkt, sizeof(pkt));
-	cr_assert_gt(len, 0);
-	cr_assert_eq(dp_run(&h, pkt, len, out, &out_len, net.if0, &verdict), 0);
+	verdict = verdict_of(&outer);
 	cr_assert(verdict == XDP_PASS || verdict == XDP_DROP,
 		  "tunnel from %s: verdict %u", text, verdict);
 	return verdict == XDP_PASS ? XDP_TX : XDP_DROP;
