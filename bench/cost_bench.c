@@ -1112,7 +1112,7 @@ int main(int argc, char **argv)
 	vary_src_scattered(r);
 	r->off_path_per_mille = 2;	/* about 0.1% are inside the list */
 	/* and are forwarded without an insert: each would write a random
-	 * bucket of a table the drops leave cold, about 9 us here, which
+	 * bucket of a table the drops leave cold, about 8 us here, which
 	 * made a tenth of a percent of the packets a third of the row (the
 	 * insert is the new-flow row's to time) */
 	r->insert_rate = 1;
