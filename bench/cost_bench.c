@@ -225,18 +225,40 @@ static void measure(struct bench *b, const struct row *r, int prog_fd,
 	measure3(b, r, prog_fd, repeat, prog, floor, NULL, verdict, NULL);
 }
 
-static uint64_t counter(struct bench *b, const struct row *r)
+/* The global counters (every program's: the baseline shares the map). */
+static struct aeth_global_stats globals(struct bench *b)
 {
 	struct aeth_global_stats g;
 	int err = dp_global(&b->h, &g);
 
 	if (err)
 		die("reading counters", err);
+	return g;
+}
+
+/* The row's counter (its drop reason or event) in g. */
+static uint64_t row_count(const struct row *r,
+			  const struct aeth_global_stats *g)
+{
 	if (r->reason >= 0)
-		return g.reasons[r->reason];
+		return g->reasons[r->reason];
 	if (r->event >= 0)
-		return g.events[r->event];
+		return g->events[r->event];
 	return 0;
+}
+
+static uint64_t counter(struct bench *b, const struct row *r)
+{
+	struct aeth_global_stats g = globals(b);
+
+	return row_count(r, &g);
+}
+
+/* The inserts a row's budget lets through while it runs: insert_rate a
+ * second per CPU, and a row takes a few seconds at most. */
+static uint64_t budget_allowance(const struct row *r)
+{
+	return 4ull * r->insert_rate;
 }
 
 /* Whether count, the growth of a row's counter over its timed rounds of
@@ -244,50 +266,34 @@ static uint64_t counter(struct bench *b, const struct row *r)
 static bool took_path(const struct bench *b, const struct row *r,
 		      uint64_t count)
 {
-	/* an insert budget lets insert_rate inserts through each second
-	 * per CPU (a row takes a few seconds at most): a row counting
-	 * skipped inserts may miss that many */
-	uint64_t slack = 4ull * r->insert_rate;
-
+	/* a row counting skipped inserts misses those its budget lets
+	 * through */
 	return (r->reason < 0 && r->event < 0) ||
-	       (count + slack) * 1000 >= (uint64_t)r->repeat * b->rounds *
-					     (1000 - r->off_path_per_mille);
+	       (count + budget_allowance(r)) * 1000 >=
+		       (uint64_t)r->repeat * b->rounds *
+			       (1000 - r->off_path_per_mille);
 }
 
-/* The connection table's inserts so far (every program's, shared map). */
-static uint64_t inserts(struct bench *b)
+/* Whether a row that is not the new-flow row inserted n entries while
+ * timed, beyond those its budget lets through: an insert into a cold
+ * table costs microseconds here (docs/bench.md), so a thousandth of a
+ * row's packets inserting made a third of its figure. */
+static bool inserted_off_path(const struct row *r, uint64_t n)
 {
-	struct aeth_global_stats g;
-	int err = dp_global(&b->h, &g);
-
-	if (err)
-		die("reading counters", err);
-	return g.events[AETH_EV_CT_INSERT];
-}
-
-/* Whether a row that is not the new-flow row inserted while timed, beyond
- * the few its insert budget lets through (one a second per CPU): an
- * insert into a cold table costs microseconds here (docs/bench.md), so a
- * thousandth of a row's packets inserting made a third of its figure. */
-static bool inserted_off_path(const struct bench *b, const struct row *r,
-			      uint64_t n)
-{
-	uint64_t packets = (uint64_t)r->repeat * b->rounds *
-			   (b->base_fd >= 0 ? 2 : 1);
-
-	return r->event != AETH_EV_CT_INSERT && n > packets / 100000 + 4;
+	return r->event != AETH_EV_CT_INSERT && n > budget_allowance(r);
 }
 
 static void measure_row(struct bench *b, struct row *r)
 {
-	uint64_t before = counter(b, r), after, base_count = 0;
-	uint64_t inserts_before = inserts(b), n_inserts;
+	struct aeth_global_stats g0 = globals(b), g1;
+	uint64_t before = row_count(r, &g0), after, base_count = 0, n_inserts;
 	uint32_t verdict = 0;
 
 	measure3(b, r, b->h.prog_fd, r->repeat, &r->ns, &r->floor,
 		 b->base_fd >= 0 ? &r->base : NULL, &verdict, &base_count);
-	n_inserts = inserts(b) - inserts_before;
-	after = counter(b, r);
+	g1 = globals(b);
+	n_inserts = g1.events[AETH_EV_CT_INSERT] - g0.events[AETH_EV_CT_INSERT];
+	after = row_count(r, &g1);
 	/* a baseline that counts in another map is not checked */
 	r->base_path_ok = b->base_fd < 0 || !b->base_counts ||
 			  took_path(b, r, base_count);
@@ -301,7 +307,7 @@ static void measure_row(struct bench *b, struct row *r)
 		fprintf(stderr, "cost: %s: verdict %u (want %u), counter +%llu\n",
 			r->name, verdict, r->verdict,
 			(unsigned long long)(after - before));
-	if (inserted_off_path(b, r, n_inserts)) {
+	if (inserted_off_path(r, n_inserts)) {
 		fprintf(stderr, "cost: %s: %llu connection-table inserts while "
 			"timed (the new-flow row times inserts; give the row "
 			"an insert budget)\n", r->name,
