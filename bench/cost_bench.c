@@ -956,6 +956,10 @@ struct micro_row {
 	const char *key, *name;
 	int fd;
 	bool vary;		/* a distinct source address each iteration */
+	uint32_t cycle;		/* k: 2^k source addresses in turn instead */
+	uint32_t want;		/* the verdict its last iteration must give,
+				 * 0: any */
+	bool path_ok;
 	struct timing ns, floor;
 	struct row r;		/* the frame it ran on */
 };
@@ -1009,6 +1013,15 @@ static void run_micro(struct bench *b)
 	      micro_shared_read, false);
 	MICRO("encap_floor", "head moved 20 bytes, 40 written, XDP_TX",
 	      micro_encap_floor, false);
+	/* the table's layout against a denser one on many flows (hits) */
+	MICRO("ct8_hit_64k", "table's buckets, 65,536 flows in turn, hit",
+	      micro_ct8_hit, false);
+	micro_rows[n_micro - 1].cycle = 16;
+	micro_rows[n_micro - 1].want = XDP_TX;
+	MICRO("dense4_hit_64k", "one-line IPv4 buckets, 65,536 flows, hit",
+	      micro_dense4_hit, false);
+	micro_rows[n_micro - 1].cycle = 16;
+	micro_rows[n_micro - 1].want = XDP_TX;
 #undef MICRO
 
 	inet_pton(AF_INET, VIP4, &vk.addr.v4);
@@ -1017,11 +1030,17 @@ static void run_micro(struct bench *b)
 	fill_acl(bpf_map__fd(m->maps.micro_acl), 1000);
 	tcp_row(&r, "198.51.100.7", 40000, VIP4, PORT_FWD, PKT_TCP_SYN);
 	for (i = 0; i < n_micro; i++) {
-		r.vary_off = micro_rows[i].vary ? V4_SRC_OFF : 0;
+		struct micro_row *x = &micro_rows[i];
+
+		r.vary_off = x->vary || x->cycle ? V4_SRC_OFF : 0;
+		r.vary_shift = x->cycle ? BENCH_VARY_CYCLE(x->cycle) : 0;
 		r.repeat = 200000;
-		micro_rows[i].r = r;
-		measure(b, &r, micro_rows[i].fd, 200000, &micro_rows[i].ns,
-			&micro_rows[i].floor, &v);
+		x->r = r;
+		measure(b, &r, x->fd, 200000, &x->ns, &x->floor, &v);
+		x->path_ok = !x->want || v == x->want;
+		if (!x->path_ok)
+			fprintf(stderr, "cost: %s: verdict %u (want %u)\n",
+				x->name, v, x->want);
 	}
 }
 
@@ -1034,8 +1053,9 @@ static void print_micro(void)
 	for (i = 0; i < n_micro; i++) {
 		const struct micro_row *x = &micro_rows[i];
 
-		printf("%-46s %7.1f %7.1f %7.1f\n", x->name, x->ns.best,
-		       x->floor.best, x->ns.best - x->floor.best);
+		printf("%-46s %7.1f %7.1f %7.1f%s\n", x->name, x->ns.best,
+		       x->floor.best, x->ns.best - x->floor.best,
+		       x->path_ok ? "" : " (WRONG PATH)");
 	}
 }
 
@@ -1424,6 +1444,9 @@ int main(int argc, char **argv)
 	}
 	for (i = 0; i < n; i++)
 		if (!rows[i].path_ok)
+			return 1;
+	for (i = 0; i < n_micro; i++)
+		if (!micro_rows[i].path_ok)
 			return 1;
 	bpf_object__close(b.base_obj);
 	micro__destroy(b.m);

@@ -428,4 +428,132 @@ int micro_encap_floor(struct xdp_md *ctx)
 	return XDP_TX;
 }
 
+/* Hits on many flows in two layouts, each at 1,048,576 entries: the
+ * connection table's own (struct aeth_ct_bucket with its filter of 32 bits
+ * a bucket, by the rules of include/aether/ct_table.h: the filter word,
+ * the slot words' line, the key's line) and a denser one that
+ * docs/bench.md measures before building it (IPv4 keys of 8 bytes beside
+ * their words, four slots in a bucket of one cache line, a filter of 16
+ * bits a bucket: the filter word, then the one line). Each looks its flow
+ * up and records it on a miss, so a row cycling over its flows times hits
+ * once its first round has recorded them: XDP_TX for a hit, XDP_PASS for
+ * a miss. One CPU, no other writer: no compare-and-swap. */
+#define CT8_BUCKETS (AETH_DEFAULT_CT_ENTRIES / AETH_CT_WAYS)
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CT8_BUCKETS);
+	__type(key, __u32);
+	__type(value, struct aeth_ct_bucket);
+} micro_ct8 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CT8_BUCKETS / AETH_CT_FILTER_PER_WORD);
+	__type(key, __u32);
+	__type(value, __u64);
+} micro_ct8_filter SEC(".maps");
+
+SEC("xdp")
+int micro_ct8_hit(struct xdp_md *ctx)
+{
+	struct aeth_ct_bucket *b;
+	struct aeth_ct_key k;
+	__u32 h, idx, tag, word;
+	__u64 *fw;
+
+	own_key(ctx, &k, 4);
+	h = aeth_ct_hash(&k, 0);
+	idx = aeth_ct_bucket_at(h, CT8_BUCKETS);
+	tag = aeth_ct_tag(h);
+	word = aeth_ct_filter_word_of(idx);
+	fw = bpf_map_lookup_elem(&micro_ct8_filter, &word);
+	b = bpf_map_lookup_elem(&micro_ct8, &idx);
+	if (!fw || !b)
+		return XDP_ABORTED;
+	if (aeth_ct_filter_may_hold(*fw >> aeth_ct_filter_shift_of(idx), tag))
+		for (int i = 0; i < AETH_CT_WAYS; i++) {
+			__u64 w = b->slot[i].word;
+
+			if (aeth_ct_word_seen(w) &&
+			    aeth_ct_word_tag(w) == (tag & 0xffff) &&
+			    aeth_ct_key_eq(&b->key[i], &k))
+				return XDP_TX;
+		}
+	for (int i = 0; i < AETH_CT_WAYS; i++)
+		if (!b->slot[i].word) {
+			b->key[i] = k;
+			b->slot[i].word = aeth_ct_word(1, tag, 7);
+			*fw |= aeth_ct_filter_bits(tag) <<
+			       aeth_ct_filter_shift_of(idx);
+			break;
+		}
+	return XDP_PASS;
+}
+
+#define DENSE4_WAYS 4
+#define DENSE4_BUCKETS (AETH_DEFAULT_CT_ENTRIES / DENSE4_WAYS)
+
+struct dense4_bucket {
+	struct {
+		__u64 key;	/* IPv4 source, source port, service id */
+		__u64 word;	/* seen_s << 32 | backend id; 0: free */
+	} slot[DENSE4_WAYS];
+};
+
+_Static_assert(sizeof(struct dense4_bucket) == 64, "dense4_bucket");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, DENSE4_BUCKETS);
+	__type(key, __u32);
+	__type(value, struct dense4_bucket);
+} micro_dense4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, DENSE4_BUCKETS / 4);
+	__type(key, __u32);
+	__type(value, __u64);
+} micro_dense4_filter SEC(".maps");
+
+/* A key's two bits among its bucket's 16, from the hash's top byte. */
+static __always_inline __u64 dense4_filter_bits(__u32 h)
+{
+	return 1ull << (h >> 28) | 1ull << (h >> 24 & 15);
+}
+
+SEC("xdp")
+int micro_dense4_hit(struct xdp_md *ctx)
+{
+	struct dense4_bucket *b;
+	struct aeth_ct_key k;
+	__u32 h, idx, word, shift;
+	__u64 *fw, bits, key;
+
+	own_key(ctx, &k, 4);
+	h = aeth_ct_hash(&k, 0);
+	idx = h & (DENSE4_BUCKETS - 1);
+	word = idx / 4;
+	shift = idx % 4 * 16;
+	fw = bpf_map_lookup_elem(&micro_dense4_filter, &word);
+	b = bpf_map_lookup_elem(&micro_dense4, &idx);
+	if (!fw || !b)
+		return XDP_ABORTED;
+	key = (__u64)k.src.v4 << 32 | k.port_svc;
+	bits = dense4_filter_bits(h);
+	if ((*fw >> shift & bits) == bits)
+		for (int i = 0; i < DENSE4_WAYS; i++)
+			if (b->slot[i].word && b->slot[i].key == key)
+				return XDP_TX;
+	for (int i = 0; i < DENSE4_WAYS; i++)
+		if (!b->slot[i].word) {
+			b->slot[i].key = key;
+			b->slot[i].word = 7ull << 32 | 1;
+			*fw |= bits << shift;
+			break;
+		}
+	return XDP_PASS;
+}
+
 char LICENSE[] SEC("license") = "GPL";
