@@ -23,9 +23,9 @@
  * many for the service, then advances in steps (see guard_count_svc_drop). */
 #define GUARD_SVC_DROP_EXACT 1024
 #define GUARD_SVC_DROP_STEP 64
-/* aeth_rl_src[key].dropped: exact up to this, then in GUARD_SVC_DROP_STEP
- * steps (see guard_count_src_drop). */
-#define GUARD_SRC_DROP_EXACT 256
+/* aeth_rl_src[key].dropped and .admitted: each exact up to this, then in
+ * GUARD_SVC_DROP_STEP steps (see guard_count_src). */
+#define GUARD_SRC_COUNT_EXACT 256
 
 /* True when flow->src lies in one of trie's prefixes (an ACL trie or
  * aeth_decap: both keyed by aeth_acl_host_key, valued by the family of the
@@ -228,7 +228,7 @@ static __always_inline bool guard_gcra_charge(__u64 *tat, __u64 now,
  * interval ahead, since an admission leaves tat at most tolerance +
  * interval ahead); other CPUs' admissions only move tat later, so the
  * shared bucket refuses at least as long. The memory is kept only once the
- * shared entry counts its refusals in steps (GUARD_SRC_DROP_EXACT), so a
+ * shared entry counts its refusals in steps (GUARD_SRC_COUNT_EXACT), so a
  * client meeting its limit still sees every refusal counted, and it holds
  * the service's parameters: a changed rate or burst is used at once.
  * One case makes the memory refuse longer than the bucket would: a charge
@@ -253,7 +253,7 @@ guard_refusal_slot(const struct aeth_rl_src_key *k)
 }
 
 /* A refusal out of the memory: counted in the shared entry in steps of
- * GUARD_SVC_DROP_STEP, as guard_count_src_drop does past its exact part. */
+ * GUARD_SVC_DROP_STEP, as guard_count_src does past its exact part. */
 static __always_inline void guard_refusal_count(struct aeth_rl_refusal *m,
 						const struct aeth_rl_src_key *k)
 {
@@ -279,27 +279,33 @@ static __always_inline void guard_refusal_note(struct aeth_rl_refusal *m,
 	m->pending = 0;
 }
 
-/* Count a per-source refusal in the bucket's shared entry. A flood from one
- * source is refused on every CPU, and an atomic add per packet would bounce
- * that entry's cache line between them. Exact for the entry's first
- * GUARD_SRC_DROP_EXACT refusals (an operator sees a client meet its limit;
- * reading the line is cheap, writing it is not), then in steps of
- * GUARD_SVC_DROP_STEP paced by this CPU's exact per-CPU count of the
- * service's rate_limited drops (which the caller adds this one to). */
-static __always_inline void guard_count_src_drop(struct aeth_rl_src_state *st,
-						 __u32 id)
+/* Count a per-source refusal (admission: false) or admission in the
+ * bucket's shared entry (*counter: its dropped or admitted). A flood from
+ * one source is refused on every CPU, and a busy client is admitted on
+ * several: an atomic add per packet would bounce that entry's cache line
+ * between them, and it costs a locked instruction besides the bucket's
+ * compare-and-swap. Exact for the entry's first GUARD_SRC_COUNT_EXACT
+ * (an operator sees a client meet its limit; reading the line is cheap,
+ * writing it is not), then in steps of GUARD_SVC_DROP_STEP paced by this
+ * CPU's exact per-CPU count of the same events for the service: its
+ * rate_limited drops or its new flows (which the caller adds this one
+ * to). */
+static __always_inline void guard_count_src(__u64 *counter, __u32 id,
+					    bool admission)
 {
 	struct aeth_svc_stats *s;
+	__u64 pace;
 
-	if (*(volatile __u64 *)&st->dropped < GUARD_SRC_DROP_EXACT) {
-		__sync_fetch_and_add(&st->dropped, 1);
+	if (*(volatile __u64 *)counter < GUARD_SRC_COUNT_EXACT) {
+		__sync_fetch_and_add(counter, 1);
 		return;
 	}
 	s = bpf_map_lookup_elem(&aeth_svc_stats, &id);
 	if (!s)
 		return;
-	if ((s->drops[AETH_R_RATE_LIMITED] + 1) % GUARD_SVC_DROP_STEP == 0)
-		__sync_fetch_and_add(&st->dropped, GUARD_SVC_DROP_STEP);
+	pace = admission ? s->new_flows : s->drops[AETH_R_RATE_LIMITED];
+	if ((pace + 1) % GUARD_SVC_DROP_STEP == 0)
+		__sync_fetch_and_add(counter, GUARD_SVC_DROP_STEP);
 }
 
 /* The per-source bucket: charge it, creating it on a source's first new
@@ -331,13 +337,13 @@ static __always_inline bool guard_charge_source(const struct aeth_rl_src_key *ke
 	}
 	if (guard_gcra_charge(&st->tat_ns, now, svc->src_interval_ns,
 			      svc->src_tolerance_ns, &tat)) {
-		__sync_fetch_and_add(&st->admitted, 1);
+		guard_count_src(&st->admitted, svc->id, true);
 		return true;
 	}
-	guard_count_src_drop(st, svc->id);
+	guard_count_src(&st->dropped, svc->id, false);
 	/* lost every compare-and-swap (tat conformed): nothing to remember */
 	if (m && !aeth_gcra_conforms(tat, now, svc->src_tolerance_ns) &&
-	    *(volatile __u64 *)&st->dropped >= GUARD_SRC_DROP_EXACT)
+	    *(volatile __u64 *)&st->dropped >= GUARD_SRC_COUNT_EXACT)
 		guard_refusal_note(m, key, svc, tat);
 	return false;
 }
