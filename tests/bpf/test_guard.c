@@ -628,6 +628,14 @@ static int syns_until_refused(const char *src, uint16_t *port, int max)
 	return n;
 }
 
+/* n SYNs from src on ports first, first + 1, ..., each with verdict want. */
+static void syns_each(const char *src, uint16_t first, int n, int want)
+{
+	for (int i = 0; i < n; i++)
+		cr_assert_eq(syn(src, (uint16_t)(first + i)), want,
+			     "SYN %d of %d from %s", i + 1, n, src);
+}
+
 TestSuite(limit, .init = setup, .fini = teardown, .timeout = 120);
 
 Test(limit, burst_then_refuse)
@@ -655,14 +663,12 @@ Test(limit, burst_then_refuse)
 Test(limit, refusals_do_not_write_the_shared_entry_each_time)
 {
 	struct aeth_rl_src_state st;
-	int i;
 
 	cr_assert_eq(dp_pin_cpu(0), 0);
 	per_source(&svc4, 1, 1);
 	publish();
 	cr_assert_eq(syn("198.51.100.7", 1000), XDP_TX);
-	for (i = 0; i < 2000; i++)
-		cr_assert_eq(syn("198.51.100.7", 1001 + i), XDP_DROP);
+	syns_each("198.51.100.7", 1001, 2000, XDP_DROP);
 	cr_expect_eq(svc_drops(SVC4, AETH_R_RATE_LIMITED), 2000);
 	st = src_state(SVC4, "198.51.100.7");
 	cr_expect_eq(st.admitted, 1);
@@ -680,21 +686,18 @@ Test(limit, refusals_do_not_write_the_shared_entry_each_time)
 Test(limit, admissions_past_the_exact_count_move_in_steps)
 {
 	struct aeth_rl_src_state st;
-	int i;
 
 	cr_assert_eq(dp_pin_cpu(0), 0);
 	per_source(&svc4, 1, 1000);
 	publish();
-	for (i = 0; i < 456; i++)
-		cr_assert_eq(syn("198.51.100.7", 1000 + i), XDP_TX);
+	syns_each("198.51.100.7", 1000, 456, XDP_TX);
 	st = src_state(SVC4, "198.51.100.7");
 	/* 256 one by one, then 64 at the 320th, 384th and 448th */
 	cr_expect_eq(st.admitted, 256 + 3 * 64, "admitted %llu",
 		     (unsigned long long)st.admitted);
 	cr_expect_eq(st.dropped, 0);
 	/* the next step comes with the 512th */
-	for (i = 456; i < 512; i++)
-		cr_assert_eq(syn("198.51.100.7", 1000 + i), XDP_TX);
+	syns_each("198.51.100.7", 1456, 56, XDP_TX);
 	cr_expect_eq(src_state(SVC4, "198.51.100.7").admitted, 512);
 }
 
