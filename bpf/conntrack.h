@@ -105,6 +105,19 @@ static __always_inline void ct_filter_refresh(const struct ct_place *at)
 		__sync_fetch_and_or(at->filter, fw);
 }
 
+/* Add the bits of the tag of a slot just claimed in a free slot (no entry
+ * replaced, so none to clear): one atomic or instead of the rewrite. A
+ * racing rewrite made from slots read before the claim may clear them;
+ * it reads the slots again after its swap and puts them back
+ * (ct_filter_refresh), as it does for a claimer whose bits were already
+ * set. */
+static __always_inline void ct_filter_add(const struct ct_place *at)
+{
+	if (at->filter)
+		__sync_fetch_and_or(at->filter,
+				    aeth_ct_filter_bits(at->tag) << at->shift);
+}
+
 static __always_inline bool ct_locate(const struct aeth_ct_key *k,
 				      struct ct_place *at)
 {
@@ -233,8 +246,12 @@ __noinline int ct_store(const struct aeth_ct_key *k, __u32 be_id, __u32 now_s,
 		    !ct_swap(at.b, i, old, aeth_ct_word_claim(at.tag)))
 			continue;
 		/* the slot is ours: the filter with our tag's bits and without
-		 * the replaced entry's, then the key, then the word */
-		ct_filter_refresh(&at);
+		 * the replaced entry's (a free slot replaced none), then the
+		 * key, then the word */
+		if (old)
+			ct_filter_refresh(&at);
+		else
+			ct_filter_add(&at);
 		at.b->key[i] = *k;
 		ct_barrier();
 		*(volatile __u64 *)&at.b->slot[i].word = w;

@@ -46,9 +46,11 @@
  * claimed slot's tag counts as an entry's, a rewrite that raced another's
  * is made again from the slots as they are then, and a writer reads the
  * slots once more after its rewrite and puts back the bits of any slot
- * claimed meanwhile (bpf/conntrack.h ct_filter_refresh: why). Userspace only
- * ever sets bits (atomically, through the map's mmap), so no entry's bits
- * are ever missing. */
+ * claimed meanwhile (bpf/conntrack.h ct_filter_refresh: why). A writer
+ * that claimed a free slot replaced no entry, so it only sets its tag's
+ * bits by an atomic or (ct_filter_add), which such a rewrite restores in
+ * the same way. Userspace only ever sets bits (atomically, through the
+ * map's mmap), so no entry's bits are ever missing. */
 #ifndef AETHER_CT_TABLE_H
 #define AETHER_CT_TABLE_H
 
