@@ -1022,6 +1022,13 @@ static void run_micro(struct bench *b)
 	      micro_dense4_hit, false);
 	micro_rows[n_micro - 1].cycle = 16;
 	micro_rows[n_micro - 1].want = XDP_TX;
+	/* the same tables, a new flow each packet (a miss and a write) */
+	MICRO("ct8_new", "table's buckets, new tuple written", micro_ct8_hit,
+	      true);
+	micro_rows[n_micro - 1].want = XDP_PASS;
+	MICRO("dense4_new", "one-line IPv4 buckets, new tuple written",
+	      micro_dense4_hit, true);
+	micro_rows[n_micro - 1].want = XDP_PASS;
 #undef MICRO
 
 	inet_pton(AF_INET, VIP4, &vk.addr.v4);

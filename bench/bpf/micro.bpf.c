@@ -435,9 +435,11 @@ int micro_encap_floor(struct xdp_md *ctx)
  * docs/bench.md measures before building it (IPv4 keys of 8 bytes beside
  * their words, four slots in a bucket of one cache line, a filter of 16
  * bits a bucket: the filter word, then the one line). Each looks its flow
- * up and records it on a miss, so a row cycling over its flows times hits
- * once its first round has recorded them: XDP_TX for a hit, XDP_PASS for
- * a miss. One CPU, no other writer: no compare-and-swap. */
+ * up and records it on a miss (in a free slot, else over one chosen by
+ * the hash), so a row cycling over its flows times hits once its first
+ * round has recorded them, and a row of new flows times a miss and a
+ * write each: XDP_TX for a hit, XDP_PASS for a miss. One CPU, no other
+ * writer: no compare-and-swap. */
 #define CT8_BUCKETS (AETH_DEFAULT_CT_ENTRIES / AETH_CT_WAYS)
 
 struct {
@@ -459,7 +461,7 @@ int micro_ct8_hit(struct xdp_md *ctx)
 {
 	struct aeth_ct_bucket *b;
 	struct aeth_ct_key k;
-	__u32 h, idx, tag, word;
+	__u32 h, idx, tag, word, slot;
 	__u64 *fw;
 
 	own_key(ctx, &k, 4);
@@ -480,14 +482,17 @@ int micro_ct8_hit(struct xdp_md *ctx)
 			    aeth_ct_key_eq(&b->key[i], &k))
 				return XDP_TX;
 		}
+	slot = h >> 8 & (AETH_CT_WAYS - 1);	/* full: evict at random */
 	for (int i = 0; i < AETH_CT_WAYS; i++)
 		if (!b->slot[i].word) {
-			b->key[i] = k;
-			b->slot[i].word = aeth_ct_word(1, tag, 7);
-			*fw |= aeth_ct_filter_bits(tag) <<
-			       aeth_ct_filter_shift_of(idx);
+			slot = i;
 			break;
 		}
+	if (slot < AETH_CT_WAYS) {
+		b->key[slot] = k;
+		b->slot[slot].word = aeth_ct_word(1, tag, 7);
+		*fw |= aeth_ct_filter_bits(tag) << aeth_ct_filter_shift_of(idx);
+	}
 	return XDP_PASS;
 }
 
@@ -528,7 +533,7 @@ int micro_dense4_hit(struct xdp_md *ctx)
 {
 	struct dense4_bucket *b;
 	struct aeth_ct_key k;
-	__u32 h, idx, word, shift;
+	__u32 h, idx, word, shift, slot;
 	__u64 *fw, bits, key;
 
 	own_key(ctx, &k, 4);
@@ -546,13 +551,17 @@ int micro_dense4_hit(struct xdp_md *ctx)
 		for (int i = 0; i < DENSE4_WAYS; i++)
 			if (b->slot[i].word && b->slot[i].key == key)
 				return XDP_TX;
+	slot = h >> 8 & (DENSE4_WAYS - 1);	/* full: evict at random */
 	for (int i = 0; i < DENSE4_WAYS; i++)
 		if (!b->slot[i].word) {
-			b->slot[i].key = key;
-			b->slot[i].word = 7ull << 32 | 1;
-			*fw |= bits << shift;
+			slot = i;
 			break;
 		}
+	if (slot < DENSE4_WAYS) {
+		b->slot[slot].key = key;
+		b->slot[slot].word = 7ull << 32 | 1;
+		*fw |= bits << shift;
+	}
 	return XDP_PASS;
 }
 
