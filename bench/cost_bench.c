@@ -975,10 +975,12 @@ static void run_micro(struct bench *b)
 	struct row r = { 0 };
 	int i;
 
-#define MICRO(k, nm, p, vr)                                                   \
+#define MICRO(k, nm, p, vr) MICRO_CHECKED(k, nm, p, vr, 0, 0)
+	/* cyc: 2^cyc sources in turn (0: vr says); want: the last verdict */
+#define MICRO_CHECKED(k, nm, p, vr, cyc, verdict)                              \
 	(micro_rows[n_micro++] = (struct micro_row){                          \
 		 .key = k, .name = nm, .fd = bpf_program__fd(m->progs.p),    \
-		 .vary = vr })
+		 .vary = vr, .cycle = cyc, .want = verdict })
 	MICRO("sink", "percpu array add (base of the two clocks)",
 	      micro_sink_only, false);
 	MICRO("ktime", "bpf_ktime_get_ns()", micro_ktime, false);
@@ -1014,21 +1016,16 @@ static void run_micro(struct bench *b)
 	MICRO("encap_floor", "head moved 20 bytes, 40 written, XDP_TX",
 	      micro_encap_floor, false);
 	/* the table's layout against a denser one on many flows (hits) */
-	MICRO("ct8_hit_64k", "table's buckets, 65,536 flows in turn, hit",
-	      micro_ct8_hit, false);
-	micro_rows[n_micro - 1].cycle = 16;
-	micro_rows[n_micro - 1].want = XDP_TX;
-	MICRO("dense4_hit_64k", "one-line IPv4 buckets, 65,536 flows, hit",
-	      micro_dense4_hit, false);
-	micro_rows[n_micro - 1].cycle = 16;
-	micro_rows[n_micro - 1].want = XDP_TX;
+	MICRO_CHECKED("ct8_hit_64k", "table's buckets, 65,536 flows in turn, hit",
+		      micro_ct8_find_or_add, false, 16, XDP_TX);
+	MICRO_CHECKED("dense4_hit_64k", "one-line IPv4 buckets, 65,536 flows, hit",
+		      micro_dense4_find_or_add, false, 16, XDP_TX);
 	/* the same tables, a new flow each packet (a miss and a write) */
-	MICRO("ct8_new", "table's buckets, new tuple written", micro_ct8_hit,
-	      true);
-	micro_rows[n_micro - 1].want = XDP_PASS;
-	MICRO("dense4_new", "one-line IPv4 buckets, new tuple written",
-	      micro_dense4_hit, true);
-	micro_rows[n_micro - 1].want = XDP_PASS;
+	MICRO_CHECKED("ct8_new", "table's buckets, new tuple written",
+		      micro_ct8_find_or_add, true, 0, XDP_PASS);
+	MICRO_CHECKED("dense4_new", "one-line IPv4 buckets, new tuple written",
+		      micro_dense4_find_or_add, true, 0, XDP_PASS);
+#undef MICRO_CHECKED
 #undef MICRO
 
 	inet_pton(AF_INET, VIP4, &vk.addr.v4);

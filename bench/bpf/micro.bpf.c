@@ -442,6 +442,17 @@ int micro_encap_floor(struct xdp_md *ctx)
  * writer: no compare-and-swap. */
 #define CT8_BUCKETS (AETH_DEFAULT_CT_ENTRIES / AETH_CT_WAYS)
 
+/* The slot a miss writes, among ways slot words stride words apart from
+ * w on: the first free one, else one chosen by the hash h. */
+static __always_inline __u32 free_slot_or_hashed(const __u64 *w, __u32 stride,
+						 __u32 ways, __u32 h)
+{
+	for (__u32 i = 0; i < ways; i++)
+		if (!w[i * stride])
+			return i;
+	return h >> 8 & (ways - 1);
+}
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, CT8_BUCKETS);
@@ -457,7 +468,7 @@ struct {
 } micro_ct8_filter SEC(".maps");
 
 SEC("xdp")
-int micro_ct8_hit(struct xdp_md *ctx)
+int micro_ct8_find_or_add(struct xdp_md *ctx)
 {
 	struct aeth_ct_bucket *b;
 	struct aeth_ct_key k;
@@ -478,21 +489,15 @@ int micro_ct8_hit(struct xdp_md *ctx)
 			__u64 w = b->slot[i].word;
 
 			if (aeth_ct_word_seen(w) &&
-			    aeth_ct_word_tag(w) == (tag & 0xffff) &&
+			    aeth_ct_word_tag(w) == tag &&
 			    aeth_ct_key_eq(&b->key[i], &k))
 				return XDP_TX;
 		}
-	slot = h >> 8 & (AETH_CT_WAYS - 1);	/* full: evict at random */
-	for (int i = 0; i < AETH_CT_WAYS; i++)
-		if (!b->slot[i].word) {
-			slot = i;
-			break;
-		}
-	if (slot < AETH_CT_WAYS) {
-		b->key[slot] = k;
-		b->slot[slot].word = aeth_ct_word(1, tag, 7);
-		*fw |= aeth_ct_filter_bits(tag) << aeth_ct_filter_shift_of(idx);
-	}
+	slot = free_slot_or_hashed(&b->slot[0].word, 1, AETH_CT_WAYS, h) &
+	       (AETH_CT_WAYS - 1);
+	b->key[slot] = k;
+	b->slot[slot].word = aeth_ct_word(1, tag, 7);
+	*fw |= aeth_ct_filter_bits(tag) << aeth_ct_filter_shift_of(idx);
 	return XDP_PASS;
 }
 
@@ -529,7 +534,7 @@ static __always_inline __u64 dense4_filter_bits(__u32 h)
 }
 
 SEC("xdp")
-int micro_dense4_hit(struct xdp_md *ctx)
+int micro_dense4_find_or_add(struct xdp_md *ctx)
 {
 	struct dense4_bucket *b;
 	struct aeth_ct_key k;
@@ -551,17 +556,11 @@ int micro_dense4_hit(struct xdp_md *ctx)
 		for (int i = 0; i < DENSE4_WAYS; i++)
 			if (b->slot[i].word && b->slot[i].key == key)
 				return XDP_TX;
-	slot = h >> 8 & (DENSE4_WAYS - 1);	/* full: evict at random */
-	for (int i = 0; i < DENSE4_WAYS; i++)
-		if (!b->slot[i].word) {
-			slot = i;
-			break;
-		}
-	if (slot < DENSE4_WAYS) {
-		b->slot[slot].key = key;
-		b->slot[slot].word = 7ull << 32 | 1;
-		*fw |= bits << shift;
-	}
+	slot = free_slot_or_hashed(&b->slot[0].word, 2, DENSE4_WAYS, h) &
+	       (DENSE4_WAYS - 1);
+	b->slot[slot].key = key;
+	b->slot[slot].word = 7ull << 32 | 1;
+	*fw |= bits << shift;
 	return XDP_PASS;
 }
 
