@@ -63,7 +63,8 @@ static __always_inline int lb_ct_verdict(const struct lb_pkt *p,
  * expired entry is a new connection, and an entry in use has its seen_s
  * refreshed (at most once a second: when the second changed), which keeps
  * a UDP flow alive and any live flow from being the one its bucket gives
- * up (include/aether/ct_table.h). */
+ * up (include/aether/ct_table.h), and is confirmed by its first use (one
+ * write more a connection: its handshake's ACK). */
 static __always_inline int lb_ct_judge(const struct lb_pkt *p,
 				       const struct aeth_node *node,
 				       const struct aeth_svc *svc,
@@ -78,7 +79,8 @@ static __always_inline int lb_ct_judge(const struct lb_pkt *p,
 		stats_event(AETH_EV_CT_EXPIRED);
 		return AETH_CT_NEW;
 	}
-	if (v == AETH_CT_USE && e->seen_s != now_s && now_s)
+	if (v == AETH_CT_USE && (e->seen_s != now_s || !e->confirmed) &&
+	    now_s)
 		ct_store(key, e->backend_id, now_s, CT_TOUCH);
 	return v;
 }
@@ -166,7 +168,8 @@ lb_backend(struct lb_pkt *p, const struct aeth_node *node,
 	/* overwriting a key's own slot adds no entry: no budget. A SYN read
 	 * no entry, so it goes through the budget, replacing any */
 	if (found) {
-		ct_overwrite(&key, *be_id, clock_coarse_s(neg->now));
+		ct_overwrite(&key, *be_id, clock_coarse_s(neg->now),
+			     verdict == AETH_CT_RESELECT);
 	} else {
 		/* a SYN replaces (or deletes) any entry of its tuple: no
 		 * memory of the old one may outlive it (refused SYNs change

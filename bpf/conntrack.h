@@ -18,10 +18,13 @@
 #define CT_WINDOW_NS 1000000000ull
 
 /* What ct_store does with the slot of its key. */
-#define CT_PUT 0	/* write it: its own slot, a free one, or the oldest */
+#define CT_PUT 0	/* write it: its own slot, a free one, or the one its
+			 * bucket gives up (aeth_ct_victim); not confirmed */
 #define CT_DEL 1	/* free the key's slot, if it has one */
-#define CT_TOUCH 2	/* refresh seen_s of the key's slot if it still
-			 * names backend be_id */
+#define CT_TOUCH 2	/* refresh seen_s of the key's slot and confirm it,
+			 * if it still names backend be_id */
+#define CT_PUT_CONFIRMED 3 /* CT_PUT for a flow whose packets already
+			 * used an entry: confirmed */
 
 /* What ct_store did. */
 #define CT_STORED 0	/* into the key's own slot or a free one */
@@ -187,7 +190,7 @@ __noinline int ct_find(const struct aeth_ct_key *k, struct aeth_ct_entry *out)
 	return -1;
 }
 
-/* Write as how says (CT_PUT, CT_DEL, CT_TOUCH), without a lock (ct_table.h:
+/* Write as how says (CT_PUT, CT_DEL, CT_TOUCH, CT_PUT_CONFIRMED), without a lock (ct_table.h:
  * a slot changes hands by compare-and-swap of its word): returns
  * CT_STORED, CT_EVICTED or CT_UNCHANGED (also when CT_TRIES rounds lost
  * to other CPUs' writes of the bucket, or another CPU is writing this
@@ -206,7 +209,7 @@ __noinline int ct_store(const struct aeth_ct_key *k, __u32 be_id, __u32 now_s,
 
 	if (!k || !ct_locate(k, &at))
 		return CT_UNCHANGED;
-	w = aeth_ct_word(be_id, at.tag, now_s ? now_s : 1);
+	w = aeth_ct_word(be_id, at.tag, now_s ? now_s : 1, how != CT_PUT);
 	/* the filter's line and the bucket's read side by side, their misses
 	 * overlapping */
 	if (at.filter)
@@ -240,7 +243,7 @@ __noinline int ct_store(const struct aeth_ct_key *k, __u32 be_id, __u32 now_s,
 				return CT_UNCHANGED;
 			continue;
 		}
-		if (how != CT_PUT)
+		if (how != CT_PUT && how != CT_PUT_CONFIRMED)
 			return CT_UNCHANGED;
 		if (aeth_ct_word_claimed(old) ||
 		    !ct_swap(at.b, i, old, aeth_ct_word_claim(at.tag)))
@@ -323,11 +326,14 @@ static __always_inline void ct_record(const struct aeth_node *node,
 					 AETH_EV_CT_INSERT);
 }
 
-/* Replace the entry of a flow that has one (a re-selection). */
+/* Replace the entry of a flow that has one: a re-selection (confirmed:
+ * its packets used the entry), or a new connection on the tuple of an
+ * expired one (not confirmed). */
 static __always_inline void ct_overwrite(const struct aeth_ct_key *key,
-					 __u32 be_id, __u32 now_s)
+					 __u32 be_id, __u32 now_s,
+					 bool confirmed)
 {
-	ct_store(key, be_id, now_s, CT_PUT);
+	ct_store(key, be_id, now_s, confirmed ? CT_PUT_CONFIRMED : CT_PUT);
 }
 
 #endif /* AETHER_BPF_CONNTRACK_H */

@@ -233,7 +233,7 @@ static int conntrack_print_json(struct ctl_ctx *ctx, const struct ct_listing *l,
 					       &updated_s);
 
 		ret = ctl_json_stream_item(ctx, &js, json_pack(
-			"{s:s, s:s, s:s, s:i, s:s, s:i, s:s, s:I, s:f}",
+			"{s:s, s:s, s:s, s:i, s:s, s:i, s:s, s:I, s:b, s:f}",
 			"service", svc,
 			"protocol", row->svc ?
 				    ctl_proto_str(f->proto) : "?",
@@ -244,6 +244,7 @@ static int conntrack_print_json(struct ctl_ctx *ctx, const struct ct_listing *l,
 			"dport", ntohs(f->dport),
 			"backend", be,
 			"backend_id", (json_int_t)row->e.backend_id,
+			"confirmed", (int)row->e.confirmed,
 			"updated_s_ago", updated_s));
 		if (ret)
 			break;
@@ -255,11 +256,12 @@ static int conntrack_print_json(struct ctl_ctx *ctx, const struct ct_listing *l,
 static void conntrack_print_text(const struct ct_listing *l, size_t shown)
 {
 	static const char *const hdr[] = { "SERVICE", "PROTO", "SOURCE",
-					   "DESTINATION", "BACKEND", "UPDATED" };
-	struct ctl_table *t = ctl_table_new(6, hdr);
+					   "DESTINATION", "BACKEND",
+					   "CONFIRMED", "UPDATED" };
+	struct ctl_table *t = ctl_table_new(7, hdr);
 
 	if (t)
-		ctl_table_align_right(t, 5);
+		ctl_table_align_right(t, 6);
 	for (size_t i = 0; i < shown; i++) {
 		const struct ct_row *row = &l->c.rows[i];
 		const struct aeth_flow *f = &row->flow;
@@ -278,7 +280,7 @@ static void conntrack_print_text(const struct ct_listing *l, size_t shown)
 		snprintf(updated, sizeof(updated), "%.0fs ago", updated_s);
 		ctl_table_add(t, svc, row->svc ?
 			      ctl_proto_str(f->proto) : "?", src, dst, be,
-			      updated);
+			      row->e.confirmed ? "yes" : "no", updated);
 	}
 	ctl_table_print(t);
 	ctl_table_free(t);
@@ -324,9 +326,11 @@ const struct ctl_object ctl_obj_conntrack = {
 	.name = "conntrack",
 	.verbs = conntrack_verbs,
 	.n_verbs = sizeof(conntrack_verbs) / sizeof(conntrack_verbs[0]),
-	.summary = "The connection table: flow -> backend, with how long "
-		   "ago each entry was updated\n(written at its first packet, "
-		   "refreshed by its packets; whole seconds), sorted by "
+	.summary = "The connection table: flow -> backend, whether a packet "
+		   "confirmed the entry\nafter the one that wrote it (no: a "
+		   "lone SYN, given up first when its bucket is full),\nand "
+		   "how long ago it was updated (written at its first packet, "
+		   "refreshed by its\npackets; whole seconds), sorted by "
 		   "service, source. "
 		   "--limit N shows the first N (default 1000, 0: all).",
 };

@@ -176,7 +176,7 @@ int aeth_ct_table_put(const struct aeth_ct_table *t,
 	/* an entry without its filter bits would be missed by the data path */
 	if (!t->filter)
 		return -EBADF;
-	if (e->backend_id > 0xffff)
+	if (e->backend_id > AETH_CT_WORD_BACKEND)
 		return -ERANGE;
 	ret = bucket_read(t->fd, idx, &b);
 	if (ret)
@@ -186,7 +186,7 @@ int aeth_ct_table_put(const struct aeth_ct_table *t,
 		return -EBUSY;
 	b.key[i] = *key;
 	b.slot[i].word = aeth_ct_word(e->backend_id, tag,
-				      e->seen_s ? e->seen_s : 1);
+				      e->seen_s ? e->seen_s : 1, e->confirmed);
 	/* the bits before the entry, like the data path */
 	filter_set(t, idx, aeth_ct_filter_bits(tag));
 	return bucket_write(t->fd, idx, &b);

@@ -12,12 +12,18 @@
 #include "aether/abi.h"
 #include "aether/ct_table.h"
 
+/* The entry these prototypes store: a backend and a time, 8 bytes. */
+struct micro_entry {
+	__u32 backend_id;
+	__u32 seen_s;
+};
+
 /* Like aeth_ct: a large LRU connection table, looked up with new tuples. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, AETH_DEFAULT_CT_ENTRIES);
 	__type(key, struct aeth_ct_key);
-	__type(value, struct aeth_ct_entry);
+	__type(value, struct micro_entry);
 } micro_ct SEC(".maps");
 
 /* Like aeth_vip: a small hash looked up with a key that is present. */
@@ -111,7 +117,7 @@ int micro_ct_miss(struct xdp_md *ctx)
 
 struct own_slot {
 	struct aeth_ct_key key;
-	struct aeth_ct_entry e;		/* seen_s 0: the slot is free */
+	struct micro_entry e;		/* seen_s 0: the slot is free */
 };
 
 struct own_bucket {
@@ -282,7 +288,7 @@ int micro_ct_own_miss(struct xdp_md *ctx)
 SEC("xdp")
 int micro_ct_insert(struct xdp_md *ctx)
 {
-	struct aeth_ct_entry e = { .backend_id = 1, .seen_s = 7 };
+	struct micro_entry e = { .backend_id = 1, .seen_s = 7 };
 	struct aeth_ct_key k;
 
 	own_key(ctx, &k, 3);
@@ -496,7 +502,7 @@ int micro_ct8_find_or_add(struct xdp_md *ctx)
 	slot = free_slot_or_hashed(&b->slot[0].word, 1, AETH_CT_WAYS, h) &
 	       (AETH_CT_WAYS - 1);
 	b->key[slot] = k;
-	b->slot[slot].word = aeth_ct_word(1, tag, 7);
+	b->slot[slot].word = aeth_ct_word(1, tag, 7, false);
 	*fw |= aeth_ct_filter_bits(tag) << aeth_ct_filter_shift_of(idx);
 	return XDP_PASS;
 }

@@ -265,14 +265,19 @@ struct aeth_ct_entry {
 	 * entry was written or last used, refreshed at most once a second
 	 * (never 0: 0 marks a free slot) */
 	__u32 seen_s;
+	/* 1 once a packet of the flow used the entry after the one that
+	 * wrote it: a connection, not a lone SYN (a flood's), which a full
+	 * bucket gives up first (include/aether/ct_table.h aeth_ct_victim) */
+	__u32 confirmed;
 };
 
 /* The table is an array of buckets (include/aether/ct_table.h): a key
  * lives in one bucket, chosen by a keyed hash, in one of its
  * AETH_CT_WAYS slots; a full bucket gives up its least recently seen
- * entry. 32 bytes an entry (the kernel's LRU hash took 96). A slot's
- * entry is one aligned 64-bit word (aeth_ct_word: seen_s, a 16-bit tag
- * of the key's hash, the backend id; 0: free), and the eight words share
+ * entry, counting an entry no packet confirmed as older
+ * (ct_table.h aeth_ct_victim). 32 bytes an entry (the kernel's LRU hash took 96). A slot's entry is one aligned
+ * 64-bit word (aeth_ct_word: seen_s, a 16-bit tag of the key's hash, the
+ * confirmed bit, the backend id; 0: free), and the eight words share
  * one cache line apart from the keys, so a lookup reads the words, and a
  * key only where the tag matches: in a full bucket, a miss reads no key
  * and a hit one (ct_table.h also says how readers go without the lock).
@@ -292,7 +297,8 @@ struct aeth_ct_entry {
 union aeth_ct_slot_word {
 	__u64 word;		/* aeth_ct_word (ct_table.h) */
 	struct {		/* the same bits, named for BTF readers */
-		__u64 backend_id : 16;
+		__u64 backend_id : 15;
+		__u64 confirmed : 1;
 		__u64 tag : 16;
 		__u64 seen_s : 32;	/* 0: the slot is free */
 	};
@@ -430,12 +436,12 @@ _Static_assert(sizeof(struct aeth_svcinfo) == 120, "aeth_svcinfo");
 _Static_assert(sizeof(struct aeth_backend) == 28, "aeth_backend");
 _Static_assert(sizeof(struct aeth_flow) == 40, "aeth_flow");
 _Static_assert(sizeof(struct aeth_ct_key) == 20, "aeth_ct_key");
-_Static_assert(sizeof(struct aeth_ct_entry) == 8, "aeth_ct_entry");
+_Static_assert(sizeof(struct aeth_ct_entry) == 12, "aeth_ct_entry");
 _Static_assert(sizeof(struct aeth_ct_bucket) == 256, "aeth_ct_bucket");
 _Static_assert(__builtin_offsetof(struct aeth_ct_bucket, slot) == 8,
 	       "aeth_ct_bucket.slot: aligned 64-bit words");
 _Static_assert(sizeof(union aeth_ct_slot_word) == 8, "aeth_ct_slot_word");
-_Static_assert(AETH_MAX_BACKENDS <= 65536, "a slot word's backend id is 16 bits");
+_Static_assert(AETH_MAX_BACKENDS <= 32768, "a slot word's backend id is 15 bits");
 _Static_assert(AETH_MAX_SERVICES <= 65536, "aeth_ct_key.svc_id is 16 bits");
 _Static_assert(sizeof(struct aeth_pcpu) == 24, "aeth_pcpu");
 _Static_assert(sizeof(struct aeth_ct_budget) == 16, "aeth_ct_budget");

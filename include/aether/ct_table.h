@@ -127,11 +127,29 @@ AETH_RULE bool aeth_ct_filter_may_hold(__u64 fb, __u32 tag)
 	return (fb & bits) == bits;
 }
 
-/* A slot's word: seen_s (never 0 in a used slot), the tag, the backend. */
-AETH_RULE __u64 aeth_ct_word(__u32 backend_id, __u32 tag, __u32 seen_s)
+/* A slot word's low 16 bits: the backend id (15 bits), and the bit a
+ * packet of the flow sets when it uses the entry after the one that wrote
+ * it (aeth_ct_entry.confirmed). */
+#define AETH_CT_WORD_BACKEND 0x7fffu
+#define AETH_CT_WORD_CONFIRMED 0x8000u
+
+/* How many seconds older than its seen_s a full bucket takes an entry no
+ * packet confirmed to be, when it picks the entry it gives up
+ * (aeth_ct_victim). A client's handshake confirms its entry within a
+ * round trip; a SYN whose sender never answers (a flood's, spoofed)
+ * leaves an entry that is never confirmed. So a flood's entries give way
+ * to each other before they push out a connection that had a packet in
+ * the last minute, however many CPUs insert them (docs/guard.md). */
+#define AETH_CT_UNCONFIRMED_AGE_S 60
+
+/* A slot's word: seen_s (never 0 in a used slot), the tag, confirmed or
+ * not, the backend. */
+AETH_RULE __u64 aeth_ct_word(__u32 backend_id, __u32 tag, __u32 seen_s,
+			     bool confirmed)
 {
 	return (__u64)seen_s << 32 | (tag & 0xffff) << 16 |
-	       (backend_id & 0xffff);
+	       (confirmed ? AETH_CT_WORD_CONFIRMED : 0) |
+	       (backend_id & AETH_CT_WORD_BACKEND);
 }
 
 AETH_RULE __u32 aeth_ct_word_seen(__u64 w)
@@ -156,14 +174,30 @@ AETH_RULE __u32 aeth_ct_word_tag(__u64 w)
 	return (__u32)(w >> 16) & 0xffff;
 }
 
+AETH_RULE bool aeth_ct_word_confirmed(__u64 w)
+{
+	return w & AETH_CT_WORD_CONFIRMED;
+}
+
 AETH_RULE struct aeth_ct_entry aeth_ct_word_entry(__u64 w)
 {
 	struct aeth_ct_entry e = {
-		.backend_id = (__u32)w & 0xffff,
+		.backend_id = (__u32)w & AETH_CT_WORD_BACKEND,
 		.seen_s = (__u32)(w >> 32),
+		.confirmed = aeth_ct_word_confirmed(w),
 	};
 
 	return e;
+}
+
+/* What a full bucket weighs its entry of word w by, the least given up
+ * first: seen_s, and AETH_CT_UNCONFIRMED_AGE_S more once a packet
+ * confirmed it (so an unconfirmed entry counts as that much older; in 64
+ * bits, which do not wrap). A free slot weighs 0. */
+AETH_RULE __u64 aeth_ct_word_worth(__u64 w)
+{
+	/* a multiply, not a branch: the bit is different slot to slot */
+	return (w >> 32) + (w >> 15 & 1) * AETH_CT_UNCONFIRMED_AGE_S;
 }
 
 AETH_RULE bool aeth_ct_key_eq(const struct aeth_ct_key *a,
@@ -223,15 +257,17 @@ AETH_RULE int aeth_ct_slot_of(const struct aeth_ct_bucket *b,
 	return -1;
 }
 
-/* The slot a write of k takes: k's own, else a free one, else the least
- * recently seen entry (the earliest seen_s; the first of equals); never a
- * claimed one. *own tells whether it is k's. -1: none, because a slot is
- * claimed for a key of k's tag (most likely k itself, written by another
- * CPU: that write stands), or because every slot is claimed. */
+/* The slot a write of k takes: k's own, else a free one, else the entry
+ * of least worth (aeth_ct_word_worth: the least recently seen, an entry no
+ * packet confirmed counting AETH_CT_UNCONFIRMED_AGE_S older; the first of
+ * equals); never a claimed one. *own tells whether it is k's. -1: none,
+ * because a slot is claimed for a key of k's tag (most likely k itself,
+ * written by another CPU: that write stands), or because every slot is
+ * claimed. */
 AETH_RULE int aeth_ct_victim(const struct aeth_ct_bucket *b,
 			     const struct aeth_ct_key *k, __u32 tag, bool *own)
 {
-	__u32 oldest = ~0u;
+	__u64 least = ~0ull;
 	int victim = -1;
 
 	*own = false;
@@ -249,8 +285,8 @@ AETH_RULE int aeth_ct_victim(const struct aeth_ct_bucket *b,
 			*own = true;
 			return i;
 		}
-		if (victim < 0 || seen < oldest) {
-			oldest = seen;
+		if (victim < 0 || aeth_ct_word_worth(w) < least) {
+			least = aeth_ct_word_worth(w);
 			victim = i;
 		}
 	}

@@ -1130,7 +1130,7 @@ Test(fwd, full_bucket_gives_up_its_least_recently_seen_entry)
 {
 	struct pkt_spec s = pkt_spec_tcp4(CLI4, 0, VIP4, 6443);
 	uint16_t port[AETH_CT_WAYS + 2];
-	struct aeth_ct_entry e;
+	struct aeth_ct_entry e = { .confirmed = 1 };	/* connections' */
 	struct aeth_flow fl;
 	struct frame f;
 	struct result r;
@@ -1190,6 +1190,79 @@ Test(fwd, full_bucket_gives_up_its_least_recently_seen_entry)
 		cr_assert_eq(i == 0 || i == 3 || e.backend_id == 10, 1);
 	}
 	cr_assert_eq(global().events[AETH_EV_CT_INSERT], 3);
+}
+
+/* A SYN's entry is unconfirmed until a packet of its flow uses it (the
+ * handshake's ACK), and a full bucket gives up unconfirmed entries first:
+ * a flood of SYNs that never answer, over twice a bucket's size and all
+ * within the insert budget, replaces its own entries and leaves the
+ * connections, however recently it wrote its own. */
+Test(fwd, syn_flood_replaces_its_own_entries_not_connections)
+{
+	/* 23: as many ports of one client as one bucket of this table gets */
+	enum { LIVE = 3, FLOOD = 2 * AETH_CT_WAYS + 4 };
+	struct pkt_spec s = pkt_spec_tcp4(CLI4, 0, VIP4, 6443);
+	uint16_t port[LIVE + FLOOD];
+	struct aeth_ct_entry e;
+	struct aeth_flow fl;
+	struct frame f;
+	struct result r;
+	int kept = 0;
+
+	one_backend_service(1, VIP4, 6443, 6, 10, "192.0.2.21");
+	ports_of_one_bucket(1, port, LIVE + FLOOD);
+	for (int i = 0; i < LIVE; i++) {
+		s.sport = port[i];
+		fl = flow_of(&s);
+		s.tcp_flags = PKT_TCP_SYN;
+		build(&s, &f);
+		run(&f, &r);
+		expect_tx(&r, &s, &f, "192.0.2.21");
+		cr_assert_eq(dp_ct_get(&h, &fl, &e), 0);
+		cr_assert_not(e.confirmed, "a SYN's entry, port[%d]", i);
+		s.tcp_flags = PKT_TCP_ACK;
+		build(&s, &f);
+		run(&f, &r);
+		expect_tx(&r, &s, &f, "192.0.2.21");
+		cr_assert_eq(dp_ct_get(&h, &fl, &e), 0);
+		cr_assert(e.confirmed, "its ACK confirms it, port[%d]", i);
+		cr_assert_eq(e.backend_id, 10);
+	}
+	/* the flood: SYNs only, every one of them written (no budget hit) */
+	s.tcp_flags = PKT_TCP_SYN;
+	for (int i = LIVE; i < LIVE + FLOOD; i++) {
+		s.sport = port[i];
+		build(&s, &f);
+		run(&f, &r);
+		expect_tx(&r, &s, &f, "192.0.2.21");
+	}
+	cr_assert_eq(global().events[AETH_EV_CT_INSERT], LIVE + FLOOD);
+	cr_assert_eq(global().events[AETH_EV_CT_EVICTED],
+		     FLOOD - (AETH_CT_WAYS - LIVE));
+	for (int i = 0; i < LIVE + FLOOD; i++) {
+		s.sport = port[i];
+		fl = flow_of(&s);
+		if (i < LIVE) {
+			cr_assert_eq(dp_ct_get(&h, &fl, &e), 0,
+				     "connection port[%d] kept", i);
+			cr_assert(e.confirmed);
+			cr_assert_eq(e.backend_id, 10);
+		} else if (dp_ct_get(&h, &fl, &e) == 0) {
+			cr_assert_not(e.confirmed, "flood port[%d]", i);
+			kept++;
+		}
+	}
+	cr_assert_eq(kept, AETH_CT_WAYS - LIVE);
+	cr_assert_eq(ct_count(), AETH_CT_WAYS);
+
+	/* a SYN on a connection's tuple is a new connection: unconfirmed */
+	s.sport = port[0];
+	fl = flow_of(&s);
+	build(&s, &f);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+	cr_assert_eq(dp_ct_get(&h, &fl, &e), 0);
+	cr_assert_not(e.confirmed);
 }
 
 /* The bucket of port's flow (service 1), copied, and its filter bits. */

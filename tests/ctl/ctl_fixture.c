@@ -334,11 +334,12 @@ struct aeth_flow fx_flow(const char *src, uint16_t sport, const char *dst,
 }
 
 int fx_ct(struct fx *fx, const struct aeth_flow *f, uint32_t backend_id,
-	  uint32_t svc_id, uint64_t seen_ns)
+	  uint32_t svc_id, uint64_t seen_ns, bool confirmed)
 {
 	struct aeth_ct_key k = aeth_ct_key_of(f, svc_id);
 	struct aeth_ct_entry e = { .backend_id = backend_id,
-				   .seen_s = (uint32_t)(seen_ns / 1000000000ull) };
+				   .seen_s = (uint32_t)(seen_ns / 1000000000ull),
+				   .confirmed = confirmed };
 	struct aeth_ct_table t;
 	int err = aeth_ct_table_open(&t, fx->ct, bpf_map__fd(
 		((struct aether_lb *)fx->skel)->maps.aeth_ct_bloom));

@@ -74,8 +74,10 @@ int fx_maglev(struct fx *fx, uint32_t slot, const uint32_t *table,
 int fx_acl(struct fx *fx, uint32_t slot, const char *const *cidrs, size_t n);
 struct aeth_flow fx_flow(const char *src, uint16_t sport, const char *dst,
 			 uint16_t dport, uint8_t proto);
+/* A connection entry of f, seen at seen_ns (the coarse clock), confirmed
+ * or not (aeth_ct_entry.confirmed). */
 int fx_ct(struct fx *fx, const struct aeth_flow *f, uint32_t backend_id,
-	  uint32_t svc_id, uint64_t seen_ns);
+	  uint32_t svc_id, uint64_t seen_ns, bool confirmed);
 /* Add v to a u64 field at byte offset off of key's value on one CPU. */
 int fx_percpu_add(struct fx *fx, int map_fd, uint32_t key, size_t value_size,
 		  int cpu, size_t off, uint64_t v);

@@ -361,9 +361,9 @@ Test(ctl, conntrack_list)
 	struct fx_res r;
 	json_t *e;
 
-	cr_assert_eq(fx_ct(&fx, &f2, 2, 0, now - 3000000000ull), 0);
-	cr_assert_eq(fx_ct(&fx, &f1, 0, 0, now), 0);
-	cr_assert_eq(fx_ct(&fx, &f3, 3, 1, now), 0);
+	cr_assert_eq(fx_ct(&fx, &f2, 2, 0, now - 3000000000ull, false), 0);
+	cr_assert_eq(fx_ct(&fx, &f1, 0, 0, now, true), 0);
+	cr_assert_eq(fx_ct(&fx, &f3, 3, 1, now, true), 0);
 
 	cr_assert_eq(fx_ctl(&fx, &r, "-j", "conntrack", "list", NULL), 0);
 	ok_json(&r);
@@ -376,8 +376,11 @@ Test(ctl, conntrack_list)
 	cr_assert_str_eq(jstr(e, "protocol"), "tcp");
 	cr_assert_str_eq(jstr(e, "service"), "kube-apiserver");
 	cr_assert_str_eq(jstr(e, "backend"), "192.0.2.21");
+	cr_assert(json_is_true(json_object_get(e, "confirmed")));
 	e = json_array_get(r.json, 1);
 	cr_assert_str_eq(jstr(e, "backend"), "192.0.2.23");
+	/* no packet used it after the one that wrote it (a lone SYN) */
+	cr_assert(json_is_false(json_object_get(e, "confirmed")));
 	cr_assert_geq(json_real_value(json_object_get(e, "updated_s_ago")),
 		      2.5);
 	fx_res_free(&r);
@@ -430,6 +433,9 @@ Test(ctl, conntrack_list)
 	cr_assert(strstr(r.out, "198.51.100.7:40000"), "%s", r.out);
 	cr_assert(strstr(r.out, "203.0.113.10:6443"));
 	cr_assert(strstr(r.out, "UPDATED"), "%s", r.out);
+	cr_assert(strstr(r.out, "CONFIRMED"), "%s", r.out);
+	cr_assert(strstr(r.out, "192.0.2.21  yes "), "%s", r.out);
+	cr_assert(strstr(r.out, "192.0.2.23  no "), "%s", r.out);
 	cr_assert(strstr(r.out, "s ago\n"), "%s", r.out);
 	cr_assert_null(strstr(r.out, "2001:db8:100::9"));
 	cr_assert(strstr(r.err, "2 of 3 entries shown"), "%s", r.err);
@@ -943,7 +949,7 @@ Test(ctl, explain_rules)
 	expect(explain("198.51.100.7:40000", "203.0.113.10:6443", "tcp", true),
 	       "tx", "maglev", slot % 3 == 0 ? "192.0.2.21" : "192.0.2.23");
 	/* a connection entry wins, even to a draining backend */
-	cr_assert_eq(fx_ct(&fx, &f, 1, 0, fx_now_ns()), 0);
+	cr_assert_eq(fx_ct(&fx, &f, 1, 0, fx_now_ns(), true), 0);
 	expect(explain("198.51.100.7:40000", "203.0.113.10:6443", "tcp", false),
 	       "tx", "conntrack", "192.0.2.22");
 
@@ -1091,7 +1097,7 @@ Test(ctl, reads_change_nothing)
 	struct fx_res r;
 	char *before, *after;
 
-	cr_assert_eq(fx_ct(&fx, &f, 0, 0, 1), 0);
+	cr_assert_eq(fx_ct(&fx, &f, 0, 0, 1, true), 0);
 	before = snapshot();
 	cr_assert_eq(fx_ctl(&fx, &r, "explain", "--src", "198.51.100.9:1",
 			    "--dst", "203.0.113.10:6443", "--proto", "tcp",

@@ -24,7 +24,7 @@ static void setup(void)
 	cr_assert_eq(fx_populate(&fx), 0, "fixture: populate");
 	/* hash maps show fields only when they hold something */
 	f = fx_flow("198.51.100.7", 40000, "203.0.113.10", 6443, IPPROTO_TCP);
-	cr_assert_eq(fx_ct(&fx, &f, 0, 0, 1), 0);
+	cr_assert_eq(fx_ct(&fx, &f, 0, 0, 1, true), 0);
 	k.family = fx_addr("198.51.100.7", &k.prefix);
 	cr_assert_eq(bpf_map_update_elem(fx.rl_src, &k, &st, 0), 0);
 }

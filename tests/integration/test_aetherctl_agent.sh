@@ -105,12 +105,16 @@ topo_ctl lb1 -j conntrack list --service kube-apiserver --limit 0 >"$TMP/ct.json
 py '
 f = json.load(open(sys.argv[1]))["flows"]
 seen = {str(e["sport"]): e["backend"] for e in d if e["src"] == sys.argv[2]}
+confirmed = {str(e["sport"]): e["confirmed"] for e in d
+             if e["src"] == sys.argv[2]}
 names = dict(x.split("=") for x in sys.argv[3:])
 for port, be in f.items():
     assert seen.get(port) == names[be], (port, be, seen.get(port))
+    # the handshake ACK used the entry the SYN wrote
+    assert confirmed.get(port) is True, (port, confirmed.get(port))
 ' "$TMP/flows.json" "${TOPO_V4[cin]}" be1=192.0.2.21 be2=192.0.2.22 \
 	be3=192.0.2.23 <"$TMP/ct.json" || die "conntrack list holds the ten flows"
-ok "conntrack list: the ten flows with their backends"
+ok "conntrack list: the ten flows with their backends, confirmed by their handshakes"
 
 # the unauthorized client: explained, then really dropped and counted
 got=$(topo_ctl lb1 -j explain --src "${TOPO_V4[cout]}:40000" \

@@ -28,26 +28,39 @@ static void fill(struct aeth_ct_bucket *b, const __u32 *seen)
 	memset(b, 0, sizeof(*b));
 	for (int i = 0; i < AETH_CT_WAYS; i++) {
 		b->key[i] = key(0x0a000001 + i, 1000, 1);
-		b->slot[i].word = aeth_ct_word(100 + i, TAG, seen[i]);
+		b->slot[i].word = aeth_ct_word(100 + i, TAG, seen[i], false);
 	}
 }
 
 /* A slot's word holds the entry and the tag, and nothing spills. */
 Test(ct_table, slot_word_round_trip)
 {
-	__u64 w = aeth_ct_word(16383, 0xbeef, 0xfffffffe);
+	__u64 w = aeth_ct_word(16383, 0xbeef, 0xfffffffe, false);
 	struct aeth_ct_entry e = aeth_ct_word_entry(w);
 
 	cr_assert_eq(e.backend_id, 16383);
 	cr_assert_eq(e.seen_s, 0xfffffffe);
 	cr_assert_eq(aeth_ct_word_tag(w), 0xbeef);
-	cr_assert_eq(aeth_ct_word_seen(aeth_ct_word(0xffff, 0xffff, 0)), 0);
-	cr_assert_eq(aeth_ct_word_tag(aeth_ct_word(0xffff, 0x1ffff, 1)),
+	cr_assert_eq(aeth_ct_word_seen(aeth_ct_word(0x7fff, 0xffff, 0, true)), 0);
+	cr_assert_eq(aeth_ct_word_tag(aeth_ct_word(0xffff, 0x1ffff, 1, true)),
 		     0xffff);
 	cr_assert_eq(aeth_ct_tag(0xabcd1234u), 0xabcd);
+	cr_assert_not(e.confirmed);
+	/* the confirmed bit sits above the backend's 15 bits: a backend id
+	 * cannot set it, and it changes no other field */
+	e = aeth_ct_word_entry(aeth_ct_word(0xffff, 0xbeef, 7, false));
+	cr_assert_eq(e.backend_id, 0x7fff);
+	cr_assert_not(e.confirmed);
+	w = aeth_ct_word(16383, 0xbeef, 0xfffffffe, true);
+	e = aeth_ct_word_entry(w);
+	cr_assert_eq(e.backend_id, 16383);
+	cr_assert_eq(e.seen_s, 0xfffffffe);
+	cr_assert(e.confirmed);
+	cr_assert_eq(aeth_ct_word_tag(w), 0xbeef);
 	/* the bitfields bpftool shows name the same bits */
 	union aeth_ct_slot_word u = { .word = w };
 	cr_assert_eq(u.backend_id, 16383);
+	cr_assert_eq(u.confirmed, 1);
 	cr_assert_eq(u.tag, 0xbeef);
 	cr_assert_eq(u.seen_s, 0xfffffffe);
 }
@@ -74,10 +87,10 @@ Test(ct_table, a_key_is_found_only_in_a_used_slot)
 	cr_assert_eq(aeth_ct_slot_of(&b, &k, TAG), 3);
 	/* another tag: the key is not even compared */
 	cr_assert_eq(aeth_ct_slot_of(&b, &k, TAG + 1), -1);
-	b.slot[3].word = aeth_ct_word(103, TAG, 0);	/* seen 0: claimed */
+	b.slot[3].word = aeth_ct_word(103, TAG, 0, false);	/* seen 0: claimed */
 	cr_assert_eq(aeth_ct_slot_of(&b, &k, TAG), -1);
 	k = key(0x0a000004, 1000, 2);	/* another service: another key */
-	b.slot[3].word = aeth_ct_word(103, TAG, 5);
+	b.slot[3].word = aeth_ct_word(103, TAG, 5, false);
 	cr_assert_eq(aeth_ct_slot_of(&b, &k, TAG), -1);
 	k = key(0x0a000004, 1001, 1);
 	cr_assert_eq(aeth_ct_slot_of(&b, &k, TAG), -1);
@@ -107,6 +120,51 @@ Test(ct_table, a_new_key_takes_its_own_then_a_free_then_the_oldest_slot)
 	cr_assert(is_own);
 }
 
+/* A full bucket gives up an entry no packet confirmed (a lone SYN's)
+ * before a connection's, unless the connection has been idle for
+ * AETH_CT_UNCONFIRMED_AGE_S seconds longer: a flood of SYNs then replaces
+ * its own entries, not those of flows with a packet in the last minute. */
+Test(ct_table, a_full_bucket_gives_up_unconfirmed_entries_first)
+{
+	__u32 seen[AETH_CT_WAYS] = { 1000, 1000, 1000, 1000,
+				     1000, 1000, 1000, 1000 };
+	const __u32 age = AETH_CT_UNCONFIRMED_AGE_S;
+	struct aeth_ct_key other = key(0xc0000201, 2000, 1);
+	struct aeth_ct_bucket b;
+	bool is_own;
+
+	fill(&b, seen);
+	/* slots 0-5 confirmed, seen long before slots 6 and 7 */
+	for (int i = 0; i < 6; i++)
+		b.slot[i].word = aeth_ct_word(100 + i, TAG, 1000 - age + 10 + i,
+					      true);
+	cr_assert_eq(aeth_ct_victim(&b, &other, TAG, &is_own), 6);
+	cr_assert_not(is_own);
+	/* of the unconfirmed, the least recently seen */
+	b.slot[6].word = aeth_ct_word(106, TAG, 1001, false);
+	cr_assert_eq(aeth_ct_victim(&b, &other, TAG, &is_own), 7);
+	/* a connection idle for the age longer than the lone SYN: even */
+	b.slot[7].word = aeth_ct_word(107, TAG, 1001 + 1, false);
+	b.slot[3].word = aeth_ct_word(103, TAG, 1001 - age, true);
+	cr_assert_eq(aeth_ct_word_worth(b.slot[3].word),
+		     aeth_ct_word_worth(b.slot[6].word));
+	cr_assert_eq(aeth_ct_victim(&b, &other, TAG, &is_own), 3,
+		     "the first of equals");
+	/* one second more: the connection is given up */
+	b.slot[3].word = aeth_ct_word(103, TAG, 1001 - age - 1, true);
+	cr_assert_eq(aeth_ct_victim(&b, &other, TAG, &is_own), 3);
+	/* one second less: the lone SYN is */
+	b.slot[3].word = aeth_ct_word(103, TAG, 1001 - age + 1, true);
+	cr_assert_eq(aeth_ct_victim(&b, &other, TAG, &is_own), 6);
+	/* all confirmed: the least recently seen, as without the bit */
+	b.slot[6].word = aeth_ct_word(106, TAG, 1001, true);
+	b.slot[7].word = aeth_ct_word(107, TAG, 1002, true);
+	cr_assert_eq(aeth_ct_victim(&b, &other, TAG, &is_own), 3);
+	/* and a free slot before any of them */
+	b.slot[5].word = 0;
+	cr_assert_eq(aeth_ct_victim(&b, &other, TAG, &is_own), 5);
+}
+
 /* A slot being filled by a writer (claimed) is no entry for readers, no
  * victim for other writers, and a claim of the key's own tag (most likely
  * the key itself, written by another CPU) makes the write give way. */
@@ -123,7 +181,7 @@ Test(ct_table, a_claimed_slot_is_never_taken_and_a_claim_of_the_tag_gives_way)
 	cr_assert_eq(aeth_ct_word_seen(aeth_ct_word_claim(TAG)), 0);
 	cr_assert_eq(aeth_ct_word_tag(aeth_ct_word_claim(TAG)), TAG);
 	cr_assert_not(aeth_ct_word_claimed(0));
-	cr_assert_not(aeth_ct_word_claimed(aeth_ct_word(1, TAG, 5)));
+	cr_assert_not(aeth_ct_word_claimed(aeth_ct_word(1, TAG, 5, false)));
 
 	fill(&b, seen);
 	/* the oldest slot claimed for another tag: the next oldest */
@@ -205,8 +263,8 @@ Test(ct_table, filter_bits_of_tags_and_buckets)
 	cr_assert_eq(aeth_ct_filter_of(&b, -1), TAG_BITS);
 	/* slots of other tags add theirs; a free slot and a skipped one
 	 * add nothing */
-	b.slot[1].word = aeth_ct_word(1, 0xa000, 5);
-	b.slot[2].word = aeth_ct_word(1, 0x5a50, 5);
+	b.slot[1].word = aeth_ct_word(1, 0xa000, 5, false);
+	b.slot[2].word = aeth_ct_word(1, 0x5a50, 5, false);
 	cr_assert_eq(aeth_ct_filter_of(&b, -1),
 		     TAG_BITS | A000_BITS | 1ull << 11 | 1ull << 9);
 	cr_assert_eq(aeth_ct_filter_of(&b, 2), TAG_BITS | A000_BITS);
