@@ -81,7 +81,7 @@ static __always_inline int lb_ct_judge(const struct lb_pkt *p,
 	}
 	if (v == AETH_CT_USE && (e->seen_s != now_s || !e->confirmed) &&
 	    now_s)
-		ct_store(key, e->backend_id, now_s, CT_TOUCH);
+		ct_store(key, e->backend_id, now_s, CT_TOUCH | CT_CONFIRM);
 	return v;
 }
 

@@ -17,14 +17,20 @@
 
 #define CT_WINDOW_NS 1000000000ull
 
-/* What ct_store does with the slot of its key. */
+/* What ct_store does with the slot of its key (how & CT_ACTION). */
 #define CT_PUT 0	/* write it: its own slot, a free one, or the one its
-			 * bucket gives up (aeth_ct_victim); not confirmed */
+			 * bucket gives up (aeth_ct_victim) */
 #define CT_DEL 1	/* free the key's slot, if it has one */
-#define CT_TOUCH 2	/* refresh seen_s of the key's slot and confirm it,
-			 * if it still names backend be_id */
-#define CT_PUT_CONFIRMED 3 /* CT_PUT for a flow whose packets already
-			 * used an entry: confirmed */
+#define CT_TOUCH 2	/* refresh seen_s of the key's slot if it still
+			 * names backend be_id */
+#define CT_ACTION 3
+/* With CT_PUT or CT_TOUCH: the entry written is confirmed (a packet of
+ * its flow used it). A bit of how that lands on the word's own bit by a
+ * shift: no compare on the insert's path. */
+#define CT_CONFIRM 4
+#define CT_CONFIRM_SHIFT 13
+_Static_assert(CT_CONFIRM << CT_CONFIRM_SHIFT == AETH_CT_WORD_CONFIRMED,
+	       "CT_CONFIRM shifts onto the slot word's confirmed bit");
 
 /* What ct_store did. */
 #define CT_STORED 0	/* into the key's own slot or a free one */
@@ -190,7 +196,8 @@ __noinline int ct_find(const struct aeth_ct_key *k, struct aeth_ct_entry *out)
 	return -1;
 }
 
-/* Write as how says (CT_PUT, CT_DEL, CT_TOUCH, CT_PUT_CONFIRMED), without a lock (ct_table.h:
+/* Write as how says (CT_PUT, CT_DEL or CT_TOUCH, maybe | CT_CONFIRM),
+ * without a lock (ct_table.h:
  * a slot changes hands by compare-and-swap of its word): returns
  * CT_STORED, CT_EVICTED or CT_UNCHANGED (also when CT_TRIES rounds lost
  * to other CPUs' writes of the bucket, or another CPU is writing this
@@ -202,6 +209,7 @@ __noinline int ct_find(const struct aeth_ct_key *k, struct aeth_ct_entry *out)
 __noinline int ct_store(const struct aeth_ct_key *k, __u32 be_id, __u32 now_s,
 			__u32 how)
 {
+	__u32 act = how & CT_ACTION;
 	struct ct_place at;
 	__u64 w, old;
 	bool own;
@@ -209,7 +217,8 @@ __noinline int ct_store(const struct aeth_ct_key *k, __u32 be_id, __u32 now_s,
 
 	if (!k || !ct_locate(k, &at))
 		return CT_UNCHANGED;
-	w = aeth_ct_word(be_id, at.tag, now_s ? now_s : 1, how != CT_PUT);
+	w = aeth_ct_word(be_id, at.tag, now_s ? now_s : 1, false) |
+	    (__u64)(how & CT_CONFIRM) << CT_CONFIRM_SHIFT;
 	/* the filter's line and the bucket's read side by side, their misses
 	 * overlapping */
 	if (at.filter)
@@ -226,24 +235,24 @@ __noinline int ct_store(const struct aeth_ct_key *k, __u32 be_id, __u32 now_s,
 			/* still k's: the word the swap expects names k */
 			if (!ct_slot_is(at.b, i, k, at.tag, old))
 				continue;
-			if (how == CT_DEL) {
+			if (act == CT_DEL) {
 				if (!ct_swap(at.b, i, old, 0))
 					continue;
 				ct_filter_refresh(&at);
 				return CT_STORED;
 			}
-			if (how == CT_TOUCH &&
+			if (act == CT_TOUCH &&
 			    aeth_ct_word_entry(old).backend_id != be_id)
 				return CT_UNCHANGED;
 			if (ct_swap(at.b, i, old, w))
 				return CT_STORED;
 			/* another CPU wrote the slot meanwhile (most likely its
 			 * own refresh of it): a refresh need not be made twice */
-			if (how == CT_TOUCH)
+			if (act == CT_TOUCH)
 				return CT_UNCHANGED;
 			continue;
 		}
-		if (how != CT_PUT && how != CT_PUT_CONFIRMED)
+		if (act != CT_PUT)
 			return CT_UNCHANGED;
 		if (aeth_ct_word_claimed(old) ||
 		    !ct_swap(at.b, i, old, aeth_ct_word_claim(at.tag)))
@@ -333,7 +342,7 @@ static __always_inline void ct_overwrite(const struct aeth_ct_key *key,
 					 __u32 be_id, __u32 now_s,
 					 bool confirmed)
 {
-	ct_store(key, be_id, now_s, confirmed ? CT_PUT_CONFIRMED : CT_PUT);
+	ct_store(key, be_id, now_s, confirmed ? CT_PUT | CT_CONFIRM : CT_PUT);
 }
 
 #endif /* AETHER_BPF_CONNTRACK_H */

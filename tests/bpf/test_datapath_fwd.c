@@ -1123,6 +1123,32 @@ static void ports_of_one_bucket(uint32_t svc_id, uint16_t *ports, int n)
 	cr_assert_eq(got, n, "only %d ports share a bucket", got);
 }
 
+/* n client addresses (host order, in 10.0.0.0/12, port 40000) whose
+ * entries for service svc_id share one bucket: as many as a test needs,
+ * whatever the table's seed. */
+static void sources_of_one_bucket(uint32_t svc_id, uint32_t *srcs, int n)
+{
+	struct pkt_spec s = pkt_spec_tcp4("10.0.0.0", 40000, VIP4, 6443);
+	struct aeth_ct_key k;
+	struct aeth_flow fl;
+	uint32_t want = 0;
+	int got = 0;
+
+	for (uint32_t a = 0x0a000001; a < 0x0a100000 && got < n; a++) {
+		uint32_t b;
+
+		s.src.v4 = htonl(a);
+		fl = flow_of(&s);
+		k = aeth_ct_key_of(&fl, svc_id);
+		b = aeth_ct_bucket_of(&k, h.ct_table.seed, h.ct_table.nbuckets);
+		if (!got)
+			want = b;
+		if (b == want)
+			srcs[got++] = a;
+	}
+	cr_assert_eq(got, n, "only %d sources share a bucket", got);
+}
+
 /* A full bucket gives up the entry seen least recently, and a packet of an
  * established TCP flow refreshes its entry's seen_s (once a second), so a
  * live connection is not what a new one evicts. */
@@ -1194,15 +1220,14 @@ Test(fwd, full_bucket_gives_up_its_least_recently_seen_entry)
 
 /* A SYN's entry is unconfirmed until a packet of its flow uses it (the
  * handshake's ACK), and a full bucket gives up unconfirmed entries first:
- * a flood of SYNs that never answer, over twice a bucket's size and all
+ * a flood of SYNs that never answer, five times a bucket's size and all
  * within the insert budget, replaces its own entries and leaves the
  * connections, however recently it wrote its own. */
 Test(fwd, syn_flood_replaces_its_own_entries_not_connections)
 {
-	/* 23: as many ports of one client as one bucket of this table gets */
-	enum { LIVE = 3, FLOOD = 2 * AETH_CT_WAYS + 4 };
-	struct pkt_spec s = pkt_spec_tcp4(CLI4, 0, VIP4, 6443);
-	uint16_t port[LIVE + FLOOD];
+	enum { LIVE = 3, FLOOD = 5 * AETH_CT_WAYS };
+	struct pkt_spec s = pkt_spec_tcp4("10.0.0.0", 40000, VIP4, 6443);
+	uint32_t src[LIVE + FLOOD];
 	struct aeth_ct_entry e;
 	struct aeth_flow fl;
 	struct frame f;
@@ -1210,28 +1235,28 @@ Test(fwd, syn_flood_replaces_its_own_entries_not_connections)
 	int kept = 0;
 
 	one_backend_service(1, VIP4, 6443, 6, 10, "192.0.2.21");
-	ports_of_one_bucket(1, port, LIVE + FLOOD);
+	sources_of_one_bucket(1, src, LIVE + FLOOD);
 	for (int i = 0; i < LIVE; i++) {
-		s.sport = port[i];
+		s.src.v4 = htonl(src[i]);
 		fl = flow_of(&s);
 		s.tcp_flags = PKT_TCP_SYN;
 		build(&s, &f);
 		run(&f, &r);
 		expect_tx(&r, &s, &f, "192.0.2.21");
 		cr_assert_eq(dp_ct_get(&h, &fl, &e), 0);
-		cr_assert_not(e.confirmed, "a SYN's entry, port[%d]", i);
+		cr_assert_not(e.confirmed, "a SYN's entry, source %d", i);
 		s.tcp_flags = PKT_TCP_ACK;
 		build(&s, &f);
 		run(&f, &r);
 		expect_tx(&r, &s, &f, "192.0.2.21");
 		cr_assert_eq(dp_ct_get(&h, &fl, &e), 0);
-		cr_assert(e.confirmed, "its ACK confirms it, port[%d]", i);
+		cr_assert(e.confirmed, "its ACK confirms it, source %d", i);
 		cr_assert_eq(e.backend_id, 10);
 	}
 	/* the flood: SYNs only, every one of them written (no budget hit) */
 	s.tcp_flags = PKT_TCP_SYN;
 	for (int i = LIVE; i < LIVE + FLOOD; i++) {
-		s.sport = port[i];
+		s.src.v4 = htonl(src[i]);
 		build(&s, &f);
 		run(&f, &r);
 		expect_tx(&r, &s, &f, "192.0.2.21");
@@ -1240,15 +1265,15 @@ Test(fwd, syn_flood_replaces_its_own_entries_not_connections)
 	cr_assert_eq(global().events[AETH_EV_CT_EVICTED],
 		     FLOOD - (AETH_CT_WAYS - LIVE));
 	for (int i = 0; i < LIVE + FLOOD; i++) {
-		s.sport = port[i];
+		s.src.v4 = htonl(src[i]);
 		fl = flow_of(&s);
 		if (i < LIVE) {
 			cr_assert_eq(dp_ct_get(&h, &fl, &e), 0,
-				     "connection port[%d] kept", i);
+				     "connection %d kept", i);
 			cr_assert(e.confirmed);
 			cr_assert_eq(e.backend_id, 10);
 		} else if (dp_ct_get(&h, &fl, &e) == 0) {
-			cr_assert_not(e.confirmed, "flood port[%d]", i);
+			cr_assert_not(e.confirmed, "flood source %d", i);
 			kept++;
 		}
 	}
@@ -1256,7 +1281,7 @@ Test(fwd, syn_flood_replaces_its_own_entries_not_connections)
 	cr_assert_eq(ct_count(), AETH_CT_WAYS);
 
 	/* a SYN on a connection's tuple is a new connection: unconfirmed */
-	s.sport = port[0];
+	s.src.v4 = htonl(src[0]);
 	fl = flow_of(&s);
 	build(&s, &f);
 	run(&f, &r);
