@@ -337,7 +337,8 @@ static const struct {
 	  "not recorded." },
 	{ AETH_EV_CT_EVICTED, "aether_conntrack_evicted_total", NULL,
 	  "New entries written over the least recently seen entry of a full "
-	  "bucket of the connection table." },
+	  "bucket of the connection table (one no packet confirmed counted "
+	  "60 s older)." },
 };
 _Static_assert(sizeof(event_metrics) / sizeof(event_metrics[0]) == AETH_EV_MAX,
 	       "every event has its metric");

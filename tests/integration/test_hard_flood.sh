@@ -4,10 +4,13 @@
 #   A. from outside the authorized networks (hping3 --rand-source);
 #   B. from inside them (random sources of 198.51.100.0/25, raw socket);
 #   C. the same with the service's new-connection cap lowered below what
-#      those sources may open.
+#      those sources may open;
+#   D. B again on the smallest connection table, which the flood churns,
+#      with the stream's backend drained in the middle of it.
 # The stream never stalls, the client's new connections succeed (A and B:
 # every one; C: as the service cap shares out), the LB node's agent keeps
-# answering its API and metrics, and the figures are printed.
+# answering its API and metrics, and the figures are printed. In D the
+# stream keeps its entry, and with it its drained backend.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 . scripts/lib/itest.sh
@@ -198,3 +201,51 @@ ok "capped flood: the service cap dropped $((SRL1 - SRL0)) SYNs"
 a=$(json_get "$(cat "$ITEST_TMP/capped.pace")" admitted)
 [ "$a" -gt 0 ] || die "capped flood: some new connections of the client succeed"
 ok "capped flood: $a new connections of the authorized client succeeded (TCP retries included)"
+
+# --- D: a connection table far too small, and the stream's backend drained --
+# lb1 restarted on the smallest table, 1,024 entries (128 buckets), whose
+# every entry the admitted SYNs of the inside flood (107 sources at 20/s,
+# over 2,000 a second) replace twice a second. The stream's entry was confirmed by its handshake, the flood's
+# never are, so the flood replaces its own entries (docs/guard.md). Then
+# the stream's backend is drained mid-flood: had its entry been given up,
+# its packets would follow Maglev to another backend, which resets it.
+metric() { topo_http lb1 /metrics | awk -v m="$1" '$1 == m { print $2 }'; }
+itest_template "$ITEST_TMP/small.json" "doc['conntrack']['max_entries'] = 1024"
+topo_agent_kill lb1
+nsenter --net="/run/netns/$P-lb1" "$AGENT" --detach --pin-dir "$(topo_pin_dir lb1)" \
+	--socket "$(topo_sock lb1)" >"$ITEST_TMP/detach.log" 2>&1 ||
+	die "lb1 --detach: $(cat "$ITEST_TMP/detach.log")"
+topo_set_template "$ITEST_TMP/small.json" || die "writing the documents"
+topo_agent_start lb1
+topo_wait_ready lb1 30 || die "lb1 agent restarted"
+[ "$(metric aether_conntrack_max_entries)" = 1024 ] ||
+	die "lb1's table of 1,024 entries (max_entries $(metric aether_conntrack_max_entries))"
+rm -f "$ITEST_TMP/stop"
+topo_client cin --vip "$VIP4" stream --seconds 60 --stall 2 --rate 131072 \
+	--announce "$ITEST_TMP/small.backend" --until "$ITEST_TMP/stop" \
+	>"$ITEST_TMP/small.stream" 2>&1 &
+spid=$!
+X=$(itest_stream_backend "$ITEST_TMP/small.backend") || die "stream started"
+ev0=$(metric aether_conntrack_evicted_total)
+inside_flood "$FLOOD_SECONDS" >"$ITEST_TMP/small.sent" 2>&1 &
+flood=$!
+sleep 3
+itest_template "$ITEST_TMP/drained.json" "doc['conntrack']['max_entries'] = 1024
+be('kube-apiserver', '${TOPO_V4[$X]}')['state'] = 'draining'"
+itest_apply_template "$ITEST_TMP/drained.json"
+ok "backend $X of the stream drained in the middle of the flood"
+wait "$flood"
+ev1=$(metric aether_conntrack_evicted_total)
+echo "     raw SYNs from random 198.51.100.20-126 sources: $(cat "$ITEST_TMP/small.sent"); lb1 evicted $((ev1 - ev0)) entries of its 1,024"
+[ $((ev1 - ev0)) -gt 1000 ] ||
+	die "the flood churned lb1's table (conntrack_evicted +$((ev1 - ev0)))"
+itest_stream_kept "$spid" "$ITEST_TMP/small.stream" "$X" || die "$ITEST_STREAM"
+ok "stream kept its drained backend through the flood: $(json_get "$ITEST_STREAM" received) bytes, every one echoed"
+topo_ctl lb1 -j conntrack list --source "${TOPO_V4[cin]}" >"$ITEST_TMP/small.ct" ||
+	die "conntrack list on lb1"
+python3 -c 'import json, sys
+rows = json.load(open(sys.argv[1]))
+assert any(r["backend"] == sys.argv[2] and r["confirmed"] for r in rows), rows
+' "$ITEST_TMP/small.ct" "${TOPO_V4[$X]}" ||
+	die "the stream's confirmed entry on $X is in lb1's table: $(cat "$ITEST_TMP/small.ct")"
+ok "the stream's entry outlived $((ev1 - ev0)) evictions, confirmed, on $X"
