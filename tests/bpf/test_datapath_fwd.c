@@ -1098,29 +1098,53 @@ Test(fwd, syn_flood_beyond_budget_adds_no_entry)
 	cr_assert_eq(svc_stats(1).new_flows, 500);
 }
 
-/* n client ports of CLI4 whose entries for service svc_id share one
- * bucket of the table (found with the table's own seed and size). */
-static void ports_of_one_bucket(uint32_t svc_id, uint16_t *ports, int n)
+static void set_sport(struct pkt_spec *s, uint32_t port)
 {
-	struct pkt_spec s = pkt_spec_tcp4(CLI4, 20000, VIP4, 6443);
+	s->sport = (uint16_t)port;
+}
+
+static void set_src4(struct pkt_spec *s, uint32_t addr)
+{
+	s->src.v4 = htonl(addr);
+}
+
+/* n of the values from, from + 1, ... (below to), set into s by set,
+ * whose flows' entries for service svc_id share one bucket of the table
+ * (found with the table's own seed and size). */
+static void of_one_bucket(uint32_t svc_id, struct pkt_spec s,
+			  void (*set)(struct pkt_spec *, uint32_t), uint32_t from,
+			  uint32_t to, uint32_t *out, int n)
+{
 	struct aeth_ct_key k;
 	struct aeth_flow fl;
 	uint32_t want = 0;
 	int got = 0;
 
-	for (uint32_t port = 20000; port < 65536 && got < n; port++) {
+	for (uint32_t v = from; v < to && got < n; v++) {
 		uint32_t b;
 
-		s.sport = (uint16_t)port;
+		set(&s, v);
 		fl = flow_of(&s);
 		k = aeth_ct_key_of(&fl, svc_id);
 		b = aeth_ct_bucket_of(&k, h.ct_table.seed, h.ct_table.nbuckets);
 		if (!got)
 			want = b;
 		if (b == want)
-			ports[got++] = (uint16_t)port;
+			out[got++] = v;
 	}
-	cr_assert_eq(got, n, "only %d ports share a bucket", got);
+	cr_assert_eq(got, n, "only %d flows share a bucket", got);
+}
+
+/* n client ports of CLI4 whose entries for service svc_id share one
+ * bucket. */
+static void ports_of_one_bucket(uint32_t svc_id, uint16_t *ports, int n)
+{
+	uint32_t v[n];
+
+	of_one_bucket(svc_id, pkt_spec_tcp4(CLI4, 20000, VIP4, 6443),
+		      set_sport, 20000, 65536, v, n);
+	for (int i = 0; i < n; i++)
+		ports[i] = (uint16_t)v[i];
 }
 
 /* n client addresses (host order, in 10.0.0.0/12, port 40000) whose
@@ -1128,25 +1152,8 @@ static void ports_of_one_bucket(uint32_t svc_id, uint16_t *ports, int n)
  * whatever the table's seed. */
 static void sources_of_one_bucket(uint32_t svc_id, uint32_t *srcs, int n)
 {
-	struct pkt_spec s = pkt_spec_tcp4("10.0.0.0", 40000, VIP4, 6443);
-	struct aeth_ct_key k;
-	struct aeth_flow fl;
-	uint32_t want = 0;
-	int got = 0;
-
-	for (uint32_t a = 0x0a000001; a < 0x0a100000 && got < n; a++) {
-		uint32_t b;
-
-		s.src.v4 = htonl(a);
-		fl = flow_of(&s);
-		k = aeth_ct_key_of(&fl, svc_id);
-		b = aeth_ct_bucket_of(&k, h.ct_table.seed, h.ct_table.nbuckets);
-		if (!got)
-			want = b;
-		if (b == want)
-			srcs[got++] = a;
-	}
-	cr_assert_eq(got, n, "only %d sources share a bucket", got);
+	of_one_bucket(svc_id, pkt_spec_tcp4("10.0.0.0", 40000, VIP4, 6443),
+		      set_src4, 0x0a000001, 0x0a100000, srcs, n);
 }
 
 /* A full bucket gives up the entry seen least recently, and a packet of an
@@ -1236,21 +1243,19 @@ Test(fwd, syn_flood_replaces_its_own_entries_not_connections)
 
 	one_backend_service(1, VIP4, 6443, 6, 10, "192.0.2.21");
 	sources_of_one_bucket(1, src, LIVE + FLOOD);
-	for (int i = 0; i < LIVE; i++) {
-		s.src.v4 = htonl(src[i]);
+	/* a SYN's entry is unconfirmed; the handshake's ACK confirms it */
+	for (int i = 0; i < 2 * LIVE; i++) {
+		bool ack = i % 2;
+
+		s.src.v4 = htonl(src[i / 2]);
+		s.tcp_flags = ack ? PKT_TCP_ACK : PKT_TCP_SYN;
 		fl = flow_of(&s);
-		s.tcp_flags = PKT_TCP_SYN;
 		build(&s, &f);
 		run(&f, &r);
 		expect_tx(&r, &s, &f, "192.0.2.21");
 		cr_assert_eq(dp_ct_get(&h, &fl, &e), 0);
-		cr_assert_not(e.confirmed, "a SYN's entry, source %d", i);
-		s.tcp_flags = PKT_TCP_ACK;
-		build(&s, &f);
-		run(&f, &r);
-		expect_tx(&r, &s, &f, "192.0.2.21");
-		cr_assert_eq(dp_ct_get(&h, &fl, &e), 0);
-		cr_assert(e.confirmed, "its ACK confirms it, source %d", i);
+		cr_assert_eq(e.confirmed, ack, "source %d after its %s", i / 2,
+			     ack ? "ACK" : "SYN");
 		cr_assert_eq(e.backend_id, 10);
 	}
 	/* the flood: SYNs only, every one of them written (no budget hit) */
