@@ -43,8 +43,9 @@ int aeth_ct_table_get(const struct aeth_ct_table *t,
 		      const struct aeth_ct_key *key, struct aeth_ct_entry *e);
 /* Write the entry of key where the data path would (its own slot, a free
  * one, or the one its bucket gives up: aeth_ct_victim), confirmed as
- * e->confirmed says, and its filter bits; a seen_s of 0 is stored as 1. Not atomic with the data path's own writes to the bucket:
- * for tests and tools. 0 or -errno (-EBADF: opened without the filter;
+ * e->confirmed says, and its filter bits; a seen_s of 0 is stored as 1.
+ * Not atomic with the data path's own writes to the bucket: for tests and
+ * tools. 0 or -errno (-EBADF: opened without the filter;
  * -EBUSY: the data path is filling a slot of the bucket). */
 int aeth_ct_table_put(const struct aeth_ct_table *t,
 		      const struct aeth_ct_key *key,

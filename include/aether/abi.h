@@ -274,13 +274,14 @@ struct aeth_ct_entry {
 /* The table is an array of buckets (include/aether/ct_table.h): a key
  * lives in one bucket, chosen by a keyed hash, in one of its
  * AETH_CT_WAYS slots; a full bucket gives up its least recently seen
- * entry, counting an entry no packet confirmed as older
- * (ct_table.h aeth_ct_victim). 32 bytes an entry (the kernel's LRU hash took 96). A slot's entry is one aligned
- * 64-bit word (aeth_ct_word: seen_s, a 16-bit tag of the key's hash, the
- * confirmed bit, the backend id; 0: free), and the eight words share
- * one cache line apart from the keys, so a lookup reads the words, and a
- * key only where the tag matches: in a full bucket, a miss reads no key
- * and a hit one (ct_table.h also says how readers go without the lock).
+ * entry, counting an entry no packet confirmed as older (ct_table.h
+ * aeth_ct_victim). 32 bytes an entry (the kernel's LRU hash took 96). A
+ * slot's entry is one aligned 64-bit word (aeth_ct_word: seen_s, a 16-bit
+ * tag of the key's hash, the confirmed bit, the backend id; 0: free), and
+ * the eight words share one cache line apart from the keys, so a lookup
+ * reads the words, and a key only where the tag matches: in a full
+ * bucket, a miss reads no key and a hit one (ct_table.h also says how
+ * readers go without the lock).
  * Bucket 0's seed is the whole table's secret hash seed, written once
  * when the table is created and kept with it (others: 0). */
 #define AETH_CT_WAYS 8
