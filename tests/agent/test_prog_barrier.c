@@ -48,7 +48,9 @@ static void setup(void)
 {
 	skel = spin__open();
 	cr_assert_not_null(skel);
-	/* 8 x 8M empty iterations: about 100 ms, far longer than a read */
+	/* 32 x 8M empty iterations: a few hundred ms, far longer than a
+	 * read, and than a busy machine keeps the test's thread waiting for
+	 * its CPU (8 x 8M once ended before the control's read) */
 	skel->rodata->spins = 1 << 23;
 	cr_assert_eq(spin__load(skel), 0);
 }

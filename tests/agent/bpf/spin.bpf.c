@@ -20,7 +20,7 @@ int spin(struct xdp_md *ctx)
 {
 	(void)ctx;
 	started = 1;
-	for (int i = 0; i < 8; i++)	/* bpf_loop takes 2^23 at most */
+	for (int i = 0; i < 32; i++)	/* bpf_loop takes 2^23 at most */
 		bpf_loop(spins, spin_once, NULL, 0);
 	done = 1;
 	return XDP_PASS;
