@@ -3,7 +3,7 @@
 # bench/results/:
 #   bench/run.sh [all|cost|maglev|throughput|scale|bgp] [ARGS...]
 #     cost        cost per packet of every data-path path (cost-<date>.json);
-#                 ARGS go to it: --rounds N, --only ROW, --baseline OBJ;
+#                 ARGS go to it: --rounds N, --only ROW|micro, --baseline OBJ;
 #                 --baseline-rev REV builds REV's program (e.g. main, HEAD~1)
 #                 with bpf/meson.build's flags and times it as --baseline
 #     maglev      Maglev table build time (maglev-<date>.txt); ARGS: RUNS

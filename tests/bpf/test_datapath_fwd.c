@@ -650,6 +650,14 @@ Test(fwd, udp_flows_are_recorded)
 	ct_key = aeth_ct_key_of(&fl, 1);
 	cr_assert_eq(aeth_ct_table_get(&h.ct_table, &ct_key, &e), 0);
 	cr_assert_eq(e.backend_id, 10);
+	/* a lone datagram (a query, or a spoofed flood's) leaves an entry no
+	 * packet confirmed; the flow's second packet confirms it */
+	cr_assert_not(e.confirmed);
+	run(&f, &r);
+	expect_tx(&r, &s, &f, "192.0.2.21");
+	cr_assert_eq(dp_ct_get(&h, &fl, &e), 0);
+	cr_assert(e.confirmed);
+	cr_assert_eq(e.backend_id, 10);
 }
 
 /* ---- backends, conntrack, Maglev ---- */
