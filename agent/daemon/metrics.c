@@ -52,8 +52,9 @@ struct ct_count {
 	bool in_pass;		/* it is a valid resume point */
 	uint64_t done_at_s;	/* CLOCK_MONOTONIC end of the last pass */
 	struct aeth_map_iter it;	/* where the pass resumes */
-	uint64_t partial;
+	uint64_t partial, partial_unconfirmed;
 	int64_t entries;	/* -1 until a first pass completes */
+	int64_t unconfirmed;	/* of those, entries no packet confirmed */
 	void *keys, *values;
 	uint32_t cap;		/* entries the buffers hold */
 	uint32_t key_size, value_size;
@@ -506,6 +507,12 @@ static void scrape_conntrack(struct evbuffer *b, int fd, const struct ct_count *
 		   "at most every " XSTR(CT_COUNT_PERIOD_S) " s.");
 	evbuffer_add_printf(b, "aether_conntrack_entries %lld\n",
 			    (long long)ct->entries);
+	add_family(b, "aether_conntrack_unconfirmed_entries", "gauge",
+		   "Of those, entries no packet used after the one that wrote "
+		   "them (a lone SYN's or datagram's, as a SYN flood leaves): "
+		   "a full bucket gives them up first.");
+	evbuffer_add_printf(b, "aether_conntrack_unconfirmed_entries %lld\n",
+			    (long long)ct->unconfirmed);
 }
 
 static uint64_t mono_s(void)
@@ -555,22 +562,25 @@ static int ct_count_buffers(struct ct_count *ct, int fd, uint32_t cap)
 	return 0;
 }
 
-/* The entries in the count buckets just read (the table is an array of
- * aeth_ct_bucket, include/aether/ct_table.h). */
-static uint64_t ct_count_slots(const struct ct_count *ct, uint32_t count)
+/* Add the entries in the count buckets just read (the table is an array
+ * of aeth_ct_bucket, include/aether/ct_table.h) to the pass's counts. */
+static void ct_count_slots(struct ct_count *ct, uint32_t count)
 {
-	uint64_t n = 0;
-
 	if (ct->value_size != sizeof(struct aeth_ct_bucket))
-		return 0;
+		return;
 	for (uint32_t j = 0; j < count; j++) {
 		const struct aeth_ct_bucket *b = (const struct aeth_ct_bucket *)
 			((const char *)ct->values + (size_t)j * ct->value_size);
 
-		for (int i = 0; i < AETH_CT_WAYS; i++)
-			n += aeth_ct_word_seen(b->slot[i].word) != 0;
+		for (int i = 0; i < AETH_CT_WAYS; i++) {
+			__u64 w = b->slot[i].word;
+
+			if (!aeth_ct_word_seen(w))
+				continue;
+			ct->partial++;
+			ct->partial_unconfirmed += !aeth_ct_word_confirmed(w);
+		}
 	}
-	return n;
 }
 
 static void ct_count_step(evutil_socket_t unused, short what, void *arg)
@@ -605,7 +615,7 @@ static void ct_count_step(evutil_socket_t unused, short what, void *arg)
 		err = more;
 		goto give_up;
 	}
-	ct->partial += ct_count_slots(ct, count);
+	ct_count_slots(ct, count);
 	ct->in_pass = true;
 	if (more) {
 		ct_count_schedule(ct, 0);
@@ -613,11 +623,13 @@ static void ct_count_step(evutil_socket_t unused, short what, void *arg)
 	}
 	/* the pass is complete */
 	ct->entries = (int64_t)ct->partial;
+	ct->unconfirmed = (int64_t)ct->partial_unconfirmed;
 	goto end;
 give_up:
 	log_debug("metrics: counting the connection table: %s", strerror(-err));
 end:
 	ct->partial = 0;
+	ct->partial_unconfirmed = 0;
 	ct->in_pass = false;
 	ct->running = false;
 	ct->done_at_s = mono_s();

@@ -663,8 +663,9 @@ Test(metrics, full_tables)
 	/* samples: 14 per service, 4 per backend, plus the fixed ones */
 	size_t samples = 0;
 	for (const char *p = body; *p;) {
-		/* the conntrack count appears once its first pass is done */
+		/* the conntrack counts appear once its first pass is done */
 		if (*p != '#' && strncmp(p, "aether_conntrack_entries ", 25) &&
+		    strncmp(p, "aether_conntrack_unconfirmed_entries ", 37) &&
 		    strncmp(p, "aether_map_fill_ratio{map=\"conntrack\"}", 38))
 			samples++;
 		p = strchr(p, '\n');
@@ -686,8 +687,17 @@ Test(metrics, full_tables)
 	free(bs);
 }
 
+static int count_unconfirmed(const struct aeth_ct_key *k,
+			     const struct aeth_ct_entry *e, void *arg)
+{
+	(void)k;
+	*(int *)arg += !e->confirmed;
+	return 0;
+}
+
 /* The connection table is counted in the background, in chunks of
- * buckets; the count matches a walk of the table's slots. */
+ * buckets; the count matches a walk of the table's slots, and so does the
+ * count of the entries no packet confirmed. */
 Test(metrics, conntrack_entries_counted)
 {
 	struct aeth_ct_entry v = { .backend_id = 1, .seen_s = 5 };
@@ -697,7 +707,7 @@ Test(metrics, conntrack_entries_counted)
 	struct http_call c;
 	const char *body;
 	char want[96];
-	int inserted = 0, walked = 0;
+	int inserted = 0, walked = 0, unconfirmed = 0;
 	bool found = false;
 
 	cr_assert_eq(aeth_ct_table_seed(fds.ct), 0);
@@ -707,11 +717,17 @@ Test(metrics, conntrack_entries_counted)
 	for (uint32_t i = 0; i < 10000; i++) {
 		k.src.v4 = htonl(0xc6336400 + (i & 0xff));	/* 198.51.100.x */
 		k.sport = htons(1024 + i);
+		v.confirmed = i % 4 != 0;	/* a quarter lone SYNs' */
 		if (aeth_ct_table_put(&t, &k, &v) == 0)
 			inserted++;
 	}
 	cr_assert_eq(inserted, 10000);
 	walked = (int)aeth_ct_table_count(&t);
+	cr_assert_eq(aeth_ct_table_foreach(&t, count_unconfirmed,
+					   &unconfirmed), 0);
+	/* a full bucket gave up its unconfirmed entries first */
+	cr_assert_lt(unconfirmed, 2500);
+	cr_assert_gt(unconfirmed, 1500);
 	/* a few buckets overflowed (each gave up its oldest) */
 	cr_assert_gt(walked, 9000, "only %d entries kept", walked);
 	cr_assert_leq(walked, 10000);
@@ -731,6 +747,9 @@ Test(metrics, conntrack_entries_counted)
 	cr_assert(has_line(body, want), "no line %s", want);
 	snprintf(want, sizeof(want), "aether_conntrack_max_entries %d",
 		 CT_ENTRIES);
+	cr_assert(has_line(body, want), "no line %s", want);
+	snprintf(want, sizeof(want), "aether_conntrack_unconfirmed_entries %d",
+		 unconfirmed);
 	cr_assert(has_line(body, want), "no line %s", want);
 	free(c.resp);
 	aeth_metrics_stop(m);
