@@ -25,12 +25,8 @@
 			 * names backend be_id */
 #define CT_ACTION 3
 /* With CT_PUT or CT_TOUCH: the entry written is confirmed (a packet of
- * its flow used it). A bit of how that lands on the word's own bit by a
- * shift: no compare on the insert's path. */
+ * its flow used it). */
 #define CT_CONFIRM 4
-#define CT_CONFIRM_SHIFT 13
-_Static_assert(CT_CONFIRM << CT_CONFIRM_SHIFT == AETH_CT_WORD_CONFIRMED,
-	       "CT_CONFIRM shifts onto the slot word's confirmed bit");
 
 /* What ct_store did. */
 #define CT_STORED 0	/* into the key's own slot or a free one */
@@ -217,8 +213,7 @@ __noinline int ct_store(const struct aeth_ct_key *k, __u32 be_id, __u32 now_s,
 
 	if (!k || !ct_locate(k, &at))
 		return CT_UNCHANGED;
-	w = aeth_ct_word(be_id, at.tag, now_s ? now_s : 1, false) |
-	    (__u64)(how & CT_CONFIRM) << CT_CONFIRM_SHIFT;
+	w = aeth_ct_word(be_id, at.tag, now_s ? now_s : 1, how & CT_CONFIRM);
 	/* the filter's line and the bucket's read side by side, their misses
 	 * overlapping */
 	if (at.filter)

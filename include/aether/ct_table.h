@@ -196,8 +196,12 @@ AETH_RULE struct aeth_ct_entry aeth_ct_word_entry(__u64 w)
  * bits, which do not wrap). A free slot weighs 0. */
 AETH_RULE __u64 aeth_ct_word_worth(__u64 w)
 {
-	/* a multiply, not a branch: the bit is different slot to slot */
-	return (w >> 32) + (w >> 15 & 1) * AETH_CT_UNCONFIRMED_AGE_S;
+	/* the bit times the age, not a branch on it (which the compiler
+	 * makes of aeth_ct_word_confirmed's bool): the bit differs slot to
+	 * slot */
+	return aeth_ct_word_seen(w) + (w & AETH_CT_WORD_CONFIRMED) /
+				      AETH_CT_WORD_CONFIRMED *
+				      AETH_CT_UNCONFIRMED_AGE_S;
 }
 
 AETH_RULE bool aeth_ct_key_eq(const struct aeth_ct_key *a,
