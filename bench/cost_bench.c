@@ -964,7 +964,8 @@ struct micro_row {
 	struct row r;		/* the frame it ran on */
 };
 
-static struct micro_row micro_rows[32];
+#define MICRO_MAX 32
+static struct micro_row micro_rows[MICRO_MAX];
 static int n_micro;
 
 static void run_micro(struct bench *b)
@@ -978,7 +979,8 @@ static void run_micro(struct bench *b)
 #define MICRO(k, nm, p, vr) MICRO_CHECKED(k, nm, p, vr, 0, 0)
 	/* cyc: 2^cyc sources in turn (0: vr says); want: the last verdict */
 #define MICRO_CHECKED(k, nm, p, vr, cyc, verdict)                              \
-	(micro_rows[n_micro++] = (struct micro_row){                          \
+	(n_micro < MICRO_MAX ? (void)0 : die("micro_rows", ENOSPC),           \
+	 micro_rows[n_micro++] = (struct micro_row){                          \
 		 .key = k, .name = nm, .fd = bpf_program__fd(m->progs.p),    \
 		 .vary = vr, .cycle = cyc, .want = verdict })
 	MICRO("sink", "percpu array add (base of the two clocks)",
@@ -1015,20 +1017,17 @@ static void run_micro(struct bench *b)
 	      micro_shared_read, false);
 	MICRO("encap_floor", "head moved 20 bytes, 40 written, XDP_TX",
 	      micro_encap_floor, false);
-	/* the table's layout against a denser one on many flows (hits) */
-	MICRO_CHECKED("ct8_hit_64k", "table's buckets, 65,536 flows in turn, hit",
-		      micro_ct8_find_or_add, false, 16, XDP_TX);
-	MICRO_CHECKED("dense4_hit_64k", "one-line IPv4 buckets, 65,536 flows, hit",
-		      micro_dense4_find_or_add, false, 16, XDP_TX);
-	MICRO_CHECKED("dense4l_hit_64k", "the same, each bucket in its line, hit",
-		      micro_dense4_lined_find_or_add, false, 16, XDP_TX);
-	/* the same tables, a new flow each packet (a miss and a write) */
-	MICRO_CHECKED("ct8_new", "table's buckets, new tuple written",
-		      micro_ct8_find_or_add, true, 0, XDP_PASS);
-	MICRO_CHECKED("dense4_new", "one-line IPv4 buckets, new tuple written",
-		      micro_dense4_find_or_add, true, 0, XDP_PASS);
-	MICRO_CHECKED("dense4l_new", "the same, each bucket in its line, new",
-		      micro_dense4_lined_find_or_add, true, 0, XDP_PASS);
+	/* the table's layout against denser ones: hits on 65,536 flows in
+	 * turn, then a new flow each packet (a miss and a write) */
+#define LAYOUT(k, nm, p)                                                      \
+	MICRO_CHECKED(k "_hit_64k", nm ", 65,536 flows in turn, hit", p,      \
+		      false, 16, XDP_TX);                                     \
+	MICRO_CHECKED(k "_new", nm ", new tuple written", p, true, 0, XDP_PASS)
+	LAYOUT("ct8", "table's buckets", micro_ct8_find_or_add);
+	LAYOUT("dense4", "one-line IPv4 buckets", micro_dense4_find_or_add);
+	LAYOUT("dense4l", "the same, each in its line",
+	       micro_dense4_lined_find_or_add);
+#undef LAYOUT
 #undef MICRO_CHECKED
 #undef MICRO
 
