@@ -138,6 +138,11 @@ json_get() {
 	python3 -c 'import json,sys; v = json.loads(sys.argv[1]).get(sys.argv[2]); print("" if v is None else v)' "$1" "$2"
 }
 
+# itest_metric NODE NAME{LABELS}: one sample of the node agent's /metrics
+itest_metric() {
+	topo_http "$1" /metrics | awk -v m="$2" '$1 == m { print $2 }'
+}
+
 # reason_total REASON: a drop reason summed over both LB nodes
 reason_total() {
 	echo $(( $(topo_reason_count lb1 "$1") + $(topo_reason_count lb2 "$1") ))

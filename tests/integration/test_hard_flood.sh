@@ -209,7 +209,6 @@ ok "capped flood: $a new connections of the authorized client succeeded (TCP ret
 # never are, so the flood replaces its own entries (docs/guard.md). Then
 # the stream's backend is drained mid-flood: had its entry been given up,
 # its packets would follow Maglev to another backend, which resets it.
-metric() { topo_http lb1 /metrics | awk -v m="$1" '$1 == m { print $2 }'; }
 itest_template "$ITEST_TMP/small.json" "doc['conntrack']['max_entries'] = 1024"
 topo_agent_kill lb1
 nsenter --net="/run/netns/$P-lb1" "$AGENT" --detach --pin-dir "$(topo_pin_dir lb1)" \
@@ -218,15 +217,15 @@ nsenter --net="/run/netns/$P-lb1" "$AGENT" --detach --pin-dir "$(topo_pin_dir lb
 topo_set_template "$ITEST_TMP/small.json" || die "writing the documents"
 topo_agent_start lb1
 topo_wait_ready lb1 30 || die "lb1 agent restarted"
-[ "$(metric aether_conntrack_max_entries)" = 1024 ] ||
-	die "lb1's table of 1,024 entries (max_entries $(metric aether_conntrack_max_entries))"
+[ "$(itest_metric lb1 aether_conntrack_max_entries)" = 1024 ] ||
+	die "lb1's table of 1,024 entries (max_entries $(itest_metric lb1 aether_conntrack_max_entries))"
 rm -f "$ITEST_TMP/stop"
 topo_client cin --vip "$VIP4" stream --seconds 60 --stall 2 --rate 131072 \
 	--announce "$ITEST_TMP/small.backend" --until "$ITEST_TMP/stop" \
 	>"$ITEST_TMP/small.stream" 2>&1 &
 spid=$!
 X=$(itest_stream_backend "$ITEST_TMP/small.backend") || die "stream started"
-ev0=$(metric aether_conntrack_evicted_total)
+ev0=$(itest_metric lb1 aether_conntrack_evicted_total)
 inside_flood "$FLOOD_SECONDS" >"$ITEST_TMP/small.sent" 2>&1 &
 flood=$!
 sleep 3
@@ -235,7 +234,7 @@ be('kube-apiserver', '${TOPO_V4[$X]}')['state'] = 'draining'"
 itest_apply_template "$ITEST_TMP/drained.json"
 ok "backend $X of the stream drained in the middle of the flood"
 wait "$flood"
-ev1=$(metric aether_conntrack_evicted_total)
+ev1=$(itest_metric lb1 aether_conntrack_evicted_total)
 echo "     raw SYNs from random 198.51.100.20-126 sources: $(cat "$ITEST_TMP/small.sent"); lb1 evicted $((ev1 - ev0)) entries of its 1,024"
 [ $((ev1 - ev0)) -gt 1000 ] ||
 	die "the flood churned lb1's table (conntrack_evicted +$((ev1 - ev0)))"

@@ -31,9 +31,6 @@ wait_nh() {
 	echo "never (still '$(nh "$1")')"
 	return 1
 }
-metric() {
-	topo_http "$1" /metrics | awk -v m="$2" '$1 == m {print $2}'
-}
 # packets lb NODE forwarded for the IPv4 service
 svc_packets() {
 	topo_ctl "$1" -j stats | python3 -c 'import json,sys
@@ -64,8 +61,8 @@ assert d["drained"] is False, d
 assert sorted(d["bgp"]["announced"]) == sorted(sys.argv[2:4]), d
 assert [p["state"] for p in d["bgp"]["peers"]] == ["established"] * 2, d' \
 		"$s" "$VIP4/32" "$VIP6/128" || die "$n status: $s"
-	[ "$(metric "$n" "aether_bgp_peer_up{peer=\"${TOPO_V4[rtr]}\"}")" = 1 ] &&
-		[ "$(metric "$n" "aether_bgp_announced{vip=\"$VIP6\"}")" = 1 ] ||
+	[ "$(itest_metric "$n" "aether_bgp_peer_up{peer=\"${TOPO_V4[rtr]}\"}")" = 1 ] &&
+		[ "$(itest_metric "$n" "aether_bgp_announced{vip=\"$VIP6\"}")" = 1 ] ||
 		die "$n metrics: peer up and VIP announced"
 done
 ok "each node reports both sessions established and both VIPs announced"
@@ -80,7 +77,7 @@ t6=$(wait_nh 6 "$L2_6" 1000) || die "lb1 drained: IPv6 next hop $t6"
 ok "lb1 drained: withdrawn from the router in $t ms (IPv4), $t6 ms (IPv6)"
 [ "$(json_get "$(topo_api lb1 GET /v1/status | head -1)" drained)" = True ] ||
 	die "GET /v1/status says drained"
-[ "$(metric lb1 aether_node_drained)" = 1 ] || die "aether_node_drained 1"
+[ "$(itest_metric lb1 aether_node_drained)" = 1 ] || die "aether_node_drained 1"
 for i in 1 2 3; do
 	topo_client cin --vip "$VIP4" get >/dev/null || die "VIP answers while lb1 is drained"
 done
@@ -128,7 +125,7 @@ svc('kube-apiserver-v6')['health_check']['port'] = 8099"
 itest_apply_template "$ITEST_TMP/v6down.json"
 t6=$(wait_nh 6 "" 5000) || die "IPv6 VIP withdrawn when its backends fail: $t6"
 [ "$(nh 4)" = "$BOTH4" ] || die "IPv4 VIP stays announced: '$(nh 4)'"
-[ "$(metric lb1 "aether_bgp_announced{vip=\"$VIP6\"}")" = 0 ] ||
+[ "$(itest_metric lb1 "aether_bgp_announced{vip=\"$VIP6\"}")" = 0 ] ||
 	die "aether_bgp_announced 0 for the withdrawn VIP"
 ok "IPv6 backends failing: IPv6 VIP withdrawn ($t6 ms after the apply), IPv4 VIP kept"
 # a restarted agent's checks start from "up": it must not announce that VIP
@@ -213,7 +210,7 @@ ok "stream survived $S's silence and lb1's agent restart: $sent bytes, identical
 kill -9 "$(cat "$TOPO_STATE/lb2/bird.pid")"
 wait_nh 4 "$L1_4" 2000 >/dev/null || die "dead bird on lb2 withdrawn"
 t=$(wait_nh 4 "$BOTH4" 15000) || die "lb2's bird started again: $t"
-[ "$(metric lb2 aether_bgp_speaker_restarts_total)" = 1 ] ||
+[ "$(itest_metric lb2 aether_bgp_speaker_restarts_total)" = 1 ] ||
 	die "aether_bgp_speaker_restarts_total 1"
 grep -q "bird (pid .*) is gone" "$TOPO_STATE/lb2/agent.log" || die "death logged"
 ok "lb2's bird killed: withdrawn, restarted and re-announced in $t ms, logged and counted"

@@ -231,15 +231,11 @@ for n in $TOPO_BACKENDS $TOPO_LBS; do
 done
 ok "five agents ready with --kubernetes (lb2 with a client certificate)"
 
-# metric NODE NAME{LABELS}: one sample of the node's /metrics
-metric() {
-	topo_http "$1" /metrics | awk -v k="$2" '$1 == k { print $2 }'
-}
 
 wait_metric_ge() {
 	local i v
 	for ((i = 0; i < $4 * 10; i++)); do
-		v=$(metric "$1" "$2")
+		v=$(itest_metric "$1" "$2")
 		[ -n "$v" ] && [ "${v%.*}" -ge "$3" ] && return 0
 		sleep 0.1
 	done
@@ -284,7 +280,7 @@ leases=$(kube GET /apis/coordination.k8s.io/v1/namespaces/aether-system/leases/a
 [[ " $TOPO_BACKENDS $TOPO_LBS " == *" $leases "* ]] || die "Lease holder '$leases'"
 held=0
 for n in $TOPO_BACKENDS $TOPO_LBS; do
-	h=$(metric "$n" aether_kubernetes_lease_held)
+	h=$(itest_metric "$n" aether_kubernetes_lease_held)
 	held=$((held + ${h:-0}))
 	[ "$n" = "$leases" ] && [ "${h:-0}" != 1 ] && die "$n holds the Lease but says $h"
 done
@@ -329,7 +325,7 @@ check "lb1 and lb2 hold byte-identical Maglev tables and services" tables_agree
 # --- a bad --config while watching: refused, nothing lost ---------------------
 conf=$(topo_conf lb1)
 cp "$conf" "$ITEST_TMP/lb1.good"
-rej0=$(metric lb1 'aether_config_apply_total{result="rejected"}')
+rej0=$(itest_metric lb1 'aether_config_apply_total{result="rejected"}')
 printf '{"version": 1, "services": "none"}\n' >"$conf.new" && mv -f "$conf.new" "$conf"
 wait_metric_ge lb1 'aether_config_apply_total{result="rejected"}' $((rej0 + 1)) 3 ||
 	die "a broken --config was not refused"
@@ -337,7 +333,7 @@ wait_metric_ge lb1 'aether_config_apply_total{result="rejected"}' $((rej0 + 1)) 
 	die "a broken --config changed lb1's backends: $(backends lb1)"
 # the same document as before the broken one: applied again (ok counted),
 # with no new generation (an identical document changes nothing)
-ok0=$(metric lb1 'aether_config_apply_total{result="ok"}')
+ok0=$(itest_metric lb1 'aether_config_apply_total{result="ok"}')
 cp "$ITEST_TMP/lb1.good" "$conf.new" && mv -f "$conf.new" "$conf"
 wait_metric_ge lb1 'aether_config_apply_total{result="ok"}' $((ok0 + 1)) 3 ||
 	die "the fixed --config not applied"
@@ -384,7 +380,7 @@ applies=$(( $(topo_generation lb1) - gen0 ))
 ok "40 endpoint changes in ${storm} ms: $applies applies on lb1, final state right"
 
 # --- 410 Gone: the agents list again ---------------------------------------
-before=$(metric lb1 'aether_kubernetes_relists_total{kind="EndpointSlice"}')
+before=$(itest_metric lb1 'aether_kubernetes_relists_total{kind="EndpointSlice"}')
 kube POST /fake/compact >/dev/null || die "compacting"
 kube PUT /apis/discovery.k8s.io/v1/namespaces/default/endpointslices/web-x7k2p \
 	"$(slice_json "be1 be2" "")" >/dev/null || die "updating the EndpointSlice"
